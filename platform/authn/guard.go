@@ -1,0 +1,160 @@
+package authn
+
+import (
+	"context"
+	"crypto/sha256"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
+	"mailroom.dev/platform/apierror"
+)
+
+// ExchangeFunc trades an API key for an identity token.
+type ExchangeFunc func(ctx context.Context, apiKey string) (*authv1.ExchangeApiKeyResponse, error)
+
+// ClientExchange returns an ExchangeFunc that asks auth over gRPC.
+func ClientExchange(c authv1.AuthServiceClient) ExchangeFunc {
+	return func(ctx context.Context, apiKey string) (*authv1.ExchangeApiKeyResponse, error) {
+		return c.ExchangeApiKey(ctx, &authv1.ExchangeApiKeyRequest{ApiKey: apiKey})
+	}
+}
+
+// KeyCache caches API key exchanges for a short time, keyed by the key's
+// hash so that no key sits in memory as a map key.
+type KeyCache struct {
+	exchange ExchangeFunc
+	ttl      time.Duration
+
+	mu      sync.Mutex
+	entries map[[32]byte]cached
+}
+
+type cached struct {
+	token  string
+	expire time.Time
+}
+
+// NewKeyCache returns a cache in front of exchange; entries live for ttl,
+// and never past the token's own expiry.
+func NewKeyCache(exchange ExchangeFunc, ttl time.Duration) *KeyCache {
+	return &KeyCache{exchange: exchange, ttl: ttl, entries: map[[32]byte]cached{}}
+}
+
+// Token returns an identity token for apiKey.
+func (c *KeyCache) Token(ctx context.Context, apiKey string) (string, error) {
+	h := sha256.Sum256([]byte(apiKey))
+	now := time.Now()
+	c.mu.Lock()
+	e, ok := c.entries[h]
+	c.mu.Unlock()
+	if ok && now.Before(e.expire) {
+		return e.token, nil
+	}
+	resp, err := c.exchange(ctx, apiKey)
+	if err != nil {
+		return "", err
+	}
+	exp := now.Add(c.ttl)
+	if t := resp.GetExpireTime().AsTime(); resp.GetExpireTime() != nil && t.Add(-30*time.Second).Before(exp) {
+		exp = t.Add(-30 * time.Second)
+	}
+	c.mu.Lock()
+	if len(c.entries) > 10000 {
+		c.entries = map[[32]byte]cached{} // bound memory under a flood of distinct keys
+	}
+	c.entries[h] = cached{token: resp.GetToken(), expire: exp}
+	c.mu.Unlock()
+	return resp.GetToken(), nil
+}
+
+// Guard authenticates every call to a gRPC server, except the methods it
+// lists as public (health and reflection always are).
+type Guard struct {
+	Verifier *Verifier
+	// Keys, when set, also accepts API keys, so that grpcurl can call a
+	// service straight with an API key.
+	Keys *KeyCache
+	// Public lists full method names reachable without a credential.
+	Public map[string]bool
+}
+
+func (g *Guard) public(method string) bool {
+	return g.Public[method] || strings.HasPrefix(method, "/grpc.health.v1.") || strings.HasPrefix(method, "/grpc.reflection.")
+}
+
+// Authenticate returns ctx carrying the caller named by md's authorization.
+func (g *Guard) Authenticate(ctx context.Context, method string) (context.Context, error) {
+	if g.public(method) {
+		return ctx, nil
+	}
+	cred := BearerFromContext(ctx)
+	if cred == "" {
+		return nil, apierror.Unauthenticatedf("missing credential: send `authorization: Bearer <API key or identity token>`")
+	}
+	if strings.HasPrefix(cred, APIKeyPrefix) {
+		if g.Keys == nil {
+			return nil, apierror.Unauthenticatedf("API keys are not accepted here; send an identity token")
+		}
+		tok, err := g.Keys.Token(ctx, cred)
+		if err != nil {
+			return nil, err
+		}
+		cred = tok
+	}
+	c, err := g.Verifier.Verify(ctx, cred)
+	if err != nil {
+		return nil, err
+	}
+	return NewContext(ctx, c), nil
+}
+
+// BearerFromContext returns the bearer credential of ctx's incoming metadata.
+func BearerFromContext(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			return strings.TrimSpace(v[7:])
+		}
+	}
+	return ""
+}
+
+// Unary is the unary server interceptor.
+func (g *Guard) Unary() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		ctx, err := g.Authenticate(ctx, info.FullMethod)
+		if err != nil {
+			return nil, err
+		}
+		return h(ctx, req)
+	}
+}
+
+// Stream is the stream server interceptor.
+func (g *Guard) Stream() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		ctx, err := g.Authenticate(ss.Context(), info.FullMethod)
+		if err != nil {
+			return err
+		}
+		return h(srv, &wrapped{ServerStream: ss, ctx: ctx})
+	}
+}
+
+type wrapped struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (w *wrapped) Context() context.Context { return w.ctx }
+
+// OutgoingToken returns ctx with token set as the bearer credential of
+// outgoing gRPC calls.
+func OutgoingToken(ctx context.Context, token string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+}

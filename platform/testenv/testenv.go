@@ -1,0 +1,136 @@
+// Package testenv gives tests the real parts they run against: an embedded
+// NATS server with JetStream, a fresh Postgres database on the server named by
+// TEST_DATABASE_URL, a SQLite file, and a unique subject prefix for tests that
+// share the NATS server on :4222.
+//
+// Without TEST_DATABASE_URL, Postgres tests are skipped, unless
+// MAILROOM_REQUIRE_POSTGRES=1 (as in CI), where they fail.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// NATS starts an embedded NATS server with JetStream, storing under a
+// temporary directory, and returns its URL. It stops when the test ends.
+func NATS(t testing.TB) string {
+	t.Helper()
+	opts := &server.Options{
+		Host:      "127.0.0.1",
+		Port:      -1,
+		JetStream: true,
+		StoreDir:  t.TempDir(),
+		NoLog:     true,
+		NoSigs:    true,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("testenv: nats server: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("testenv: nats server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	return s.ClientURL()
+}
+
+// ExternalNATS returns the URL of the shared NATS server (NATS_TEST_URL,
+// default nats://127.0.0.1:4222) and a unique prefix for this test's
+// subjects and streams. The test is skipped when the server is not reachable,
+// unless MAILROOM_REQUIRE_NATS=1.
+func ExternalNATS(t testing.TB) (url, prefix string) {
+	t.Helper()
+	url = os.Getenv("NATS_TEST_URL")
+	if url == "" {
+		url = "nats://127.0.0.1:4222"
+	}
+	host := strings.TrimPrefix(url, "nats://")
+	c, err := net.DialTimeout("tcp", host, 2*time.Second)
+	if err != nil {
+		if os.Getenv("MAILROOM_REQUIRE_NATS") == "1" {
+			t.Fatalf("testenv: NATS at %s is required (MAILROOM_REQUIRE_NATS=1): %v", url, err)
+		}
+		t.Skipf("testenv: no NATS server at %s: %v", url, err)
+	}
+	c.Close()
+	return url, "t" + RandomID(6) + "."
+}
+
+// RandomID returns n random bytes, hex encoded.
+func RandomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// PostgresURL creates a fresh, empty database on the server named by
+// TEST_DATABASE_URL, returns its URL, and drops it when the test ends.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("TEST_DATABASE_URL")
+	if base == "" {
+		if os.Getenv("MAILROOM_REQUIRE_POSTGRES") == "1" {
+			t.Fatal("testenv: TEST_DATABASE_URL is not set and MAILROOM_REQUIRE_POSTGRES=1")
+		}
+		t.Skip("testenv: TEST_DATABASE_URL is not set")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("testenv: connect TEST_DATABASE_URL: %v", err)
+	}
+	defer admin.Close(context.Background())
+	name := "mailroom_test_" + RandomID(6)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("testenv: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Logf("testenv: drop database %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("testenv: drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("testenv: parse TEST_DATABASE_URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// SQLiteURL returns a sqlite:// URL of a new file in a temporary directory.
+func SQLiteURL(t testing.TB) string {
+	t.Helper()
+	return "sqlite://" + filepath.Join(t.TempDir(), "mailroom.db")
+}
+
+// DatabaseURLs returns the backends a contract test runs on: "sqlite" always,
+// "postgres" when TEST_DATABASE_URL is set (or required). Each value is a
+// function, so that a database is created only for the subtest that runs.
+func DatabaseURLs() map[string]func(testing.TB) string {
+	return map[string]func(testing.TB) string{
+		"sqlite":   SQLiteURL,
+		"postgres": PostgresURL,
+	}
+}

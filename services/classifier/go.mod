@@ -1,0 +1,8 @@
+module mailroom.dev/services/classifier
+
+go 1.26.0
+
+replace (
+	mailroom.dev/gen/go => ../../gen/go
+	mailroom.dev/platform => ../../platform
+)
