@@ -15,7 +15,8 @@ import (
 const (
 	Issuer   = "mailroom-auth"
 	Audience = "mailroom"
-	// APIKeyPrefix starts every API key, so that a key is told from a token.
+	// APIKeyPrefix starts every API key that auth creates. (The bootstrap
+	// key is whatever MAILROOM_BOOTSTRAP_TOKEN says.)
 	APIKeyPrefix = "mr_"
 	// Me is the user id that names the caller itself, as in users/me.
 	Me = "me"

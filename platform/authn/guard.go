@@ -96,7 +96,7 @@ func (g *Guard) Authenticate(ctx context.Context, method string) (context.Contex
 	if cred == "" {
 		return nil, apierror.Unauthenticatedf("missing credential: send `authorization: Bearer <API key or identity token>`")
 	}
-	if strings.HasPrefix(cred, APIKeyPrefix) {
+	if !LooksLikeJWT(cred) {
 		if g.Keys == nil {
 			return nil, apierror.Unauthenticatedf("API keys are not accepted here; send an identity token")
 		}
@@ -111,6 +111,12 @@ func (g *Guard) Authenticate(ctx context.Context, method string) (context.Contex
 		return nil, err
 	}
 	return NewContext(ctx, c), nil
+}
+
+// LooksLikeJWT reports whether cred has the shape of a JWT (three base64url
+// parts, a JSON header); anything else is taken for an API key.
+func LooksLikeJWT(cred string) bool {
+	return strings.Count(cred, ".") == 2 && strings.HasPrefix(cred, "eyJ")
 }
 
 // BearerFromContext returns the bearer credential of ctx's incoming metadata.
