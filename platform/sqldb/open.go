@@ -71,6 +71,9 @@ func (db *DB) Close() error {
 	return err
 }
 
+// Tx is a database/sql transaction.
+type Tx = sql.Tx
+
 // InTx runs fn in a transaction, committing when fn returns nil and rolling
 // back otherwise.
 func InTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
