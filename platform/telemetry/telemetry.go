@@ -81,10 +81,19 @@ func Setup(ctx context.Context, opts Options) (func(context.Context) error, erro
 }
 
 // NewLogger returns a JSON logger writing to w at level, whose records carry
-// the service name and, when their context holds a span, trace_id and span_id.
+// the service name (unless empty) and, when their context holds a span,
+// trace_id and span_id.
 func NewLogger(w io.Writer, level slog.Level, service string) *slog.Logger {
-	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})
-	return slog.New(traceHandler{h}).With("service", service)
+	l := slog.New(NewHandler(w, level))
+	if service != "" {
+		l = l.With("service", service)
+	}
+	return l
+}
+
+// NewHandler returns the JSON handler of NewLogger, for combining with others.
+func NewHandler(w io.Writer, level slog.Level) slog.Handler {
+	return traceHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})}
 }
 
 // ParseLevel parses a log level name (debug, info, warn, error); empty is info.

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"mailroom.dev/cmd/mailroom/suite"
+	"mailroom.dev/platform/telemetry"
+)
+
+// dev runs the suite until ctx is done (Ctrl-C).
+func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", ".mailroom", "directory for the embedded NATS store, the SQLite file, the admin key and the log")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dir, 0o700); err != nil {
+		return err
+	}
+
+	// Every service logs JSON into dir/mailroom.log; the terminal gets
+	// warnings and errors only, unless MAILROOM_LOG_LEVEL says otherwise.
+	logPath := filepath.Join(*dir, "mailroom.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	termLevel := slog.LevelWarn
+	if v := os.Getenv("MAILROOM_LOG_LEVEL"); v != "" {
+		if termLevel, err = telemetry.ParseLevel(v); err != nil {
+			return fmt.Errorf("MAILROOM_LOG_LEVEL: %w", err)
+		}
+	}
+	logger := slog.New(slog.NewMultiHandler(
+		telemetry.NewHandler(logFile, min(termLevel, slog.LevelInfo)),
+		telemetry.NewHandler(stderr, termLevel),
+	))
+	slog.SetDefault(logger)
+
+	shutdownTelemetry, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: "mailroom-dev"})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = shutdownTelemetry(sctx)
+	}()
+
+	s, err := suite.Start(ctx, suite.Config{Dir: *dir, Logger: logger})
+	if err != nil {
+		return err
+	}
+	banner(stdout, s, logPath)
+	err = s.Wait()
+	fmt.Fprintln(stdout, "mailroom dev stopped")
+	return err
+}
+
+func banner(w io.Writer, s *suite.Suite, logPath string) {
+	nats := s.NATSURL
+	if s.Embedded {
+		nats += " (embedded)"
+	}
+	// The key itself is never printed: the terminal may be shared or recorded.
+	export := "export MAILROOM_KEY=\"$MAILROOM_BOOTSTRAP_TOKEN\""
+	if s.AdminKeyFile != "" {
+		export = "export MAILROOM_KEY=$(cat " + s.AdminKeyFile + ")"
+	}
+	fmt.Fprintf(w, `mailroom dev is running — Ctrl-C stops it.
+
+  gateway (REST)   %s        OpenAPI: %s/openapi.json
+  gRPC             auth %s · ingest %s · classifier %s · store %s
+  NATS             %s
+  database         %s
+  logs             %s
+
+The admin API key:
+
+  %s
+
+Create a user and an API key of its own (the key is shown once):
+
+  curl -s -X POST '%s/v1/users?userId=ada' -H "Authorization: Bearer $MAILROOM_KEY" -d '{"displayName":"Ada"}'
+  curl -s -X POST %s/v1/users/ada/apiKeys -H "Authorization: Bearer $MAILROOM_KEY" -d '{"displayName":"laptop"}'
+
+The README walks through importing and classifying mail.
+`, s.HTTPURL, s.HTTPURL, s.GRPC["auth"], s.GRPC["ingest"], s.GRPC["classifier"], s.GRPC["store"],
+		nats, redact(s.DatabaseURL), logPath, export, s.HTTPURL, s.HTTPURL)
+}
+
+// redact hides the password of a database URL.
+func redact(dbURL string) string {
+	u, err := url.Parse(dbURL)
+	if err != nil || u.User == nil {
+		return dbURL
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,290 @@
+// Package suite starts every mailroom service in one process: auth, ingest,
+// classifier and store each on its own loopback gRPC listener, the REST
+// gateway on HTTP, talking gRPC and JetStream to each other exactly as the
+// separate binaries do. `mailroom dev` and the end-to-end tests both use it.
+//
+// Each service's configuration is read from the environment as its own binary
+// reads it (so OPENAI_API_KEY, MAILROOM_STORE_BODIES … work here too), then
+// the suite overrides what wires the services together: their addresses, the
+// NATS URL and the database URL.
+package suite
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/sethvargo/go-envconfig"
+	"golang.org/x/sync/errgroup"
+
+	"mailroom.dev/gateway"
+	"mailroom.dev/services/auth"
+	"mailroom.dev/services/classifier"
+	"mailroom.dev/services/ingest"
+	"mailroom.dev/services/store"
+)
+
+// Config configures the suite. Zero values take the defaults of `make dev`.
+type Config struct {
+	// Dir holds the embedded NATS store, the SQLite file and the admin key
+	// (default ./.mailroom).
+	Dir string
+	// Env looks up the services' environment; nil is the process environment.
+	Env envconfig.Lookuper
+	// Logger receives every service's logs.
+	Logger *slog.Logger
+}
+
+// Suite is a running suite.
+type Suite struct {
+	// HTTPURL is the gateway's base URL, http://host:port.
+	HTTPURL string
+	// GRPC maps each service name to its gRPC address.
+	GRPC map[string]string
+	// NATSURL is the NATS server in use (embedded unless NATS_URL is set).
+	NATSURL string
+	// Embedded is true when the suite runs its own NATS server.
+	Embedded bool
+	// DatabaseURL is the database in use.
+	DatabaseURL string
+	// AdminKey is the bootstrap admin API key.
+	AdminKey string
+	// AdminKeyFile is where AdminKey was written, when the suite made it up.
+	AdminKeyFile string
+
+	group  *errgroup.Group
+	cancel context.CancelFunc
+	nats   *server.Server
+	closer []func() error
+}
+
+// services in start order: auth first, since the others verify callers with its keys.
+var services = []string{"auth", "ingest", "classifier", "store"}
+
+// Start starts the suite and returns once every listener is open. The suite
+// runs until ctx is done or Close is called; Wait returns when it has stopped.
+func Start(ctx context.Context, cfg Config) (_ *Suite, err error) {
+	if cfg.Dir == "" {
+		cfg.Dir = ".mailroom"
+	}
+	if cfg.Env == nil {
+		cfg.Env = envconfig.OsLookuper()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("suite: %w", err)
+	}
+	env := func(key, def string) string {
+		if v, ok := cfg.Env.Lookup(key); ok && v != "" {
+			return v
+		}
+		return def
+	}
+	s := &Suite{GRPC: map[string]string{}}
+	defer func() {
+		if err != nil {
+			s.release()
+		}
+	}()
+
+	// Listeners first: every address is known before any service starts.
+	defaults := map[string]string{"auth": "127.0.0.1:9101", "ingest": "127.0.0.1:9102", "classifier": "127.0.0.1:9103", "store": "127.0.0.1:9104"}
+	lis := map[string]net.Listener{}
+	for _, name := range services {
+		addr := env("MAILROOM_"+strings.ToUpper(name)+"_ADDR", defaults[name])
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("suite: %s listener: %w (set MAILROOM_%s_ADDR to move it)", name, err, strings.ToUpper(name))
+		}
+		s.closer = append(s.closer, l.Close)
+		lis[name] = l
+		s.GRPC[name] = l.Addr().String()
+	}
+	httpLis, err := net.Listen("tcp", env("MAILROOM_HTTP_ADDR", "127.0.0.1:8080"))
+	if err != nil {
+		return nil, fmt.Errorf("suite: gateway listener: %w (set MAILROOM_HTTP_ADDR to move it)", err)
+	}
+	s.closer = append(s.closer, httpLis.Close)
+	s.HTTPURL = "http://" + httpLis.Addr().String()
+
+	s.NATSURL = env("NATS_URL", "")
+	if s.NATSURL == "" {
+		ns, err := embeddedNATS(filepath.Join(cfg.Dir, "nats"))
+		if err != nil {
+			return nil, err
+		}
+		s.nats, s.Embedded, s.NATSURL = ns, true, ns.ClientURL()
+	}
+	s.DatabaseURL = env("DATABASE_URL", "sqlite://"+filepath.Join(cfg.Dir, "mailroom.db"))
+	s.AdminKey = env("MAILROOM_BOOTSTRAP_TOKEN", "")
+	if s.AdminKey == "" {
+		s.AdminKeyFile = filepath.Join(cfg.Dir, "admin-key")
+		if s.AdminKey, err = adminKey(s.AdminKeyFile); err != nil {
+			return nil, err
+		}
+	}
+
+	over := envconfig.MapLookuper(map[string]string{
+		"NATS_URL":                 s.NATSURL,
+		"DATABASE_URL":             s.DatabaseURL,
+		"MAILROOM_BOOTSTRAP_TOKEN": s.AdminKey,
+		"MAILROOM_AUTH_ADDR":       s.GRPC["auth"],
+		"MAILROOM_INGEST_ADDR":     s.GRPC["ingest"],
+		"MAILROOM_CLASSIFIER_ADDR": s.GRPC["classifier"],
+		"MAILROOM_STORE_ADDR":      s.GRPC["store"],
+		"MAILROOM_HTTP_ADDR":       httpLis.Addr().String(),
+	})
+	look := envconfig.MultiLookuper(over, cfg.Env)
+	process := func(name string, target any) error {
+		if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: target, Lookuper: look}); err != nil {
+			return fmt.Errorf("suite: %s config: %w", name, err)
+		}
+		return nil
+	}
+
+	var (
+		authCfg       auth.Config
+		ingestCfg     ingest.Config
+		classifierCfg classifier.Config
+		storeCfg      store.Config
+		gatewayCfg    gateway.Config
+	)
+	for name, target := range map[string]any{"auth": &authCfg, "ingest": &ingestCfg, "classifier": &classifierCfg, "store": &storeCfg, "gateway": &gatewayCfg} {
+		if err := process(name, target); err != nil {
+			return nil, err
+		}
+	}
+
+	log := func(name string) *slog.Logger { return cfg.Logger.With("service", name) }
+	runners := map[string]func(context.Context, net.Listener) error{}
+	authSvc, err := auth.New(ctx, authCfg, log("auth"))
+	if err != nil {
+		return nil, fmt.Errorf("suite: auth: %w", err)
+	}
+	s.closer = append(s.closer, authSvc.Close)
+	runners["auth"] = authSvc.Run
+	ingestSvc, err := ingest.New(ctx, ingestCfg, log("ingest"))
+	if err != nil {
+		return nil, fmt.Errorf("suite: ingest: %w", err)
+	}
+	s.closer = append(s.closer, ingestSvc.Close)
+	runners["ingest"] = ingestSvc.Run
+	classifierSvc, err := classifier.New(ctx, classifierCfg, log("classifier"))
+	if err != nil {
+		return nil, fmt.Errorf("suite: classifier: %w", err)
+	}
+	s.closer = append(s.closer, classifierSvc.Close)
+	runners["classifier"] = classifierSvc.Run
+	storeSvc, err := store.New(ctx, storeCfg, log("store"))
+	if err != nil {
+		return nil, fmt.Errorf("suite: store: %w", err)
+	}
+	s.closer = append(s.closer, storeSvc.Close)
+	runners["store"] = storeSvc.Run
+	gw, err := gateway.New(ctx, gatewayCfg, log("gateway"))
+	if err != nil {
+		return nil, fmt.Errorf("suite: gateway: %w", err)
+	}
+	s.closer = append(s.closer, gw.Close)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	g, gctx := errgroup.WithContext(runCtx)
+	for _, name := range services {
+		run, l := runners[name], lis[name]
+		g.Go(func() error {
+			if err := run(gctx, l); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		if err := gw.Run(gctx, httpLis); err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		return nil
+	})
+	s.group = g
+	return s, nil
+}
+
+// Wait blocks until every service has stopped, then releases what the suite
+// holds, and returns the first error of a service that failed.
+func (s *Suite) Wait() error {
+	err := s.group.Wait()
+	s.release()
+	return err
+}
+
+// Close stops the suite and waits for it.
+func (s *Suite) Close() error {
+	s.cancel()
+	return s.Wait()
+}
+
+func (s *Suite) release() {
+	// Services close before NATS stops, in the reverse order of their start.
+	for i := len(s.closer) - 1; i >= 0; i-- {
+		_ = s.closer[i]()
+	}
+	s.closer = nil
+	if s.nats != nil {
+		s.nats.Shutdown()
+		s.nats.WaitForShutdown()
+		s.nats = nil
+	}
+}
+
+func embeddedNATS(dir string) (*server.Server, error) {
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "mailroom-dev",
+		Host:       "127.0.0.1",
+		Port:       -1,
+		JetStream:  true,
+		StoreDir:   dir,
+		NoLog:      true,
+		NoSigs:     true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("suite: embedded nats: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("suite: embedded nats did not start within 10s")
+	}
+	return ns, nil
+}
+
+// adminKey reads the admin key kept in path, or makes one up and keeps it
+// there (mode 0600), so that restarts of `mailroom dev` keep the same key.
+func adminKey(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("suite: admin key: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	key := "mr_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw))
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("suite: admin key: %w", err)
+	}
+	return key, nil
+}
