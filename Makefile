@@ -12,7 +12,7 @@ PKGS     := $(foreach m,$(MODULES),./$(m)/...)
 GOTEST   ?= go test -shuffle=on -count=1
 
 .PHONY: tools
-tools: ## build buf and the protoc plugins at the versions pinned in tools/go.mod
+tools: ## build buf, the protoc plugins, grpcurl and kustomize at the versions pinned in tools/go.mod
 	cd tools && GOWORK=off GOBIN=$(BIN) go install tool
 
 .PHONY: generate
@@ -40,8 +40,9 @@ build: ## build every service binary, the gateway and the CLI into .bin/
 	go build -o $(BIN)/mailroom ./cmd/mailroom
 
 .PHONY: lint
-lint: tools ## buf lint, go vet, gofmt
+lint: tools ## buf lint, go vet, gofmt, kustomize build of every overlay
 	PATH="$(BIN):$$PATH" $(BIN)/buf lint
+	for o in deploy/k8s/overlays/*/; do $(BIN)/kustomize build "$$o" >/dev/null || exit 1; done
 	go vet $(PKGS)
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
