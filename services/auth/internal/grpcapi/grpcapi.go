@@ -1,0 +1,239 @@
+// Package grpcapi serves the auth API (mailroom.auth.v1.AuthService) over
+// gRPC: it parses requests, authorizes the caller, calls the identity
+// domain and turns its results into protobuf messages.
+package grpcapi
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
+	"mailroom.dev/platform/apierror"
+	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/resname"
+	"mailroom.dev/services/auth/internal/identity"
+)
+
+// PublicMethods are the methods callable without a credential: the
+// exchange (the API key is the credential) and the public keys.
+var PublicMethods = []string{
+	authv1.AuthService_ExchangeApiKey_FullMethodName,
+	authv1.AuthService_GetJwks_FullMethodName,
+}
+
+// Server implements authv1.AuthServiceServer.
+type Server struct {
+	authv1.UnimplementedAuthServiceServer
+	svc *identity.Service
+}
+
+var _ authv1.AuthServiceServer = (*Server)(nil)
+
+// New returns a Server over svc.
+func New(svc *identity.Service) *Server { return &Server{svc: svc} }
+
+// CreateUser implements authv1.AuthServiceServer. Admin only.
+func (s *Server) CreateUser(ctx context.Context, req *authv1.CreateUserRequest) (*authv1.CreateUserResponse, error) {
+	if err := authn.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	role, err := roleFromProto("user.role", req.GetUser().GetRole())
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.svc.CreateUser(ctx, req.GetUserId(), identity.User{
+		DisplayName: req.GetUser().GetDisplayName(),
+		Email:       req.GetUser().GetEmail(),
+		Role:        role,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.CreateUserResponse{User: userToProto(u)}, nil
+}
+
+// GetUser implements authv1.AuthServiceServer.
+func (s *Server) GetUser(ctx context.Context, req *authv1.GetUserRequest) (*authv1.GetUserResponse, error) {
+	id, err := userFromName(ctx, "name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.svc.GetUser(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.GetUserResponse{User: userToProto(u)}, nil
+}
+
+// ListUsers implements authv1.AuthServiceServer. Admin only.
+func (s *Server) ListUsers(ctx context.Context, req *authv1.ListUsersRequest) (*authv1.ListUsersResponse, error) {
+	if err := authn.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	users, next, err := s.svc.ListUsers(ctx, int(req.GetPageSize()), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	resp := &authv1.ListUsersResponse{NextPageToken: next}
+	for _, u := range users {
+		resp.Users = append(resp.Users, userToProto(u))
+	}
+	return resp, nil
+}
+
+// CreateApiKey implements authv1.AuthServiceServer: a user creates its own
+// keys, an admin anyone's.
+func (s *Server) CreateApiKey(ctx context.Context, req *authv1.CreateApiKeyRequest) (*authv1.CreateApiKeyResponse, error) {
+	user, err := userFromName(ctx, "parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	k, secret, err := s.svc.CreateAPIKey(ctx, user, req.GetApiKey().GetDisplayName())
+	if err != nil {
+		return nil, err
+	}
+	pb := apiKeyToProto(k)
+	pb.Key = secret // the one time the secret leaves auth
+	return &authv1.CreateApiKeyResponse{ApiKey: pb}, nil
+}
+
+// ListApiKeys implements authv1.AuthServiceServer.
+func (s *Server) ListApiKeys(ctx context.Context, req *authv1.ListApiKeysRequest) (*authv1.ListApiKeysResponse, error) {
+	user, err := userFromName(ctx, "parent", req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	keys, next, err := s.svc.ListAPIKeys(ctx, user, int(req.GetPageSize()), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	resp := &authv1.ListApiKeysResponse{NextPageToken: next}
+	for _, k := range keys {
+		resp.ApiKeys = append(resp.ApiKeys, apiKeyToProto(k))
+	}
+	return resp, nil
+}
+
+// DeleteApiKey implements authv1.AuthServiceServer.
+func (s *Server) DeleteApiKey(ctx context.Context, req *authv1.DeleteApiKeyRequest) (*authv1.DeleteApiKeyResponse, error) {
+	ids, err := resname.Parse("name", "users/*/apiKeys/*", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	user, err := authn.Authorize(ctx, "name", ids[0])
+	if err != nil {
+		return nil, err
+	}
+	if err := s.svc.DeleteAPIKey(ctx, user, ids[1]); err != nil {
+		return nil, err
+	}
+	return &authv1.DeleteApiKeyResponse{}, nil
+}
+
+// ExchangeApiKey implements authv1.AuthServiceServer. It is public: the key
+// is the credential.
+func (s *Server) ExchangeApiKey(ctx context.Context, req *authv1.ExchangeApiKeyRequest) (*authv1.ExchangeApiKeyResponse, error) {
+	t, err := s.svc.Exchange(ctx, req.GetApiKey())
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.ExchangeApiKeyResponse{
+		Token:      t.Value,
+		ExpireTime: timestamppb.New(t.ExpireTime),
+		User:       resname.User(t.User.ID),
+		Role:       roleToProto(t.User.Role),
+	}, nil
+}
+
+// GetJwks implements authv1.AuthServiceServer. It is public.
+func (s *Server) GetJwks(ctx context.Context, _ *authv1.GetJwksRequest) (*authv1.GetJwksResponse, error) {
+	return &authv1.GetJwksResponse{Keys: s.JWKS()}, nil
+}
+
+// JWKS returns the public keys as protobuf, for GetJwks and for the auth
+// server's own token verifier.
+func (s *Server) JWKS() []*authv1.Jwk {
+	var out []*authv1.Jwk
+	for _, k := range s.svc.JWKS() {
+		out = append(out, &authv1.Jwk{Kty: k.Kty, Crv: k.Crv, X: k.X, Kid: k.Kid, Alg: k.Alg, Use: k.Use})
+	}
+	return out
+}
+
+// Guard returns the authenticator of the auth server itself, built without
+// a network hop to itself: tokens verify against the service's own keys,
+// and API keys go through its own exchange. The exchange is not cached
+// (a KeyCache with a zero TTL), so that a deleted key stops working on auth
+// at once; the lookup is one indexed query.
+func (s *Server) Guard() *authn.Guard {
+	g := &authn.Guard{
+		Verifier: authn.NewVerifier(func(context.Context) ([]*authv1.Jwk, error) {
+			return s.JWKS(), nil
+		}),
+		Keys: authn.NewKeyCache(func(ctx context.Context, apiKey string) (*authv1.ExchangeApiKeyResponse, error) {
+			return s.ExchangeApiKey(ctx, &authv1.ExchangeApiKeyRequest{ApiKey: apiKey})
+		}, 0),
+		Public: map[string]bool{},
+	}
+	for _, m := range PublicMethods {
+		g.Public[m] = true
+	}
+	return g
+}
+
+// userFromName parses users/{user} in field and returns the user id the
+// caller may reach ("me" resolved).
+func userFromName(ctx context.Context, field, name string) (string, error) {
+	ids, err := resname.Parse(field, "users/*", name)
+	if err != nil {
+		return "", err
+	}
+	return authn.Authorize(ctx, field, ids[0])
+}
+
+func roleFromProto(field string, r authv1.Role) (identity.Role, error) {
+	switch r {
+	case authv1.Role_ROLE_UNSPECIFIED:
+		return "", nil
+	case authv1.Role_ROLE_USER:
+		return identity.RoleUser, nil
+	case authv1.Role_ROLE_ADMIN:
+		return identity.RoleAdmin, nil
+	}
+	return "", apierror.Invalid(field, "%d is not a known role", int32(r))
+}
+
+func roleToProto(r identity.Role) authv1.Role {
+	switch r {
+	case identity.RoleUser:
+		return authv1.Role_ROLE_USER
+	case identity.RoleAdmin:
+		return authv1.Role_ROLE_ADMIN
+	}
+	return authv1.Role_ROLE_UNSPECIFIED
+}
+
+func userToProto(u identity.User) *authv1.User {
+	return &authv1.User{
+		Name:        resname.User(u.ID),
+		DisplayName: u.DisplayName,
+		Email:       u.Email,
+		Role:        roleToProto(u.Role),
+		CreateTime:  timestamppb.New(u.CreateTime),
+	}
+}
+
+// apiKeyToProto returns k without its secret, which auth does not have.
+func apiKeyToProto(k identity.APIKey) *authv1.ApiKey {
+	pb := &authv1.ApiKey{
+		Name:        resname.APIKey(k.UserID, k.ID),
+		DisplayName: k.DisplayName,
+		Prefix:      k.Prefix,
+		CreateTime:  timestamppb.New(k.CreateTime),
+	}
+	if !k.LastUseTime.IsZero() {
+		pb.LastUseTime = timestamppb.New(k.LastUseTime)
+	}
+	return pb
+}
