@@ -1,0 +1,245 @@
+// Package gateway is mailroom's REST front door: a grpc-gateway mux for
+// every public RPC of auth, ingest, classifier and store, behind an
+// authentication middleware that trades the caller's API key for an
+// identity token, plus /openapi.json, /healthz, /readyz, /metrics and the
+// Gmail OAuth callback. Errors are google.rpc.Status JSON with grpc-gateway's
+// mapping of gRPC codes to HTTP statuses.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/textproto"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"mailroom.dev/gateway/internal/enumjson"
+	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
+	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
+	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
+	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
+	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/grpcconn"
+)
+
+// Config configures the gateway; cmd/gateway fills it from the environment.
+// Zero durations take their defaults in New.
+type Config struct {
+	// HTTPAddr is where cmd/gateway listens.
+	HTTPAddr string `env:"MAILROOM_HTTP_ADDR, default=127.0.0.1:8080"`
+	// AuthAddr, IngestAddr, ClassifierAddr and StoreAddr are the services' gRPC addresses.
+	AuthAddr       string `env:"MAILROOM_AUTH_ADDR, default=127.0.0.1:9101"`
+	IngestAddr     string `env:"MAILROOM_INGEST_ADDR, default=127.0.0.1:9102"`
+	ClassifierAddr string `env:"MAILROOM_CLASSIFIER_ADDR, default=127.0.0.1:9103"`
+	StoreAddr      string `env:"MAILROOM_STORE_ADDR, default=127.0.0.1:9104"`
+	// MaxBodyBytes caps a request body; larger ones get 413.
+	MaxBodyBytes int64 `env:"MAILROOM_MAX_BODY_BYTES, default=67108864"`
+	// KeyCacheTTL is how long an API key's identity token is reused.
+	KeyCacheTTL time.Duration `env:"MAILROOM_KEY_CACHE_TTL, default=30s"`
+	// AuthTimeout bounds one API key exchange with auth.
+	AuthTimeout time.Duration `env:"MAILROOM_AUTH_TIMEOUT, default=5s"`
+	// ReadyTimeout bounds the health checks behind /readyz.
+	ReadyTimeout time.Duration `env:"MAILROOM_READY_TIMEOUT, default=2s"`
+	// ShutdownTimeout bounds the drain of in-flight requests at shutdown.
+	ShutdownTimeout time.Duration `env:"MAILROOM_SHUTDOWN_TIMEOUT, default=10s"`
+}
+
+// LogValue logs the configuration (it holds no secret).
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("auth_addr", c.AuthAddr),
+		slog.String("ingest_addr", c.IngestAddr),
+		slog.String("classifier_addr", c.ClassifierAddr),
+		slog.String("store_addr", c.StoreAddr),
+		slog.Int64("max_body_bytes", c.MaxBodyBytes),
+		slog.String("key_cache_ttl", c.KeyCacheTTL.String()),
+		slog.String("auth_timeout", c.AuthTimeout.String()),
+		slog.String("ready_timeout", c.ReadyTimeout.String()),
+		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
+	)
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 64 << 20
+	}
+	if c.KeyCacheTTL == 0 {
+		c.KeyCacheTTL = 30 * time.Second
+	}
+	if c.AuthTimeout == 0 {
+		c.AuthTimeout = 5 * time.Second
+	}
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = 2 * time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	return c
+}
+
+// Gateway serves mailroom's REST API.
+type Gateway struct {
+	cfg      Config
+	logger   *slog.Logger
+	conns    []*grpc.ClientConn
+	backends []backend
+	keys     *authn.KeyCache
+	mux      *runtime.ServeMux
+	metrics  *metrics
+	handler  http.Handler
+	draining atomic.Bool
+}
+
+// backend is a service behind the gateway, for /readyz.
+type backend struct {
+	name    string // "auth"
+	service string // the grpc.health.v1 service name
+	health  healthpb.HealthClient
+}
+
+// The query parameter parser is a package variable of grpc-gateway's
+// runtime, not an option of one mux: set it once.
+var setQueryParser sync.Once
+
+// New connects to the services (lazily: nothing needs to be up yet) and
+// builds the HTTP handler.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error) {
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if cfg.MaxBodyBytes < 0 {
+		return nil, errors.New("gateway: MaxBodyBytes must be positive")
+	}
+	g := &Gateway{cfg: cfg, logger: logger, metrics: newMetrics()}
+
+	targets := []struct{ name, addr, service string }{
+		{"auth", cfg.AuthAddr, authv1.AuthService_ServiceDesc.ServiceName},
+		{"ingest", cfg.IngestAddr, ingestv1.IngestService_ServiceDesc.ServiceName},
+		{"classifier", cfg.ClassifierAddr, classifierv1.ClassifierService_ServiceDesc.ServiceName},
+		{"store", cfg.StoreAddr, storev1.StoreService_ServiceDesc.ServiceName},
+	}
+	for _, t := range targets {
+		if t.addr == "" {
+			_ = g.Close()
+			return nil, fmt.Errorf("gateway: no address for %s", t.name)
+		}
+		cc, err := grpcconn.Dial(t.addr)
+		if err != nil {
+			_ = g.Close()
+			return nil, fmt.Errorf("gateway: %s: %w", t.name, err)
+		}
+		g.conns = append(g.conns, cc)
+		g.backends = append(g.backends, backend{name: t.name, service: t.service, health: healthpb.NewHealthClient(cc)})
+	}
+	authConn, ingestConn, classifierConn, storeConn := g.conns[0], g.conns[1], g.conns[2], g.conns[3]
+	authClient := authv1.NewAuthServiceClient(authConn)
+	g.keys = authn.NewKeyCache(authn.ClientExchange(authClient), cfg.KeyCacheTTL)
+
+	// The default marshaler of grpc-gateway (EmitUnpopulated, DiscardUnknown,
+	// HttpBody passthrough), with short enum names accepted on input.
+	marshaler := &runtime.HTTPBodyMarshaler{Marshaler: enumjson.Marshaler{JSONPb: &runtime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+	}}}
+	g.mux = runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
+		runtime.WithErrorHandler(g.handleError),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithMiddlewares(g.authenticate),
+	)
+	setQueryParser.Do(func() { runtime.SetQueryParameterParser(&enumjson.QueryParser{})(g.mux) })
+
+	register := []struct {
+		name string
+		fn   func() error
+	}{
+		{"auth", func() error { return authv1.RegisterAuthServiceHandlerClient(ctx, g.mux, authClient) }},
+		{"ingest", func() error {
+			return ingestv1.RegisterIngestServiceHandlerClient(ctx, g.mux, ingestv1.NewIngestServiceClient(ingestConn))
+		}},
+		{"classifier", func() error {
+			return classifierv1.RegisterClassifierServiceHandlerClient(ctx, g.mux, classifierv1.NewClassifierServiceClient(classifierConn))
+		}},
+		{"store", func() error {
+			return storev1.RegisterStoreServiceHandlerClient(ctx, g.mux, storev1.NewStoreServiceClient(storeConn))
+		}},
+	}
+	for _, r := range register {
+		if err := r.fn(); err != nil {
+			_ = g.Close()
+			return nil, fmt.Errorf("gateway: register %s handlers: %w", r.name, err)
+		}
+	}
+	g.handler = g.buildHandler()
+	return g, nil
+}
+
+// incomingHeader is grpc-gateway's default header matcher without the
+// credentials: the Authorization header reaches the services only as the
+// identity token the middleware put there (grpc-gateway forwards it as
+// "authorization" by itself), and cookies not at all.
+func incomingHeader(key string) (string, bool) {
+	switch textproto.CanonicalMIMEHeaderKey(key) {
+	case "Authorization", "Cookie":
+		return "", false
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+// Handler returns the gateway's HTTP handler.
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// Run serves HTTP on lis until ctx is done, then stops taking requests
+// (/readyz turns 503), drains in-flight ones for up to ShutdownTimeout and
+// closes the rest. It returns nil after a shutdown that ctx asked for.
+func (g *Gateway) Run(ctx context.Context, lis net.Listener) error {
+	srv := &http.Server{
+		Handler:           g.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(g.logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	g.logger.InfoContext(ctx, "gateway listening", "addr", lis.Addr().String())
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("gateway: serve %s: %w", lis.Addr(), err)
+	case <-ctx.Done():
+	}
+	g.draining.Store(true)
+	sctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		g.logger.Warn("http drain timed out; closing remaining connections", "timeout", g.cfg.ShutdownTimeout.String())
+		_ = srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("gateway: serve %s: %w", lis.Addr(), err)
+	}
+	return nil
+}
+
+// Close releases the connections to the services.
+func (g *Gateway) Close() error {
+	var errs []error
+	for _, cc := range g.conns {
+		errs = append(errs, cc.Close())
+	}
+	g.conns = nil
+	return errors.Join(errs...)
+}

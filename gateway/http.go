@@ -1,0 +1,338 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"mailroom.dev/gen/go/openapi"
+)
+
+// Route labels of requests that no route matched.
+const unmatchedRoute = "unmatched"
+
+// buildHandler assembles the middleware chain, outermost first: a holder
+// for the route the request matches, otelhttp (a span per request, named
+// after the route once it is known), the access log and metrics, then the
+// routes.
+func (g *Gateway) buildHandler() http.Handler {
+	root := http.NewServeMux()
+	handle := func(path string, h http.Handler) {
+		root.Handle("GET "+path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			setRoute(r.Context(), path)
+			h.ServeHTTP(w, r)
+		}))
+	}
+	handle("/healthz", http.HandlerFunc(healthz))
+	handle("/readyz", http.HandlerFunc(g.readyz))
+	handle("/metrics", promhttp.HandlerFor(g.metrics.registry, promhttp.HandlerOpts{Registry: g.metrics.registry}))
+	handle("/openapi.json", http.HandlerFunc(serveOpenAPI))
+	handle("/oauth/google/callback", http.HandlerFunc(g.oauthCallback))
+	root.Handle("/", g.limitBody(g.mux))
+
+	h := g.observe(root)
+	h = otelhttp.NewHandler(h, "http.server",
+		otelhttp.WithSpanNameFormatter(spanName),
+		otelhttp.WithFilter(traced),
+	)
+	return withRouteHolder(h)
+}
+
+// traced leaves probes and scrapes out of traces: they come every few
+// seconds and say nothing about a request's path through the services.
+func traced(r *http.Request) bool {
+	switch r.URL.Path {
+	case "/healthz", "/readyz", "/metrics":
+		return false
+	}
+	return true
+}
+
+// routeHolder carries the route pattern a request matched (never its raw
+// path, which holds ids) from the router back out to the span, the log
+// line and the metrics.
+type routeHolder struct{ route string }
+
+type routeKey struct{}
+
+func withRouteHolder(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeKey{}, &routeHolder{})))
+	})
+}
+
+func routeOf(ctx context.Context) string {
+	if h, ok := ctx.Value(routeKey{}).(*routeHolder); ok {
+		return h.route
+	}
+	return ""
+}
+
+// setRoute records route as the request's route and names its span after it.
+func setRoute(ctx context.Context, route string) {
+	if h, ok := ctx.Value(routeKey{}).(*routeHolder); ok {
+		h.route = route
+	}
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(attribute.String("http.route", route))
+}
+
+// spanName names a request's span "METHOD route", or "METHOD" alone before
+// the route is known (otelhttp renames the span after the handler).
+func spanName(_ string, r *http.Request) string {
+	if route := routeOf(r.Context()); route != "" {
+		return methodLabel(r.Method) + " " + route
+	}
+	return methodLabel(r.Method)
+}
+
+// methodLabel bounds the methods that label spans and metrics.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
+// metrics are the gateway's Prometheus metrics, in a registry of its own
+// so that several gateways can live in one process (tests, `mailroom dev`).
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailroom_http_requests_total",
+			Help: "HTTP requests served by the gateway, by method, route pattern and status code.",
+		}, []string{"method", "route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mailroom_http_request_duration_seconds",
+			Help:    "Time to serve an HTTP request, by method, route pattern and status code.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"method", "route", "code"}),
+	}
+	m.registry.MustRegister(
+		m.requests, m.duration,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// observe writes the access log line and the metrics of each request. Only
+// the route pattern is recorded, never the path or the query (filters may
+// hold addresses), nor any header.
+func (g *Gateway) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				g.logger.ErrorContext(r.Context(), "panic in http handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				if !sw.wroteHeader {
+					g.writeError(sw, r, status.Error(codes.Internal, "internal error"))
+				}
+			}
+			route := routeOf(r.Context())
+			if route == "" {
+				route = unmatchedRoute
+			}
+			code := sw.status()
+			d := time.Since(start)
+			method := methodLabel(r.Method)
+			g.metrics.requests.WithLabelValues(method, route, strconv.Itoa(code)).Inc()
+			g.metrics.duration.WithLabelValues(method, route, strconv.Itoa(code)).Observe(d.Seconds())
+
+			level := slog.LevelInfo
+			switch {
+			case !traced(r):
+				level = slog.LevelDebug // probes and scrapes, every few seconds
+			case code >= 500:
+				level = slog.LevelError
+			}
+			g.logger.LogAttrs(r.Context(), level, "http request",
+				slog.String("method", method),
+				slog.String("route", route),
+				slog.Int("status", code),
+				slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+				slog.Int64("bytes", sw.bytes),
+			)
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// statusWriter remembers the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	code        int
+	bytes       int64
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader && code >= 200 {
+		w.code = code
+		w.wroteHeader = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.code = http.StatusOK
+		w.wroteHeader = true
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		if !w.wroteHeader {
+			w.code = http.StatusOK
+			w.wroteHeader = true
+		}
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
+}
+
+// writeError writes err as grpc-gateway writes its own errors.
+func (g *Gateway) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	_, out := runtime.MarshalerForRequest(g.mux, r)
+	runtime.HTTPError(r.Context(), g.mux, out, w, r, err)
+}
+
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// readyz answers 200 when every service reports SERVING on grpc.health.v1,
+// and 503 naming the ones that do not (or while the gateway shuts down).
+func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if g.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready: shutting down\n"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), g.cfg.ReadyTimeout)
+	defer cancel()
+	problems := make([]string, len(g.backends))
+	var wg sync.WaitGroup
+	for i, b := range g.backends {
+		wg.Go(func() {
+			resp, err := b.health.Check(ctx, &healthpb.HealthCheckRequest{Service: b.service})
+			switch {
+			case err != nil:
+				problems[i] = b.name + ": " + status.Code(err).String()
+			case resp.GetStatus() != healthpb.HealthCheckResponse_SERVING:
+				problems[i] = b.name + ": " + resp.GetStatus().String()
+			}
+		})
+	}
+	wg.Wait()
+	var notReady []string
+	for _, p := range problems {
+		if p != "" {
+			notReady = append(notReady, p)
+		}
+	}
+	if len(notReady) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready: " + strings.Join(notReady, ", ") + "\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(openapi.JSON)
+}
+
+// oauthCallback is where Google sends the browser back after the user's
+// consent to a Gmail mailbox; completing that flow is a later issue.
+func (g *Gateway) oauthCallback(w http.ResponseWriter, r *http.Request) {
+	g.writeError(w, r, status.Error(codes.Unimplemented,
+		"the Gmail consent callback is not implemented yet: this release cannot complete a Gmail connection"))
+}
+
+// bodyLimit records whether a request's body went over the cap.
+type bodyLimit struct {
+	limit    int64
+	exceeded atomic.Bool
+}
+
+type bodyLimitKey struct{}
+
+// limitedBody reads through http.MaxBytesReader and notes when the cap is
+// hit: grpc-gateway turns every decode error into InvalidArgument, and the
+// error handler needs to tell this one apart to answer 413.
+type limitedBody struct {
+	io.ReadCloser
+	limit *bodyLimit
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		b.limit.exceeded.Store(true)
+	}
+	return n, err
+}
+
+// limitBody caps request bodies at MaxBodyBytes without reading them whole:
+// a body that streams past the cap stops there (a declared Content-Length
+// over it is refused before the body is read, once the route is known, in
+// the mux middleware).
+func (g *Gateway) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lim := &bodyLimit{limit: g.cfg.MaxBodyBytes}
+		r = r.WithContext(context.WithValue(r.Context(), bodyLimitKey{}, lim))
+		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, lim.limit), limit: lim}
+		next.ServeHTTP(w, r)
+	})
+}

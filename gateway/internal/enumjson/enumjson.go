@@ -1,0 +1,402 @@
+// Package enumjson lets REST clients name a protobuf enum value by its short
+// form as well as by its full name: "GMAIL" for PROVIDER_GMAIL, "TLS" for
+// IMAP_SECURITY_TLS. The short form is the full name without the prefix
+// that every value of the enum shares (buf lint's ENUM_VALUE_PREFIX rule);
+// names are matched without regard to case. It works generically for every
+// enum field of every message, in request bodies (Marshaler, a wrapper
+// around grpc-gateway's runtime.JSONPb) and in query parameters
+// (QueryParser). Responses keep the full names.
+package enumjson
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Marshaler is runtime.JSONPb whose decoding also accepts short enum names.
+// Encoding is JSONPb's own.
+type Marshaler struct {
+	*runtime.JSONPb
+}
+
+// Unmarshal unmarshals data into v, which is what grpc-gateway decodes a
+// request body into: a message, a pointer to a message field, or a pointer
+// to a repeated, map or enum field.
+func (m Marshaler) Unmarshal(data []byte, v any) error {
+	return m.JSONPb.Unmarshal(Normalize(data, v), v)
+}
+
+// NewDecoder returns a Decoder reading one JSON value from r.
+func (m Marshaler) NewDecoder(r io.Reader) runtime.Decoder {
+	return decoder{d: json.NewDecoder(r), m: m}
+}
+
+type decoder struct {
+	d *json.Decoder
+	m Marshaler
+}
+
+// Decode reads the next JSON value (the generated handlers read one) and
+// unmarshals it with short enum names resolved.
+func (d decoder) Decode(v any) error {
+	var raw json.RawMessage
+	if err := d.d.Decode(&raw); err != nil {
+		return err
+	}
+	return d.m.Unmarshal(raw, v)
+}
+
+// Normalize returns data with every enum value that v's type names by a
+// short (or differently cased) name replaced by its full name; data comes
+// back unchanged when nothing needs replacing or it is not valid JSON (the
+// real decoder then reports the error). An enum that is itself the decode
+// target, outside any message, is written as its number, since grpc-gateway
+// decodes a bare enum only from a number.
+func Normalize(data []byte, v any) []byte {
+	s := shapeOfType(reflect.TypeOf(v))
+	if s == nil {
+		return data
+	}
+	out, changed := s.normalize(data, false)
+	if !changed {
+		return data
+	}
+	return out
+}
+
+// shape is the schema of a JSON value: a message, an enum, or a list or map
+// of shapes. A nil *shape holds no enum.
+type shape struct {
+	msg  protoreflect.MessageDescriptor
+	enum protoreflect.EnumDescriptor
+	list *shape
+	dict *shape
+}
+
+var (
+	typeMessage = reflect.TypeFor[proto.Message]()
+	typeEnum    = reflect.TypeFor[protoreflect.Enum]()
+)
+
+func shapeOfType(t reflect.Type) *shape {
+	if t == nil {
+		return nil
+	}
+	for {
+		if t.Implements(typeMessage) {
+			m, ok := reflect.Zero(t).Interface().(proto.Message)
+			if !ok {
+				return nil
+			}
+			return &shape{msg: m.ProtoReflect().Descriptor()}
+		}
+		if t.Kind() != reflect.Pointer {
+			break
+		}
+		t = t.Elem()
+	}
+	switch {
+	case t.Implements(typeEnum):
+		e, ok := reflect.Zero(t).Interface().(protoreflect.Enum)
+		if !ok {
+			return nil
+		}
+		return &shape{enum: e.Descriptor()}
+	case t.Kind() == reflect.Slice && t.Elem().Kind() != reflect.Uint8:
+		if el := shapeOfType(t.Elem()); el != nil {
+			return &shape{list: el}
+		}
+	case t.Kind() == reflect.Map:
+		if el := shapeOfType(t.Elem()); el != nil {
+			return &shape{dict: el}
+		}
+	}
+	return nil
+}
+
+func shapeOfField(fd protoreflect.FieldDescriptor) *shape {
+	if fd.IsMap() {
+		if v := shapeOfKind(fd.MapValue()); v != nil {
+			return &shape{dict: v}
+		}
+		return nil
+	}
+	s := shapeOfKind(fd)
+	if s != nil && fd.IsList() {
+		return &shape{list: s}
+	}
+	return s
+}
+
+func shapeOfKind(fd protoreflect.FieldDescriptor) *shape {
+	switch fd.Kind() {
+	case protoreflect.EnumKind:
+		return &shape{enum: fd.Enum()}
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		return &shape{msg: fd.Message()}
+	}
+	return nil
+}
+
+// specialJSON lists the well-known types whose JSON form is not an object
+// of their fields; they hold no enum a client would name.
+var specialJSON = map[protoreflect.FullName]bool{
+	"google.protobuf.Any": true, "google.protobuf.Struct": true, "google.protobuf.Value": true,
+	"google.protobuf.ListValue": true, "google.protobuf.Timestamp": true, "google.protobuf.Duration": true,
+	"google.protobuf.FieldMask": true, "google.protobuf.Empty": true,
+	"google.protobuf.BoolValue": true, "google.protobuf.BytesValue": true, "google.protobuf.StringValue": true,
+	"google.protobuf.DoubleValue": true, "google.protobuf.FloatValue": true,
+	"google.protobuf.Int32Value": true, "google.protobuf.Int64Value": true,
+	"google.protobuf.UInt32Value": true, "google.protobuf.UInt64Value": true,
+}
+
+// normalize rewrites raw against s; inMessage tells whether raw is a field
+// of a message (enums by name) or the bare decode target (enums by number).
+func (s *shape) normalize(raw json.RawMessage, inMessage bool) (json.RawMessage, bool) {
+	switch {
+	case s.enum != nil:
+		var name string
+		if json.Unmarshal(raw, &name) != nil {
+			return raw, false // a number, null, or garbage for protojson to judge
+		}
+		v := Resolve(s.enum, name)
+		switch {
+		case v == nil:
+			return raw, false
+		case !inMessage:
+			return marshal(v.Number())
+		case string(v.Name()) != name:
+			return marshal(string(v.Name()))
+		}
+		return raw, false
+	case s.msg != nil:
+		if specialJSON[s.msg.FullName()] {
+			return raw, false
+		}
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil || obj == nil {
+			return raw, false
+		}
+		fields := s.msg.Fields()
+		changed := false
+		for k, v := range obj {
+			fd := fields.ByJSONName(k)
+			if fd == nil {
+				fd = fields.ByTextName(k)
+			}
+			if fd == nil {
+				continue
+			}
+			fs := shapeOfField(fd)
+			if fs == nil {
+				continue
+			}
+			if nv, ok := fs.normalize(v, true); ok {
+				obj[k] = nv
+				changed = true
+			}
+		}
+		if !changed {
+			return raw, false
+		}
+		return marshal(obj)
+	case s.list != nil:
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil || items == nil {
+			return raw, false
+		}
+		changed := false
+		for i, v := range items {
+			if nv, ok := s.list.normalize(v, inMessage); ok {
+				items[i] = nv
+				changed = true
+			}
+		}
+		if !changed {
+			return raw, false
+		}
+		return marshal(items)
+	case s.dict != nil:
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(raw, &obj) != nil || obj == nil {
+			return raw, false
+		}
+		changed := false
+		for k, v := range obj {
+			if nv, ok := s.dict.normalize(v, inMessage); ok {
+				obj[k] = nv
+				changed = true
+			}
+		}
+		if !changed {
+			return raw, false
+		}
+		return marshal(obj)
+	}
+	return raw, false
+}
+
+func marshal(v any) (json.RawMessage, bool) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, false
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), true
+}
+
+// Resolve returns the value of ed that name names, by its full name or its
+// short form, in any case; nil when none does.
+func Resolve(ed protoreflect.EnumDescriptor, name string) protoreflect.EnumValueDescriptor {
+	values := ed.Values()
+	if v := values.ByName(protoreflect.Name(name)); v != nil {
+		return v
+	}
+	upper := strings.ToUpper(name)
+	for _, p := range prefixes(ed) {
+		if v := values.ByName(protoreflect.Name(p + upper)); v != nil {
+			return v
+		}
+	}
+	return nil
+}
+
+var prefixCache sync.Map // protoreflect.FullName → []string
+
+// prefixes returns the prefixes that a short form may omit: none, the
+// enum's name in UPPER_SNAKE_CASE with an underscore (what buf lint
+// requires), and the longest prefix ending in an underscore that every
+// value shares (for enums named otherwise).
+func prefixes(ed protoreflect.EnumDescriptor) []string {
+	if p, ok := prefixCache.Load(ed.FullName()); ok {
+		return p.([]string)
+	}
+	ps := []string{""}
+	values := ed.Values()
+	if values.Len() > 0 {
+		named := upperSnake(string(ed.Name())) + "_"
+		common := string(values.Get(0).Name())
+		allNamed := true
+		for i := range values.Len() {
+			n := string(values.Get(i).Name())
+			allNamed = allNamed && strings.HasPrefix(n, named)
+			for !strings.HasPrefix(n, common) {
+				common = common[:len(common)-1]
+			}
+		}
+		common = common[:strings.LastIndexByte(common, '_')+1]
+		if allNamed {
+			ps = append(ps, named)
+		}
+		if common != "" && common != named {
+			ps = append(ps, common)
+		}
+	}
+	prefixCache.Store(ed.FullName(), ps)
+	return ps
+}
+
+// upperSnake turns a CamelCase name into UPPER_SNAKE_CASE: ImapSecurity →
+// IMAP_SECURITY, HTTPMethod → HTTP_METHOD.
+func upperSnake(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		isUpper := 'A' <= c && c <= 'Z'
+		if i > 0 && isUpper {
+			prev := s[i-1]
+			prevLowerOrDigit := ('a' <= prev && prev <= 'z') || ('0' <= prev && prev <= '9')
+			nextLower := i+1 < len(s) && 'a' <= s[i+1] && s[i+1] <= 'z'
+			prevUpper := 'A' <= prev && prev <= 'Z'
+			if prevLowerOrDigit || (prevUpper && nextLower) {
+				b.WriteByte('_')
+			}
+		}
+		b.WriteByte(c)
+	}
+	return strings.ToUpper(b.String())
+}
+
+// QueryParser is grpc-gateway's default query parameter parser, with short
+// enum names resolved first.
+type QueryParser struct {
+	runtime.DefaultQueryParser
+}
+
+// Parse populates values into msg.
+func (p *QueryParser) Parse(msg proto.Message, values url.Values, filter *utilities.DoubleArray) error {
+	return p.DefaultQueryParser.Parse(msg, NormalizeQuery(msg.ProtoReflect().Descriptor(), values), filter)
+}
+
+// NormalizeQuery returns values with the values of enum fields of md (named
+// by dotted paths of proto or JSON names) resolved to their full names.
+// values itself is not modified.
+func NormalizeQuery(md protoreflect.MessageDescriptor, values url.Values) url.Values {
+	var out url.Values
+	for key, vs := range values {
+		ed := queryEnum(md, key)
+		if ed == nil {
+			continue
+		}
+		var nvs []string
+		for i, v := range vs {
+			ev := Resolve(ed, v)
+			if ev == nil || string(ev.Name()) == v {
+				continue
+			}
+			if nvs == nil {
+				nvs = append([]string(nil), vs...)
+			}
+			nvs[i] = string(ev.Name())
+		}
+		if nvs == nil {
+			continue
+		}
+		if out == nil {
+			out = make(url.Values, len(values))
+			for k, v := range values {
+				out[k] = v
+			}
+		}
+		out[key] = nvs
+	}
+	if out == nil {
+		return values
+	}
+	return out
+}
+
+// queryEnum returns the enum type of the (possibly repeated) field that key
+// names, or nil.
+func queryEnum(md protoreflect.MessageDescriptor, key string) protoreflect.EnumDescriptor {
+	parts := strings.Split(key, ".")
+	for i, part := range parts {
+		fields := md.Fields()
+		fd := fields.ByTextName(part)
+		if fd == nil {
+			fd = fields.ByJSONName(part)
+		}
+		if fd == nil || fd.IsMap() {
+			return nil
+		}
+		if i == len(parts)-1 {
+			return fd.Enum()
+		}
+		if fd.Message() == nil || fd.IsList() {
+			return nil
+		}
+		md = fd.Message()
+	}
+	return nil
+}

@@ -1,0 +1,202 @@
+// Package classify is the classifier's domain: the message a classification
+// is about, the verdict, the default taxonomy, and the pipeline of tiers that
+// reaches a verdict (rules now; a content-hash cache and the language model
+// under the limiter slot in as further tiers). It knows neither gRPC nor NATS.
+package classify
+
+import (
+	"context"
+	"net/mail"
+	"strings"
+	"time"
+)
+
+// Header is one mail header.
+type Header struct {
+	Name  string
+	Value string
+}
+
+// Attachment describes an attachment without its content.
+type Attachment struct {
+	Filename    string
+	ContentType string
+	SizeBytes   int64
+}
+
+// Message is a normalized mail, the input of every tier.
+type Message struct {
+	Subject string
+	// From is the formatted sender ("Ada <ada@example.com>").
+	From string
+	// FromAddress is the sender's bare address, lowercased; when empty it is
+	// derived from From (see Sender).
+	FromAddress string
+	Headers     []Header
+	// Body is the plain text body (may be empty: the rules tier does not read it).
+	Body        string
+	HasCalendar bool
+	Attachments []Attachment
+	// ContentHash is the SHA-256 of the normalized content, hex, when known.
+	ContentHash string
+}
+
+// Header returns the value of the first header named name, compared without
+// regard to case, and whether there was one.
+func (m *Message) Header(name string) (string, bool) {
+	for _, h := range m.Headers {
+		if strings.EqualFold(h.Name, name) {
+			return h.Value, true
+		}
+	}
+	return "", false
+}
+
+// Sender returns the sender's bare address, lowercased: FromAddress, or the
+// address parsed out of From; "" when there is none.
+func (m *Message) Sender() string {
+	if m.FromAddress != "" {
+		return strings.ToLower(strings.TrimSpace(m.FromAddress))
+	}
+	if a, err := mail.ParseAddress(m.From); err == nil {
+		return strings.ToLower(a.Address)
+	}
+	// A bare address that net/mail rejects (odd characters) is still usable.
+	if f := strings.TrimSpace(m.From); strings.Count(f, "@") == 1 && !strings.ContainsAny(f, " <>") {
+		return strings.ToLower(f)
+	}
+	return ""
+}
+
+// Lane is the scheduling lane of a classification.
+type Lane string
+
+// The lanes, in priority order.
+const (
+	LaneInteractive Lane = "interactive"
+	LaneLive        Lane = "live"
+	LaneBackfill    Lane = "backfill"
+)
+
+// Source is the tier that reached a verdict.
+type Source int
+
+// The sources of a verdict.
+const (
+	SourceUnspecified Source = iota
+	SourceRules
+	SourceLLM
+	SourceCache
+)
+
+// Priority is how soon a person should look at a message.
+type Priority int
+
+// The priorities.
+const (
+	PriorityUnspecified Priority = iota
+	PriorityLow
+	PriorityNormal
+	PriorityHigh
+)
+
+// Usage is what a verdict cost.
+type Usage struct {
+	PromptTokens       int64
+	CompletionTokens   int64
+	CachedPromptTokens int64
+	CostMicros         int64
+	Requests           int64
+}
+
+// Verdict is a tier's classification of a message. The zero Verdict (no
+// category) means the tier abstains.
+type Verdict struct {
+	// Category is the lowercase name of a category of the taxonomy.
+	Category string
+	// Confidence is between 0 and 1.
+	Confidence float64
+	// Confident is true when the verdict should stand without asking a
+	// later tier (a confident rule skips the language model).
+	Confident  bool
+	Priority   Priority
+	NeedsReply bool
+	// Reason is a short explanation, never a quote of the mail.
+	Reason string
+	Source Source
+	// Rule names the rule, for SourceRules.
+	Rule string
+	// Model names the model, for SourceLLM.
+	Model string
+	Usage Usage
+	// Time is when the verdict was reached.
+	Time time.Time
+}
+
+// Request is one message to classify, with what a tier needs to schedule
+// and bound the work.
+type Request struct {
+	// User is the owner's user id.
+	User string
+	Lane Lane
+	// Taxonomy is the user's taxonomy; the verdict's category must be in it.
+	Taxonomy Taxonomy
+	Message  Message
+}
+
+// Tier is one stage of the pipeline. Classify returns a verdict, the zero
+// Verdict to abstain, or an error when it could not decide now (the caller
+// retries later). A tier may block (a language model waiting for rate-limit
+// capacity) until ctx is done.
+type Tier interface {
+	Classify(ctx context.Context, req Request) (Verdict, error)
+}
+
+// TierFunc adapts a function to Tier.
+type TierFunc func(ctx context.Context, req Request) (Verdict, error)
+
+// Classify calls f.
+func (f TierFunc) Classify(ctx context.Context, req Request) (Verdict, error) { return f(ctx, req) }
+
+// Pipeline asks its tiers in order. The first confident verdict wins; when
+// none is confident, the last verdict given wins (a later tier knows more
+// than an earlier one that was unsure). A verdict whose category is not in
+// the request's taxonomy counts as an abstention. When every tier abstains,
+// the verdict is Other with no confidence.
+type Pipeline struct {
+	tiers []Tier
+	now   func() time.Time
+}
+
+// NewPipeline returns a pipeline over tiers, asked in the order given.
+func NewPipeline(tiers ...Tier) *Pipeline {
+	return &Pipeline{tiers: tiers, now: time.Now}
+}
+
+// Classify runs the pipeline on req. An empty taxonomy means the default one.
+func (p *Pipeline) Classify(ctx context.Context, req Request) (Verdict, error) {
+	if len(req.Taxonomy) == 0 {
+		req.Taxonomy = defaultTaxonomy
+	}
+	var last Verdict
+	for _, t := range p.tiers {
+		v, err := t.Classify(ctx, req)
+		if err != nil {
+			return Verdict{}, err
+		}
+		if v.Category == "" || !req.Taxonomy.Has(v.Category) {
+			continue
+		}
+		last = v
+		if v.Confident {
+			break
+		}
+	}
+	if last.Category == "" {
+		last = Verdict{Category: Other, Reason: "no tier reached a verdict", Source: SourceRules, Rule: "fallback"}
+	}
+	if last.Time.IsZero() {
+		last.Time = p.now()
+	}
+	return last, nil
+}

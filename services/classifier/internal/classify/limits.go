@@ -1,0 +1,53 @@
+package classify
+
+import "context"
+
+// Limits is the state of the limiter that keeps language-model calls inside
+// the account's limits, as GetLimits reports it.
+type Limits struct {
+	// Keys are the API keys' limiters; empty when no model is configured.
+	Keys []KeyLimits
+	// Lanes are the queues waiting for capacity, in lane priority order.
+	Lanes []LaneQueue
+	// Replicas is the number of live classifier replicas sharing the limits.
+	Replicas int
+	// Model is the model in use; empty when only rules run.
+	Model string
+}
+
+// KeyLimits is the state of one API key's limiter.
+type KeyLimits struct {
+	// Key identifies the key without revealing it.
+	Key                   string
+	RequestsPerMinute     float64
+	TokensPerMinute       float64
+	RequestsAvailable     float64
+	TokensAvailable       float64
+	InFlight              int64
+	RateLimitedLastMinute int64
+	RetriesLastMinute     int64
+	FrozenSeconds         float64
+}
+
+// LaneQueue is how many messages wait in one lane.
+type LaneQueue struct {
+	Lane    Lane
+	Waiting int64
+}
+
+// LimitsReporter reports the limiter's state.
+type LimitsReporter interface {
+	Limits(ctx context.Context) Limits
+}
+
+// RulesOnly is the LimitsReporter of a classifier without a language model:
+// no keys, nothing waiting, one replica. (The limiter replaces it.)
+type RulesOnly struct{}
+
+// Limits reports the empty limiter.
+func (RulesOnly) Limits(context.Context) Limits {
+	return Limits{
+		Lanes:    []LaneQueue{{Lane: LaneInteractive}, {Lane: LaneLive}, {Lane: LaneBackfill}},
+		Replicas: 1,
+	}
+}

@@ -1,0 +1,119 @@
+// Package grpcapi is the classifier's gRPC adapter: ClassifierService's
+// Classify (one message, now, in the interactive lane) and GetLimits.
+package grpcapi
+
+import (
+	"context"
+	"fmt"
+
+	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
+	"mailroom.dev/platform/apierror"
+	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/resname"
+	"mailroom.dev/services/classifier/internal/classify"
+	"mailroom.dev/services/classifier/internal/protoconv"
+)
+
+// MaxMessageBytes bounds the message Classify accepts: raw, or its parts
+// together.
+const MaxMessageBytes = 1 << 20
+
+// Classifier is what the server needs from the domain.
+type Classifier interface {
+	Classify(ctx context.Context, req classify.Request) (classify.Verdict, error)
+}
+
+// Server implements classifierv1.ClassifierServiceServer.
+type Server struct {
+	classifierv1.UnimplementedClassifierServiceServer
+	classifier Classifier
+	limits     classify.LimitsReporter
+}
+
+// New returns a server classifying with c and reporting limits from l.
+func New(c Classifier, l classify.LimitsReporter) *Server {
+	return &Server{classifier: c, limits: l}
+}
+
+// Classify classifies one message for the parent user (default the caller).
+func (s *Server) Classify(ctx context.Context, req *classifierv1.ClassifyRequest) (*classifierv1.ClassifyResponse, error) {
+	parent := req.GetParent()
+	if parent == "" {
+		parent = resname.User(authn.Me)
+	}
+	ids, err := resname.Parse("parent", "users/*", parent)
+	if err != nil {
+		return nil, err
+	}
+	user, err := authn.Authorize(ctx, "parent", ids[0])
+	if err != nil {
+		return nil, err
+	}
+	msg, err := message(req)
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.classifier.Classify(ctx, classify.Request{User: user, Lane: classify.LaneInteractive, Message: msg})
+	if err != nil {
+		return nil, fmt.Errorf("classify: %w", err)
+	}
+	return &classifierv1.ClassifyResponse{Classification: protoconv.Classification(v)}, nil
+}
+
+// message returns the message of req: raw parsed, or the parts.
+func message(req *classifierv1.ClassifyRequest) (classify.Message, error) {
+	hasParts := req.GetSubject() != "" || req.GetFrom() != "" || req.GetBody() != "" || len(req.GetHeaders()) > 0
+	raw := req.GetRaw()
+	switch {
+	case len(raw) > 0 && hasParts:
+		return classify.Message{}, apierror.Invalid("raw", "give either raw or the parts (subject, from, body, headers), not both")
+	case len(raw) > MaxMessageBytes:
+		return classify.Message{}, apierror.Invalid("raw", "is %d bytes; the limit is %d bytes (1 MiB)", len(raw), MaxMessageBytes)
+	case len(raw) > 0:
+		return parseRaw(raw)
+	case !hasParts:
+		return classify.Message{}, apierror.Invalid("raw", "a message is required: give raw, or at least one of subject, from, body, headers")
+	}
+	size := len(req.GetSubject()) + len(req.GetFrom()) + len(req.GetBody())
+	for i, h := range req.GetHeaders() {
+		if h.GetName() == "" {
+			return classify.Message{}, apierror.Invalid(fmt.Sprintf("headers[%d].name", i), "is required")
+		}
+		size += len(h.GetName()) + len(h.GetValue())
+	}
+	if size > MaxMessageBytes {
+		return classify.Message{}, apierror.Invalid("body", "the message is %d bytes; the limit is %d bytes (1 MiB)", size, MaxMessageBytes)
+	}
+	return classify.Message{
+		Subject: req.GetSubject(),
+		From:    req.GetFrom(),
+		Body:    req.GetBody(),
+		Headers: protoconv.Headers(req.GetHeaders()),
+	}, nil
+}
+
+// GetLimits reports the limiter's state to any authenticated caller.
+func (s *Server) GetLimits(ctx context.Context, _ *classifierv1.GetLimitsRequest) (*classifierv1.GetLimitsResponse, error) {
+	if _, ok := authn.FromContext(ctx); !ok {
+		return nil, apierror.Unauthenticatedf("no credential was presented")
+	}
+	l := s.limits.Limits(ctx)
+	resp := &classifierv1.GetLimitsResponse{Replicas: int32(l.Replicas), Model: l.Model}
+	for _, k := range l.Keys {
+		resp.Keys = append(resp.Keys, &classifierv1.KeyLimits{
+			Key:                   k.Key,
+			RequestsPerMinute:     k.RequestsPerMinute,
+			TokensPerMinute:       k.TokensPerMinute,
+			RequestsAvailable:     k.RequestsAvailable,
+			TokensAvailable:       k.TokensAvailable,
+			InFlight:              k.InFlight,
+			RateLimitedLastMinute: k.RateLimitedLastMinute,
+			RetriesLastMinute:     k.RetriesLastMinute,
+			FrozenSeconds:         k.FrozenSeconds,
+		})
+	}
+	for _, q := range l.Lanes {
+		resp.Lanes = append(resp.Lanes, &classifierv1.LaneQueue{Lane: protoconv.LaneProto(q.Lane), Waiting: q.Waiting})
+	}
+	return resp, nil
+}

@@ -1,0 +1,397 @@
+// Package consumer is the classifier's JetStream adapter: a durable pull
+// consumer on the mail.received stream that classifies each event, publishes
+// mail.classified, waits for that publish to be stored, and only then
+// acknowledges the received event (DoubleAck). Redelivery is therefore
+// normal; the classified event's de-duplication id and the store's unique
+// key make it harmless.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+
+	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
+	"mailroom.dev/platform/eventbus"
+	"mailroom.dev/platform/resname"
+	"mailroom.dev/services/classifier/internal/classify"
+	"mailroom.dev/services/classifier/internal/protoconv"
+)
+
+// Classifier is what the consumer needs from the domain: a verdict for a
+// request, or an error when none can be reached now.
+type Classifier interface {
+	Classify(ctx context.Context, req classify.Request) (classify.Verdict, error)
+}
+
+// Config configures a Consumer. Zero fields take the defaults named.
+type Config struct {
+	Topology eventbus.Topology
+	// Durable is the consumer's name (default "classifier").
+	Durable string
+	// Workers bounds how many events are processed at once (default 8).
+	Workers int
+	// AckWait is how long the server waits for an ack before redelivering
+	// (default 30 s); work in progress is kept alive before it runs out.
+	AckWait time.Duration
+	// MaxDeliver bounds the deliveries of one event (default 10).
+	MaxDeliver int
+	// MaxAckPending bounds the events delivered and not yet acknowledged
+	// (default 1000). Delivery stops silently when it is reached.
+	MaxAckPending int
+	// PublishTimeout bounds the wait for the classified event's PubAck (default 10 s).
+	PublishTimeout time.Duration
+	// ShutdownTimeout bounds how long in-flight events may finish after the
+	// consumer is asked to stop (default 10 s); what is still running is
+	// then cancelled and handed back to the server.
+	ShutdownTimeout time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.Durable == "" {
+		c.Durable = "classifier"
+	}
+	if c.Workers <= 0 {
+		c.Workers = 8
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 10
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = 1000
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = 10 * time.Second
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+}
+
+// Consumer consumes mail.received and publishes mail.classified.
+type Consumer struct {
+	js         jetstream.JetStream
+	cfg        Config
+	classifier Classifier
+	logger     *slog.Logger
+	tracer     trace.Tracer
+}
+
+// New returns a consumer reading through js and classifying with classifier.
+func New(js jetstream.JetStream, cfg Config, classifier Classifier, logger *slog.Logger) *Consumer {
+	cfg.defaults()
+	return &Consumer{
+		js:         js,
+		cfg:        cfg,
+		classifier: classifier,
+		logger:     logger.With("component", "consumer", "durable", cfg.Durable),
+		tracer:     otel.Tracer("mailroom.dev/services/classifier/internal/jetstream/consumer"),
+	}
+}
+
+// Ensure creates the durable consumer, or updates its configuration.
+func (c *Consumer) Ensure(ctx context.Context) (jetstream.Consumer, error) {
+	stream := c.cfg.Topology.ReceivedStreamName()
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable:       c.cfg.Durable,
+		Description:   "mailroom classifier: mail.received → mail.classified",
+		FilterSubject: c.cfg.Topology.ReceivedAll(),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.cfg.AckWait,
+		MaxDeliver:    c.cfg.MaxDeliver,
+		MaxAckPending: c.cfg.MaxAckPending,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", c.cfg.Durable, stream, err)
+	}
+	return cons, nil
+}
+
+// Run consumes until ctx is done, then stops taking events, hands back the
+// ones fetched but not started, lets in-flight ones finish for up to the
+// shutdown timeout, and returns nil. It returns an error only when it
+// cannot consume at all (the connection is closed).
+func (c *Consumer) Run(ctx context.Context) error {
+	// Work outlives ctx by up to ShutdownTimeout, so that an event being
+	// published when the stop comes is finished and acknowledged.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, c.cfg.Workers)
+
+	err := c.consume(ctx, work, sem, &wg)
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(c.cfg.ShutdownTimeout):
+		c.logger.Warn("in-flight events did not finish in time; handing them back", "timeout", c.cfg.ShutdownTimeout.String())
+		cancelWork()
+		<-done
+	}
+	return err
+}
+
+// consume runs message iterators until ctx is done, making a new one (and
+// re-creating the consumer) when one ends by itself: the consumer was
+// deleted, or the server restarted without its state.
+func (c *Consumer) consume(ctx, work context.Context, sem chan struct{}, wg *sync.WaitGroup) error {
+	backoff := 100 * time.Millisecond
+	for {
+		cons, err := c.Ensure(ctx)
+		if err == nil {
+			var it jetstream.MessagesContext
+			// Fetching no more than the workers can take keeps events
+			// from waiting in this process while another replica is idle.
+			it, err = cons.Messages(jetstream.PullMaxMessages(c.cfg.Workers))
+			if err == nil {
+				stop := context.AfterFunc(ctx, it.Drain)
+				err = c.loop(ctx, work, it, sem, wg)
+				stop()
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, jetstream.ErrConnectionClosed) || c.js.Conn().IsClosed() {
+			return fmt.Errorf("consumer %s: %w", c.cfg.Durable, err)
+		}
+		c.logger.Warn("consuming stopped; starting again", "error", err.Error(), "backoff", backoff.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// loop takes events from it and hands each to a worker, taking one only when
+// a worker is free. When ctx is done (it is being drained) it hands the
+// events left in the buffer back to the server.
+func (c *Consumer) loop(ctx, work context.Context, it jetstream.MessagesContext, sem chan struct{}, wg *sync.WaitGroup) error {
+	for {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			c.handBack(it)
+			return nil
+		}
+		msg, err := it.Next()
+		if err != nil {
+			<-sem
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return err
+			}
+			// Missed heartbeats and reconnects are repaired by the
+			// iterator itself; a terminal error closes it and the next
+			// call reports that.
+			c.logger.Debug("next event", "error", err.Error())
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c.handle(work, msg)
+		}()
+	}
+}
+
+// handBack Naks every event left in a draining iterator so that it is
+// redelivered now (to another replica) rather than after AckWait. The
+// delivery was counted when it was made; the Nak adds none.
+func (c *Consumer) handBack(it jetstream.MessagesContext) {
+	it.Drain()
+	n := 0
+	for {
+		msg, err := it.Next(jetstream.NextMaxWait(time.Second))
+		if err != nil {
+			break
+		}
+		_ = msg.Nak()
+		n++
+	}
+	if n > 0 {
+		c.logger.Info("handed back unstarted events", "count", n)
+	}
+}
+
+// handle processes one event. Every path ends in exactly one of: DoubleAck
+// (classified and published), Term (the event can never be processed), Nak
+// (try again later).
+func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
+	var seq, delivered uint64
+	if md, err := msg.Metadata(); err == nil {
+		seq, delivered = md.Sequence.Stream, md.NumDelivered
+	}
+	ctx, span := c.tracer.Start(eventbus.Extract(ctx, msg), "classify mail.received",
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.destination.name", c.cfg.Topology.ReceivedStreamName()),
+			attribute.String("messaging.consumer.group.name", c.cfg.Durable),
+			attribute.Int64("messaging.nats.stream_sequence", int64(seq)),
+			attribute.Int64("messaging.nats.delivered", int64(delivered)),
+		))
+	defer span.End()
+	log := c.logger.With("stream_seq", seq, "delivered", delivered)
+
+	var ev eventsv1.MailReceived
+	if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
+		c.term(ctx, span, log, msg, "payload is not a MailReceived event")
+		return
+	}
+	if reason := invalid(&ev); reason != "" {
+		c.term(ctx, span, log, msg, reason)
+		return
+	}
+	log = log.With("message", ev.GetMessage())
+
+	// A later tier may wait for rate-limit capacity for longer than
+	// AckWait; keep the event ours meanwhile, without spending a delivery.
+	stopKeepAlive := keepAlive(msg, c.cfg.AckWait/3)
+	defer stopKeepAlive()
+
+	v, err := c.classifier.Classify(ctx, classify.Request{
+		User:    ev.GetUser(),
+		Lane:    protoconv.Lane(ev.GetLane()),
+		Message: protoconv.Message(ev.GetContent()),
+	})
+	if err != nil {
+		c.retry(ctx, span, log, msg, delivered, "classify", err)
+		return
+	}
+	span.SetAttributes(
+		attribute.String("mailroom.classification.category", v.Category),
+		attribute.String("mailroom.classification.rule", v.Rule),
+		attribute.Float64("mailroom.classification.confidence", v.Confidence),
+	)
+
+	out := &eventsv1.MailClassified{
+		User:              ev.GetUser(),
+		Mailbox:           ev.GetMailbox(),
+		Message:           ev.GetMessage(),
+		ProviderMessageId: ev.GetProviderMessageId(),
+		Content:           protoconv.WithoutBody(ev.GetContent()),
+		Classification:    protoconv.Classification(v),
+		Usage:             protoconv.Usage(v.Usage),
+		IngestTime:        ev.GetIngestTime(),
+	}
+	pctx, cancel := context.WithTimeout(ctx, c.cfg.PublishTimeout)
+	_, err = eventbus.Publish(pctx, c.js, c.cfg.Topology.ClassifiedSubject(ev.GetUser()), ClassifiedMsgID(ev.GetMessage()), out)
+	cancel()
+	if err != nil {
+		c.retry(ctx, span, log, msg, delivered, "publish", err)
+		return
+	}
+	stopKeepAlive()
+	if err := msg.DoubleAck(ctx); err != nil {
+		// The classified event is stored; the redelivery that follows
+		// publishes a duplicate that the stream and the store absorb.
+		log.WarnContext(ctx, "ack failed; the event will be redelivered", "error", err.Error())
+		span.RecordError(err)
+		return
+	}
+	log.DebugContext(ctx, "classified", "category", v.Category, "rule", v.Rule)
+}
+
+// ClassifiedMsgID is the Nats-Msg-Id of the classified event of a message.
+func ClassifiedMsgID(message string) string { return "classified/" + message }
+
+// invalid returns why ev cannot be processed, or "". The reasons name
+// fields, never their content.
+func invalid(ev *eventsv1.MailReceived) string {
+	if !resname.ValidID(ev.GetUser()) {
+		return "user is not a valid user id"
+	}
+	ids, err := resname.Parse("message", "users/*/messages/*", ev.GetMessage())
+	if err != nil {
+		return "message is not a message name"
+	}
+	if ids[0] != ev.GetUser() {
+		return "message belongs to another user"
+	}
+	if ev.GetContent() == nil {
+		return "content is missing"
+	}
+	return ""
+}
+
+func (c *Consumer) term(ctx context.Context, span trace.Span, log *slog.Logger, msg jetstream.Msg, reason string) {
+	span.SetStatus(codes.Error, reason)
+	log.ErrorContext(ctx, "dropping an event that cannot be processed", "reason", reason)
+	// Plain Term: NATS 2.9 does not know "+TERM <reason>" and would leave
+	// the event pending; the reason is in the log line above.
+	if err := msg.Term(); err != nil {
+		log.WarnContext(ctx, "term failed", "error", err.Error())
+	}
+}
+
+// retry hands the event back with a delay growing with its deliveries, or at
+// once when the consumer is shutting down.
+func (c *Consumer) retry(ctx context.Context, span trace.Span, log *slog.Logger, msg jetstream.Msg, delivered uint64, step string, err error) {
+	span.RecordError(err)
+	span.SetStatus(codes.Error, step+" failed")
+	if ctx.Err() != nil {
+		_ = msg.Nak()
+		return
+	}
+	delay := RetryDelay(delivered)
+	log.WarnContext(ctx, step+" failed; retrying later", "error", err.Error(), "delay", delay.String())
+	if err := msg.NakWithDelay(delay); err != nil {
+		log.WarnContext(ctx, "nak failed", "error", err.Error())
+	}
+}
+
+// RetryDelay is how long an event waits before its next delivery after its
+// delivered-th delivery failed: 1 s, 2 s, 4 s, … up to 1 minute.
+func RetryDelay(delivered uint64) time.Duration {
+	if delivered < 1 {
+		delivered = 1
+	}
+	if delivered > 7 {
+		return time.Minute
+	}
+	return min(time.Second<<(delivered-1), time.Minute)
+}
+
+// keepAlive tells the server every interval that msg is in progress, until
+// the returned function is called (it may be called more than once).
+func keepAlive(msg jetstream.Msg, every time.Duration) func() {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				_ = msg.InProgress()
+			case <-done:
+				return
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done); <-stopped })
+	}
+}
