@@ -30,6 +30,10 @@ const (
 // Domain is the ErrorInfo domain of every mailroom error.
 const Domain = "mailroom.dev"
 
+// ReasonMessageTooLarge is the ErrorInfo reason of a payload over a size
+// limit; the gateway answers it with HTTP 413.
+const ReasonMessageTooLarge = "MESSAGE_TOO_LARGE"
+
 // Error is an error meant to be shown to the caller. Message must never hold
 // a secret or mail content.
 type Error struct {

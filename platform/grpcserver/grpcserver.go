@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
@@ -60,7 +61,8 @@ func New(opts Options) *Server {
 	unary := append([]grpc.UnaryServerInterceptor{logUnary(l), recoverUnary(l), errorsUnary(l)}, opts.Unary...)
 	stream := append([]grpc.StreamServerInterceptor{logStream(l), recoverStream(l), errorsStream(l)}, opts.Stream...)
 	gs := grpc.NewServer(
-		grpc.StatsHandler(otelgrpc.NewServerHandler()),
+		// Health checks (probes every few seconds) make no spans.
+		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
