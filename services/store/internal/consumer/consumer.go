@@ -1,0 +1,334 @@
+// Package consumer feeds the store from JetStream: durable pull consumers on
+// the mail.received and mail.classified streams fetch events in batches,
+// record each batch in one transaction, and acknowledge (DoubleAck) every
+// event only after the commit. A failed batch is retried message by message,
+// so one bad event cannot hold up the others, and whatever still fails is
+// Nak'd with a delay and comes back; an event that cannot be decoded is
+// terminated.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"mailroom.dev/platform/eventbus"
+	"mailroom.dev/services/store/internal/mailstore"
+)
+
+// Durable consumer names.
+const (
+	ReceivedDurable   = "store-received"
+	ClassifiedDurable = "store-classified"
+)
+
+// Recorder stores decoded events, one transaction per call.
+type Recorder interface {
+	RecordReceived(ctx context.Context, msgs []mailstore.Message) error
+	RecordClassified(ctx context.Context, verdicts []mailstore.Classified) error
+}
+
+// Options tune the consumers; zero values take the defaults.
+type Options struct {
+	// BatchSize is the most events recorded in one transaction (default 200).
+	BatchSize int
+	// MaxWait is how long one fetch waits for a first event (default 5 s).
+	MaxWait time.Duration
+	// AckWait is how long the server waits for an ack before redelivering
+	// (default 30 s).
+	AckWait time.Duration
+	// MaxAckPending bounds the events delivered and not yet acked (default
+	// 2000, ten batches).
+	MaxAckPending int
+	// NakDelay is the first redelivery delay after a failure; it doubles
+	// with every delivery, up to a minute (default 1 s).
+	NakDelay time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 200
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = 5 * time.Second
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = 30 * time.Second
+	}
+	if o.MaxAckPending <= 0 {
+		o.MaxAckPending = 2000
+	}
+	if o.NakDelay <= 0 {
+		o.NakDelay = time.Second
+	}
+}
+
+// Consumers are the store's two JetStream consumers.
+type Consumers struct {
+	received   *pipe[mailstore.Message]
+	classified *pipe[mailstore.Classified]
+}
+
+// New creates (or updates) the durable consumers on the streams that topo
+// names. It does not start consuming: Run does.
+func New(ctx context.Context, js jetstream.JetStream, topo eventbus.Topology, rec Recorder, logger *slog.Logger, opts Options) (*Consumers, error) {
+	opts.defaults()
+	cfg := func(durable, filter string) jetstream.ConsumerConfig {
+		return jetstream.ConsumerConfig{
+			Durable:       durable,
+			Description:   "mailroom store: records events in its database",
+			FilterSubject: filter,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       opts.AckWait,
+			// The store is the system of record: it never gives up on an
+			// event (a Nak counts as a delivery).
+			MaxDeliver:    -1,
+			MaxAckPending: opts.MaxAckPending,
+		}
+	}
+	received, err := js.CreateOrUpdateConsumer(ctx, topo.ReceivedStreamName(), cfg(ReceivedDurable, topo.ReceivedAll()))
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", ReceivedDurable, err)
+	}
+	classified, err := js.CreateOrUpdateConsumer(ctx, topo.ClassifiedStreamName(), cfg(ClassifiedDurable, topo.ClassifiedAll()))
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", ClassifiedDurable, err)
+	}
+	tracer := otel.Tracer("mailroom.dev/services/store/internal/consumer")
+	return &Consumers{
+		received: &pipe[mailstore.Message]{
+			cons: received, durable: ReceivedDurable, span: "store process mail.received",
+			decode: decodeReceived, record: rec.RecordReceived,
+			logger: logger, opts: opts, tracer: tracer,
+		},
+		classified: &pipe[mailstore.Classified]{
+			cons: classified, durable: ClassifiedDurable, span: "store process mail.classified",
+			decode: decodeClassified, record: rec.RecordClassified,
+			logger: logger, opts: opts, tracer: tracer,
+		},
+	}, nil
+}
+
+// Run consumes both streams until ctx is done; the batches in hand are
+// still recorded and acked. It returns nil after ctx is done.
+func (c *Consumers) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.received.run(ctx)
+	}()
+	c.classified.run(ctx)
+	<-done
+	return nil
+}
+
+// pipe moves the events of one consumer into the recorder.
+type pipe[T any] struct {
+	cons    jetstream.Consumer
+	durable string
+	span    string
+	decode  func(jetstream.Msg) (T, error)
+	record  func(context.Context, []T) error
+	logger  *slog.Logger
+	opts    Options
+	tracer  trace.Tracer
+}
+
+// item is one fetched event on its way through a batch.
+type item[T any] struct {
+	msg   jetstream.Msg
+	value T
+	ctx   context.Context
+	span  trace.Span
+}
+
+func (p *pipe[T]) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		msgs, err := p.fetch(ctx)
+		if err != nil && ctx.Err() == nil {
+			p.logger.WarnContext(ctx, "fetch failed", "consumer", p.durable, "error", err.Error())
+			sleep(ctx, time.Second)
+		}
+		if len(msgs) > 0 {
+			// The batch in hand is finished even when shutdown has begun.
+			p.process(context.WithoutCancel(ctx), msgs)
+		}
+	}
+}
+
+// fetch waits up to MaxWait for a first event, then takes whatever else is
+// ready, up to BatchSize: a trickle is recorded at once, a flood in full
+// batches.
+func (p *pipe[T]) fetch(ctx context.Context) ([]jetstream.Msg, error) {
+	wctx, cancel := context.WithTimeout(ctx, p.opts.MaxWait)
+	defer cancel()
+	first, err := p.cons.Fetch(1, jetstream.FetchContext(wctx))
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range first.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := first.Error(); err != nil && !eventbus.IsTimeout(err) && !errors.Is(err, context.Canceled) {
+		return msgs, err
+	}
+	if len(msgs) == 0 || p.opts.BatchSize == 1 {
+		return msgs, nil
+	}
+	rest, err := p.cons.FetchNoWait(p.opts.BatchSize - 1)
+	if err != nil {
+		return msgs, err
+	}
+	for m := range rest.Messages() {
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
+}
+
+// process records msgs in one transaction and acks them after the commit.
+// When the batch fails, each event is tried alone, so that one event the
+// database refuses cannot keep the others out; the failures are Nak'd.
+func (p *pipe[T]) process(ctx context.Context, msgs []jetstream.Msg) {
+	items := make([]item[T], 0, len(msgs))
+	for _, m := range msgs {
+		it := item[T]{msg: m}
+		it.ctx, it.span = p.tracer.Start(eventbus.Extract(ctx, m), p.span,
+			trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(
+				attribute.String("messaging.system", "nats"),
+				attribute.String("messaging.operation.type", "process"),
+				attribute.String("messaging.consumer.group.name", p.durable),
+				attribute.Int("messaging.batch.message_count", len(msgs)),
+			))
+		if md, err := m.Metadata(); err == nil {
+			it.span.SetAttributes(
+				attribute.String("messaging.destination.name", md.Stream),
+				attribute.Int64("messaging.nats.stream_sequence", int64(md.Sequence.Stream)),
+				attribute.Int64("messaging.nats.num_delivered", int64(md.NumDelivered)))
+		}
+		v, err := p.decode(m)
+		if err != nil {
+			// Redelivery cannot fix it: terminate, and say so without content.
+			p.logger.ErrorContext(it.ctx, "undecodable event terminated", "consumer", p.durable, "stream_seq", streamSeq(m), "error", err.Error())
+			if err := m.Term(); err != nil {
+				p.logger.WarnContext(it.ctx, "term failed", "consumer", p.durable, "error", err.Error())
+			}
+			it.span.SetStatus(codes.Error, "undecodable event")
+			it.span.End()
+			continue
+		}
+		it.value = v
+		items = append(items, it)
+	}
+	if len(items) == 0 {
+		return
+	}
+
+	// Leave time to ack before the server redelivers.
+	rctx, cancel := context.WithTimeout(ctx, p.opts.AckWait*4/5)
+	defer cancel()
+	values := make([]T, len(items))
+	for i, it := range items {
+		values[i] = it.value
+	}
+	err := p.record(rctx, values)
+	if err == nil {
+		p.ackAll(items)
+		return
+	}
+	if len(items) == 1 {
+		p.logger.ErrorContext(items[0].ctx, "recording event failed", "consumer", p.durable, "error", err.Error())
+		p.nak(items[0], err)
+		return
+	}
+	p.logger.ErrorContext(ctx, "recording batch failed; retrying its events one by one",
+		"consumer", p.durable, "events", len(items), "error", err.Error())
+	failed := 0
+	for _, it := range items {
+		if rctx.Err() != nil {
+			p.nak(it, rctx.Err())
+			failed++
+			continue
+		}
+		if err := p.record(rctx, []T{it.value}); err != nil {
+			p.nak(it, err)
+			failed++
+			continue
+		}
+		p.ack(it)
+	}
+	if failed > 0 {
+		p.logger.ErrorContext(ctx, "events not recorded; they will be redelivered", "consumer", p.durable, "failed", failed, "events", len(items))
+	}
+}
+
+// ackAll acks items concurrently: a DoubleAck waits for the server's reply,
+// and a batch's worth of round trips in a row would cost more than the
+// transaction.
+func (p *pipe[T]) ackAll(items []item[T]) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for _, it := range items {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			p.ack(it)
+		})
+	}
+	wg.Wait()
+}
+
+func (p *pipe[T]) ack(it item[T]) {
+	defer it.span.End()
+	actx, cancel := context.WithTimeout(it.ctx, 5*time.Second)
+	defer cancel()
+	if err := it.msg.DoubleAck(actx); err != nil {
+		// Recorded but not acked: the event comes back and changes nothing.
+		p.logger.WarnContext(it.ctx, "ack failed", "consumer", p.durable, "stream_seq", streamSeq(it.msg), "error", err.Error())
+		it.span.RecordError(err)
+	}
+}
+
+func (p *pipe[T]) nak(it item[T], cause error) {
+	defer it.span.End()
+	it.span.RecordError(cause)
+	it.span.SetStatus(codes.Error, "not recorded")
+	delay := p.opts.NakDelay
+	if md, err := it.msg.Metadata(); err == nil {
+		for i := uint64(1); i < md.NumDelivered && delay < time.Minute; i++ {
+			delay *= 2
+		}
+	}
+	delay = min(delay, time.Minute)
+	if err := it.msg.NakWithDelay(delay); err != nil {
+		p.logger.WarnContext(it.ctx, "nak failed", "consumer", p.durable, "stream_seq", streamSeq(it.msg), "error", err.Error())
+	}
+}
+
+func streamSeq(m jetstream.Msg) uint64 {
+	md, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return md.Sequence.Stream
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

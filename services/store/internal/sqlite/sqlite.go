@@ -1,0 +1,412 @@
+// Package sqlite is the store's repository on an embedded SQLite file
+// (modernc.org/sqlite through database/sql), for the zero-setup run. It
+// behaves as package postgres does and passes the same contract suite.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"mailroom.dev/platform/sqldb"
+	"mailroom.dev/services/store/internal/mailstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations returns the goose migrations of the store's SQLite schema.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the directory is embedded above
+	}
+	return sub
+}
+
+// Repository implements mailstore.Repository on a SQLite database.
+type Repository struct {
+	db  *sql.DB
+	now func() time.Time
+}
+
+// New returns a repository on db, whose database has the schema of
+// Migrations applied.
+func New(db *sql.DB) *Repository {
+	return &Repository{db: db, now: time.Now}
+}
+
+// The upserts' WHERE clauses skip rows that would not change, so that a
+// redelivered batch writes nothing and leaves update_time alone.
+const upsertReceived = `
+INSERT INTO store_messages (user_id, id, mailbox_id, provider_message_id, subject, sender, sender_address,
+    recipients, received_time, snippet, size_bytes, attachment_names, body, received, state,
+    create_time, update_time)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, 'pending', $14, $14)
+ON CONFLICT (user_id, id) DO UPDATE SET
+    mailbox_id = excluded.mailbox_id,
+    provider_message_id = excluded.provider_message_id,
+    subject = excluded.subject,
+    sender = excluded.sender,
+    sender_address = excluded.sender_address,
+    recipients = excluded.recipients,
+    received_time = excluded.received_time,
+    snippet = excluded.snippet,
+    size_bytes = excluded.size_bytes,
+    attachment_names = excluded.attachment_names,
+    body = excluded.body,
+    received = 1,
+    update_time = excluded.update_time
+WHERE NOT store_messages.received
+   OR (store_messages.mailbox_id, store_messages.provider_message_id, store_messages.subject, store_messages.sender,
+       store_messages.sender_address, store_messages.recipients, store_messages.received_time, store_messages.snippet,
+       store_messages.size_bytes, store_messages.attachment_names, store_messages.body)
+      IS NOT
+      (excluded.mailbox_id, excluded.provider_message_id, excluded.subject, excluded.sender,
+       excluded.sender_address, excluded.recipients, excluded.received_time, excluded.snippet,
+       excluded.size_bytes, excluded.attachment_names, excluded.body)`
+
+// A verdict fills the metadata only while MailReceived has not been stored,
+// and replaces the classification only with a later one.
+const upsertClassified = `
+INSERT INTO store_messages (user_id, id, mailbox_id, provider_message_id, subject, sender, sender_address,
+    recipients, received_time, snippet, size_bytes, attachment_names, state,
+    category, confidence, priority, needs_reply, reason, source, rule, model, classify_time,
+    create_time, update_time)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'classified',
+    $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $22)
+ON CONFLICT (user_id, id) DO UPDATE SET
+    mailbox_id = CASE WHEN store_messages.received THEN store_messages.mailbox_id ELSE excluded.mailbox_id END,
+    provider_message_id = CASE WHEN store_messages.received THEN store_messages.provider_message_id ELSE excluded.provider_message_id END,
+    subject = CASE WHEN store_messages.received THEN store_messages.subject ELSE excluded.subject END,
+    sender = CASE WHEN store_messages.received THEN store_messages.sender ELSE excluded.sender END,
+    sender_address = CASE WHEN store_messages.received THEN store_messages.sender_address ELSE excluded.sender_address END,
+    recipients = CASE WHEN store_messages.received THEN store_messages.recipients ELSE excluded.recipients END,
+    received_time = CASE WHEN store_messages.received THEN store_messages.received_time ELSE excluded.received_time END,
+    snippet = CASE WHEN store_messages.received THEN store_messages.snippet ELSE excluded.snippet END,
+    size_bytes = CASE WHEN store_messages.received THEN store_messages.size_bytes ELSE excluded.size_bytes END,
+    attachment_names = CASE WHEN store_messages.received THEN store_messages.attachment_names ELSE excluded.attachment_names END,
+    state = 'classified',
+    category = excluded.category,
+    confidence = excluded.confidence,
+    priority = excluded.priority,
+    needs_reply = excluded.needs_reply,
+    reason = excluded.reason,
+    source = excluded.source,
+    rule = excluded.rule,
+    model = excluded.model,
+    classify_time = excluded.classify_time,
+    update_time = excluded.update_time
+WHERE store_messages.classify_time IS NULL OR store_messages.classify_time < excluded.classify_time`
+
+const insertUsage = `
+INSERT INTO store_classification_usage (user_id, message_id, classify_time, source,
+    prompt_tokens, completion_tokens, cached_prompt_tokens, cost_micros, requests, create_time)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (user_id, message_id, classify_time) DO NOTHING`
+
+// SaveReceived implements mailstore.Repository.
+func (r *Repository) SaveReceived(ctx context.Context, msgs []mailstore.Message) error {
+	msgs = mailstore.DistinctMessages(msgs)
+	if len(msgs) == 0 {
+		return nil
+	}
+	now := r.now().UnixMicro()
+	err := sqldb.InTx(ctx, r.db, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, upsertReceived)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, m := range msgs {
+			_, err := stmt.ExecContext(ctx, m.User, m.ID, m.MailboxID, m.ProviderMessageID, m.Subject, m.From, m.FromAddress,
+				jsonList(m.To), m.ReceivedTime.UnixMicro(), m.Snippet, m.SizeBytes, jsonList(m.AttachmentNames), m.Body, now)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: save received: %w", err)
+	}
+	return nil
+}
+
+// SaveClassified implements mailstore.Repository.
+func (r *Repository) SaveClassified(ctx context.Context, verdicts []mailstore.Classified) error {
+	latest := mailstore.LatestVerdicts(verdicts)
+	if len(latest) == 0 {
+		return nil
+	}
+	now := r.now().UnixMicro()
+	err := sqldb.InTx(ctx, r.db, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, upsertClassified)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, v := range latest {
+			m, c := v.Message, v.Message.Classification
+			_, err := stmt.ExecContext(ctx, m.User, m.ID, m.MailboxID, m.ProviderMessageID, m.Subject, m.From, m.FromAddress,
+				jsonList(m.To), m.ReceivedTime.UnixMicro(), m.Snippet, m.SizeBytes, jsonList(m.AttachmentNames),
+				c.Category, float64(c.Confidence), string(c.Priority), c.NeedsReply, c.Reason, string(c.Source), c.Rule, c.Model,
+				c.ClassifyTime.UnixMicro(), now)
+			if err != nil {
+				return err
+			}
+		}
+		ustmt, err := tx.PrepareContext(ctx, insertUsage)
+		if err != nil {
+			return err
+		}
+		defer ustmt.Close()
+		for _, v := range mailstore.DistinctVerdicts(verdicts) {
+			m, c, u := v.Message, v.Message.Classification, v.Cost
+			_, err := ustmt.ExecContext(ctx, m.User, m.ID, c.ClassifyTime.UnixMicro(), string(c.Source),
+				u.PromptTokens, u.CompletionTokens, u.CachedPromptTokens, u.CostMicros, u.Requests, now)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: save classified: %w", err)
+	}
+	return nil
+}
+
+func jsonList(s []string) string {
+	if len(s) == 0 {
+		return "[]"
+	}
+	b, _ := json.Marshal(s) // []string always marshals
+	return string(b)
+}
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+const messageColumns = `user_id, id, mailbox_id, provider_message_id, subject, sender, sender_address,
+    recipients, received_time, snippet, size_bytes, attachment_names, body, state,
+    category, confidence, priority, needs_reply, reason, source, rule, model, classify_time,
+    create_time, update_time`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanMessage(row scanner) (mailstore.Message, error) {
+	var (
+		m                      mailstore.Message
+		to, attachments, state string
+		received, create, upd  int64
+		category, priority     sql.NullString
+		reason, source         sql.NullString
+		rule, model            sql.NullString
+		confidence             sql.NullFloat64
+		needsReply             sql.NullBool
+		classifyTime           sql.NullInt64
+	)
+	err := row.Scan(&m.User, &m.ID, &m.MailboxID, &m.ProviderMessageID, &m.Subject, &m.From, &m.FromAddress,
+		&to, &received, &m.Snippet, &m.SizeBytes, &attachments, &m.Body, &state,
+		&category, &confidence, &priority, &needsReply, &reason, &source, &rule, &model, &classifyTime,
+		&create, &upd)
+	if err != nil {
+		return mailstore.Message{}, err
+	}
+	if err := json.Unmarshal([]byte(to), &m.To); err != nil {
+		return mailstore.Message{}, fmt.Errorf("recipients: %w", err)
+	}
+	if err := json.Unmarshal([]byte(attachments), &m.AttachmentNames); err != nil {
+		return mailstore.Message{}, fmt.Errorf("attachment names: %w", err)
+	}
+	m.ReceivedTime = fromMicros(received)
+	m.CreateTime = fromMicros(create)
+	m.UpdateTime = fromMicros(upd)
+	m.State = mailstore.State(state)
+	if category.Valid {
+		m.Classification = &mailstore.Classification{
+			Category:   category.String,
+			Confidence: float32(confidence.Float64),
+			Priority:   mailstore.Priority(priority.String),
+			NeedsReply: needsReply.Bool,
+			Reason:     reason.String,
+			Source:     mailstore.Source(source.String),
+			Rule:       rule.String,
+			Model:      model.String,
+		}
+		if classifyTime.Valid {
+			m.Classification.ClassifyTime = fromMicros(classifyTime.Int64)
+		}
+	}
+	return m, nil
+}
+
+// ListMessages implements mailstore.Repository.
+func (r *Repository) ListMessages(ctx context.Context, q mailstore.ListQuery) ([]mailstore.Message, error) {
+	var sb strings.Builder
+	args := []any{q.User}
+	sb.WriteString("SELECT " + messageColumns + " FROM store_messages WHERE user_id = $1")
+	for _, c := range q.Filter.Conditions {
+		col, val, err := condition(c)
+		if err != nil {
+			return nil, err
+		}
+		op, err := sqlOp(c.Op)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, val)
+		fmt.Fprintf(&sb, " AND %s %s $%d", col, op, len(args))
+	}
+	if q.After != nil {
+		args = append(args, q.After.ReceivedTime.UnixMicro(), q.After.ID)
+		fmt.Fprintf(&sb, " AND (received_time, id) < ($%d, $%d)", len(args)-1, len(args))
+	}
+	args = append(args, q.Limit)
+	fmt.Fprintf(&sb, " ORDER BY received_time DESC, id DESC LIMIT $%d", len(args))
+
+	rows, err := r.db.QueryContext(ctx, sb.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list messages: %w", err)
+	}
+	defer rows.Close()
+	var msgs []mailstore.Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list messages: %w", err)
+		}
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list messages: %w", err)
+	}
+	return msgs, nil
+}
+
+func condition(c mailstore.Condition) (column string, value any, err error) {
+	switch c.Field {
+	case mailstore.FieldCategory:
+		return "category", c.Text, nil
+	case mailstore.FieldMailbox:
+		return "mailbox_id", c.Text, nil
+	case mailstore.FieldFrom:
+		return "sender_address", c.Text, nil
+	case mailstore.FieldReceivedTime:
+		return "received_time", c.Time.UnixMicro(), nil
+	case mailstore.FieldNeedsReply:
+		return "needs_reply", c.Bool, nil
+	case mailstore.FieldState:
+		return "state", string(c.State), nil
+	}
+	return "", nil, fmt.Errorf("sqlite: unknown filter field %q", c.Field)
+}
+
+func sqlOp(op mailstore.Op) (string, error) {
+	switch op {
+	case mailstore.OpEq, mailstore.OpLt, mailstore.OpLe, mailstore.OpGt, mailstore.OpGe:
+		return string(op), nil
+	}
+	return "", fmt.Errorf("sqlite: unknown filter operator %q", op)
+}
+
+// GetMessage implements mailstore.Repository.
+func (r *Repository) GetMessage(ctx context.Context, user, id string) (mailstore.Message, error) {
+	row := r.db.QueryRowContext(ctx, "SELECT "+messageColumns+" FROM store_messages WHERE user_id = $1 AND id = $2", user, id)
+	m, err := scanMessage(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return mailstore.Message{}, mailstore.ErrNotFound
+	}
+	if err != nil {
+		return mailstore.Message{}, fmt.Errorf("sqlite: get message: %w", err)
+	}
+	return m, nil
+}
+
+// Stats implements mailstore.Repository. (Its queries do not share a
+// transaction: a SQLite transaction here would take the write lock.)
+func (r *Repository) Stats(ctx context.Context, user string) (mailstore.Stats, error) {
+	var s mailstore.Stats
+	err := r.db.QueryRowContext(ctx, `
+SELECT count(*),
+       count(*) FILTER (WHERE state = 'classified'),
+       count(*) FILTER (WHERE state = 'pending'),
+       count(*) FILTER (WHERE state = 'failed')
+FROM store_messages WHERE user_id = $1`, user).Scan(&s.Total, &s.Classified, &s.Pending, &s.Failed)
+	if err != nil {
+		return mailstore.Stats{}, fmt.Errorf("sqlite: stats: %w", err)
+	}
+	s.Categories, err = collect(ctx, r.db, `
+SELECT category, count(*) FROM store_messages
+WHERE user_id = $1 AND state = 'classified'
+GROUP BY category ORDER BY count(*) DESC, category`, user, func(sc scanner) (mailstore.CategoryCount, error) {
+		var c mailstore.CategoryCount
+		return c, sc.Scan(&c.Category, &c.Count)
+	})
+	if err != nil {
+		return mailstore.Stats{}, fmt.Errorf("sqlite: stats: %w", err)
+	}
+	s.Mailboxes, err = collect(ctx, r.db, `
+SELECT mailbox_id, count(*), count(*) FILTER (WHERE state = 'classified') FROM store_messages
+WHERE user_id = $1
+GROUP BY mailbox_id ORDER BY mailbox_id`, user, func(sc scanner) (mailstore.MailboxCount, error) {
+		var c mailstore.MailboxCount
+		return c, sc.Scan(&c.MailboxID, &c.Count, &c.Classified)
+	})
+	if err != nil {
+		return mailstore.Stats{}, fmt.Errorf("sqlite: stats: %w", err)
+	}
+	return s, nil
+}
+
+func collect[T any](ctx context.Context, db *sql.DB, query string, user string, scan func(scanner) (T, error)) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, user)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// Usage implements mailstore.Repository.
+func (r *Repository) Usage(ctx context.Context, user string) (mailstore.Usage, error) {
+	var (
+		u     mailstore.Usage
+		first sql.NullInt64
+	)
+	err := r.db.QueryRowContext(ctx, `
+SELECT count(*),
+       count(*) FILTER (WHERE source = 'rules'),
+       count(*) FILTER (WHERE source = 'llm'),
+       count(*) FILTER (WHERE source = 'cache'),
+       COALESCE(sum(requests), 0),
+       COALESCE(sum(prompt_tokens), 0),
+       COALESCE(sum(completion_tokens), 0),
+       COALESCE(sum(cached_prompt_tokens), 0),
+       COALESCE(sum(cost_micros), 0),
+       min(classify_time)
+FROM store_classification_usage WHERE user_id = $1`, user).Scan(
+		&u.Classifications, &u.RuleClassifications, &u.LLMClassifications, &u.CacheClassifications,
+		&u.Requests, &u.PromptTokens, &u.CompletionTokens, &u.CachedPromptTokens, &u.CostMicros, &first)
+	if err != nil {
+		return mailstore.Usage{}, fmt.Errorf("sqlite: usage: %w", err)
+	}
+	if first.Valid {
+		u.StartTime = fromMicros(first.Int64)
+	}
+	return u, nil
+}

@@ -1,0 +1,430 @@
+package store_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
+	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
+	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
+	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
+	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/eventbus"
+	"mailroom.dev/platform/grpcconn"
+	"mailroom.dev/platform/telemetry"
+	"mailroom.dev/platform/testenv"
+	"mailroom.dev/services/store"
+)
+
+var spans = tracetest.NewInMemoryExporter()
+
+func TestMain(m *testing.M) {
+	shutdown, err := telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "store-test", Exporter: spans})
+	if err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	_ = shutdown(context.Background())
+	os.Exit(code)
+}
+
+// fakeAuth is the part of the auth service that other services use: its
+// JWKS, and API key exchange. It signs identity tokens as auth does.
+type fakeAuth struct {
+	authv1.UnimplementedAuthServiceServer
+	addr string
+	priv ed25519.PrivateKey
+	keys map[string]string // API key → user
+}
+
+func startAuth(t *testing.T) *fakeAuth {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &fakeAuth{priv: priv, keys: map[string]string{"mr_adas_key": "ada"}}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	authv1.RegisterAuthServiceServer(s, a)
+	go s.Serve(lis)
+	t.Cleanup(s.Stop)
+	a.addr = lis.Addr().String()
+	return a
+}
+
+func (a *fakeAuth) token(t *testing.T, user, role string) string {
+	t.Helper()
+	tok, err := a.sign(user, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// sign returns an identity token as auth signs them (see authn.Verifier).
+func (a *fakeAuth) sign(user, role string) (string, error) {
+	now := time.Now()
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, authn.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    authn.Issuer,
+			Audience:  jwt.ClaimStrings{authn.Audience},
+			Subject:   user,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
+		},
+		Role: role,
+	})
+	tok.Header["kid"] = "test-key"
+	return tok.SignedString(a.priv)
+}
+
+func (a *fakeAuth) GetJwks(context.Context, *authv1.GetJwksRequest) (*authv1.GetJwksResponse, error) {
+	pub := a.priv.Public().(ed25519.PublicKey)
+	return &authv1.GetJwksResponse{Keys: []*authv1.Jwk{{
+		Kty: "OKP", Crv: "Ed25519", Kid: "test-key", Alg: "EdDSA", Use: "sig",
+		X: base64.RawURLEncoding.EncodeToString(pub),
+	}}}, nil
+}
+
+func (a *fakeAuth) ExchangeApiKey(_ context.Context, req *authv1.ExchangeApiKeyRequest) (*authv1.ExchangeApiKeyResponse, error) {
+	user, ok := a.keys[req.GetApiKey()]
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "unknown API key")
+	}
+	tok, err := a.sign(user, "user")
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.ExchangeApiKeyResponse{Token: tok, User: "users/" + user, ExpireTime: timestamppb.New(time.Now().Add(time.Hour))}, nil
+}
+
+func TestService(t *testing.T) {
+	for name, dbURL := range testenv.DatabaseURLs() {
+		t.Run(name, func(t *testing.T) { testService(t, dbURL(t)) })
+	}
+}
+
+type env struct {
+	auth   *fakeAuth
+	client storev1.StoreServiceClient
+	js     jetstream.JetStream
+	topo   eventbus.Topology
+}
+
+func start(t *testing.T, databaseURL string) env {
+	t.Helper()
+	natsURL := testenv.NATS(t)
+	auth := startAuth(t)
+	cfg := store.Config{
+		NATSURL:        natsURL,
+		NATSPrefix:     "t1.",
+		StreamReplicas: 1,
+		AuthAddr:       auth.addr,
+		DatabaseURL:    databaseURL,
+		BatchSize:      200,
+	}
+	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	svc, err := store.New(ctx, cfg, logger)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(runCtx, lis) }()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run after shutdown: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("Run did not return within 20s of shutdown")
+		}
+		if err := svc.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+
+	cc, err := grpcconn.Dial(lis.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	nc, js, err := eventbus.Connect(natsURL, "store-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return env{auth: auth, client: storev1.NewStoreServiceClient(cc), js: js, topo: eventbus.Topology{Prefix: cfg.NATSPrefix}}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+func content(subject string, received time.Time) *mailv1.NormalizedMessage {
+	return &mailv1.NormalizedMessage{
+		Subject:      subject,
+		From:         "News <news@example.com>",
+		FromAddress:  "news@example.com",
+		To:           []string{"ada@example.com"},
+		ReceivedTime: timestamppb.New(received),
+		Snippet:      "Hello",
+		TextBody:     "the body",
+		SizeBytes:    1234,
+		Attachments:  []*mailv1.Attachment{{Filename: "a.pdf", ContentType: "application/pdf", SizeBytes: 10}},
+		Headers:      []*mailv1.Header{{Name: "List-Unsubscribe", Value: "<mailto:x@example.com>"}},
+	}
+}
+
+func receivedEvent(id string, c *mailv1.NormalizedMessage) *eventsv1.MailReceived {
+	return &eventsv1.MailReceived{
+		User: "ada", Mailbox: "users/ada/mailboxes/inbox", Message: "users/ada/messages/" + id,
+		ProviderMessageId: "p-" + id, Lane: mailv1.Lane_LANE_BACKFILL, Content: c,
+		IngestTime: timestamppb.Now(),
+	}
+}
+
+func classifiedEvent(id, category string, c *mailv1.NormalizedMessage) *eventsv1.MailClassified {
+	c.TextBody = ""
+	return &eventsv1.MailClassified{
+		User: "ada", Mailbox: "users/ada/mailboxes/inbox", Message: "users/ada/messages/" + id,
+		ProviderMessageId: "p-" + id, Content: c,
+		Classification: &mailv1.Classification{
+			Category: category, Confidence: 0.9, Priority: mailv1.Priority_PRIORITY_LOW,
+			Source: mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LLM, Model: "gpt-test",
+			ClassifyTime: timestamppb.Now(),
+		},
+		Usage: &eventsv1.Usage{PromptTokens: 300, CompletionTokens: 12, CostMicros: 40, Requests: 1},
+	}
+}
+
+func testService(t *testing.T, databaseURL string) {
+	e := start(t, databaseURL)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ada := authn.OutgoingToken(ctx, e.auth.token(t, "ada", "user"))
+
+	// The producer's trace: the store's spans must join it.
+	pctx, producer := otel.Tracer("test").Start(ctx, "gateway")
+	recvSubj := e.topo.ReceivedSubject("backfill", "ada")
+	clsSubj := e.topo.ClassifiedSubject("ada")
+	t0 := time.Date(2026, 2, 1, 9, 0, 0, 0, time.UTC)
+
+	// m1 in order; m2 classified before it is received; a poison event; and
+	// m1's verdict delivered a second time (as a redelivery would).
+	v1 := classifiedEvent("m1", "newsletters", content("Weekly news", t0))
+	steps := []struct {
+		subject, id string
+		ev          proto.Message
+	}{
+		{recvSubj, "inbox/p-m1", receivedEvent("m1", content("Weekly news", t0))},
+		{clsSubj, "classified/users/ada/messages/m1", v1},
+		{clsSubj, "classified/users/ada/messages/m2", classifiedEvent("m2", "work", content("Meeting", t0.Add(time.Hour)))},
+		{recvSubj, "inbox/p-m2", receivedEvent("m2", content("Meeting (as received)", t0.Add(time.Hour)))},
+		{clsSubj, "classified/users/ada/messages/m1#again", v1},
+	}
+	for _, s := range steps {
+		if _, err := eventbus.Publish(pctx, e.js, s.subject, s.id, s.ev); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+	if _, err := e.js.Publish(ctx, recvSubj, []byte("\xff\xffnot a protobuf")); err != nil {
+		t.Fatalf("publish poison: %v", err)
+	}
+	producer.End()
+
+	var got []*storev1.Message
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := e.client.ListMessages(ada, &storev1.ListMessagesRequest{Parent: "users/me"})
+		if err != nil {
+			t.Fatalf("ListMessages: %v", err)
+		}
+		got = resp.GetMessages()
+		if len(got) == 2 && got[0].GetState() == storev1.MessageState_MESSAGE_STATE_CLASSIFIED &&
+			got[1].GetState() == storev1.MessageState_MESSAGE_STATE_CLASSIFIED && got[0].GetSubject() == "Meeting (as received)" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("messages not stored and classified within 20s; have %v", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Newest first; the late MailReceived's metadata won, the verdict stayed.
+	m2, m1 := got[0], got[1]
+	if m2.GetName() != "users/ada/messages/m2" || m1.GetName() != "users/ada/messages/m1" {
+		t.Fatalf("names = %s, %s; want m2, m1", m2.GetName(), m1.GetName())
+	}
+	if c := m1.GetClassification(); c.GetCategory() != "newsletters" || c.GetConfidence() != 0.9 ||
+		c.GetSource() != mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LLM || c.GetPriority() != mailv1.Priority_PRIORITY_LOW {
+		t.Errorf("m1 classification = %v", c)
+	}
+	if m2.GetClassification().GetCategory() != "work" {
+		t.Errorf("m2 category = %q, want work", m2.GetClassification().GetCategory())
+	}
+	if m1.GetMailbox() != "users/ada/mailboxes/inbox" || m1.GetProviderMessageId() != "p-m1" ||
+		m1.GetFrom() != "News <news@example.com>" || !m1.GetReceivedTime().AsTime().Equal(t0) ||
+		!slices.Equal(m1.GetAttachmentNames(), []string{"a.pdf"}) || m1.GetSizeBytes() != 1234 {
+		t.Errorf("m1 metadata = %v", m1)
+	}
+	if m1.GetBody() != "" {
+		t.Errorf("body stored although MAILROOM_STORE_BODIES is off")
+	}
+
+	// The filter reaches the database.
+	resp, err := e.client.ListMessages(ada, &storev1.ListMessagesRequest{Parent: "users/ada", Filter: `category = "newsletters"`})
+	if err != nil || len(resp.GetMessages()) != 1 || resp.GetMessages()[0].GetName() != "users/ada/messages/m1" {
+		t.Errorf("filtered list = %v, err %v; want m1 alone", resp.GetMessages(), err)
+	}
+	_, err = e.client.ListMessages(ada, &storev1.ListMessagesRequest{Parent: "users/ada", Filter: `subject = "x"`})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("bad filter: %v, want InvalidArgument", err)
+	}
+	// Paging through gRPC.
+	p1, err := e.client.ListMessages(ada, &storev1.ListMessagesRequest{Parent: "users/ada", PageSize: 1})
+	if err != nil || p1.GetNextPageToken() == "" {
+		t.Fatalf("page 1: %v, err %v", p1, err)
+	}
+	p2, err := e.client.ListMessages(ada, &storev1.ListMessagesRequest{Parent: "users/ada", PageSize: 1, PageToken: p1.GetNextPageToken()})
+	if err != nil || len(p2.GetMessages()) != 1 || p2.GetMessages()[0].GetName() != "users/ada/messages/m1" || p2.GetNextPageToken() != "" {
+		t.Errorf("page 2: %v, err %v; want m1 and no next token", p2, err)
+	}
+
+	gm, err := e.client.GetMessage(ada, &storev1.GetMessageRequest{Name: "users/ada/messages/m2"})
+	if err != nil || gm.GetMessage().GetSubject() != "Meeting (as received)" {
+		t.Errorf("GetMessage = %v, err %v", gm, err)
+	}
+	_, err = e.client.GetMessage(ada, &storev1.GetMessageRequest{Name: "users/ada/messages/nope"})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("GetMessage of a missing message: %v, want NotFound", err)
+	}
+
+	st, err := e.client.GetStats(ada, &storev1.GetStatsRequest{Name: "users/ada/stats"})
+	if err != nil {
+		t.Fatalf("GetStats: %v", err)
+	}
+	if s := st.GetStats(); s.GetTotal() != 2 || s.GetClassified() != 2 || len(s.GetCategories()) != 2 ||
+		len(s.GetMailboxes()) != 1 || s.GetMailboxes()[0].GetMailbox() != "users/ada/mailboxes/inbox" {
+		t.Errorf("stats = %v", s)
+	}
+
+	// m1's verdict arrived twice and counts once.
+	u, err := e.client.GetUsage(ada, &storev1.GetUsageRequest{Name: "users/me/usage"})
+	if err != nil {
+		t.Fatalf("GetUsage: %v", err)
+	}
+	if got := u.GetUsage(); got.GetClassifications() != 2 || got.GetLlmClassifications() != 2 ||
+		got.GetPromptTokens() != 600 || got.GetCostMicros() != 80 || got.GetName() != "users/ada/usage" {
+		t.Errorf("usage = %v; want 2 classifications, 600 prompt tokens, 80 micros", got)
+	}
+
+	// Authorization: only ada (or an admin) reaches ada's messages.
+	bob := authn.OutgoingToken(ctx, e.auth.token(t, "bob", "user"))
+	if _, err := e.client.ListMessages(bob, &storev1.ListMessagesRequest{Parent: "users/ada"}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("bob lists ada's messages: %v, want PermissionDenied", err)
+	}
+	if _, err := e.client.GetMessage(bob, &storev1.GetMessageRequest{Name: "users/ada/messages/m1"}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("bob gets ada's message: %v, want PermissionDenied", err)
+	}
+	if resp, err := e.client.ListMessages(bob, &storev1.ListMessagesRequest{Parent: "users/me"}); err != nil || len(resp.GetMessages()) != 0 {
+		t.Errorf("bob lists his own: %v, err %v; want none", resp.GetMessages(), err)
+	}
+	admin := authn.OutgoingToken(ctx, e.auth.token(t, "root", "admin"))
+	if resp, err := e.client.ListMessages(admin, &storev1.ListMessagesRequest{Parent: "users/ada"}); err != nil || len(resp.GetMessages()) != 2 {
+		t.Errorf("admin lists ada's: %d messages, err %v; want 2", len(resp.GetMessages()), err)
+	}
+	if _, err := e.client.ListMessages(ctx, &storev1.ListMessagesRequest{Parent: "users/ada"}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("no credential: %v, want Unauthenticated", err)
+	}
+	apiKey := authn.OutgoingToken(ctx, "mr_adas_key")
+	if resp, err := e.client.ListMessages(apiKey, &storev1.ListMessagesRequest{Parent: "users/me"}); err != nil || len(resp.GetMessages()) != 2 {
+		t.Errorf("with ada's API key: %d messages, err %v; want 2", len(resp.GetMessages()), err)
+	}
+	// Bob's page token does not open ada's list, nor with another filter.
+	_, err = e.client.ListMessages(admin, &storev1.ListMessagesRequest{Parent: "users/bob", PageSize: 1, PageToken: p1.GetNextPageToken()})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("ada's page token on bob's list: %v, want InvalidArgument", err)
+	}
+
+	// Every event was acked after its commit (the poison one terminated).
+	for _, c := range []struct{ stream, durable string }{
+		{e.topo.ReceivedStreamName(), "store-received"},
+		{e.topo.ClassifiedStreamName(), "store-classified"},
+	} {
+		waitDrained(t, ctx, e.js, c.stream, c.durable)
+	}
+
+	// One trace: each event's span in the store is a child of the producer's.
+	var consumed int
+	for _, s := range spans.GetSpans() {
+		if s.SpanContext.TraceID() != producer.SpanContext().TraceID() {
+			continue
+		}
+		if s.Name == "store process mail.received" || s.Name == "store process mail.classified" {
+			consumed++
+			if s.Parent.SpanID() != producer.SpanContext().SpanID() {
+				t.Errorf("span %s has parent %s, want the producer's span", s.Name, s.Parent.SpanID())
+			}
+		}
+	}
+	if consumed < 5 {
+		t.Errorf("%d store spans in the producer's trace, want at least 5", consumed)
+	}
+}
+
+func waitDrained(t *testing.T, ctx context.Context, js jetstream.JetStream, stream, durable string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := js.Consumer(ctx, stream, durable)
+		if err != nil {
+			t.Fatalf("consumer %s: %v", durable, err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatalf("consumer %s: %v", durable, err)
+		}
+		if info.NumAckPending == 0 && info.NumPending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("consumer %s: %d pending, %d unacked after 10s", durable, info.NumPending, info.NumAckPending)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
