@@ -16,7 +16,7 @@ import (
 
 // reasonMessageTooLarge is the ErrorInfo reason of a request or message
 // over a size limit; such errors answer 413.
-const reasonMessageTooLarge = "MESSAGE_TOO_LARGE"
+const reasonMessageTooLarge = apierror.ReasonMessageTooLarge
 
 // handleError is grpc-gateway's DefaultHTTPErrorHandler with one change:
 // a request over the body cap, or an error whose ErrorInfo reason is

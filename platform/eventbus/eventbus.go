@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"strings"
 	"time"
 
@@ -83,7 +84,7 @@ func (t Topology) DeadLetterAll() string { return t.Prefix + "mail.dead.>" }
 func Connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
 	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
 	if err != nil {
-		return nil, nil, fmt.Errorf("eventbus: connect %s: %w", url, err)
+		return nil, nil, fmt.Errorf("eventbus: connect %s: %w", redact(url), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -155,4 +156,16 @@ func Extract(ctx context.Context, msg jetstream.Msg) context.Context {
 // IsTimeout reports whether err is a fetch that ended without messages.
 func IsTimeout(err error) bool {
 	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// redact hides the credentials of NATS URLs (a comma-separated list).
+func redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := neturl.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			u.User = neturl.User("redacted")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }

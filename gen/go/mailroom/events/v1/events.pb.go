@@ -24,8 +24,7 @@ const (
 )
 
 // MailReceived is published by ingest on "mail.received.<lane>.<user>" once
-// per message, with Nats-Msg-Id set to the mailbox id and the provider
-// message id.
+// per message, with Nats-Msg-Id "<user>/<mailbox id>/<provider message id>".
 type MailReceived struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// User is the owner's user id, for example "ada".
