@@ -1,0 +1,65 @@
+// Package e2e_test runs the whole mailroom suite in one process, on loopback
+// ports, against real NATS JetStream and real Postgres or SQLite, and talks to
+// it only through the REST gateway (and, for the README, through curl and
+// grpcurl).
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"mailroom.dev/platform/telemetry"
+)
+
+// spans records every span of every test: all services share the process's
+// tracer provider, as in `mailroom dev`.
+var spans = tracetest.NewInMemoryExporter()
+
+func TestMain(m *testing.M) {
+	shutdown, err := telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "mailroom-e2e", Exporter: spans})
+	if err != nil {
+		panic(err)
+	}
+	code := m.Run()
+	_ = shutdown(context.Background())
+	os.Exit(code)
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testLogger returns a JSON logger whose output is shown when the test fails.
+func testLogger(t *testing.T) *slog.Logger {
+	var buf syncBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			s := buf.String()
+			if len(s) > 20000 {
+				s = "…" + s[len(s)-20000:]
+			}
+			t.Logf("service logs:\n%s", s)
+		}
+	})
+	return slog.New(telemetry.NewHandler(&buf, slog.LevelInfo))
+}

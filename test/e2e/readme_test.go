@@ -1,0 +1,201 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestReadmeWalkthrough builds the mailroom binary, runs `mailroom dev` as a
+// newcomer would (in a fresh directory, no configuration), and runs the
+// README's curl and grpcurl walkthroughs against it with bash, exactly as
+// written, only with the loopback ports moved to free ones. Then it stops
+// `mailroom dev` with SIGINT, as Ctrl-C does, and expects a clean exit.
+func TestReadmeWalkthrough(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries")
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	curlScript := walkthrough(t, readme, "curl")
+	grpcurlScript := walkthrough(t, readme, "grpcurl")
+
+	work := t.TempDir()
+	bin := filepath.Join(work, ".bin")
+	build(t, bin, "../../cmd/mailroom", "mailroom", "")
+	build(t, bin, "", "grpcurl", "github.com/fullstorydev/grpcurl/cmd/grpcurl")
+
+	// The README names the default ports; give each a free one instead.
+	ports := map[string]string{}
+	env := os.Environ()
+	for _, p := range []struct{ def, envVar string }{
+		{"127.0.0.1:8080", "MAILROOM_HTTP_ADDR"},
+		{"127.0.0.1:9101", "MAILROOM_AUTH_ADDR"},
+		{"127.0.0.1:9102", "MAILROOM_INGEST_ADDR"},
+		{"127.0.0.1:9103", "MAILROOM_CLASSIFIER_ADDR"},
+		{"127.0.0.1:9104", "MAILROOM_STORE_ADDR"},
+	} {
+		ports[p.def] = freeAddr(t)
+		env = append(env, p.envVar+"="+ports[p.def])
+	}
+	// A newcomer's machine: no database, NATS or token configured.
+	env = withoutVars(env, "DATABASE_URL", "NATS_URL", "MAILROOM_BOOTSTRAP_TOKEN", "OPENAI_API_KEY", "OPENAI_API_KEYS", "MAILROOM_NATS_PREFIX")
+
+	var devOut syncBuffer
+	dev := exec.Command(filepath.Join(bin, "mailroom"), "dev")
+	dev.Dir, dev.Env, dev.Stdout, dev.Stderr = work, env, &devOut, &devOut
+	if err := dev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = dev.Process.Kill()
+			_ = dev.Wait()
+		}
+		if t.Failed() {
+			t.Logf("mailroom dev printed:\n%s", devOut.String())
+		}
+	})
+	gateway := "http://" + ports["127.0.0.1:8080"]
+	waitHTTP(t, gateway+"/readyz", 60*time.Second)
+	if !strings.Contains(devOut.String(), gateway) || !strings.Contains(devOut.String(), "admin-key") {
+		t.Errorf("mailroom dev should print the gateway address and how to get the admin key; it printed:\n%s", devOut.String())
+	}
+
+	out := runScript(t, work, env, curlScript, ports)
+	if !regexp.MustCompile(`"category":\s*"newsletters"`).MatchString(out) {
+		t.Fatalf("the curl walkthrough did not list the newsletter classified as newsletters; it printed:\n%s", out)
+	}
+	// The admin key never appears in the printed output of mailroom dev.
+	key, _ := os.ReadFile(filepath.Join(work, ".mailroom", "admin-key"))
+	if k := strings.TrimSpace(string(key)); k == "" || strings.Contains(devOut.String(), k) {
+		t.Errorf("admin key missing (%d bytes) or printed by mailroom dev", len(k))
+	}
+
+	// The grpcurl walkthrough continues the curl one (it uses ADA_KEY).
+	out = runScript(t, work, env, curlScript+"\n"+grpcurlScript, ports)
+	for _, want := range []string{"mailroom.store.v1.StoreService", `"name": "users/ada"`, "Dinner on Friday?", `"status": "SERVING"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the grpcurl walkthrough did not print %q; it printed:\n%s", want, out)
+		}
+	}
+
+	// Ctrl-C stops it cleanly.
+	if err := dev.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- dev.Wait() }()
+	select {
+	case err := <-done:
+		stopped = true
+		if err != nil {
+			t.Errorf("mailroom dev exited with %v after SIGINT", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("mailroom dev did not stop within 20s of SIGINT")
+	}
+	if !strings.Contains(devOut.String(), "stopped") {
+		t.Errorf("mailroom dev did not say it stopped")
+	}
+}
+
+// walkthrough returns the shell block between <!-- walkthrough: name --> and
+// <!-- /walkthrough --> in the README.
+func walkthrough(t *testing.T, readme []byte, name string) string {
+	t.Helper()
+	re := regexp.MustCompile("(?s)<!-- walkthrough: " + name + " -->\\s*```sh\\n(.*?)```\\s*<!-- /walkthrough -->")
+	m := re.FindSubmatch(readme)
+	if m == nil {
+		t.Fatalf("README has no %q walkthrough block", name)
+	}
+	return string(m[1])
+}
+
+func runScript(t *testing.T, dir string, env []string, script string, ports map[string]string) string {
+	t.Helper()
+	for def, addr := range ports {
+		script = strings.ReplaceAll(script, def, addr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir, cmd.Env = dir, env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("walkthrough failed: %v\n%s", err, out.String())
+	}
+	return out.String()
+}
+
+// build builds a binary into dir: a package of this workspace by path, or a
+// tool pinned in tools/go.mod by import path.
+func build(t *testing.T, dir, pkgDir, name, toolPkg string) {
+	t.Helper()
+	var cmd *exec.Cmd
+	out := filepath.Join(dir, name)
+	if toolPkg != "" {
+		cmd = exec.Command("go", "build", "-o", out, toolPkg)
+		cmd.Dir = "../../tools"
+		cmd.Env = append(os.Environ(), "GOWORK=off")
+	} else {
+		cmd = exec.Command("go", "build", "-o", out, ".")
+		cmd.Dir = pkgDir
+	}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building %s: %v\n%s", name, err, b)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitHTTP(t *testing.T, url string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s not ready within %s", url, within)
+}
+
+func withoutVars(env []string, names ...string) []string {
+	var out []string
+next:
+	for _, kv := range env {
+		for _, n := range names {
+			if strings.HasPrefix(kv, n+"=") {
+				continue next
+			}
+		}
+		out = append(out, kv)
+	}
+	return out
+}
