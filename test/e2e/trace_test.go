@@ -25,10 +25,18 @@ func TestOneTraceAcrossTheChain(t *testing.T) {
 	e.classified(ada, "ada", 1)
 
 	want := map[string]func(tracetest.SpanStub) bool{
-		"gateway":    func(s tracetest.SpanStub) bool { return s.SpanKind == trace.SpanKindServer && strings.Contains(s.InstrumentationScope.Name, "otelhttp") },
-		"ingest":     func(s tracetest.SpanStub) bool { return strings.Contains(s.Name, "IngestService/ImportMessages") && s.SpanKind == trace.SpanKindServer },
-		"classifier": func(s tracetest.SpanStub) bool { return strings.Contains(strings.ToLower(s.InstrumentationScope.Name+" "+s.Name), "classif") && s.SpanKind != trace.SpanKindServer },
-		"store":      func(s tracetest.SpanStub) bool { return strings.Contains(strings.ToLower(s.InstrumentationScope.Name+" "+s.Name), "store") && s.SpanKind != trace.SpanKindServer },
+		"gateway": func(s tracetest.SpanStub) bool {
+			return s.SpanKind == trace.SpanKindServer && strings.Contains(s.InstrumentationScope.Name, "otelhttp")
+		},
+		"ingest": func(s tracetest.SpanStub) bool {
+			return strings.Contains(s.Name, "IngestService/ImportMessages") && s.SpanKind == trace.SpanKindServer
+		},
+		"classifier": func(s tracetest.SpanStub) bool {
+			return strings.Contains(strings.ToLower(s.InstrumentationScope.Name+" "+s.Name), "classif") && s.SpanKind != trace.SpanKindServer
+		},
+		"store": func(s tracetest.SpanStub) bool {
+			return strings.Contains(strings.ToLower(s.InstrumentationScope.Name+" "+s.Name), "store") && s.SpanKind != trace.SpanKindServer
+		},
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
