@@ -17,8 +17,8 @@ tools: ## build buf, the protoc plugins, grpcurl and kustomize at the versions p
 
 .PHONY: generate
 generate: tools ## regenerate gen/go from proto/ (offline)
-	rm -rf gen/go/mailroom gen/go/openapi
 	PATH="$(BIN):$$PATH" $(BIN)/buf lint
+	rm -rf gen/go/mailroom gen/go/openapi
 	PATH="$(BIN):$$PATH" $(BIN)/buf generate
 	cp tools/openapi.go.txt gen/go/openapi/openapi.go
 
@@ -31,6 +31,10 @@ check-generated: tools ## fail when gen/go differs from what proto/ generates
 		diff -ru "$$tmp/gen/go" gen/go --exclude=go.mod --exclude=go.sum | head -50; \
 		echo "gen/go is stale: run 'make generate' and commit the result" >&2; exit 1; \
 	fi; echo "gen/go is up to date"
+
+.PHONY: breaking
+breaking: tools ## buf breaking against BASE (default main), for a branch's changes
+	PATH="$(BIN):$$PATH" $(BIN)/buf breaking --against '.git#branch=$(or $(BASE),main)'
 
 .PHONY: build
 build: ## build every service binary, the gateway and the CLI into .bin/

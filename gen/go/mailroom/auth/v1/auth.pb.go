@@ -32,6 +32,8 @@ const (
 	Role_ROLE_USER Role = 1
 	// ROLE_ADMIN reaches every user's resources.
 	Role_ROLE_ADMIN Role = 2
+	// ROLE_SERVICE is a mailroom service calling another (a service key, not a user).
+	Role_ROLE_SERVICE Role = 3
 )
 
 // Enum value maps for Role.
@@ -40,11 +42,13 @@ var (
 		0: "ROLE_UNSPECIFIED",
 		1: "ROLE_USER",
 		2: "ROLE_ADMIN",
+		3: "ROLE_SERVICE",
 	}
 	Role_value = map[string]int32{
 		"ROLE_UNSPECIFIED": 0,
 		"ROLE_USER":        1,
 		"ROLE_ADMIN":       2,
+		"ROLE_SERVICE":     3,
 	}
 )
 
@@ -73,6 +77,59 @@ func (x Role) Number() protoreflect.EnumNumber {
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
 	return file_mailroom_auth_v1_auth_proto_rawDescGZIP(), []int{0}
+}
+
+// CredentialKind is what a credential is.
+type CredentialKind int32
+
+const (
+	// CREDENTIAL_KIND_UNSPECIFIED is invalid.
+	CredentialKind_CREDENTIAL_KIND_UNSPECIFIED CredentialKind = 0
+	// CREDENTIAL_KIND_GMAIL_REFRESH_TOKEN is a Google OAuth refresh token.
+	CredentialKind_CREDENTIAL_KIND_GMAIL_REFRESH_TOKEN CredentialKind = 1
+	// CREDENTIAL_KIND_IMAP_PASSWORD is an IMAP password.
+	CredentialKind_CREDENTIAL_KIND_IMAP_PASSWORD CredentialKind = 2
+)
+
+// Enum value maps for CredentialKind.
+var (
+	CredentialKind_name = map[int32]string{
+		0: "CREDENTIAL_KIND_UNSPECIFIED",
+		1: "CREDENTIAL_KIND_GMAIL_REFRESH_TOKEN",
+		2: "CREDENTIAL_KIND_IMAP_PASSWORD",
+	}
+	CredentialKind_value = map[string]int32{
+		"CREDENTIAL_KIND_UNSPECIFIED":         0,
+		"CREDENTIAL_KIND_GMAIL_REFRESH_TOKEN": 1,
+		"CREDENTIAL_KIND_IMAP_PASSWORD":       2,
+	}
+)
+
+func (x CredentialKind) Enum() *CredentialKind {
+	p := new(CredentialKind)
+	*p = x
+	return p
+}
+
+func (x CredentialKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CredentialKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_mailroom_auth_v1_auth_proto_enumTypes[1].Descriptor()
+}
+
+func (CredentialKind) Type() protoreflect.EnumType {
+	return &file_mailroom_auth_v1_auth_proto_enumTypes[1]
+}
+
+func (x CredentialKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CredentialKind.Descriptor instead.
+func (CredentialKind) EnumDescriptor() ([]byte, []int) {
+	return file_mailroom_auth_v1_auth_proto_rawDescGZIP(), []int{1}
 }
 
 // User is a person whose mail mailroom classifies.
@@ -1149,6 +1206,540 @@ func (x *Jwk) GetUse() string {
 	return ""
 }
 
+// DeleteUserRequest is the request of DeleteUser.
+type DeleteUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is users/{user}; users/me is the caller.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_auth_v1_auth_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *DeleteUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// DeleteUserResponse is the response of DeleteUser.
+type DeleteUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Deleted counts what was deleted, by "<service>.<kind>", for example
+	// "store.messages" or "auth.credentials".
+	Deleted       map[string]int64 `protobuf:"bytes,1,rep,name=deleted,proto3" json:"deleted,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_auth_v1_auth_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *DeleteUserResponse) GetDeleted() map[string]int64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
+// Credential is a mailbox's secret, kept encrypted in the vault.
+type Credential struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is users/{user}/mailboxes/{mailbox}/credential.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Kind is what the secret is.
+	Kind CredentialKind `protobuf:"varint,2,opt,name=kind,proto3,enum=mailroom.auth.v1.CredentialKind" json:"kind,omitempty"`
+	// Secret is the plaintext: input of PutCredential, output of GetCredential only.
+	Secret []byte `protobuf:"bytes,3,opt,name=secret,proto3" json:"secret,omitempty"`
+	// KeyId names the key-encryption key that protects it.
+	KeyId string `protobuf:"bytes,4,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// CreateTime is when it was stored.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Credential) Reset() {
+	*x = Credential{}
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Credential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Credential) ProtoMessage() {}
+
+func (x *Credential) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Credential.ProtoReflect.Descriptor instead.
+func (*Credential) Descriptor() ([]byte, []int) {
+	return file_mailroom_auth_v1_auth_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Credential) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Credential) GetKind() CredentialKind {
+	if x != nil {
+		return x.Kind
+	}
+	return CredentialKind_CREDENTIAL_KIND_UNSPECIFIED
+}
+
+func (x *Credential) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+func (x *Credential) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *Credential) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+// PutCredentialRequest is the request of PutCredential.
+type PutCredentialRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Credential is the credential to store (replacing an earlier one).
+	Credential    *Credential `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutCredentialRequest) Reset() {
+	*x = PutCredentialRequest{}
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutCredentialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutCredentialRequest) ProtoMessage() {}
+
+func (x *PutCredentialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutCredentialRequest.ProtoReflect.Descriptor instead.
+func (*PutCredentialRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_auth_v1_auth_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PutCredentialRequest) GetCredential() *Credential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+// PutCredentialResponse is the response of PutCredential.
+type PutCredentialResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Credential is the stored credential, without its secret.
+	Credential    *Credential `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutCredentialResponse) Reset() {
+	*x = PutCredentialResponse{}
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutCredentialResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutCredentialResponse) ProtoMessage() {}
+
+func (x *PutCredentialResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutCredentialResponse.ProtoReflect.Descriptor instead.
+func (*PutCredentialResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_auth_v1_auth_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *PutCredentialResponse) GetCredential() *Credential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+// GetCredentialRequest is the request of GetCredential.
+type GetCredentialRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is users/{user}/mailboxes/{mailbox}/credential.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCredentialRequest) Reset() {
+	*x = GetCredentialRequest{}
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCredentialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCredentialRequest) ProtoMessage() {}
+
+func (x *GetCredentialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCredentialRequest.ProtoReflect.Descriptor instead.
+func (*GetCredentialRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_auth_v1_auth_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetCredentialRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// GetCredentialResponse is the response of GetCredential.
+type GetCredentialResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Credential is the credential with its decrypted secret.
+	Credential    *Credential `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetCredentialResponse) Reset() {
+	*x = GetCredentialResponse{}
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetCredentialResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetCredentialResponse) ProtoMessage() {}
+
+func (x *GetCredentialResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetCredentialResponse.ProtoReflect.Descriptor instead.
+func (*GetCredentialResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_auth_v1_auth_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetCredentialResponse) GetCredential() *Credential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+// DeleteCredentialRequest is the request of DeleteCredential.
+type DeleteCredentialRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is users/{user}/mailboxes/{mailbox}/credential.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteCredentialRequest) Reset() {
+	*x = DeleteCredentialRequest{}
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteCredentialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteCredentialRequest) ProtoMessage() {}
+
+func (x *DeleteCredentialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteCredentialRequest.ProtoReflect.Descriptor instead.
+func (*DeleteCredentialRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_auth_v1_auth_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DeleteCredentialRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// DeleteCredentialResponse is the response of DeleteCredential.
+type DeleteCredentialResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteCredentialResponse) Reset() {
+	*x = DeleteCredentialResponse{}
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteCredentialResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteCredentialResponse) ProtoMessage() {}
+
+func (x *DeleteCredentialResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteCredentialResponse.ProtoReflect.Descriptor instead.
+func (*DeleteCredentialResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_auth_v1_auth_proto_rawDescGZIP(), []int{27}
+}
+
+// RotateVaultKeyRequest is the request of RotateVaultKey.
+type RotateVaultKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateVaultKeyRequest) Reset() {
+	*x = RotateVaultKeyRequest{}
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateVaultKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateVaultKeyRequest) ProtoMessage() {}
+
+func (x *RotateVaultKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateVaultKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateVaultKeyRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_auth_v1_auth_proto_rawDescGZIP(), []int{28}
+}
+
+// RotateVaultKeyResponse is the response of RotateVaultKey.
+type RotateVaultKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rotated is how many credentials were re-encrypted.
+	Rotated int64 `protobuf:"varint,1,opt,name=rotated,proto3" json:"rotated,omitempty"`
+	// KeyId is the active key-encryption key they are now under.
+	KeyId         string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateVaultKeyResponse) Reset() {
+	*x = RotateVaultKeyResponse{}
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateVaultKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateVaultKeyResponse) ProtoMessage() {}
+
+func (x *RotateVaultKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_auth_v1_auth_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateVaultKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateVaultKeyResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_auth_v1_auth_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RotateVaultKeyResponse) GetRotated() int64 {
+	if x != nil {
+		return x.Rotated
+	}
+	return 0
+}
+
+func (x *RotateVaultKeyResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
 var File_mailroom_auth_v1_auth_proto protoreflect.FileDescriptor
 
 const file_mailroom_auth_v1_auth_proto_rawDesc = "" +
@@ -1218,12 +1809,53 @@ const file_mailroom_auth_v1_auth_proto_rawDesc = "" +
 	"\x01x\x18\x03 \x01(\tR\x01x\x12\x10\n" +
 	"\x03kid\x18\x04 \x01(\tR\x03kid\x12\x10\n" +
 	"\x03alg\x18\x05 \x01(\tR\x03alg\x12\x10\n" +
-	"\x03use\x18\x06 \x01(\tR\x03use*;\n" +
+	"\x03use\x18\x06 \x01(\tR\x03use\"'\n" +
+	"\x11DeleteUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x9d\x01\n" +
+	"\x12DeleteUserResponse\x12K\n" +
+	"\adeleted\x18\x01 \x03(\v21.mailroom.auth.v1.DeleteUserResponse.DeletedEntryR\adeleted\x1a:\n" +
+	"\fDeletedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xc2\x01\n" +
+	"\n" +
+	"Credential\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x124\n" +
+	"\x04kind\x18\x02 \x01(\x0e2 .mailroom.auth.v1.CredentialKindR\x04kind\x12\x16\n" +
+	"\x06secret\x18\x03 \x01(\fR\x06secret\x12\x15\n" +
+	"\x06key_id\x18\x04 \x01(\tR\x05keyId\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"T\n" +
+	"\x14PutCredentialRequest\x12<\n" +
+	"\n" +
+	"credential\x18\x01 \x01(\v2\x1c.mailroom.auth.v1.CredentialR\n" +
+	"credential\"U\n" +
+	"\x15PutCredentialResponse\x12<\n" +
+	"\n" +
+	"credential\x18\x01 \x01(\v2\x1c.mailroom.auth.v1.CredentialR\n" +
+	"credential\"*\n" +
+	"\x14GetCredentialRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"U\n" +
+	"\x15GetCredentialResponse\x12<\n" +
+	"\n" +
+	"credential\x18\x01 \x01(\v2\x1c.mailroom.auth.v1.CredentialR\n" +
+	"credential\"-\n" +
+	"\x17DeleteCredentialRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x1a\n" +
+	"\x18DeleteCredentialResponse\"\x17\n" +
+	"\x15RotateVaultKeyRequest\"I\n" +
+	"\x16RotateVaultKeyResponse\x12\x18\n" +
+	"\arotated\x18\x01 \x01(\x03R\arotated\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId*M\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tROLE_USER\x10\x01\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x022\xdb\x05\n" +
+	"ROLE_ADMIN\x10\x02\x12\x10\n" +
+	"\fROLE_SERVICE\x10\x03*}\n" +
+	"\x0eCredentialKind\x12\x1f\n" +
+	"\x1bCREDENTIAL_KIND_UNSPECIFIED\x10\x00\x12'\n" +
+	"#CREDENTIAL_KIND_GMAIL_REFRESH_TOKEN\x10\x01\x12!\n" +
+	"\x1dCREDENTIAL_KIND_IMAP_PASSWORD\x10\x022\xc8\t\n" +
 	"\vAuthService\x12W\n" +
 	"\n" +
 	"CreateUser\x12#.mailroom.auth.v1.CreateUserRequest\x1a$.mailroom.auth.v1.CreateUserResponse\x12N\n" +
@@ -1233,7 +1865,13 @@ const file_mailroom_auth_v1_auth_proto_rawDesc = "" +
 	"\vListApiKeys\x12$.mailroom.auth.v1.ListApiKeysRequest\x1a%.mailroom.auth.v1.ListApiKeysResponse\x12]\n" +
 	"\fDeleteApiKey\x12%.mailroom.auth.v1.DeleteApiKeyRequest\x1a&.mailroom.auth.v1.DeleteApiKeyResponse\x12c\n" +
 	"\x0eExchangeApiKey\x12'.mailroom.auth.v1.ExchangeApiKeyRequest\x1a(.mailroom.auth.v1.ExchangeApiKeyResponse\x12N\n" +
-	"\aGetJwks\x12 .mailroom.auth.v1.GetJwksRequest\x1a!.mailroom.auth.v1.GetJwksResponseB-Z+mailroom.dev/gen/go/mailroom/auth/v1;authv1b\x06proto3"
+	"\aGetJwks\x12 .mailroom.auth.v1.GetJwksRequest\x1a!.mailroom.auth.v1.GetJwksResponse\x12W\n" +
+	"\n" +
+	"DeleteUser\x12#.mailroom.auth.v1.DeleteUserRequest\x1a$.mailroom.auth.v1.DeleteUserResponse\x12`\n" +
+	"\rPutCredential\x12&.mailroom.auth.v1.PutCredentialRequest\x1a'.mailroom.auth.v1.PutCredentialResponse\x12`\n" +
+	"\rGetCredential\x12&.mailroom.auth.v1.GetCredentialRequest\x1a'.mailroom.auth.v1.GetCredentialResponse\x12i\n" +
+	"\x10DeleteCredential\x12).mailroom.auth.v1.DeleteCredentialRequest\x1a*.mailroom.auth.v1.DeleteCredentialResponse\x12c\n" +
+	"\x0eRotateVaultKey\x12'.mailroom.auth.v1.RotateVaultKeyRequest\x1a(.mailroom.auth.v1.RotateVaultKeyResponseB-Z+mailroom.dev/gen/go/mailroom/auth/v1;authv1b\x06proto3"
 
 var (
 	file_mailroom_auth_v1_auth_proto_rawDescOnce sync.Once
@@ -1247,67 +1885,96 @@ func file_mailroom_auth_v1_auth_proto_rawDescGZIP() []byte {
 	return file_mailroom_auth_v1_auth_proto_rawDescData
 }
 
-var file_mailroom_auth_v1_auth_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mailroom_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_mailroom_auth_v1_auth_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_mailroom_auth_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_mailroom_auth_v1_auth_proto_goTypes = []any{
-	(Role)(0),                      // 0: mailroom.auth.v1.Role
-	(*User)(nil),                   // 1: mailroom.auth.v1.User
-	(*ApiKey)(nil),                 // 2: mailroom.auth.v1.ApiKey
-	(*CreateUserRequest)(nil),      // 3: mailroom.auth.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),     // 4: mailroom.auth.v1.CreateUserResponse
-	(*GetUserRequest)(nil),         // 5: mailroom.auth.v1.GetUserRequest
-	(*GetUserResponse)(nil),        // 6: mailroom.auth.v1.GetUserResponse
-	(*ListUsersRequest)(nil),       // 7: mailroom.auth.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),      // 8: mailroom.auth.v1.ListUsersResponse
-	(*CreateApiKeyRequest)(nil),    // 9: mailroom.auth.v1.CreateApiKeyRequest
-	(*CreateApiKeyResponse)(nil),   // 10: mailroom.auth.v1.CreateApiKeyResponse
-	(*ListApiKeysRequest)(nil),     // 11: mailroom.auth.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),    // 12: mailroom.auth.v1.ListApiKeysResponse
-	(*DeleteApiKeyRequest)(nil),    // 13: mailroom.auth.v1.DeleteApiKeyRequest
-	(*DeleteApiKeyResponse)(nil),   // 14: mailroom.auth.v1.DeleteApiKeyResponse
-	(*ExchangeApiKeyRequest)(nil),  // 15: mailroom.auth.v1.ExchangeApiKeyRequest
-	(*ExchangeApiKeyResponse)(nil), // 16: mailroom.auth.v1.ExchangeApiKeyResponse
-	(*GetJwksRequest)(nil),         // 17: mailroom.auth.v1.GetJwksRequest
-	(*GetJwksResponse)(nil),        // 18: mailroom.auth.v1.GetJwksResponse
-	(*Jwk)(nil),                    // 19: mailroom.auth.v1.Jwk
-	(*timestamppb.Timestamp)(nil),  // 20: google.protobuf.Timestamp
+	(Role)(0),                        // 0: mailroom.auth.v1.Role
+	(CredentialKind)(0),              // 1: mailroom.auth.v1.CredentialKind
+	(*User)(nil),                     // 2: mailroom.auth.v1.User
+	(*ApiKey)(nil),                   // 3: mailroom.auth.v1.ApiKey
+	(*CreateUserRequest)(nil),        // 4: mailroom.auth.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),       // 5: mailroom.auth.v1.CreateUserResponse
+	(*GetUserRequest)(nil),           // 6: mailroom.auth.v1.GetUserRequest
+	(*GetUserResponse)(nil),          // 7: mailroom.auth.v1.GetUserResponse
+	(*ListUsersRequest)(nil),         // 8: mailroom.auth.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),        // 9: mailroom.auth.v1.ListUsersResponse
+	(*CreateApiKeyRequest)(nil),      // 10: mailroom.auth.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),     // 11: mailroom.auth.v1.CreateApiKeyResponse
+	(*ListApiKeysRequest)(nil),       // 12: mailroom.auth.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),      // 13: mailroom.auth.v1.ListApiKeysResponse
+	(*DeleteApiKeyRequest)(nil),      // 14: mailroom.auth.v1.DeleteApiKeyRequest
+	(*DeleteApiKeyResponse)(nil),     // 15: mailroom.auth.v1.DeleteApiKeyResponse
+	(*ExchangeApiKeyRequest)(nil),    // 16: mailroom.auth.v1.ExchangeApiKeyRequest
+	(*ExchangeApiKeyResponse)(nil),   // 17: mailroom.auth.v1.ExchangeApiKeyResponse
+	(*GetJwksRequest)(nil),           // 18: mailroom.auth.v1.GetJwksRequest
+	(*GetJwksResponse)(nil),          // 19: mailroom.auth.v1.GetJwksResponse
+	(*Jwk)(nil),                      // 20: mailroom.auth.v1.Jwk
+	(*DeleteUserRequest)(nil),        // 21: mailroom.auth.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),       // 22: mailroom.auth.v1.DeleteUserResponse
+	(*Credential)(nil),               // 23: mailroom.auth.v1.Credential
+	(*PutCredentialRequest)(nil),     // 24: mailroom.auth.v1.PutCredentialRequest
+	(*PutCredentialResponse)(nil),    // 25: mailroom.auth.v1.PutCredentialResponse
+	(*GetCredentialRequest)(nil),     // 26: mailroom.auth.v1.GetCredentialRequest
+	(*GetCredentialResponse)(nil),    // 27: mailroom.auth.v1.GetCredentialResponse
+	(*DeleteCredentialRequest)(nil),  // 28: mailroom.auth.v1.DeleteCredentialRequest
+	(*DeleteCredentialResponse)(nil), // 29: mailroom.auth.v1.DeleteCredentialResponse
+	(*RotateVaultKeyRequest)(nil),    // 30: mailroom.auth.v1.RotateVaultKeyRequest
+	(*RotateVaultKeyResponse)(nil),   // 31: mailroom.auth.v1.RotateVaultKeyResponse
+	nil,                              // 32: mailroom.auth.v1.DeleteUserResponse.DeletedEntry
+	(*timestamppb.Timestamp)(nil),    // 33: google.protobuf.Timestamp
 }
 var file_mailroom_auth_v1_auth_proto_depIdxs = []int32{
 	0,  // 0: mailroom.auth.v1.User.role:type_name -> mailroom.auth.v1.Role
-	20, // 1: mailroom.auth.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	20, // 2: mailroom.auth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	20, // 3: mailroom.auth.v1.ApiKey.last_use_time:type_name -> google.protobuf.Timestamp
-	1,  // 4: mailroom.auth.v1.CreateUserRequest.user:type_name -> mailroom.auth.v1.User
-	1,  // 5: mailroom.auth.v1.CreateUserResponse.user:type_name -> mailroom.auth.v1.User
-	1,  // 6: mailroom.auth.v1.GetUserResponse.user:type_name -> mailroom.auth.v1.User
-	1,  // 7: mailroom.auth.v1.ListUsersResponse.users:type_name -> mailroom.auth.v1.User
-	2,  // 8: mailroom.auth.v1.CreateApiKeyRequest.api_key:type_name -> mailroom.auth.v1.ApiKey
-	2,  // 9: mailroom.auth.v1.CreateApiKeyResponse.api_key:type_name -> mailroom.auth.v1.ApiKey
-	2,  // 10: mailroom.auth.v1.ListApiKeysResponse.api_keys:type_name -> mailroom.auth.v1.ApiKey
-	20, // 11: mailroom.auth.v1.ExchangeApiKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
+	33, // 1: mailroom.auth.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	33, // 2: mailroom.auth.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	33, // 3: mailroom.auth.v1.ApiKey.last_use_time:type_name -> google.protobuf.Timestamp
+	2,  // 4: mailroom.auth.v1.CreateUserRequest.user:type_name -> mailroom.auth.v1.User
+	2,  // 5: mailroom.auth.v1.CreateUserResponse.user:type_name -> mailroom.auth.v1.User
+	2,  // 6: mailroom.auth.v1.GetUserResponse.user:type_name -> mailroom.auth.v1.User
+	2,  // 7: mailroom.auth.v1.ListUsersResponse.users:type_name -> mailroom.auth.v1.User
+	3,  // 8: mailroom.auth.v1.CreateApiKeyRequest.api_key:type_name -> mailroom.auth.v1.ApiKey
+	3,  // 9: mailroom.auth.v1.CreateApiKeyResponse.api_key:type_name -> mailroom.auth.v1.ApiKey
+	3,  // 10: mailroom.auth.v1.ListApiKeysResponse.api_keys:type_name -> mailroom.auth.v1.ApiKey
+	33, // 11: mailroom.auth.v1.ExchangeApiKeyResponse.expire_time:type_name -> google.protobuf.Timestamp
 	0,  // 12: mailroom.auth.v1.ExchangeApiKeyResponse.role:type_name -> mailroom.auth.v1.Role
-	19, // 13: mailroom.auth.v1.GetJwksResponse.keys:type_name -> mailroom.auth.v1.Jwk
-	3,  // 14: mailroom.auth.v1.AuthService.CreateUser:input_type -> mailroom.auth.v1.CreateUserRequest
-	5,  // 15: mailroom.auth.v1.AuthService.GetUser:input_type -> mailroom.auth.v1.GetUserRequest
-	7,  // 16: mailroom.auth.v1.AuthService.ListUsers:input_type -> mailroom.auth.v1.ListUsersRequest
-	9,  // 17: mailroom.auth.v1.AuthService.CreateApiKey:input_type -> mailroom.auth.v1.CreateApiKeyRequest
-	11, // 18: mailroom.auth.v1.AuthService.ListApiKeys:input_type -> mailroom.auth.v1.ListApiKeysRequest
-	13, // 19: mailroom.auth.v1.AuthService.DeleteApiKey:input_type -> mailroom.auth.v1.DeleteApiKeyRequest
-	15, // 20: mailroom.auth.v1.AuthService.ExchangeApiKey:input_type -> mailroom.auth.v1.ExchangeApiKeyRequest
-	17, // 21: mailroom.auth.v1.AuthService.GetJwks:input_type -> mailroom.auth.v1.GetJwksRequest
-	4,  // 22: mailroom.auth.v1.AuthService.CreateUser:output_type -> mailroom.auth.v1.CreateUserResponse
-	6,  // 23: mailroom.auth.v1.AuthService.GetUser:output_type -> mailroom.auth.v1.GetUserResponse
-	8,  // 24: mailroom.auth.v1.AuthService.ListUsers:output_type -> mailroom.auth.v1.ListUsersResponse
-	10, // 25: mailroom.auth.v1.AuthService.CreateApiKey:output_type -> mailroom.auth.v1.CreateApiKeyResponse
-	12, // 26: mailroom.auth.v1.AuthService.ListApiKeys:output_type -> mailroom.auth.v1.ListApiKeysResponse
-	14, // 27: mailroom.auth.v1.AuthService.DeleteApiKey:output_type -> mailroom.auth.v1.DeleteApiKeyResponse
-	16, // 28: mailroom.auth.v1.AuthService.ExchangeApiKey:output_type -> mailroom.auth.v1.ExchangeApiKeyResponse
-	18, // 29: mailroom.auth.v1.AuthService.GetJwks:output_type -> mailroom.auth.v1.GetJwksResponse
-	22, // [22:30] is the sub-list for method output_type
-	14, // [14:22] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	20, // 13: mailroom.auth.v1.GetJwksResponse.keys:type_name -> mailroom.auth.v1.Jwk
+	32, // 14: mailroom.auth.v1.DeleteUserResponse.deleted:type_name -> mailroom.auth.v1.DeleteUserResponse.DeletedEntry
+	1,  // 15: mailroom.auth.v1.Credential.kind:type_name -> mailroom.auth.v1.CredentialKind
+	33, // 16: mailroom.auth.v1.Credential.create_time:type_name -> google.protobuf.Timestamp
+	23, // 17: mailroom.auth.v1.PutCredentialRequest.credential:type_name -> mailroom.auth.v1.Credential
+	23, // 18: mailroom.auth.v1.PutCredentialResponse.credential:type_name -> mailroom.auth.v1.Credential
+	23, // 19: mailroom.auth.v1.GetCredentialResponse.credential:type_name -> mailroom.auth.v1.Credential
+	4,  // 20: mailroom.auth.v1.AuthService.CreateUser:input_type -> mailroom.auth.v1.CreateUserRequest
+	6,  // 21: mailroom.auth.v1.AuthService.GetUser:input_type -> mailroom.auth.v1.GetUserRequest
+	8,  // 22: mailroom.auth.v1.AuthService.ListUsers:input_type -> mailroom.auth.v1.ListUsersRequest
+	10, // 23: mailroom.auth.v1.AuthService.CreateApiKey:input_type -> mailroom.auth.v1.CreateApiKeyRequest
+	12, // 24: mailroom.auth.v1.AuthService.ListApiKeys:input_type -> mailroom.auth.v1.ListApiKeysRequest
+	14, // 25: mailroom.auth.v1.AuthService.DeleteApiKey:input_type -> mailroom.auth.v1.DeleteApiKeyRequest
+	16, // 26: mailroom.auth.v1.AuthService.ExchangeApiKey:input_type -> mailroom.auth.v1.ExchangeApiKeyRequest
+	18, // 27: mailroom.auth.v1.AuthService.GetJwks:input_type -> mailroom.auth.v1.GetJwksRequest
+	21, // 28: mailroom.auth.v1.AuthService.DeleteUser:input_type -> mailroom.auth.v1.DeleteUserRequest
+	24, // 29: mailroom.auth.v1.AuthService.PutCredential:input_type -> mailroom.auth.v1.PutCredentialRequest
+	26, // 30: mailroom.auth.v1.AuthService.GetCredential:input_type -> mailroom.auth.v1.GetCredentialRequest
+	28, // 31: mailroom.auth.v1.AuthService.DeleteCredential:input_type -> mailroom.auth.v1.DeleteCredentialRequest
+	30, // 32: mailroom.auth.v1.AuthService.RotateVaultKey:input_type -> mailroom.auth.v1.RotateVaultKeyRequest
+	5,  // 33: mailroom.auth.v1.AuthService.CreateUser:output_type -> mailroom.auth.v1.CreateUserResponse
+	7,  // 34: mailroom.auth.v1.AuthService.GetUser:output_type -> mailroom.auth.v1.GetUserResponse
+	9,  // 35: mailroom.auth.v1.AuthService.ListUsers:output_type -> mailroom.auth.v1.ListUsersResponse
+	11, // 36: mailroom.auth.v1.AuthService.CreateApiKey:output_type -> mailroom.auth.v1.CreateApiKeyResponse
+	13, // 37: mailroom.auth.v1.AuthService.ListApiKeys:output_type -> mailroom.auth.v1.ListApiKeysResponse
+	15, // 38: mailroom.auth.v1.AuthService.DeleteApiKey:output_type -> mailroom.auth.v1.DeleteApiKeyResponse
+	17, // 39: mailroom.auth.v1.AuthService.ExchangeApiKey:output_type -> mailroom.auth.v1.ExchangeApiKeyResponse
+	19, // 40: mailroom.auth.v1.AuthService.GetJwks:output_type -> mailroom.auth.v1.GetJwksResponse
+	22, // 41: mailroom.auth.v1.AuthService.DeleteUser:output_type -> mailroom.auth.v1.DeleteUserResponse
+	25, // 42: mailroom.auth.v1.AuthService.PutCredential:output_type -> mailroom.auth.v1.PutCredentialResponse
+	27, // 43: mailroom.auth.v1.AuthService.GetCredential:output_type -> mailroom.auth.v1.GetCredentialResponse
+	29, // 44: mailroom.auth.v1.AuthService.DeleteCredential:output_type -> mailroom.auth.v1.DeleteCredentialResponse
+	31, // 45: mailroom.auth.v1.AuthService.RotateVaultKey:output_type -> mailroom.auth.v1.RotateVaultKeyResponse
+	33, // [33:46] is the sub-list for method output_type
+	20, // [20:33] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_mailroom_auth_v1_auth_proto_init() }
@@ -1320,8 +1987,8 @@ func file_mailroom_auth_v1_auth_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailroom_auth_v1_auth_proto_rawDesc), len(file_mailroom_auth_v1_auth_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   19,
+			NumEnums:      2,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,14 +19,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AuthService_CreateUser_FullMethodName     = "/mailroom.auth.v1.AuthService/CreateUser"
-	AuthService_GetUser_FullMethodName        = "/mailroom.auth.v1.AuthService/GetUser"
-	AuthService_ListUsers_FullMethodName      = "/mailroom.auth.v1.AuthService/ListUsers"
-	AuthService_CreateApiKey_FullMethodName   = "/mailroom.auth.v1.AuthService/CreateApiKey"
-	AuthService_ListApiKeys_FullMethodName    = "/mailroom.auth.v1.AuthService/ListApiKeys"
-	AuthService_DeleteApiKey_FullMethodName   = "/mailroom.auth.v1.AuthService/DeleteApiKey"
-	AuthService_ExchangeApiKey_FullMethodName = "/mailroom.auth.v1.AuthService/ExchangeApiKey"
-	AuthService_GetJwks_FullMethodName        = "/mailroom.auth.v1.AuthService/GetJwks"
+	AuthService_CreateUser_FullMethodName       = "/mailroom.auth.v1.AuthService/CreateUser"
+	AuthService_GetUser_FullMethodName          = "/mailroom.auth.v1.AuthService/GetUser"
+	AuthService_ListUsers_FullMethodName        = "/mailroom.auth.v1.AuthService/ListUsers"
+	AuthService_CreateApiKey_FullMethodName     = "/mailroom.auth.v1.AuthService/CreateApiKey"
+	AuthService_ListApiKeys_FullMethodName      = "/mailroom.auth.v1.AuthService/ListApiKeys"
+	AuthService_DeleteApiKey_FullMethodName     = "/mailroom.auth.v1.AuthService/DeleteApiKey"
+	AuthService_ExchangeApiKey_FullMethodName   = "/mailroom.auth.v1.AuthService/ExchangeApiKey"
+	AuthService_GetJwks_FullMethodName          = "/mailroom.auth.v1.AuthService/GetJwks"
+	AuthService_DeleteUser_FullMethodName       = "/mailroom.auth.v1.AuthService/DeleteUser"
+	AuthService_PutCredential_FullMethodName    = "/mailroom.auth.v1.AuthService/PutCredential"
+	AuthService_GetCredential_FullMethodName    = "/mailroom.auth.v1.AuthService/GetCredential"
+	AuthService_DeleteCredential_FullMethodName = "/mailroom.auth.v1.AuthService/DeleteCredential"
+	AuthService_RotateVaultKey_FullMethodName   = "/mailroom.auth.v1.AuthService/RotateVaultKey"
 )
 
 // AuthServiceClient is the client API for AuthService service.
@@ -53,6 +58,21 @@ type AuthServiceClient interface {
 	ExchangeApiKey(ctx context.Context, in *ExchangeApiKeyRequest, opts ...grpc.CallOption) (*ExchangeApiKeyResponse, error)
 	// GetJwks returns the public keys that verify identity tokens.
 	GetJwks(ctx context.Context, in *GetJwksRequest, opts ...grpc.CallOption) (*GetJwksResponse, error)
+	// DeleteUser deletes a user and every piece of its data in every service:
+	// messages, mailboxes, sync jobs, credentials, cache entries, API keys. The
+	// user itself or an admin may call it. It reports what it deleted.
+	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
+	// PutCredential stores a mailbox credential in the vault, encrypted.
+	// Only the ingest service may call it.
+	PutCredential(ctx context.Context, in *PutCredentialRequest, opts ...grpc.CallOption) (*PutCredentialResponse, error)
+	// GetCredential returns a decrypted mailbox credential. Only the ingest
+	// service may call it.
+	GetCredential(ctx context.Context, in *GetCredentialRequest, opts ...grpc.CallOption) (*GetCredentialResponse, error)
+	// DeleteCredential deletes a mailbox credential. Only the ingest service may call it.
+	DeleteCredential(ctx context.Context, in *DeleteCredentialRequest, opts ...grpc.CallOption) (*DeleteCredentialResponse, error)
+	// RotateVaultKey re-encrypts every credential's data key under the active
+	// key-encryption key. Admin only.
+	RotateVaultKey(ctx context.Context, in *RotateVaultKeyRequest, opts ...grpc.CallOption) (*RotateVaultKeyResponse, error)
 }
 
 type authServiceClient struct {
@@ -143,6 +163,56 @@ func (c *authServiceClient) GetJwks(ctx context.Context, in *GetJwksRequest, opt
 	return out, nil
 }
 
+func (c *authServiceClient) DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteUserResponse)
+	err := c.cc.Invoke(ctx, AuthService_DeleteUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) PutCredential(ctx context.Context, in *PutCredentialRequest, opts ...grpc.CallOption) (*PutCredentialResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutCredentialResponse)
+	err := c.cc.Invoke(ctx, AuthService_PutCredential_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) GetCredential(ctx context.Context, in *GetCredentialRequest, opts ...grpc.CallOption) (*GetCredentialResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetCredentialResponse)
+	err := c.cc.Invoke(ctx, AuthService_GetCredential_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) DeleteCredential(ctx context.Context, in *DeleteCredentialRequest, opts ...grpc.CallOption) (*DeleteCredentialResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteCredentialResponse)
+	err := c.cc.Invoke(ctx, AuthService_DeleteCredential_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) RotateVaultKey(ctx context.Context, in *RotateVaultKeyRequest, opts ...grpc.CallOption) (*RotateVaultKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateVaultKeyResponse)
+	err := c.cc.Invoke(ctx, AuthService_RotateVaultKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServiceServer is the server API for AuthService service.
 // All implementations must embed UnimplementedAuthServiceServer
 // for forward compatibility.
@@ -167,6 +237,21 @@ type AuthServiceServer interface {
 	ExchangeApiKey(context.Context, *ExchangeApiKeyRequest) (*ExchangeApiKeyResponse, error)
 	// GetJwks returns the public keys that verify identity tokens.
 	GetJwks(context.Context, *GetJwksRequest) (*GetJwksResponse, error)
+	// DeleteUser deletes a user and every piece of its data in every service:
+	// messages, mailboxes, sync jobs, credentials, cache entries, API keys. The
+	// user itself or an admin may call it. It reports what it deleted.
+	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
+	// PutCredential stores a mailbox credential in the vault, encrypted.
+	// Only the ingest service may call it.
+	PutCredential(context.Context, *PutCredentialRequest) (*PutCredentialResponse, error)
+	// GetCredential returns a decrypted mailbox credential. Only the ingest
+	// service may call it.
+	GetCredential(context.Context, *GetCredentialRequest) (*GetCredentialResponse, error)
+	// DeleteCredential deletes a mailbox credential. Only the ingest service may call it.
+	DeleteCredential(context.Context, *DeleteCredentialRequest) (*DeleteCredentialResponse, error)
+	// RotateVaultKey re-encrypts every credential's data key under the active
+	// key-encryption key. Admin only.
+	RotateVaultKey(context.Context, *RotateVaultKeyRequest) (*RotateVaultKeyResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }
 
@@ -200,6 +285,21 @@ func (UnimplementedAuthServiceServer) ExchangeApiKey(context.Context, *ExchangeA
 }
 func (UnimplementedAuthServiceServer) GetJwks(context.Context, *GetJwksRequest) (*GetJwksResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetJwks not implemented")
+}
+func (UnimplementedAuthServiceServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
+}
+func (UnimplementedAuthServiceServer) PutCredential(context.Context, *PutCredentialRequest) (*PutCredentialResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutCredential not implemented")
+}
+func (UnimplementedAuthServiceServer) GetCredential(context.Context, *GetCredentialRequest) (*GetCredentialResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCredential not implemented")
+}
+func (UnimplementedAuthServiceServer) DeleteCredential(context.Context, *DeleteCredentialRequest) (*DeleteCredentialResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteCredential not implemented")
+}
+func (UnimplementedAuthServiceServer) RotateVaultKey(context.Context, *RotateVaultKeyRequest) (*RotateVaultKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateVaultKey not implemented")
 }
 func (UnimplementedAuthServiceServer) mustEmbedUnimplementedAuthServiceServer() {}
 func (UnimplementedAuthServiceServer) testEmbeddedByValue()                     {}
@@ -366,6 +466,96 @@ func _AuthService_GetJwks_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_DeleteUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).DeleteUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_DeleteUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).DeleteUser(ctx, req.(*DeleteUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_PutCredential_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutCredentialRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).PutCredential(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_PutCredential_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).PutCredential(ctx, req.(*PutCredentialRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_GetCredential_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetCredentialRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).GetCredential(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_GetCredential_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).GetCredential(ctx, req.(*GetCredentialRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_DeleteCredential_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteCredentialRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).DeleteCredential(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_DeleteCredential_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).DeleteCredential(ctx, req.(*DeleteCredentialRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_RotateVaultKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateVaultKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).RotateVaultKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AuthService_RotateVaultKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).RotateVaultKey(ctx, req.(*RotateVaultKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AuthService_ServiceDesc is the grpc.ServiceDesc for AuthService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -404,6 +594,26 @@ var AuthService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetJwks",
 			Handler:    _AuthService_GetJwks_Handler,
+		},
+		{
+			MethodName: "DeleteUser",
+			Handler:    _AuthService_DeleteUser_Handler,
+		},
+		{
+			MethodName: "PutCredential",
+			Handler:    _AuthService_PutCredential_Handler,
+		},
+		{
+			MethodName: "GetCredential",
+			Handler:    _AuthService_GetCredential_Handler,
+		},
+		{
+			MethodName: "DeleteCredential",
+			Handler:    _AuthService_DeleteCredential_Handler,
+		},
+		{
+			MethodName: "RotateVaultKey",
+			Handler:    _AuthService_RotateVaultKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -9,6 +9,7 @@ package classifierv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	v1 "mailroom.dev/gen/go/mailroom/mail/v1"
 	reflect "reflect"
 	sync "sync"
@@ -379,7 +380,9 @@ type GetLimitsResponse struct {
 	// Replicas is the number of live classifier replicas sharing the limits.
 	Replicas int32 `protobuf:"varint,3,opt,name=replicas,proto3" json:"replicas,omitempty"`
 	// Model is the language model in use; empty when only rules run.
-	Model         string `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	Model string `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
+	// Budget is the spending guard.
+	Budget        *Budget `protobuf:"bytes,5,opt,name=budget,proto3" json:"budget,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -442,11 +445,789 @@ func (x *GetLimitsResponse) GetModel() string {
 	return ""
 }
 
+func (x *GetLimitsResponse) GetBudget() *Budget {
+	if x != nil {
+		return x.Budget
+	}
+	return nil
+}
+
+// Budget is the classifier's spending guard: past it, messages wait (none
+// are lost) and only the rules tier runs.
+type Budget struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// DailyLimitMicros is the daily cap in millionths of a US dollar; 0 is none.
+	DailyLimitMicros int64 `protobuf:"varint,1,opt,name=daily_limit_micros,json=dailyLimitMicros,proto3" json:"daily_limit_micros,omitempty"`
+	// SpentTodayMicros is what today's calls cost so far (UTC day).
+	SpentTodayMicros int64 `protobuf:"varint,2,opt,name=spent_today_micros,json=spentTodayMicros,proto3" json:"spent_today_micros,omitempty"`
+	// CreditRemainingMicros is the credit left, when a balance is configured; -1 if unknown.
+	CreditRemainingMicros int64 `protobuf:"varint,3,opt,name=credit_remaining_micros,json=creditRemainingMicros,proto3" json:"credit_remaining_micros,omitempty"`
+	// Exhausted is true while the model tier is paused by the budget.
+	Exhausted     bool `protobuf:"varint,4,opt,name=exhausted,proto3" json:"exhausted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Budget) Reset() {
+	*x = Budget{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Budget) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Budget) ProtoMessage() {}
+
+func (x *Budget) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Budget.ProtoReflect.Descriptor instead.
+func (*Budget) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Budget) GetDailyLimitMicros() int64 {
+	if x != nil {
+		return x.DailyLimitMicros
+	}
+	return 0
+}
+
+func (x *Budget) GetSpentTodayMicros() int64 {
+	if x != nil {
+		return x.SpentTodayMicros
+	}
+	return 0
+}
+
+func (x *Budget) GetCreditRemainingMicros() int64 {
+	if x != nil {
+		return x.CreditRemainingMicros
+	}
+	return 0
+}
+
+func (x *Budget) GetExhausted() bool {
+	if x != nil {
+		return x.Exhausted
+	}
+	return false
+}
+
+// Category is one class of the taxonomy.
+type Category struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is the lowercase name, for example "newsletters": letters, digits, hyphens.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Description is one line that tells the model what belongs here.
+	Description   string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Category) Reset() {
+	*x = Category{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Category) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Category) ProtoMessage() {}
+
+func (x *Category) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Category.ProtoReflect.Descriptor instead.
+func (*Category) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Category) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Category) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// Taxonomy is the set of categories a user's mail is sorted into.
+type Taxonomy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is users/{user}/taxonomy.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Categories are the categories, at most 50; "other" is always one of them.
+	Categories []*Category `protobuf:"bytes,2,rep,name=categories,proto3" json:"categories,omitempty"`
+	// UpdateTime is when the user last changed it; unset for the default.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Taxonomy) Reset() {
+	*x = Taxonomy{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Taxonomy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Taxonomy) ProtoMessage() {}
+
+func (x *Taxonomy) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Taxonomy.ProtoReflect.Descriptor instead.
+func (*Taxonomy) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Taxonomy) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Taxonomy) GetCategories() []*Category {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+func (x *Taxonomy) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+// GetTaxonomyRequest is the request of GetTaxonomy.
+type GetTaxonomyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is users/{user}/taxonomy.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTaxonomyRequest) Reset() {
+	*x = GetTaxonomyRequest{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTaxonomyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTaxonomyRequest) ProtoMessage() {}
+
+func (x *GetTaxonomyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTaxonomyRequest.ProtoReflect.Descriptor instead.
+func (*GetTaxonomyRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetTaxonomyRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// GetTaxonomyResponse is the response of GetTaxonomy.
+type GetTaxonomyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Taxonomy is the user's taxonomy.
+	Taxonomy      *Taxonomy `protobuf:"bytes,1,opt,name=taxonomy,proto3" json:"taxonomy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTaxonomyResponse) Reset() {
+	*x = GetTaxonomyResponse{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTaxonomyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTaxonomyResponse) ProtoMessage() {}
+
+func (x *GetTaxonomyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTaxonomyResponse.ProtoReflect.Descriptor instead.
+func (*GetTaxonomyResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetTaxonomyResponse) GetTaxonomy() *Taxonomy {
+	if x != nil {
+		return x.Taxonomy
+	}
+	return nil
+}
+
+// UpdateTaxonomyRequest is the request of UpdateTaxonomy.
+type UpdateTaxonomyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Taxonomy is the new taxonomy; its name says whose.
+	Taxonomy      *Taxonomy `protobuf:"bytes,1,opt,name=taxonomy,proto3" json:"taxonomy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTaxonomyRequest) Reset() {
+	*x = UpdateTaxonomyRequest{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTaxonomyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTaxonomyRequest) ProtoMessage() {}
+
+func (x *UpdateTaxonomyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTaxonomyRequest.ProtoReflect.Descriptor instead.
+func (*UpdateTaxonomyRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *UpdateTaxonomyRequest) GetTaxonomy() *Taxonomy {
+	if x != nil {
+		return x.Taxonomy
+	}
+	return nil
+}
+
+// UpdateTaxonomyResponse is the response of UpdateTaxonomy.
+type UpdateTaxonomyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Taxonomy is the stored taxonomy.
+	Taxonomy      *Taxonomy `protobuf:"bytes,1,opt,name=taxonomy,proto3" json:"taxonomy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTaxonomyResponse) Reset() {
+	*x = UpdateTaxonomyResponse{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTaxonomyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTaxonomyResponse) ProtoMessage() {}
+
+func (x *UpdateTaxonomyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTaxonomyResponse.ProtoReflect.Descriptor instead.
+func (*UpdateTaxonomyResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UpdateTaxonomyResponse) GetTaxonomy() *Taxonomy {
+	if x != nil {
+		return x.Taxonomy
+	}
+	return nil
+}
+
+// DeadLetter is a message the classifier gave up on.
+type DeadLetter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is users/{user}/deadLetters/{dead_letter}.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Message is the message's resource name.
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// Mailbox is the mailbox it came from.
+	Mailbox string `protobuf:"bytes,3,opt,name=mailbox,proto3" json:"mailbox,omitempty"`
+	// Reason says why, without mail content.
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Attempts is the number of attempts made.
+	Attempts int32 `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// DeadTime is when the classifier gave up.
+	DeadTime      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=dead_time,json=deadTime,proto3" json:"dead_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadLetter) Reset() {
+	*x = DeadLetter{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLetter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLetter) ProtoMessage() {}
+
+func (x *DeadLetter) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
+func (*DeadLetter) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeadLetter) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetMailbox() string {
+	if x != nil {
+		return x.Mailbox
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetDeadTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeadTime
+	}
+	return nil
+}
+
+// ListDeadLettersRequest is the request of ListDeadLetters.
+type ListDeadLettersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Parent is users/{user}.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// PageSize is the maximum number to return (default 50, max 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// PageToken is a next_page_token of an earlier call.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadLettersRequest) Reset() {
+	*x = ListDeadLettersRequest{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadLettersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadLettersRequest) ProtoMessage() {}
+
+func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
+func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListDeadLettersRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListDeadLettersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListDeadLettersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListDeadLettersResponse is the response of ListDeadLetters.
+type ListDeadLettersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// DeadLetters are the dead letters of this page, oldest first.
+	DeadLetters []*DeadLetter `protobuf:"bytes,1,rep,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	// NextPageToken fetches the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadLettersResponse) Reset() {
+	*x = ListDeadLettersResponse{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadLettersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadLettersResponse) ProtoMessage() {}
+
+func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
+func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
+	if x != nil {
+		return x.DeadLetters
+	}
+	return nil
+}
+
+func (x *ListDeadLettersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// ReplayDeadLetterRequest is the request of ReplayDeadLetter.
+type ReplayDeadLetterRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is users/{user}/deadLetters/{dead_letter}.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayDeadLetterRequest) Reset() {
+	*x = ReplayDeadLetterRequest{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayDeadLetterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayDeadLetterRequest) ProtoMessage() {}
+
+func (x *ReplayDeadLetterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayDeadLetterRequest.ProtoReflect.Descriptor instead.
+func (*ReplayDeadLetterRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ReplayDeadLetterRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// ReplayDeadLetterResponse is the response of ReplayDeadLetter.
+type ReplayDeadLetterResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Message is the replayed message's resource name.
+	Message       string `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayDeadLetterResponse) Reset() {
+	*x = ReplayDeadLetterResponse{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayDeadLetterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayDeadLetterResponse) ProtoMessage() {}
+
+func (x *ReplayDeadLetterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayDeadLetterResponse.ProtoReflect.Descriptor instead.
+func (*ReplayDeadLetterResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ReplayDeadLetterResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// PurgeUserDataRequest is the request of PurgeUserData.
+type PurgeUserDataRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// User is the user id whose data goes.
+	User          string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeUserDataRequest) Reset() {
+	*x = PurgeUserDataRequest{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeUserDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeUserDataRequest) ProtoMessage() {}
+
+func (x *PurgeUserDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeUserDataRequest.ProtoReflect.Descriptor instead.
+func (*PurgeUserDataRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PurgeUserDataRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// PurgeUserDataResponse is the response of PurgeUserData.
+type PurgeUserDataResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Deleted counts what was deleted, by kind ("messages", "mailboxes", …).
+	Deleted       map[string]int64 `protobuf:"bytes,1,rep,name=deleted,proto3" json:"deleted,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeUserDataResponse) Reset() {
+	*x = PurgeUserDataResponse{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeUserDataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeUserDataResponse) ProtoMessage() {}
+
+func (x *PurgeUserDataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeUserDataResponse.ProtoReflect.Descriptor instead.
+func (*PurgeUserDataResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PurgeUserDataResponse) GetDeleted() map[string]int64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
 var File_mailroom_classifier_v1_classifier_proto protoreflect.FileDescriptor
 
 const file_mailroom_classifier_v1_classifier_proto_rawDesc = "" +
 	"\n" +
-	"'mailroom/classifier/v1/classifier.proto\x12\x16mailroom.classifier.v1\x1a\x1bmailroom/mail/v1/mail.proto\"\xb1\x01\n" +
+	"'mailroom/classifier/v1/classifier.proto\x12\x16mailroom.classifier.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmailroom/mail/v1/mail.proto\"\xb1\x01\n" +
 	"\x0fClassifyRequest\x12\x16\n" +
 	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x10\n" +
 	"\x03raw\x18\x02 \x01(\fR\x03raw\x12\x18\n" +
@@ -469,15 +1250,71 @@ const file_mailroom_classifier_v1_classifier_proto_rawDesc = "" +
 	"\tin_flight\x18\x06 \x01(\x03R\binFlight\x127\n" +
 	"\x18rate_limited_last_minute\x18\a \x01(\x03R\x15rateLimitedLastMinute\x12.\n" +
 	"\x13retries_last_minute\x18\b \x01(\x03R\x11retriesLastMinute\x12%\n" +
-	"\x0efrozen_seconds\x18\t \x01(\x01R\rfrozenSeconds\"\xb5\x01\n" +
+	"\x0efrozen_seconds\x18\t \x01(\x01R\rfrozenSeconds\"\xed\x01\n" +
 	"\x11GetLimitsResponse\x125\n" +
 	"\x04keys\x18\x01 \x03(\v2!.mailroom.classifier.v1.KeyLimitsR\x04keys\x127\n" +
 	"\x05lanes\x18\x02 \x03(\v2!.mailroom.classifier.v1.LaneQueueR\x05lanes\x12\x1a\n" +
 	"\breplicas\x18\x03 \x01(\x05R\breplicas\x12\x14\n" +
-	"\x05model\x18\x04 \x01(\tR\x05model2\xd4\x01\n" +
+	"\x05model\x18\x04 \x01(\tR\x05model\x126\n" +
+	"\x06budget\x18\x05 \x01(\v2\x1e.mailroom.classifier.v1.BudgetR\x06budget\"\xba\x01\n" +
+	"\x06Budget\x12,\n" +
+	"\x12daily_limit_micros\x18\x01 \x01(\x03R\x10dailyLimitMicros\x12,\n" +
+	"\x12spent_today_micros\x18\x02 \x01(\x03R\x10spentTodayMicros\x126\n" +
+	"\x17credit_remaining_micros\x18\x03 \x01(\x03R\x15creditRemainingMicros\x12\x1c\n" +
+	"\texhausted\x18\x04 \x01(\bR\texhausted\"@\n" +
+	"\bCategory\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\"\x9d\x01\n" +
+	"\bTaxonomy\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12@\n" +
+	"\n" +
+	"categories\x18\x02 \x03(\v2 .mailroom.classifier.v1.CategoryR\n" +
+	"categories\x12;\n" +
+	"\vupdate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"(\n" +
+	"\x12GetTaxonomyRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"S\n" +
+	"\x13GetTaxonomyResponse\x12<\n" +
+	"\btaxonomy\x18\x01 \x01(\v2 .mailroom.classifier.v1.TaxonomyR\btaxonomy\"U\n" +
+	"\x15UpdateTaxonomyRequest\x12<\n" +
+	"\btaxonomy\x18\x01 \x01(\v2 .mailroom.classifier.v1.TaxonomyR\btaxonomy\"V\n" +
+	"\x16UpdateTaxonomyResponse\x12<\n" +
+	"\btaxonomy\x18\x01 \x01(\v2 .mailroom.classifier.v1.TaxonomyR\btaxonomy\"\xc1\x01\n" +
+	"\n" +
+	"DeadLetter\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x18\n" +
+	"\amailbox\x18\x03 \x01(\tR\amailbox\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x1a\n" +
+	"\battempts\x18\x05 \x01(\x05R\battempts\x127\n" +
+	"\tdead_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadTime\"l\n" +
+	"\x16ListDeadLettersRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x88\x01\n" +
+	"\x17ListDeadLettersResponse\x12E\n" +
+	"\fdead_letters\x18\x01 \x03(\v2\".mailroom.classifier.v1.DeadLetterR\vdeadLetters\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"-\n" +
+	"\x17ReplayDeadLetterRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"4\n" +
+	"\x18ReplayDeadLetterResponse\x12\x18\n" +
+	"\amessage\x18\x01 \x01(\tR\amessage\"*\n" +
+	"\x14PurgeUserDataRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\"\xa9\x01\n" +
+	"\x15PurgeUserDataResponse\x12T\n" +
+	"\adeleted\x18\x01 \x03(\v2:.mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntryR\adeleted\x1a:\n" +
+	"\fDeletedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x012\x86\x06\n" +
 	"\x11ClassifierService\x12]\n" +
 	"\bClassify\x12'.mailroom.classifier.v1.ClassifyRequest\x1a(.mailroom.classifier.v1.ClassifyResponse\x12`\n" +
-	"\tGetLimits\x12(.mailroom.classifier.v1.GetLimitsRequest\x1a).mailroom.classifier.v1.GetLimitsResponseB9Z7mailroom.dev/gen/go/mailroom/classifier/v1;classifierv1b\x06proto3"
+	"\tGetLimits\x12(.mailroom.classifier.v1.GetLimitsRequest\x1a).mailroom.classifier.v1.GetLimitsResponse\x12f\n" +
+	"\vGetTaxonomy\x12*.mailroom.classifier.v1.GetTaxonomyRequest\x1a+.mailroom.classifier.v1.GetTaxonomyResponse\x12o\n" +
+	"\x0eUpdateTaxonomy\x12-.mailroom.classifier.v1.UpdateTaxonomyRequest\x1a..mailroom.classifier.v1.UpdateTaxonomyResponse\x12r\n" +
+	"\x0fListDeadLetters\x12..mailroom.classifier.v1.ListDeadLettersRequest\x1a/.mailroom.classifier.v1.ListDeadLettersResponse\x12u\n" +
+	"\x10ReplayDeadLetter\x12/.mailroom.classifier.v1.ReplayDeadLetterRequest\x1a0.mailroom.classifier.v1.ReplayDeadLetterResponse\x12l\n" +
+	"\rPurgeUserData\x12,.mailroom.classifier.v1.PurgeUserDataRequest\x1a-.mailroom.classifier.v1.PurgeUserDataResponseB9Z7mailroom.dev/gen/go/mailroom/classifier/v1;classifierv1b\x06proto3"
 
 var (
 	file_mailroom_classifier_v1_classifier_proto_rawDescOnce sync.Once
@@ -491,33 +1328,68 @@ func file_mailroom_classifier_v1_classifier_proto_rawDescGZIP() []byte {
 	return file_mailroom_classifier_v1_classifier_proto_rawDescData
 }
 
-var file_mailroom_classifier_v1_classifier_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_mailroom_classifier_v1_classifier_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_mailroom_classifier_v1_classifier_proto_goTypes = []any{
-	(*ClassifyRequest)(nil),   // 0: mailroom.classifier.v1.ClassifyRequest
-	(*ClassifyResponse)(nil),  // 1: mailroom.classifier.v1.ClassifyResponse
-	(*GetLimitsRequest)(nil),  // 2: mailroom.classifier.v1.GetLimitsRequest
-	(*LaneQueue)(nil),         // 3: mailroom.classifier.v1.LaneQueue
-	(*KeyLimits)(nil),         // 4: mailroom.classifier.v1.KeyLimits
-	(*GetLimitsResponse)(nil), // 5: mailroom.classifier.v1.GetLimitsResponse
-	(*v1.Header)(nil),         // 6: mailroom.mail.v1.Header
-	(*v1.Classification)(nil), // 7: mailroom.mail.v1.Classification
-	(v1.Lane)(0),              // 8: mailroom.mail.v1.Lane
+	(*ClassifyRequest)(nil),          // 0: mailroom.classifier.v1.ClassifyRequest
+	(*ClassifyResponse)(nil),         // 1: mailroom.classifier.v1.ClassifyResponse
+	(*GetLimitsRequest)(nil),         // 2: mailroom.classifier.v1.GetLimitsRequest
+	(*LaneQueue)(nil),                // 3: mailroom.classifier.v1.LaneQueue
+	(*KeyLimits)(nil),                // 4: mailroom.classifier.v1.KeyLimits
+	(*GetLimitsResponse)(nil),        // 5: mailroom.classifier.v1.GetLimitsResponse
+	(*Budget)(nil),                   // 6: mailroom.classifier.v1.Budget
+	(*Category)(nil),                 // 7: mailroom.classifier.v1.Category
+	(*Taxonomy)(nil),                 // 8: mailroom.classifier.v1.Taxonomy
+	(*GetTaxonomyRequest)(nil),       // 9: mailroom.classifier.v1.GetTaxonomyRequest
+	(*GetTaxonomyResponse)(nil),      // 10: mailroom.classifier.v1.GetTaxonomyResponse
+	(*UpdateTaxonomyRequest)(nil),    // 11: mailroom.classifier.v1.UpdateTaxonomyRequest
+	(*UpdateTaxonomyResponse)(nil),   // 12: mailroom.classifier.v1.UpdateTaxonomyResponse
+	(*DeadLetter)(nil),               // 13: mailroom.classifier.v1.DeadLetter
+	(*ListDeadLettersRequest)(nil),   // 14: mailroom.classifier.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),  // 15: mailroom.classifier.v1.ListDeadLettersResponse
+	(*ReplayDeadLetterRequest)(nil),  // 16: mailroom.classifier.v1.ReplayDeadLetterRequest
+	(*ReplayDeadLetterResponse)(nil), // 17: mailroom.classifier.v1.ReplayDeadLetterResponse
+	(*PurgeUserDataRequest)(nil),     // 18: mailroom.classifier.v1.PurgeUserDataRequest
+	(*PurgeUserDataResponse)(nil),    // 19: mailroom.classifier.v1.PurgeUserDataResponse
+	nil,                              // 20: mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
+	(*v1.Header)(nil),                // 21: mailroom.mail.v1.Header
+	(*v1.Classification)(nil),        // 22: mailroom.mail.v1.Classification
+	(v1.Lane)(0),                     // 23: mailroom.mail.v1.Lane
+	(*timestamppb.Timestamp)(nil),    // 24: google.protobuf.Timestamp
 }
 var file_mailroom_classifier_v1_classifier_proto_depIdxs = []int32{
-	6, // 0: mailroom.classifier.v1.ClassifyRequest.headers:type_name -> mailroom.mail.v1.Header
-	7, // 1: mailroom.classifier.v1.ClassifyResponse.classification:type_name -> mailroom.mail.v1.Classification
-	8, // 2: mailroom.classifier.v1.LaneQueue.lane:type_name -> mailroom.mail.v1.Lane
-	4, // 3: mailroom.classifier.v1.GetLimitsResponse.keys:type_name -> mailroom.classifier.v1.KeyLimits
-	3, // 4: mailroom.classifier.v1.GetLimitsResponse.lanes:type_name -> mailroom.classifier.v1.LaneQueue
-	0, // 5: mailroom.classifier.v1.ClassifierService.Classify:input_type -> mailroom.classifier.v1.ClassifyRequest
-	2, // 6: mailroom.classifier.v1.ClassifierService.GetLimits:input_type -> mailroom.classifier.v1.GetLimitsRequest
-	1, // 7: mailroom.classifier.v1.ClassifierService.Classify:output_type -> mailroom.classifier.v1.ClassifyResponse
-	5, // 8: mailroom.classifier.v1.ClassifierService.GetLimits:output_type -> mailroom.classifier.v1.GetLimitsResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	21, // 0: mailroom.classifier.v1.ClassifyRequest.headers:type_name -> mailroom.mail.v1.Header
+	22, // 1: mailroom.classifier.v1.ClassifyResponse.classification:type_name -> mailroom.mail.v1.Classification
+	23, // 2: mailroom.classifier.v1.LaneQueue.lane:type_name -> mailroom.mail.v1.Lane
+	4,  // 3: mailroom.classifier.v1.GetLimitsResponse.keys:type_name -> mailroom.classifier.v1.KeyLimits
+	3,  // 4: mailroom.classifier.v1.GetLimitsResponse.lanes:type_name -> mailroom.classifier.v1.LaneQueue
+	6,  // 5: mailroom.classifier.v1.GetLimitsResponse.budget:type_name -> mailroom.classifier.v1.Budget
+	7,  // 6: mailroom.classifier.v1.Taxonomy.categories:type_name -> mailroom.classifier.v1.Category
+	24, // 7: mailroom.classifier.v1.Taxonomy.update_time:type_name -> google.protobuf.Timestamp
+	8,  // 8: mailroom.classifier.v1.GetTaxonomyResponse.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
+	8,  // 9: mailroom.classifier.v1.UpdateTaxonomyRequest.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
+	8,  // 10: mailroom.classifier.v1.UpdateTaxonomyResponse.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
+	24, // 11: mailroom.classifier.v1.DeadLetter.dead_time:type_name -> google.protobuf.Timestamp
+	13, // 12: mailroom.classifier.v1.ListDeadLettersResponse.dead_letters:type_name -> mailroom.classifier.v1.DeadLetter
+	20, // 13: mailroom.classifier.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
+	0,  // 14: mailroom.classifier.v1.ClassifierService.Classify:input_type -> mailroom.classifier.v1.ClassifyRequest
+	2,  // 15: mailroom.classifier.v1.ClassifierService.GetLimits:input_type -> mailroom.classifier.v1.GetLimitsRequest
+	9,  // 16: mailroom.classifier.v1.ClassifierService.GetTaxonomy:input_type -> mailroom.classifier.v1.GetTaxonomyRequest
+	11, // 17: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:input_type -> mailroom.classifier.v1.UpdateTaxonomyRequest
+	14, // 18: mailroom.classifier.v1.ClassifierService.ListDeadLetters:input_type -> mailroom.classifier.v1.ListDeadLettersRequest
+	16, // 19: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:input_type -> mailroom.classifier.v1.ReplayDeadLetterRequest
+	18, // 20: mailroom.classifier.v1.ClassifierService.PurgeUserData:input_type -> mailroom.classifier.v1.PurgeUserDataRequest
+	1,  // 21: mailroom.classifier.v1.ClassifierService.Classify:output_type -> mailroom.classifier.v1.ClassifyResponse
+	5,  // 22: mailroom.classifier.v1.ClassifierService.GetLimits:output_type -> mailroom.classifier.v1.GetLimitsResponse
+	10, // 23: mailroom.classifier.v1.ClassifierService.GetTaxonomy:output_type -> mailroom.classifier.v1.GetTaxonomyResponse
+	12, // 24: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:output_type -> mailroom.classifier.v1.UpdateTaxonomyResponse
+	15, // 25: mailroom.classifier.v1.ClassifierService.ListDeadLetters:output_type -> mailroom.classifier.v1.ListDeadLettersResponse
+	17, // 26: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:output_type -> mailroom.classifier.v1.ReplayDeadLetterResponse
+	19, // 27: mailroom.classifier.v1.ClassifierService.PurgeUserData:output_type -> mailroom.classifier.v1.PurgeUserDataResponse
+	21, // [21:28] is the sub-list for method output_type
+	14, // [14:21] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_mailroom_classifier_v1_classifier_proto_init() }
@@ -531,7 +1403,7 @@ func file_mailroom_classifier_v1_classifier_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailroom_classifier_v1_classifier_proto_rawDesc), len(file_mailroom_classifier_v1_classifier_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,8 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ClassifierService_Classify_FullMethodName  = "/mailroom.classifier.v1.ClassifierService/Classify"
-	ClassifierService_GetLimits_FullMethodName = "/mailroom.classifier.v1.ClassifierService/GetLimits"
+	ClassifierService_Classify_FullMethodName         = "/mailroom.classifier.v1.ClassifierService/Classify"
+	ClassifierService_GetLimits_FullMethodName        = "/mailroom.classifier.v1.ClassifierService/GetLimits"
+	ClassifierService_GetTaxonomy_FullMethodName      = "/mailroom.classifier.v1.ClassifierService/GetTaxonomy"
+	ClassifierService_UpdateTaxonomy_FullMethodName   = "/mailroom.classifier.v1.ClassifierService/UpdateTaxonomy"
+	ClassifierService_ListDeadLetters_FullMethodName  = "/mailroom.classifier.v1.ClassifierService/ListDeadLetters"
+	ClassifierService_ReplayDeadLetter_FullMethodName = "/mailroom.classifier.v1.ClassifierService/ReplayDeadLetter"
+	ClassifierService_PurgeUserData_FullMethodName    = "/mailroom.classifier.v1.ClassifierService/PurgeUserData"
 )
 
 // ClassifierServiceClient is the client API for ClassifierService service.
@@ -34,6 +39,17 @@ type ClassifierServiceClient interface {
 	Classify(ctx context.Context, in *ClassifyRequest, opts ...grpc.CallOption) (*ClassifyResponse, error)
 	// GetLimits reports each API key's limits and current use.
 	GetLimits(ctx context.Context, in *GetLimitsRequest, opts ...grpc.CallOption) (*GetLimitsResponse, error)
+	// GetTaxonomy returns a user's taxonomy (the default one until changed).
+	GetTaxonomy(ctx context.Context, in *GetTaxonomyRequest, opts ...grpc.CallOption) (*GetTaxonomyResponse, error)
+	// UpdateTaxonomy replaces a user's categories. "other" must stay.
+	UpdateTaxonomy(ctx context.Context, in *UpdateTaxonomyRequest, opts ...grpc.CallOption) (*UpdateTaxonomyResponse, error)
+	// ListDeadLetters lists a user's messages that could not be classified.
+	ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error)
+	// ReplayDeadLetter sends a dead-lettered message through the classifier again.
+	ReplayDeadLetter(ctx context.Context, in *ReplayDeadLetterRequest, opts ...grpc.CallOption) (*ReplayDeadLetterResponse, error)
+	// PurgeUserData deletes a user's taxonomy and cache entries. Only the auth
+	// service may call it (DeleteUser).
+	PurgeUserData(ctx context.Context, in *PurgeUserDataRequest, opts ...grpc.CallOption) (*PurgeUserDataResponse, error)
 }
 
 type classifierServiceClient struct {
@@ -64,6 +80,56 @@ func (c *classifierServiceClient) GetLimits(ctx context.Context, in *GetLimitsRe
 	return out, nil
 }
 
+func (c *classifierServiceClient) GetTaxonomy(ctx context.Context, in *GetTaxonomyRequest, opts ...grpc.CallOption) (*GetTaxonomyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetTaxonomyResponse)
+	err := c.cc.Invoke(ctx, ClassifierService_GetTaxonomy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *classifierServiceClient) UpdateTaxonomy(ctx context.Context, in *UpdateTaxonomyRequest, opts ...grpc.CallOption) (*UpdateTaxonomyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateTaxonomyResponse)
+	err := c.cc.Invoke(ctx, ClassifierService_UpdateTaxonomy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *classifierServiceClient) ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDeadLettersResponse)
+	err := c.cc.Invoke(ctx, ClassifierService_ListDeadLetters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *classifierServiceClient) ReplayDeadLetter(ctx context.Context, in *ReplayDeadLetterRequest, opts ...grpc.CallOption) (*ReplayDeadLetterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplayDeadLetterResponse)
+	err := c.cc.Invoke(ctx, ClassifierService_ReplayDeadLetter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *classifierServiceClient) PurgeUserData(ctx context.Context, in *PurgeUserDataRequest, opts ...grpc.CallOption) (*PurgeUserDataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PurgeUserDataResponse)
+	err := c.cc.Invoke(ctx, ClassifierService_PurgeUserData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClassifierServiceServer is the server API for ClassifierService service.
 // All implementations must embed UnimplementedClassifierServiceServer
 // for forward compatibility.
@@ -75,6 +141,17 @@ type ClassifierServiceServer interface {
 	Classify(context.Context, *ClassifyRequest) (*ClassifyResponse, error)
 	// GetLimits reports each API key's limits and current use.
 	GetLimits(context.Context, *GetLimitsRequest) (*GetLimitsResponse, error)
+	// GetTaxonomy returns a user's taxonomy (the default one until changed).
+	GetTaxonomy(context.Context, *GetTaxonomyRequest) (*GetTaxonomyResponse, error)
+	// UpdateTaxonomy replaces a user's categories. "other" must stay.
+	UpdateTaxonomy(context.Context, *UpdateTaxonomyRequest) (*UpdateTaxonomyResponse, error)
+	// ListDeadLetters lists a user's messages that could not be classified.
+	ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error)
+	// ReplayDeadLetter sends a dead-lettered message through the classifier again.
+	ReplayDeadLetter(context.Context, *ReplayDeadLetterRequest) (*ReplayDeadLetterResponse, error)
+	// PurgeUserData deletes a user's taxonomy and cache entries. Only the auth
+	// service may call it (DeleteUser).
+	PurgeUserData(context.Context, *PurgeUserDataRequest) (*PurgeUserDataResponse, error)
 	mustEmbedUnimplementedClassifierServiceServer()
 }
 
@@ -90,6 +167,21 @@ func (UnimplementedClassifierServiceServer) Classify(context.Context, *ClassifyR
 }
 func (UnimplementedClassifierServiceServer) GetLimits(context.Context, *GetLimitsRequest) (*GetLimitsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetLimits not implemented")
+}
+func (UnimplementedClassifierServiceServer) GetTaxonomy(context.Context, *GetTaxonomyRequest) (*GetTaxonomyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetTaxonomy not implemented")
+}
+func (UnimplementedClassifierServiceServer) UpdateTaxonomy(context.Context, *UpdateTaxonomyRequest) (*UpdateTaxonomyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateTaxonomy not implemented")
+}
+func (UnimplementedClassifierServiceServer) ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDeadLetters not implemented")
+}
+func (UnimplementedClassifierServiceServer) ReplayDeadLetter(context.Context, *ReplayDeadLetterRequest) (*ReplayDeadLetterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplayDeadLetter not implemented")
+}
+func (UnimplementedClassifierServiceServer) PurgeUserData(context.Context, *PurgeUserDataRequest) (*PurgeUserDataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PurgeUserData not implemented")
 }
 func (UnimplementedClassifierServiceServer) mustEmbedUnimplementedClassifierServiceServer() {}
 func (UnimplementedClassifierServiceServer) testEmbeddedByValue()                           {}
@@ -148,6 +240,96 @@ func _ClassifierService_GetLimits_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClassifierService_GetTaxonomy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetTaxonomyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClassifierServiceServer).GetTaxonomy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClassifierService_GetTaxonomy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClassifierServiceServer).GetTaxonomy(ctx, req.(*GetTaxonomyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClassifierService_UpdateTaxonomy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateTaxonomyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClassifierServiceServer).UpdateTaxonomy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClassifierService_UpdateTaxonomy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClassifierServiceServer).UpdateTaxonomy(ctx, req.(*UpdateTaxonomyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClassifierService_ListDeadLetters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDeadLettersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClassifierServiceServer).ListDeadLetters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClassifierService_ListDeadLetters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClassifierServiceServer).ListDeadLetters(ctx, req.(*ListDeadLettersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClassifierService_ReplayDeadLetter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplayDeadLetterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClassifierServiceServer).ReplayDeadLetter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClassifierService_ReplayDeadLetter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClassifierServiceServer).ReplayDeadLetter(ctx, req.(*ReplayDeadLetterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClassifierService_PurgeUserData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PurgeUserDataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClassifierServiceServer).PurgeUserData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClassifierService_PurgeUserData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClassifierServiceServer).PurgeUserData(ctx, req.(*PurgeUserDataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClassifierService_ServiceDesc is the grpc.ServiceDesc for ClassifierService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -162,6 +344,26 @@ var ClassifierService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetLimits",
 			Handler:    _ClassifierService_GetLimits_Handler,
+		},
+		{
+			MethodName: "GetTaxonomy",
+			Handler:    _ClassifierService_GetTaxonomy_Handler,
+		},
+		{
+			MethodName: "UpdateTaxonomy",
+			Handler:    _ClassifierService_UpdateTaxonomy_Handler,
+		},
+		{
+			MethodName: "ListDeadLetters",
+			Handler:    _ClassifierService_ListDeadLetters_Handler,
+		},
+		{
+			MethodName: "ReplayDeadLetter",
+			Handler:    _ClassifierService_ReplayDeadLetter_Handler,
+		},
+		{
+			MethodName: "PurgeUserData",
+			Handler:    _ClassifierService_PurgeUserData_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

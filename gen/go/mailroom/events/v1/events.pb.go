@@ -153,7 +153,9 @@ type MailClassified struct {
 	// Usage is what the verdict cost.
 	Usage *Usage `protobuf:"bytes,7,opt,name=usage,proto3" json:"usage,omitempty"`
 	// IngestTime is copied from MailReceived.
-	IngestTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=ingest_time,json=ingestTime,proto3" json:"ingest_time,omitempty"`
+	IngestTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=ingest_time,json=ingestTime,proto3" json:"ingest_time,omitempty"`
+	// SyncJob is copied from MailReceived.
+	SyncJob       string `protobuf:"bytes,9,opt,name=sync_job,json=syncJob,proto3" json:"sync_job,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -244,6 +246,88 @@ func (x *MailClassified) GetIngestTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *MailClassified) GetSyncJob() string {
+	if x != nil {
+		return x.SyncJob
+	}
+	return ""
+}
+
+// MailDeadLettered is published by the classifier on "mail.dead.<user>"
+// when a message could not be classified after its last attempt. The
+// dead-letter stream keeps it until it is replayed or expires.
+type MailDeadLettered struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Received is the original event.
+	Received *MailReceived `protobuf:"bytes,1,opt,name=received,proto3" json:"received,omitempty"`
+	// Reason says why, without mail content ("model answered 500 five times").
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Attempts is the number of classification attempts made.
+	Attempts int32 `protobuf:"varint,3,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// DeadTime is when the classifier gave up.
+	DeadTime      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=dead_time,json=deadTime,proto3" json:"dead_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MailDeadLettered) Reset() {
+	*x = MailDeadLettered{}
+	mi := &file_mailroom_events_v1_events_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MailDeadLettered) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MailDeadLettered) ProtoMessage() {}
+
+func (x *MailDeadLettered) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_events_v1_events_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MailDeadLettered.ProtoReflect.Descriptor instead.
+func (*MailDeadLettered) Descriptor() ([]byte, []int) {
+	return file_mailroom_events_v1_events_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MailDeadLettered) GetReceived() *MailReceived {
+	if x != nil {
+		return x.Received
+	}
+	return nil
+}
+
+func (x *MailDeadLettered) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *MailDeadLettered) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *MailDeadLettered) GetDeadTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DeadTime
+	}
+	return nil
+}
+
 // Usage is what one classification cost.
 type Usage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -263,7 +347,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_mailroom_events_v1_events_proto_msgTypes[2]
+	mi := &file_mailroom_events_v1_events_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -275,7 +359,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_events_v1_events_proto_msgTypes[2]
+	mi := &file_mailroom_events_v1_events_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -288,7 +372,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_mailroom_events_v1_events_proto_rawDescGZIP(), []int{2}
+	return file_mailroom_events_v1_events_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Usage) GetPromptTokens() int64 {
@@ -340,7 +424,7 @@ const file_mailroom_events_v1_events_proto_rawDesc = "" +
 	"\acontent\x18\x06 \x01(\v2#.mailroom.mail.v1.NormalizedMessageR\acontent\x12;\n" +
 	"\vingest_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"ingestTime\x12\x19\n" +
-	"\bsync_job\x18\b \x01(\tR\asyncJob\"\xff\x02\n" +
+	"\bsync_job\x18\b \x01(\tR\asyncJob\"\x9a\x03\n" +
 	"\x0eMailClassified\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x18\n" +
 	"\amailbox\x18\x02 \x01(\tR\amailbox\x12\x18\n" +
@@ -350,7 +434,13 @@ const file_mailroom_events_v1_events_proto_rawDesc = "" +
 	"\x0eclassification\x18\x06 \x01(\v2 .mailroom.mail.v1.ClassificationR\x0eclassification\x12/\n" +
 	"\x05usage\x18\a \x01(\v2\x19.mailroom.events.v1.UsageR\x05usage\x12;\n" +
 	"\vingest_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"ingestTime\"\xc8\x01\n" +
+	"ingestTime\x12\x19\n" +
+	"\bsync_job\x18\t \x01(\tR\asyncJob\"\xbd\x01\n" +
+	"\x10MailDeadLettered\x12<\n" +
+	"\breceived\x18\x01 \x01(\v2 .mailroom.events.v1.MailReceivedR\breceived\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1a\n" +
+	"\battempts\x18\x03 \x01(\x05R\battempts\x127\n" +
+	"\tdead_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadTime\"\xc8\x01\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x03R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x03R\x10completionTokens\x120\n" +
@@ -371,29 +461,32 @@ func file_mailroom_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_mailroom_events_v1_events_proto_rawDescData
 }
 
-var file_mailroom_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_mailroom_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_mailroom_events_v1_events_proto_goTypes = []any{
 	(*MailReceived)(nil),          // 0: mailroom.events.v1.MailReceived
 	(*MailClassified)(nil),        // 1: mailroom.events.v1.MailClassified
-	(*Usage)(nil),                 // 2: mailroom.events.v1.Usage
-	(v1.Lane)(0),                  // 3: mailroom.mail.v1.Lane
-	(*v1.NormalizedMessage)(nil),  // 4: mailroom.mail.v1.NormalizedMessage
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(*v1.Classification)(nil),     // 6: mailroom.mail.v1.Classification
+	(*MailDeadLettered)(nil),      // 2: mailroom.events.v1.MailDeadLettered
+	(*Usage)(nil),                 // 3: mailroom.events.v1.Usage
+	(v1.Lane)(0),                  // 4: mailroom.mail.v1.Lane
+	(*v1.NormalizedMessage)(nil),  // 5: mailroom.mail.v1.NormalizedMessage
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*v1.Classification)(nil),     // 7: mailroom.mail.v1.Classification
 }
 var file_mailroom_events_v1_events_proto_depIdxs = []int32{
-	3, // 0: mailroom.events.v1.MailReceived.lane:type_name -> mailroom.mail.v1.Lane
-	4, // 1: mailroom.events.v1.MailReceived.content:type_name -> mailroom.mail.v1.NormalizedMessage
-	5, // 2: mailroom.events.v1.MailReceived.ingest_time:type_name -> google.protobuf.Timestamp
-	4, // 3: mailroom.events.v1.MailClassified.content:type_name -> mailroom.mail.v1.NormalizedMessage
-	6, // 4: mailroom.events.v1.MailClassified.classification:type_name -> mailroom.mail.v1.Classification
-	2, // 5: mailroom.events.v1.MailClassified.usage:type_name -> mailroom.events.v1.Usage
-	5, // 6: mailroom.events.v1.MailClassified.ingest_time:type_name -> google.protobuf.Timestamp
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	4, // 0: mailroom.events.v1.MailReceived.lane:type_name -> mailroom.mail.v1.Lane
+	5, // 1: mailroom.events.v1.MailReceived.content:type_name -> mailroom.mail.v1.NormalizedMessage
+	6, // 2: mailroom.events.v1.MailReceived.ingest_time:type_name -> google.protobuf.Timestamp
+	5, // 3: mailroom.events.v1.MailClassified.content:type_name -> mailroom.mail.v1.NormalizedMessage
+	7, // 4: mailroom.events.v1.MailClassified.classification:type_name -> mailroom.mail.v1.Classification
+	3, // 5: mailroom.events.v1.MailClassified.usage:type_name -> mailroom.events.v1.Usage
+	6, // 6: mailroom.events.v1.MailClassified.ingest_time:type_name -> google.protobuf.Timestamp
+	0, // 7: mailroom.events.v1.MailDeadLettered.received:type_name -> mailroom.events.v1.MailReceived
+	6, // 8: mailroom.events.v1.MailDeadLettered.dead_time:type_name -> google.protobuf.Timestamp
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_mailroom_events_v1_events_proto_init() }
@@ -407,7 +500,7 @@ func file_mailroom_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailroom_events_v1_events_proto_rawDesc), len(file_mailroom_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

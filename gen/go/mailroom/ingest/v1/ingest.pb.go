@@ -1079,7 +1079,9 @@ type SyncProgress struct {
 	// Skipped is how many were already known.
 	Skipped int64 `protobuf:"varint,4,opt,name=skipped,proto3" json:"skipped,omitempty"`
 	// Failed is how many could not be fetched or parsed.
-	Failed        int64 `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
+	Failed int64 `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
+	// Classified is how many of the published messages have been classified.
+	Classified    int64 `protobuf:"varint,6,opt,name=classified,proto3" json:"classified,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1145,6 +1147,13 @@ func (x *SyncProgress) GetSkipped() int64 {
 func (x *SyncProgress) GetFailed() int64 {
 	if x != nil {
 		return x.Failed
+	}
+	return 0
+}
+
+func (x *SyncProgress) GetClassified() int64 {
+	if x != nil {
+		return x.Classified
 	}
 	return 0
 }
@@ -1469,6 +1478,502 @@ func (x *GetSyncJobResponse) GetSyncJob() *SyncJob {
 	return nil
 }
 
+// ListSyncJobsRequest is the request of ListSyncJobs.
+type ListSyncJobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Parent is users/{user}.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// PageSize is the maximum number of jobs to return (default 50, max 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// PageToken is a next_page_token of an earlier call.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSyncJobsRequest) Reset() {
+	*x = ListSyncJobsRequest{}
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSyncJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSyncJobsRequest) ProtoMessage() {}
+
+func (x *ListSyncJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSyncJobsRequest.ProtoReflect.Descriptor instead.
+func (*ListSyncJobsRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListSyncJobsRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListSyncJobsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSyncJobsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListSyncJobsResponse is the response of ListSyncJobs.
+type ListSyncJobsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// SyncJobs are the jobs of this page, newest first.
+	SyncJobs []*SyncJob `protobuf:"bytes,1,rep,name=sync_jobs,json=syncJobs,proto3" json:"sync_jobs,omitempty"`
+	// NextPageToken fetches the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSyncJobsResponse) Reset() {
+	*x = ListSyncJobsResponse{}
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSyncJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSyncJobsResponse) ProtoMessage() {}
+
+func (x *ListSyncJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSyncJobsResponse.ProtoReflect.Descriptor instead.
+func (*ListSyncJobsResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListSyncJobsResponse) GetSyncJobs() []*SyncJob {
+	if x != nil {
+		return x.SyncJobs
+	}
+	return nil
+}
+
+func (x *ListSyncJobsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// WatchSyncJobRequest is the request of WatchSyncJob.
+type WatchSyncJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is users/{user}/syncJobs/{sync_job}.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchSyncJobRequest) Reset() {
+	*x = WatchSyncJobRequest{}
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchSyncJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchSyncJobRequest) ProtoMessage() {}
+
+func (x *WatchSyncJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchSyncJobRequest.ProtoReflect.Descriptor instead.
+func (*WatchSyncJobRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *WatchSyncJobRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// WatchSyncJobResponse is one update of WatchSyncJob.
+type WatchSyncJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// SyncJob is the job as it is now.
+	SyncJob       *SyncJob `protobuf:"bytes,1,opt,name=sync_job,json=syncJob,proto3" json:"sync_job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchSyncJobResponse) Reset() {
+	*x = WatchSyncJobResponse{}
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchSyncJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchSyncJobResponse) ProtoMessage() {}
+
+func (x *WatchSyncJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchSyncJobResponse.ProtoReflect.Descriptor instead.
+func (*WatchSyncJobResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *WatchSyncJobResponse) GetSyncJob() *SyncJob {
+	if x != nil {
+		return x.SyncJob
+	}
+	return nil
+}
+
+// DeleteMailboxRequest is the request of DeleteMailbox.
+type DeleteMailboxRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is users/{user}/mailboxes/{mailbox}.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteMailboxRequest) Reset() {
+	*x = DeleteMailboxRequest{}
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteMailboxRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteMailboxRequest) ProtoMessage() {}
+
+func (x *DeleteMailboxRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteMailboxRequest.ProtoReflect.Descriptor instead.
+func (*DeleteMailboxRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DeleteMailboxRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// DeleteMailboxResponse is the response of DeleteMailbox.
+type DeleteMailboxResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteMailboxResponse) Reset() {
+	*x = DeleteMailboxResponse{}
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteMailboxResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteMailboxResponse) ProtoMessage() {}
+
+func (x *DeleteMailboxResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteMailboxResponse.ProtoReflect.Descriptor instead.
+func (*DeleteMailboxResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{23}
+}
+
+// CompleteAuthorizationRequest is the request of CompleteAuthorization.
+type CompleteAuthorizationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// State is the state parameter Google returned.
+	State string `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	// Code is the authorization code Google returned.
+	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// Error is the error Google returned instead of a code ("access_denied").
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteAuthorizationRequest) Reset() {
+	*x = CompleteAuthorizationRequest{}
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteAuthorizationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteAuthorizationRequest) ProtoMessage() {}
+
+func (x *CompleteAuthorizationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteAuthorizationRequest.ProtoReflect.Descriptor instead.
+func (*CompleteAuthorizationRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CompleteAuthorizationRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *CompleteAuthorizationRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *CompleteAuthorizationRequest) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// CompleteAuthorizationResponse is the response of CompleteAuthorization.
+type CompleteAuthorizationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Mailbox is the connected mailbox.
+	Mailbox       *Mailbox `protobuf:"bytes,1,opt,name=mailbox,proto3" json:"mailbox,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteAuthorizationResponse) Reset() {
+	*x = CompleteAuthorizationResponse{}
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteAuthorizationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteAuthorizationResponse) ProtoMessage() {}
+
+func (x *CompleteAuthorizationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteAuthorizationResponse.ProtoReflect.Descriptor instead.
+func (*CompleteAuthorizationResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CompleteAuthorizationResponse) GetMailbox() *Mailbox {
+	if x != nil {
+		return x.Mailbox
+	}
+	return nil
+}
+
+// PurgeUserDataRequest is the request of PurgeUserData.
+type PurgeUserDataRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// User is the user id whose data goes.
+	User          string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeUserDataRequest) Reset() {
+	*x = PurgeUserDataRequest{}
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeUserDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeUserDataRequest) ProtoMessage() {}
+
+func (x *PurgeUserDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeUserDataRequest.ProtoReflect.Descriptor instead.
+func (*PurgeUserDataRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *PurgeUserDataRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// PurgeUserDataResponse is the response of PurgeUserData.
+type PurgeUserDataResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Deleted counts what was deleted, by kind ("messages", "mailboxes", …).
+	Deleted       map[string]int64 `protobuf:"bytes,1,rep,name=deleted,proto3" json:"deleted,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeUserDataResponse) Reset() {
+	*x = PurgeUserDataResponse{}
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeUserDataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeUserDataResponse) ProtoMessage() {}
+
+func (x *PurgeUserDataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeUserDataResponse.ProtoReflect.Descriptor instead.
+func (*PurgeUserDataResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *PurgeUserDataResponse) GetDeleted() map[string]int64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
 var File_mailroom_ingest_v1_ingest_proto protoreflect.FileDescriptor
 
 const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
@@ -1525,13 +2030,16 @@ const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x13provider_message_id\x18\x02 \x01(\tR\x11providerMessageId\x12\x18\n" +
 	"\asubject\x18\x03 \x01(\tR\asubject\"Y\n" +
 	"\x16ImportMessagesResponse\x12?\n" +
-	"\bmessages\x18\x01 \x03(\v2#.mailroom.ingest.v1.ImportedMessageR\bmessages\"\x90\x01\n" +
+	"\bmessages\x18\x01 \x03(\v2#.mailroom.ingest.v1.ImportedMessageR\bmessages\"\xb0\x01\n" +
 	"\fSyncProgress\x12\x16\n" +
 	"\x06listed\x18\x01 \x01(\x03R\x06listed\x12\x18\n" +
 	"\afetched\x18\x02 \x01(\x03R\afetched\x12\x1c\n" +
 	"\tpublished\x18\x03 \x01(\x03R\tpublished\x12\x18\n" +
 	"\askipped\x18\x04 \x01(\x03R\askipped\x12\x16\n" +
-	"\x06failed\x18\x05 \x01(\x03R\x06failed\"\x8c\x03\n" +
+	"\x06failed\x18\x05 \x01(\x03R\x06failed\x12\x1e\n" +
+	"\n" +
+	"classified\x18\x06 \x01(\x03R\n" +
+	"classified\"\x8c\x03\n" +
 	"\aSyncJob\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\amailbox\x18\x02 \x01(\tR\amailbox\x120\n" +
@@ -1552,7 +2060,35 @@ const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x11GetSyncJobRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"L\n" +
 	"\x12GetSyncJobResponse\x126\n" +
-	"\bsync_job\x18\x01 \x01(\v2\x1b.mailroom.ingest.v1.SyncJobR\asyncJob*`\n" +
+	"\bsync_job\x18\x01 \x01(\v2\x1b.mailroom.ingest.v1.SyncJobR\asyncJob\"i\n" +
+	"\x13ListSyncJobsRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"x\n" +
+	"\x14ListSyncJobsResponse\x128\n" +
+	"\tsync_jobs\x18\x01 \x03(\v2\x1b.mailroom.ingest.v1.SyncJobR\bsyncJobs\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\")\n" +
+	"\x13WatchSyncJobRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"N\n" +
+	"\x14WatchSyncJobResponse\x126\n" +
+	"\bsync_job\x18\x01 \x01(\v2\x1b.mailroom.ingest.v1.SyncJobR\asyncJob\"*\n" +
+	"\x14DeleteMailboxRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
+	"\x15DeleteMailboxResponse\"^\n" +
+	"\x1cCompleteAuthorizationRequest\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"V\n" +
+	"\x1dCompleteAuthorizationResponse\x125\n" +
+	"\amailbox\x18\x01 \x01(\v2\x1b.mailroom.ingest.v1.MailboxR\amailbox\"*\n" +
+	"\x14PurgeUserDataRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\"\xa5\x01\n" +
+	"\x15PurgeUserDataResponse\x12P\n" +
+	"\adeleted\x18\x01 \x03(\v26.mailroom.ingest.v1.PurgeUserDataResponse.DeletedEntryR\adeleted\x1a:\n" +
+	"\fDeletedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*`\n" +
 	"\bProvider\x12\x18\n" +
 	"\x14PROVIDER_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fPROVIDER_IMPORT\x10\x01\x12\x12\n" +
@@ -1577,7 +2113,7 @@ const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x16SYNC_JOB_STATE_PENDING\x10\x01\x12\x1a\n" +
 	"\x16SYNC_JOB_STATE_RUNNING\x10\x02\x12\x1c\n" +
 	"\x18SYNC_JOB_STATE_SUCCEEDED\x10\x03\x12\x19\n" +
-	"\x15SYNC_JOB_STATE_FAILED\x10\x042\xde\x04\n" +
+	"\x15SYNC_JOB_STATE_FAILED\x10\x042\xf0\b\n" +
 	"\rIngestService\x12d\n" +
 	"\rCreateMailbox\x12(.mailroom.ingest.v1.CreateMailboxRequest\x1a).mailroom.ingest.v1.CreateMailboxResponse\x12[\n" +
 	"\n" +
@@ -1586,7 +2122,12 @@ const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x0eImportMessages\x12).mailroom.ingest.v1.ImportMessagesRequest\x1a*.mailroom.ingest.v1.ImportMessagesResponse\x12^\n" +
 	"\vSyncMailbox\x12&.mailroom.ingest.v1.SyncMailboxRequest\x1a'.mailroom.ingest.v1.SyncMailboxResponse\x12[\n" +
 	"\n" +
-	"GetSyncJob\x12%.mailroom.ingest.v1.GetSyncJobRequest\x1a&.mailroom.ingest.v1.GetSyncJobResponseB1Z/mailroom.dev/gen/go/mailroom/ingest/v1;ingestv1b\x06proto3"
+	"GetSyncJob\x12%.mailroom.ingest.v1.GetSyncJobRequest\x1a&.mailroom.ingest.v1.GetSyncJobResponse\x12a\n" +
+	"\fListSyncJobs\x12'.mailroom.ingest.v1.ListSyncJobsRequest\x1a(.mailroom.ingest.v1.ListSyncJobsResponse\x12c\n" +
+	"\fWatchSyncJob\x12'.mailroom.ingest.v1.WatchSyncJobRequest\x1a(.mailroom.ingest.v1.WatchSyncJobResponse0\x01\x12d\n" +
+	"\rDeleteMailbox\x12(.mailroom.ingest.v1.DeleteMailboxRequest\x1a).mailroom.ingest.v1.DeleteMailboxResponse\x12|\n" +
+	"\x15CompleteAuthorization\x120.mailroom.ingest.v1.CompleteAuthorizationRequest\x1a1.mailroom.ingest.v1.CompleteAuthorizationResponse\x12d\n" +
+	"\rPurgeUserData\x12(.mailroom.ingest.v1.PurgeUserDataRequest\x1a).mailroom.ingest.v1.PurgeUserDataResponseB1Z/mailroom.dev/gen/go/mailroom/ingest/v1;ingestv1b\x06proto3"
 
 var (
 	file_mailroom_ingest_v1_ingest_proto_rawDescOnce sync.Once
@@ -1601,73 +2142,98 @@ func file_mailroom_ingest_v1_ingest_proto_rawDescGZIP() []byte {
 }
 
 var file_mailroom_ingest_v1_ingest_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_mailroom_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_mailroom_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_mailroom_ingest_v1_ingest_proto_goTypes = []any{
-	(Provider)(0),                  // 0: mailroom.ingest.v1.Provider
-	(MailboxState)(0),              // 1: mailroom.ingest.v1.MailboxState
-	(ImapSecurity)(0),              // 2: mailroom.ingest.v1.ImapSecurity
-	(SyncMode)(0),                  // 3: mailroom.ingest.v1.SyncMode
-	(SyncJobState)(0),              // 4: mailroom.ingest.v1.SyncJobState
-	(*ImapSettings)(nil),           // 5: mailroom.ingest.v1.ImapSettings
-	(*Mailbox)(nil),                // 6: mailroom.ingest.v1.Mailbox
-	(*CreateMailboxRequest)(nil),   // 7: mailroom.ingest.v1.CreateMailboxRequest
-	(*CreateMailboxResponse)(nil),  // 8: mailroom.ingest.v1.CreateMailboxResponse
-	(*GetMailboxRequest)(nil),      // 9: mailroom.ingest.v1.GetMailboxRequest
-	(*GetMailboxResponse)(nil),     // 10: mailroom.ingest.v1.GetMailboxResponse
-	(*ListMailboxesRequest)(nil),   // 11: mailroom.ingest.v1.ListMailboxesRequest
-	(*ListMailboxesResponse)(nil),  // 12: mailroom.ingest.v1.ListMailboxesResponse
-	(*RawMessage)(nil),             // 13: mailroom.ingest.v1.RawMessage
-	(*ImportMessagesRequest)(nil),  // 14: mailroom.ingest.v1.ImportMessagesRequest
-	(*ImportedMessage)(nil),        // 15: mailroom.ingest.v1.ImportedMessage
-	(*ImportMessagesResponse)(nil), // 16: mailroom.ingest.v1.ImportMessagesResponse
-	(*SyncProgress)(nil),           // 17: mailroom.ingest.v1.SyncProgress
-	(*SyncJob)(nil),                // 18: mailroom.ingest.v1.SyncJob
-	(*SyncMailboxRequest)(nil),     // 19: mailroom.ingest.v1.SyncMailboxRequest
-	(*SyncMailboxResponse)(nil),    // 20: mailroom.ingest.v1.SyncMailboxResponse
-	(*GetSyncJobRequest)(nil),      // 21: mailroom.ingest.v1.GetSyncJobRequest
-	(*GetSyncJobResponse)(nil),     // 22: mailroom.ingest.v1.GetSyncJobResponse
-	(*timestamppb.Timestamp)(nil),  // 23: google.protobuf.Timestamp
-	(v1.Lane)(0),                   // 24: mailroom.mail.v1.Lane
+	(Provider)(0),                         // 0: mailroom.ingest.v1.Provider
+	(MailboxState)(0),                     // 1: mailroom.ingest.v1.MailboxState
+	(ImapSecurity)(0),                     // 2: mailroom.ingest.v1.ImapSecurity
+	(SyncMode)(0),                         // 3: mailroom.ingest.v1.SyncMode
+	(SyncJobState)(0),                     // 4: mailroom.ingest.v1.SyncJobState
+	(*ImapSettings)(nil),                  // 5: mailroom.ingest.v1.ImapSettings
+	(*Mailbox)(nil),                       // 6: mailroom.ingest.v1.Mailbox
+	(*CreateMailboxRequest)(nil),          // 7: mailroom.ingest.v1.CreateMailboxRequest
+	(*CreateMailboxResponse)(nil),         // 8: mailroom.ingest.v1.CreateMailboxResponse
+	(*GetMailboxRequest)(nil),             // 9: mailroom.ingest.v1.GetMailboxRequest
+	(*GetMailboxResponse)(nil),            // 10: mailroom.ingest.v1.GetMailboxResponse
+	(*ListMailboxesRequest)(nil),          // 11: mailroom.ingest.v1.ListMailboxesRequest
+	(*ListMailboxesResponse)(nil),         // 12: mailroom.ingest.v1.ListMailboxesResponse
+	(*RawMessage)(nil),                    // 13: mailroom.ingest.v1.RawMessage
+	(*ImportMessagesRequest)(nil),         // 14: mailroom.ingest.v1.ImportMessagesRequest
+	(*ImportedMessage)(nil),               // 15: mailroom.ingest.v1.ImportedMessage
+	(*ImportMessagesResponse)(nil),        // 16: mailroom.ingest.v1.ImportMessagesResponse
+	(*SyncProgress)(nil),                  // 17: mailroom.ingest.v1.SyncProgress
+	(*SyncJob)(nil),                       // 18: mailroom.ingest.v1.SyncJob
+	(*SyncMailboxRequest)(nil),            // 19: mailroom.ingest.v1.SyncMailboxRequest
+	(*SyncMailboxResponse)(nil),           // 20: mailroom.ingest.v1.SyncMailboxResponse
+	(*GetSyncJobRequest)(nil),             // 21: mailroom.ingest.v1.GetSyncJobRequest
+	(*GetSyncJobResponse)(nil),            // 22: mailroom.ingest.v1.GetSyncJobResponse
+	(*ListSyncJobsRequest)(nil),           // 23: mailroom.ingest.v1.ListSyncJobsRequest
+	(*ListSyncJobsResponse)(nil),          // 24: mailroom.ingest.v1.ListSyncJobsResponse
+	(*WatchSyncJobRequest)(nil),           // 25: mailroom.ingest.v1.WatchSyncJobRequest
+	(*WatchSyncJobResponse)(nil),          // 26: mailroom.ingest.v1.WatchSyncJobResponse
+	(*DeleteMailboxRequest)(nil),          // 27: mailroom.ingest.v1.DeleteMailboxRequest
+	(*DeleteMailboxResponse)(nil),         // 28: mailroom.ingest.v1.DeleteMailboxResponse
+	(*CompleteAuthorizationRequest)(nil),  // 29: mailroom.ingest.v1.CompleteAuthorizationRequest
+	(*CompleteAuthorizationResponse)(nil), // 30: mailroom.ingest.v1.CompleteAuthorizationResponse
+	(*PurgeUserDataRequest)(nil),          // 31: mailroom.ingest.v1.PurgeUserDataRequest
+	(*PurgeUserDataResponse)(nil),         // 32: mailroom.ingest.v1.PurgeUserDataResponse
+	nil,                                   // 33: mailroom.ingest.v1.PurgeUserDataResponse.DeletedEntry
+	(*timestamppb.Timestamp)(nil),         // 34: google.protobuf.Timestamp
+	(v1.Lane)(0),                          // 35: mailroom.mail.v1.Lane
 }
 var file_mailroom_ingest_v1_ingest_proto_depIdxs = []int32{
 	2,  // 0: mailroom.ingest.v1.ImapSettings.security:type_name -> mailroom.ingest.v1.ImapSecurity
 	0,  // 1: mailroom.ingest.v1.Mailbox.provider:type_name -> mailroom.ingest.v1.Provider
 	1,  // 2: mailroom.ingest.v1.Mailbox.state:type_name -> mailroom.ingest.v1.MailboxState
 	5,  // 3: mailroom.ingest.v1.Mailbox.imap:type_name -> mailroom.ingest.v1.ImapSettings
-	23, // 4: mailroom.ingest.v1.Mailbox.create_time:type_name -> google.protobuf.Timestamp
-	23, // 5: mailroom.ingest.v1.Mailbox.last_sync_time:type_name -> google.protobuf.Timestamp
+	34, // 4: mailroom.ingest.v1.Mailbox.create_time:type_name -> google.protobuf.Timestamp
+	34, // 5: mailroom.ingest.v1.Mailbox.last_sync_time:type_name -> google.protobuf.Timestamp
 	6,  // 6: mailroom.ingest.v1.CreateMailboxRequest.mailbox:type_name -> mailroom.ingest.v1.Mailbox
 	6,  // 7: mailroom.ingest.v1.CreateMailboxResponse.mailbox:type_name -> mailroom.ingest.v1.Mailbox
 	6,  // 8: mailroom.ingest.v1.GetMailboxResponse.mailbox:type_name -> mailroom.ingest.v1.Mailbox
 	6,  // 9: mailroom.ingest.v1.ListMailboxesResponse.mailboxes:type_name -> mailroom.ingest.v1.Mailbox
 	13, // 10: mailroom.ingest.v1.ImportMessagesRequest.messages:type_name -> mailroom.ingest.v1.RawMessage
-	24, // 11: mailroom.ingest.v1.ImportMessagesRequest.lane:type_name -> mailroom.mail.v1.Lane
+	35, // 11: mailroom.ingest.v1.ImportMessagesRequest.lane:type_name -> mailroom.mail.v1.Lane
 	15, // 12: mailroom.ingest.v1.ImportMessagesResponse.messages:type_name -> mailroom.ingest.v1.ImportedMessage
 	3,  // 13: mailroom.ingest.v1.SyncJob.mode:type_name -> mailroom.ingest.v1.SyncMode
 	4,  // 14: mailroom.ingest.v1.SyncJob.state:type_name -> mailroom.ingest.v1.SyncJobState
 	17, // 15: mailroom.ingest.v1.SyncJob.progress:type_name -> mailroom.ingest.v1.SyncProgress
-	23, // 16: mailroom.ingest.v1.SyncJob.create_time:type_name -> google.protobuf.Timestamp
-	23, // 17: mailroom.ingest.v1.SyncJob.end_time:type_name -> google.protobuf.Timestamp
+	34, // 16: mailroom.ingest.v1.SyncJob.create_time:type_name -> google.protobuf.Timestamp
+	34, // 17: mailroom.ingest.v1.SyncJob.end_time:type_name -> google.protobuf.Timestamp
 	3,  // 18: mailroom.ingest.v1.SyncMailboxRequest.mode:type_name -> mailroom.ingest.v1.SyncMode
 	18, // 19: mailroom.ingest.v1.SyncMailboxResponse.sync_job:type_name -> mailroom.ingest.v1.SyncJob
 	18, // 20: mailroom.ingest.v1.GetSyncJobResponse.sync_job:type_name -> mailroom.ingest.v1.SyncJob
-	7,  // 21: mailroom.ingest.v1.IngestService.CreateMailbox:input_type -> mailroom.ingest.v1.CreateMailboxRequest
-	9,  // 22: mailroom.ingest.v1.IngestService.GetMailbox:input_type -> mailroom.ingest.v1.GetMailboxRequest
-	11, // 23: mailroom.ingest.v1.IngestService.ListMailboxes:input_type -> mailroom.ingest.v1.ListMailboxesRequest
-	14, // 24: mailroom.ingest.v1.IngestService.ImportMessages:input_type -> mailroom.ingest.v1.ImportMessagesRequest
-	19, // 25: mailroom.ingest.v1.IngestService.SyncMailbox:input_type -> mailroom.ingest.v1.SyncMailboxRequest
-	21, // 26: mailroom.ingest.v1.IngestService.GetSyncJob:input_type -> mailroom.ingest.v1.GetSyncJobRequest
-	8,  // 27: mailroom.ingest.v1.IngestService.CreateMailbox:output_type -> mailroom.ingest.v1.CreateMailboxResponse
-	10, // 28: mailroom.ingest.v1.IngestService.GetMailbox:output_type -> mailroom.ingest.v1.GetMailboxResponse
-	12, // 29: mailroom.ingest.v1.IngestService.ListMailboxes:output_type -> mailroom.ingest.v1.ListMailboxesResponse
-	16, // 30: mailroom.ingest.v1.IngestService.ImportMessages:output_type -> mailroom.ingest.v1.ImportMessagesResponse
-	20, // 31: mailroom.ingest.v1.IngestService.SyncMailbox:output_type -> mailroom.ingest.v1.SyncMailboxResponse
-	22, // 32: mailroom.ingest.v1.IngestService.GetSyncJob:output_type -> mailroom.ingest.v1.GetSyncJobResponse
-	27, // [27:33] is the sub-list for method output_type
-	21, // [21:27] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	18, // 21: mailroom.ingest.v1.ListSyncJobsResponse.sync_jobs:type_name -> mailroom.ingest.v1.SyncJob
+	18, // 22: mailroom.ingest.v1.WatchSyncJobResponse.sync_job:type_name -> mailroom.ingest.v1.SyncJob
+	6,  // 23: mailroom.ingest.v1.CompleteAuthorizationResponse.mailbox:type_name -> mailroom.ingest.v1.Mailbox
+	33, // 24: mailroom.ingest.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.ingest.v1.PurgeUserDataResponse.DeletedEntry
+	7,  // 25: mailroom.ingest.v1.IngestService.CreateMailbox:input_type -> mailroom.ingest.v1.CreateMailboxRequest
+	9,  // 26: mailroom.ingest.v1.IngestService.GetMailbox:input_type -> mailroom.ingest.v1.GetMailboxRequest
+	11, // 27: mailroom.ingest.v1.IngestService.ListMailboxes:input_type -> mailroom.ingest.v1.ListMailboxesRequest
+	14, // 28: mailroom.ingest.v1.IngestService.ImportMessages:input_type -> mailroom.ingest.v1.ImportMessagesRequest
+	19, // 29: mailroom.ingest.v1.IngestService.SyncMailbox:input_type -> mailroom.ingest.v1.SyncMailboxRequest
+	21, // 30: mailroom.ingest.v1.IngestService.GetSyncJob:input_type -> mailroom.ingest.v1.GetSyncJobRequest
+	23, // 31: mailroom.ingest.v1.IngestService.ListSyncJobs:input_type -> mailroom.ingest.v1.ListSyncJobsRequest
+	25, // 32: mailroom.ingest.v1.IngestService.WatchSyncJob:input_type -> mailroom.ingest.v1.WatchSyncJobRequest
+	27, // 33: mailroom.ingest.v1.IngestService.DeleteMailbox:input_type -> mailroom.ingest.v1.DeleteMailboxRequest
+	29, // 34: mailroom.ingest.v1.IngestService.CompleteAuthorization:input_type -> mailroom.ingest.v1.CompleteAuthorizationRequest
+	31, // 35: mailroom.ingest.v1.IngestService.PurgeUserData:input_type -> mailroom.ingest.v1.PurgeUserDataRequest
+	8,  // 36: mailroom.ingest.v1.IngestService.CreateMailbox:output_type -> mailroom.ingest.v1.CreateMailboxResponse
+	10, // 37: mailroom.ingest.v1.IngestService.GetMailbox:output_type -> mailroom.ingest.v1.GetMailboxResponse
+	12, // 38: mailroom.ingest.v1.IngestService.ListMailboxes:output_type -> mailroom.ingest.v1.ListMailboxesResponse
+	16, // 39: mailroom.ingest.v1.IngestService.ImportMessages:output_type -> mailroom.ingest.v1.ImportMessagesResponse
+	20, // 40: mailroom.ingest.v1.IngestService.SyncMailbox:output_type -> mailroom.ingest.v1.SyncMailboxResponse
+	22, // 41: mailroom.ingest.v1.IngestService.GetSyncJob:output_type -> mailroom.ingest.v1.GetSyncJobResponse
+	24, // 42: mailroom.ingest.v1.IngestService.ListSyncJobs:output_type -> mailroom.ingest.v1.ListSyncJobsResponse
+	26, // 43: mailroom.ingest.v1.IngestService.WatchSyncJob:output_type -> mailroom.ingest.v1.WatchSyncJobResponse
+	28, // 44: mailroom.ingest.v1.IngestService.DeleteMailbox:output_type -> mailroom.ingest.v1.DeleteMailboxResponse
+	30, // 45: mailroom.ingest.v1.IngestService.CompleteAuthorization:output_type -> mailroom.ingest.v1.CompleteAuthorizationResponse
+	32, // 46: mailroom.ingest.v1.IngestService.PurgeUserData:output_type -> mailroom.ingest.v1.PurgeUserDataResponse
+	36, // [36:47] is the sub-list for method output_type
+	25, // [25:36] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_mailroom_ingest_v1_ingest_proto_init() }
@@ -1681,7 +2247,7 @@ func file_mailroom_ingest_v1_ingest_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailroom_ingest_v1_ingest_proto_rawDesc), len(file_mailroom_ingest_v1_ingest_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   18,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,12 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	IngestService_CreateMailbox_FullMethodName  = "/mailroom.ingest.v1.IngestService/CreateMailbox"
-	IngestService_GetMailbox_FullMethodName     = "/mailroom.ingest.v1.IngestService/GetMailbox"
-	IngestService_ListMailboxes_FullMethodName  = "/mailroom.ingest.v1.IngestService/ListMailboxes"
-	IngestService_ImportMessages_FullMethodName = "/mailroom.ingest.v1.IngestService/ImportMessages"
-	IngestService_SyncMailbox_FullMethodName    = "/mailroom.ingest.v1.IngestService/SyncMailbox"
-	IngestService_GetSyncJob_FullMethodName     = "/mailroom.ingest.v1.IngestService/GetSyncJob"
+	IngestService_CreateMailbox_FullMethodName         = "/mailroom.ingest.v1.IngestService/CreateMailbox"
+	IngestService_GetMailbox_FullMethodName            = "/mailroom.ingest.v1.IngestService/GetMailbox"
+	IngestService_ListMailboxes_FullMethodName         = "/mailroom.ingest.v1.IngestService/ListMailboxes"
+	IngestService_ImportMessages_FullMethodName        = "/mailroom.ingest.v1.IngestService/ImportMessages"
+	IngestService_SyncMailbox_FullMethodName           = "/mailroom.ingest.v1.IngestService/SyncMailbox"
+	IngestService_GetSyncJob_FullMethodName            = "/mailroom.ingest.v1.IngestService/GetSyncJob"
+	IngestService_ListSyncJobs_FullMethodName          = "/mailroom.ingest.v1.IngestService/ListSyncJobs"
+	IngestService_WatchSyncJob_FullMethodName          = "/mailroom.ingest.v1.IngestService/WatchSyncJob"
+	IngestService_DeleteMailbox_FullMethodName         = "/mailroom.ingest.v1.IngestService/DeleteMailbox"
+	IngestService_CompleteAuthorization_FullMethodName = "/mailroom.ingest.v1.IngestService/CompleteAuthorization"
+	IngestService_PurgeUserData_FullMethodName         = "/mailroom.ingest.v1.IngestService/PurgeUserData"
 )
 
 // IngestServiceClient is the client API for IngestService service.
@@ -48,6 +53,21 @@ type IngestServiceClient interface {
 	SyncMailbox(ctx context.Context, in *SyncMailboxRequest, opts ...grpc.CallOption) (*SyncMailboxResponse, error)
 	// GetSyncJob returns a sync job with its progress.
 	GetSyncJob(ctx context.Context, in *GetSyncJobRequest, opts ...grpc.CallOption) (*GetSyncJobResponse, error)
+	// ListSyncJobs lists a user's sync jobs, newest first.
+	ListSyncJobs(ctx context.Context, in *ListSyncJobsRequest, opts ...grpc.CallOption) (*ListSyncJobsResponse, error)
+	// WatchSyncJob streams a sync job's progress until it ends.
+	WatchSyncJob(ctx context.Context, in *WatchSyncJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchSyncJobResponse], error)
+	// DeleteMailbox disconnects a mailbox and deletes its credential. Its
+	// messages stay in the store until retention or DeleteUser removes them.
+	DeleteMailbox(ctx context.Context, in *DeleteMailboxRequest, opts ...grpc.CallOption) (*DeleteMailboxResponse, error)
+	// CompleteAuthorization finishes a Gmail consent flow: the gateway's
+	// /oauth/google/callback hands over the state and code that Google
+	// returned. The state (single use, bound to the user, short-lived) is the
+	// credential of this call.
+	CompleteAuthorization(ctx context.Context, in *CompleteAuthorizationRequest, opts ...grpc.CallOption) (*CompleteAuthorizationResponse, error)
+	// PurgeUserData deletes every mailbox and sync job of a user. Only the
+	// auth service may call it (DeleteUser).
+	PurgeUserData(ctx context.Context, in *PurgeUserDataRequest, opts ...grpc.CallOption) (*PurgeUserDataResponse, error)
 }
 
 type ingestServiceClient struct {
@@ -118,6 +138,65 @@ func (c *ingestServiceClient) GetSyncJob(ctx context.Context, in *GetSyncJobRequ
 	return out, nil
 }
 
+func (c *ingestServiceClient) ListSyncJobs(ctx context.Context, in *ListSyncJobsRequest, opts ...grpc.CallOption) (*ListSyncJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSyncJobsResponse)
+	err := c.cc.Invoke(ctx, IngestService_ListSyncJobs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ingestServiceClient) WatchSyncJob(ctx context.Context, in *WatchSyncJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchSyncJobResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &IngestService_ServiceDesc.Streams[0], IngestService_WatchSyncJob_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchSyncJobRequest, WatchSyncJobResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type IngestService_WatchSyncJobClient = grpc.ServerStreamingClient[WatchSyncJobResponse]
+
+func (c *ingestServiceClient) DeleteMailbox(ctx context.Context, in *DeleteMailboxRequest, opts ...grpc.CallOption) (*DeleteMailboxResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteMailboxResponse)
+	err := c.cc.Invoke(ctx, IngestService_DeleteMailbox_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ingestServiceClient) CompleteAuthorization(ctx context.Context, in *CompleteAuthorizationRequest, opts ...grpc.CallOption) (*CompleteAuthorizationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteAuthorizationResponse)
+	err := c.cc.Invoke(ctx, IngestService_CompleteAuthorization_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ingestServiceClient) PurgeUserData(ctx context.Context, in *PurgeUserDataRequest, opts ...grpc.CallOption) (*PurgeUserDataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PurgeUserDataResponse)
+	err := c.cc.Invoke(ctx, IngestService_PurgeUserData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IngestServiceServer is the server API for IngestService service.
 // All implementations must embed UnimplementedIngestServiceServer
 // for forward compatibility.
@@ -139,6 +218,21 @@ type IngestServiceServer interface {
 	SyncMailbox(context.Context, *SyncMailboxRequest) (*SyncMailboxResponse, error)
 	// GetSyncJob returns a sync job with its progress.
 	GetSyncJob(context.Context, *GetSyncJobRequest) (*GetSyncJobResponse, error)
+	// ListSyncJobs lists a user's sync jobs, newest first.
+	ListSyncJobs(context.Context, *ListSyncJobsRequest) (*ListSyncJobsResponse, error)
+	// WatchSyncJob streams a sync job's progress until it ends.
+	WatchSyncJob(*WatchSyncJobRequest, grpc.ServerStreamingServer[WatchSyncJobResponse]) error
+	// DeleteMailbox disconnects a mailbox and deletes its credential. Its
+	// messages stay in the store until retention or DeleteUser removes them.
+	DeleteMailbox(context.Context, *DeleteMailboxRequest) (*DeleteMailboxResponse, error)
+	// CompleteAuthorization finishes a Gmail consent flow: the gateway's
+	// /oauth/google/callback hands over the state and code that Google
+	// returned. The state (single use, bound to the user, short-lived) is the
+	// credential of this call.
+	CompleteAuthorization(context.Context, *CompleteAuthorizationRequest) (*CompleteAuthorizationResponse, error)
+	// PurgeUserData deletes every mailbox and sync job of a user. Only the
+	// auth service may call it (DeleteUser).
+	PurgeUserData(context.Context, *PurgeUserDataRequest) (*PurgeUserDataResponse, error)
 	mustEmbedUnimplementedIngestServiceServer()
 }
 
@@ -166,6 +260,21 @@ func (UnimplementedIngestServiceServer) SyncMailbox(context.Context, *SyncMailbo
 }
 func (UnimplementedIngestServiceServer) GetSyncJob(context.Context, *GetSyncJobRequest) (*GetSyncJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSyncJob not implemented")
+}
+func (UnimplementedIngestServiceServer) ListSyncJobs(context.Context, *ListSyncJobsRequest) (*ListSyncJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSyncJobs not implemented")
+}
+func (UnimplementedIngestServiceServer) WatchSyncJob(*WatchSyncJobRequest, grpc.ServerStreamingServer[WatchSyncJobResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchSyncJob not implemented")
+}
+func (UnimplementedIngestServiceServer) DeleteMailbox(context.Context, *DeleteMailboxRequest) (*DeleteMailboxResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteMailbox not implemented")
+}
+func (UnimplementedIngestServiceServer) CompleteAuthorization(context.Context, *CompleteAuthorizationRequest) (*CompleteAuthorizationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteAuthorization not implemented")
+}
+func (UnimplementedIngestServiceServer) PurgeUserData(context.Context, *PurgeUserDataRequest) (*PurgeUserDataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PurgeUserData not implemented")
 }
 func (UnimplementedIngestServiceServer) mustEmbedUnimplementedIngestServiceServer() {}
 func (UnimplementedIngestServiceServer) testEmbeddedByValue()                       {}
@@ -296,6 +405,89 @@ func _IngestService_GetSyncJob_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IngestService_ListSyncJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSyncJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngestServiceServer).ListSyncJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngestService_ListSyncJobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngestServiceServer).ListSyncJobs(ctx, req.(*ListSyncJobsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IngestService_WatchSyncJob_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchSyncJobRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(IngestServiceServer).WatchSyncJob(m, &grpc.GenericServerStream[WatchSyncJobRequest, WatchSyncJobResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type IngestService_WatchSyncJobServer = grpc.ServerStreamingServer[WatchSyncJobResponse]
+
+func _IngestService_DeleteMailbox_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteMailboxRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngestServiceServer).DeleteMailbox(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngestService_DeleteMailbox_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngestServiceServer).DeleteMailbox(ctx, req.(*DeleteMailboxRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IngestService_CompleteAuthorization_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteAuthorizationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngestServiceServer).CompleteAuthorization(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngestService_CompleteAuthorization_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngestServiceServer).CompleteAuthorization(ctx, req.(*CompleteAuthorizationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IngestService_PurgeUserData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PurgeUserDataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngestServiceServer).PurgeUserData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngestService_PurgeUserData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngestServiceServer).PurgeUserData(ctx, req.(*PurgeUserDataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IngestService_ServiceDesc is the grpc.ServiceDesc for IngestService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -327,7 +519,29 @@ var IngestService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "GetSyncJob",
 			Handler:    _IngestService_GetSyncJob_Handler,
 		},
+		{
+			MethodName: "ListSyncJobs",
+			Handler:    _IngestService_ListSyncJobs_Handler,
+		},
+		{
+			MethodName: "DeleteMailbox",
+			Handler:    _IngestService_DeleteMailbox_Handler,
+		},
+		{
+			MethodName: "CompleteAuthorization",
+			Handler:    _IngestService_CompleteAuthorization_Handler,
+		},
+		{
+			MethodName: "PurgeUserData",
+			Handler:    _IngestService_PurgeUserData_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchSyncJob",
+			Handler:       _IngestService_WatchSyncJob_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "mailroom/ingest/v1/ingest.proto",
 }

@@ -808,9 +808,11 @@ type Usage struct {
 	// StartTime is the start of the period summed.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	// EndTime is the end of the period summed.
-	EndTime       *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// CachedPromptTokens is the part of the prompt tokens served from the model's prompt cache.
+	CachedPromptTokens int64 `protobuf:"varint,12,opt,name=cached_prompt_tokens,json=cachedPromptTokens,proto3" json:"cached_prompt_tokens,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Usage) Reset() {
@@ -920,6 +922,13 @@ func (x *Usage) GetEndTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Usage) GetCachedPromptTokens() int64 {
+	if x != nil {
+		return x.CachedPromptTokens
+	}
+	return 0
+}
+
 // GetUsageRequest is the request of GetUsage.
 type GetUsageRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1012,6 +1021,98 @@ func (x *GetUsageResponse) GetUsage() *Usage {
 	return nil
 }
 
+// PurgeUserDataRequest is the request of PurgeUserData.
+type PurgeUserDataRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// User is the user id whose data goes.
+	User          string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeUserDataRequest) Reset() {
+	*x = PurgeUserDataRequest{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeUserDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeUserDataRequest) ProtoMessage() {}
+
+func (x *PurgeUserDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeUserDataRequest.ProtoReflect.Descriptor instead.
+func (*PurgeUserDataRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PurgeUserDataRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// PurgeUserDataResponse is the response of PurgeUserData.
+type PurgeUserDataResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Deleted counts what was deleted, by kind ("messages", "mailboxes", …).
+	Deleted       map[string]int64 `protobuf:"bytes,1,rep,name=deleted,proto3" json:"deleted,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PurgeUserDataResponse) Reset() {
+	*x = PurgeUserDataResponse{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PurgeUserDataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PurgeUserDataResponse) ProtoMessage() {}
+
+func (x *PurgeUserDataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PurgeUserDataResponse.ProtoReflect.Descriptor instead.
+func (*PurgeUserDataResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PurgeUserDataResponse) GetDeleted() map[string]int64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
 var File_mailroom_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_mailroom_store_v1_store_proto_rawDesc = "" +
@@ -1074,7 +1175,7 @@ const file_mailroom_store_v1_store_proto_rawDesc = "" +
 	"\x0fGetStatsRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"B\n" +
 	"\x10GetStatsResponse\x12.\n" +
-	"\x05stats\x18\x01 \x01(\v2\x18.mailroom.store.v1.StatsR\x05stats\"\xdf\x03\n" +
+	"\x05stats\x18\x01 \x01(\v2\x18.mailroom.store.v1.StatsR\x05stats\"\x91\x04\n" +
 	"\x05Usage\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x0fclassifications\x18\x02 \x01(\x03R\x0fclassifications\x121\n" +
@@ -1089,22 +1190,31 @@ const file_mailroom_store_v1_store_proto_rawDesc = "" +
 	"\n" +
 	"start_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
-	"\bend_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"%\n" +
+	"\bend_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x120\n" +
+	"\x14cached_prompt_tokens\x18\f \x01(\x03R\x12cachedPromptTokens\"%\n" +
 	"\x0fGetUsageRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"B\n" +
 	"\x10GetUsageResponse\x12.\n" +
-	"\x05usage\x18\x01 \x01(\v2\x18.mailroom.store.v1.UsageR\x05usage*\x80\x01\n" +
+	"\x05usage\x18\x01 \x01(\v2\x18.mailroom.store.v1.UsageR\x05usage\"*\n" +
+	"\x14PurgeUserDataRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\"\xa4\x01\n" +
+	"\x15PurgeUserDataResponse\x12O\n" +
+	"\adeleted\x18\x01 \x03(\v25.mailroom.store.v1.PurgeUserDataResponse.DeletedEntryR\adeleted\x1a:\n" +
+	"\fDeletedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\x80\x01\n" +
 	"\fMessageState\x12\x1d\n" +
 	"\x19MESSAGE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15MESSAGE_STATE_PENDING\x10\x01\x12\x1c\n" +
 	"\x18MESSAGE_STATE_CLASSIFIED\x10\x02\x12\x18\n" +
-	"\x14MESSAGE_STATE_FAILED\x10\x032\xf4\x02\n" +
+	"\x14MESSAGE_STATE_FAILED\x10\x032\xd8\x03\n" +
 	"\fStoreService\x12_\n" +
 	"\fListMessages\x12&.mailroom.store.v1.ListMessagesRequest\x1a'.mailroom.store.v1.ListMessagesResponse\x12Y\n" +
 	"\n" +
 	"GetMessage\x12$.mailroom.store.v1.GetMessageRequest\x1a%.mailroom.store.v1.GetMessageResponse\x12S\n" +
 	"\bGetStats\x12\".mailroom.store.v1.GetStatsRequest\x1a#.mailroom.store.v1.GetStatsResponse\x12S\n" +
-	"\bGetUsage\x12\".mailroom.store.v1.GetUsageRequest\x1a#.mailroom.store.v1.GetUsageResponseB/Z-mailroom.dev/gen/go/mailroom/store/v1;storev1b\x06proto3"
+	"\bGetUsage\x12\".mailroom.store.v1.GetUsageRequest\x1a#.mailroom.store.v1.GetUsageResponse\x12b\n" +
+	"\rPurgeUserData\x12'.mailroom.store.v1.PurgeUserDataRequest\x1a(.mailroom.store.v1.PurgeUserDataResponseB/Z-mailroom.dev/gen/go/mailroom/store/v1;storev1b\x06proto3"
 
 var (
 	file_mailroom_store_v1_store_proto_rawDescOnce sync.Once
@@ -1119,7 +1229,7 @@ func file_mailroom_store_v1_store_proto_rawDescGZIP() []byte {
 }
 
 var file_mailroom_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mailroom_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_mailroom_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_mailroom_store_v1_store_proto_goTypes = []any{
 	(MessageState)(0),             // 0: mailroom.store.v1.MessageState
 	(*Message)(nil),               // 1: mailroom.store.v1.Message
@@ -1135,36 +1245,42 @@ var file_mailroom_store_v1_store_proto_goTypes = []any{
 	(*Usage)(nil),                 // 11: mailroom.store.v1.Usage
 	(*GetUsageRequest)(nil),       // 12: mailroom.store.v1.GetUsageRequest
 	(*GetUsageResponse)(nil),      // 13: mailroom.store.v1.GetUsageResponse
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
-	(*v1.Classification)(nil),     // 15: mailroom.mail.v1.Classification
+	(*PurgeUserDataRequest)(nil),  // 14: mailroom.store.v1.PurgeUserDataRequest
+	(*PurgeUserDataResponse)(nil), // 15: mailroom.store.v1.PurgeUserDataResponse
+	nil,                           // 16: mailroom.store.v1.PurgeUserDataResponse.DeletedEntry
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*v1.Classification)(nil),     // 18: mailroom.mail.v1.Classification
 }
 var file_mailroom_store_v1_store_proto_depIdxs = []int32{
-	14, // 0: mailroom.store.v1.Message.received_time:type_name -> google.protobuf.Timestamp
+	17, // 0: mailroom.store.v1.Message.received_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: mailroom.store.v1.Message.state:type_name -> mailroom.store.v1.MessageState
-	15, // 2: mailroom.store.v1.Message.classification:type_name -> mailroom.mail.v1.Classification
-	14, // 3: mailroom.store.v1.Message.create_time:type_name -> google.protobuf.Timestamp
-	14, // 4: mailroom.store.v1.Message.update_time:type_name -> google.protobuf.Timestamp
+	18, // 2: mailroom.store.v1.Message.classification:type_name -> mailroom.mail.v1.Classification
+	17, // 3: mailroom.store.v1.Message.create_time:type_name -> google.protobuf.Timestamp
+	17, // 4: mailroom.store.v1.Message.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: mailroom.store.v1.ListMessagesResponse.messages:type_name -> mailroom.store.v1.Message
 	1,  // 6: mailroom.store.v1.GetMessageResponse.message:type_name -> mailroom.store.v1.Message
 	6,  // 7: mailroom.store.v1.Stats.categories:type_name -> mailroom.store.v1.CategoryCount
 	7,  // 8: mailroom.store.v1.Stats.mailboxes:type_name -> mailroom.store.v1.MailboxCount
 	8,  // 9: mailroom.store.v1.GetStatsResponse.stats:type_name -> mailroom.store.v1.Stats
-	14, // 10: mailroom.store.v1.Usage.start_time:type_name -> google.protobuf.Timestamp
-	14, // 11: mailroom.store.v1.Usage.end_time:type_name -> google.protobuf.Timestamp
+	17, // 10: mailroom.store.v1.Usage.start_time:type_name -> google.protobuf.Timestamp
+	17, // 11: mailroom.store.v1.Usage.end_time:type_name -> google.protobuf.Timestamp
 	11, // 12: mailroom.store.v1.GetUsageResponse.usage:type_name -> mailroom.store.v1.Usage
-	2,  // 13: mailroom.store.v1.StoreService.ListMessages:input_type -> mailroom.store.v1.ListMessagesRequest
-	4,  // 14: mailroom.store.v1.StoreService.GetMessage:input_type -> mailroom.store.v1.GetMessageRequest
-	9,  // 15: mailroom.store.v1.StoreService.GetStats:input_type -> mailroom.store.v1.GetStatsRequest
-	12, // 16: mailroom.store.v1.StoreService.GetUsage:input_type -> mailroom.store.v1.GetUsageRequest
-	3,  // 17: mailroom.store.v1.StoreService.ListMessages:output_type -> mailroom.store.v1.ListMessagesResponse
-	5,  // 18: mailroom.store.v1.StoreService.GetMessage:output_type -> mailroom.store.v1.GetMessageResponse
-	10, // 19: mailroom.store.v1.StoreService.GetStats:output_type -> mailroom.store.v1.GetStatsResponse
-	13, // 20: mailroom.store.v1.StoreService.GetUsage:output_type -> mailroom.store.v1.GetUsageResponse
-	17, // [17:21] is the sub-list for method output_type
-	13, // [13:17] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	16, // 13: mailroom.store.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.store.v1.PurgeUserDataResponse.DeletedEntry
+	2,  // 14: mailroom.store.v1.StoreService.ListMessages:input_type -> mailroom.store.v1.ListMessagesRequest
+	4,  // 15: mailroom.store.v1.StoreService.GetMessage:input_type -> mailroom.store.v1.GetMessageRequest
+	9,  // 16: mailroom.store.v1.StoreService.GetStats:input_type -> mailroom.store.v1.GetStatsRequest
+	12, // 17: mailroom.store.v1.StoreService.GetUsage:input_type -> mailroom.store.v1.GetUsageRequest
+	14, // 18: mailroom.store.v1.StoreService.PurgeUserData:input_type -> mailroom.store.v1.PurgeUserDataRequest
+	3,  // 19: mailroom.store.v1.StoreService.ListMessages:output_type -> mailroom.store.v1.ListMessagesResponse
+	5,  // 20: mailroom.store.v1.StoreService.GetMessage:output_type -> mailroom.store.v1.GetMessageResponse
+	10, // 21: mailroom.store.v1.StoreService.GetStats:output_type -> mailroom.store.v1.GetStatsResponse
+	13, // 22: mailroom.store.v1.StoreService.GetUsage:output_type -> mailroom.store.v1.GetUsageResponse
+	15, // 23: mailroom.store.v1.StoreService.PurgeUserData:output_type -> mailroom.store.v1.PurgeUserDataResponse
+	19, // [19:24] is the sub-list for method output_type
+	14, // [14:19] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_mailroom_store_v1_store_proto_init() }
@@ -1178,7 +1294,7 @@ func file_mailroom_store_v1_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailroom_store_v1_store_proto_rawDesc), len(file_mailroom_store_v1_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

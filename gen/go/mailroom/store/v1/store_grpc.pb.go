@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	StoreService_ListMessages_FullMethodName = "/mailroom.store.v1.StoreService/ListMessages"
-	StoreService_GetMessage_FullMethodName   = "/mailroom.store.v1.StoreService/GetMessage"
-	StoreService_GetStats_FullMethodName     = "/mailroom.store.v1.StoreService/GetStats"
-	StoreService_GetUsage_FullMethodName     = "/mailroom.store.v1.StoreService/GetUsage"
+	StoreService_ListMessages_FullMethodName  = "/mailroom.store.v1.StoreService/ListMessages"
+	StoreService_GetMessage_FullMethodName    = "/mailroom.store.v1.StoreService/GetMessage"
+	StoreService_GetStats_FullMethodName      = "/mailroom.store.v1.StoreService/GetStats"
+	StoreService_GetUsage_FullMethodName      = "/mailroom.store.v1.StoreService/GetUsage"
+	StoreService_PurgeUserData_FullMethodName = "/mailroom.store.v1.StoreService/PurgeUserData"
 )
 
 // StoreServiceClient is the client API for StoreService service.
@@ -39,6 +40,10 @@ type StoreServiceClient interface {
 	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*GetStatsResponse, error)
 	// GetUsage sums what classifying a user's mail has cost.
 	GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error)
+	// PurgeUserData deletes every message and usage record of a user, and
+	// refuses that user's events from then on. Only the auth service may call
+	// it (DeleteUser).
+	PurgeUserData(ctx context.Context, in *PurgeUserDataRequest, opts ...grpc.CallOption) (*PurgeUserDataResponse, error)
 }
 
 type storeServiceClient struct {
@@ -89,6 +94,16 @@ func (c *storeServiceClient) GetUsage(ctx context.Context, in *GetUsageRequest, 
 	return out, nil
 }
 
+func (c *storeServiceClient) PurgeUserData(ctx context.Context, in *PurgeUserDataRequest, opts ...grpc.CallOption) (*PurgeUserDataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PurgeUserDataResponse)
+	err := c.cc.Invoke(ctx, StoreService_PurgeUserData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StoreServiceServer is the server API for StoreService service.
 // All implementations must embed UnimplementedStoreServiceServer
 // for forward compatibility.
@@ -103,6 +118,10 @@ type StoreServiceServer interface {
 	GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error)
 	// GetUsage sums what classifying a user's mail has cost.
 	GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error)
+	// PurgeUserData deletes every message and usage record of a user, and
+	// refuses that user's events from then on. Only the auth service may call
+	// it (DeleteUser).
+	PurgeUserData(context.Context, *PurgeUserDataRequest) (*PurgeUserDataResponse, error)
 	mustEmbedUnimplementedStoreServiceServer()
 }
 
@@ -124,6 +143,9 @@ func (UnimplementedStoreServiceServer) GetStats(context.Context, *GetStatsReques
 }
 func (UnimplementedStoreServiceServer) GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetUsage not implemented")
+}
+func (UnimplementedStoreServiceServer) PurgeUserData(context.Context, *PurgeUserDataRequest) (*PurgeUserDataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PurgeUserData not implemented")
 }
 func (UnimplementedStoreServiceServer) mustEmbedUnimplementedStoreServiceServer() {}
 func (UnimplementedStoreServiceServer) testEmbeddedByValue()                      {}
@@ -218,6 +240,24 @@ func _StoreService_GetUsage_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StoreService_PurgeUserData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PurgeUserDataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServiceServer).PurgeUserData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StoreService_PurgeUserData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServiceServer).PurgeUserData(ctx, req.(*PurgeUserDataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // StoreService_ServiceDesc is the grpc.ServiceDesc for StoreService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -240,6 +280,10 @@ var StoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetUsage",
 			Handler:    _StoreService_GetUsage_Handler,
+		},
+		{
+			MethodName: "PurgeUserData",
+			Handler:    _StoreService_PurgeUserData_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
