@@ -173,3 +173,30 @@ func TestAuthorize(t *testing.T) {
 		}
 	}
 }
+
+func TestRequireService(t *testing.T) {
+	k := newKey(t, "k1")
+	v := authn.NewVerifier(func(context.Context) ([]*authv1.Jwk, error) { return []*authv1.Jwk{k.jwk()}, nil })
+	svc, err := v.Verify(context.Background(), k.sign(t, claims("ingest", "service", time.Now())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc != (authn.Caller{Service: "ingest"}) {
+		t.Fatalf("service caller = %+v", svc)
+	}
+	ctx := authn.NewContext(context.Background(), svc)
+	if err := authn.RequireService(ctx, authn.ServiceIngest); err != nil {
+		t.Errorf("ingest refused: %v", err)
+	}
+	if err := authn.RequireService(ctx, authn.ServiceAuth); apierror.KindOf(err) != apierror.PermissionDenied {
+		t.Errorf("ingest where auth is required: %v, want PermissionDenied", err)
+	}
+	admin := authn.NewContext(context.Background(), authn.Caller{User: "root", Admin: true})
+	if err := authn.RequireService(admin, authn.ServiceIngest); apierror.KindOf(err) != apierror.PermissionDenied {
+		t.Errorf("a user token where a service identity is required: %v, want PermissionDenied", err)
+	}
+	// A service identity reaches no user's data through Authorize.
+	if _, err := authn.Authorize(ctx, "parent", "ada"); apierror.KindOf(err) != apierror.PermissionDenied {
+		t.Errorf("Authorize(service, ada) = %v, want PermissionDenied", err)
+	}
+}

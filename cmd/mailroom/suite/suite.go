@@ -145,8 +145,20 @@ func Start(ctx context.Context, cfg Config) (_ *Suite, err error) {
 		"MAILROOM_STORE_ADDR":      s.GRPC["store"],
 		"MAILROOM_HTTP_ADDR":       httpLis.Addr().String(),
 	})
-	look := envconfig.MultiLookuper(over, cfg.Env)
+	// Each service calls the others on its own behalf with a service key of
+	// its own; auth learns them all. They are made up afresh at every start.
+	serviceKeys := map[string]string{}
+	var keyList []string
+	for _, name := range []string{"ingest", "classifier", "store", "gateway"} {
+		serviceKeys[name] = randomKey()
+		keyList = append(keyList, name+":"+serviceKeys[name])
+	}
 	process := func(name string, target any) error {
+		own := envconfig.MapLookuper(map[string]string{
+			"MAILROOM_SERVICE_KEY":  serviceKeys[name],
+			"MAILROOM_SERVICE_KEYS": strings.Join(keyList, ","),
+		})
+		look := envconfig.MultiLookuper(over, own, cfg.Env)
 		if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: target, Lookuper: look}); err != nil {
 			return fmt.Errorf("suite: %s config: %w", name, err)
 		}
@@ -278,13 +290,16 @@ func adminKey(path string) (string, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("suite: admin key: %w", err)
 	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return "", err
-	}
-	key := "mr_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw))
+	key := randomKey()
 	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("suite: admin key: %w", err)
 	}
 	return key, nil
+}
+
+// randomKey returns a new random API key.
+func randomKey() string {
+	raw := make([]byte, 32)
+	_, _ = rand.Read(raw) // crypto/rand.Read never fails on Linux; it panics otherwise
+	return "mr_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw))
 }
