@@ -23,7 +23,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"mailroom.dev/gateway/internal/enumjson"
+	"mailroom.dev/gateway/internal/reqdecode"
 	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
 	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
 	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
@@ -149,8 +149,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 	g.keys = authn.NewKeyCache(authn.ClientExchange(authClient), cfg.KeyCacheTTL)
 
 	// The default marshaler of grpc-gateway (EmitUnpopulated, DiscardUnknown,
-	// HttpBody passthrough), with short enum names accepted on input.
-	marshaler := &runtime.HTTPBodyMarshaler{Marshaler: enumjson.Marshaler{JSONPb: &runtime.JSONPb{
+	// HttpBody passthrough), with short enum names accepted on input and
+	// decoding errors that name the field instead of echoing the value.
+	marshaler := &runtime.HTTPBodyMarshaler{Marshaler: reqdecode.Marshaler{JSONPb: &runtime.JSONPb{
 		MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 	}}}
@@ -160,7 +161,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithMiddlewares(g.authenticate),
 	)
-	setQueryParser.Do(func() { runtime.SetQueryParameterParser(&enumjson.QueryParser{})(g.mux) })
+	setQueryParser.Do(func() { runtime.SetQueryParameterParser(&reqdecode.QueryParser{})(g.mux) })
 
 	register := []struct {
 		name string

@@ -376,6 +376,35 @@ func TestErrors(t *testing.T) {
 		resp, body := e.do(t, request{method: "POST", path: "/v1/classify", key: e.apiKey, body: strings.NewReader(`{"subject":`)})
 		wantStatus(t, resp, body, http.StatusBadRequest, 3)
 	})
+	t.Run("decoding errors name the field, not the value", func(t *testing.T) {
+		sent := func() int {
+			return e.recorders["ingest"].count("/ImportMessages") + e.recorders["ingest"].count("/CreateMailbox") + e.recorders["classifier"].count("/Classify")
+		}
+		before := sent()
+		for _, tc := range []struct{ method, path, body, want string }{
+			{"POST", "/v1/users/me/mailboxes/mb1/messages:import", `{"messages": "Dinner at eight"}`,
+				"invalid request body: messages: want a list, got a string"},
+			{"POST", "/v1/users/me/mailboxes/mb1/messages:import", `{"messages": [{"raw": "aGk="}, {"raw": "Dinner%"}]}`,
+				"invalid request body: messages[1].raw: not valid base64"},
+			{"POST", "/v1/users/me/mailboxes", `{"provider": "Dinner"}`,
+				"invalid request body: provider: unknown value; want one of PROVIDER_IMPORT, PROVIDER_GMAIL, PROVIDER_IMAP (or IMPORT, GMAIL, IMAP)"},
+			{"POST", "/v1/classify", "{\"subject\":\n  \"Dinner\" 5}", "invalid request body: malformed JSON at line 2, column 12"},
+			{"GET", "/v1/users/me/mailboxes?pageSize=Dinner", "", "invalid query parameter pageSize: want an integer"},
+		} {
+			r := request{method: tc.method, path: tc.path, key: e.apiKey}
+			if tc.body != "" {
+				r.body = strings.NewReader(tc.body)
+			}
+			resp, body := e.do(t, r)
+			st := wantStatus(t, resp, body, http.StatusBadRequest, 3)
+			if st.Message != tc.want {
+				t.Errorf("%s %s %s: message %q, want %q", tc.method, tc.path, tc.body, st.Message, tc.want)
+			}
+		}
+		if n := sent() - before; n != 0 {
+			t.Errorf("the services received %d undecodable requests, want 0", n)
+		}
+	})
 	t.Run("unknown route is 404", func(t *testing.T) {
 		resp, body := e.do(t, request{method: "GET", path: "/v1/nothing/here", key: e.apiKey})
 		wantStatus(t, resp, body, http.StatusNotFound, 5)

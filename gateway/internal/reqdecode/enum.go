@@ -1,60 +1,16 @@
-// Package enumjson lets REST clients name a protobuf enum value by its short
-// form as well as by its full name: "GMAIL" for PROVIDER_GMAIL, "TLS" for
-// IMAP_SECURITY_TLS. The short form is the full name without the prefix
-// that every value of the enum shares (buf lint's ENUM_VALUE_PREFIX rule);
-// names are matched without regard to case. It works generically for every
-// enum field of every message, in request bodies (Marshaler, a wrapper
-// around grpc-gateway's runtime.JSONPb) and in query parameters
-// (QueryParser). Responses keep the full names.
-package enumjson
+package reqdecode
 
 import (
 	"bytes"
 	"encoding/json"
-	"io"
-	"net/url"
 	"reflect"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
-
-// Marshaler is runtime.JSONPb whose decoding also accepts short enum names.
-// Encoding is JSONPb's own.
-type Marshaler struct {
-	*runtime.JSONPb
-}
-
-// Unmarshal unmarshals data into v, which is what grpc-gateway decodes a
-// request body into: a message, a pointer to a message field, or a pointer
-// to a repeated, map or enum field.
-func (m Marshaler) Unmarshal(data []byte, v any) error {
-	return m.JSONPb.Unmarshal(Normalize(data, v), v)
-}
-
-// NewDecoder returns a Decoder reading one JSON value from r.
-func (m Marshaler) NewDecoder(r io.Reader) runtime.Decoder {
-	return decoder{d: json.NewDecoder(r), m: m}
-}
-
-type decoder struct {
-	d *json.Decoder
-	m Marshaler
-}
-
-// Decode reads the next JSON value (the generated handlers read one) and
-// unmarshals it with short enum names resolved.
-func (d decoder) Decode(v any) error {
-	var raw json.RawMessage
-	if err := d.d.Decode(&raw); err != nil {
-		return err
-	}
-	return d.m.Unmarshal(raw, v)
-}
 
 // Normalize returns data with every enum value that v's type names by a
 // short (or differently cased) name replaced by its full name; data comes
@@ -63,15 +19,29 @@ func (d decoder) Decode(v any) error {
 // target, outside any message, is written as its number, since grpc-gateway
 // decodes a bare enum only from a number.
 func Normalize(data []byte, v any) []byte {
-	s := shapeOfType(reflect.TypeOf(v))
-	if s == nil {
-		return data
-	}
-	out, changed := s.normalize(data, false)
-	if !changed {
-		return data
-	}
+	out, _ := normalize(data, v)
 	return out
+}
+
+// normalize is Normalize that also reports whether data names an enum
+// value that does not exist: protojson, told to DiscardUnknown, would
+// silently drop it, and the caller refuses it instead. Data that is not
+// valid UTF-8 is left for protojson to refuse (re-encoding would repair it).
+func normalize(data []byte, v any) (out []byte, unknown bool) {
+	var s *shape
+	if m, ok := v.(proto.Message); ok { // its type may not know its descriptor (dynamicpb)
+		s = &shape{msg: m.ProtoReflect().Descriptor()}
+	} else {
+		s = shapeOfType(reflect.TypeOf(v))
+	}
+	if s == nil || !utf8.Valid(data) {
+		return data, false
+	}
+	out, changed := s.normalize(data, false, &unknown)
+	if !changed {
+		return data, unknown
+	}
+	return out, unknown
 }
 
 // shape is the schema of a JSON value: a message, an enum, or a list or map
@@ -162,16 +132,18 @@ var specialJSON = map[protoreflect.FullName]bool{
 
 // normalize rewrites raw against s; inMessage tells whether raw is a field
 // of a message (enums by name) or the bare decode target (enums by number).
-func (s *shape) normalize(raw json.RawMessage, inMessage bool) (json.RawMessage, bool) {
+// It sets *unknown when it meets a name that no value of an enum has.
+func (s *shape) normalize(raw json.RawMessage, inMessage bool, unknown *bool) (json.RawMessage, bool) {
 	switch {
 	case s.enum != nil:
 		var name string
-		if json.Unmarshal(raw, &name) != nil {
+		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &name) != nil {
 			return raw, false // a number, null, or garbage for protojson to judge
 		}
 		v := Resolve(s.enum, name)
 		switch {
 		case v == nil:
+			*unknown = true
 			return raw, false
 		case !inMessage:
 			return marshal(v.Number())
@@ -201,7 +173,7 @@ func (s *shape) normalize(raw json.RawMessage, inMessage bool) (json.RawMessage,
 			if fs == nil {
 				continue
 			}
-			if nv, ok := fs.normalize(v, true); ok {
+			if nv, ok := fs.normalize(v, true, unknown); ok {
 				obj[k] = nv
 				changed = true
 			}
@@ -217,7 +189,7 @@ func (s *shape) normalize(raw json.RawMessage, inMessage bool) (json.RawMessage,
 		}
 		changed := false
 		for i, v := range items {
-			if nv, ok := s.list.normalize(v, inMessage); ok {
+			if nv, ok := s.list.normalize(v, inMessage, unknown); ok {
 				items[i] = nv
 				changed = true
 			}
@@ -233,7 +205,7 @@ func (s *shape) normalize(raw json.RawMessage, inMessage bool) (json.RawMessage,
 		}
 		changed := false
 		for k, v := range obj {
-			if nv, ok := s.dict.normalize(v, inMessage); ok {
+			if nv, ok := s.dict.normalize(v, inMessage, unknown); ok {
 				obj[k] = nv
 				changed = true
 			}
@@ -307,6 +279,38 @@ func prefixes(ed protoreflect.EnumDescriptor) []string {
 	return ps
 }
 
+// choices describes the values of ed that a client may name, for an error
+// message: "one of PROVIDER_IMPORT, PROVIDER_GMAIL, PROVIDER_IMAP (or
+// IMPORT, GMAIL, IMAP)". A zero value named *_UNSPECIFIED is left out.
+func choices(ed protoreflect.EnumDescriptor) string {
+	if c, ok := choicesCache.Load(ed.FullName()); ok {
+		return c.(string)
+	}
+	ps := prefixes(ed)
+	short := ps[len(ps)-1] // the longest prefix every value shares
+	var full, brief []string
+	values := ed.Values()
+	for i := range values.Len() {
+		v := values.Get(i)
+		name := string(v.Name())
+		if v.Number() == 0 && strings.HasSuffix(name, "UNSPECIFIED") {
+			continue
+		}
+		full = append(full, name)
+		brief = append(brief, strings.TrimPrefix(name, short))
+	}
+	c := "one of " + strings.Join(full, ", ")
+	if len(full) == 0 {
+		c = "a value of " + string(ed.Name())
+	} else if short != "" {
+		c += " (or " + strings.Join(brief, ", ") + ")"
+	}
+	choicesCache.Store(ed.FullName(), c)
+	return c
+}
+
+var choicesCache sync.Map // protoreflect.FullName → string
+
 // upperSnake turns a CamelCase name into UPPER_SNAKE_CASE: ImapSecurity →
 // IMAP_SECURITY, HTTPMethod → HTTP_METHOD.
 func upperSnake(s string) string {
@@ -326,77 +330,4 @@ func upperSnake(s string) string {
 		b.WriteByte(c)
 	}
 	return strings.ToUpper(b.String())
-}
-
-// QueryParser is grpc-gateway's default query parameter parser, with short
-// enum names resolved first.
-type QueryParser struct {
-	runtime.DefaultQueryParser
-}
-
-// Parse populates values into msg.
-func (p *QueryParser) Parse(msg proto.Message, values url.Values, filter *utilities.DoubleArray) error {
-	return p.DefaultQueryParser.Parse(msg, NormalizeQuery(msg.ProtoReflect().Descriptor(), values), filter)
-}
-
-// NormalizeQuery returns values with the values of enum fields of md (named
-// by dotted paths of proto or JSON names) resolved to their full names.
-// values itself is not modified.
-func NormalizeQuery(md protoreflect.MessageDescriptor, values url.Values) url.Values {
-	var out url.Values
-	for key, vs := range values {
-		ed := queryEnum(md, key)
-		if ed == nil {
-			continue
-		}
-		var nvs []string
-		for i, v := range vs {
-			ev := Resolve(ed, v)
-			if ev == nil || string(ev.Name()) == v {
-				continue
-			}
-			if nvs == nil {
-				nvs = append([]string(nil), vs...)
-			}
-			nvs[i] = string(ev.Name())
-		}
-		if nvs == nil {
-			continue
-		}
-		if out == nil {
-			out = make(url.Values, len(values))
-			for k, v := range values {
-				out[k] = v
-			}
-		}
-		out[key] = nvs
-	}
-	if out == nil {
-		return values
-	}
-	return out
-}
-
-// queryEnum returns the enum type of the (possibly repeated) field that key
-// names, or nil.
-func queryEnum(md protoreflect.MessageDescriptor, key string) protoreflect.EnumDescriptor {
-	parts := strings.Split(key, ".")
-	for i, part := range parts {
-		fields := md.Fields()
-		fd := fields.ByTextName(part)
-		if fd == nil {
-			fd = fields.ByJSONName(part)
-		}
-		if fd == nil || fd.IsMap() {
-			return nil
-		}
-		if i == len(parts)-1 {
-			return fd.Enum()
-		}
-		if fd.Message() == nil || fd.IsList() {
-			return nil
-		}
-		md = fd.Message()
-	}
-	return nil
 }
