@@ -50,6 +50,10 @@ func (t Topology) stream(name string) string {
 	return strings.Trim(p, "_") + "_" + name
 }
 
+// BucketName is the name of a key-value bucket of this topology: base with
+// the prefix, as stream names get it.
+func (t Topology) BucketName(base string) string { return t.stream(base) }
+
 // ReceivedStreamName is the stream of mail.received events.
 func (t Topology) ReceivedStreamName() string { return t.stream(ReceivedStream) }
 
@@ -63,6 +67,9 @@ func (t Topology) DeadLetterStreamName() string { return t.stream(DeadLetterStre
 func (t Topology) ReceivedSubject(lane, user string) string {
 	return t.Prefix + "mail.received." + lane + "." + user
 }
+
+// ReceivedLane matches the mail.received subjects of one lane.
+func (t Topology) ReceivedLane(lane string) string { return t.Prefix + "mail.received." + lane + ".>" }
 
 // ReceivedAll matches every mail.received subject.
 func (t Topology) ReceivedAll() string { return t.Prefix + "mail.received.>" }

@@ -59,7 +59,7 @@ func start(t *testing.T, url, prefix string) *env {
 	auth := authfake.Start(t)
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg := classifier.Config{NATSURL: url, NATSPrefix: prefix, AuthAddr: auth.Addr, Workers: 4}
+	cfg := classifier.Config{NATSURL: url, NATSPrefix: prefix, AuthAddr: auth.Addr, Workers: 4, DatabaseURL: testenv.SQLiteURL(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := classifier.New(ctx, cfg, logger)
 	if err != nil {
@@ -197,21 +197,32 @@ func waitSettled(t *testing.T, e *env) *jetstream.ConsumerInfo {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	cons, err := e.js.Consumer(ctx, e.topo.ReceivedStreamName(), "classifier")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		info, err := cons.Info(ctx)
+	// One durable consumer per lane; the sum tells whether all is done.
+	var conss []jetstream.Consumer
+	for _, lane := range []string{"interactive", "live", "backfill"} {
+		cons, err := e.js.Consumer(ctx, e.topo.ReceivedStreamName(), "classifier-"+lane)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.NumPending == 0 && info.NumAckPending == 0 {
-			return info
+		conss = append(conss, cons)
+	}
+	for {
+		sum := &jetstream.ConsumerInfo{}
+		for _, cons := range conss {
+			info, err := cons.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum.NumPending += info.NumPending
+			sum.NumAckPending += info.NumAckPending
+			sum.NumRedelivered += info.NumRedelivered
+		}
+		if sum.NumPending == 0 && sum.NumAckPending == 0 {
+			return sum
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("consumer not settled: pending %d, ack pending %d", info.NumPending, info.NumAckPending)
+			t.Fatalf("consumers not settled: pending %d, ack pending %d", sum.NumPending, sum.NumAckPending)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -263,7 +274,7 @@ func runFlow(t *testing.T, e *env) {
 	}
 	defer sub.Unsubscribe()
 	terminated := make(chan *nats.Msg, 8)
-	adv, err := e.nc.ChanSubscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED."+e.topo.ReceivedStreamName()+".classifier", terminated)
+	adv, err := e.nc.ChanSubscribe("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED."+e.topo.ReceivedStreamName()+".classifier-backfill", terminated)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,6 +446,7 @@ func TestConfigFromEnvironment(t *testing.T) {
 		Lookuper: envconfig.MapLookuper(map[string]string{
 			"OPENAI_API_KEYS": "sk-first-key-000011111, sk-second-key-22223333",
 			"OPENAI_API_KEY":  "sk-first-key-000011111",
+			"DATABASE_URL":    "sqlite://x.db",
 		}),
 	})
 	if err != nil {
@@ -469,7 +481,7 @@ func TestPublishFailureIsRetried(t *testing.T) {
 	ev := received("ada", "m5", "Lunch?", "Grace <grace@example.org>", "Are you free?")
 	publish(t, e, ev, "inbox/p-m5")
 
-	cons, err := e.js.Consumer(ctx, e.topo.ReceivedStreamName(), "classifier")
+	cons, err := e.js.Consumer(ctx, e.topo.ReceivedStreamName(), "classifier-backfill")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ package classify
 
 import (
 	"context"
+	"fmt"
 	"net/mail"
 	"strings"
 	"time"
@@ -199,4 +200,39 @@ func (p *Pipeline) Classify(ctx context.Context, req Request) (Verdict, error) {
 		last.Time = p.now()
 	}
 	return last, nil
+}
+
+// GiveUpError says a message cannot be classified: every attempt failed
+// (the model answered with errors, timed out, or broke the schema). The
+// message goes to the dead letters.
+type GiveUpError struct {
+	// Attempts is how many attempts failed.
+	Attempts int
+	// Reason says why, without mail content.
+	Reason string
+	// Usage is what the attempts cost.
+	Usage Usage
+}
+
+func (e *GiveUpError) Error() string {
+	return fmt.Sprintf("gave up after %d attempts: %s", e.Attempts, e.Reason)
+}
+
+// Service classifies a user's message with the user's taxonomy: what the
+// consumer and the Classify RPC both call.
+type Service struct {
+	Taxonomies *Taxonomies
+	Pipeline   *Pipeline
+}
+
+// Classify loads the user's taxonomy (unless req has one) and runs the pipeline.
+func (s *Service) Classify(ctx context.Context, req Request) (Verdict, error) {
+	if len(req.Taxonomy) == 0 && s.Taxonomies != nil {
+		t, _, err := s.Taxonomies.Get(ctx, req.User)
+		if err != nil {
+			return Verdict{}, fmt.Errorf("taxonomy of %s: %w", req.User, err)
+		}
+		req.Taxonomy = t
+	}
+	return s.Pipeline.Classify(ctx, req)
 }

@@ -13,6 +13,17 @@ type Limits struct {
 	Replicas int
 	// Model is the model in use; empty when only rules run.
 	Model string
+	// Budget is the spending guard's state.
+	Budget BudgetStatus
+}
+
+// BudgetStatus is the spending guard's state; amounts in millionths of a
+// US dollar, 0 meaning no limit.
+type BudgetStatus struct {
+	DailyMicros, SpentTodayMicros int64
+	// CreditRemainingMicros is -1 when no credit is configured.
+	CreditRemainingMicros int64
+	Exhausted             bool
 }
 
 // KeyLimits is the state of one API key's limiter.
@@ -49,5 +60,6 @@ func (RulesOnly) Limits(context.Context) Limits {
 	return Limits{
 		Lanes:    []LaneQueue{{Lane: LaneInteractive}, {Lane: LaneLive}, {Lane: LaneBackfill}},
 		Replicas: 1,
+		Budget:   BudgetStatus{CreditRemainingMicros: -1},
 	}
 }

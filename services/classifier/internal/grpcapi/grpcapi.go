@@ -1,5 +1,6 @@
 // Package grpcapi is the classifier's gRPC adapter: ClassifierService's
-// Classify (one message, now, in the interactive lane) and GetLimits.
+// Classify (one message, now, in the interactive lane), GetLimits, the
+// users' taxonomies, the dead letters, and PurgeUserData.
 package grpcapi
 
 import (
@@ -23,16 +24,25 @@ type Classifier interface {
 	Classify(ctx context.Context, req classify.Request) (classify.Verdict, error)
 }
 
+// Deps are what the server serves from.
+type Deps struct {
+	Classifier  Classifier
+	Limits      classify.LimitsReporter
+	Taxonomies  *classify.Taxonomies
+	DeadLetters DeadLetters
+	// Purge deletes a user's taxonomy, cached verdicts and dead letters.
+	Purge func(ctx context.Context, user string) (map[string]int64, error)
+}
+
 // Server implements classifierv1.ClassifierServiceServer.
 type Server struct {
 	classifierv1.UnimplementedClassifierServiceServer
-	classifier Classifier
-	limits     classify.LimitsReporter
+	Deps
 }
 
-// New returns a server classifying with c and reporting limits from l.
-func New(c Classifier, l classify.LimitsReporter) *Server {
-	return &Server{classifier: c, limits: l}
+// New returns a server over deps.
+func New(deps Deps) *Server {
+	return &Server{Deps: deps}
 }
 
 // Classify classifies one message for the parent user (default the caller).
@@ -53,7 +63,7 @@ func (s *Server) Classify(ctx context.Context, req *classifierv1.ClassifyRequest
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.classifier.Classify(ctx, classify.Request{User: user, Lane: classify.LaneInteractive, Message: msg})
+	v, err := s.Classifier.Classify(ctx, classify.Request{User: user, Lane: classify.LaneInteractive, Message: msg})
 	if err != nil {
 		return nil, fmt.Errorf("classify: %w", err)
 	}
@@ -97,7 +107,7 @@ func (s *Server) GetLimits(ctx context.Context, _ *classifierv1.GetLimitsRequest
 	if _, ok := authn.FromContext(ctx); !ok {
 		return nil, apierror.Unauthenticatedf("no credential was presented")
 	}
-	l := s.limits.Limits(ctx)
+	l := s.Limits.Limits(ctx)
 	resp := &classifierv1.GetLimitsResponse{Replicas: int32(l.Replicas), Model: l.Model}
 	for _, k := range l.Keys {
 		resp.Keys = append(resp.Keys, &classifierv1.KeyLimits{
@@ -111,6 +121,12 @@ func (s *Server) GetLimits(ctx context.Context, _ *classifierv1.GetLimitsRequest
 			RetriesLastMinute:     k.RetriesLastMinute,
 			FrozenSeconds:         k.FrozenSeconds,
 		})
+	}
+	resp.Budget = &classifierv1.Budget{
+		DailyLimitMicros:      l.Budget.DailyMicros,
+		SpentTodayMicros:      l.Budget.SpentTodayMicros,
+		CreditRemainingMicros: l.Budget.CreditRemainingMicros,
+		Exhausted:             l.Budget.Exhausted,
 	}
 	for _, q := range l.Lanes {
 		resp.Lanes = append(resp.Lanes, &classifierv1.LaneQueue{Lane: protoconv.LaneProto(q.Lane), Waiting: q.Waiting})

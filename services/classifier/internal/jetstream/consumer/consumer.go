@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
 	"mailroom.dev/platform/eventbus"
@@ -37,7 +38,12 @@ type Classifier interface {
 // Config configures a Consumer. Zero fields take the defaults named.
 type Config struct {
 	Topology eventbus.Topology
-	// Durable is the consumer's name (default "classifier").
+	// Lane is the lane whose events this consumer takes ("live",
+	// "backfill", "interactive"); each lane has its own durable consumer,
+	// so that a backlog in one lane never holds back delivery in another.
+	// Empty takes every lane.
+	Lane string
+	// Durable is the consumer's name (default "classifier-<lane>").
 	Durable string
 	// Workers bounds how many events are processed at once (default 8).
 	Workers int
@@ -60,6 +66,9 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.Durable == "" {
 		c.Durable = "classifier"
+		if c.Lane != "" {
+			c.Durable += "-" + c.Lane
+		}
 	}
 	if c.Workers <= 0 {
 		c.Workers = 8
@@ -105,10 +114,14 @@ func New(js jetstream.JetStream, cfg Config, classifier Classifier, logger *slog
 // Ensure creates the durable consumer, or updates its configuration.
 func (c *Consumer) Ensure(ctx context.Context) (jetstream.Consumer, error) {
 	stream := c.cfg.Topology.ReceivedStreamName()
+	filter := c.cfg.Topology.ReceivedAll()
+	if c.cfg.Lane != "" {
+		filter = c.cfg.Topology.ReceivedLane(c.cfg.Lane)
+	}
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
 		Durable:       c.cfg.Durable,
 		Description:   "mailroom classifier: mail.received → mail.classified",
-		FilterSubject: c.cfg.Topology.ReceivedAll(),
+		FilterSubject: filter,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.cfg.AckWait,
@@ -274,7 +287,17 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		Lane:    protoconv.Lane(ev.GetLane()),
 		Message: protoconv.Message(ev.GetContent()),
 	})
-	if err != nil {
+	var giveUp *classify.GiveUpError
+	switch {
+	case errors.As(err, &giveUp):
+		c.deadLetter(ctx, span, log, msg, &ev, delivered, giveUp.Reason, giveUp.Attempts)
+		return
+	case err != nil && ctx.Err() == nil && delivered >= uint64(c.cfg.MaxDeliver) && c.cfg.MaxDeliver > 0:
+		// The last delivery the server will make: keep the message in the
+		// dead letters rather than let it vanish.
+		c.deadLetter(ctx, span, log, msg, &ev, delivered, fmt.Sprintf("%d deliveries failed; the last: %v", delivered, err), int(delivered))
+		return
+	case err != nil:
 		c.retry(ctx, span, log, msg, delivered, "classify", err)
 		return
 	}
@@ -293,6 +316,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		Classification:    protoconv.Classification(v),
 		Usage:             protoconv.Usage(v.Usage),
 		IngestTime:        ev.GetIngestTime(),
+		SyncJob:           ev.GetSyncJob(),
 	}
 	pctx, cancel := context.WithTimeout(ctx, c.cfg.PublishTimeout)
 	_, err = eventbus.Publish(pctx, c.js, c.cfg.Topology.ClassifiedSubject(ev.GetUser()), ClassifiedMsgID(ev.GetMessage()), out)
@@ -310,6 +334,28 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log.DebugContext(ctx, "classified", "category", v.Category, "rule", v.Rule)
+}
+
+// deadLetter publishes the event to the dead letters, then acknowledges it.
+// If the publish fails, the event is retried as usual.
+func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, log *slog.Logger, msg jetstream.Msg, ev *eventsv1.MailReceived, delivered uint64, reason string, attempts int) {
+	span.SetStatus(codes.Error, "dead-lettered")
+	var seq uint64
+	if md, err := msg.Metadata(); err == nil {
+		seq = md.Sequence.Stream
+	}
+	dead := &eventsv1.MailDeadLettered{Received: ev, Reason: reason, Attempts: int32(attempts), DeadTime: timestamppb.Now()}
+	pctx, cancel := context.WithTimeout(ctx, c.cfg.PublishTimeout)
+	_, err := eventbus.Publish(pctx, c.js, c.cfg.Topology.DeadLetterSubject(ev.GetUser()), fmt.Sprintf("dead/%s/%d", ev.GetMessage(), seq), dead)
+	cancel()
+	if err != nil {
+		c.retry(ctx, span, log, msg, delivered, "dead-letter publish", err)
+		return
+	}
+	log.WarnContext(ctx, "message dead-lettered", "reason", reason, "attempts", attempts)
+	if err := msg.DoubleAck(ctx); err != nil {
+		log.WarnContext(ctx, "ack failed; the event will be redelivered", "error", err.Error())
+	}
 }
 
 // ClassifiedMsgID is the Nats-Msg-Id of the classified event of a message.

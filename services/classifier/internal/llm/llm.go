@@ -1,0 +1,443 @@
+// Package llm is the classifier's language-model tier: one OpenAI Chat
+// Completions call per message, with Structured Outputs (a strict JSON
+// schema whose category enum is the user's taxonomy), sent only when the
+// limiter admits it and the budget allows it.
+//
+// The prompt is a stable system message (instructions, then the taxonomy)
+// and a user message holding the mail, fenced as data and truncated by
+// tokens. Prompt tokens are counted exactly (o200k_base, offline) and
+// max_completion_tokens is small, so the admission cost is known before
+// sending.
+//
+// The SDK's own retries are off: the limiter sees every attempt. A 429
+// freezes the key (the limiter does that) and the request waits and goes
+// again; it never counts as a failure. A 5xx, a timeout, a reset connection
+// or an answer that breaks the schema is a failure: the request backs off
+// exponentially with full jitter and tries again, up to MaxAttempts, then
+// the tier gives up (classify.GiveUpError) and the message is dead-lettered.
+package llm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/shared"
+
+	"mailroom.dev/services/classifier/internal/classify"
+	"mailroom.dev/services/classifier/internal/limiter"
+)
+
+// Key is one API key (one organization).
+type Key struct {
+	// ID names the key in the limiter and in reports.
+	ID string
+	// Secret is the key itself.
+	Secret string
+}
+
+// Price is a model's price in US dollars per million tokens.
+type Price struct {
+	Input, CachedInput, Output float64
+}
+
+// Prices are the list prices of models mailroom knows; others cost what
+// Config.Price says.
+var Prices = map[string]Price{
+	"gpt-4o-mini":  {Input: 0.15, CachedInput: 0.075, Output: 0.60},
+	"gpt-4o":       {Input: 2.50, CachedInput: 1.25, Output: 10.00},
+	"gpt-4.1-mini": {Input: 0.40, CachedInput: 0.10, Output: 1.60},
+	"gpt-4.1-nano": {Input: 0.10, CachedInput: 0.025, Output: 0.40},
+	"gpt-4.1":      {Input: 2.00, CachedInput: 0.50, Output: 8.00},
+}
+
+// Budget keeps spending within limits. Reserve blocks until a request of
+// the estimated cost may be sent (or ctx ends) and returns a function that
+// settles the reservation with the actual cost.
+type Budget interface {
+	Reserve(ctx context.Context, estimateMicros int64) (settle func(actualMicros int64), err error)
+}
+
+// Config configures a Tier.
+type Config struct {
+	// BaseURL is the API's base URL, for example https://api.openai.com/v1.
+	BaseURL string
+	// Model is the chat model.
+	Model string
+	Keys  []Key
+	// Limiter admits requests; its keys are Keys' IDs.
+	Limiter *limiter.Limiter
+	// Budget, when set, guards spending.
+	Budget Budget
+	// Price overrides the model's list price when non-zero.
+	Price Price
+	// MaxCompletionTokens is the answer's token cap (default 120: the JSON
+	// answer takes ~40).
+	MaxCompletionTokens int
+	// MaxBodyTokens bounds the mail text sent (default 1500).
+	MaxBodyTokens int
+	// RequestTimeout bounds one request (default 30 s).
+	RequestTimeout time.Duration
+	// MaxAttempts bounds the failed attempts before giving up (default 4).
+	MaxAttempts int
+	// BackoffBase and BackoffCap shape the backoff after a failure
+	// (defaults 500 ms and 30 s): attempt n waits a random time up to
+	// min(cap, base·2ⁿ).
+	BackoffBase, BackoffCap time.Duration
+	// HTTPClient sends the requests (default http.DefaultClient).
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+}
+
+// Tier classifies with the language model.
+type Tier struct {
+	cfg     Config
+	clients map[string]openai.Client
+	tok     *tokens
+	price   Price
+	logger  *slog.Logger
+}
+
+// New returns a tier.
+func New(cfg Config) (*Tier, error) {
+	if len(cfg.Keys) == 0 {
+		return nil, errors.New("llm: no API keys")
+	}
+	if cfg.Limiter == nil {
+		return nil, errors.New("llm: no limiter")
+	}
+	if cfg.MaxCompletionTokens <= 0 {
+		cfg.MaxCompletionTokens = 120
+	}
+	if cfg.MaxBodyTokens <= 0 {
+		cfg.MaxBodyTokens = 1500
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 4
+	}
+	if cfg.BackoffBase <= 0 {
+		cfg.BackoffBase = 500 * time.Millisecond
+	}
+	if cfg.BackoffCap <= 0 {
+		cfg.BackoffCap = 30 * time.Second
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = http.DefaultClient
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	tok, err := newTokens()
+	if err != nil {
+		return nil, err
+	}
+	t := &Tier{cfg: cfg, clients: map[string]openai.Client{}, tok: tok, logger: cfg.Logger}
+	t.price = cfg.Price
+	if t.price == (Price{}) {
+		t.price = Prices[cfg.Model]
+	}
+	for _, k := range cfg.Keys {
+		opts := []option.RequestOption{
+			option.WithAPIKey(k.Secret),
+			option.WithHTTPClient(cfg.HTTPClient),
+			option.WithMaxRetries(0), // the limiter sees every attempt
+		}
+		if cfg.BaseURL != "" {
+			opts = append(opts, option.WithBaseURL(cfg.BaseURL))
+		}
+		t.clients[k.ID] = openai.NewClient(opts...)
+	}
+	return t, nil
+}
+
+// Model returns the model in use.
+func (t *Tier) Model() string { return t.cfg.Model }
+
+// answer is the JSON the schema asks for.
+type answer struct {
+	Category   string  `json:"category"`
+	Confidence float64 `json:"confidence"`
+	Priority   string  `json:"priority"`
+	NeedsReply bool    `json:"needs_reply"`
+	Reason     string  `json:"reason"`
+}
+
+func schema(t classify.Taxonomy) map[string]any {
+	return map[string]any{
+		"type": "object",
+		"properties": map[string]any{
+			"category":    map[string]any{"type": "string", "enum": t.Names(), "description": "The category's name."},
+			"confidence":  map[string]any{"type": "number", "description": "0 to 1."},
+			"priority":    map[string]any{"type": "string", "enum": []string{"low", "normal", "high"}},
+			"needs_reply": map[string]any{"type": "boolean"},
+			"reason":      map[string]any{"type": "string", "description": "At most twelve words; no quotes from the email."},
+		},
+		"required":             []string{"category", "confidence", "priority", "needs_reply", "reason"},
+		"additionalProperties": false,
+	}
+}
+
+// Classify asks the model. It blocks while the limiter or the budget makes
+// the request wait, and returns a *classify.GiveUpError when every attempt
+// failed.
+func (t *Tier) Classify(ctx context.Context, req classify.Request) (classify.Verdict, error) {
+	tax := req.Taxonomy
+	if len(tax) == 0 {
+		tax = classify.DefaultTaxonomy()
+	}
+	taxKey := classify.TaxonomyKey(tax)
+	system := systemPrompt(tax)
+	user := userPrompt(req.Message, t.tok, t.cfg.MaxBodyTokens)
+	promptTokens := t.tok.prompt(taxKey, system, user)
+	admission := promptTokens + t.cfg.MaxCompletionTokens
+	params := openai.ChatCompletionNewParams{
+		Model:               shared.ChatModel(t.cfg.Model),
+		Messages:            []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(system), openai.UserMessage(user)},
+		MaxCompletionTokens: openai.Int(int64(t.cfg.MaxCompletionTokens)),
+		Temperature:         openai.Float(0),
+		PromptCacheKey:      openai.String("mailroom-" + taxKey),
+		ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{
+			OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{
+				JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{
+					Name:   "classification",
+					Strict: openai.Bool(true),
+					Schema: schema(tax),
+				},
+			},
+		},
+	}
+
+	var (
+		usage    classify.Usage
+		failures []string
+		retry    bool
+	)
+	for {
+		settle := func(int64) {}
+		if t.cfg.Budget != nil {
+			s, err := t.cfg.Budget.Reserve(ctx, t.cost(int64(promptTokens), 0, int64(t.cfg.MaxCompletionTokens)))
+			if err != nil {
+				return classify.Verdict{}, err
+			}
+			settle = s
+		}
+		permit, err := t.cfg.Limiter.Acquire(ctx, limiter.Request{User: req.User, Lane: lane(req.Lane), Tokens: admission, Retry: retry})
+		if err != nil {
+			settle(0)
+			return classify.Verdict{}, err
+		}
+		retry = true
+		res := t.call(ctx, permit.Key, params)
+		usage.Requests++
+		permit.Done(res.outcome)
+		cost := t.cost(res.prompt, res.cached, res.completion)
+		settle(cost)
+		usage.PromptTokens += res.prompt
+		usage.CachedPromptTokens += res.cached
+		usage.CompletionTokens += res.completion
+		usage.CostMicros += cost
+
+		if res.rateLimited {
+			// Not a failure: the key is frozen until the named reset, and
+			// the request waits in the limiter for it.
+			continue
+		}
+		if res.err == nil {
+			v, problem := verdict(res.content, res.refusal, tax)
+			if problem == "" {
+				v.Model = res.model
+				v.Usage = usage
+				return v, nil
+			}
+			res.err, res.permanent = errors.New(problem), false
+		}
+		if ctx.Err() != nil {
+			return classify.Verdict{}, ctx.Err()
+		}
+		failures = append(failures, res.err.Error())
+		t.logger.WarnContext(ctx, "language model attempt failed", "attempt", len(failures), "key", permit.Key, "status", res.outcome.Status, "error", res.err.Error())
+		if res.permanent || len(failures) >= t.cfg.MaxAttempts {
+			return classify.Verdict{}, &classify.GiveUpError{Attempts: len(failures), Reason: summarize(failures), Usage: usage}
+		}
+		if err := sleep(ctx, backoff(len(failures), t.cfg.BackoffBase, t.cfg.BackoffCap)); err != nil {
+			return classify.Verdict{}, err
+		}
+	}
+}
+
+// result is one attempt's outcome.
+type result struct {
+	outcome     limiter.Outcome
+	rateLimited bool
+	// err is a failure; permanent when trying again cannot help (a 400).
+	err        error
+	permanent  bool
+	content    string
+	refusal    string
+	model      string
+	prompt     int64
+	cached     int64
+	completion int64
+}
+
+func (t *Tier) call(ctx context.Context, keyID string, params openai.ChatCompletionNewParams) result {
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.RequestTimeout)
+	defer cancel()
+	var httpResp *http.Response
+	client := t.clients[keyID]
+	resp, err := client.Chat.Completions.New(ctx, params, option.WithResponseInto(&httpResp))
+	var r result
+	if httpResp != nil {
+		r.outcome.Status = httpResp.StatusCode
+		r.outcome.Header = httpResp.Header
+	}
+	if err != nil {
+		var apiErr *openai.Error
+		if errors.As(err, &apiErr) {
+			r.outcome.Status = apiErr.StatusCode
+			if apiErr.Response != nil {
+				r.outcome.Header = apiErr.Response.Header
+			}
+			r.outcome.Body = apiErr.Message
+			switch {
+			case apiErr.StatusCode == http.StatusTooManyRequests && apiErr.Code != "insufficient_quota":
+				r.rateLimited = true
+			case apiErr.StatusCode >= 500 || apiErr.StatusCode == http.StatusRequestTimeout || apiErr.StatusCode == http.StatusConflict:
+				r.err = fmt.Errorf("model API answered %d", apiErr.StatusCode)
+			default:
+				// 400, 401, 403, 404, and 429 insufficient_quota: asking
+				// again will not help.
+				r.err = fmt.Errorf("model API answered %d (%s)", apiErr.StatusCode, safeCode(apiErr.Code))
+				r.permanent = true
+			}
+			return r
+		}
+		// No answer: a timeout, a reset connection, a refused dial.
+		r.outcome.Status = 0
+		r.err = fmt.Errorf("no answer from the model API: %s", transportReason(ctx, err))
+		return r
+	}
+	r.model = resp.Model
+	r.prompt = resp.Usage.PromptTokens
+	r.cached = resp.Usage.PromptTokensDetails.CachedTokens
+	r.completion = resp.Usage.CompletionTokens
+	if len(resp.Choices) == 0 {
+		r.err = errors.New("the answer has no choices")
+		return r
+	}
+	r.content = resp.Choices[0].Message.Content
+	r.refusal = resp.Choices[0].Message.Refusal
+	return r
+}
+
+// verdict turns the model's answer into a verdict, or says what is wrong
+// with it (in words that never quote the answer: it may echo the mail).
+func verdict(content, refusal string, tax classify.Taxonomy) (classify.Verdict, string) {
+	if refusal != "" {
+		// A refusal is an answer: the mail stays visible as other.
+		return classify.Verdict{Category: classify.Other, Confidence: 0, Confident: true, Priority: classify.PriorityNormal,
+			Reason: "the model declined to classify this mail", Source: classify.SourceLLM}, ""
+	}
+	var a answer
+	dec := json.NewDecoder(strings.NewReader(content))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		return classify.Verdict{}, "the answer is not the JSON the schema asks for"
+	}
+	if !tax.Has(a.Category) {
+		return classify.Verdict{}, "the answer names a category outside the taxonomy"
+	}
+	p, ok := map[string]classify.Priority{"low": classify.PriorityLow, "normal": classify.PriorityNormal, "high": classify.PriorityHigh}[a.Priority]
+	if !ok {
+		return classify.Verdict{}, "the answer names an unknown priority"
+	}
+	return classify.Verdict{
+		Category:   a.Category,
+		Confidence: min(max(a.Confidence, 0), 1),
+		Confident:  true,
+		Priority:   p,
+		NeedsReply: a.NeedsReply,
+		Reason:     truncateRunes(oneLine(a.Reason), 160),
+		Source:     classify.SourceLLM,
+	}, ""
+}
+
+// cost is the price of a call in millionths of a US dollar.
+func (t *Tier) cost(prompt, cached, completion int64) int64 {
+	usd := float64(prompt-cached)*t.price.Input + float64(cached)*t.price.CachedInput + float64(completion)*t.price.Output
+	return int64(usd + 0.5) // tokens × $/Mtok = micro-dollars
+}
+
+func lane(l classify.Lane) limiter.Lane {
+	switch l {
+	case classify.LaneInteractive:
+		return limiter.Interactive
+	case classify.LaneLive:
+		return limiter.Live
+	}
+	return limiter.Backfill
+}
+
+// backoff is full jitter: a random wait up to min(cap, base·2^(attempt-1)).
+func backoff(attempt int, base, cap time.Duration) time.Duration {
+	ceiling := cap
+	if attempt < 30 {
+		ceiling = min(cap, base<<(attempt-1))
+	}
+	return time.Duration(rand.Int64N(int64(ceiling) + 1))
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func summarize(failures []string) string {
+	last := failures[len(failures)-1]
+	if len(failures) == 1 {
+		return last
+	}
+	return fmt.Sprintf("%s (attempt %d of %d; earlier: %s)", last, len(failures), len(failures), failures[0])
+}
+
+// safeCode keeps an API error code only when it looks like one.
+func safeCode(code string) string {
+	for _, r := range code {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return "error"
+		}
+	}
+	if code == "" {
+		return "error"
+	}
+	return code
+}
+
+func transportReason(ctx context.Context, err error) string {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case strings.Contains(err.Error(), "connection reset"), strings.Contains(err.Error(), "EOF"):
+		return "connection reset"
+	case strings.Contains(err.Error(), "connection refused"):
+		return "connection refused"
+	}
+	return "transport error"
+}

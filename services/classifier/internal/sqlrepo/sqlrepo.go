@@ -1,0 +1,179 @@
+// Package sqlrepo keeps the classifier's state in SQL through database/sql:
+// users' taxonomies, the verdict cache and the daily spend. Its queries are
+// portable ($N placeholders), so one Repo serves Postgres (pgx's stdlib
+// driver) and SQLite; each backend has its own embedded goose migrations.
+package sqlrepo
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"mailroom.dev/platform/sqldb"
+	"mailroom.dev/services/classifier/internal/classify"
+)
+
+//go:embed migrations/postgres/*.sql migrations/sqlite/*.sql
+var migrations embed.FS
+
+// Migrations returns the classifier's migrations for sqldb.Open.
+func Migrations() sqldb.Migrations {
+	pg, err := fs.Sub(migrations, "migrations/postgres")
+	if err != nil {
+		panic(err) // embedded above
+	}
+	lite, err := fs.Sub(migrations, "migrations/sqlite")
+	if err != nil {
+		panic(err)
+	}
+	return sqldb.Migrations{Table: "classifier_schema_version", Postgres: pg, SQLite: lite}
+}
+
+// Open opens the database that url names and brings its schema up to date.
+func Open(ctx context.Context, url string) (*sqldb.DB, error) {
+	return sqldb.Open(ctx, url, Migrations())
+}
+
+// Repo is the classifier's repository.
+type Repo struct {
+	db *sql.DB
+}
+
+// New returns a Repo over db, a database migrated with Migrations.
+func New(db *sql.DB) *Repo { return &Repo{db: db} }
+
+type category struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// Taxonomy returns a user's taxonomy and when it was set; nil when the user
+// has the default one.
+func (r *Repo) Taxonomy(ctx context.Context, user string) (classify.Taxonomy, time.Time, error) {
+	var raw string
+	var updated int64
+	err := r.db.QueryRowContext(ctx, `SELECT categories, update_time FROM classifier_taxonomies WHERE user_id = $1`, user).Scan(&raw, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, time.Time{}, nil
+	}
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("sqlrepo: taxonomy: %w", err)
+	}
+	var cs []category
+	if err := json.Unmarshal([]byte(raw), &cs); err != nil {
+		return nil, time.Time{}, fmt.Errorf("sqlrepo: taxonomy of %s: %w", user, err)
+	}
+	t := make(classify.Taxonomy, len(cs))
+	for i, c := range cs {
+		t[i] = classify.Category(c)
+	}
+	return t, time.UnixMicro(updated).UTC(), nil
+}
+
+// SetTaxonomy stores a user's taxonomy.
+func (r *Repo) SetTaxonomy(ctx context.Context, user string, t classify.Taxonomy, at time.Time) error {
+	cs := make([]category, len(t))
+	for i, c := range t {
+		cs[i] = category(c)
+	}
+	raw, err := json.Marshal(cs)
+	if err != nil {
+		return err
+	}
+	_, err = r.db.ExecContext(ctx, `
+		INSERT INTO classifier_taxonomies (user_id, categories, update_time) VALUES ($1, $2, $3)
+		ON CONFLICT (user_id) DO UPDATE SET categories = excluded.categories, update_time = excluded.update_time`,
+		user, string(raw), at.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("sqlrepo: set taxonomy: %w", err)
+	}
+	return nil
+}
+
+// Cached returns the verdict cached under k, if any.
+func (r *Repo) Cached(ctx context.Context, k classify.CacheKey) (classify.Verdict, bool, error) {
+	var v classify.Verdict
+	var prio int
+	err := r.db.QueryRowContext(ctx, `
+		SELECT category, confidence, priority, needs_reply, reason, model FROM classifier_cache
+		WHERE user_id = $1 AND taxonomy_key = $2 AND content_hash = $3`,
+		k.User, k.TaxonomyKey, k.ContentHash).Scan(&v.Category, &v.Confidence, &prio, &v.NeedsReply, &v.Reason, &v.Model)
+	if errors.Is(err, sql.ErrNoRows) {
+		return classify.Verdict{}, false, nil
+	}
+	if err != nil {
+		return classify.Verdict{}, false, fmt.Errorf("sqlrepo: cache: %w", err)
+	}
+	v.Priority = classify.Priority(prio)
+	return v, true, nil
+}
+
+// Cache stores v under k (the first verdict for a content stays).
+func (r *Repo) Cache(ctx context.Context, k classify.CacheKey, v classify.Verdict, at time.Time) error {
+	_, err := r.db.ExecContext(ctx, `
+		INSERT INTO classifier_cache (user_id, taxonomy_key, content_hash, category, confidence, priority, needs_reply, reason, model, create_time)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		ON CONFLICT (user_id, taxonomy_key, content_hash) DO NOTHING`,
+		k.User, k.TaxonomyKey, k.ContentHash, v.Category, v.Confidence, int(v.Priority), v.NeedsReply, v.Reason, v.Model, at.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("sqlrepo: cache: %w", err)
+	}
+	return nil
+}
+
+// AddSpend adds micros to the spend of day ("2026-11-29").
+func (r *Repo) AddSpend(ctx context.Context, day string, micros int64) error {
+	_, err := r.db.ExecContext(ctx, `
+		INSERT INTO classifier_spend (day, micros) VALUES ($1, $2)
+		ON CONFLICT (day) DO UPDATE SET micros = classifier_spend.micros + excluded.micros`, day, micros)
+	if err != nil {
+		return fmt.Errorf("sqlrepo: spend: %w", err)
+	}
+	return nil
+}
+
+// Spend returns the spend of day and the total of all days.
+func (r *Repo) Spend(ctx context.Context, day string) (today, total int64, err error) {
+	err = r.db.QueryRowContext(ctx, `
+		SELECT COALESCE(SUM(CASE WHEN day = $1 THEN micros ELSE 0 END), 0), COALESCE(SUM(micros), 0) FROM classifier_spend`, day).Scan(&today, &total)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sqlrepo: spend: %w", err)
+	}
+	return today, total, nil
+}
+
+// PurgeUser deletes a user's taxonomy and cached verdicts and says how many
+// of each went.
+func (r *Repo) PurgeUser(ctx context.Context, user string) (taxonomies, cached int64, err error) {
+	err = sqldb.InTx(ctx, r.db, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM classifier_taxonomies WHERE user_id = $1`, user)
+		if err != nil {
+			return err
+		}
+		taxonomies, _ = res.RowsAffected()
+		res, err = tx.ExecContext(ctx, `DELETE FROM classifier_cache WHERE user_id = $1`, user)
+		if err != nil {
+			return err
+		}
+		cached, _ = res.RowsAffected()
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("sqlrepo: purge: %w", err)
+	}
+	return taxonomies, cached, nil
+}
+
+// ExpireCache deletes cached verdicts older than before.
+func (r *Repo) ExpireCache(ctx context.Context, before time.Time) (int64, error) {
+	res, err := r.db.ExecContext(ctx, `DELETE FROM classifier_cache WHERE create_time < $1`, before.UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("sqlrepo: expire cache: %w", err)
+	}
+	return res.RowsAffected()
+}
