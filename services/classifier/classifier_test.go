@@ -56,10 +56,19 @@ type env struct {
 // stops it (checking that it stops cleanly) when the test ends.
 func start(t *testing.T, url, prefix string) *env {
 	t.Helper()
+	return startWith(t, url, prefix, nil)
+}
+
+// startWith is start with the config changed by tune first.
+func startWith(t *testing.T, url, prefix string, tune func(*classifier.Config)) *env {
+	t.Helper()
 	auth := authfake.Start(t)
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := classifier.Config{NATSURL: url, NATSPrefix: prefix, AuthAddr: auth.Addr, Workers: 4, DatabaseURL: testenv.SQLiteURL(t)}
+	if tune != nil {
+		tune(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := classifier.New(ctx, cfg, logger)
 	if err != nil {

@@ -221,7 +221,7 @@ func (c *Consumer) loop(ctx, work context.Context, it jetstream.MessagesContext,
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c.handle(work, msg)
+			c.handle(ctx, work, msg)
 		}()
 	}
 }
@@ -248,7 +248,12 @@ func (c *Consumer) handBack(it jetstream.MessagesContext) {
 // handle processes one event. Every path ends in exactly one of: DoubleAck
 // (classified and published), Term (the event can never be processed), Nak
 // (try again later).
-func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
+//
+// Classification may wait long (for rate-limit capacity or budget); that
+// wait ends as soon as the consumer is asked to stop (stop), and the event
+// goes back to the server. Publishing and acknowledging run on ctx, which
+// outlives the stop by the shutdown timeout, so that finished work is kept.
+func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 	var seq, delivered uint64
 	if md, err := msg.Metadata(); err == nil {
 		seq, delivered = md.Sequence.Stream, md.NumDelivered
@@ -282,11 +287,20 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 	stopKeepAlive := keepAlive(msg, c.cfg.AckWait/3)
 	defer stopKeepAlive()
 
-	v, err := c.classifier.Classify(ctx, classify.Request{
+	cctx, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(stop, cancel)
+	v, err := c.classifier.Classify(cctx, classify.Request{
 		User:    ev.GetUser(),
 		Lane:    protoconv.Lane(ev.GetLane()),
 		Message: protoconv.Message(ev.GetContent()),
 	})
+	unhook()
+	cancel()
+	if err != nil && stop.Err() != nil {
+		// Stopping: hand the event back now, for another replica.
+		_ = msg.Nak()
+		return
+	}
 	var giveUp *classify.GiveUpError
 	switch {
 	case errors.As(err, &giveUp):

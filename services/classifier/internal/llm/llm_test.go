@@ -1,0 +1,217 @@
+package llm_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mailroom.dev/services/classifier/fakeopenai"
+	"mailroom.dev/services/classifier/internal/classify"
+	"mailroom.dev/services/classifier/internal/limiter"
+	"mailroom.dev/services/classifier/internal/llm"
+)
+
+type fixture struct {
+	fake *fakeopenai.Server
+	tier *llm.Tier
+	lim  *limiter.Limiter
+	logs *bytes.Buffer
+}
+
+func setup(t *testing.T, fakeCfg fakeopenai.Config, tune func(*llm.Config)) *fixture {
+	t.Helper()
+	if fakeCfg.Keys == nil {
+		fakeCfg.Keys = map[string]fakeopenai.Limits{"sk-test-key-0001": {RPM: 6000, TPM: 1_000_000}}
+	}
+	fake, url, stop, err := fakeopenai.Start(fakeCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	lim := limiter.New(limiter.Config{Keys: []limiter.KeyConfig{{ID: "key-1", RPM: 6000, TPM: 1_000_000}}})
+	logs := &bytes.Buffer{}
+	cfg := llm.Config{
+		BaseURL:        url + "/v1",
+		Model:          "gpt-4o-mini",
+		Keys:           []llm.Key{{ID: "key-1", Secret: "sk-test-key-0001"}},
+		Limiter:        lim,
+		RequestTimeout: 2 * time.Second,
+		MaxAttempts:    3,
+		BackoffBase:    time.Millisecond,
+		BackoffCap:     5 * time.Millisecond,
+		Logger:         slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil)),
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	tier, err := llm.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{fake: fake, tier: tier, lim: lim, logs: logs}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func request(subject, body string) classify.Request {
+	return classify.Request{
+		User:     "ada",
+		Lane:     classify.LaneBackfill,
+		Taxonomy: classify.DefaultTaxonomy(),
+		Message: classify.Message{
+			Subject: subject,
+			From:    "Someone <someone@example.com>",
+			Body:    body,
+		},
+	}
+}
+
+func TestClassifyThroughTheRealClient(t *testing.T) {
+	f := setup(t, fakeopenai.Config{}, nil)
+	v, err := f.tier.Classify(context.Background(), request("Your invoice for November", "Please find the invoice attached; payment is due in 14 days."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Source != classify.SourceLLM || !classify.DefaultTaxonomy().Has(v.Category) || !v.Confident {
+		t.Fatalf("verdict %+v: want a confident LLM verdict inside the taxonomy", v)
+	}
+	if v.Category != "finance" {
+		t.Errorf("category = %q, want finance (the fake reads 'invoice')", v.Category)
+	}
+	if v.Model == "" || v.Usage.Requests != 1 || v.Usage.PromptTokens == 0 || v.Usage.CompletionTokens == 0 || v.Usage.CostMicros <= 0 {
+		t.Errorf("usage %+v / model %q: want one request with tokens and a cost", v.Usage, v.Model)
+	}
+	// Admission cost known before sending: the tier's own count of the
+	// prompt is exactly what the server counted.
+	st := f.fake.Stats().Keys["sk-test-key-0001"]
+	if st.AdmittedTokens != v.Usage.PromptTokens+120 {
+		t.Errorf("server admitted %d tokens; the tier counted %d prompt + 120 completion", st.AdmittedTokens, v.Usage.PromptTokens)
+	}
+	if st.PromptTokens != v.Usage.PromptTokens {
+		t.Errorf("server counted %d prompt tokens, the answer's usage says %d", st.PromptTokens, v.Usage.PromptTokens)
+	}
+}
+
+func TestRateLimitStormIsNeverAFailure(t *testing.T) {
+	f := setup(t, fakeopenai.Config{}, func(c *llm.Config) { c.MaxAttempts = 1 })
+	f.fake.Inject(fakeopenai.RateLimitStorm(20*time.Millisecond), 5)
+	v, err := f.tier.Classify(context.Background(), request("Weekly digest", "Unsubscribe at any time."))
+	if err != nil {
+		t.Fatalf("a 429 storm made the message fail: %v", err)
+	}
+	if v.Usage.Requests != 6 {
+		t.Errorf("requests = %d, want 6 (5 rate-limited, then the answer)", v.Usage.Requests)
+	}
+	s := f.lim.Status().Keys[0]
+	if s.RateLimitedLastMinute != 5 || s.RetriesLastMinute != 5 {
+		t.Errorf("limiter saw %d 429s and %d retries, want 5 and 5", s.RateLimitedLastMinute, s.RetriesLastMinute)
+	}
+}
+
+func TestFailuresRetryThenGiveUp(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		fault fakeopenai.Fault
+	}{
+		{"500", fakeopenai.ServerError},
+		{"503", fakeopenai.Fault{Kind: fakeopenai.FaultOverloaded}},
+		{"invalid JSON", fakeopenai.Fault{Kind: fakeopenai.FaultInvalidJSON}},
+		{"outside the enum", fakeopenai.Fault{Kind: fakeopenai.FaultOutsideEnum}},
+		{"connection reset", fakeopenai.Fault{Kind: fakeopenai.FaultConnReset}},
+		{"timeout", fakeopenai.Slow(5 * time.Second)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := setup(t, fakeopenai.Config{}, func(c *llm.Config) { c.RequestTimeout = 300 * time.Millisecond })
+			// Two failures, then an answer: classified on the third attempt.
+			f.fake.Inject(tt.fault, 2)
+			v, err := f.tier.Classify(context.Background(), request("Hello", "Lunch tomorrow?"))
+			if err != nil {
+				t.Fatalf("two failures then success: %v", err)
+			}
+			if v.Usage.Requests != 3 {
+				t.Errorf("requests = %d, want 3", v.Usage.Requests)
+			}
+			// Three failures: MaxAttempts is 3, the tier gives up.
+			f.fake.Inject(tt.fault, 3)
+			_, err = f.tier.Classify(context.Background(), request("Hello", "Lunch tomorrow?"))
+			var giveUp *classify.GiveUpError
+			if !errors.As(err, &giveUp) || giveUp.Attempts != 3 {
+				t.Fatalf("three failures: err = %v, want a GiveUpError after 3 attempts", err)
+			}
+			if strings.Contains(giveUp.Reason, "Lunch") {
+				t.Errorf("the reason quotes the mail: %q", giveUp.Reason)
+			}
+		})
+	}
+}
+
+func TestWaitsForTheBudget(t *testing.T) {
+	b := &fakeBudget{allow: make(chan struct{})}
+	f := setup(t, fakeopenai.Config{}, func(c *llm.Config) { c.Budget = b })
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.tier.Classify(context.Background(), request("Hi", "How are you?"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("classified while the budget was exhausted: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if n := f.fake.Stats().Keys["sk-test-key-0001"].Requests; n != 0 {
+		t.Fatalf("%d requests sent while the budget was exhausted", n)
+	}
+	close(b.allow)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if b.settled <= 0 || b.settled > b.reserved {
+		t.Errorf("settled %d of a reservation of %d, want the actual cost, no more than reserved", b.settled, b.reserved)
+	}
+}
+
+type fakeBudget struct {
+	allow             chan struct{}
+	reserved, settled int64
+}
+
+func (b *fakeBudget) Reserve(ctx context.Context, estimate int64) (func(int64), error) {
+	select {
+	case <-b.allow:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	b.reserved = estimate
+	return func(actual int64) { b.settled = actual }, nil
+}
+
+func TestSecretsAndMailStayOutOfLogs(t *testing.T) {
+	f := setup(t, fakeopenai.Config{}, nil)
+	f.fake.Inject(fakeopenai.ServerError, 1)
+	if _, err := f.tier.Classify(context.Background(), request("Top secret merger", "The merger closes Friday.")); err != nil {
+		t.Fatal(err)
+	}
+	logs := f.logs.String()
+	for _, s := range []string{"sk-test-key-0001", "merger", "Friday"} {
+		if strings.Contains(logs, s) {
+			t.Errorf("logs contain %q:\n%s", s, logs)
+		}
+	}
+	if !strings.Contains(logs, "attempt failed") {
+		t.Errorf("the failed attempt was not logged:\n%s", logs)
+	}
+}
