@@ -30,6 +30,7 @@ import (
 	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
 	"mailroom.dev/platform/authn"
 	"mailroom.dev/platform/grpcconn"
+	"mailroom.dev/platform/transport"
 )
 
 // Config configures the gateway; cmd/gateway fills it from the environment.
@@ -52,6 +53,13 @@ type Config struct {
 	ReadyTimeout time.Duration `env:"MAILROOM_READY_TIMEOUT, default=2s"`
 	// ShutdownTimeout bounds the drain of in-flight requests at shutdown.
 	ShutdownTimeout time.Duration `env:"MAILROOM_SHUTDOWN_TIMEOUT, default=10s"`
+	// KeyRate is how many requests a second each API key may make, with
+	// bursts of KeyBurst (zero: twice the rate); past it, 429 with
+	// Retry-After. Zero disables the limit.
+	KeyRate  float64 `env:"MAILROOM_KEY_RATE, default=20"`
+	KeyBurst int     `env:"MAILROOM_KEY_BURST, default=40"`
+	// Transport secures the connections to the services (MAILROOM_TLS_*).
+	Transport transport.Config
 }
 
 // LogValue logs the configuration (it holds no secret).
@@ -67,6 +75,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("auth_timeout", c.AuthTimeout.String()),
 		slog.String("ready_timeout", c.ReadyTimeout.String()),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
+		slog.Float64("key_rate", c.KeyRate),
+		slog.Int("key_burst", c.KeyBurst),
+		slog.Any("transport", c.Transport),
 	)
 }
 
@@ -96,6 +107,7 @@ type Gateway struct {
 	conns    []*grpc.ClientConn
 	backends []backend
 	keys     *authn.KeyCache
+	limits   *limiter
 	mux      *runtime.ServeMux
 	metrics  *metrics
 	handler  http.Handler
@@ -123,7 +135,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 	if cfg.MaxBodyBytes < 0 {
 		return nil, errors.New("gateway: MaxBodyBytes must be positive")
 	}
-	g := &Gateway{cfg: cfg, logger: logger, metrics: newMetrics()}
+	g := &Gateway{cfg: cfg, logger: logger, metrics: newMetrics(), limits: newLimiter(cfg.KeyRate, cfg.KeyBurst)}
+	creds, err := cfg.Transport.ClientCredentials()
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 
 	targets := []struct{ name, addr, service string }{
 		{"auth", cfg.AuthAddr, authv1.AuthService_ServiceDesc.ServiceName},
@@ -136,7 +152,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 			_ = g.Close()
 			return nil, fmt.Errorf("gateway: no address for %s", t.name)
 		}
-		cc, err := grpcconn.Dial(t.addr)
+		cc, err := grpcconn.Dial(t.addr, grpcconn.WithCredentials(creds))
 		if err != nil {
 			_ = g.Close()
 			return nil, fmt.Errorf("gateway: %s: %w", t.name, err)
@@ -146,7 +162,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 	}
 	authConn, ingestConn, classifierConn, storeConn := g.conns[0], g.conns[1], g.conns[2], g.conns[3]
 	authClient := authv1.NewAuthServiceClient(authConn)
-	g.keys = authn.NewKeyCache(authn.ClientExchange(authClient), cfg.KeyCacheTTL)
+	g.keys = authn.NewKeyCache(g.recordRefusals(authn.ClientExchange(authClient)), cfg.KeyCacheTTL)
 
 	// The default marshaler of grpc-gateway (EmitUnpopulated, DiscardUnknown,
 	// HttpBody passthrough), with short enum names accepted on input and

@@ -48,7 +48,7 @@ func (g *Gateway) buildHandler() http.Handler {
 	handle("/metrics", promhttp.HandlerFor(g.metrics.registry, promhttp.HandlerOpts{Registry: g.metrics.registry}))
 	handle("/openapi.json", http.HandlerFunc(serveOpenAPI))
 	handle("/oauth/google/callback", http.HandlerFunc(g.oauthCallback))
-	root.Handle("/", g.limitBody(g.mux))
+	root.Handle("/", g.limitKeys(g.limitBody(g.mux)))
 
 	h := g.observe(root)
 	h = otelhttp.NewHandler(h, "http.server",

@@ -16,7 +16,9 @@ require (
 	github.com/nats-io/nats-server/v2 v2.15.3
 	github.com/sethvargo/go-envconfig v1.4.3
 	golang.org/x/sync v0.25.0
+	google.golang.org/grpc v1.85.0
 	mailroom.dev/gateway v0.0.0-00010101000000-000000000000
+	mailroom.dev/gen/go v0.0.0
 	mailroom.dev/platform v0.0.0
 	mailroom.dev/services/auth v0.0.0-00010101000000-000000000000
 	mailroom.dev/services/classifier v0.0.0-00010101000000-000000000000
@@ -79,9 +81,7 @@ require (
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261110000943-09e21b237f2c // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c // indirect
-	google.golang.org/grpc v1.85.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
-	mailroom.dev/gen/go v0.0.0 // indirect
 	modernc.org/libc v1.80.2 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect

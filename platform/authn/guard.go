@@ -72,6 +72,16 @@ func (c *KeyCache) Token(ctx context.Context, apiKey string) (string, error) {
 	return resp.GetToken(), nil
 }
 
+// Cached reports whether apiKey has a live entry in the cache: a key that
+// auth accepted a moment ago.
+func (c *KeyCache) Cached(apiKey string) bool {
+	h := sha256.Sum256([]byte(apiKey))
+	c.mu.Lock()
+	e, ok := c.entries[h]
+	c.mu.Unlock()
+	return ok && time.Now().Before(e.expire)
+}
+
 // Guard authenticates every call to a gRPC server, except the methods it
 // lists as public (health and reflection always are).
 type Guard struct {

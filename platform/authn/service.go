@@ -21,6 +21,15 @@ const (
 	ServiceGateway    = "gateway"
 )
 
+// KnownService reports whether name is one of the service names above.
+func KnownService(name string) bool {
+	switch name {
+	case ServiceAuth, ServiceIngest, ServiceClassifier, ServiceStore, ServiceGateway:
+		return true
+	}
+	return false
+}
+
 // RequireService refuses a caller that is not one of the named services. A
 // user token, even an admin's, is refused: internal RPCs are for services.
 func RequireService(ctx context.Context, names ...string) error {

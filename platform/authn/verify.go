@@ -36,23 +36,31 @@ func ClientKeys(c authv1.AuthServiceClient) KeysFunc {
 	}
 }
 
-// Verifier verifies identity tokens against a cached JWKS. An unknown key id
-// triggers a refresh (at most one every MinRefresh), so that a rotated key is
-// picked up without a restart; the cache is also refreshed every MaxAge.
+// Verifier verifies identity tokens against a cached JWKS. An unknown key
+// id triggers a refresh (at most one every MinRefresh; concurrent requests
+// wait for the one in flight), so that a rotated key is picked up without a
+// restart. The cache is also refreshed every MaxAge, in the background:
+// verification never waits for auth while the cached keys serve, and keeps
+// working with them while auth is away.
 type Verifier struct {
-	keys       KeysFunc
-	now        func() time.Time
+	keys KeysFunc
+	// Now is the clock (default time.Now); tests move it.
+	Now        func() time.Time
 	MinRefresh time.Duration
 	MaxAge     time.Duration
+	// FetchTimeout bounds one JWKS fetch (default 5 s).
+	FetchTimeout time.Duration
 
-	mu      sync.Mutex
-	cache   map[string]ed25519.PublicKey
-	fetched time.Time
+	mu        sync.Mutex
+	cache     map[string]ed25519.PublicKey
+	fetched   time.Time     // of the cache
+	attempted time.Time     // last fetch started
+	inflight  chan struct{} // closed when the fetch in flight ends
 }
 
 // NewVerifier returns a Verifier reading keys from keys.
 func NewVerifier(keys KeysFunc) *Verifier {
-	return &Verifier{keys: keys, now: time.Now, MinRefresh: 5 * time.Second, MaxAge: 5 * time.Minute}
+	return &Verifier{keys: keys, Now: time.Now, MinRefresh: 5 * time.Second, MaxAge: 5 * time.Minute, FetchTimeout: 5 * time.Second}
 }
 
 // Verify checks token's signature, algorithm, issuer, audience and validity
@@ -85,6 +93,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Caller, error) {
 		}
 		return Caller{User: claims.Subject, Admin: claims.Role == "admin"}, nil
 	case "service":
+		if !KnownService(claims.Subject) {
+			return Caller{}, apierror.Unauthenticatedf("invalid identity token: unknown service")
+		}
 		return Caller{Service: claims.Subject}, nil
 	}
 	return Caller{}, apierror.Unauthenticatedf("invalid identity token: unknown role")
@@ -130,32 +141,90 @@ func unwrapLast(err error) string {
 	}
 }
 
-func (v *Verifier) key(ctx context.Context, kid string) (ed25519.PublicKey, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	now := v.now()
-	k, ok := v.cache[kid]
-	stale := now.Sub(v.fetched) > v.MaxAge
-	if ok && !stale {
-		return k, nil
+func (v *Verifier) now() time.Time {
+	if v.Now == nil {
+		return time.Now()
 	}
-	if !ok && !stale && now.Sub(v.fetched) < v.MinRefresh {
-		return nil, errors.New("unknown key id")
-	}
-	if err := v.refresh(ctx); err != nil {
-		if ok {
-			return k, nil // keep verifying with what we had while auth is away
-		}
-		return nil, fmt.Errorf("fetching keys: %w", err)
-	}
-	if k, ok := v.cache[kid]; ok {
-		return k, nil
-	}
-	return nil, errors.New("unknown key id")
+	return v.Now()
 }
 
-func (v *Verifier) refresh(ctx context.Context) error {
+// key returns the public key kid names.
+func (v *Verifier) key(ctx context.Context, kid string) (ed25519.PublicKey, error) {
+	waited := false
+	for {
+		v.mu.Lock()
+		now := v.now()
+		k, known := v.cache[kid]
+		stale := now.Sub(v.fetched) > v.MaxAge
+		mayFetch := now.Sub(v.attempted) >= v.MinRefresh
+		switch {
+		case known && !stale:
+			v.mu.Unlock()
+			return k, nil
+		case known:
+			// Stale but known: answer now, refresh behind the request.
+			if mayFetch && v.inflight == nil {
+				done := v.startFetch(now)
+				go v.fetch(context.WithoutCancel(ctx), done)
+			}
+			v.mu.Unlock()
+			return k, nil
+		case v.inflight != nil:
+			// A fetch is under way (maybe for this very kid): wait for it.
+			wait := v.inflight
+			v.mu.Unlock()
+			select {
+			case <-wait:
+				waited = true
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		case !mayFetch || waited:
+			// No new fetch so soon, nor a second one after the fetch that
+			// this request waited for: tokens of unknown kids must not
+			// hammer auth.
+			v.mu.Unlock()
+			return nil, errors.New("unknown key id")
+		}
+		done := v.startFetch(now)
+		v.mu.Unlock()
+		err := v.fetch(ctx, done)
+		v.mu.Lock()
+		k, known = v.cache[kid]
+		v.mu.Unlock()
+		switch {
+		case known:
+			return k, nil
+		case err != nil:
+			return nil, fmt.Errorf("fetching keys: %w", err)
+		}
+		return nil, errors.New("unknown key id")
+	}
+}
+
+// startFetch marks a fetch as started; v.mu is held.
+func (v *Verifier) startFetch(now time.Time) chan struct{} {
+	v.attempted = now
+	done := make(chan struct{})
+	v.inflight = done
+	return done
+}
+
+// fetch reads the JWKS into the cache and closes done. On failure the cache
+// stays as it was: tokens of known keys keep verifying while auth is away.
+func (v *Verifier) fetch(ctx context.Context, done chan struct{}) error {
+	timeout := v.FetchTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	jwks, err := v.keys(ctx)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	defer close(done)
+	v.inflight = nil
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,10 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,6 +99,11 @@ func TestVerify(t *testing.T) {
 
 	parts := strings.Split(good, ".")
 	tampered := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"mailroom-auth","aud":["mailroom"],"sub":"bob","role":"admin","exp":9999999999}`)) + "." + parts[2]
+	sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+	sig[len(sig)/2] ^= 0x01
+	badSig := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(sig)
+	noKid := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims("ada", "user", now))
+	noKidTok, _ := noKid.SignedString(k.priv)
 	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT","kid":"k1"}`)) + "." + parts[1] + "."
 	hs := jwt.NewWithClaims(jwt.SigningMethodHS256, claims("ada", "admin", now))
 	hs.Header["kid"] = "k1"
@@ -110,6 +118,9 @@ func TestVerify(t *testing.T) {
 		"unknown role":  k.sign(t, badRole),
 		"unknown kid":   other.sign(t, claims("ada", "user", now)),
 		"tampered":      tampered,
+		"tampered sig":  badSig,
+		"no kid":        noKidTok,
+		"unknown svc":   k.sign(t, claims("mallory", "service", now)),
 		"alg none":      none,
 		"alg HS256":     hsTok,
 		"garbage":       "eyJ.not.a.token",
@@ -198,5 +209,79 @@ func TestRequireService(t *testing.T) {
 	// A service identity reaches no user's data through Authorize.
 	if _, err := authn.Authorize(ctx, "parent", "ada"); apierror.KindOf(err) != apierror.PermissionDenied {
 		t.Errorf("Authorize(service, ada) = %v, want PermissionDenied", err)
+	}
+}
+
+// During a rotation, requests carrying the new kid arrive together: they
+// wait for one JWKS fetch, which brings the new key, and all verify.
+func TestVerifierOneFetchForConcurrentUnknownKid(t *testing.T) {
+	k1, k2 := newKey(t, "k1"), newKey(t, "k2")
+	var fetches atomic.Int32
+	release := make(chan struct{})
+	v := authn.NewVerifier(func(context.Context) ([]*authv1.Jwk, error) {
+		if fetches.Add(1) == 1 {
+			return []*authv1.Jwk{k1.jwk()}, nil
+		}
+		<-release // slow enough for every request to arrive
+		return []*authv1.Jwk{k1.jwk(), k2.jwk()}, nil
+	})
+	v.MinRefresh = 0
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, k1.sign(t, claims("ada", "user", time.Now()))); err != nil {
+		t.Fatal(err)
+	}
+	tok := k2.sign(t, claims("ada", "user", time.Now()))
+	var wg sync.WaitGroup
+	errs := make(chan error, 10)
+	for range 10 {
+		wg.Go(func() {
+			_, err := v.Verify(ctx, tok)
+			errs <- err
+		})
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Verify(token of the new key) = %v", err)
+		}
+	}
+	if got := fetches.Load(); got != 2 {
+		t.Errorf("%d JWKS fetches, want 2: the first, and one shared by the concurrent requests", got)
+	}
+}
+
+// A stale cache keeps verifying known keys without waiting while auth does
+// not answer.
+func TestVerifierServesStaleKeysWhileAuthIsAway(t *testing.T) {
+	k := newKey(t, "k1")
+	now := time.Now()
+	var down atomic.Bool
+	block := make(chan struct{})
+	defer close(block)
+	v := authn.NewVerifier(func(ctx context.Context) ([]*authv1.Jwk, error) {
+		if down.Load() {
+			<-block // auth hangs
+			return nil, errors.New("unreachable")
+		}
+		return []*authv1.Jwk{k.jwk()}, nil
+	})
+	v.Now = func() time.Time { return now }
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, k.sign(t, claims("ada", "user", now))); err != nil {
+		t.Fatal(err)
+	}
+	down.Store(true)
+	now = now.Add(v.MaxAge + time.Minute)
+	start := time.Now()
+	for range 3 {
+		if _, err := v.Verify(ctx, k.sign(t, claims("ada", "user", now))); err != nil {
+			t.Fatalf("Verify with a stale cache while auth hangs: %v", err)
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("verification waited %v for a hanging auth", d)
 	}
 }

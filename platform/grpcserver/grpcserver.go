@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -36,6 +37,9 @@ type Options struct {
 	MaxRecvMsgSize int
 	// ShutdownTimeout bounds the drain of in-flight calls (default 10 s).
 	ShutdownTimeout time.Duration
+	// Creds secures the connections (transport.Config.ServerCredentials);
+	// nil serves plaintext.
+	Creds credentials.TransportCredentials
 }
 
 // Server is a gRPC server with health and reflection.
@@ -60,7 +64,7 @@ func New(opts Options) *Server {
 	l := opts.Logger
 	unary := append([]grpc.UnaryServerInterceptor{logUnary(l), recoverUnary(l), errorsUnary(l)}, opts.Unary...)
 	stream := append([]grpc.StreamServerInterceptor{logStream(l), recoverStream(l), errorsStream(l)}, opts.Stream...)
-	gs := grpc.NewServer(
+	serverOpts := []grpc.ServerOption{
 		// Health checks (probes every few seconds) make no spans.
 		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))),
 		grpc.ChainUnaryInterceptor(unary...),
@@ -68,7 +72,11 @@ func New(opts Options) *Server {
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
-	)
+	}
+	if opts.Creds != nil {
+		serverOpts = append(serverOpts, grpc.Creds(opts.Creds))
+	}
+	gs := grpc.NewServer(serverOpts...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)

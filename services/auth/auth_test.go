@@ -46,6 +46,7 @@ func (b *logBuffer) String() string {
 
 // server is an auth service started on 127.0.0.1:0.
 type server struct {
+	addr   string
 	client authv1.AuthServiceClient
 	stop   func()
 }
@@ -82,7 +83,7 @@ func start(t *testing.T, cfg auth.Config, logs *logBuffer) *server {
 		})
 	}
 	t.Cleanup(stop)
-	return &server{client: authv1.NewAuthServiceClient(cc), stop: stop}
+	return &server{addr: lis.Addr().String(), client: authv1.NewAuthServiceClient(cc), stop: stop}
 }
 
 func TestAuthService(t *testing.T) {

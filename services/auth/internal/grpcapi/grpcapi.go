@@ -138,12 +138,102 @@ func (s *Server) ExchangeApiKey(ctx context.Context, req *authv1.ExchangeApiKeyR
 	if err != nil {
 		return nil, err
 	}
+	if t.Service != "" {
+		return &authv1.ExchangeApiKeyResponse{
+			Token:      t.Value,
+			ExpireTime: timestamppb.New(t.ExpireTime),
+			Role:       authv1.Role_ROLE_SERVICE,
+		}, nil
+	}
 	return &authv1.ExchangeApiKeyResponse{
 		Token:      t.Value,
 		ExpireTime: timestamppb.New(t.ExpireTime),
 		User:       resname.User(t.User.ID),
 		Role:       roleToProto(t.User.Role),
 	}, nil
+}
+
+// DeleteUser implements authv1.AuthServiceServer: the user itself or an
+// admin deletes the user and its data in every service.
+func (s *Server) DeleteUser(ctx context.Context, req *authv1.DeleteUserRequest) (*authv1.DeleteUserResponse, error) {
+	user, err := userFromName(ctx, "name", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	counts, err := s.svc.DeleteUser(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.DeleteUserResponse{Deleted: counts}, nil
+}
+
+// credentialPattern is the name of a mailbox's credential.
+const credentialPattern = "users/*/mailboxes/*/credential"
+
+// PutCredential implements authv1.AuthServiceServer. Only ingest may call it.
+func (s *Server) PutCredential(ctx context.Context, req *authv1.PutCredentialRequest) (*authv1.PutCredentialResponse, error) {
+	if err := authn.RequireService(ctx, authn.ServiceIngest); err != nil {
+		return nil, err
+	}
+	ids, err := resname.Parse("credential.name", credentialPattern, req.GetCredential().GetName())
+	if err != nil {
+		return nil, err
+	}
+	kind, err := kindFromProto(req.GetCredential().GetKind())
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.svc.PutCredential(ctx, identity.Credential{UserID: ids[0], MailboxID: ids[1], Kind: kind, Secret: req.GetCredential().GetSecret()})
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.PutCredentialResponse{Credential: credentialToProto(c)}, nil
+}
+
+// GetCredential implements authv1.AuthServiceServer. Only ingest may call
+// it: it is the one way a decrypted credential leaves auth.
+func (s *Server) GetCredential(ctx context.Context, req *authv1.GetCredentialRequest) (*authv1.GetCredentialResponse, error) {
+	if err := authn.RequireService(ctx, authn.ServiceIngest); err != nil {
+		return nil, err
+	}
+	ids, err := resname.Parse("name", credentialPattern, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.svc.GetCredential(ctx, ids[0], ids[1])
+	if err != nil {
+		return nil, err
+	}
+	pb := credentialToProto(c)
+	pb.Secret = c.Secret
+	return &authv1.GetCredentialResponse{Credential: pb}, nil
+}
+
+// DeleteCredential implements authv1.AuthServiceServer. Only ingest may call it.
+func (s *Server) DeleteCredential(ctx context.Context, req *authv1.DeleteCredentialRequest) (*authv1.DeleteCredentialResponse, error) {
+	if err := authn.RequireService(ctx, authn.ServiceIngest); err != nil {
+		return nil, err
+	}
+	ids, err := resname.Parse("name", credentialPattern, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.svc.DeleteCredential(ctx, ids[0], ids[1]); err != nil {
+		return nil, err
+	}
+	return &authv1.DeleteCredentialResponse{}, nil
+}
+
+// RotateVaultKey implements authv1.AuthServiceServer. Admin only.
+func (s *Server) RotateVaultKey(ctx context.Context, _ *authv1.RotateVaultKeyRequest) (*authv1.RotateVaultKeyResponse, error) {
+	if err := authn.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	n, active, err := s.svc.RotateVault(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &authv1.RotateVaultKeyResponse{Rotated: n, KeyId: active}, nil
 }
 
 // GetJwks implements authv1.AuthServiceServer. It is public.
@@ -212,6 +302,36 @@ func roleToProto(r identity.Role) authv1.Role {
 		return authv1.Role_ROLE_ADMIN
 	}
 	return authv1.Role_ROLE_UNSPECIFIED
+}
+
+func kindFromProto(k authv1.CredentialKind) (identity.CredentialKind, error) {
+	switch k {
+	case authv1.CredentialKind_CREDENTIAL_KIND_GMAIL_REFRESH_TOKEN:
+		return identity.CredentialGmailRefreshToken, nil
+	case authv1.CredentialKind_CREDENTIAL_KIND_IMAP_PASSWORD:
+		return identity.CredentialIMAPPassword, nil
+	}
+	return "", apierror.Invalid("credential.kind", "must be CREDENTIAL_KIND_GMAIL_REFRESH_TOKEN or CREDENTIAL_KIND_IMAP_PASSWORD")
+}
+
+func kindToProto(k identity.CredentialKind) authv1.CredentialKind {
+	switch k {
+	case identity.CredentialGmailRefreshToken:
+		return authv1.CredentialKind_CREDENTIAL_KIND_GMAIL_REFRESH_TOKEN
+	case identity.CredentialIMAPPassword:
+		return authv1.CredentialKind_CREDENTIAL_KIND_IMAP_PASSWORD
+	}
+	return authv1.CredentialKind_CREDENTIAL_KIND_UNSPECIFIED
+}
+
+// credentialToProto returns c without its secret.
+func credentialToProto(c identity.Credential) *authv1.Credential {
+	return &authv1.Credential{
+		Name:       identity.CredentialName(c.UserID, c.MailboxID),
+		Kind:       kindToProto(c.Kind),
+		KeyId:      c.KeyID,
+		CreateTime: timestamppb.New(c.CreateTime),
+	}
 }
 
 func userToProto(u identity.User) *authv1.User {

@@ -1,6 +1,8 @@
 // Package identity is the auth service's domain: users, their API keys, the
-// Ed25519 keys that sign identity tokens, and the exchange of an API key for
-// such a token. It knows neither gRPC nor SQL; a Repository keeps its state.
+// services' keys, the Ed25519 keys that sign identity tokens (and their
+// rotation), the exchange of a key for such a token, the credential vault
+// and the deletion of a user across services. It knows neither gRPC nor
+// SQL; a Repository keeps its state and Purgers reach the other services.
 package identity
 
 import (
@@ -8,6 +10,8 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"time"
+
+	"mailroom.dev/services/auth/internal/vault"
 )
 
 // Role is what a user may do.
@@ -47,25 +51,99 @@ type APIKey struct {
 }
 
 // SigningKey is an Ed25519 key that signs identity tokens. Keys form
-// generations: the newest unretired generation signs, and every unretired
-// key is published in the JWKS, so that a rotation (a later issue) adds a
-// generation and retires the old one only after its last token expired.
+// generations: a rotation adds a generation, published in the JWKS at once
+// but signing only from its ActivateTime, so that every verifier knows it
+// before its first token; the previous key stays published until the last
+// token it signed has expired, then it is retired.
 type SigningKey struct {
 	// ID is the key id that tokens name in their "kid" header.
 	ID string
-	// Generation orders keys; it is unique, so that replicas starting
-	// together create one key, not one each.
+	// Generation orders keys; it is unique, so that replicas starting (or
+	// rotating) together create one key, not one each.
 	Generation int
 	PrivateKey ed25519.PrivateKey
 	CreateTime time.Time
+	// ActivateTime is when the key starts signing.
+	ActivateTime time.Time
+}
+
+// StoredSigningKey is a signing key as the Repository keeps it: its 32-byte
+// Ed25519 seed sealed by the vault, or, while no key-encryption key is
+// configured, in the clear (Seed.KeyID empty, the seed in Seed.Ciphertext).
+type StoredSigningKey struct {
+	ID           string
+	Generation   int
+	CreateTime   time.Time
+	ActivateTime time.Time
+	Seed         vault.Sealed
+}
+
+// ServiceKey is the key of a mailroom service (MAILROOM_SERVICE_KEYS),
+// which ExchangeApiKey turns into a service identity. As for API keys, only
+// the hash is kept.
+type ServiceKey struct {
+	// Service is the service's name (authn.ServiceIngest …).
+	Service    string
+	Prefix     string
+	Hash       []byte
+	CreateTime time.Time
+}
+
+// CredentialKind is what a mailbox credential is; its values are the
+// stored form, and part of the associated data of the ciphertext.
+type CredentialKind string
+
+// The kinds of credential.
+const (
+	CredentialGmailRefreshToken CredentialKind = "gmail_refresh_token"
+	CredentialIMAPPassword      CredentialKind = "imap_password"
+)
+
+// Credential is a mailbox's secret: users/{UserID}/mailboxes/{MailboxID}/credential.
+type Credential struct {
+	UserID    string
+	MailboxID string
+	Kind      CredentialKind
+	// Secret is the plaintext: input of PutCredential, output of
+	// GetCredential, never stored.
+	Secret []byte
+	// KeyID names the key-encryption key that wraps its data key.
+	KeyID      string
+	CreateTime time.Time
+	UpdateTime time.Time
+}
+
+// StoredCredential is a credential as the Repository keeps it: sealed.
+type StoredCredential struct {
+	UserID     string
+	MailboxID  string
+	Kind       CredentialKind
+	Sealed     vault.Sealed
+	CreateTime time.Time
+	UpdateTime time.Time
+}
+
+// Deleted counts the rows that DeleteUserData removed.
+type Deleted struct {
+	Credentials, APIKeys, Users int64
+}
+
+// Purger deletes a user's data in another service (DeleteUser).
+type Purger struct {
+	// Service names the service; its counts are reported as
+	// "<Service>.<kind>".
+	Service string
+	// Purge deletes the data of userID and counts it by kind. It is
+	// idempotent: a second call deletes what is left, if anything.
+	Purge func(ctx context.Context, userID string) (map[string]int64, error)
 }
 
 // Errors a Repository returns; the Service turns them into API errors.
 var (
 	// ErrNotFound means that no row matched.
 	ErrNotFound = errors.New("identity: not found")
-	// ErrExists means that a unique key (an id, an API key's hash, a signing
-	// key's generation) is taken already.
+	// ErrExists means that a unique key (an id, an API key's or service
+	// key's hash, a signing key's generation) is taken already.
 	ErrExists = errors.New("identity: already exists")
 )
 
@@ -106,7 +184,42 @@ type Repository interface {
 
 	// CreateSigningKey stores a new signing key, or returns ErrExists when
 	// its id or generation is taken.
-	CreateSigningKey(ctx context.Context, k SigningKey) error
+	CreateSigningKey(ctx context.Context, k StoredSigningKey) error
 	// SigningKeys returns the unretired signing keys, newest generation first.
-	SigningKeys(ctx context.Context) ([]SigningKey, error)
+	SigningKeys(ctx context.Context) ([]StoredSigningKey, error)
+	// ResealSigningKey replaces the sealed seed of the unretired key id,
+	// if it is still old; ErrNotFound otherwise.
+	ResealSigningKey(ctx context.Context, id string, old, sealed vault.Sealed) error
+	// RetireSigningKey marks the key id retired at t and erases its
+	// private key; ErrNotFound when it is retired already.
+	RetireSigningKey(ctx context.Context, id string, t time.Time) error
+
+	// PutServiceKey stores k as the key of k.Service, replacing an earlier
+	// one; ErrExists when the hash is another service's.
+	PutServiceKey(ctx context.Context, k ServiceKey) error
+	// GetServiceKey returns the key of service, or ErrNotFound.
+	GetServiceKey(ctx context.Context, service string) (ServiceKey, error)
+	// ServiceKeyByHash returns the service key with hash, or ErrNotFound.
+	ServiceKeyByHash(ctx context.Context, hash []byte) (ServiceKey, error)
+
+	// PutCredential stores c, replacing the credential of the same mailbox
+	// (which keeps its create time), and returns what is stored.
+	PutCredential(ctx context.Context, c StoredCredential) (StoredCredential, error)
+	// GetCredential returns a mailbox's credential, or ErrNotFound.
+	GetCredential(ctx context.Context, userID, mailboxID string) (StoredCredential, error)
+	// DeleteCredential deletes a mailbox's credential, or returns ErrNotFound.
+	DeleteCredential(ctx context.Context, userID, mailboxID string) error
+	// CredentialsNotUnder returns up to limit credentials whose data key is
+	// not wrapped by the KEK keyID, ordered by user and mailbox, after the
+	// credential (afterUser, afterMailbox).
+	CredentialsNotUnder(ctx context.Context, keyID, afterUser, afterMailbox string, limit int) ([]StoredCredential, error)
+	// ResealCredential replaces the sealed value of a credential, if it is
+	// still old; ErrNotFound otherwise (replaced or deleted meanwhile).
+	ResealCredential(ctx context.Context, userID, mailboxID string, old, sealed vault.Sealed) error
+	// CountCredentialsByKey counts the credentials by the id of their KEK.
+	CountCredentialsByKey(ctx context.Context) (map[string]int64, error)
+
+	// DeleteUserData deletes, in one transaction, the credentials, the API
+	// keys (revoked or not) and the row of userID, and counts them.
+	DeleteUserData(ctx context.Context, userID string) (Deleted, error)
 }

@@ -50,6 +50,21 @@ func newService(t *testing.T, c *clock) (*identity.Service, identity.Repository)
 // serviceOn returns a Service on the database at url, and its repository.
 func serviceOn(t *testing.T, url string, c *clock) (*identity.Service, identity.Repository) {
 	t.Helper()
+	opts := identity.Options{}
+	if c != nil {
+		opts.Now = c.Now
+	}
+	s, repo, err := open(t, url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, repo
+}
+
+// open returns a Service with opts (a 2 minute token TTL and a silent
+// logger unless set) on the database at url, and its repository.
+func open(t *testing.T, url string, opts identity.Options) (*identity.Service, identity.Repository, error) {
+	t.Helper()
 	ctx := context.Background()
 	db, err := sqlrepo.Open(ctx, url)
 	if err != nil {
@@ -57,15 +72,14 @@ func serviceOn(t *testing.T, url string, c *clock) (*identity.Service, identity.
 	}
 	t.Cleanup(func() { db.Close() })
 	repo := sqlrepo.New(db.SQL)
-	opts := identity.Options{TokenTTL: 2 * time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if c != nil {
-		opts.Now = c.Now
+	if opts.TokenTTL == 0 {
+		opts.TokenTTL = 2 * time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s, err := identity.New(ctx, repo, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, repo
+	return s, repo, err
 }
 
 func kind(err error) apierror.Kind {

@@ -17,6 +17,7 @@ import (
 	"mailroom.dev/platform/apierror"
 	"mailroom.dev/platform/authn"
 	"mailroom.dev/platform/resname"
+	"mailroom.dev/services/auth/internal/vault"
 )
 
 // Options configure New.
@@ -27,19 +28,39 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives what the service did; never a secret.
 	Logger *slog.Logger
+	// Vault holds the key-encryption keys; nil when none is configured:
+	// then the credential vault refuses to work and signing keys are
+	// stored in the clear.
+	Vault *vault.Keyring
+	// RotateEvery is the age at which a signing key is replaced by a new
+	// one (zero: never).
+	RotateEvery time.Duration
+	// ReloadEvery is how often the caller runs Refresh (default 1 minute).
+	// A new signing key is published for two of these periods before it
+	// signs, so that every replica has loaded it first.
+	ReloadEvery time.Duration
+	// Purgers delete a user's data in the other services (DeleteUser).
+	Purgers []Purger
 }
 
 // Service is the auth domain: every operation of the auth API, after the
 // caller has been authorized. Its methods return *apierror.Error for
 // whatever the caller did wrong.
 type Service struct {
-	repo   Repository
-	ttl    time.Duration
-	now    func() time.Time
-	logger *slog.Logger
+	repo        Repository
+	ttl         time.Duration
+	now         func() time.Time
+	logger      *slog.Logger
+	vault       *vault.Keyring
+	rotateEvery time.Duration
+	reloadEvery time.Duration
+	purgers     []Purger
 
 	mu   sync.RWMutex
-	keys []SigningKey // unretired, newest generation first; keys[0] signs
+	keys []SigningKey // unretired, newest generation first
+
+	ownMu    sync.Mutex
+	ownToken Token // auth's own service token, reused until near its expiry
 }
 
 // New returns a Service over repo, with its signing keys loaded (and the
@@ -57,8 +78,26 @@ func New(ctx context.Context, repo Repository, opts Options) (*Service, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Service{repo: repo, ttl: opts.TokenTTL, now: opts.Now, logger: opts.Logger}
-	if err := s.loadKeys(ctx); err != nil {
+	if opts.ReloadEvery <= 0 {
+		opts.ReloadEvery = time.Minute
+	}
+	if opts.RotateEvery < 0 {
+		return nil, fmt.Errorf("identity: negative signing key rotation period %s", opts.RotateEvery)
+	}
+	if min := prepublish(opts.ReloadEvery) + opts.TokenTTL; opts.RotateEvery > 0 && opts.RotateEvery <= min {
+		return nil, fmt.Errorf("identity: a signing key rotation every %s is too frequent: a new key is published %s before it signs and tokens live %s; rotate less often than every %s", opts.RotateEvery, prepublish(opts.ReloadEvery), opts.TokenTTL, min)
+	}
+	s := &Service{
+		repo:        repo,
+		ttl:         opts.TokenTTL,
+		now:         opts.Now,
+		logger:      opts.Logger,
+		vault:       opts.Vault,
+		rotateEvery: opts.RotateEvery,
+		reloadEvery: opts.ReloadEvery,
+		purgers:     opts.Purgers,
+	}
+	if err := s.Refresh(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -2,10 +2,8 @@ package identity
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
@@ -56,15 +54,22 @@ type Token struct {
 	// Value is the JWT.
 	Value      string
 	ExpireTime time.Time
-	// User is the key's owner as it is now (the role is read at exchange).
+	// User is the key's owner as it is now (the role is read at exchange);
+	// zero for a service.
 	User User
+	// Service is the service's name, for a service key; empty for a user.
+	Service string
 }
+
+// The "role" claim of a service identity token.
+const roleService = "service"
 
 // invalidKey is the one answer to a key that does not exchange, whatever
 // the reason; it never repeats the key.
 func invalidKey() error { return apierror.Unauthenticatedf("invalid API key") }
 
-// Exchange trades an API key for an identity token naming its owner.
+// Exchange trades an API key, or a service key, for an identity token
+// naming its owner.
 func (s *Service) Exchange(ctx context.Context, secret string) (Token, error) {
 	if secret == "" {
 		return Token{}, apierror.Invalid("api_key", "is required")
@@ -74,9 +79,10 @@ func (s *Service) Exchange(ctx context.Context, secret string) (Token, error) {
 	}
 	// The lookup is by hash, so a timing difference in the index reveals
 	// something about the hash only, not about the key.
-	k, u, err := s.repo.APIKeyByHash(ctx, hashSecret(secret))
+	hash := hashSecret(secret)
+	k, u, err := s.repo.APIKeyByHash(ctx, hash)
 	if errors.Is(err, ErrNotFound) {
-		return Token{}, invalidKey()
+		return s.exchangeServiceKey(ctx, hash)
 	}
 	if err != nil {
 		return Token{}, fmt.Errorf("find api key: %w", err)
@@ -88,23 +94,59 @@ func (s *Service) Exchange(ctx context.Context, secret string) (Token, error) {
 			s.logger.WarnContext(ctx, "recording api key use", "api_key", resname.APIKey(k.UserID, k.ID), "error", err.Error())
 		}
 	}
-	value, exp, err := s.sign(u, now)
+	value, exp, err := s.sign(u.ID, string(u.Role), now)
 	if err != nil {
 		return Token{}, err
 	}
 	return Token{Value: value, ExpireTime: exp, User: u}, nil
 }
 
-// sign returns a token for u issued at now, and its expiry.
-func (s *Service) sign(u User, now time.Time) (string, time.Time, error) {
-	key := s.activeKey()
+// exchangeServiceKey trades the service key with hash for a service
+// identity token.
+func (s *Service) exchangeServiceKey(ctx context.Context, hash []byte) (Token, error) {
+	k, err := s.repo.ServiceKeyByHash(ctx, hash)
+	if errors.Is(err, ErrNotFound) {
+		return Token{}, invalidKey()
+	}
+	if err != nil {
+		return Token{}, fmt.Errorf("find service key: %w", err)
+	}
+	value, exp, err := s.sign(k.Service, roleService, s.clock())
+	if err != nil {
+		return Token{}, err
+	}
+	return Token{Value: value, ExpireTime: exp, Service: k.Service}, nil
+}
+
+// ServiceToken returns a service identity token of auth itself, minted
+// locally, for auth's calls to the other services. A token is reused until
+// a minute (or a quarter of its life) before it expires.
+func (s *Service) ServiceToken(context.Context) (string, error) {
+	s.ownMu.Lock()
+	defer s.ownMu.Unlock()
+	now := s.clock()
+	margin := min(time.Minute, s.ttl/4)
+	if s.ownToken.Value != "" && now.Add(margin).Before(s.ownToken.ExpireTime) {
+		return s.ownToken.Value, nil
+	}
+	value, exp, err := s.sign(authn.ServiceAuth, roleService, now)
+	if err != nil {
+		return "", err
+	}
+	s.ownToken = Token{Value: value, ExpireTime: exp, Service: authn.ServiceAuth}
+	return value, nil
+}
+
+// sign returns a token for subject with role, issued at now, and its expiry.
+func (s *Service) sign(subject, role string, now time.Time) (string, time.Time, error) {
+	key := s.signingKey(now)
 	// JWT times are whole seconds; the response's expire_time must match.
 	iat := now.Truncate(time.Second)
 	exp := iat.Add(s.ttl)
 	claims := authn.Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    authn.Issuer,
-			Subject:   u.ID,
+			Subject:   subject,
 			Audience:  jwt.ClaimStrings{authn.Audience},
 			IssuedAt:  jwt.NewNumericDate(iat),
 			NotBefore: jwt.NewNumericDate(iat),
@@ -112,7 +154,7 @@ func (s *Service) sign(u User, now time.Time) (string, time.Time, error) {
 			// A token id, so that a later issue can deny or trace a single token.
 			ID: randomID(10),
 		},
-		Role: string(u.Role),
+		Role: role,
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 	t.Header["kid"] = key.ID
@@ -121,84 +163,4 @@ func (s *Service) sign(u User, now time.Time) (string, time.Time, error) {
 		return "", time.Time{}, fmt.Errorf("sign token: %w", err)
 	}
 	return v, exp, nil
-}
-
-// JWK is a public key in JSON Web Key form (RFC 8037).
-type JWK struct {
-	Kty, Crv, X, Kid, Alg, Use string
-}
-
-// JWKS returns the public keys that verify identity tokens: every
-// unretired key, the signing one first.
-func (s *Service) JWKS() []JWK {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := make([]JWK, 0, len(s.keys))
-	for _, k := range s.keys {
-		out = append(out, JWK{
-			Kty: "OKP",
-			Crv: "Ed25519",
-			X:   base64.RawURLEncoding.EncodeToString(k.PrivateKey.Public().(ed25519.PublicKey)),
-			Kid: k.ID,
-			Alg: "EdDSA",
-			Use: "sig",
-		})
-	}
-	return out
-}
-
-func (s *Service) activeKey() SigningKey {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.keys[0]
-}
-
-// loadKeys reads the signing keys, creating the first generation when there
-// is none. Replicas starting together race on generation 1; the loser's
-// insert fails on the unique generation and it loads the winner's key, so
-// every replica signs with the same key.
-//
-// Keys are read once, at start. Rotation (a later issue) adds a generation
-// and must make replicas reload: periodically, or on a JWKS miss.
-func (s *Service) loadKeys(ctx context.Context) error {
-	for attempt := 0; attempt < 2; attempt++ {
-		keys, err := s.repo.SigningKeys(ctx)
-		if err != nil {
-			return fmt.Errorf("load signing keys: %w", err)
-		}
-		if len(keys) > 0 {
-			s.mu.Lock()
-			s.keys = keys
-			s.mu.Unlock()
-			return nil
-		}
-		k, err := newSigningKey(1, s.clock())
-		if err != nil {
-			return err
-		}
-		err = s.repo.CreateSigningKey(ctx, k)
-		if err != nil && !errors.Is(err, ErrExists) {
-			return fmt.Errorf("create signing key: %w", err)
-		}
-		if err == nil {
-			s.logger.InfoContext(ctx, "signing key created", "kid", k.ID, "generation", k.Generation)
-		}
-	}
-	return errors.New("identity: no signing key after creating one")
-}
-
-// newSigningKey returns a fresh Ed25519 key of generation gen. Its id says
-// its generation and adds randomness, so that ids never repeat across
-// databases (a verifier caches keys by id).
-func newSigningKey(gen int, now time.Time) (SigningKey, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return SigningKey{}, fmt.Errorf("generate signing key: %w", err)
-	}
-	return SigningKey{
-		ID:         fmt.Sprintf("ed25519-g%d-%s", gen, randomID(5)),
-		Generation: gen,
-		PrivateKey: priv,
-		CreateTime: now,
-	}, nil
 }

@@ -1,5 +1,5 @@
-// Package sqlrepo keeps the auth service's state (users, API keys, signing
-// keys) in SQL through database/sql. Its queries are portable, $N
+// Package sqlrepo keeps the auth service's state (users, API keys, service
+// keys, signing keys, sealed credentials) in SQL through database/sql. Its queries are portable, $N
 // placeholders and all, so one Repo serves Postgres (pgx's stdlib driver)
 // and SQLite (modernc.org/sqlite); each backend has its own embedded goose
 // migrations.
@@ -7,7 +7,6 @@ package sqlrepo
 
 import (
 	"context"
-	"crypto/ed25519"
 	"database/sql"
 	"embed"
 	"errors"
@@ -17,6 +16,7 @@ import (
 
 	"mailroom.dev/platform/sqldb"
 	"mailroom.dev/services/auth/internal/identity"
+	"mailroom.dev/services/auth/internal/vault"
 )
 
 //go:embed migrations/postgres/*.sql migrations/sqlite/*.sql
@@ -282,13 +282,23 @@ func (r *Repo) TouchAPIKey(ctx context.Context, userID, id string, t, notBefore 
 	return nil
 }
 
-// CreateSigningKey implements identity.Repository. Only the 32-byte seed of
-// the private key is stored; it is not encrypted yet (a later issue
-// encrypts it with the vault's key-encryption key).
-func (r *Repo) CreateSigningKey(ctx context.Context, k identity.SigningKey) error {
+// nullBytes stores an empty byte slice as NULL.
+func nullBytes(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
+// nullString stores an empty string as NULL.
+func nullString(v string) sql.NullString { return sql.NullString{String: v, Valid: v != ""} }
+
+// CreateSigningKey implements identity.Repository.
+func (r *Repo) CreateSigningKey(ctx context.Context, k identity.StoredSigningKey) error {
 	_, err := r.db.ExecContext(ctx,
-		`INSERT INTO signing_keys (id, generation, algorithm, private_key, create_time) VALUES ($1, $2, 'EdDSA', $3, $4)`,
-		k.ID, k.Generation, k.PrivateKey.Seed(), micros(k.CreateTime))
+		`INSERT INTO signing_keys (id, generation, algorithm, private_key, kek_id, wrapped_key, create_time, activate_time)
+		 VALUES ($1, $2, 'EdDSA', $3, $4, $5, $6, $7)`,
+		k.ID, k.Generation, k.Seed.Ciphertext, nullString(k.Seed.KeyID), nullBytes(k.Seed.WrappedKey), micros(k.CreateTime), micros(k.ActivateTime))
 	if err != nil {
 		return insertErr("insert signing key", err)
 	}
@@ -296,33 +306,226 @@ func (r *Repo) CreateSigningKey(ctx context.Context, k identity.SigningKey) erro
 }
 
 // SigningKeys implements identity.Repository.
-func (r *Repo) SigningKeys(ctx context.Context) ([]identity.SigningKey, error) {
+func (r *Repo) SigningKeys(ctx context.Context) ([]identity.StoredSigningKey, error) {
 	rows, err := r.db.QueryContext(ctx,
-		`SELECT id, generation, private_key, create_time FROM signing_keys
+		`SELECT id, generation, private_key, kek_id, wrapped_key, create_time, activate_time FROM signing_keys
 		 WHERE retire_time IS NULL ORDER BY generation DESC`)
 	if err != nil {
 		return nil, fmt.Errorf("select signing keys: %w", err)
 	}
 	defer rows.Close()
-	var keys []identity.SigningKey
+	var keys []identity.StoredSigningKey
 	for rows.Next() {
 		var (
-			k          identity.SigningKey
-			seed       []byte
-			createTime int64
+			k                    identity.StoredSigningKey
+			kekID                sql.NullString
+			createTime, activate int64
 		)
-		if err := rows.Scan(&k.ID, &k.Generation, &seed, &createTime); err != nil {
+		if err := rows.Scan(&k.ID, &k.Generation, &k.Seed.Ciphertext, &kekID, &k.Seed.WrappedKey, &createTime, &activate); err != nil {
 			return nil, fmt.Errorf("scan signing key: %w", err)
 		}
-		if len(seed) != ed25519.SeedSize {
-			return nil, fmt.Errorf("signing key %s: stored seed has %d bytes, want %d", k.ID, len(seed), ed25519.SeedSize)
-		}
-		k.PrivateKey = ed25519.NewKeyFromSeed(seed)
+		k.Seed.KeyID = kekID.String
 		k.CreateTime = fromMicros(createTime)
+		k.ActivateTime = fromMicros(activate)
 		keys = append(keys, k)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("select signing keys: %w", err)
 	}
 	return keys, nil
+}
+
+// ResealSigningKey implements identity.Repository.
+func (r *Repo) ResealSigningKey(ctx context.Context, id string, old, sealed vault.Sealed) error {
+	res, err := r.db.ExecContext(ctx,
+		`UPDATE signing_keys SET private_key = $2, kek_id = $3, wrapped_key = $4
+		 WHERE id = $1 AND retire_time IS NULL AND private_key = $5 AND wrapped_key IS NOT DISTINCT FROM $6`,
+		id, sealed.Ciphertext, nullString(sealed.KeyID), nullBytes(sealed.WrappedKey), old.Ciphertext, nullBytes(old.WrappedKey))
+	return one("reseal signing key", res, err)
+}
+
+// RetireSigningKey implements identity.Repository. The private key is
+// erased: no token can be signed with a retired key again.
+func (r *Repo) RetireSigningKey(ctx context.Context, id string, t time.Time) error {
+	res, err := r.db.ExecContext(ctx,
+		`UPDATE signing_keys SET retire_time = $2, private_key = $3, kek_id = NULL, wrapped_key = NULL
+		 WHERE id = $1 AND retire_time IS NULL`,
+		id, micros(t), []byte{})
+	return one("retire signing key", res, err)
+}
+
+// PutServiceKey implements identity.Repository.
+func (r *Repo) PutServiceKey(ctx context.Context, k identity.ServiceKey) error {
+	_, err := r.db.ExecContext(ctx,
+		`INSERT INTO service_keys (service, prefix, hash, create_time) VALUES ($1, $2, $3, $4)
+		 ON CONFLICT (service) DO UPDATE SET prefix = excluded.prefix, hash = excluded.hash, create_time = excluded.create_time`,
+		k.Service, k.Prefix, k.Hash, micros(k.CreateTime))
+	if err != nil {
+		return insertErr("put service key", err)
+	}
+	return nil
+}
+
+func scanServiceKey(row *sql.Row) (identity.ServiceKey, error) {
+	var (
+		k          identity.ServiceKey
+		createTime int64
+	)
+	err := row.Scan(&k.Service, &k.Prefix, &k.Hash, &createTime)
+	if errors.Is(err, sql.ErrNoRows) {
+		return identity.ServiceKey{}, identity.ErrNotFound
+	}
+	if err != nil {
+		return identity.ServiceKey{}, fmt.Errorf("select service key: %w", err)
+	}
+	k.CreateTime = fromMicros(createTime)
+	return k, nil
+}
+
+// GetServiceKey implements identity.Repository.
+func (r *Repo) GetServiceKey(ctx context.Context, service string) (identity.ServiceKey, error) {
+	return scanServiceKey(r.db.QueryRowContext(ctx,
+		`SELECT service, prefix, hash, create_time FROM service_keys WHERE service = $1`, service))
+}
+
+// ServiceKeyByHash implements identity.Repository.
+func (r *Repo) ServiceKeyByHash(ctx context.Context, hash []byte) (identity.ServiceKey, error) {
+	return scanServiceKey(r.db.QueryRowContext(ctx,
+		`SELECT service, prefix, hash, create_time FROM service_keys WHERE hash = $1`, hash))
+}
+
+const credentialColumns = `user_id, mailbox_id, kind, kek_id, wrapped_key, ciphertext, create_time, update_time`
+
+func scanCredential(s scanner) (identity.StoredCredential, error) {
+	var (
+		c                  identity.StoredCredential
+		kind               string
+		createTime, update int64
+	)
+	if err := s.Scan(&c.UserID, &c.MailboxID, &kind, &c.Sealed.KeyID, &c.Sealed.WrappedKey, &c.Sealed.Ciphertext, &createTime, &update); err != nil {
+		return identity.StoredCredential{}, err
+	}
+	c.Kind = identity.CredentialKind(kind)
+	c.CreateTime = fromMicros(createTime)
+	c.UpdateTime = fromMicros(update)
+	return c, nil
+}
+
+// PutCredential implements identity.Repository.
+func (r *Repo) PutCredential(ctx context.Context, c identity.StoredCredential) (identity.StoredCredential, error) {
+	row := r.db.QueryRowContext(ctx,
+		`INSERT INTO credentials (`+credentialColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		 ON CONFLICT (user_id, mailbox_id) DO UPDATE SET kind = excluded.kind, kek_id = excluded.kek_id,
+		   wrapped_key = excluded.wrapped_key, ciphertext = excluded.ciphertext, update_time = excluded.update_time
+		 RETURNING `+credentialColumns,
+		c.UserID, c.MailboxID, string(c.Kind), c.Sealed.KeyID, c.Sealed.WrappedKey, c.Sealed.Ciphertext, micros(c.CreateTime), micros(c.UpdateTime))
+	stored, err := scanCredential(row)
+	if err != nil {
+		return identity.StoredCredential{}, insertErr("put credential", err)
+	}
+	return stored, nil
+}
+
+// GetCredential implements identity.Repository.
+func (r *Repo) GetCredential(ctx context.Context, userID, mailboxID string) (identity.StoredCredential, error) {
+	c, err := scanCredential(r.db.QueryRowContext(ctx,
+		`SELECT `+credentialColumns+` FROM credentials WHERE user_id = $1 AND mailbox_id = $2`, userID, mailboxID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return identity.StoredCredential{}, identity.ErrNotFound
+	}
+	if err != nil {
+		return identity.StoredCredential{}, fmt.Errorf("select credential: %w", err)
+	}
+	return c, nil
+}
+
+// DeleteCredential implements identity.Repository.
+func (r *Repo) DeleteCredential(ctx context.Context, userID, mailboxID string) error {
+	res, err := r.db.ExecContext(ctx, `DELETE FROM credentials WHERE user_id = $1 AND mailbox_id = $2`, userID, mailboxID)
+	return one("delete credential", res, err)
+}
+
+// CredentialsNotUnder implements identity.Repository.
+func (r *Repo) CredentialsNotUnder(ctx context.Context, keyID, afterUser, afterMailbox string, limit int) ([]identity.StoredCredential, error) {
+	rows, err := r.db.QueryContext(ctx,
+		`SELECT `+credentialColumns+` FROM credentials
+		 WHERE kek_id <> $1 AND (user_id > $2 OR (user_id = $2 AND mailbox_id > $3))
+		 ORDER BY user_id, mailbox_id LIMIT $4`, keyID, afterUser, afterMailbox, limit)
+	if err != nil {
+		return nil, fmt.Errorf("select credentials: %w", err)
+	}
+	defer rows.Close()
+	var out []identity.StoredCredential
+	for rows.Next() {
+		c, err := scanCredential(rows)
+		if err != nil {
+			return nil, fmt.Errorf("scan credential: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("select credentials: %w", err)
+	}
+	return out, nil
+}
+
+// ResealCredential implements identity.Repository.
+func (r *Repo) ResealCredential(ctx context.Context, userID, mailboxID string, old, sealed vault.Sealed) error {
+	res, err := r.db.ExecContext(ctx,
+		`UPDATE credentials SET kek_id = $3, wrapped_key = $4, ciphertext = $5
+		 WHERE user_id = $1 AND mailbox_id = $2 AND kek_id = $6 AND wrapped_key = $7 AND ciphertext = $8`,
+		userID, mailboxID, sealed.KeyID, sealed.WrappedKey, sealed.Ciphertext, old.KeyID, old.WrappedKey, old.Ciphertext)
+	return one("reseal credential", res, err)
+}
+
+// CountCredentialsByKey implements identity.Repository.
+func (r *Repo) CountCredentialsByKey(ctx context.Context) (map[string]int64, error) {
+	rows, err := r.db.QueryContext(ctx, `SELECT kek_id, count(*) FROM credentials GROUP BY kek_id`)
+	if err != nil {
+		return nil, fmt.Errorf("count credentials: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var (
+			id string
+			n  int64
+		)
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, fmt.Errorf("count credentials: %w", err)
+		}
+		out[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count credentials: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteUserData implements identity.Repository.
+func (r *Repo) DeleteUserData(ctx context.Context, userID string) (identity.Deleted, error) {
+	var d identity.Deleted
+	err := sqldb.InTx(ctx, r.db, func(tx *sql.Tx) error {
+		for _, step := range []struct {
+			query string
+			n     *int64
+		}{
+			{`DELETE FROM credentials WHERE user_id = $1`, &d.Credentials},
+			{`DELETE FROM api_keys WHERE user_id = $1`, &d.APIKeys},
+			{`DELETE FROM users WHERE id = $1`, &d.Users},
+		} {
+			res, err := tx.ExecContext(ctx, step.query, userID)
+			if err != nil {
+				return err
+			}
+			if *step.n, err = res.RowsAffected(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return identity.Deleted{}, fmt.Errorf("delete user data: %w", err)
+	}
+	return d, nil
 }

@@ -3,10 +3,9 @@ package sqlrepo_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"mailroom.dev/platform/testenv"
 	"mailroom.dev/services/auth/internal/identity"
 	"mailroom.dev/services/auth/internal/sqlrepo"
+	"mailroom.dev/services/auth/internal/vault"
 )
 
 // TestContract runs the repository contract on every backend.
@@ -30,6 +30,8 @@ func TestContract(t *testing.T) {
 			t.Run("users", func(t *testing.T) { testUsers(t, repo) })
 			t.Run("api keys", func(t *testing.T) { testAPIKeys(t, repo) })
 			t.Run("signing keys", func(t *testing.T) { testSigningKeys(t, repo) })
+			t.Run("service keys", func(t *testing.T) { testServiceKeys(t, repo) })
+			t.Run("credentials", func(t *testing.T) { testCredentials(t, repo) })
 		})
 	}
 }
@@ -285,37 +287,194 @@ func testSigningKeys(t *testing.T, repo identity.Repository) {
 	if keys, err := repo.SigningKeys(ctx); err != nil || len(keys) != 0 {
 		t.Fatalf("SigningKeys on an empty database = %d keys, %v; want none", len(keys), err)
 	}
-	newKey := func(id string, gen int) identity.SigningKey {
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return identity.SigningKey{ID: id, Generation: gen, PrivateKey: priv, CreateTime: at("2026-03-01T00:00:00Z")}
+	newKey := func(id string, gen int, sealed vault.Sealed) identity.StoredSigningKey {
+		return identity.StoredSigningKey{ID: id, Generation: gen, Seed: sealed, CreateTime: at("2026-03-01T00:00:00Z"), ActivateTime: at("2026-03-01T00:05:00Z")}
 	}
-	k1, k2 := newKey("g1", 1), newKey("g2", 2)
-	for _, k := range []identity.SigningKey{k1, k2} {
+	clear := vault.Sealed{Ciphertext: bytes.Repeat([]byte{7}, 32)} // a seed in the clear
+	sealed := vault.Sealed{KeyID: "kek1", WrappedKey: []byte("wrapped"), Ciphertext: []byte("ciphertext")}
+	k1, k2 := newKey("g1", 1, clear), newKey("g2", 2, sealed)
+	for _, k := range []identity.StoredSigningKey{k1, k2} {
 		if err := repo.CreateSigningKey(ctx, k); err != nil {
 			t.Fatalf("CreateSigningKey(%s): %v", k.ID, err)
 		}
 	}
-	if err := repo.CreateSigningKey(ctx, newKey("g1-rival", 1)); !errors.Is(err, identity.ErrExists) {
+	if err := repo.CreateSigningKey(ctx, newKey("g1-rival", 1, clear)); !errors.Is(err, identity.ErrExists) {
 		t.Errorf("CreateSigningKey(taken generation) = %v, want ErrExists", err)
 	}
 	keys, err := repo.SigningKeys(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	for _, k := range keys {
-		ids = append(ids, k.ID)
+	if len(keys) != 2 || !reflect.DeepEqual(keys[0], k2) || !equalStoredKeys(keys[1], k1) {
+		t.Fatalf("SigningKeys = %+v, want %+v then %+v (newest generation first)", keys, k2, k1)
 	}
-	if want := []string{"g2", "g1"}; !slices.Equal(ids, want) {
-		t.Fatalf("SigningKeys = %v, want %v (newest generation first)", ids, want)
+
+	// Reseal is a compare-and-swap.
+	resealed := vault.Sealed{KeyID: "kek2", WrappedKey: []byte("wrapped2"), Ciphertext: []byte("ciphertext2")}
+	if err := repo.ResealSigningKey(ctx, "g1", clear, resealed); err != nil {
+		t.Fatalf("ResealSigningKey(g1): %v", err)
 	}
-	if !keys[0].PrivateKey.Equal(k2.PrivateKey) || !keys[1].PrivateKey.Equal(k1.PrivateKey) {
-		t.Error("SigningKeys returned other private keys than were stored")
+	if err := repo.ResealSigningKey(ctx, "g1", clear, sealed); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("ResealSigningKey with a stale old value = %v, want ErrNotFound", err)
 	}
-	if !keys[0].CreateTime.Equal(k2.CreateTime) || keys[0].Generation != 2 {
-		t.Errorf("SigningKeys[0] = gen %d created %v, want gen 2 created %v", keys[0].Generation, keys[0].CreateTime, k2.CreateTime)
+	if err := repo.ResealSigningKey(ctx, "g2", sealed, resealed); err != nil {
+		t.Fatalf("ResealSigningKey(g2): %v", err)
+	}
+	keys, _ = repo.SigningKeys(ctx)
+	if !reflect.DeepEqual(keys[1].Seed, resealed) || !reflect.DeepEqual(keys[0].Seed, resealed) {
+		t.Errorf("after reseal, seeds = %+v, %+v", keys[0].Seed, keys[1].Seed)
+	}
+
+	// A retired key leaves the list, and its private key is erased.
+	if err := repo.RetireSigningKey(ctx, "g1", at("2026-04-01T00:00:00Z")); err != nil {
+		t.Fatalf("RetireSigningKey: %v", err)
+	}
+	if err := repo.RetireSigningKey(ctx, "g1", at("2026-04-01T00:00:00Z")); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("RetireSigningKey(again) = %v, want ErrNotFound", err)
+	}
+	if err := repo.ResealSigningKey(ctx, "g1", resealed, sealed); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("ResealSigningKey(retired) = %v, want ErrNotFound", err)
+	}
+	keys, _ = repo.SigningKeys(ctx)
+	if len(keys) != 1 || keys[0].ID != "g2" {
+		t.Errorf("SigningKeys after retiring g1 = %+v, want g2 alone", keys)
+	}
+}
+
+// equalStoredKeys compares keys, taking a nil and an empty wrapped key as equal.
+func equalStoredKeys(a, b identity.StoredSigningKey) bool {
+	return a.ID == b.ID && a.Generation == b.Generation && a.CreateTime.Equal(b.CreateTime) && a.ActivateTime.Equal(b.ActivateTime) &&
+		a.Seed.KeyID == b.Seed.KeyID && bytes.Equal(a.Seed.WrappedKey, b.Seed.WrappedKey) && bytes.Equal(a.Seed.Ciphertext, b.Seed.Ciphertext)
+}
+
+func testServiceKeys(t *testing.T, repo identity.Repository) {
+	ctx := context.Background()
+	ingest := identity.ServiceKey{Service: "ingest", Prefix: "mr_abc", Hash: hash("ingest-key"), CreateTime: at("2026-03-01T00:00:00Z")}
+	if err := repo.PutServiceKey(ctx, ingest); err != nil {
+		t.Fatalf("PutServiceKey: %v", err)
+	}
+	if got, err := repo.ServiceKeyByHash(ctx, hash("ingest-key")); err != nil || !reflect.DeepEqual(got, ingest) {
+		t.Errorf("ServiceKeyByHash = %+v, %v; want %+v", got, err, ingest)
+	}
+	// A new key replaces the service's earlier one.
+	replaced := ingest
+	replaced.Hash, replaced.Prefix = hash("ingest-key-2"), "mr_def"
+	if err := repo.PutServiceKey(ctx, replaced); err != nil {
+		t.Fatalf("PutServiceKey(replace): %v", err)
+	}
+	if _, err := repo.ServiceKeyByHash(ctx, hash("ingest-key")); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("the replaced key still exchanges: %v", err)
+	}
+	if got, err := repo.GetServiceKey(ctx, "ingest"); err != nil || !bytes.Equal(got.Hash, replaced.Hash) {
+		t.Errorf("GetServiceKey = %+v, %v", got, err)
+	}
+	if _, err := repo.GetServiceKey(ctx, "store"); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("GetServiceKey(unknown) = %v, want ErrNotFound", err)
+	}
+	// Another service may not share a key.
+	if err := repo.PutServiceKey(ctx, identity.ServiceKey{Service: "store", Prefix: "x", Hash: hash("ingest-key-2")}); !errors.Is(err, identity.ErrExists) {
+		t.Errorf("PutServiceKey(another service's hash) = %v, want ErrExists", err)
+	}
+}
+
+func testCredentials(t *testing.T, repo identity.Repository) {
+	ctx := context.Background()
+	for _, id := range []string{"cred-ada", "cred-bob"} {
+		if err := repo.CreateUser(ctx, identity.User{ID: id, Role: identity.RoleUser, CreateTime: at("2026-01-01T00:00:00Z")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sealed := func(kek, s string) vault.Sealed {
+		return vault.Sealed{KeyID: kek, WrappedKey: []byte("w-" + s), Ciphertext: []byte("c-" + s)}
+	}
+	put := func(user, mailbox, kek, s string, tm time.Time) identity.StoredCredential {
+		t.Helper()
+		c := identity.StoredCredential{UserID: user, MailboxID: mailbox, Kind: identity.CredentialIMAPPassword, Sealed: sealed(kek, s), CreateTime: tm, UpdateTime: tm}
+		got, err := repo.PutCredential(ctx, c)
+		if err != nil {
+			t.Fatalf("PutCredential(%s/%s): %v", user, mailbox, err)
+		}
+		return got
+	}
+	first := put("cred-ada", "work", "k1", "1", at("2026-02-01T00:00:00Z"))
+	put("cred-ada", "home", "k1", "2", at("2026-02-01T00:00:00Z"))
+	put("cred-bob", "work", "k2", "3", at("2026-02-01T00:00:00Z"))
+	// A second put replaces the secret and keeps the create time.
+	again := put("cred-ada", "work", "k1", "1b", at("2026-02-02T00:00:00Z"))
+	if !again.CreateTime.Equal(first.CreateTime) || !again.UpdateTime.Equal(at("2026-02-02T00:00:00Z")) {
+		t.Errorf("replaced credential times = %v / %v, want create %v kept", again.CreateTime, again.UpdateTime, first.CreateTime)
+	}
+	got, err := repo.GetCredential(ctx, "cred-ada", "work")
+	if err != nil || !reflect.DeepEqual(got, again) {
+		t.Errorf("GetCredential = %+v, %v; want %+v", got, err, again)
+	}
+	if _, err := repo.GetCredential(ctx, "cred-ada", "nowhere"); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("GetCredential(missing) = %v, want ErrNotFound", err)
+	}
+	counts, err := repo.CountCredentialsByKey(ctx)
+	if err != nil || counts["k1"] != 2 || counts["k2"] != 1 {
+		t.Errorf("CountCredentialsByKey = %v, %v; want k1:2 k2:1", counts, err)
+	}
+
+	// Paging through the credentials not under k2, one at a time.
+	var names []string
+	afterUser, afterMailbox := "", ""
+	for {
+		page, err := repo.CredentialsNotUnder(ctx, "k2", afterUser, afterMailbox, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		afterUser, afterMailbox = page[0].UserID, page[0].MailboxID
+		names = append(names, afterUser+"/"+afterMailbox)
+	}
+	if want := []string{"cred-ada/home", "cred-ada/work"}; !slices.Equal(names, want) {
+		t.Errorf("CredentialsNotUnder(k2) = %v, want %v", names, want)
+	}
+	if err := repo.ResealCredential(ctx, "cred-ada", "work", again.Sealed, sealed("k2", "1c")); err != nil {
+		t.Fatalf("ResealCredential: %v", err)
+	}
+	if err := repo.ResealCredential(ctx, "cred-ada", "work", again.Sealed, sealed("k2", "1d")); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("ResealCredential with a stale old value = %v, want ErrNotFound", err)
+	}
+	if got, _ := repo.GetCredential(ctx, "cred-ada", "work"); got.Sealed.KeyID != "k2" || string(got.Sealed.Ciphertext) != "c-1c" {
+		t.Errorf("after reseal, credential = %+v", got.Sealed)
+	}
+
+	if err := repo.DeleteCredential(ctx, "cred-ada", "home"); err != nil {
+		t.Fatalf("DeleteCredential: %v", err)
+	}
+	if err := repo.DeleteCredential(ctx, "cred-ada", "home"); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("DeleteCredential(again) = %v, want ErrNotFound", err)
+	}
+
+	// DeleteUserData takes the user's credentials and keys, and nobody else's.
+	for i, id := range []string{"k-a", "k-b"} {
+		if err := repo.CreateAPIKey(ctx, identity.APIKey{UserID: "cred-ada", ID: id, Prefix: "p", Hash: hash("cred-ada-" + id), CreateTime: at("2026-01-01T00:00:00Z")}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			if err := repo.RevokeAPIKey(ctx, "cred-ada", id, at("2026-01-02T00:00:00Z")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	d, err := repo.DeleteUserData(ctx, "cred-ada")
+	if err != nil {
+		t.Fatalf("DeleteUserData: %v", err)
+	}
+	if want := (identity.Deleted{Credentials: 1, APIKeys: 2, Users: 1}); d != want {
+		t.Errorf("DeleteUserData = %+v, want %+v", d, want)
+	}
+	if _, err := repo.GetUser(ctx, "cred-ada"); !errors.Is(err, identity.ErrNotFound) {
+		t.Errorf("the user is still there: %v", err)
+	}
+	if d, err := repo.DeleteUserData(ctx, "cred-ada"); err != nil || d != (identity.Deleted{}) {
+		t.Errorf("DeleteUserData(again) = %+v, %v; want nothing deleted", d, err)
+	}
+	if _, err := repo.GetCredential(ctx, "cred-bob", "work"); err != nil {
+		t.Errorf("bob's credential went with ada: %v", err)
 	}
 }
