@@ -130,12 +130,23 @@ func Start(ctx context.Context, cfg Config) (_ *Suite, err error) {
 	s.AdminKey = env("MAILROOM_BOOTSTRAP_TOKEN", "")
 	if s.AdminKey == "" {
 		s.AdminKeyFile = filepath.Join(cfg.Dir, "admin-key")
-		if s.AdminKey, err = adminKey(s.AdminKeyFile); err != nil {
+		if s.AdminKey, err = keptSecret(s.AdminKeyFile, randomKey); err != nil {
+			return nil, err
+		}
+	}
+
+	// The vault's key-encryption key: MAILROOM_VAULT_KEYS, or one made up
+	// and kept in Dir (it must outlive restarts: the signing keys and the
+	// mailbox credentials are sealed under it).
+	vaultKeys := env("MAILROOM_VAULT_KEYS", "")
+	if vaultKeys == "" {
+		if vaultKeys, err = keptSecret(filepath.Join(cfg.Dir, "vault-key"), func() string { return auth.NewVaultKey("dev") }); err != nil {
 			return nil, err
 		}
 	}
 
 	over := envconfig.MapLookuper(map[string]string{
+		"MAILROOM_VAULT_KEYS":      vaultKeys,
 		"NATS_URL":                 s.NATSURL,
 		"DATABASE_URL":             s.DatabaseURL,
 		"MAILROOM_BOOTSTRAP_TOKEN": s.AdminKey,
@@ -280,21 +291,22 @@ func embeddedNATS(dir string) (*server.Server, error) {
 	return ns, nil
 }
 
-// adminKey reads the admin key kept in path, or makes one up and keeps it
-// there (mode 0600), so that restarts of `mailroom dev` keep the same key.
-func adminKey(path string) (string, error) {
+// keptSecret reads the secret kept in path, or makes one with newSecret and
+// keeps it there (mode 0600), so that restarts of `mailroom dev` keep the
+// same admin key and vault key.
+func keptSecret(path string, newSecret func() string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
 		return strings.TrimSpace(string(b)), nil
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("suite: admin key: %w", err)
+		return "", fmt.Errorf("suite: %w", err)
 	}
-	key := randomKey()
-	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("suite: admin key: %w", err)
+	secret := newSecret()
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("suite: %w", err)
 	}
-	return key, nil
+	return secret, nil
 }
 
 // randomKey returns a new random API key.
