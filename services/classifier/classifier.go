@@ -24,11 +24,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 
+	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
 	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
 	"mailroom.dev/platform/authn"
 	"mailroom.dev/platform/eventbus"
+	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/grpcserver"
 	"mailroom.dev/platform/sqldb"
+	"mailroom.dev/platform/transport"
 	"mailroom.dev/services/classifier/internal/budget"
 	"mailroom.dev/services/classifier/internal/classify"
 	"mailroom.dev/services/classifier/internal/grpcapi"
@@ -57,6 +60,9 @@ type Config struct {
 	AuthAddr string `env:"MAILROOM_AUTH_ADDR, default=127.0.0.1:9101"`
 	// DatabaseURL keeps taxonomies, the verdict cache and the spend.
 	DatabaseURL string `env:"DATABASE_URL, required"`
+	// Transport is optional TLS (and mTLS) for the gRPC server and its
+	// connection to auth (MAILROOM_TLS_*).
+	Transport transport.Config
 
 	// Workers bounds how many received events each lane's consumer works
 	// on at once. With the language model on, a worker mostly waits for the
@@ -193,6 +199,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("stream_replicas", c.StreamReplicas),
 		slog.String("auth_addr", c.AuthAddr),
 		slog.String("database_url", redactURL(c.DatabaseURL)),
+		slog.Any("transport", c.Transport),
 		slog.Int("workers", c.Workers),
 		slog.Int("max_ack_pending", c.MaxAckPending),
 		slog.String("ack_wait", c.AckWait.String()),
@@ -340,12 +347,20 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	}
 
 	dead := deadletters.New(js, topo)
-	guardAuth, authConn, err := authn.Remote(cfg.AuthAddr)
+	serverCreds, err := cfg.Transport.ServerCredentials()
 	if err != nil {
+		return nil, fmt.Errorf("classifier.New: %w", err)
+	}
+	clientCreds, err := cfg.Transport.ClientCredentials()
+	if err != nil {
+		return nil, fmt.Errorf("classifier.New: %w", err)
+	}
+	if s.authConn, err = grpcconn.Dial(cfg.AuthAddr, grpcconn.WithCredentials(clientCreds)); err != nil {
 		return nil, fmt.Errorf("classifier.New: auth: %w", err)
 	}
-	s.authConn = authConn
+	guardAuth := authn.NewGuard(authv1.NewAuthServiceClient(s.authConn))
 	s.server = grpcserver.New(grpcserver.Options{
+		Creds:  serverCreds,
 		Logger: logger,
 		Unary:  []grpc.UnaryServerInterceptor{guardAuth.Unary()},
 		Stream: []grpc.StreamServerInterceptor{guardAuth.Stream()},
