@@ -409,11 +409,15 @@ func TestErrors(t *testing.T) {
 		resp, body := e.do(t, request{method: "GET", path: "/v1/nothing/here", key: e.apiKey})
 		wantStatus(t, resp, body, http.StatusNotFound, 5)
 	})
-	t.Run("Gmail callback is 501", func(t *testing.T) {
-		resp, body := e.do(t, request{method: "GET", path: "/oauth/google/callback?code=secret&state=s"})
-		st := wantStatus(t, resp, body, http.StatusNotImplemented, 12)
-		if !strings.Contains(st.Message, "not implemented") {
-			t.Errorf("message = %q", st.Message)
+	t.Run("Gmail callback needs no API key and hides the code", func(t *testing.T) {
+		resp, body := e.do(t, request{method: "GET", path: "/oauth/google/callback?code=secret-code&state=s"})
+		// The fake ingest refuses CompleteAuthorization (it guards every
+		// method); the page says so without the code.
+		if resp.StatusCode < 400 || resp.StatusCode >= 500 || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		if strings.Contains(string(body), "secret-code") {
+			t.Errorf("the page shows the code: %s", body)
 		}
 	})
 }

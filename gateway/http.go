@@ -47,7 +47,7 @@ func (g *Gateway) buildHandler() http.Handler {
 	handle("/readyz", http.HandlerFunc(g.readyz))
 	handle("/metrics", promhttp.HandlerFor(g.metrics.registry, promhttp.HandlerOpts{Registry: g.metrics.registry}))
 	handle("/openapi.json", http.HandlerFunc(serveOpenAPI))
-	handle("/oauth/google/callback", http.HandlerFunc(g.oauthCallback))
+	handle("/oauth/google/callback", http.HandlerFunc(g.handleGoogleCallback))
 	root.Handle("/", g.limitKeys(g.limitBody(g.mux)))
 
 	h := g.observe(root)
@@ -291,13 +291,6 @@ func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(openapi.JSON)
-}
-
-// oauthCallback is where Google sends the browser back after the user's
-// consent to a Gmail mailbox; completing that flow is a later issue.
-func (g *Gateway) oauthCallback(w http.ResponseWriter, r *http.Request) {
-	g.writeError(w, r, status.Error(codes.Unimplemented,
-		"the Gmail consent callback is not implemented yet: this release cannot complete a Gmail connection"))
 }
 
 // bodyLimit records whether a request's body went over the cap.

@@ -54,27 +54,60 @@ type harness struct {
 	js     jetstream.JetStream
 	topo   eventbus.Topology
 	logs   *lockedBuffer
+	// natsURL is the NATS server of the test.
+	natsURL string
+	// stop stops the service (once); the test's cleanup calls it too.
+	stop func()
+}
+
+// world is what services of one test share: NATS, the fake auth service,
+// the subject prefix. Two services started in one world see the same
+// streams (a restart, or two replicas, when they share a database too).
+type world struct {
+	natsURL  string
+	auth     *fakeAuth
+	authAddr string
+	topo     eventbus.Topology
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	auth, authAddr := startAuth(t)
+	return &world{
+		natsURL: testenv.NATS(t), auth: auth, authAddr: authAddr,
+		topo: eventbus.Topology{Prefix: "t" + testenv.RandomID(4) + ".", Replicas: 1},
+	}
 }
 
 // start runs the real service on a loopback port, with an embedded NATS
 // server, the database at dbURL and a fake auth service.
 func start(t *testing.T, dbURL string) *harness {
 	t.Helper()
-	natsURL := testenv.NATS(t)
-	auth, authAddr := startAuth(t)
-	topo := eventbus.Topology{Prefix: "t" + testenv.RandomID(4) + ".", Replicas: 1}
+	return newWorld(t).start(t, dbURL, nil)
+}
+
+// start runs a service in w on the database at dbURL; configure, when not
+// nil, changes its configuration first.
+func (w *world) start(t *testing.T, dbURL string, configure func(*ingest.Config)) *harness {
+	t.Helper()
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	ctx := context.Background()
-	svc, err := ingest.New(ctx, ingest.Config{
-		NATSURL:         natsURL,
-		NATSPrefix:      topo.Prefix,
+	cfg := ingest.Config{
+		NATSURL:         w.natsURL,
+		NATSPrefix:      w.topo.Prefix,
 		StreamReplicas:  1,
-		AuthAddr:        authAddr,
+		AuthAddr:        w.authAddr,
 		DatabaseURL:     dbURL,
 		MaxMessageBytes: 26214400,
-	}, logger)
+		ServiceKey:      serviceKey,
+		SyncPoll:        50 * time.Millisecond,
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	svc, err := ingest.New(ctx, cfg, logger)
 	if err != nil {
 		t.Fatalf("ingest.New: %v", err)
 	}
@@ -82,36 +115,47 @@ func start(t *testing.T, dbURL string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(ctx)
+	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(runCtx, lis) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		if err := svc.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+			if err := svc.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 
 	cc, err := grpcconn.Dial(lis.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	nc, js, err := eventbus.Connect(natsURL, "ingest-test")
+	nc, js, err := eventbus.Connect(w.natsURL, "ingest-test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	return &harness{client: ingestv1.NewIngestServiceClient(cc), auth: auth, js: js, topo: topo, logs: logs}
+	return &harness{client: ingestv1.NewIngestServiceClient(cc), auth: w.auth, js: js, topo: w.topo, logs: logs, stop: stop, natsURL: w.natsURL}
 }
 
 func (h *harness) as(t *testing.T, user, role string) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return authn.OutgoingToken(ctx, h.auth.token(t, user, role))
+}
+
+// asService is a context calling as the named mailroom service.
+func (h *harness) asService(t *testing.T, name string) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return authn.OutgoingToken(ctx, h.auth.token(t, name, "service"))
 }
 
 // received returns every event of the received stream, in order.
@@ -199,7 +243,7 @@ func testIngest(t *testing.T, h *harness) {
 	_, err = c.CreateMailbox(ada, &ingestv1.CreateMailboxRequest{Parent: "users/ada", MailboxId: "inbox", Mailbox: &ingestv1.Mailbox{Provider: ingestv1.Provider_PROVIDER_IMPORT}})
 	wantStatus(t, err, codes.AlreadyExists, "mailbox users/ada/mailboxes/inbox already exists")
 	_, err = c.CreateMailbox(ada, &ingestv1.CreateMailboxRequest{Parent: "users/ada", Mailbox: &ingestv1.Mailbox{Provider: ingestv1.Provider_PROVIDER_GMAIL}})
-	wantStatus(t, err, codes.Unimplemented, "GMAIL mailboxes are not supported yet: only IMPORT mailboxes can be created")
+	wantStatus(t, err, codes.FailedPrecondition, "Gmail is not configured on this server: the operator sets GOOGLE_OAUTH_CLIENT_ID, GOOGLE_OAUTH_CLIENT_SECRET and MAILROOM_PUBLIC_URL")
 	_, err = c.CreateMailbox(ada, &ingestv1.CreateMailboxRequest{Parent: "users/ada", Mailbox: &ingestv1.Mailbox{}})
 	wantStatus(t, err, codes.InvalidArgument, "mailbox.provider: is required: IMPORT, GMAIL or IMAP")
 	_, err = c.CreateMailbox(ada, &ingestv1.CreateMailboxRequest{Parent: "users/ada", MailboxId: "Bad_Id", Mailbox: &ingestv1.Mailbox{Provider: ingestv1.Provider_PROVIDER_IMPORT}})

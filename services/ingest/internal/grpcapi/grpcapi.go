@@ -62,11 +62,17 @@ func (s *Server) CreateMailbox(ctx context.Context, req *ingestv1.CreateMailboxR
 	if err != nil {
 		return nil, err
 	}
-	m, err := s.svc.CreateMailbox(ctx, user, mailbox.Mailbox{
-		Kind:        kind,
-		Address:     in.GetAddress(),
-		DisplayName: in.GetDisplayName(),
-	}, req.GetMailboxId())
+	m := mailbox.Mailbox{Kind: kind, Address: in.GetAddress(), DisplayName: in.GetDisplayName()}
+	password := ""
+	if is := in.GetImap(); is != nil && kind == mailbox.KindIMAP {
+		sec, err := securityFromProto(is.GetSecurity())
+		if err != nil {
+			return nil, err
+		}
+		m.IMAP = &mailbox.IMAPSettings{Host: is.GetHost(), Port: int(is.GetPort()), Username: is.GetUsername(), Security: sec}
+		password = is.GetPassword()
+	}
+	m, err = s.svc.CreateMailbox(ctx, user, m, req.GetMailboxId(), password)
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +174,93 @@ func (s *Server) GetSyncJob(ctx context.Context, req *ingestv1.GetSyncJobRequest
 	return &ingestv1.GetSyncJobResponse{SyncJob: syncJobToProto(job)}, nil
 }
 
+// ListSyncJobs implements ingestv1.IngestServiceServer.
+func (s *Server) ListSyncJobs(ctx context.Context, req *ingestv1.ListSyncJobsRequest) (*ingestv1.ListSyncJobsResponse, error) {
+	user, _, err := authorize(ctx, "parent", userPattern, req.GetParent())
+	if err != nil {
+		return nil, err
+	}
+	jobs, next, err := s.svc.ListSyncJobs(ctx, user, int(req.GetPageSize()), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	resp := &ingestv1.ListSyncJobsResponse{NextPageToken: next}
+	for _, j := range jobs {
+		resp.SyncJobs = append(resp.SyncJobs, syncJobToProto(j))
+	}
+	return resp, nil
+}
+
+// WatchSyncJob implements ingestv1.IngestServiceServer.
+func (s *Server) WatchSyncJob(req *ingestv1.WatchSyncJobRequest, stream ingestv1.IngestService_WatchSyncJobServer) error {
+	ctx := stream.Context()
+	user, ids, err := authorize(ctx, "name", syncJobPattern, req.GetName())
+	if err != nil {
+		return err
+	}
+	return s.svc.WatchSyncJob(ctx, user, ids[0], func(j mailbox.SyncJob) error {
+		return stream.Send(&ingestv1.WatchSyncJobResponse{SyncJob: syncJobToProto(j)})
+	})
+}
+
+// DeleteMailbox implements ingestv1.IngestServiceServer.
+func (s *Server) DeleteMailbox(ctx context.Context, req *ingestv1.DeleteMailboxRequest) (*ingestv1.DeleteMailboxResponse, error) {
+	user, ids, err := authorize(ctx, "name", mailboxPattern, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.svc.DeleteMailbox(ctx, user, ids[0]); err != nil {
+		return nil, err
+	}
+	return &ingestv1.DeleteMailboxResponse{}, nil
+}
+
+// CompleteAuthorization implements ingestv1.IngestServiceServer. It is
+// public: the single-use state is its credential.
+func (s *Server) CompleteAuthorization(ctx context.Context, req *ingestv1.CompleteAuthorizationRequest) (*ingestv1.CompleteAuthorizationResponse, error) {
+	m, err := s.svc.CompleteAuthorization(ctx, req.GetState(), req.GetCode(), req.GetError())
+	if err != nil {
+		return nil, err
+	}
+	return &ingestv1.CompleteAuthorizationResponse{Mailbox: mailboxToProto(m)}, nil
+}
+
+// PurgeUserData implements ingestv1.IngestServiceServer; only auth may call it.
+func (s *Server) PurgeUserData(ctx context.Context, req *ingestv1.PurgeUserDataRequest) (*ingestv1.PurgeUserDataResponse, error) {
+	if err := authn.RequireService(ctx, authn.ServiceAuth); err != nil {
+		return nil, err
+	}
+	p, err := s.svc.PurgeUserData(ctx, req.GetUser())
+	if err != nil {
+		return nil, err
+	}
+	return &ingestv1.PurgeUserDataResponse{Deleted: map[string]int64{"mailboxes": p.Mailboxes, "sync_jobs": p.SyncJobs}}, nil
+}
+
+func securityFromProto(p ingestv1.ImapSecurity) (mailbox.IMAPSecurity, error) {
+	switch p {
+	case ingestv1.ImapSecurity_IMAP_SECURITY_UNSPECIFIED, ingestv1.ImapSecurity_IMAP_SECURITY_TLS:
+		return mailbox.IMAPTLS, nil
+	case ingestv1.ImapSecurity_IMAP_SECURITY_STARTTLS:
+		return mailbox.IMAPStartTLS, nil
+	case ingestv1.ImapSecurity_IMAP_SECURITY_NONE:
+		return mailbox.IMAPNone, nil
+	}
+	return "", apierror.Invalid("mailbox.imap.security", "%d is not TLS, STARTTLS or NONE", p)
+}
+
+func securityToProto(s mailbox.IMAPSecurity) ingestv1.ImapSecurity {
+	switch s {
+	case mailbox.IMAPTLS:
+		return ingestv1.ImapSecurity_IMAP_SECURITY_TLS
+	case mailbox.IMAPStartTLS:
+		return ingestv1.ImapSecurity_IMAP_SECURITY_STARTTLS
+	case mailbox.IMAPNone:
+		return ingestv1.ImapSecurity_IMAP_SECURITY_NONE
+	}
+	return ingestv1.ImapSecurity_IMAP_SECURITY_UNSPECIFIED
+}
+
 func kindFromProto(p ingestv1.Provider) (mailbox.Kind, error) {
 	switch p {
 	case ingestv1.Provider_PROVIDER_IMPORT:
@@ -251,17 +344,23 @@ func timestamp(t time.Time) *timestamppb.Timestamp {
 }
 
 func mailboxToProto(m mailbox.Mailbox) *ingestv1.Mailbox {
-	return &ingestv1.Mailbox{
-		Name:         m.Name(),
-		Provider:     kindToProto(m.Kind),
-		Address:      m.Address,
-		DisplayName:  m.DisplayName,
-		State:        stateToProto(m.State),
-		StateReason:  m.StateReason,
-		CreateTime:   timestamp(m.CreateTime),
-		LastSyncTime: timestamp(m.LastSyncTime),
-		MessageCount: m.MessageCount,
+	out := &ingestv1.Mailbox{
+		Name:             m.Name(),
+		Provider:         kindToProto(m.Kind),
+		Address:          m.Address,
+		DisplayName:      m.DisplayName,
+		State:            stateToProto(m.State),
+		StateReason:      m.StateReason,
+		AuthorizationUrl: m.AuthorizationURL,
+		CreateTime:       timestamp(m.CreateTime),
+		LastSyncTime:     timestamp(m.LastSyncTime),
+		MessageCount:     m.MessageCount,
 	}
+	if m.IMAP != nil {
+		// The password is input only: it is in the vault, never returned.
+		out.Imap = &ingestv1.ImapSettings{Host: m.IMAP.Host, Port: int32(m.IMAP.Port), Username: m.IMAP.Username, Security: securityToProto(m.IMAP.Security)}
+	}
+	return out
 }
 
 func syncJobToProto(j mailbox.SyncJob) *ingestv1.SyncJob {
@@ -272,11 +371,12 @@ func syncJobToProto(j mailbox.SyncJob) *ingestv1.SyncJob {
 		MaxMessages: int32(j.MaxMessages),
 		State:       jobStateToProto(j.State),
 		Progress: &ingestv1.SyncProgress{
-			Listed:    j.Progress.Listed,
-			Fetched:   j.Progress.Fetched,
-			Published: j.Progress.Published,
-			Skipped:   j.Progress.Skipped,
-			Failed:    j.Progress.Failed,
+			Listed:     j.Progress.Listed,
+			Fetched:    j.Progress.Fetched,
+			Published:  j.Progress.Published,
+			Skipped:    j.Progress.Skipped,
+			Failed:     j.Progress.Failed,
+			Classified: j.Progress.Classified,
 		},
 		Error:      j.Error,
 		CreateTime: timestamp(j.CreateTime),

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"mailroom.dev/platform/apierror"
@@ -21,7 +23,7 @@ import (
 const (
 	// MaxImportBatch is the most messages one ImportMessages call takes.
 	MaxImportBatch = 1000
-	// DefaultPageSize and MaxPageSize bound ListMailboxes pages.
+	// DefaultPageSize and MaxPageSize bound ListMailboxes and ListSyncJobs pages.
 	DefaultPageSize = 50
 	MaxPageSize     = 1000
 	// DefaultSyncMessages and MaxSyncMessages bound what one sync fetches.
@@ -32,12 +34,18 @@ const (
 
 	maxAddress     = 320
 	maxDisplayName = 200
+	maxIMAPField   = 255
+	maxIMAPSecret  = 1024
 )
 
 // ReasonMessageTooLarge is the ErrorInfo reason of a message over the size limit.
 const ReasonMessageTooLarge = apierror.ReasonMessageTooLarge
 
-// Config configures a Service.
+// ReasonSyncRunning is the ErrorInfo reason of a sync refused because the
+// mailbox has a job running.
+const ReasonSyncRunning = "SYNC_ALREADY_RUNNING"
+
+// Config configures a Service. Zero values take the defaults noted.
 type Config struct {
 	// MaxMessageBytes bounds one raw message (default DefaultMaxMessageBytes).
 	MaxMessageBytes int
@@ -47,6 +55,34 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives what goes wrong after a request was answered for.
 	Logger *slog.Logger
+
+	// Vault keeps the credentials of GMAIL and IMAP mailboxes.
+	Vault Vault
+	// Providers sync the mailboxes of each kind.
+	Providers map[Kind]Provider
+	// Gmail is Google's consent flow; nil when Gmail is not configured.
+	Gmail GmailAuth
+	// IMAP checks IMAP settings at creation.
+	IMAP IMAPChecker
+	// AuthStateTTL is how long a Gmail authorization URL stays valid (default 15m).
+	AuthStateTTL time.Duration
+
+	// Owner names this process among the replicas that run sync jobs
+	// (default random).
+	Owner string
+	// Lease is how long a process's claim of a job lasts unless renewed
+	// (default 30s); another replica takes over a job whose lease lapsed.
+	Lease time.Duration
+	// Poll is how often the runner looks for jobs that other replicas
+	// created or gave up (default 2s).
+	Poll time.Duration
+	// MaxJobs bounds the jobs this process runs at once (default 4).
+	MaxJobs int
+	// SyncInterval is how often the scheduler syncs each active GMAIL and
+	// IMAP mailbox; zero disables the scheduler.
+	SyncInterval time.Duration
+	// WatchInterval is how often WatchSyncJob looks at its job (default 500ms).
+	WatchInterval time.Duration
 }
 
 // Service is ingest's use cases. Callers have authorized the user already.
@@ -54,6 +90,11 @@ type Service struct {
 	repo Repository
 	pub  Publisher
 	cfg  Config
+
+	wake chan struct{}
+	mu   sync.Mutex
+	// running maps user/mailbox to the cancel function of its job in this process.
+	running map[string]context.CancelFunc
 }
 
 // NewService returns a Service over repo and pub.
@@ -67,18 +108,50 @@ func NewService(repo Repository, pub Publisher, cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Service{repo: repo, pub: pub, cfg: cfg}
+	if cfg.AuthStateTTL <= 0 {
+		cfg.AuthStateTTL = 15 * time.Minute
+	}
+	if cfg.Owner == "" {
+		cfg.Owner = randomID()
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 30 * time.Second
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 2 * time.Second
+	}
+	if cfg.MaxJobs <= 0 {
+		cfg.MaxJobs = 4
+	}
+	if cfg.WatchInterval <= 0 {
+		cfg.WatchInterval = 500 * time.Millisecond
+	}
+	return &Service{repo: repo, pub: pub, cfg: cfg, wake: make(chan struct{}, 1), running: map[string]context.CancelFunc{}}
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
 
 // CreateMailbox connects a mailbox of kind m.Kind for user, named id (a
-// random id when empty). Only IMPORT mailboxes exist in this release.
-func (s *Service) CreateMailbox(ctx context.Context, user string, m Mailbox, id string) (Mailbox, error) {
+// random id when empty). An IMPORT mailbox is ACTIVE at once. A GMAIL
+// mailbox waits for the user's consent (PENDING_AUTHORIZATION) at the
+// returned mailbox's AuthorizationURL. An IMAP mailbox is tried (the
+// address checked, a login made) and its password put in the vault.
+func (s *Service) CreateMailbox(ctx context.Context, user string, m Mailbox, id, imapPassword string) (Mailbox, error) {
 	switch m.Kind {
 	case KindImport:
-	case KindGmail, KindIMAP:
-		return Mailbox{}, apierror.Unimplementedf("%s mailboxes are not supported yet: only IMPORT mailboxes can be created", m.Kind)
+		m.IMAP = nil
+	case KindGmail:
+		if s.cfg.Gmail == nil || s.cfg.Providers[KindGmail] == nil {
+			return Mailbox{}, apierror.Preconditionf("Gmail is not configured on this server: the operator sets GOOGLE_OAUTH_CLIENT_ID, GOOGLE_OAUTH_CLIENT_SECRET and MAILROOM_PUBLIC_URL")
+		}
+		m.IMAP = nil
+	case KindIMAP:
+		if s.cfg.IMAP == nil || s.cfg.Providers[KindIMAP] == nil {
+			return Mailbox{}, apierror.Preconditionf("IMAP is not configured on this server")
+		}
+		if err := validateIMAP(m.IMAP, imapPassword); err != nil {
+			return Mailbox{}, err
+		}
 	case "":
 		return Mailbox{}, apierror.Invalid("mailbox.provider", "is required: IMPORT, GMAIL or IMAP")
 	default:
@@ -95,6 +168,20 @@ func (s *Service) CreateMailbox(ctx context.Context, user string, m Mailbox, id 
 	if id != "" && !resname.ValidID(id) {
 		return Mailbox{}, apierror.Invalid("mailbox_id", "%q is not a valid id: 1 to 63 lowercase letters, digits and hyphens, starting with a letter or digit", id)
 	}
+	if id != "" {
+		// Fail before trying a server or minting a consent for a name that is taken.
+		if _, err := s.repo.GetMailbox(ctx, user, id); err == nil {
+			return Mailbox{}, apierror.AlreadyExistsf("mailbox %s already exists", resname.Mailbox(user, id))
+		} else if !errors.Is(err, ErrNotFound) {
+			return Mailbox{}, fmt.Errorf("get mailbox: %w", err)
+		}
+	}
+	if m.Kind == KindIMAP {
+		if err := s.cfg.IMAP.CheckIMAP(ctx, *m.IMAP, imapPassword); err != nil {
+			return Mailbox{}, err
+		}
+	}
+
 	m.User = user
 	m.State = StateActive
 	m.StateReason = ""
@@ -102,7 +189,39 @@ func (s *Service) CreateMailbox(ctx context.Context, user string, m Mailbox, id 
 	m.MessageCount = 0
 	m.CreateTime = s.now()
 	m.LastSyncTime = time.Time{}
+	m.AuthorizationURL = ""
+	if m.Kind == KindGmail {
+		m.State = StatePendingAuthorization
+		m.StateReason = "waiting for the user's consent at the authorization URL returned when the mailbox was created (valid until " +
+			m.CreateTime.Add(s.cfg.AuthStateTTL).Format(time.RFC3339) + "); to get a new URL, delete the mailbox and create it again"
+	}
 
+	m, err := s.insertMailbox(ctx, m, id)
+	if err != nil {
+		return Mailbox{}, err
+	}
+	switch m.Kind {
+	case KindGmail:
+		state, verifier := randomToken(), randomToken()
+		err := s.repo.CreateAuthState(ctx, AuthState{
+			Hash: hashState(state), User: user, MailboxID: m.ID, Verifier: verifier,
+			ExpireTime: m.CreateTime.Add(s.cfg.AuthStateTTL),
+		})
+		if err != nil {
+			s.undoCreate(ctx, m)
+			return Mailbox{}, fmt.Errorf("create auth state: %w", err)
+		}
+		m.AuthorizationURL = s.cfg.Gmail.AuthCodeURL(state, verifier)
+	case KindIMAP:
+		if err := s.cfg.Vault.PutCredential(ctx, m, CredentialIMAPPassword, []byte(imapPassword)); err != nil {
+			s.undoCreate(ctx, m)
+			return Mailbox{}, apierror.Unavailablef(err, "the credential vault did not take the password; the mailbox was not created")
+		}
+	}
+	return m, nil
+}
+
+func (s *Service) insertMailbox(ctx context.Context, m Mailbox, id string) (Mailbox, error) {
 	chosen := id != ""
 	for attempt := 0; ; attempt++ {
 		if !chosen {
@@ -123,6 +242,50 @@ func (s *Service) CreateMailbox(ctx context.Context, user string, m Mailbox, id 
 	}
 }
 
+func (s *Service) undoCreate(ctx context.Context, m Mailbox) {
+	if err := s.repo.DeleteMailbox(context.WithoutCancel(ctx), m.User, m.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		s.cfg.Logger.WarnContext(ctx, "half-created mailbox not removed", "mailbox", m.Name(), "error", err.Error())
+	}
+}
+
+func validateIMAP(st *IMAPSettings, password string) error {
+	if st == nil {
+		return apierror.Invalid("mailbox.imap", "is required for an IMAP mailbox: host, port, username, password and security")
+	}
+	st.Host = strings.TrimSpace(strings.TrimSuffix(strings.ToLower(st.Host), "."))
+	st.Username = strings.TrimSpace(st.Username)
+	switch {
+	case st.Host == "":
+		return apierror.Invalid("mailbox.imap.host", "is required")
+	case len(st.Host) > maxIMAPField || strings.ContainsAny(st.Host, "/:@ \t?#[]") && net.ParseIP(st.Host) == nil:
+		return apierror.Invalid("mailbox.imap.host", "is not a host name or an IP address")
+	case st.Username == "":
+		return apierror.Invalid("mailbox.imap.username", "is required")
+	case len(st.Username) > maxIMAPField || strings.ContainsAny(st.Username, "\r\n\x00"):
+		return apierror.Invalid("mailbox.imap.username", "is not a valid login name")
+	case password == "":
+		return apierror.Invalid("mailbox.imap.password", "is required")
+	case len(password) > maxIMAPSecret || strings.ContainsAny(password, "\r\n\x00"):
+		return apierror.Invalid("mailbox.imap.password", "is not a valid password")
+	case st.Port < 0 || st.Port > 65535:
+		return apierror.Invalid("mailbox.imap.port", "%d is not a port", st.Port)
+	}
+	switch st.Security {
+	case "":
+		st.Security = IMAPTLS
+	case IMAPTLS, IMAPStartTLS, IMAPNone:
+	default:
+		return apierror.Invalid("mailbox.imap.security", "%q is not TLS, STARTTLS or NONE", st.Security)
+	}
+	if st.Port == 0 {
+		st.Port = 993
+		if st.Security != IMAPTLS {
+			st.Port = 143
+		}
+	}
+	return nil
+}
+
 // GetMailbox returns one of user's mailboxes.
 func (s *Service) GetMailbox(ctx context.Context, user, id string) (Mailbox, error) {
 	m, err := s.repo.GetMailbox(ctx, user, id)
@@ -138,17 +301,16 @@ func (s *Service) GetMailbox(ctx context.Context, user, id string) (Mailbox, err
 // ListMailboxes returns a page of user's mailboxes, ordered by id, and the
 // token of the next page (empty on the last).
 func (s *Service) ListMailboxes(ctx context.Context, user string, pageSize int, pageToken string) ([]Mailbox, string, error) {
-	switch {
-	case pageSize < 0:
-		return nil, "", apierror.Invalid("page_size", "must not be negative")
-	case pageSize == 0:
-		pageSize = DefaultPageSize
-	case pageSize > MaxPageSize:
-		pageSize = MaxPageSize
-	}
-	after, err := decodePageToken(user, pageToken)
+	pageSize, err := checkPageSize(pageSize)
 	if err != nil {
 		return nil, "", err
+	}
+	after, err := decodePageToken(mailboxTokenVersion, user, pageToken, "ListMailboxes")
+	if err != nil {
+		return nil, "", err
+	}
+	if after != "" && !resname.ValidID(after) {
+		return nil, "", apierror.Invalid("page_token", "is not a token returned by ListMailboxes")
 	}
 	ms, err := s.repo.ListMailboxes(ctx, user, after, pageSize+1)
 	if err != nil {
@@ -157,32 +319,179 @@ func (s *Service) ListMailboxes(ctx context.Context, user string, pageSize int, 
 	next := ""
 	if len(ms) > pageSize {
 		ms = ms[:pageSize]
-		next = encodePageToken(user, ms[len(ms)-1].ID)
+		next = encodePageToken(mailboxTokenVersion, user, ms[len(ms)-1].ID)
 	}
 	return ms, next, nil
 }
 
-// Page tokens are opaque to callers: base64url of a version, the user (so
-// that a token works only for the listing it came from) and the last id.
-const pageTokenVersion = "m1"
-
-func encodePageToken(user, afterID string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(pageTokenVersion + "\x00" + user + "\x00" + afterID))
+func checkPageSize(n int) (int, error) {
+	switch {
+	case n < 0:
+		return 0, apierror.Invalid("page_size", "must not be negative")
+	case n == 0:
+		return DefaultPageSize, nil
+	case n > MaxPageSize:
+		return MaxPageSize, nil
+	}
+	return n, nil
 }
 
-func decodePageToken(user, token string) (string, error) {
+// Page tokens are opaque to callers: base64url of a version, the user (so
+// that a token works only for the listing it came from) and the position.
+const (
+	mailboxTokenVersion = "m1"
+	jobTokenVersion     = "j1"
+)
+
+func encodePageToken(version, user, pos string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(version + "\x00" + user + "\x00" + pos))
+}
+
+func decodePageToken(version, user, token, listing string) (string, error) {
 	if token == "" {
 		return "", nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(token)
 	parts := strings.Split(string(b), "\x00")
-	if err != nil || len(parts) != 3 || parts[0] != pageTokenVersion || !resname.ValidID(parts[2]) {
-		return "", apierror.Invalid("page_token", "is not a token returned by ListMailboxes")
+	if err != nil || len(parts) != 3 || parts[0] != version || parts[2] == "" {
+		return "", apierror.Invalid("page_token", "is not a token returned by %s", listing)
 	}
 	if parts[1] != user {
 		return "", apierror.Invalid("page_token", "belongs to another listing")
 	}
 	return parts[2], nil
+}
+
+// DeleteMailbox stops a mailbox's sync, deletes its credential from the
+// vault, then the mailbox with its sync jobs and records. Its messages stay
+// in the store.
+func (s *Service) DeleteMailbox(ctx context.Context, user, id string) error {
+	mb, err := s.GetMailbox(ctx, user, id)
+	if err != nil {
+		return err
+	}
+	s.cancelRunning(user, id)
+	if mb.Kind != KindImport && s.cfg.Vault != nil {
+		// The credential goes first: should the rest fail, deleting again
+		// finds the mailbox and finishes, and no secret outlives its mailbox.
+		if err := s.cfg.Vault.DeleteCredential(ctx, mb); err != nil {
+			return apierror.Unavailablef(err, "the credential vault did not delete the mailbox's credential; the mailbox was kept, try again")
+		}
+	}
+	if err := s.repo.DeleteMailbox(ctx, user, id); errors.Is(err, ErrNotFound) {
+		return apierror.NotFoundf("mailbox %s does not exist", resname.Mailbox(user, id))
+	} else if err != nil {
+		return fmt.Errorf("delete mailbox: %w", err)
+	}
+	return nil
+}
+
+// PurgeUserData deletes every mailbox of user, with their sync jobs and
+// records, and stops their syncs. The credentials are auth's to delete (it
+// calls this while deleting the user).
+func (s *Service) PurgeUserData(ctx context.Context, user string) (Purged, error) {
+	if !resname.ValidID(user) {
+		return Purged{}, apierror.Invalid("user", "%q is not a user id", user)
+	}
+	s.mu.Lock()
+	for key, cancel := range s.running {
+		if strings.HasPrefix(key, user+"/") {
+			cancel()
+		}
+	}
+	s.mu.Unlock()
+	p, err := s.repo.PurgeUser(ctx, user)
+	if err != nil {
+		return Purged{}, fmt.Errorf("purge user: %w", err)
+	}
+	return p, nil
+}
+
+// CompleteAuthorization finishes a Gmail consent: state (single use) names
+// the pending mailbox, code is traded for a refresh token, which goes to
+// the vault, and the mailbox becomes ACTIVE. oauthError is Google's error
+// when the user refused.
+func (s *Service) CompleteAuthorization(ctx context.Context, state, code, oauthError string) (Mailbox, error) {
+	if s.cfg.Gmail == nil {
+		return Mailbox{}, apierror.Preconditionf("Gmail is not configured on this server")
+	}
+	if state == "" {
+		return Mailbox{}, apierror.Invalid("state", "is required: it is the state parameter Google returned")
+	}
+	if len(state) > 200 || (code == "" && oauthError == "") || len(code) > 2048 {
+		return Mailbox{}, apierror.Invalid("code", "is required: it is the code parameter Google returned")
+	}
+	a, err := s.repo.TakeAuthState(ctx, hashState(state))
+	if errors.Is(err, ErrNotFound) {
+		return Mailbox{}, apierror.Invalid("state", "is unknown or was used already: start the connection again by creating the mailbox")
+	}
+	if err != nil {
+		return Mailbox{}, fmt.Errorf("take auth state: %w", err)
+	}
+	mb, err := s.GetMailbox(ctx, a.User, a.MailboxID)
+	if err != nil {
+		return Mailbox{}, err
+	}
+	if s.now().After(a.ExpireTime) {
+		s.disconnect(ctx, mb, "the authorization URL expired before the consent came back; delete the mailbox and create it again")
+		return Mailbox{}, apierror.Preconditionf("the authorization of mailbox %s expired: delete the mailbox and create it again", mb.Name())
+	}
+	if oauthError != "" {
+		reason := safeToken(oauthError)
+		s.disconnect(ctx, mb, "Google did not grant access ("+reason+"); delete the mailbox and create it again to retry")
+		return Mailbox{}, apierror.Preconditionf("Google did not grant access to mailbox %s (%s)", mb.Name(), reason)
+	}
+	token, address, err := s.cfg.Gmail.Exchange(ctx, code, a.Verifier)
+	if errors.Is(err, ErrInvalidGrant) {
+		s.disconnect(ctx, mb, "Google refused the authorization code; delete the mailbox and create it again")
+		return Mailbox{}, apierror.Preconditionf("Google refused the authorization code of mailbox %s (invalid_grant)", mb.Name())
+	}
+	if err != nil {
+		return Mailbox{}, apierror.Unavailablef(err, "the exchange of the authorization code with Google failed")
+	}
+	if err := s.cfg.Vault.PutCredential(ctx, mb, CredentialGmailRefreshToken, []byte(token)); err != nil {
+		return Mailbox{}, apierror.Unavailablef(err, "the credential vault did not take the token")
+	}
+	if address == "" {
+		address = mb.Address
+	}
+	if err := s.repo.SetMailboxState(ctx, mb.User, mb.ID, StateActive, "", cut(address, maxAddress)); err != nil {
+		return Mailbox{}, fmt.Errorf("activate mailbox: %w", err)
+	}
+	return s.GetMailbox(ctx, mb.User, mb.ID)
+}
+
+// disconnect marks mb DISCONNECTED with reason; a failure is logged: the
+// caller's answer says what happened anyway.
+func (s *Service) disconnect(ctx context.Context, mb Mailbox, reason string) {
+	ctx = context.WithoutCancel(ctx)
+	if err := s.repo.SetMailboxState(ctx, mb.User, mb.ID, StateDisconnected, reason, ""); err != nil && !errors.Is(err, ErrNotFound) {
+		s.cfg.Logger.WarnContext(ctx, "mailbox state not updated", "mailbox", mb.Name(), "error", err.Error())
+	}
+}
+
+// safeToken keeps an OAuth error code printable: letters, digits and _.
+func safeToken(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= 64 {
+			break
+		}
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' {
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() == 0 {
+		return "error"
+	}
+	return b.String()
+}
+
+func cut(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // Imported is the outcome of one imported message.
@@ -191,15 +500,16 @@ type Imported struct {
 	MessageID         string
 	ProviderMessageID string
 	Subject           string
-	// Duplicate tells that the stream had the message already.
+	// Duplicate tells that the mailbox had the message already.
 	Duplicate bool
 }
 
 // ImportMessages accepts raw messages into one of user's IMPORT mailboxes.
 // The batch is validated and parsed whole before anything is published, so
-// one bad message rejects it all. Each message is then published, in order;
-// it is accepted once the stream has acknowledged it. lane is the lane to
-// classify in (backfill when empty).
+// one bad message rejects it all. Each message the mailbox does not have
+// yet is then published, in order, and recorded; it is accepted once the
+// stream has acknowledged it. lane is the lane to classify in (backfill
+// when empty).
 func (s *Service) ImportMessages(ctx context.Context, user, mailboxID string, raws [][]byte, lane Lane) ([]Imported, error) {
 	if len(raws) == 0 {
 		return nil, apierror.Invalid("messages", "is empty: send at least one message")
@@ -220,22 +530,21 @@ func (s *Service) ImportMessages(ctx context.Context, user, mailboxID string, ra
 
 	now := s.now()
 	batch := make([]Received, len(raws))
+	ids := make([]string, len(raws))
 	for i, raw := range raws {
 		field := fmt.Sprintf("messages[%d].raw", i)
 		if len(raw) == 0 {
 			return nil, apierror.Invalid(field, "is empty")
 		}
 		if len(raw) > s.cfg.MaxMessageBytes {
-			return nil, apierror.Invalid(field, "is %d bytes, over the limit of %d bytes per message", len(raw), s.cfg.MaxMessageBytes).
-				WithReason(ReasonMessageTooLarge).
-				WithMetadata("size_bytes", fmt.Sprint(len(raw))).
-				WithMetadata("limit_bytes", fmt.Sprint(s.cfg.MaxMessageBytes))
+			return nil, s.tooLarge(field, len(raw))
 		}
 		content, err := mailparse.Parse(raw, mailparse.Options{Now: now, Limits: s.cfg.Limits})
 		if err != nil {
 			return nil, parseError(field, err)
 		}
 		pid := ImportProviderMessageID(raw)
+		ids[i] = pid
 		batch[i] = Received{
 			User:              user,
 			MailboxID:         mb.ID,
@@ -246,33 +555,45 @@ func (s *Service) ImportMessages(ctx context.Context, user, mailboxID string, ra
 			IngestTime:        now,
 		}
 	}
+	known, err := s.repo.KnownMessages(ctx, user, mb.ID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("known messages: %w", err)
+	}
 
 	out := make([]Imported, 0, len(batch))
-	var added int64
+	var recs []Record
+	var failed error
 	for i, r := range batch {
-		dup, err := s.pub.PublishReceived(ctx, r)
-		if err != nil {
-			s.addMessageCount(ctx, mb, added)
-			return nil, apierror.Unavailablef(err, "publishing messages[%d] failed; the %d messages before it were accepted, and sending the batch again is safe (re-imports are de-duplicated)", i, i)
-		}
+		dup := known[r.ProviderMessageID]
 		if !dup {
-			added++
+			if _, err := s.pub.PublishReceived(ctx, r); err != nil {
+				failed = apierror.Unavailablef(err, "publishing messages[%d] failed; the %d messages before it were accepted, and sending the batch again is safe (re-imports are de-duplicated)", i, i)
+				break
+			}
+			recs = append(recs, Record{
+				User: user, MailboxID: mb.ID, ProviderMessageID: r.ProviderMessageID, MessageID: r.MessageID,
+				Status: RecordPublished, CreateTime: now,
+			})
+			known[r.ProviderMessageID] = true
 		}
 		out = append(out, Imported{MessageID: r.MessageID, ProviderMessageID: r.ProviderMessageID, Subject: r.Content.Subject, Duplicate: dup})
 	}
-	s.addMessageCount(ctx, mb, added)
+	if _, err := s.repo.RecordMessages(context.WithoutCancel(ctx), recs); err != nil {
+		// Published but not recorded: a repeat publishes them again, which
+		// JetStream and the store de-duplicate.
+		return nil, apierror.Unavailablef(err, "recording the imported messages failed; sending the batch again is safe (re-imports are de-duplicated)")
+	}
+	if failed != nil {
+		return nil, failed
+	}
 	return out, nil
 }
 
-// addMessageCount counts newly published messages. The messages are
-// accepted whatever happens here, so a failure is logged, not returned.
-func (s *Service) addMessageCount(ctx context.Context, mb Mailbox, n int64) {
-	if n == 0 {
-		return
-	}
-	if err := s.repo.AddMessageCount(ctx, mb.User, mb.ID, n); err != nil {
-		s.cfg.Logger.WarnContext(ctx, "message count not updated", "mailbox", mb.Name(), "added", n, "error", err.Error())
-	}
+func (s *Service) tooLarge(field string, size int) error {
+	return apierror.Invalid(field, "is %d bytes, over the limit of %d bytes per message", size, s.cfg.MaxMessageBytes).
+		WithReason(ReasonMessageTooLarge).
+		WithMetadata("size_bytes", fmt.Sprint(size)).
+		WithMetadata("limit_bytes", fmt.Sprint(s.cfg.MaxMessageBytes))
 }
 
 func parseError(field string, err error) error {
@@ -307,7 +628,8 @@ func MessageID(mailboxName, providerMessageID string) string {
 
 // SyncMailbox starts a sync job of one of user's mailboxes. mode empty
 // means INCREMENTAL after a first sync and FULL before; maxMessages zero
-// means DefaultSyncMessages.
+// means DefaultSyncMessages. The job runs in the background; at most one
+// job per mailbox is PENDING or RUNNING at a time.
 func (s *Service) SyncMailbox(ctx context.Context, user, mailboxID string, mode SyncMode, maxMessages int) (SyncJob, error) {
 	switch {
 	case maxMessages < 0:
@@ -321,15 +643,19 @@ func (s *Service) SyncMailbox(ctx context.Context, user, mailboxID string, mode 
 	if err != nil {
 		return SyncJob{}, err
 	}
+	return s.startJob(ctx, mb, mode, maxMessages)
+}
+
+func (s *Service) startJob(ctx context.Context, mb Mailbox, mode SyncMode, maxMessages int) (SyncJob, error) {
 	if mode == "" {
 		mode = SyncFull
-		if !mb.LastSyncTime.IsZero() {
+		if (mb.Kind == KindImport && !mb.LastSyncTime.IsZero()) || mb.Cursor != "" {
 			mode = SyncIncremental
 		}
 	}
 	now := s.now()
 	job := SyncJob{
-		User:        user,
+		User:        mb.User,
 		ID:          randomID(),
 		MailboxID:   mb.ID,
 		Mode:        mode,
@@ -347,16 +673,32 @@ func (s *Service) SyncMailbox(ctx context.Context, user, mailboxID string, mode 
 		if err := s.repo.CreateSyncJob(ctx, job); err != nil {
 			return SyncJob{}, fmt.Errorf("create sync job: %w", err)
 		}
-		if err := s.repo.RecordSync(ctx, user, mb.ID, mb.Cursor, now); err != nil {
+		if err := s.repo.RecordSync(ctx, mb.User, mb.ID, mb.Cursor, now); err != nil {
 			return SyncJob{}, fmt.Errorf("record sync: %w", err)
 		}
 		return job, nil
 	}
-	// GMAIL and IMAP mailboxes cannot be created yet. A later issue runs
-	// their Provider here: store the PENDING job, then a worker moves it to
-	// RUNNING, calls Provider.Sync with a deliver that parses, publishes and
-	// counts progress, records the cursor, and ends the job SUCCEEDED or FAILED.
-	return SyncJob{}, apierror.Unimplementedf("syncing %s mailboxes is not supported yet", mb.Kind)
+	if s.cfg.Providers[mb.Kind] == nil {
+		return SyncJob{}, apierror.Preconditionf("%s mailboxes cannot be synced: %s is not configured on this server", mb.Kind, mb.Kind)
+	}
+	if mb.State != StateActive {
+		return SyncJob{}, apierror.Preconditionf("mailbox %s is %s and cannot be synced: %s", mb.Name(), mb.State, mb.StateReason)
+	}
+	err := s.repo.CreateSyncJob(ctx, job)
+	if errors.Is(err, ErrJobActive) {
+		e := &apierror.Error{Kind: apierror.Aborted, Reason: ReasonSyncRunning,
+			Message: fmt.Sprintf("mailbox %s has a sync job running already", mb.Name())}
+		if active, aerr := s.repo.ActiveSyncJob(ctx, mb.User, mb.ID); aerr == nil {
+			e.Message = fmt.Sprintf("mailbox %s has a sync job running already: %s", mb.Name(), active.Name())
+			e = e.WithMetadata("sync_job", active.Name())
+		}
+		return SyncJob{}, e
+	}
+	if err != nil {
+		return SyncJob{}, fmt.Errorf("create sync job: %w", err)
+	}
+	s.poke()
+	return job, nil
 }
 
 // GetSyncJob returns one of user's sync jobs.
@@ -371,9 +713,96 @@ func (s *Service) GetSyncJob(ctx context.Context, user, id string) (SyncJob, err
 	return j, nil
 }
 
+// ListSyncJobs returns a page of user's sync jobs, newest first, and the
+// token of the next page (empty on the last).
+func (s *Service) ListSyncJobs(ctx context.Context, user string, pageSize int, pageToken string) ([]SyncJob, string, error) {
+	pageSize, err := checkPageSize(pageSize)
+	if err != nil {
+		return nil, "", err
+	}
+	pos, err := decodePageToken(jobTokenVersion, user, pageToken, "ListSyncJobs")
+	if err != nil {
+		return nil, "", err
+	}
+	var after *JobPage
+	if pos != "" {
+		var us int64
+		var id string
+		if _, err := fmt.Sscanf(pos, "%d/%s", &us, &id); err != nil || !resname.ValidID(id) {
+			return nil, "", apierror.Invalid("page_token", "is not a token returned by ListSyncJobs")
+		}
+		after = &JobPage{CreateTime: time.UnixMicro(us).UTC(), ID: id}
+	}
+	jobs, err := s.repo.ListSyncJobs(ctx, user, after, pageSize+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list sync jobs: %w", err)
+	}
+	next := ""
+	if len(jobs) > pageSize {
+		jobs = jobs[:pageSize]
+		last := jobs[len(jobs)-1]
+		next = encodePageToken(jobTokenVersion, user, fmt.Sprintf("%d/%s", last.CreateTime.UnixMicro(), last.ID))
+	}
+	return jobs, next, nil
+}
+
+// WatchSyncJob calls send with the job as it is now, then again at every
+// change, until the job ends (the last call carries its final state) or
+// ctx is done.
+func (s *Service) WatchSyncJob(ctx context.Context, user, id string, send func(SyncJob) error) error {
+	var last SyncJob
+	first := true
+	t := time.NewTicker(s.cfg.WatchInterval)
+	defer t.Stop()
+	for {
+		j, err := s.GetSyncJob(ctx, user, id)
+		if err != nil {
+			return err
+		}
+		// The lease changes at every renewal; callers see neither it nor the owner.
+		j.Owner, j.LeaseUntil = "", time.Time{}
+		if first || j != last {
+			if err := send(j); err != nil {
+				return err
+			}
+			first, last = false, j
+		}
+		if j.State.Ended() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// CountClassified notes that the classifier classified a message; a sync
+// job counts each of its messages once.
+func (s *Service) CountClassified(ctx context.Context, user, mailboxID, providerMessageID, job string) error {
+	_, err := s.repo.MarkClassified(ctx, user, mailboxID, providerMessageID, job)
+	return err
+}
+
 // randomID returns 16 random lowercase hex digits, a valid resource id.
 func randomID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// randomToken returns 32 random bytes, base64url: an OAuth state or a PKCE
+// verifier (43 characters, as RFC 7636 asks).
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// hashState is what the database keeps of a consent's state parameter, so
+// that reading the table does not let anyone complete a consent.
+func hashState(state string) string {
+	sum := sha256.Sum256([]byte(state))
+	return hex.EncodeToString(sum[:])
 }

@@ -62,7 +62,7 @@ func TestImportMessages(t *testing.T) {
 	ctx := context.Background()
 	pub := &recorder{}
 	svc, _ := newService(t, pub)
-	if _, err := svc.CreateMailbox(ctx, "ada", mailbox.Mailbox{Kind: mailbox.KindImport}, "inbox"); err != nil {
+	if _, err := svc.CreateMailbox(ctx, "ada", mailbox.Mailbox{Kind: mailbox.KindImport}, "inbox", ""); err != nil {
 		t.Fatal(err)
 	}
 	got, err := svc.ImportMessages(ctx, "ada", "inbox", [][]byte{mail("one"), mail("two"), mail("one")}, "")
@@ -100,7 +100,7 @@ func TestImportMessagesPublishFailure(t *testing.T) {
 	ctx := context.Background()
 	pub := &recorder{failAt: 3}
 	svc, _ := newService(t, pub)
-	if _, err := svc.CreateMailbox(ctx, "ada", mailbox.Mailbox{Kind: mailbox.KindImport}, "inbox"); err != nil {
+	if _, err := svc.CreateMailbox(ctx, "ada", mailbox.Mailbox{Kind: mailbox.KindImport}, "inbox", ""); err != nil {
 		t.Fatal(err)
 	}
 	_, err := svc.ImportMessages(ctx, "ada", "inbox", [][]byte{mail("a"), mail("b"), mail("c"), mail("d")}, mailbox.LaneLive)
@@ -120,11 +120,10 @@ func TestImportMessagesRefusals(t *testing.T) {
 	ctx := context.Background()
 	pub := &recorder{}
 	svc, repo := newService(t, pub)
-	if _, err := svc.CreateMailbox(ctx, "ada", mailbox.Mailbox{Kind: mailbox.KindImport}, "inbox"); err != nil {
+	if _, err := svc.CreateMailbox(ctx, "ada", mailbox.Mailbox{Kind: mailbox.KindImport}, "inbox", ""); err != nil {
 		t.Fatal(err)
 	}
-	// GMAIL mailboxes cannot be created through the service yet; the
-	// repository stands in for the later issue that connects them.
+	// A GMAIL mailbox, straight into the repository (no Gmail here).
 	if err := repo.CreateMailbox(ctx, mailbox.Mailbox{User: "ada", ID: "gmail", Kind: mailbox.KindGmail, State: mailbox.StateActive, CreateTime: now}); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +177,7 @@ func TestListMailboxesPageToken(t *testing.T) {
 	svc, _ := newService(t, &recorder{})
 	for _, user := range []string{"ada", "bob"} {
 		for _, id := range []string{"a", "b", "c"} {
-			if _, err := svc.CreateMailbox(ctx, user, mailbox.Mailbox{Kind: mailbox.KindImport}, id); err != nil {
+			if _, err := svc.CreateMailbox(ctx, user, mailbox.Mailbox{Kind: mailbox.KindImport}, id, ""); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -203,7 +202,7 @@ func TestListMailboxesPageToken(t *testing.T) {
 func TestSyncMailbox(t *testing.T) {
 	ctx := context.Background()
 	svc, repo := newService(t, &recorder{})
-	if _, err := svc.CreateMailbox(ctx, "ada", mailbox.Mailbox{Kind: mailbox.KindImport}, "inbox"); err != nil {
+	if _, err := svc.CreateMailbox(ctx, "ada", mailbox.Mailbox{Kind: mailbox.KindImport}, "inbox", ""); err != nil {
 		t.Fatal(err)
 	}
 	job, err := svc.SyncMailbox(ctx, "ada", "inbox", "", 0)
@@ -222,8 +221,8 @@ func TestSyncMailbox(t *testing.T) {
 	if err := repo.CreateMailbox(ctx, mailbox.Mailbox{User: "ada", ID: "imap", Kind: mailbox.KindIMAP, State: mailbox.StateActive, CreateTime: now}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.SyncMailbox(ctx, "ada", "imap", "", 0); kindOf(err) != apierror.Unimplemented {
-		t.Errorf("sync of an IMAP mailbox: %v, want Unimplemented", err)
+	if _, err := svc.SyncMailbox(ctx, "ada", "imap", "", 0); kindOf(err) != apierror.FailedPrecondition {
+		t.Errorf("sync of an IMAP mailbox without IMAP configured: %v, want FailedPrecondition", err)
 	}
 	for _, n := range []int{-1, 10001} {
 		if _, err := svc.SyncMailbox(ctx, "ada", "inbox", "", n); kindOf(err) != apierror.InvalidArgument {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -468,8 +469,9 @@ func TestSnippet(t *testing.T) {
 }
 
 func FuzzNormalize(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*")
-	for _, name := range files {
+	files, _ := filepath.Glob("testdata/*.eml")
+	more, _ := filepath.Glob("testdata/*.txt")
+	for _, name := range append(files, more...) {
 		raw, err := os.ReadFile(name)
 		if err != nil {
 			f.Fatal(err)
@@ -482,6 +484,11 @@ func FuzzNormalize(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		m, err := mailparse.Parse(raw, mailparse.Options{Now: now, Limits: limits})
 		if err != nil {
+			// A clear error: empty, or a reason that quotes nothing.
+			var perr *mailparse.Error
+			if !errors.Is(err, mailparse.ErrEmpty) && (!errors.As(err, &perr) || perr.Reason == "") {
+				t.Fatalf("error %T %v is neither ErrEmpty nor a *mailparse.Error", err, err)
+			}
 			return
 		}
 		for _, s := range append([]string{m.Subject, m.From, m.FromAddress, m.MessageID, m.TextBody, m.Snippet}, append(m.To, m.Cc...)...) {
@@ -499,4 +506,80 @@ func FuzzNormalize(f *testing.F) {
 			t.Fatalf("zero date")
 		}
 	})
+}
+
+// adversarial are the mails that once made MIME parsers run out of time or
+// memory: each must be handled (parsed, or refused with a limit error)
+// within a bounded allocation.
+func adversarial() map[string]struct {
+	raw       []byte
+	wantLimit bool
+} {
+	var parts bytes.Buffer
+	parts.WriteString("From: a@example.com\r\nSubject: parts\r\nContent-Type: multipart/mixed; boundary=P\r\n\r\n")
+	for i := range 10000 {
+		fmt.Fprintf(&parts, "--P\r\nContent-Type: text/plain\r\n\r\npart %d\r\n", i)
+	}
+	parts.WriteString("--P--\r\n")
+
+	var header bytes.Buffer
+	header.WriteString("From: a@example.com\r\nSubject: big header\r\n")
+	for header.Len() < 2<<20 {
+		header.WriteString("X-Filler: " + strings.Repeat("h", 990) + "\r\n")
+	}
+	header.WriteString("\r\nbody\r\n")
+
+	return map[string]struct {
+		raw       []byte
+		wantLimit bool
+	}{
+		"10000 parts":      {parts.Bytes(), true},
+		"1000 deep":        {nested(1000), true},
+		"2 MB header":      {header.Bytes(), true},
+		"unknown charset":  {[]byte("From: a@example.com\r\nSubject: =?x-nobody-knows?Q?caf=E9?=\r\nContent-Type: text/plain; charset=x-nobody-knows\r\n\r\ncaf\xe9 au lait\r\n"), false},
+		"2 MB single line": {append([]byte("From: a@example.com\r\nSubject: line\r\n\r\n"), bytes.Repeat([]byte("w"), 2<<20)...), false},
+	}
+}
+
+// TestParseAdversarialBounds parses each adversarial mail and checks the
+// outcome and what it allocated (under 64 MiB each). Time is measured by
+// BenchmarkParseAdversarial, not asserted: the machine is shared.
+func TestParseAdversarialBounds(t *testing.T) {
+	for name, tt := range adversarial() {
+		t.Run(name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			m, err := mailparse.Parse(tt.raw, mailparse.Options{Now: now})
+			runtime.ReadMemStats(&after)
+			var perr *mailparse.Error
+			switch {
+			case tt.wantLimit && (!errors.As(err, &perr) || !perr.Limit):
+				t.Fatalf("Parse = %v, %v; want a limit error", m, err)
+			case !tt.wantLimit && err != nil:
+				t.Fatalf("Parse: %v", err)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+				t.Errorf("allocated %d MiB, want under 64", alloc>>20)
+			}
+			if m != nil && len(m.TextBody) > mailparse.DefaultLimits.MaxTextBytes {
+				t.Errorf("text body of %d bytes", len(m.TextBody))
+			}
+			if name == "unknown charset" && (!strings.Contains(m.TextBody, "au lait") || !utf8.ValidString(m.Subject)) {
+				t.Errorf("unknown charset: subject %q, body %q", m.Subject, m.TextBody)
+			}
+		})
+	}
+}
+
+func BenchmarkParseAdversarial(b *testing.B) {
+	for name, tt := range adversarial() {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(tt.raw)))
+			for b.Loop() {
+				_, _ = mailparse.Parse(tt.raw, mailparse.Options{Now: now})
+			}
+		})
+	}
 }

@@ -1,4 +1,5 @@
-// Package sqlrepo keeps ingest's mailboxes and sync jobs in SQL, through
+// Package sqlrepo keeps ingest's mailboxes, sync jobs, message records and
+// pending consents in SQL, through
 // database/sql, on Postgres (pgx) and SQLite (modernc) alike: the queries
 // are portable ($N placeholders, times as BIGINT unix microseconds, NULL for
 // a time not yet reached), and each backend has its own migrations.
@@ -8,9 +9,12 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
+	"strings"
 	"time"
 
 	"mailroom.dev/platform/sqldb"
@@ -64,12 +68,16 @@ func fromNullMicros(n sql.NullInt64) time.Time {
 
 // CreateMailbox implements mailbox.Repository.
 func (r *Repo) CreateMailbox(ctx context.Context, m mailbox.Mailbox) error {
-	_, err := r.db.ExecContext(ctx, `
+	settings, err := encodeSettings(m.IMAP)
+	if err != nil {
+		return err
+	}
+	_, err = r.db.ExecContext(ctx, `
 		INSERT INTO mailboxes (user_id, id, provider, address, display_name, state, state_reason,
-		                       sync_cursor, message_count, create_time, last_sync_time)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		                       sync_cursor, message_count, create_time, last_sync_time, settings)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		m.User, m.ID, string(m.Kind), m.Address, m.DisplayName, string(m.State), m.StateReason,
-		m.Cursor, m.MessageCount, micros(m.CreateTime), nullMicros(m.LastSyncTime))
+		m.Cursor, m.MessageCount, micros(m.CreateTime), nullMicros(m.LastSyncTime), settings)
 	if sqldb.IsUniqueViolation(err) {
 		return mailbox.ErrAlreadyExists
 	}
@@ -79,23 +87,40 @@ func (r *Repo) CreateMailbox(ctx context.Context, m mailbox.Mailbox) error {
 	return nil
 }
 
+func encodeSettings(s *mailbox.IMAPSettings) (string, error) {
+	if s == nil {
+		return "", nil
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return "", fmt.Errorf("sqlrepo: imap settings: %w", err)
+	}
+	return string(b), nil
+}
+
 const mailboxColumns = `user_id, id, provider, address, display_name, state, state_reason,
-	sync_cursor, message_count, create_time, last_sync_time`
+	sync_cursor, message_count, create_time, last_sync_time, settings`
 
 func scanMailbox(row interface{ Scan(...any) error }) (mailbox.Mailbox, error) {
 	var (
-		m           mailbox.Mailbox
-		kind, state string
-		created     int64
-		lastSync    sql.NullInt64
+		m                     mailbox.Mailbox
+		kind, state, settings string
+		created               int64
+		lastSync              sql.NullInt64
 	)
 	err := row.Scan(&m.User, &m.ID, &kind, &m.Address, &m.DisplayName, &state, &m.StateReason,
-		&m.Cursor, &m.MessageCount, &created, &lastSync)
+		&m.Cursor, &m.MessageCount, &created, &lastSync, &settings)
 	if err != nil {
 		return mailbox.Mailbox{}, err
 	}
 	m.Kind, m.State = mailbox.Kind(kind), mailbox.State(state)
 	m.CreateTime, m.LastSyncTime = fromMicros(created), fromNullMicros(lastSync)
+	if settings != "" {
+		m.IMAP = &mailbox.IMAPSettings{}
+		if err := json.Unmarshal([]byte(settings), m.IMAP); err != nil {
+			return mailbox.Mailbox{}, fmt.Errorf("imap settings of %s: %w", m.Name(), err)
+		}
+	}
 	return m, nil
 }
 
@@ -114,9 +139,32 @@ func (r *Repo) GetMailbox(ctx context.Context, user, id string) (mailbox.Mailbox
 
 // ListMailboxes implements mailbox.Repository.
 func (r *Repo) ListMailboxes(ctx context.Context, user, afterID string, limit int) ([]mailbox.Mailbox, error) {
-	rows, err := r.db.QueryContext(ctx,
+	return r.queryMailboxes(ctx,
 		`SELECT `+mailboxColumns+` FROM mailboxes WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
 		user, afterID, limit)
+}
+
+// ListDueMailboxes implements mailbox.Repository.
+func (r *Repo) ListDueMailboxes(ctx context.Context, kinds []mailbox.Kind, before time.Time, limit int) ([]mailbox.Mailbox, error) {
+	if len(kinds) == 0 {
+		return nil, nil
+	}
+	args := []any{string(mailbox.StateActive), micros(before), limit}
+	for _, k := range kinds {
+		args = append(args, string(k))
+	}
+	return r.queryMailboxes(ctx, `
+		SELECT `+mailboxColumns+` FROM mailboxes m
+		WHERE m.state = $1 AND (m.last_sync_time IS NULL OR m.last_sync_time < $2)
+		  AND m.provider IN (`+placeholders(4, len(kinds))+`)
+		  AND NOT EXISTS (SELECT 1 FROM sync_jobs j WHERE j.user_id = m.user_id AND j.mailbox_id = m.id
+		                  AND j.state IN ('PENDING', 'RUNNING'))
+		ORDER BY m.last_sync_time NULLS FIRST, m.user_id, m.id
+		LIMIT $3`, args...)
+}
+
+func (r *Repo) queryMailboxes(ctx context.Context, query string, args ...any) ([]mailbox.Mailbox, error) {
+	rows, err := r.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlrepo: list mailboxes: %w", err)
 	}
@@ -135,11 +183,26 @@ func (r *Repo) ListMailboxes(ctx context.Context, user, afterID string, limit in
 	return out, nil
 }
 
-// AddMessageCount implements mailbox.Repository.
-func (r *Repo) AddMessageCount(ctx context.Context, user, id string, n int64) error {
-	res, err := r.db.ExecContext(ctx,
-		`UPDATE mailboxes SET message_count = message_count + $3 WHERE user_id = $1 AND id = $2`, user, id, n)
-	return updated(res, err, "add message count")
+// placeholders returns "$from, $from+1, …" for n parameters.
+func placeholders(from, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("$" + strconv.Itoa(from+i))
+	}
+	return b.String()
+}
+
+// SetMailboxState implements mailbox.Repository.
+func (r *Repo) SetMailboxState(ctx context.Context, user, id string, state mailbox.State, reason, address string) error {
+	res, err := r.db.ExecContext(ctx, `
+		UPDATE mailboxes SET state = $3, state_reason = $4,
+		       address = CASE WHEN $5 = '' THEN address ELSE $5 END
+		WHERE user_id = $1 AND id = $2`,
+		user, id, string(state), reason, address)
+	return updated(res, err, "set mailbox state")
 }
 
 // RecordSync implements mailbox.Repository.
@@ -148,6 +211,42 @@ func (r *Repo) RecordSync(ctx context.Context, user, id, cursor string, t time.T
 		`UPDATE mailboxes SET sync_cursor = $3, last_sync_time = $4 WHERE user_id = $1 AND id = $2`,
 		user, id, cursor, nullMicros(t))
 	return updated(res, err, "record sync")
+}
+
+// DeleteMailbox implements mailbox.Repository. The sync jobs, records and
+// consent states go with the mailbox (ON DELETE CASCADE).
+func (r *Repo) DeleteMailbox(ctx context.Context, user, id string) error {
+	res, err := r.db.ExecContext(ctx, `DELETE FROM mailboxes WHERE user_id = $1 AND id = $2`, user, id)
+	return updated(res, err, "delete mailbox")
+}
+
+// PurgeUser implements mailbox.Repository.
+func (r *Repo) PurgeUser(ctx context.Context, user string) (mailbox.Purged, error) {
+	var p mailbox.Purged
+	err := sqldb.InTx(ctx, r.db, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sync_jobs WHERE user_id = $1`, user).Scan(&p.SyncJobs); err != nil {
+			return err
+		}
+		for _, q := range []string{
+			`DELETE FROM auth_states WHERE user_id = $1`,
+			`DELETE FROM mailbox_messages WHERE user_id = $1`,
+			`DELETE FROM sync_jobs WHERE user_id = $1`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, user); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM mailboxes WHERE user_id = $1`, user)
+		if err != nil {
+			return err
+		}
+		p.Mailboxes, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return mailbox.Purged{}, fmt.Errorf("sqlrepo: purge user: %w", err)
+	}
+	return p, nil
 }
 
 // updated turns an UPDATE's outcome into nil, ErrNotFound or an error.
@@ -165,18 +264,174 @@ func updated(res sql.Result, err error, what string) error {
 	return nil
 }
 
+// KnownMessages implements mailbox.Repository.
+func (r *Repo) KnownMessages(ctx context.Context, user, mailboxID string, ids []string) (map[string]bool, error) {
+	known := map[string]bool{}
+	if len(ids) == 0 {
+		return known, nil
+	}
+	args := make([]any, 0, len(ids)+2)
+	args = append(args, user, mailboxID)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	rows, err := r.db.QueryContext(ctx, `
+		SELECT provider_message_id FROM mailbox_messages
+		WHERE user_id = $1 AND mailbox_id = $2 AND provider_message_id IN (`+placeholders(3, len(ids))+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlrepo: known messages: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("sqlrepo: known messages: %w", err)
+		}
+		known[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlrepo: known messages: %w", err)
+	}
+	return known, nil
+}
+
+// RecordMessages implements mailbox.Repository.
+func (r *Repo) RecordMessages(ctx context.Context, recs []mailbox.Record) (int, error) {
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	// Duplicates inside one INSERT are harmless with DO NOTHING, but the
+	// published count must not see them: keep the first of each id.
+	seen := map[string]bool{}
+	var published, failed []mailbox.Record
+	for _, rec := range recs {
+		if seen[rec.ProviderMessageID] {
+			continue
+		}
+		seen[rec.ProviderMessageID] = true
+		if rec.Status == mailbox.RecordPublished {
+			published = append(published, rec)
+		} else {
+			failed = append(failed, rec)
+		}
+	}
+	var added int
+	err := sqldb.InTx(ctx, r.db, func(tx *sql.Tx) error {
+		for _, part := range [][]mailbox.Record{published, failed} {
+			for len(part) > 0 {
+				n := min(len(part), 200)
+				inserted, err := insertRecords(ctx, tx, part[:n])
+				if err != nil {
+					return err
+				}
+				added += inserted
+				if part[0].Status == mailbox.RecordPublished && inserted > 0 {
+					if _, err := tx.ExecContext(ctx,
+						`UPDATE mailboxes SET message_count = message_count + $3 WHERE user_id = $1 AND id = $2`,
+						part[0].User, part[0].MailboxID, inserted); err != nil {
+						return err
+					}
+				}
+				part = part[n:]
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// A record of a mailbox deleted meanwhile breaks the foreign key.
+		return 0, fmt.Errorf("sqlrepo: record messages: %w", err)
+	}
+	return added, nil
+}
+
+func insertRecords(ctx context.Context, tx *sql.Tx, recs []mailbox.Record) (int, error) {
+	var b strings.Builder
+	args := make([]any, 0, 7*len(recs))
+	b.WriteString(`INSERT INTO mailbox_messages (user_id, mailbox_id, provider_message_id, message_id, sync_job_id, status, create_time) VALUES `)
+	for i, rec := range recs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(" + placeholders(len(args)+1, 7) + ")")
+		args = append(args, rec.User, rec.MailboxID, rec.ProviderMessageID, rec.MessageID, rec.SyncJobID, string(rec.Status), micros(rec.CreateTime))
+	}
+	b.WriteString(` ON CONFLICT (user_id, mailbox_id, provider_message_id) DO NOTHING`)
+	res, err := tx.ExecContext(ctx, b.String(), args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// MarkClassified implements mailbox.Repository.
+func (r *Repo) MarkClassified(ctx context.Context, user, mailboxID, providerMessageID, job string) (bool, error) {
+	var first bool
+	err := sqldb.InTx(ctx, r.db, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `
+			UPDATE mailbox_messages SET classified = 1
+			WHERE user_id = $1 AND mailbox_id = $2 AND provider_message_id = $3 AND classified = 0`,
+			user, mailboxID, providerMessageID)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		first = n == 1
+		if first && job != "" {
+			_, err = tx.ExecContext(ctx,
+				`UPDATE sync_jobs SET classified = classified + 1 WHERE user_id = $1 AND id = $2`, user, job)
+		}
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("sqlrepo: mark classified: %w", err)
+	}
+	return first, nil
+}
+
+const jobColumns = `user_id, id, mailbox_id, mode, max_messages, state,
+	listed, fetched, published, skipped, failed, classified, error,
+	create_time, update_time, end_time, owner, lease_until`
+
+func scanJob(row interface{ Scan(...any) error }) (mailbox.SyncJob, error) {
+	var (
+		j               mailbox.SyncJob
+		mode, state     string
+		created, update int64
+		end, lease      sql.NullInt64
+	)
+	err := row.Scan(&j.User, &j.ID, &j.MailboxID, &mode, &j.MaxMessages, &state,
+		&j.Progress.Listed, &j.Progress.Fetched, &j.Progress.Published, &j.Progress.Skipped, &j.Progress.Failed,
+		&j.Progress.Classified, &j.Error, &created, &update, &end, &j.Owner, &lease)
+	if err != nil {
+		return mailbox.SyncJob{}, err
+	}
+	j.Mode, j.State = mailbox.SyncMode(mode), mailbox.JobState(state)
+	j.CreateTime, j.UpdateTime, j.EndTime = fromMicros(created), fromMicros(update), fromNullMicros(end)
+	j.LeaseUntil = fromNullMicros(lease)
+	return j, nil
+}
+
 // CreateSyncJob implements mailbox.Repository.
 func (r *Repo) CreateSyncJob(ctx context.Context, j mailbox.SyncJob) error {
 	_, err := r.db.ExecContext(ctx, `
 		INSERT INTO sync_jobs (user_id, id, mailbox_id, mode, max_messages, state,
-		                       listed, fetched, published, skipped, failed, error,
-		                       create_time, update_time, end_time)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		                       listed, fetched, published, skipped, failed, classified, error,
+		                       create_time, update_time, end_time, owner, lease_until)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 		j.User, j.ID, j.MailboxID, string(j.Mode), j.MaxMessages, string(j.State),
-		j.Progress.Listed, j.Progress.Fetched, j.Progress.Published, j.Progress.Skipped, j.Progress.Failed, j.Error,
-		micros(j.CreateTime), micros(j.UpdateTime), nullMicros(j.EndTime))
+		j.Progress.Listed, j.Progress.Fetched, j.Progress.Published, j.Progress.Skipped, j.Progress.Failed,
+		j.Progress.Classified, j.Error, micros(j.CreateTime), micros(j.UpdateTime), nullMicros(j.EndTime),
+		j.Owner, nullMicros(j.LeaseUntil))
 	if sqldb.IsUniqueViolation(err) {
-		return mailbox.ErrAlreadyExists
+		// Two unique keys: the job's name, and one active job per mailbox.
+		if _, gerr := r.GetSyncJob(ctx, j.User, j.ID); gerr == nil {
+			return mailbox.ErrAlreadyExists
+		}
+		return mailbox.ErrJobActive
 	}
 	if err != nil {
 		return fmt.Errorf("sqlrepo: insert sync job: %w", err)
@@ -185,38 +440,154 @@ func (r *Repo) CreateSyncJob(ctx context.Context, j mailbox.SyncJob) error {
 }
 
 // UpdateSyncJob implements mailbox.Repository.
-func (r *Repo) UpdateSyncJob(ctx context.Context, j mailbox.SyncJob) error {
+func (r *Repo) UpdateSyncJob(ctx context.Context, j mailbox.SyncJob, asOwner string) error {
 	res, err := r.db.ExecContext(ctx, `
 		UPDATE sync_jobs SET state = $3, listed = $4, fetched = $5, published = $6, skipped = $7,
-		                     failed = $8, error = $9, update_time = $10, end_time = $11
-		WHERE user_id = $1 AND id = $2`,
+		                     failed = $8, error = $9, update_time = $10, end_time = $11,
+		                     owner = $12, lease_until = $13
+		WHERE user_id = $1 AND id = $2 AND owner = $14`,
 		j.User, j.ID, string(j.State), j.Progress.Listed, j.Progress.Fetched, j.Progress.Published,
-		j.Progress.Skipped, j.Progress.Failed, j.Error, micros(j.UpdateTime), nullMicros(j.EndTime))
+		j.Progress.Skipped, j.Progress.Failed, j.Error, micros(j.UpdateTime), nullMicros(j.EndTime),
+		j.Owner, nullMicros(j.LeaseUntil), asOwner)
 	return updated(res, err, "update sync job")
 }
 
 // GetSyncJob implements mailbox.Repository.
 func (r *Repo) GetSyncJob(ctx context.Context, user, id string) (mailbox.SyncJob, error) {
-	var (
-		j               mailbox.SyncJob
-		mode, state     string
-		created, update int64
-		end             sql.NullInt64
-	)
-	err := r.db.QueryRowContext(ctx, `
-		SELECT user_id, id, mailbox_id, mode, max_messages, state,
-		       listed, fetched, published, skipped, failed, error, create_time, update_time, end_time
-		FROM sync_jobs WHERE user_id = $1 AND id = $2`, user, id).
-		Scan(&j.User, &j.ID, &j.MailboxID, &mode, &j.MaxMessages, &state,
-			&j.Progress.Listed, &j.Progress.Fetched, &j.Progress.Published, &j.Progress.Skipped, &j.Progress.Failed,
-			&j.Error, &created, &update, &end)
+	j, err := scanJob(r.db.QueryRowContext(ctx,
+		`SELECT `+jobColumns+` FROM sync_jobs WHERE user_id = $1 AND id = $2`, user, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return mailbox.SyncJob{}, mailbox.ErrNotFound
 	}
 	if err != nil {
 		return mailbox.SyncJob{}, fmt.Errorf("sqlrepo: get sync job: %w", err)
 	}
-	j.Mode, j.State = mailbox.SyncMode(mode), mailbox.JobState(state)
-	j.CreateTime, j.UpdateTime, j.EndTime = fromMicros(created), fromMicros(update), fromNullMicros(end)
 	return j, nil
+}
+
+// ActiveSyncJob implements mailbox.Repository.
+func (r *Repo) ActiveSyncJob(ctx context.Context, user, mailboxID string) (mailbox.SyncJob, error) {
+	j, err := scanJob(r.db.QueryRowContext(ctx,
+		`SELECT `+jobColumns+` FROM sync_jobs WHERE user_id = $1 AND mailbox_id = $2 AND state IN ('PENDING', 'RUNNING')`,
+		user, mailboxID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return mailbox.SyncJob{}, mailbox.ErrNotFound
+	}
+	if err != nil {
+		return mailbox.SyncJob{}, fmt.Errorf("sqlrepo: active sync job: %w", err)
+	}
+	return j, nil
+}
+
+// ListSyncJobs implements mailbox.Repository.
+func (r *Repo) ListSyncJobs(ctx context.Context, user string, after *mailbox.JobPage, limit int) ([]mailbox.SyncJob, error) {
+	query := `SELECT ` + jobColumns + ` FROM sync_jobs WHERE user_id = $1`
+	args := []any{user, limit}
+	if after != nil {
+		query += ` AND (create_time < $3 OR (create_time = $3 AND id < $4))`
+		args = append(args, micros(after.CreateTime), after.ID)
+	}
+	rows, err := r.db.QueryContext(ctx, query+` ORDER BY create_time DESC, id DESC LIMIT $2`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlrepo: list sync jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []mailbox.SyncJob
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlrepo: list sync jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlrepo: list sync jobs: %w", err)
+	}
+	return out, nil
+}
+
+// ClaimSyncJob implements mailbox.Repository. Candidates are read first,
+// then each is taken with an UPDATE that holds only if nobody changed it
+// meanwhile, so that two replicas never both take one job.
+func (r *Repo) ClaimSyncJob(ctx context.Context, owner string, now, leaseUntil time.Time) (mailbox.SyncJob, bool, error) {
+	rows, err := r.db.QueryContext(ctx, `
+		SELECT user_id, id, state, owner, COALESCE(lease_until, 0) FROM sync_jobs
+		WHERE state = 'PENDING' OR (state = 'RUNNING' AND COALESCE(lease_until, 0) < $1)
+		ORDER BY create_time LIMIT 8`, micros(now))
+	if err != nil {
+		return mailbox.SyncJob{}, false, fmt.Errorf("sqlrepo: claim sync job: %w", err)
+	}
+	type candidate struct {
+		user, id, state, owner string
+		lease                  int64
+	}
+	var cands []candidate
+	for rows.Next() {
+		var c candidate
+		if err := rows.Scan(&c.user, &c.id, &c.state, &c.owner, &c.lease); err != nil {
+			rows.Close()
+			return mailbox.SyncJob{}, false, fmt.Errorf("sqlrepo: claim sync job: %w", err)
+		}
+		cands = append(cands, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return mailbox.SyncJob{}, false, fmt.Errorf("sqlrepo: claim sync job: %w", err)
+	}
+	for _, c := range cands {
+		res, err := r.db.ExecContext(ctx, `
+			UPDATE sync_jobs SET state = 'RUNNING', owner = $3, lease_until = $4, update_time = $5
+			WHERE user_id = $1 AND id = $2 AND state = $6 AND owner = $7 AND COALESCE(lease_until, 0) = $8`,
+			c.user, c.id, owner, micros(leaseUntil), micros(now), c.state, c.owner, c.lease)
+		if err != nil {
+			return mailbox.SyncJob{}, false, fmt.Errorf("sqlrepo: claim sync job: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			continue // another replica was faster
+		}
+		j, err := r.GetSyncJob(ctx, c.user, c.id)
+		if errors.Is(err, mailbox.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return mailbox.SyncJob{}, false, err
+		}
+		return j, true, nil
+	}
+	return mailbox.SyncJob{}, false, nil
+}
+
+// CreateAuthState implements mailbox.Repository.
+func (r *Repo) CreateAuthState(ctx context.Context, a mailbox.AuthState) error {
+	_, err := r.db.ExecContext(ctx, `
+		INSERT INTO auth_states (state_hash, user_id, mailbox_id, verifier, expire_time) VALUES ($1, $2, $3, $4, $5)`,
+		a.Hash, a.User, a.MailboxID, a.Verifier, micros(a.ExpireTime))
+	if sqldb.IsUniqueViolation(err) {
+		return mailbox.ErrAlreadyExists
+	}
+	if err != nil {
+		return fmt.Errorf("sqlrepo: insert auth state: %w", err)
+	}
+	return nil
+}
+
+// TakeAuthState implements mailbox.Repository: the DELETE … RETURNING
+// makes a state usable once, whatever the concurrency.
+func (r *Repo) TakeAuthState(ctx context.Context, hash string) (mailbox.AuthState, error) {
+	var (
+		a   mailbox.AuthState
+		exp int64
+	)
+	err := r.db.QueryRowContext(ctx, `
+		DELETE FROM auth_states WHERE state_hash = $1
+		RETURNING state_hash, user_id, mailbox_id, verifier, expire_time`, hash).
+		Scan(&a.Hash, &a.User, &a.MailboxID, &a.Verifier, &exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return mailbox.AuthState{}, mailbox.ErrNotFound
+	}
+	if err != nil {
+		return mailbox.AuthState{}, fmt.Errorf("sqlrepo: take auth state: %w", err)
+	}
+	a.ExpireTime = fromMicros(exp)
+	return a, nil
 }

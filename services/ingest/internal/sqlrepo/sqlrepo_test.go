@@ -3,6 +3,9 @@ package sqlrepo_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +39,8 @@ func TestRepository(t *testing.T) {
 			t.Run("list", func(t *testing.T) { testList(t, repo) })
 			t.Run("counts", func(t *testing.T) { testCounts(t, repo) })
 			t.Run("sync jobs", func(t *testing.T) { testSyncJobs(t, repo) })
+			t.Run("due", func(t *testing.T) { testDue(t, repo) })
+			t.Run("lifecycle", func(t *testing.T) { testMailboxLifecycle(t, repo) })
 		})
 	}
 }
@@ -151,32 +156,56 @@ func testCounts(t *testing.T, repo mailbox.Repository) {
 	if err := repo.CreateMailbox(ctx, newMailbox("counter", "inbox")); err != nil {
 		t.Fatal(err)
 	}
-	// Concurrent imports into one mailbox must not lose an increment.
+	rec := func(id string, st mailbox.RecordStatus) mailbox.Record {
+		return mailbox.Record{User: "counter", MailboxID: "inbox", ProviderMessageID: id, MessageID: "m-" + id,
+			SyncJobID: "job", Status: st, CreateTime: t0}
+	}
+	// Concurrent records of one mailbox lose no increment, and a repeat
+	// of a provider id is no new record.
 	var wg sync.WaitGroup
-	errs := make(chan error, 20)
-	for range 10 {
+	var mu sync.Mutex
+	added := 0
+	for i := range 10 {
 		wg.Go(func() {
-			for range 2 {
-				errs <- repo.AddMessageCount(ctx, "counter", "inbox", 3)
+			for j := range 6 {
+				ok, err := recordOne(ctx, repo, rec(fmt.Sprintf("p%d", (i*6+j)%30), mailbox.RecordPublished))
+				if err != nil {
+					t.Errorf("RecordMessage: %v", err)
+				}
+				if ok {
+					mu.Lock()
+					added++
+					mu.Unlock()
+				}
 			}
 		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("AddMessageCount: %v", err)
-		}
+	if added != 30 {
+		t.Errorf("%d records reported new, want 30", added)
+	}
+	if ok, err := recordOne(ctx, repo, rec("broken", mailbox.RecordFailed)); err != nil || !ok {
+		t.Errorf("RecordMessage failed one = %v, %v", ok, err)
 	}
 	m, err := repo.GetMailbox(ctx, "counter", "inbox")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := m.MessageCount, int64(60); got != want {
-		t.Errorf("MessageCount = %d, want %d", got, want)
+	if got, want := m.MessageCount, int64(30); got != want {
+		t.Errorf("MessageCount = %d, want %d (failed records are not counted)", got, want)
 	}
-	if err := repo.AddMessageCount(ctx, "counter", "nope", 1); !errors.Is(err, mailbox.ErrNotFound) {
-		t.Errorf("AddMessageCount unknown: %v, want ErrNotFound", err)
+	known, err := repo.KnownMessages(ctx, "counter", "inbox", []string{"p1", "p29", "broken", "p30", "nope"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]bool{"p1": true, "p29": true, "broken": true}; !maps.Equal(known, want) {
+		t.Errorf("KnownMessages = %v, want %v", known, want)
+	}
+	if known, _ := repo.KnownMessages(ctx, "someone", "inbox", []string{"p1"}); len(known) != 0 {
+		t.Errorf("another user's mailbox knows %v", known)
+	}
+	if _, err := recordOne(ctx, repo, mailbox.Record{User: "counter", MailboxID: "nope", ProviderMessageID: "x", Status: mailbox.RecordPublished, CreateTime: t0}); err == nil {
+		t.Errorf("RecordMessage into a missing mailbox succeeded")
 	}
 }
 
@@ -202,13 +231,42 @@ func testSyncJobs(t *testing.T, repo mailbox.Repository) {
 	if err := repo.CreateSyncJob(ctx, job); !errors.Is(err, mailbox.ErrAlreadyExists) {
 		t.Errorf("CreateSyncJob again: %v, want ErrAlreadyExists", err)
 	}
+	// One active job per mailbox.
+	second := job
+	second.ID = "job-2"
+	second.CreateTime = t0.Add(time.Second)
+	if err := repo.CreateSyncJob(ctx, second); !errors.Is(err, mailbox.ErrJobActive) {
+		t.Errorf("second active job: %v, want ErrJobActive", err)
+	}
+	if active, err := repo.ActiveSyncJob(ctx, "syncer", "inbox"); err != nil || active.ID != "job-1" {
+		t.Errorf("ActiveSyncJob = %v, %v", active.ID, err)
+	}
 
+	// Claiming: one claimer wins; the lease protects the job until it lapses.
+	claimed, ok, err := repo.ClaimSyncJob(ctx, "proc-a", t0, t0.Add(30*time.Second))
+	if err != nil || !ok || claimed.ID != "job-1" || claimed.State != mailbox.JobRunning || claimed.Owner != "proc-a" {
+		t.Fatalf("ClaimSyncJob = %+v, %v, %v", claimed, ok, err)
+	}
+	if _, ok, _ := repo.ClaimSyncJob(ctx, "proc-b", t0.Add(10*time.Second), t0.Add(40*time.Second)); ok {
+		t.Errorf("a job under a live lease was claimed again")
+	}
+	stolen, ok, err := repo.ClaimSyncJob(ctx, "proc-b", t0.Add(31*time.Second), t0.Add(61*time.Second))
+	if err != nil || !ok || stolen.Owner != "proc-b" {
+		t.Fatalf("claim after the lease lapsed = %+v, %v, %v", stolen, ok, err)
+	}
+	// The old owner lost it.
+	claimed.Progress.Fetched = 9
+	if err := repo.UpdateSyncJob(ctx, claimed, "proc-a"); !errors.Is(err, mailbox.ErrNotFound) {
+		t.Errorf("UpdateSyncJob by the old owner: %v, want ErrNotFound", err)
+	}
+
+	job = stolen
 	job.State = mailbox.JobFailed
 	job.Progress = mailbox.Progress{Listed: 5, Fetched: 4, Published: 3, Skipped: 1, Failed: 1}
 	job.Error = "the provider refused the credential"
 	job.UpdateTime = t0.Add(time.Minute)
 	job.EndTime = t0.Add(time.Minute)
-	if err := repo.UpdateSyncJob(ctx, job); err != nil {
+	if err := repo.UpdateSyncJob(ctx, job, "proc-b"); err != nil {
 		t.Fatalf("UpdateSyncJob: %v", err)
 	}
 	got, err = repo.GetSyncJob(ctx, "syncer", "job-1")
@@ -218,6 +276,13 @@ func testSyncJobs(t *testing.T, repo mailbox.Repository) {
 	if got != job {
 		t.Errorf("after UpdateSyncJob = %+v\nwant %+v", got, job)
 	}
+	if _, ok, _ := repo.ClaimSyncJob(ctx, "proc-c", t0.Add(time.Hour), t0.Add(2*time.Hour)); ok {
+		t.Errorf("an ended job was claimed")
+	}
+	// The mailbox is free again.
+	if err := repo.CreateSyncJob(ctx, second); err != nil {
+		t.Errorf("job after the first ended: %v", err)
+	}
 
 	if _, err := repo.GetSyncJob(ctx, "syncer", "nope"); !errors.Is(err, mailbox.ErrNotFound) {
 		t.Errorf("GetSyncJob unknown: %v, want ErrNotFound", err)
@@ -226,8 +291,187 @@ func testSyncJobs(t *testing.T, repo mailbox.Repository) {
 		t.Errorf("GetSyncJob of another user: %v, want ErrNotFound", err)
 	}
 	missing := job
-	missing.ID = "job-2"
-	if err := repo.UpdateSyncJob(ctx, missing); !errors.Is(err, mailbox.ErrNotFound) {
+	missing.ID = "job-9"
+	if err := repo.UpdateSyncJob(ctx, missing, "proc-b"); !errors.Is(err, mailbox.ErrNotFound) {
 		t.Errorf("UpdateSyncJob unknown: %v, want ErrNotFound", err)
+	}
+
+	// Listing: newest first, keyset pages.
+	page, err := repo.ListSyncJobs(ctx, "syncer", nil, 1)
+	if err != nil || len(page) != 1 || page[0].ID != "job-2" {
+		t.Fatalf("ListSyncJobs first page = %v, %v", page, err)
+	}
+	page, err = repo.ListSyncJobs(ctx, "syncer", &mailbox.JobPage{CreateTime: page[0].CreateTime, ID: page[0].ID}, 5)
+	if err != nil || len(page) != 1 || page[0].ID != "job-1" {
+		t.Errorf("ListSyncJobs second page = %v, %v", page, err)
+	}
+
+	// Classified messages count once in their job.
+	rec := mailbox.Record{User: "syncer", MailboxID: "inbox", ProviderMessageID: "p1", MessageID: "m1", SyncJobID: "job-1", Status: mailbox.RecordPublished, CreateTime: t0}
+	if _, err := recordOne(ctx, repo, rec); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false} {
+		first, err := repo.MarkClassified(ctx, "syncer", "inbox", "p1", "job-1")
+		if err != nil || first != want {
+			t.Errorf("MarkClassified #%d = %v, %v; want %v", i+1, first, err, want)
+		}
+	}
+	if first, err := repo.MarkClassified(ctx, "syncer", "inbox", "unknown", "job-1"); err != nil || first {
+		t.Errorf("MarkClassified of an unknown message = %v, %v", first, err)
+	}
+	if got, _ := repo.GetSyncJob(ctx, "syncer", "job-1"); got.Progress.Classified != 1 {
+		t.Errorf("classified = %d, want 1", got.Progress.Classified)
+	}
+}
+
+func testDue(t *testing.T, repo mailbox.Repository) {
+	ctx := context.Background()
+	mk := func(id string, kind mailbox.Kind, state mailbox.State, last time.Time) {
+		m := newMailbox("due", id)
+		m.Kind, m.State, m.LastSyncTime = kind, state, last
+		if err := repo.CreateMailbox(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("never", mailbox.KindGmail, mailbox.StateActive, time.Time{})
+	mk("old", mailbox.KindIMAP, mailbox.StateActive, t0.Add(-time.Hour))
+	mk("fresh", mailbox.KindGmail, mailbox.StateActive, t0)
+	mk("gone", mailbox.KindGmail, mailbox.StateDisconnected, time.Time{})
+	mk("import", mailbox.KindImport, mailbox.StateActive, time.Time{})
+	mk("busy", mailbox.KindGmail, mailbox.StateActive, time.Time{})
+	if err := repo.CreateSyncJob(ctx, mailbox.SyncJob{User: "due", ID: "j", MailboxID: "busy", Mode: mailbox.SyncFull,
+		MaxMessages: 1, State: mailbox.JobRunning, CreateTime: t0, UpdateTime: t0}); err != nil {
+		t.Fatal(err)
+	}
+	due, err := repo.ListDueMailboxes(ctx, []mailbox.Kind{mailbox.KindGmail, mailbox.KindIMAP}, t0.Add(-time.Minute), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range due {
+		if m.User == "due" {
+			ids = append(ids, m.ID)
+		}
+	}
+	if want := []string{"never", "old"}; !slices.Equal(ids, want) {
+		t.Errorf("due = %v, want %v", ids, want)
+	}
+}
+
+func testMailboxLifecycle(t *testing.T, repo mailbox.Repository) {
+	ctx := context.Background()
+	m := newMailbox("life", "imap")
+	m.Kind = mailbox.KindIMAP
+	m.IMAP = &mailbox.IMAPSettings{Host: "imap.example.com", Port: 993, Username: "ada", Security: mailbox.IMAPTLS}
+	if err := repo.CreateMailbox(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	got, err := repo.GetMailbox(ctx, "life", "imap")
+	if err != nil || got.IMAP == nil || *got.IMAP != *m.IMAP {
+		t.Fatalf("IMAP settings = %+v, %v", got.IMAP, err)
+	}
+	if err := repo.SetMailboxState(ctx, "life", "imap", mailbox.StateDisconnected, "revoked", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := repo.GetMailbox(ctx, "life", "imap"); got.State != mailbox.StateDisconnected || got.StateReason != "revoked" || got.Address != m.Address {
+		t.Errorf("after SetMailboxState = %+v", got)
+	}
+	if err := repo.SetMailboxState(ctx, "life", "imap", mailbox.StateActive, "", "new@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := repo.GetMailbox(ctx, "life", "imap"); got.State != mailbox.StateActive || got.Address != "new@example.com" {
+		t.Errorf("after activation = %+v", got)
+	}
+
+	// Consent states are taken once.
+	a := mailbox.AuthState{Hash: "h1", User: "life", MailboxID: "imap", Verifier: "v", ExpireTime: t0}
+	if err := repo.CreateAuthState(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := repo.TakeAuthState(ctx, "h1"); err != nil || got != a {
+		t.Errorf("TakeAuthState = %+v, %v", got, err)
+	}
+	if _, err := repo.TakeAuthState(ctx, "h1"); !errors.Is(err, mailbox.ErrNotFound) {
+		t.Errorf("second TakeAuthState: %v, want ErrNotFound", err)
+	}
+
+	// Deleting a mailbox takes its jobs, records and consents along.
+	if err := repo.CreateAuthState(ctx, mailbox.AuthState{Hash: "h2", User: "life", MailboxID: "imap", ExpireTime: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.CreateSyncJob(ctx, mailbox.SyncJob{User: "life", ID: "j1", MailboxID: "imap", Mode: mailbox.SyncFull,
+		MaxMessages: 1, State: mailbox.JobSucceeded, CreateTime: t0, UpdateTime: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recordOne(ctx, repo, mailbox.Record{User: "life", MailboxID: "imap", ProviderMessageID: "p", Status: mailbox.RecordPublished, CreateTime: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.DeleteMailbox(ctx, "life", "imap"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.GetSyncJob(ctx, "life", "j1"); !errors.Is(err, mailbox.ErrNotFound) {
+		t.Errorf("job of a deleted mailbox: %v", err)
+	}
+	if _, err := repo.TakeAuthState(ctx, "h2"); !errors.Is(err, mailbox.ErrNotFound) {
+		t.Errorf("consent of a deleted mailbox: %v", err)
+	}
+	if err := repo.DeleteMailbox(ctx, "life", "imap"); !errors.Is(err, mailbox.ErrNotFound) {
+		t.Errorf("second delete: %v, want ErrNotFound", err)
+	}
+
+	// Purging a user.
+	for _, id := range []string{"a", "b"} {
+		if err := repo.CreateMailbox(ctx, newMailbox("purged", id)); err != nil {
+			t.Fatal(err)
+		}
+		if err := repo.CreateSyncJob(ctx, mailbox.SyncJob{User: "purged", ID: "j-" + id, MailboxID: id, Mode: mailbox.SyncFull,
+			MaxMessages: 1, State: mailbox.JobSucceeded, CreateTime: t0, UpdateTime: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := repo.PurgeUser(ctx, "purged")
+	if err != nil || p != (mailbox.Purged{Mailboxes: 2, SyncJobs: 2}) {
+		t.Errorf("PurgeUser = %+v, %v", p, err)
+	}
+	if ms, _ := repo.ListMailboxes(ctx, "purged", "", 10); len(ms) != 0 {
+		t.Errorf("mailboxes left after purge: %v", ms)
+	}
+}
+
+func recordOne(ctx context.Context, repo mailbox.Repository, rec mailbox.Record) (bool, error) {
+	n, err := repo.RecordMessages(ctx, []mailbox.Record{rec})
+	return n == 1, err
+}
+
+func TestRecordMessagesBatch(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, testenv.SQLiteURL(t), sqlrepo.Migrations())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	repo := sqlrepo.New(db.SQL)
+	if err := repo.CreateMailbox(ctx, newMailbox("ada", "inbox")); err != nil {
+		t.Fatal(err)
+	}
+	var recs []mailbox.Record
+	for i := range 450 {
+		st := mailbox.RecordPublished
+		if i%10 == 0 {
+			st = mailbox.RecordFailed
+		}
+		recs = append(recs, mailbox.Record{User: "ada", MailboxID: "inbox", ProviderMessageID: fmt.Sprint(i % 400), Status: st, CreateTime: t0})
+	}
+	n, err := repo.RecordMessages(ctx, recs)
+	if err != nil || n != 400 {
+		t.Fatalf("RecordMessages = %d, %v; want 400 new", n, err)
+	}
+	m, _ := repo.GetMailbox(ctx, "ada", "inbox")
+	if m.MessageCount != 360 {
+		t.Errorf("MessageCount = %d, want the 360 published", m.MessageCount)
+	}
+	if n, err := repo.RecordMessages(ctx, recs[:10]); err != nil || n != 0 {
+		t.Errorf("again = %d, %v; want 0 new", n, err)
 	}
 }
