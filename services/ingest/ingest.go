@@ -23,8 +23,10 @@ import (
 	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
 	"mailroom.dev/platform/authn"
 	"mailroom.dev/platform/eventbus"
+	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/grpcserver"
 	"mailroom.dev/platform/sqldb"
+	"mailroom.dev/platform/transport"
 	"mailroom.dev/services/ingest/internal/gmailsync"
 	"mailroom.dev/services/ingest/internal/grpcapi"
 	"mailroom.dev/services/ingest/internal/imapsync"
@@ -54,6 +56,9 @@ type Config struct {
 	// ServiceKey is ingest's own key, exchanged with auth for the service
 	// identity that reads and writes the credential vault.
 	ServiceKey string `env:"MAILROOM_SERVICE_KEY"`
+	// Transport is optional TLS (and mTLS) for the gRPC server and its
+	// connection to auth (MAILROOM_TLS_*).
+	Transport transport.Config
 
 	// GoogleClientID and GoogleClientSecret are the OAuth client of Gmail
 	// mailboxes; Gmail is off without a client id.
@@ -112,6 +117,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("database_url", redact(c.DatabaseURL)),
 		slog.Int("max_message_bytes", c.MaxMessageBytes),
 		slog.Bool("service_key_set", c.ServiceKey != ""),
+		slog.Any("transport", c.Transport),
 		slog.Bool("gmail_enabled", c.GoogleClientID != ""),
 		slog.String("google_client_id", c.GoogleClientID),
 		slog.Bool("google_client_secret_set", c.GoogleClientSecret != ""),
@@ -209,12 +215,21 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err := eventbus.EnsureStreams(ctx, js, topo); err != nil {
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
-	authGuard, authConn, err := authn.Remote(cfg.AuthAddr, ingestv1.IngestService_CompleteAuthorization_FullMethodName)
+	serverCreds, err := cfg.Transport.ServerCredentials()
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	clientCreds, err := cfg.Transport.ClientCredentials()
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	authConn, err := grpcconn.Dial(cfg.AuthAddr, grpcconn.WithCredentials(clientCreds))
 	if err != nil {
 		return nil, fmt.Errorf("ingest: auth: %w", err)
 	}
 	s.authConn = authConn
 	authClient := authv1.NewAuthServiceClient(authConn)
+	authGuard := authn.NewGuard(authClient, ingestv1.IngestService_CompleteAuthorization_FullMethodName)
 	identity := authn.NewServiceIdentity(authn.ServiceIngest,
 		authn.KeyToken(authn.NewKeyCache(authn.ClientExchange(authClient), 10*time.Minute), cfg.ServiceKey))
 	if cfg.ServiceKey == "" {
@@ -261,6 +276,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 	s.srv = grpcserver.New(grpcserver.Options{
+		Creds:          serverCreds,
 		Logger:         logger,
 		Unary:          []grpc.UnaryServerInterceptor{authGuard.Unary()},
 		Stream:         []grpc.StreamServerInterceptor{authGuard.Stream()},

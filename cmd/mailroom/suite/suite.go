@@ -155,6 +155,8 @@ func Start(ctx context.Context, cfg Config) (_ *Suite, err error) {
 		"MAILROOM_CLASSIFIER_ADDR": s.GRPC["classifier"],
 		"MAILROOM_STORE_ADDR":      s.GRPC["store"],
 		"MAILROOM_HTTP_ADDR":       httpLis.Addr().String(),
+		// Google sends the browser back to this gateway unless told otherwise.
+		"MAILROOM_PUBLIC_URL": env("MAILROOM_PUBLIC_URL", s.HTTPURL),
 	})
 	// Each service calls the others on its own behalf with a service key of
 	// its own; auth learns them all. They are made up afresh at every start.

@@ -163,6 +163,9 @@ var (
 	// ErrJobActive is CreateSyncJob's answer when the mailbox has a
 	// PENDING or RUNNING job already.
 	ErrJobActive = errors.New("mailbox: a sync job of the mailbox is active")
+	// ErrNotRecorded: a message was published but its record is not
+	// committed yet (records follow publishes in batches); try again soon.
+	ErrNotRecorded = errors.New("mailbox: the message is not recorded yet")
 )
 
 // RecordStatus is what became of a message a mailbox handed over.

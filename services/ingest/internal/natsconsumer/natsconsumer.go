@@ -19,6 +19,7 @@ import (
 	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/resname"
+	"mailroom.dev/services/ingest/internal/mailbox"
 )
 
 // Durable is the consumer's durable name on the classified stream.
@@ -88,7 +89,12 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		job, jerr := resname.Parse("sync_job", "users/*/syncJobs/*", e.GetSyncJob())
 		if merr == nil && jerr == nil {
 			if err := c.counter.CountClassified(ctx, mb[0], mb[1], e.GetProviderMessageId(), job[1]); err != nil {
-				c.logger.WarnContext(ctx, "classified event not counted", "consumer", Durable, "error", err.Error())
+				level := slog.LevelWarn
+				if errors.Is(err, mailbox.ErrNotRecorded) {
+					// The classifier outran the publisher's bookkeeping.
+					level = slog.LevelDebug
+				}
+				c.logger.Log(ctx, level, "classified event not counted yet", "consumer", Durable, "error", err.Error())
 				_ = msg.NakWithDelay(time.Second)
 				return
 			}

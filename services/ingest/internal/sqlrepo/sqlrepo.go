@@ -380,12 +380,26 @@ func (r *Repo) MarkClassified(ctx context.Context, user, mailboxID, providerMess
 			return err
 		}
 		first = n == 1
-		if first && job != "" {
+		if !first {
+			// Already counted, or not recorded yet: only the first can be
+			// waited for.
+			var one int
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM mailbox_messages WHERE user_id = $1 AND mailbox_id = $2 AND provider_message_id = $3`,
+				user, mailboxID, providerMessageID).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return mailbox.ErrNotRecorded
+			}
+			return err
+		}
+		if job != "" {
 			_, err = tx.ExecContext(ctx,
 				`UPDATE sync_jobs SET classified = classified + 1 WHERE user_id = $1 AND id = $2`, user, job)
 		}
 		return err
 	})
+	if errors.Is(err, mailbox.ErrNotRecorded) {
+		return false, err
+	}
 	if err != nil {
 		return false, fmt.Errorf("sqlrepo: mark classified: %w", err)
 	}

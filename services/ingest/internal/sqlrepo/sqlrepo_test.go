@@ -317,8 +317,9 @@ func testSyncJobs(t *testing.T, repo mailbox.Repository) {
 			t.Errorf("MarkClassified #%d = %v, %v; want %v", i+1, first, err, want)
 		}
 	}
-	if first, err := repo.MarkClassified(ctx, "syncer", "inbox", "unknown", "job-1"); err != nil || first {
-		t.Errorf("MarkClassified of an unknown message = %v, %v", first, err)
+	// A message published but not recorded yet: the caller must try again.
+	if first, err := repo.MarkClassified(ctx, "syncer", "inbox", "unknown", "job-1"); !errors.Is(err, mailbox.ErrNotRecorded) || first {
+		t.Errorf("MarkClassified of an unrecorded message = %v, %v; want ErrNotRecorded", first, err)
 	}
 	if got, _ := repo.GetSyncJob(ctx, "syncer", "job-1"); got.Progress.Classified != 1 {
 		t.Errorf("classified = %d, want 1", got.Progress.Classified)
