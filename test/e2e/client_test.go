@@ -25,6 +25,9 @@ type env struct {
 	url   string
 	admin string
 	extra http.Header
+	// dir is the suite's state directory; logs every service's log lines.
+	dir  string
+	logs *syncBuffer
 }
 
 // options choose the suite's backends.
@@ -53,7 +56,9 @@ func start(t *testing.T, o options) *env {
 		vars[k] = v
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := suite.Start(ctx, suite.Config{Dir: t.TempDir(), Env: envconfig.MapLookuper(vars), Logger: testLogger(t)})
+	dir := t.TempDir()
+	logger, logs := testLogger(t)
+	s, err := suite.Start(ctx, suite.Config{Dir: dir, Env: envconfig.MapLookuper(vars), Logger: logger})
 	if err != nil {
 		cancel()
 		t.Fatalf("suite.Start: %v", err)
@@ -64,7 +69,7 @@ func start(t *testing.T, o options) *env {
 			t.Errorf("suite stopped with %v", err)
 		}
 	})
-	e := &env{t: t, suite: s, url: s.HTTPURL, admin: s.AdminKey}
+	e := &env{t: t, suite: s, url: s.HTTPURL, admin: s.AdminKey, dir: dir, logs: logs}
 	e.waitReady()
 	return e
 }

@@ -49,9 +49,10 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// testLogger returns a JSON logger whose output is shown when the test fails.
-func testLogger(t *testing.T) *slog.Logger {
-	var buf syncBuffer
+// testLogger returns a JSON logger, and the buffer it writes to, whose
+// content is shown when the test fails.
+func testLogger(t *testing.T) (*slog.Logger, *syncBuffer) {
+	buf := &syncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			s := buf.String()
@@ -61,5 +62,5 @@ func testLogger(t *testing.T) *slog.Logger {
 			t.Logf("service logs:\n%s", s)
 		}
 	})
-	return slog.New(telemetry.NewHandler(&buf, slog.LevelInfo))
+	return slog.New(telemetry.NewHandler(buf, slog.LevelDebug)), buf
 }

@@ -620,3 +620,18 @@ func randomString() string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// Secrets returns every refresh and access token the server has issued, so
+// that tests can check that none of them shows up where it must not.
+func (s *Server) Secrets() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for t := range s.refresh {
+		out = append(out, t)
+	}
+	for t := range s.access {
+		out = append(out, t)
+	}
+	return out
+}

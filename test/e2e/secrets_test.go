@@ -1,0 +1,265 @@
+package e2e_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"mailroom.dev/platform/testenv"
+	"mailroom.dev/services/classifier/fakeopenai"
+	"mailroom.dev/services/ingest/fakegmail"
+)
+
+// Mail content that must never reach a log line or a span.
+const (
+	plantedSubject = "Quarterly plan for the zx81 acquisition"
+	plantedBody    = "ultramarine-giraffe-4711 is the code word"
+	plantedSender  = "planted.sender@example.org"
+)
+
+func plantedMail(i int) []byte {
+	return []byte(fmt.Sprintf("From: Planted Sender <%s>\r\nTo: ada@example.com\r\nSubject: %s %d\r\n"+
+		"Date: Tue, 24 Nov 2026 09:%02d:00 +0000\r\nMessage-ID: <planted-%d@example.org>\r\n\r\n%s, copy %d.\r\n",
+		plantedSender, plantedSubject, i, i, i, plantedBody, i))
+}
+
+// TestNoSecretInLogsSpansOrAnswers runs the whole suite through every path
+// that handles a secret — the bootstrap key, users' API keys, an OpenAI key,
+// an IMAP password (wrong, then right), a Gmail consent and its tokens, the
+// vault's key — and mail whose subject, sender and body are marked. It
+// captures every log line of every service and every span, and finds none of
+// the secrets nor the mail's content there, in plain text or base64.
+func TestNoSecretInLogsSpansOrAnswers(t *testing.T) {
+	openaiKey := "sk-planted-" + testenv.RandomID(16)
+	fake, fakeURL, stop, err := fakeopenai.Start(fakeopenai.Config{Keys: map[string]fakeopenai.Limits{openaiKey: {RPM: 60000, TPM: 10_000_000}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+
+	gmail := fakegmail.New()
+	defer gmail.Close()
+	acct := gmail.AddAccount("ada@gmail.example")
+	for i := range 3 {
+		acct.Add(plantedMail(100 + i))
+	}
+
+	imapPassword := "imap-planted-" + testenv.RandomID(12)
+	imapAddr := startIMAP(t, "ada", imapPassword, plantedMail(200), plantedMail(201))
+
+	e := start(t, options{extra: map[string]string{
+		"OPENAI_API_KEY":                  openaiKey,
+		"OPENAI_BASE_URL":                 fakeURL + "/v1",
+		"OPENAI_RPM":                      "60000",
+		"OPENAI_TPM":                      "10000000",
+		"GOOGLE_OAUTH_CLIENT_ID":          gmail.ClientID,
+		"GOOGLE_OAUTH_CLIENT_SECRET":      gmail.ClientSecret,
+		"MAILROOM_GOOGLE_AUTH_URL":        gmail.AuthURL,
+		"MAILROOM_GOOGLE_TOKEN_URL":       gmail.TokenURL,
+		"MAILROOM_GMAIL_ENDPOINT":         gmail.URL,
+		"MAILROOM_GMAIL_QUOTA_PER_MINUTE": "1000000",
+		"MAILROOM_IMAP_ALLOW_HOSTS":       "127.0.0.1",
+		"MAILROOM_SYNC_INTERVAL":          "0",
+	}})
+	ada := e.user("ada")
+	badKey := "mr_planted_" + testenv.RandomID(16)
+	e.must(401, "GET", "/v1/users/me/messages", badKey, nil)
+
+	// Imported mail goes through the model (no rule is sure of it).
+	mb := e.mailbox("ada", ada, "inbox")
+	e.must(200, "POST", "/v1/"+mb+"/messages:import", ada, map[string]any{"messages": []map[string]any{
+		{"raw": base64.StdEncoding.EncodeToString(plantedMail(1))},
+		{"raw": base64.StdEncoding.EncodeToString(plantedMail(2))},
+	}})
+	e.must(200, "POST", "/v1/classify", ada, map[string]any{"subject": plantedSubject, "from": plantedSender, "body": plantedBody})
+
+	// IMAP: a wrong password is refused without being repeated; the right one is kept in the vault.
+	wrongPassword := "wrong-planted-" + testenv.RandomID(8)
+	imapBox := func(pw string) map[string]any {
+		host, port, _ := net.SplitHostPort(imapAddr)
+		return map[string]any{"provider": "IMAP", "address": "ada@example.com", "imap": map[string]any{
+			"host": host, "port": port, "username": "ada", "password": pw, "security": "NONE"}}
+	}
+	status, body := e.call("POST", "/v1/users/ada/mailboxes?mailboxId=imap", ada, imapBox(wrongPassword))
+	if status != 400 {
+		t.Errorf("a wrong IMAP password: %d %v, want 400", status, body)
+	}
+	created := e.must(200, "POST", "/v1/users/ada/mailboxes?mailboxId=imap", ada, imapBox(imapPassword))
+	job := e.must(200, "POST", "/v1/users/ada/mailboxes/imap:sync", ada, map[string]any{})
+	e.waitJob(ada, job["name"].(string))
+
+	// Gmail: consent through the gateway's callback, then a sync.
+	gm := e.must(200, "POST", "/v1/users/ada/mailboxes?mailboxId=gmail", ada, map[string]any{"provider": "GMAIL"})
+	redirect, err := gmail.Consents(gm["authorizationUrl"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ru, _ := url.Parse(redirect)
+	resp, err := http.Get(e.url + ru.Path + "?" + ru.RawQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("callback: %d", resp.StatusCode)
+	}
+	job = e.must(200, "POST", "/v1/users/ada/mailboxes/gmail:sync", ada, map[string]any{})
+	e.waitJob(ada, job["name"].(string))
+	e.classified(ada, "ada", 2+2+3)
+
+	// Answers: the IMAP password is input only.
+	for _, got := range []map[string]any{created, e.must(200, "GET", "/v1/users/ada/mailboxes/imap", ada, nil), e.must(200, "GET", "/v1/users/ada/mailboxes", ada, nil)} {
+		if s := fmt.Sprint(got); strings.Contains(s, imapPassword) {
+			t.Errorf("an answer carries the IMAP password: %s", s)
+		}
+	}
+
+	vaultKey, err := os.ReadFile(filepath.Join(e.dir, "vault-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string]string{
+		"bootstrap admin key":      e.admin,
+		"ada's API key":            ada,
+		"a refused API key":        badKey,
+		"the OpenAI key":           openaiKey,
+		"the IMAP password":        imapPassword,
+		"a wrong password":         wrongPassword,
+		"the vault key":            strings.TrimSpace(string(vaultKey)),
+		"the mail's subject":       plantedSubject,
+		"the mail's body":          plantedBody,
+		"the mail's sender":        plantedSender,
+		"the Google client secret": gmail.ClientSecret,
+	}
+	for i, s := range gmail.Secrets() {
+		secrets[fmt.Sprintf("Google token #%d", i)] = s
+	}
+	if len(gmail.Secrets()) < 2 || fake.Stats().Keys[openaiKey].Requests == 0 {
+		t.Fatalf("the run did not exercise Google's tokens or the model (%d tokens, %d model requests)", len(gmail.Secrets()), fake.Stats().Keys[openaiKey].Requests)
+	}
+
+	time.Sleep(200 * time.Millisecond) // the last spans end
+	logs := e.logs.String()
+	if !strings.Contains(logs, `"level":"DEBUG"`) {
+		t.Fatal("the captured logs lack debug lines: the scan would miss them")
+	}
+	var spanText strings.Builder
+	for _, s := range spans.GetSpans() {
+		writeSpan(&spanText, s)
+	}
+	for what, secret := range secrets {
+		for _, form := range forms(secret) {
+			if strings.Contains(logs, form) {
+				t.Errorf("%s is in the logs", what)
+			}
+			if strings.Contains(spanText.String(), form) {
+				t.Errorf("%s is in a span", what)
+			}
+		}
+	}
+	t.Logf("scanned %d bytes of logs and %d spans for %d secrets", len(logs), len(spans.GetSpans()), len(secrets))
+}
+
+// forms are the ways a secret can be written: plain, and base64 of each
+// alphabet (with and without padding).
+func forms(s string) []string {
+	out := []string{s}
+	if len(s) >= 8 {
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+			e := enc.EncodeToString([]byte(s))
+			out = append(out, e[:len(e)*3/4]) // a prefix: the tail depends on what follows
+		}
+	}
+	return out
+}
+
+// writeSpan writes everything a span carries: its name, attributes, events,
+// links and status.
+func writeSpan(w *strings.Builder, s tracetest.SpanStub) {
+	fmt.Fprintf(w, "%s %s\n", s.Name, s.Status.Description)
+	for _, a := range s.Attributes {
+		fmt.Fprintf(w, "%s=%s\n", a.Key, a.Value.Emit())
+	}
+	for _, e := range s.Events {
+		fmt.Fprintf(w, "event %s\n", e.Name)
+		for _, a := range e.Attributes {
+			fmt.Fprintf(w, "%s=%s\n", a.Key, a.Value.Emit())
+		}
+	}
+	for _, l := range s.Links {
+		for _, a := range l.Attributes {
+			fmt.Fprintf(w, "%s=%s\n", a.Key, a.Value.Emit())
+		}
+	}
+	for _, a := range s.Resource.Attributes() {
+		fmt.Fprintf(w, "%s=%s\n", a.Key, a.Value.Emit())
+	}
+}
+
+// waitJob waits until a sync job ends and fails the test unless it succeeded.
+func (e *env) waitJob(key, name string) {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		j := e.must(200, "GET", "/v1/"+name, key, nil)
+		switch j["state"] {
+		case "SYNC_JOB_STATE_SUCCEEDED":
+			return
+		case "SYNC_JOB_STATE_FAILED":
+			e.t.Fatalf("sync job %s failed: %v", name, j["error"])
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("sync job %s still %v after 30s", name, j["state"])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// startIMAP serves an in-memory IMAP server in plain text on loopback (the
+// suite allows 127.0.0.1 by MAILROOM_IMAP_ALLOW_HOSTS) with one user whose
+// INBOX holds mails.
+func startIMAP(t *testing.T, user, password string, mails ...[]byte) string {
+	t.Helper()
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser(user, password)
+	if err := u.Create("INBOX", nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range mails {
+		if _, err := u.Append("INBOX", literal{bytes.NewReader(m)}, &imap.AppendOptions{Time: time.Date(2026, 11, 24, 9, i, 0, 0, time.UTC)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mem.AddUser(u)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
+		InsecureAuth: true,
+	})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return lis.Addr().String()
+}
+
+type literal struct{ *bytes.Reader }
+
+func (l literal) Size() int64 { return l.Reader.Size() }
