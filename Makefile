@@ -58,6 +58,10 @@ test: check-generated lint ## everything CI checks: generated code, lint, and al
 test-short: ## the tests alone, no generation or lint
 	$(GOTEST) -timeout 20m $(PKGS)
 
+.PHONY: bench-classifier
+bench-classifier: ## classifier benchmark (~4 min): 10,000 mails against the fake OpenAI; bench/out/classifier/report.md and charts
+	go run ./services/classifier/internal/benchmark/run -out bench/out/classifier
+
 .PHONY: dev
 dev: ## run the whole suite in one process (embedded NATS and SQLite under ./.mailroom/)
 	go run ./cmd/mailroom dev

@@ -92,7 +92,8 @@ type Config struct {
 	// (defaults 500 ms and 30 s): attempt n waits a random time up to
 	// min(cap, base·2ⁿ).
 	BackoffBase, BackoffCap time.Duration
-	// HTTPClient sends the requests (default http.DefaultClient).
+	// HTTPClient sends the requests (default: one keeping up to 2,000 idle
+	// connections to the API).
 	HTTPClient *http.Client
 	Logger     *slog.Logger
 }
@@ -133,7 +134,13 @@ func New(cfg Config) (*Tier, error) {
 		cfg.BackoffCap = 30 * time.Second
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = http.DefaultClient
+		// Hundreds of requests are in flight at full rate; the default
+		// transport keeps two idle connections per host and would dial
+		// anew for nearly every request.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConns = 2000
+		tr.MaxIdleConnsPerHost = 2000
+		cfg.HTTPClient = &http.Client{Transport: tr}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

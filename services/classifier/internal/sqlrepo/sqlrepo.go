@@ -35,8 +35,22 @@ func Migrations() sqldb.Migrations {
 }
 
 // Open opens the database that url names and brings its schema up to date.
+//
+// A SQLite database gets one connection: SQLite has one writer at a time,
+// and with a connection per waiting goroutine (hundreds, with the language
+// model at full rate) every write but one sits in SQLite's busy handler,
+// which polls with sleeps of up to 100 ms. Writes then take seconds, the
+// spend ledger's time out and are lost. One connection queues them in Go
+// instead, where each takes well under a millisecond.
 func Open(ctx context.Context, url string) (*sqldb.DB, error) {
-	return sqldb.Open(ctx, url, Migrations())
+	db, err := sqldb.Open(ctx, url, Migrations())
+	if err != nil {
+		return nil, err
+	}
+	if db.Backend == sqldb.SQLite {
+		db.SQL.SetMaxOpenConns(1)
+	}
+	return db, nil
 }
 
 // Repo is the classifier's repository.

@@ -1,0 +1,138 @@
+package benchmark
+
+import (
+	"fmt"
+	"image/color"
+	"os"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+
+	"mailroom.dev/services/classifier/fakeopenai"
+)
+
+var (
+	colorAdmitted = color.RGBA{R: 31, G: 119, B: 180, A: 255}
+	colorLimit    = color.RGBA{R: 44, G: 160, B: 44, A: 255}
+	colorLimited  = color.RGBA{R: 214, G: 39, B: 40, A: 255}
+)
+
+// Chart writes a PNG of a run's admissions at the fake, second by second:
+// requests per second against RPM/60 (and the 429s per second), and
+// admission tokens per second against TPM/60. seconds extends the time
+// axis (to the run's completion, for instance).
+func Chart(path, title string, t Traffic, seconds float64) error {
+	n := max(len(t.Series), int(seconds+0.999), 1)
+	req, tok, limited := make(plotter.XYs, 0, n+1), make(plotter.XYs, 0, n+1), make(plotter.XYs, 0, n+1)
+	var peakReq, peakTok float64
+	for i := range n {
+		var s fakeopenai.Second
+		if i < len(t.Series) {
+			s = t.Series[i]
+		}
+		// Second i is drawn as a step over [i, i+1].
+		if i == 0 {
+			req = append(req, plotter.XY{X: 0, Y: float64(s.Admitted)})
+			tok = append(tok, plotter.XY{X: 0, Y: float64(s.AdmittedTokens)})
+			limited = append(limited, plotter.XY{X: 0, Y: float64(s.RateLimited)})
+		}
+		x := float64(i + 1)
+		req = append(req, plotter.XY{X: x, Y: float64(s.Admitted)})
+		tok = append(tok, plotter.XY{X: x, Y: float64(s.AdmittedTokens)})
+		limited = append(limited, plotter.XY{X: x, Y: float64(s.RateLimited)})
+		peakReq = max(peakReq, float64(s.Admitted), float64(s.RateLimited))
+		peakTok = max(peakTok, float64(s.AdmittedTokens))
+	}
+	xmax := float64(n)
+
+	top := plot.New()
+	top.Title.Text = title + ": requests admitted per second"
+	top.X.Label.Text = "seconds since the first publish"
+	top.Y.Label.Text = "requests / s"
+	if err := addSeries(top, req, "admitted", colorAdmitted); err != nil {
+		return err
+	}
+	if err := addLimit(top, float64(t.RPM)/60, xmax, fmt.Sprintf("limit: RPM %s ÷ 60", thousands(int64(t.RPM)))); err != nil {
+		return err
+	}
+	if t.RateLimited > 0 {
+		if err := addSeries(top, limited, "answered 429", colorLimited); err != nil {
+			return err
+		}
+	}
+	top.Y.Min = 0
+	top.Y.Max = 1.3 * max(peakReq, float64(t.RPM)/60)
+
+	bottom := plot.New()
+	bottom.Title.Text = title + ": admission tokens per second"
+	bottom.X.Label.Text = "seconds since the first publish"
+	bottom.Y.Label.Text = "tokens / s"
+	if err := addSeries(bottom, tok, "admitted (prompt + max completion)", colorAdmitted); err != nil {
+		return err
+	}
+	if err := addLimit(bottom, float64(t.TPM)/60, xmax, fmt.Sprintf("limit: TPM %s ÷ 60", thousands(int64(t.TPM)))); err != nil {
+		return err
+	}
+	bottom.Y.Min = 0
+	bottom.Y.Max = 1.3 * max(peakTok, float64(t.TPM)/60)
+	for _, p := range []*plot.Plot{top, bottom} {
+		p.X.Min, p.X.Max = 0, xmax
+		p.Legend.Top = true
+		p.Y.Tick.Marker = plot.TickerFunc(func(min, max float64) []plot.Tick {
+			ts := plot.DefaultTicks{}.Ticks(min, max)
+			for i := range ts {
+				if ts[i].Label != "" {
+					ts[i].Label = thousands(int64(ts[i].Value))
+				}
+			}
+			return ts
+		})
+		p.Add(plotter.NewGrid())
+	}
+
+	img := vgimg.New(10*vg.Inch, 8*vg.Inch)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 2, Cols: 1, PadTop: vg.Points(6), PadBottom: vg.Points(6), PadLeft: vg.Points(6), PadRight: vg.Points(12), PadY: vg.Points(18)}
+	plots := [][]*plot.Plot{{top}, {bottom}}
+	canvases := plot.Align(plots, tiles, dc)
+	top.Draw(canvases[0][0])
+	bottom.Draw(canvases[1][0])
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func addSeries(p *plot.Plot, xys plotter.XYs, name string, c color.Color) error {
+	l, err := plotter.NewLine(xys)
+	if err != nil {
+		return err
+	}
+	l.Color = c
+	l.Width = vg.Points(1.5)
+	l.StepStyle = plotter.PreStep
+	p.Add(l)
+	p.Legend.Add(name, l)
+	return nil
+}
+
+func addLimit(p *plot.Plot, y, xmax float64, name string) error {
+	l, err := plotter.NewLine(plotter.XYs{{X: 0, Y: y}, {X: xmax, Y: y}})
+	if err != nil {
+		return err
+	}
+	l.Color = colorLimit
+	l.Width = vg.Points(1.5)
+	l.Dashes = []vg.Length{vg.Points(6), vg.Points(4)}
+	p.Add(l)
+	p.Legend.Add(name, l)
+	return nil
+}
