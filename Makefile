@@ -58,6 +58,10 @@ test: check-generated lint ## everything CI checks: generated code, lint, and al
 test-short: ## the tests alone, no generation or lint
 	$(GOTEST) -timeout 20m $(PKGS)
 
+.PHONY: bench-store
+bench-store: ## store benchmarks on both backends (~3 min; TEST_DATABASE_URL): write rate (go test -bench) and ListMessages p50/p99 over 1M messages
+	scripts/bench-store.sh
+
 .PHONY: bench-classifier
 bench-classifier: ## classifier benchmark (~4 min): 10,000 mails against the fake OpenAI; bench/out/classifier/report.md and charts
 	go run ./services/classifier/internal/benchmark/run -out bench/out/classifier

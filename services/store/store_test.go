@@ -133,7 +133,7 @@ type env struct {
 	topo   eventbus.Topology
 }
 
-func start(t *testing.T, databaseURL string) env {
+func start(t *testing.T, databaseURL string, tweaks ...func(*store.Config)) env {
 	t.Helper()
 	natsURL := testenv.NATS(t)
 	auth := startAuth(t)
@@ -144,6 +144,10 @@ func start(t *testing.T, databaseURL string) env {
 		AuthAddr:       auth.addr,
 		DatabaseURL:    databaseURL,
 		BatchSize:      200,
+		RetentionDays:  30,
+	}
+	for _, tweak := range tweaks {
+		tweak(&cfg)
 	}
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -227,7 +231,7 @@ func classifiedEvent(id, category string, c *mailv1.NormalizedMessage) *eventsv1
 			Source: mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LLM, Model: "gpt-test",
 			ClassifyTime: timestamppb.Now(),
 		},
-		Usage: &eventsv1.Usage{PromptTokens: 300, CompletionTokens: 12, CostMicros: 40, Requests: 1},
+		Usage: &eventsv1.Usage{PromptTokens: 300, CompletionTokens: 12, CachedPromptTokens: 128, CostMicros: 40, Requests: 1},
 	}
 }
 
@@ -348,8 +352,8 @@ func testService(t *testing.T, databaseURL string) {
 		t.Fatalf("GetUsage: %v", err)
 	}
 	if got := u.GetUsage(); got.GetClassifications() != 2 || got.GetLlmClassifications() != 2 ||
-		got.GetPromptTokens() != 600 || got.GetCostMicros() != 80 || got.GetName() != "users/ada/usage" {
-		t.Errorf("usage = %v; want 2 classifications, 600 prompt tokens, 80 micros", got)
+		got.GetPromptTokens() != 600 || got.GetCachedPromptTokens() != 256 || got.GetCostMicros() != 80 || got.GetName() != "users/ada/usage" {
+		t.Errorf("usage = %v; want 2 classifications, 600 prompt tokens (256 cached), 80 micros", got)
 	}
 
 	// Authorization: only ada (or an admin) reaches ada's messages.
@@ -426,5 +430,129 @@ func waitDrained(t *testing.T, ctx context.Context, js jetstream.JetStream, stre
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	for name, dbURL := range testenv.DatabaseURLs() {
+		t.Run(name, func(t *testing.T) { testLifecycle(t, dbURL(t)) })
+	}
+}
+
+// testLifecycle covers dead letters, bodies, the retention job, and
+// deleting a user (PurgeUserData) with a late event of theirs.
+func testLifecycle(t *testing.T, databaseURL string) {
+	e := start(t, databaseURL, func(c *store.Config) {
+		c.StoreBodies = true
+		c.RetentionInterval = 200 * time.Millisecond
+		c.PurgeBatchSize = 2
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ada := authn.OutgoingToken(ctx, e.auth.token(t, "ada", "user"))
+	now := time.Now().UTC()
+	recvSubj, clsSubj := e.topo.ReceivedSubject("live", "ada"), e.topo.ClassifiedSubject("ada")
+	publish := func(subject, id string, ev proto.Message) {
+		t.Helper()
+		if _, err := eventbus.Publish(ctx, e.js, subject, id, ev); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+
+	// d1 dead-lettered before anything else of it arrived; d2 dead-lettered,
+	// then classified after a replay; old is past the retention.
+	dead := func(id string) *eventsv1.MailDeadLettered {
+		return &eventsv1.MailDeadLettered{
+			Received: receivedEvent(id, content("Failing "+id, now.Add(-time.Hour))),
+			Reason:   "model answered 500 five times", Attempts: 5, DeadTime: timestamppb.Now(),
+		}
+	}
+	publish(e.topo.DeadLetterSubject("ada"), "dead/d1", dead("d1"))
+	publish(e.topo.DeadLetterSubject("ada"), "dead/d2", dead("d2"))
+	publish(recvSubj, "inbox/p-old", receivedEvent("old", content("Old", now.Add(-40*24*time.Hour))))
+	waitState(t, e, ada, "users/ada/messages/d2", storev1.MessageState_MESSAGE_STATE_FAILED)
+	publish(clsSubj, "classified/users/ada/messages/d2", classifiedEvent("d2", "work", content("Failing d2", now.Add(-time.Hour))))
+	waitState(t, e, ada, "users/ada/messages/d2", storev1.MessageState_MESSAGE_STATE_CLASSIFIED)
+
+	d1, err := e.client.GetMessage(ada, &storev1.GetMessageRequest{Name: "users/ada/messages/d1"})
+	if err != nil {
+		t.Fatalf("GetMessage d1: %v", err)
+	}
+	if m := d1.GetMessage(); m.GetState() != storev1.MessageState_MESSAGE_STATE_FAILED || m.GetSubject() != "Failing d1" || m.GetBody() != "the body" {
+		t.Errorf("dead-lettered d1 = state %v, subject %q, body %q; want failed, its metadata and (bodies kept) its body", m.GetState(), m.GetSubject(), m.GetBody())
+	}
+	// The retention job removed the 40-day-old message.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := e.client.GetMessage(ada, &storev1.GetMessageRequest{Name: "users/ada/messages/old"})
+		if status.Code(err) == codes.NotFound {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the expired message is still there after 10s (err %v)", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	list, err := e.client.ListMessages(ada, &storev1.ListMessagesRequest{Parent: "users/ada", Filter: "classified = false"})
+	if err != nil || len(list.GetMessages()) != 1 || list.GetMessages()[0].GetName() != "users/ada/messages/d1" {
+		t.Errorf("unclassified = %v, err %v; want d1", list.GetMessages(), err)
+	}
+	for _, m := range list.GetMessages() {
+		if m.GetBody() != "" {
+			t.Errorf("ListMessages returned the body of %s", m.GetName())
+		}
+	}
+
+	// Only auth may purge a user's data.
+	req := &storev1.PurgeUserDataRequest{User: "ada"}
+	admin := authn.OutgoingToken(ctx, e.auth.token(t, "root", "admin"))
+	ingest := authn.OutgoingToken(ctx, e.auth.token(t, "ingest", "service"))
+	for who, c := range map[string]context.Context{"ada": ada, "an admin": admin, "ingest": ingest} {
+		if _, err := e.client.PurgeUserData(c, req); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("PurgeUserData by %s: %v, want PermissionDenied", who, err)
+		}
+	}
+	auth := authn.OutgoingToken(ctx, e.auth.token(t, "auth", "service"))
+	if _, err := e.client.PurgeUserData(auth, &storev1.PurgeUserDataRequest{User: "Not An Id"}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("PurgeUserData of a bad id: %v, want InvalidArgument", err)
+	}
+	resp, err := e.client.PurgeUserData(auth, req)
+	if err != nil {
+		t.Fatalf("PurgeUserData: %v", err)
+	}
+	if got := resp.GetDeleted(); got["messages"] != 2 || got["usage_records"] != 1 {
+		t.Errorf("deleted = %v, want 2 messages and 1 usage record", got)
+	}
+
+	// A MailReceived of ada ingested before the deletion arrives late: acked
+	// and dropped. One ingested afterwards belongs to a new ada.
+	late := receivedEvent("late", content("Late", now))
+	late.IngestTime = timestamppb.New(time.Now().Add(-time.Minute))
+	publish(recvSubj, "inbox/p-late", late)
+	fresh := receivedEvent("fresh", content("Fresh", now))
+	fresh.IngestTime = timestamppb.New(time.Now().Add(time.Second))
+	publish(recvSubj, "inbox/p-fresh", fresh)
+	waitState(t, e, ada, "users/ada/messages/fresh", storev1.MessageState_MESSAGE_STATE_PENDING)
+	waitDrained(t, ctx, e.js, e.topo.ReceivedStreamName(), "store-received")
+	if _, err := e.client.GetMessage(ada, &storev1.GetMessageRequest{Name: "users/ada/messages/late"}); status.Code(err) != codes.NotFound {
+		t.Errorf("the late event of the deleted user: %v, want NotFound", err)
+	}
+	waitDrained(t, ctx, e.js, e.topo.DeadLetterStreamName(), "store-dead-letters")
+}
+
+// waitState waits until the message has state.
+func waitState(t *testing.T, e env, ctx context.Context, name string, state storev1.MessageState) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := e.client.GetMessage(ctx, &storev1.GetMessageRequest{Name: name})
+		if err == nil && resp.GetMessage().GetState() == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not %v within 15s: %v, %v", name, state, resp.GetMessage().GetState(), err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -1,5 +1,6 @@
 // Package consumer feeds the store from JetStream: durable pull consumers on
-// the mail.received and mail.classified streams fetch events in batches,
+// the mail.received, mail.classified and mail.dead (dead-letter) streams
+// fetch events in batches,
 // record each batch in one transaction, and acknowledge (DoubleAck) every
 // event only after the commit. A failed batch is retried message by message,
 // so one bad event cannot hold up the others, and whatever still fails is
@@ -29,25 +30,32 @@ import (
 const (
 	ReceivedDurable   = "store-received"
 	ClassifiedDurable = "store-classified"
+	DeadDurable       = "store-dead-letters"
 )
 
 // Recorder stores decoded events, one transaction per call.
 type Recorder interface {
 	RecordReceived(ctx context.Context, msgs []mailstore.Message) error
 	RecordClassified(ctx context.Context, verdicts []mailstore.Classified) error
+	RecordFailed(ctx context.Context, failures []mailstore.Failed) error
 }
 
 // Options tune the consumers; zero values take the defaults.
 type Options struct {
-	// BatchSize is the most events recorded in one transaction (default 200).
+	// BatchSize is the most events recorded in one transaction (default 500).
 	BatchSize int
+	// Writers is how many batches of one stream are recorded at a time
+	// (default 2): while one transaction waits for its commit to reach the
+	// disk, the next is written. Writes are idempotent and their outcome
+	// does not depend on their order, so batches may commit in any order.
+	Writers int
 	// MaxWait is how long one fetch waits for a first event (default 5 s).
 	MaxWait time.Duration
 	// AckWait is how long the server waits for an ack before redelivering
 	// (default 30 s).
 	AckWait time.Duration
 	// MaxAckPending bounds the events delivered and not yet acked (default
-	// 2000, ten batches).
+	// 2000, four batches).
 	MaxAckPending int
 	// NakDelay is the first redelivery delay after a failure; it doubles
 	// with every delivery, up to a minute (default 1 s).
@@ -56,7 +64,10 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.BatchSize <= 0 {
-		o.BatchSize = 200
+		o.BatchSize = 500
+	}
+	if o.Writers <= 0 {
+		o.Writers = 2
 	}
 	if o.MaxWait <= 0 {
 		o.MaxWait = 5 * time.Second
@@ -72,10 +83,11 @@ func (o *Options) defaults() {
 	}
 }
 
-// Consumers are the store's two JetStream consumers.
+// Consumers are the store's JetStream consumers.
 type Consumers struct {
 	received   *pipe[mailstore.Message]
 	classified *pipe[mailstore.Classified]
+	dead       *pipe[mailstore.Failed]
 }
 
 // New creates (or updates) the durable consumers on the streams that topo
@@ -104,6 +116,10 @@ func New(ctx context.Context, js jetstream.JetStream, topo eventbus.Topology, re
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", ClassifiedDurable, err)
 	}
+	dead, err := js.CreateOrUpdateConsumer(ctx, topo.DeadLetterStreamName(), cfg(DeadDurable, topo.DeadLetterAll()))
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", DeadDurable, err)
+	}
 	tracer := otel.Tracer("mailroom.dev/services/store/internal/consumer")
 	return &Consumers{
 		received: &pipe[mailstore.Message]{
@@ -116,19 +132,22 @@ func New(ctx context.Context, js jetstream.JetStream, topo eventbus.Topology, re
 			decode: decodeClassified, record: rec.RecordClassified,
 			logger: logger, opts: opts, tracer: tracer,
 		},
+		dead: &pipe[mailstore.Failed]{
+			cons: dead, durable: DeadDurable, span: "store process mail.dead",
+			decode: decodeDead, record: rec.RecordFailed,
+			logger: logger, opts: opts, tracer: tracer,
+		},
 	}, nil
 }
 
-// Run consumes both streams until ctx is done; the batches in hand are
+// Run consumes the streams until ctx is done; the batches in hand are
 // still recorded and acked. It returns nil after ctx is done.
 func (c *Consumers) Run(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.received.run(ctx)
-	}()
-	c.classified.run(ctx)
-	<-done
+	var wg sync.WaitGroup
+	wg.Go(func() { c.received.run(ctx) })
+	wg.Go(func() { c.classified.run(ctx) })
+	wg.Go(func() { c.dead.run(ctx) })
+	wg.Wait()
 	return nil
 }
 
@@ -153,16 +172,31 @@ type item[T any] struct {
 }
 
 func (p *pipe[T]) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	writers := make(chan struct{}, p.opts.Writers)
 	for ctx.Err() == nil {
+		// A writer is free before a batch is fetched: fetched events do not
+		// wait, their ack deadline running, for a writer.
+		select {
+		case writers <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		msgs, err := p.fetch(ctx)
 		if err != nil && ctx.Err() == nil {
 			p.logger.WarnContext(ctx, "fetch failed", "consumer", p.durable, "error", err.Error())
 			sleep(ctx, time.Second)
 		}
-		if len(msgs) > 0 {
+		if len(msgs) == 0 {
+			<-writers
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-writers }()
 			// The batch in hand is finished even when shutdown has begun.
 			p.process(context.WithoutCancel(ctx), msgs)
-		}
+		})
 	}
 }
 

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -28,6 +30,7 @@ type recorder struct {
 	calls    [][]string
 	received map[string]mailstore.Message
 	verdicts map[string]mailstore.Classified
+	failed   []mailstore.Failed
 }
 
 func newRecorder(fail func(ids []string) error) *recorder {
@@ -56,6 +59,15 @@ func (r *recorder) RecordClassified(_ context.Context, vs []mailstore.Classified
 	defer r.mu.Unlock()
 	for _, v := range vs {
 		r.verdicts[v.Message.ID] = v
+	}
+	return nil
+}
+
+func (r *recorder) RecordFailed(_ context.Context, fs []mailstore.Failed) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, f := range fs {
+		r.failed = append(r.failed, f)
 	}
 	return nil
 }
@@ -196,6 +208,16 @@ func TestPoisonEventDoesNotHoldUpOthers(t *testing.T) {
 		want = append(want, id)
 		h.publishReceived(t, id)
 	}
+	// The server counts a consumer's pending events asynchronously; a
+	// no-wait fetch before it has counted them comes back empty.
+	c, err := h.js.Consumer(context.Background(), h.topo.ReceivedStreamName(), consumer.ReceivedDurable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the server to count the events", func() bool {
+		info, err := c.Info(context.Background())
+		return err == nil && info.NumPending == 11
+	})
 	h.run(t)
 	waitFor(t, "the other events recorded", func() bool { return slices.Equal(rec.receivedIDs(), want) })
 	if got := len(rec.call(0)); got != 11 {
@@ -228,4 +250,47 @@ func TestUndecodableEventIsTerminated(t *testing.T) {
 		info, err := c.Info(ctx)
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.NumRedelivered == 0
 	})
+}
+
+func TestDeadLettersAndIngestTimes(t *testing.T) {
+	rec := newRecorder(func([]string) error { return nil })
+	h := start(t, rec)
+	h.run(t)
+	ctx := context.Background()
+	ingested := time.Date(2026, 2, 1, 9, 0, 0, 0, time.UTC)
+	ev := &eventsv1.MailDeadLettered{
+		Received: &eventsv1.MailReceived{
+			User: "ada", Mailbox: "users/ada/mailboxes/inbox", Message: "users/ada/messages/d1", ProviderMessageId: "d1",
+			Content:    &mailv1.NormalizedMessage{Subject: "s", TextBody: "body", ReceivedTime: timestamppb.New(ingested.Add(-time.Hour))},
+			IngestTime: timestamppb.New(ingested),
+		},
+		Reason:   strings.Repeat("é", 400), // 800 bytes
+		Attempts: 5,
+	}
+	before := time.Now().Add(-time.Second)
+	if _, err := eventbus.Publish(ctx, h.js, h.topo.DeadLetterSubject("ada"), "dead/d1", ev); err != nil {
+		t.Fatal(err)
+	}
+	h.publishReceived(t, "no-ingest-time")
+	waitFor(t, "the dead letter and the MailReceived recorded", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return len(rec.failed) == 1 && len(rec.received) == 1
+	})
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	f := rec.failed[0]
+	if f.Message.ID != "d1" || f.Message.Body != "body" || !f.Message.IngestTime.Equal(ingested) {
+		t.Errorf("failure = %+v; want d1 with its body and ingest time", f.Message)
+	}
+	if len(f.Reason) > 500 || !utf8.ValidString(f.Reason) || f.Reason == "" {
+		t.Errorf("reason of %d bytes (valid UTF-8: %t); want at most 500, valid", len(f.Reason), utf8.ValidString(f.Reason))
+	}
+	if f.FailTime.Before(before) {
+		t.Errorf("fail time %v: without a dead time, want when the stream stored the event", f.FailTime)
+	}
+	// An event without an ingest time is taken as ingested when the stream stored it.
+	if got := rec.received["no-ingest-time"].IngestTime; got.Before(before) {
+		t.Errorf("ingest time %v; want the stream's time", got)
+	}
 }

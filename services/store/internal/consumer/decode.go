@@ -29,7 +29,38 @@ func decodeReceived(m jetstream.Msg) (mailstore.Message, error) {
 	}
 	msg.Body = ev.GetContent().GetTextBody()
 	msg.ReceivedTime = firstTime(ev.GetContent().GetReceivedTime(), ev.GetIngestTime(), m)
+	msg.IngestTime = firstTime(ev.GetIngestTime(), nil, m)
 	return msg, nil
+}
+
+// maxReason bounds the stored reason of a dead letter.
+const maxReason = 500
+
+func decodeDead(m jetstream.Msg) (mailstore.Failed, error) {
+	var ev eventsv1.MailDeadLettered
+	if err := proto.Unmarshal(m.Data(), &ev); err != nil {
+		return mailstore.Failed{}, fmt.Errorf("unmarshal MailDeadLettered: %w", err)
+	}
+	r := ev.GetReceived()
+	if r == nil {
+		return mailstore.Failed{}, errors.New("MailDeadLettered: no MailReceived")
+	}
+	msg, err := message(r.GetUser(), r.GetMessage(), r.GetMailbox(), r.GetProviderMessageId(), r.GetContent())
+	if err != nil {
+		return mailstore.Failed{}, fmt.Errorf("MailDeadLettered: %w", err)
+	}
+	msg.Body = r.GetContent().GetTextBody()
+	msg.ReceivedTime = firstTime(r.GetContent().GetReceivedTime(), r.GetIngestTime(), m)
+	msg.IngestTime = firstTime(r.GetIngestTime(), nil, m)
+	reason := strings.ToValidUTF8(ev.GetReason(), "")
+	if len(reason) > maxReason {
+		reason = strings.ToValidUTF8(reason[:maxReason], "")
+	}
+	return mailstore.Failed{
+		Message:  msg,
+		Reason:   reason,
+		FailTime: firstTime(ev.GetDeadTime(), nil, m),
+	}, nil
 }
 
 func decodeClassified(m jetstream.Msg) (mailstore.Classified, error) {
@@ -42,6 +73,7 @@ func decodeClassified(m jetstream.Msg) (mailstore.Classified, error) {
 		return mailstore.Classified{}, fmt.Errorf("MailClassified: %w", err)
 	}
 	msg.ReceivedTime = firstTime(ev.GetContent().GetReceivedTime(), ev.GetIngestTime(), m)
+	msg.IngestTime = firstTime(ev.GetIngestTime(), nil, m)
 	c := ev.GetClassification()
 	if c == nil || strings.TrimSpace(c.GetCategory()) == "" {
 		return mailstore.Classified{}, errors.New("MailClassified: no classification category")
@@ -106,8 +138,9 @@ func message(user, name, mailbox, providerID string, c *mailv1.NormalizedMessage
 	}, nil
 }
 
-// firstTime is the mail's date, else when ingest accepted it, else when
-// the stream stored the event.
+// firstTime is the first of the times given that is set (for a received
+// time: the mail's date, else when ingest accepted it), else when the stream
+// stored the event.
 func firstTime(received, ingested *timestamppb.Timestamp, m jetstream.Msg) time.Time {
 	for _, ts := range []*timestamppb.Timestamp{received, ingested} {
 		if ts != nil && ts.IsValid() && (ts.GetSeconds() != 0 || ts.GetNanos() != 0) {

@@ -5,12 +5,14 @@ package grpcapi
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
 	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
+	"mailroom.dev/platform/apierror"
 	"mailroom.dev/platform/authn"
 	"mailroom.dev/platform/resname"
 	"mailroom.dev/services/store/internal/mailstore"
@@ -22,6 +24,7 @@ type Queries interface {
 	Get(ctx context.Context, user, id string) (mailstore.Message, error)
 	Stats(ctx context.Context, user string) (mailstore.Stats, error)
 	Usage(ctx context.Context, user string) (mailstore.Usage, error)
+	PurgeUser(ctx context.Context, user string) (mailstore.Purged, error)
 }
 
 // Server implements storev1.StoreServiceServer.
@@ -136,9 +139,31 @@ func (s *Server) GetUsage(ctx context.Context, req *storev1.GetUsageRequest) (*s
 		Requests:             u.Requests,
 		PromptTokens:         u.PromptTokens,
 		CompletionTokens:     u.CompletionTokens,
+		CachedPromptTokens:   u.CachedPromptTokens,
 		CostMicros:           u.CostMicros,
 		StartTime:            timestamp(u.StartTime),
 		EndTime:              timestamp(u.EndTime),
+	}}, nil
+}
+
+// PurgeUserData implements storev1.StoreServiceServer. Only the auth
+// service calls it, when it deletes a user; it reports what it deleted.
+func (s *Server) PurgeUserData(ctx context.Context, req *storev1.PurgeUserDataRequest) (*storev1.PurgeUserDataResponse, error) {
+	if err := authn.RequireService(ctx, authn.ServiceAuth); err != nil {
+		return nil, err
+	}
+	// The field is a user id; a resource name users/{user} is taken too.
+	user := strings.TrimPrefix(req.GetUser(), "users/")
+	if !resname.ValidID(user) || user == authn.Me {
+		return nil, apierror.Invalid("user", "must be a user id (lowercase letters, digits and hyphens)")
+	}
+	p, err := s.q.PurgeUser(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	return &storev1.PurgeUserDataResponse{Deleted: map[string]int64{
+		"messages":      p.Messages,
+		"usage_records": p.UsageRecords,
 	}}, nil
 }
 

@@ -62,3 +62,21 @@ func DistinctVerdicts(verdicts []Classified) []Classified {
 	slices.SortStableFunc(out, key)
 	return slices.CompactFunc(out, func(a, b Classified) bool { return key(a, b) == 0 })
 }
+
+// LatestFailures returns one failure per message (User, ID), the one with
+// the latest FailTime (the last given among equals), sorted by key.
+func LatestFailures(failures []Failed) []Failed {
+	out := slices.Clone(failures)
+	slices.SortStableFunc(out, func(a, b Failed) int {
+		return cmp.Or(compareKey(a.Message, b.Message), a.FailTime.Compare(b.FailTime))
+	})
+	n := 0
+	for i := range out {
+		if i+1 < len(out) && compareKey(out[i].Message, out[i+1].Message) == 0 {
+			continue
+		}
+		out[n] = out[i]
+		n++
+	}
+	return out[:n]
+}

@@ -24,6 +24,7 @@ import (
 //	received_time >= "2026-01-01T00:00:00Z"   (=, <, <=, >, >=; RFC 3339)
 //	needs_reply = true
 //	state = CLASSIFIED                   (PENDING, CLASSIFIED or FAILED)
+//	classified = false                   (unclassified: PENDING or FAILED)
 
 // Field is a message field that a filter may test.
 type Field string
@@ -36,9 +37,12 @@ const (
 	FieldReceivedTime Field = "received_time"
 	FieldNeedsReply   Field = "needs_reply"
 	FieldState        Field = "state"
+	// FieldClassified is true for classified messages; `classified = false`
+	// selects the unclassified ones (pending or failed).
+	FieldClassified Field = "classified"
 )
 
-var fields = []Field{FieldCategory, FieldMailbox, FieldFrom, FieldReceivedTime, FieldNeedsReply, FieldState}
+var fields = []Field{FieldCategory, FieldMailbox, FieldFrom, FieldReceivedTime, FieldNeedsReply, FieldState, FieldClassified}
 
 // Op is a comparison operator.
 type Op string
@@ -64,7 +68,7 @@ type Condition struct {
 	Owner string
 	// Time is the value of received_time.
 	Time time.Time
-	// Bool is the value of needs_reply.
+	// Bool is the value of needs_reply and classified.
 	Bool bool
 	// State is the value of state.
 	State State
@@ -85,7 +89,7 @@ func (f Filter) String() string {
 		switch c.Field {
 		case FieldReceivedTime:
 			v = fmt.Sprintf("%q", c.Time.UTC().Format(time.RFC3339Nano))
-		case FieldNeedsReply:
+		case FieldNeedsReply, FieldClassified:
 			v = fmt.Sprint(c.Bool)
 		case FieldState:
 			v = strings.ToUpper(string(c.State))
@@ -240,14 +244,14 @@ func (p *parser) condition() (Condition, error) {
 			return Condition{}, filterErr(v.pos, "received_time must be an RFC 3339 time, as in \"2026-01-01T00:00:00Z\"")
 		}
 		c.Time = tm.UTC()
-	case FieldNeedsReply:
+	case FieldNeedsReply, FieldClassified:
 		switch strings.ToLower(v.text) {
 		case "true":
 			c.Bool = true
 		case "false":
 			c.Bool = false
 		default:
-			return Condition{}, filterErr(v.pos, "needs_reply must be true or false")
+			return Condition{}, filterErr(v.pos, "%s must be true or false", field)
 		}
 	case FieldState:
 		switch strings.TrimPrefix(strings.ToUpper(v.text), "MESSAGE_STATE_") {

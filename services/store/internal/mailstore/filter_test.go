@@ -32,6 +32,8 @@ func TestParseFilter(t *testing.T) {
 		{`needs_reply = true`, []mailstore.Condition{{Field: "needs_reply", Op: "=", Bool: true}}},
 		{`needs_reply = false`, []mailstore.Condition{{Field: "needs_reply", Op: "="}}},
 		{`state = CLASSIFIED`, []mailstore.Condition{{Field: "state", Op: "=", State: mailstore.StateClassified}}},
+		{`classified = false`, []mailstore.Condition{{Field: "classified", Op: "="}}},
+		{`classified = TRUE`, []mailstore.Condition{{Field: "classified", Op: "=", Bool: true}}},
 		{`state = "pending"`, []mailstore.Condition{{Field: "state", Op: "=", State: mailstore.StatePending}}},
 		{`state = MESSAGE_STATE_FAILED`, []mailstore.Condition{{Field: "state", Op: "=", State: mailstore.StateFailed}}},
 		{`category = "a b" AND needs_reply = true AND received_time > "2026-01-01T00:00:00Z"`, []mailstore.Condition{
@@ -56,7 +58,7 @@ func TestParseFilterErrors(t *testing.T) {
 	for _, tc := range []struct {
 		in, want string
 	}{
-		{`subject = "x"`, `at position 1: unknown field "subject"; the fields are category, mailbox, from, received_time, needs_reply, state`},
+		{`subject = "x"`, `at position 1: unknown field "subject"; the fields are category, mailbox, from, received_time, needs_reply, state, classified`},
 		{`category = "a" OR category = "b"`, `at position 16: OR is not supported`},
 		{`category = "a" and state = PENDING`, `at position 16: write AND in capitals`},
 		{`category = "a" state = PENDING`, `at position 16: expected AND between conditions`},
@@ -82,6 +84,8 @@ func TestParseFilterErrors(t *testing.T) {
 		{`received_time > "yesterday"`, `at position 17: received_time must be an RFC 3339 time`},
 		{`received_time > 2026-01-01`, `at position 17: received_time must be a quoted RFC 3339 time`},
 		{`needs_reply = yes`, `at position 15: needs_reply must be true or false`},
+		{`classified = 0`, `at position 14: classified must be true or false`},
+		{`classified > false`, `at position 12: classified supports only =`},
 		{`state = DONE`, `at position 9: state must be PENDING, CLASSIFIED or FAILED`},
 		{`from = ""`, `at position 8: from must not be empty`},
 	} {

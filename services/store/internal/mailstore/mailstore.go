@@ -94,6 +94,11 @@ type Message struct {
 	// CreateTime and UpdateTime are set by the repository.
 	CreateTime time.Time
 	UpdateTime time.Time
+
+	// IngestTime is when ingest accepted the mail. It is not stored: a
+	// write compares it with the user's deletion, so that an event of a
+	// deleted user that arrives late is dropped (see MarkUserDeleted).
+	IngestTime time.Time
 }
 
 // Name returns the message's resource name, users/{user}/messages/{id}.
@@ -118,6 +123,17 @@ type Classified struct {
 	// Message carries the metadata; Message.Classification must be set.
 	Message Message
 	Cost    Cost
+}
+
+// Failed is a message that the classifier gave up on (dead-lettered).
+type Failed struct {
+	// Message carries the metadata of the original MailReceived.
+	Message Message
+	// Reason says why, without mail content.
+	Reason string
+	// FailTime is when the classifier gave up; the latest failure's reason
+	// is kept.
+	FailTime time.Time
 }
 
 // Cursor is a position in the newest-first order of a user's messages:
@@ -178,6 +194,22 @@ type Usage struct {
 	// when there is none; EndTime is when the sum was taken.
 	StartTime time.Time
 	EndTime   time.Time
+}
+
+// Selection selects the rows that a delete removes: all of User's, or
+// (when User is empty) those older than Before — messages by received
+// time, usage records by classify time.
+type Selection struct {
+	User   string
+	Before time.Time
+}
+
+// Purged counts what a purge deleted.
+type Purged struct {
+	Messages     int64
+	UsageRecords int64
+	// Tombstones are deletion records old enough to be forgotten.
+	Tombstones int64
 }
 
 // ErrNotFound is returned by a repository for a message that does not exist.

@@ -15,11 +15,11 @@ import (
 //
 // Writes take a batch and apply it in one transaction, idempotently: a batch
 // delivered again changes nothing (not even UpdateTime), duplicate keys
-// inside a batch are allowed, and batches may run concurrently.
+// inside a batch are allowed, and batches may run concurrently. A write
+// drops the rows of a user marked deleted at or after the row's IngestTime.
 //
-// Retention purges, deleting all of a user's data and marking dead-lettered
-// messages failed are to come as further methods; every table is keyed by
-// user first and indexed by received time, which is what they need.
+// Deletes remove at most limit rows in one short transaction, so that
+// purging a large table never holds locks for long; callers loop.
 type Repository interface {
 	// SaveReceived records received messages. A new message is pending; an
 	// existing one gets the received metadata (which is authoritative) and
@@ -30,15 +30,31 @@ type Repository interface {
 	// MailReceived. A verdict older than the message's current one changes
 	// nothing. Each verdict's cost is counted once.
 	SaveClassified(ctx context.Context, verdicts []Classified) error
+	// SaveFailed records dead-lettered messages: their metadata as
+	// SaveReceived does, and the failed state unless the message is
+	// classified (a classification, earlier or later, always wins).
+	SaveFailed(ctx context.Context, failures []Failed) error
 	// ListMessages returns the messages that q selects, newest first
-	// (ReceivedTime, then ID, descending).
+	// (ReceivedTime, then ID, descending), without their bodies.
 	ListMessages(ctx context.Context, q ListQuery) ([]Message, error)
-	// GetMessage returns one message, or ErrNotFound.
+	// GetMessage returns one message, body included, or ErrNotFound.
 	GetMessage(ctx context.Context, user, id string) (Message, error)
 	// Stats counts a user's messages.
 	Stats(ctx context.Context, user string) (Stats, error)
 	// Usage sums a user's classification costs; EndTime is left zero.
 	Usage(ctx context.Context, user string) (Usage, error)
+
+	// MarkUserDeleted records that user's data is deleted as of at: from
+	// its commit on, writes of that user's events ingested at or before at
+	// are dropped. Writes in flight when it is called finish first, so that
+	// what they write is there for the deletes that follow.
+	MarkUserDeleted(ctx context.Context, user string, at time.Time) error
+	// DeleteMessages deletes at most limit of the messages that sel selects.
+	DeleteMessages(ctx context.Context, sel Selection, limit int) (int64, error)
+	// DeleteUsage deletes at most limit of the usage records that sel selects.
+	DeleteUsage(ctx context.Context, sel Selection, limit int) (int64, error)
+	// DeleteTombstones forgets the deletions recorded before before.
+	DeleteTombstones(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Page sizes of ListMessages.
@@ -47,11 +63,30 @@ const (
 	MaxPageSize     = 1000
 )
 
+// Retention defaults.
+const (
+	// DefaultPurgeBatch is how many rows one delete transaction removes.
+	DefaultPurgeBatch = 1000
+	// TombstoneRetention is how long a user's deletion is remembered: longer
+	// than any stream keeps an event (7 days; dead letters 30), so that no
+	// event from before the deletion can still arrive after it is forgotten.
+	TombstoneRetention = 90 * 24 * time.Hour
+)
+
 // Options configure a Service.
 type Options struct {
 	// StoreBodies keeps messages' text bodies; by default only metadata and
 	// the snippet are stored.
 	StoreBodies bool
+	// Retention is how long messages are kept, by received time; zero keeps
+	// them forever.
+	Retention time.Duration
+	// UsageRetention is how long usage records are kept, by classify time;
+	// zero keeps them forever.
+	UsageRetention time.Duration
+	// PurgeBatch is the most rows one delete transaction removes
+	// (DefaultPurgeBatch when zero).
+	PurgeBatch int
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -68,6 +103,9 @@ func NewService(repo Repository, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.PurgeBatch <= 0 {
+		opts.PurgeBatch = DefaultPurgeBatch
+	}
 	return &Service{repo: repo, opts: opts}
 }
 
@@ -83,6 +121,23 @@ func (s *Service) RecordReceived(ctx context.Context, msgs []Message) error {
 		clean[i].Classification = nil
 	}
 	return s.repo.SaveReceived(ctx, clean)
+}
+
+// RecordFailed stores dead-lettered messages in one transaction.
+func (s *Service) RecordFailed(ctx context.Context, failures []Failed) error {
+	if len(failures) == 0 {
+		return nil
+	}
+	clean := make([]Failed, len(failures))
+	for i, f := range failures {
+		f.Message = s.normalize(f.Message)
+		f.Message.State = StateFailed
+		f.Message.Classification = nil
+		f.Reason = stripNUL(f.Reason)
+		f.FailTime = micros(f.FailTime)
+		clean[i] = f
+	}
+	return s.repo.SaveFailed(ctx, clean)
 }
 
 // RecordClassified stores verdicts in one transaction.
@@ -120,6 +175,7 @@ func (s *Service) normalize(m Message) Message {
 	m.AttachmentNames = stripAll(m.AttachmentNames)
 	m.ProviderMessageID = stripNUL(m.ProviderMessageID)
 	m.ReceivedTime = micros(m.ReceivedTime)
+	m.IngestTime = micros(m.IngestTime)
 	if s.opts.StoreBodies {
 		m.Body = stripNUL(m.Body)
 	} else {
@@ -232,4 +288,58 @@ func (s *Service) Usage(ctx context.Context, user string) (Usage, error) {
 	}
 	u.EndTime = s.opts.Now().UTC()
 	return u, nil
+}
+
+// PurgeUser deletes every message and usage record of user, in batches,
+// after recording the deletion, so that the user's events still in flight
+// are dropped when they arrive. A user of the same id created afterwards
+// starts afresh: events ingested after the deletion are stored.
+func (s *Service) PurgeUser(ctx context.Context, user string) (Purged, error) {
+	if err := s.repo.MarkUserDeleted(ctx, user, micros(s.opts.Now())); err != nil {
+		return Purged{}, err
+	}
+	var p Purged
+	var err error
+	sel := Selection{User: user}
+	if p.Messages, err = s.deleteAll(ctx, sel, s.repo.DeleteMessages); err != nil {
+		return p, err
+	}
+	p.UsageRecords, err = s.deleteAll(ctx, sel, s.repo.DeleteUsage)
+	return p, err
+}
+
+// PurgeExpired deletes, in batches, the messages received longer ago than
+// the retention, the usage records older than theirs, and the deletion
+// records old enough to be forgotten.
+func (s *Service) PurgeExpired(ctx context.Context) (Purged, error) {
+	now := s.opts.Now()
+	var p Purged
+	var err error
+	if s.opts.Retention > 0 {
+		if p.Messages, err = s.deleteAll(ctx, Selection{Before: now.Add(-s.opts.Retention)}, s.repo.DeleteMessages); err != nil {
+			return p, err
+		}
+	}
+	if s.opts.UsageRetention > 0 {
+		if p.UsageRecords, err = s.deleteAll(ctx, Selection{Before: now.Add(-s.opts.UsageRetention)}, s.repo.DeleteUsage); err != nil {
+			return p, err
+		}
+	}
+	p.Tombstones, err = s.repo.DeleteTombstones(ctx, now.Add(-TombstoneRetention))
+	return p, err
+}
+
+// deleteAll calls del until a batch comes back short.
+func (s *Service) deleteAll(ctx context.Context, sel Selection, del func(context.Context, Selection, int) (int64, error)) (int64, error) {
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, err := del(ctx, sel, s.opts.PurgeBatch)
+		total += n
+		if err != nil || n < int64(s.opts.PurgeBatch) {
+			return total, err
+		}
+	}
 }

@@ -1,6 +1,7 @@
 // Package postgres is the store's repository on PostgreSQL, through pgx's
-// native interface (pgxpool): a batch of events is one transaction whose
-// upserts travel in one pgx.Batch round trip.
+// native interface (pgxpool). A batch of events is one transaction and one
+// round trip: its rows travel as one array per column and are unnested into
+// a single INSERT … ON CONFLICT statement.
 package postgres
 
 import (
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"mailroom.dev/services/store/internal/mailstore"
@@ -41,12 +43,42 @@ func New(pool *pgxpool.Pool) *Repository {
 	return &Repository{pool: pool}
 }
 
+// writeLock is the advisory lock between writes and MarkUserDeleted: every
+// write transaction holds it shared, MarkUserDeleted takes it exclusively
+// while it records a deletion. So a deletion waits for the writes in flight
+// (whose rows the deletes that follow then see), and a write that starts
+// later sees the deletion and drops that user's rows.
+const writeLock = int64(0x6d61696c726f6f6d) // "mailroom"
+
+const lockShared = `SELECT pg_advisory_xact_lock_shared($1)`
+
+// A batch's rows travel as one array per column and are unnested into one
+// INSERT … SELECT … ON CONFLICT statement: one statement per batch instead
+// of one per row. Lists travel as array literals (arrays of arrays must be
+// rectangular in Postgres).
+const receivedRows = `
+unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::timestamptz[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::timestamptz[])
+    AS v(user_id, id, mailbox_id, provider_message_id, subject, sender, sender_address,
+         recipients, received_time, snippet, size_bytes, attachment_names, body, ingest_time)`
+
+// notDeleted drops the rows of users deleted at or after the row's ingest
+// time.
+const notDeleted = `
+NOT EXISTS (SELECT FROM store_deleted_users d WHERE d.user_id = v.user_id AND d.delete_time >= v.ingest_time)`
+
 // The upserts' WHERE clauses skip rows that would not change, so that a
-// redelivered batch writes nothing and leaves update_time alone.
+// redelivered batch writes nothing and leaves update_time alone. Rows are
+// locked in key order (the ORDER BY), so that concurrent batches cannot
+// deadlock.
 const upsertReceived = `
 INSERT INTO store_messages AS m (user_id, id, mailbox_id, provider_message_id, subject, sender, sender_address,
     recipients, received_time, snippet, size_bytes, attachment_names, body, received, state)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, true, 'pending')
+SELECT v.user_id, v.id, v.mailbox_id, v.provider_message_id, v.subject, v.sender, v.sender_address,
+    v.recipients::text[], v.received_time, v.snippet, v.size_bytes, v.attachment_names::text[], v.body, true, 'pending'
+FROM ` + receivedRows + `
+WHERE ` + notDeleted + `
+ORDER BY v.user_id COLLATE "C", v.id COLLATE "C"
 ON CONFLICT (user_id, id) DO UPDATE SET
     mailbox_id = excluded.mailbox_id,
     provider_message_id = excluded.provider_message_id,
@@ -75,8 +107,18 @@ const upsertClassified = `
 INSERT INTO store_messages AS m (user_id, id, mailbox_id, provider_message_id, subject, sender, sender_address,
     recipients, received_time, snippet, size_bytes, attachment_names, state,
     category, confidence, priority, needs_reply, reason, source, rule, model, classify_time)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'classified',
-    $13, $14, $15, $16, $17, $18, $19, $20, $21)
+SELECT v.user_id, v.id, v.mailbox_id, v.provider_message_id, v.subject, v.sender, v.sender_address,
+    v.recipients::text[], v.received_time, v.snippet, v.size_bytes, v.attachment_names::text[], 'classified',
+    v.category, v.confidence, v.priority, v.needs_reply, v.reason, v.source, v.rule, v.model, v.classify_time
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::timestamptz[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::timestamptz[],
+    $15::text[], $16::real[], $17::text[], $18::boolean[], $19::text[], $20::text[], $21::text[],
+    $22::text[], $23::timestamptz[])
+    AS v(user_id, id, mailbox_id, provider_message_id, subject, sender, sender_address,
+         recipients, received_time, snippet, size_bytes, attachment_names, body, ingest_time,
+         category, confidence, priority, needs_reply, reason, source, rule, model, classify_time)
+WHERE ` + notDeleted + `
+ORDER BY v.user_id COLLATE "C", v.id COLLATE "C"
 ON CONFLICT (user_id, id) DO UPDATE SET
     mailbox_id = CASE WHEN m.received THEN m.mailbox_id ELSE excluded.mailbox_id END,
     provider_message_id = CASE WHEN m.received THEN m.provider_message_id ELSE excluded.provider_message_id END,
@@ -102,10 +144,82 @@ ON CONFLICT (user_id, id) DO UPDATE SET
 WHERE m.classify_time IS NULL OR m.classify_time < excluded.classify_time`
 
 const insertUsage = `
-INSERT INTO store_classification_usage (user_id, message_id, classify_time, source,
+INSERT INTO store_classification_usage AS u (user_id, message_id, classify_time, source,
     prompt_tokens, completion_tokens, cached_prompt_tokens, cost_micros, requests)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+SELECT v.user_id, v.message_id, v.classify_time, v.source,
+    v.prompt_tokens, v.completion_tokens, v.cached_prompt_tokens, v.cost_micros, v.requests
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
+    $8::bigint[], $9::bigint[], $10::timestamptz[])
+    AS v(user_id, message_id, classify_time, source, prompt_tokens, completion_tokens, cached_prompt_tokens,
+         cost_micros, requests, ingest_time)
+WHERE ` + notDeleted + `
+ORDER BY v.user_id COLLATE "C", v.message_id COLLATE "C", v.classify_time
 ON CONFLICT (user_id, message_id, classify_time) DO NOTHING`
+
+// A dead letter fails a message that is not classified; of several, the
+// latest failure's reason stays.
+const markFailed = `
+UPDATE store_messages AS m SET state = 'failed', failure_reason = v.reason, fail_time = v.fail_time, update_time = now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS v(user_id, id, reason, fail_time)
+WHERE m.user_id = v.user_id AND m.id = v.id AND m.state <> 'classified'
+  AND (m.fail_time IS NULL OR m.fail_time < v.fail_time)`
+
+// columns holds a batch's rows as one slice per column, in unnest's order.
+type columns struct {
+	user, id, mailbox, providerID, subject, sender, senderAddress, recipients []string
+	received                                                                  []time.Time
+	snippet                                                                   []string
+	size                                                                      []int64
+	attachments, body                                                         []string
+	ingest                                                                    []time.Time
+}
+
+func (c *columns) add(m mailstore.Message) {
+	c.user = append(c.user, m.User)
+	c.id = append(c.id, m.ID)
+	c.mailbox = append(c.mailbox, m.MailboxID)
+	c.providerID = append(c.providerID, m.ProviderMessageID)
+	c.subject = append(c.subject, m.Subject)
+	c.sender = append(c.sender, m.From)
+	c.senderAddress = append(c.senderAddress, m.FromAddress)
+	c.recipients = append(c.recipients, arrayLiteral(m.To))
+	c.received = append(c.received, m.ReceivedTime)
+	c.snippet = append(c.snippet, m.Snippet)
+	c.size = append(c.size, m.SizeBytes)
+	c.attachments = append(c.attachments, arrayLiteral(m.AttachmentNames))
+	c.body = append(c.body, m.Body)
+	c.ingest = append(c.ingest, m.IngestTime)
+}
+
+func (c *columns) args() []any {
+	return []any{c.user, c.id, c.mailbox, c.providerID, c.subject, c.sender, c.senderAddress,
+		c.recipients, c.received, c.snippet, c.size, c.attachments, c.body, c.ingest}
+}
+
+// arrayLiteral writes s as a Postgres text[] literal: every element quoted,
+// backslashes and quotes escaped.
+func arrayLiteral(s []string) string {
+	if len(s) == 0 {
+		return "{}"
+	}
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, e := range s {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		for _, r := range e {
+			if r == '"' || r == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteRune(r)
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
+}
 
 // SaveReceived implements mailstore.Repository.
 func (r *Repository) SaveReceived(ctx context.Context, msgs []mailstore.Message) error {
@@ -113,12 +227,14 @@ func (r *Repository) SaveReceived(ctx context.Context, msgs []mailstore.Message)
 	if len(msgs) == 0 {
 		return nil
 	}
-	b := &pgx.Batch{}
+	var c columns
 	for _, m := range msgs {
-		b.Queue(upsertReceived, m.User, m.ID, m.MailboxID, m.ProviderMessageID, m.Subject, m.From, m.FromAddress,
-			list(m.To), m.ReceivedTime, m.Snippet, m.SizeBytes, list(m.AttachmentNames), m.Body)
+		c.add(m)
 	}
-	return r.sendBatch(ctx, "save received", b)
+	b := &pgx.Batch{}
+	b.Queue(lockShared, writeLock)
+	b.Queue(upsertReceived, c.args()...)
+	return r.send(ctx, "save received", b)
 }
 
 // SaveClassified implements mailstore.Repository.
@@ -127,37 +243,88 @@ func (r *Repository) SaveClassified(ctx context.Context, verdicts []mailstore.Cl
 	if len(latest) == 0 {
 		return nil
 	}
-	b := &pgx.Batch{}
+	var (
+		c                                             columns
+		category, priority, reason, source, rule, mdl []string
+		confidence                                    []float32
+		needsReply                                    []bool
+		classifyTime                                  []time.Time
+	)
 	for _, v := range latest {
-		m, c := v.Message, v.Message.Classification
-		b.Queue(upsertClassified, m.User, m.ID, m.MailboxID, m.ProviderMessageID, m.Subject, m.From, m.FromAddress,
-			list(m.To), m.ReceivedTime, m.Snippet, m.SizeBytes, list(m.AttachmentNames),
-			c.Category, c.Confidence, string(c.Priority), c.NeedsReply, c.Reason, string(c.Source), c.Rule, c.Model, c.ClassifyTime)
+		m := v.Message
+		m.Body = ""
+		c.add(m)
+		cl := v.Message.Classification
+		category = append(category, cl.Category)
+		confidence = append(confidence, cl.Confidence)
+		priority = append(priority, string(cl.Priority))
+		needsReply = append(needsReply, cl.NeedsReply)
+		reason = append(reason, cl.Reason)
+		source = append(source, string(cl.Source))
+		rule = append(rule, cl.Rule)
+		mdl = append(mdl, cl.Model)
+		classifyTime = append(classifyTime, cl.ClassifyTime)
 	}
+	var (
+		uUser, uID, uSource                       []string
+		uTime, uIngest                            []time.Time
+		prompt, completion, cached, cost, request []int64
+	)
 	for _, v := range mailstore.DistinctVerdicts(verdicts) {
-		m, c, u := v.Message, v.Message.Classification, v.Cost
-		b.Queue(insertUsage, m.User, m.ID, c.ClassifyTime, string(c.Source),
-			u.PromptTokens, u.CompletionTokens, u.CachedPromptTokens, u.CostMicros, u.Requests)
+		m, cl, u := v.Message, v.Message.Classification, v.Cost
+		uUser = append(uUser, m.User)
+		uID = append(uID, m.ID)
+		uTime = append(uTime, cl.ClassifyTime)
+		uSource = append(uSource, string(cl.Source))
+		prompt = append(prompt, u.PromptTokens)
+		completion = append(completion, u.CompletionTokens)
+		cached = append(cached, u.CachedPromptTokens)
+		cost = append(cost, u.CostMicros)
+		request = append(request, u.Requests)
+		uIngest = append(uIngest, m.IngestTime)
 	}
-	return r.sendBatch(ctx, "save classified", b)
+	b := &pgx.Batch{}
+	b.Queue(lockShared, writeLock)
+	b.Queue(upsertClassified, append(c.args(),
+		category, confidence, priority, needsReply, reason, source, rule, mdl, classifyTime)...)
+	b.Queue(insertUsage, uUser, uID, uTime, uSource, prompt, completion, cached, cost, request, uIngest)
+	return r.send(ctx, "save classified", b)
 }
 
-func (r *Repository) sendBatch(ctx context.Context, what string, b *pgx.Batch) error {
-	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		return tx.SendBatch(ctx, b).Close()
-	})
-	if err != nil {
+// SaveFailed implements mailstore.Repository.
+func (r *Repository) SaveFailed(ctx context.Context, failures []mailstore.Failed) error {
+	latest := mailstore.LatestFailures(failures)
+	if len(latest) == 0 {
+		return nil
+	}
+	var (
+		c                columns
+		user, id, reason []string
+		failTime         []time.Time
+	)
+	for _, f := range latest {
+		c.add(f.Message)
+		user = append(user, f.Message.User)
+		id = append(id, f.Message.ID)
+		reason = append(reason, f.Reason)
+		failTime = append(failTime, f.FailTime)
+	}
+	b := &pgx.Batch{}
+	b.Queue(lockShared, writeLock)
+	b.Queue(upsertReceived, c.args()...)
+	b.Queue(markFailed, user, id, reason, failTime)
+	return r.send(ctx, "save failed", b)
+}
+
+// send sends b in one round trip. The statements of a batch outside an
+// explicit transaction run in one implicit transaction (the extended
+// protocol's pipeline up to its Sync): all of them commit or none does, and
+// the commit has happened when send returns nil.
+func (r *Repository) send(ctx context.Context, what string, b *pgx.Batch) error {
+	if err := r.pool.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("postgres: %s: %w", what, err)
 	}
 	return nil
-}
-
-// list keeps an empty list from becoming NULL.
-func list(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }
 
 const messageColumns = `user_id, id, mailbox_id, provider_message_id, subject, sender, sender_address,
@@ -217,31 +384,23 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-// ListMessages implements mailstore.Repository.
-func (r *Repository) ListMessages(ctx context.Context, q mailstore.ListQuery) ([]mailstore.Message, error) {
-	var sb strings.Builder
-	args := []any{q.User}
-	sb.WriteString("SELECT " + messageColumns + " FROM store_messages WHERE user_id = $1")
-	for _, c := range q.Filter.Conditions {
-		col, val, err := condition(c)
-		if err != nil {
-			return nil, err
-		}
-		op, err := sqlOp(c.Op)
-		if err != nil {
-			return nil, err
-		}
-		args = append(args, val)
-		fmt.Fprintf(&sb, " AND %s %s $%d", col, op, len(args))
-	}
-	if q.After != nil {
-		args = append(args, q.After.ReceivedTime, q.After.ID)
-		fmt.Fprintf(&sb, " AND (received_time, id) < ($%d, $%d)", len(args)-1, len(args))
-	}
-	args = append(args, q.Limit)
-	fmt.Fprintf(&sb, " ORDER BY received_time DESC, id DESC LIMIT $%d", len(args))
+// listColumns are messageColumns without the body: a list never returns
+// bodies (GetMessage does), and leaving them out keeps their TOAST pages
+// unread.
+var listColumns = strings.Replace(messageColumns, "body,", "''::text AS body,", 1)
 
-	rows, err := r.pool.Query(ctx, sb.String(), args...)
+// ListMessages implements mailstore.Repository. Every query starts with
+// user_id and orders by (received_time, id) descending, the order of the
+// list indexes; the keyset condition is a row comparison those indexes
+// answer. Values from the caller are parameters; the enumerated ones
+// (state, booleans) are literals, so that the planner can match the partial
+// index of unclassified mail.
+func (r *Repository) ListMessages(ctx context.Context, q mailstore.ListQuery) ([]mailstore.Message, error) {
+	query, args, err := listSQL(q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := r.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list messages: %w", err)
 	}
@@ -252,20 +411,67 @@ func (r *Repository) ListMessages(ctx context.Context, q mailstore.ListQuery) ([
 	return msgs, nil
 }
 
-func condition(c mailstore.Condition) (column string, value any, err error) {
+// listSQL returns the query of ListMessages and its arguments.
+func listSQL(q mailstore.ListQuery) (string, []any, error) {
+	var sb strings.Builder
+	args := []any{q.User}
+	sb.WriteString("SELECT " + listColumns + " FROM store_messages WHERE user_id = $1")
+	for _, c := range q.Filter.Conditions {
+		cond, val, err := condition(c, len(args)+1)
+		if err != nil {
+			return "", nil, err
+		}
+		sb.WriteString(" AND " + cond)
+		if val != nil {
+			args = append(args, val)
+		}
+	}
+	if q.After != nil {
+		args = append(args, q.After.ReceivedTime, q.After.ID)
+		fmt.Fprintf(&sb, " AND (received_time, id) < ($%d, $%d)", len(args)-1, len(args))
+	}
+	args = append(args, q.Limit)
+	fmt.Fprintf(&sb, " ORDER BY received_time DESC, id DESC LIMIT $%d", len(args))
+	return sb.String(), args, nil
+}
+
+// condition returns the SQL of c, whose value (if any, else nil) is
+// parameter $n.
+func condition(c mailstore.Condition, n int) (string, any, error) {
+	op, err := sqlOp(c.Op)
+	if err != nil {
+		return "", nil, err
+	}
+	param := fmt.Sprintf("%s $%d", op, n)
 	switch c.Field {
 	case mailstore.FieldCategory:
-		return "category", c.Text, nil
+		return "category " + param, c.Text, nil
 	case mailstore.FieldMailbox:
-		return "mailbox_id", c.Text, nil
+		return "mailbox_id " + param, c.Text, nil
 	case mailstore.FieldFrom:
-		return "sender_address", c.Text, nil
+		return "sender_address " + param, c.Text, nil
 	case mailstore.FieldReceivedTime:
-		return "received_time", c.Time, nil
+		return "received_time " + param, c.Time, nil
 	case mailstore.FieldNeedsReply:
-		return "needs_reply", c.Bool, nil
+		if c.Bool {
+			return "needs_reply", nil, nil
+		}
+		return "needs_reply = false", nil, nil
+	case mailstore.FieldClassified:
+		if c.Bool {
+			return "state = 'classified'", nil, nil
+		}
+		return "state <> 'classified'", nil, nil
 	case mailstore.FieldState:
-		return "state", string(c.State), nil
+		switch c.State {
+		case mailstore.StateClassified:
+			return "state = 'classified'", nil, nil
+		case mailstore.StatePending:
+			return "state <> 'classified' AND state = 'pending'", nil, nil
+		case mailstore.StateFailed:
+			return "state <> 'classified' AND state = 'failed'", nil, nil
+		}
+		return "", nil, fmt.Errorf("postgres: unknown state %q", c.State)
 	}
 	return "", nil, fmt.Errorf("postgres: unknown filter field %q", c.Field)
 }
@@ -359,4 +565,76 @@ FROM store_classification_usage WHERE user_id = $1`, user).Scan(
 		u.StartTime = first.UTC()
 	}
 	return u, nil
+}
+
+// MarkUserDeleted implements mailstore.Repository. The exclusive write lock
+// waits for the write transactions in flight and holds new ones back until
+// the deletion is committed.
+func (r *Repository) MarkUserDeleted(ctx context.Context, user string, at time.Time) error {
+	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writeLock); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `
+INSERT INTO store_deleted_users AS d (user_id, delete_time) VALUES ($1, $2)
+ON CONFLICT (user_id) DO UPDATE SET delete_time = greatest(d.delete_time, excluded.delete_time)`, user, at)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: mark user deleted: %w", err)
+	}
+	return nil
+}
+
+// DeleteMessages implements mailstore.Repository: one statement (one short
+// transaction) deleting by primary key the rows that an index finds.
+func (r *Repository) DeleteMessages(ctx context.Context, sel mailstore.Selection, limit int) (int64, error) {
+	var (
+		tag pgconn.CommandTag
+		err error
+	)
+	if sel.User != "" {
+		tag, err = r.pool.Exec(ctx, `
+DELETE FROM store_messages WHERE user_id = $1 AND id IN (
+    SELECT id FROM store_messages WHERE user_id = $1 LIMIT $2)`, sel.User, limit)
+	} else {
+		tag, err = r.pool.Exec(ctx, `
+DELETE FROM store_messages WHERE (user_id, id) IN (
+    SELECT user_id, id FROM store_messages WHERE received_time < $1 ORDER BY received_time LIMIT $2)`, sel.Before, limit)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete messages: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// DeleteUsage implements mailstore.Repository.
+func (r *Repository) DeleteUsage(ctx context.Context, sel mailstore.Selection, limit int) (int64, error) {
+	var (
+		tag pgconn.CommandTag
+		err error
+	)
+	if sel.User != "" {
+		tag, err = r.pool.Exec(ctx, `
+DELETE FROM store_classification_usage WHERE user_id = $1 AND (message_id, classify_time) IN (
+    SELECT message_id, classify_time FROM store_classification_usage WHERE user_id = $1 LIMIT $2)`, sel.User, limit)
+	} else {
+		tag, err = r.pool.Exec(ctx, `
+DELETE FROM store_classification_usage WHERE (user_id, message_id, classify_time) IN (
+    SELECT user_id, message_id, classify_time FROM store_classification_usage
+    WHERE classify_time < $1 ORDER BY classify_time LIMIT $2)`, sel.Before, limit)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete usage: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// DeleteTombstones implements mailstore.Repository.
+func (r *Repository) DeleteTombstones(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := r.pool.Exec(ctx, "DELETE FROM store_deleted_users WHERE delete_time < $1", before)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete tombstones: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
 	"time"
 
 	"mailroom.dev/platform/sqldb"
@@ -34,6 +35,10 @@ func Migrations() fs.FS {
 type Repository struct {
 	db  *sql.DB
 	now func() time.Time
+	// writes serializes this process's write transactions. SQLite has one
+	// writer at a time anyway; waiting here is immediate, while waiting for
+	// SQLite's lock goes through its busy handler, which sleeps and polls.
+	writes sync.Mutex
 }
 
 // New returns a repository on db, whose database has the schema of
@@ -111,32 +116,109 @@ INSERT INTO store_classification_usage (user_id, message_id, classify_time, sour
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (user_id, message_id, classify_time) DO NOTHING`
 
+// A dead letter fails a message that is not classified; of several, the
+// latest failure's reason stays.
+const markFailed = `
+UPDATE store_messages SET state = 'failed', failure_reason = $3, fail_time = $4, update_time = $5
+WHERE user_id = $1 AND id = $2 AND state <> 'classified' AND (fail_time IS NULL OR fail_time < $4)`
+
+// deletions returns when each of users that was deleted was deleted: their
+// rows ingested at or before then are dropped. SQLite has one writer at a
+// time, so what this reads inside the write transaction stays true until it
+// commits.
+func deletions(ctx context.Context, tx *sql.Tx, users []string) (map[string]int64, error) {
+	var out map[string]int64
+	stmt, err := tx.PrepareContext(ctx, "SELECT delete_time FROM store_deleted_users WHERE user_id = $1")
+	if err != nil {
+		return nil, err
+	}
+	defer stmt.Close()
+	seen := map[string]bool{}
+	for _, u := range users {
+		if seen[u] {
+			continue
+		}
+		seen[u] = true
+		var at int64
+		err := stmt.QueryRowContext(ctx, u).Scan(&at)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = map[string]int64{}
+		}
+		out[u] = at
+	}
+	return out, nil
+}
+
+// dropped reports whether a row of user ingested at ingest falls under the
+// user's deletion.
+func dropped(deleted map[string]int64, user string, ingest time.Time) bool {
+	at, ok := deleted[user]
+	return ok && at >= ingest.UnixMicro()
+}
+
+// users returns the user of each item.
+func users[T any](items []T, user func(T) string) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = user(it)
+	}
+	return out
+}
+
+// write runs fn in a write transaction with the deletions of the users
+// involved.
+func (r *Repository) write(ctx context.Context, what string, who []string, fn func(tx *sql.Tx, deleted map[string]int64, now int64) error) error {
+	r.writes.Lock()
+	defer r.writes.Unlock()
+	now := r.now().UnixMicro()
+	err := sqldb.InTx(ctx, r.db, func(tx *sql.Tx) error {
+		deleted, err := deletions(ctx, tx, who)
+		if err != nil {
+			return err
+		}
+		return fn(tx, deleted, now)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	return nil
+}
+
+func saveReceived(ctx context.Context, tx *sql.Tx, msgs []mailstore.Message, deleted map[string]int64, now int64) error {
+	stmt, err := tx.PrepareContext(ctx, upsertReceived)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, m := range msgs {
+		if dropped(deleted, m.User, m.IngestTime) {
+			continue
+		}
+		_, err := stmt.ExecContext(ctx, m.User, m.ID, m.MailboxID, m.ProviderMessageID, m.Subject, m.From, m.FromAddress,
+			jsonList(m.To), m.ReceivedTime.UnixMicro(), m.Snippet, m.SizeBytes, jsonList(m.AttachmentNames), m.Body, now)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // SaveReceived implements mailstore.Repository.
 func (r *Repository) SaveReceived(ctx context.Context, msgs []mailstore.Message) error {
 	msgs = mailstore.DistinctMessages(msgs)
 	if len(msgs) == 0 {
 		return nil
 	}
-	now := r.now().UnixMicro()
-	err := sqldb.InTx(ctx, r.db, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, upsertReceived)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, m := range msgs {
-			_, err := stmt.ExecContext(ctx, m.User, m.ID, m.MailboxID, m.ProviderMessageID, m.Subject, m.From, m.FromAddress,
-				jsonList(m.To), m.ReceivedTime.UnixMicro(), m.Snippet, m.SizeBytes, jsonList(m.AttachmentNames), m.Body, now)
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("sqlite: save received: %w", err)
-	}
-	return nil
+	return r.write(ctx, "save received", users(msgs, func(m mailstore.Message) string { return m.User }),
+		func(tx *sql.Tx, deleted map[string]int64, now int64) error {
+			return saveReceived(ctx, tx, msgs, deleted, now)
+		})
 }
 
 // SaveClassified implements mailstore.Repository.
@@ -145,8 +227,8 @@ func (r *Repository) SaveClassified(ctx context.Context, verdicts []mailstore.Cl
 	if len(latest) == 0 {
 		return nil
 	}
-	now := r.now().UnixMicro()
-	err := sqldb.InTx(ctx, r.db, func(tx *sql.Tx) error {
+	who := users(latest, func(v mailstore.Classified) string { return v.Message.User })
+	return r.write(ctx, "save classified", who, func(tx *sql.Tx, deleted map[string]int64, now int64) error {
 		stmt, err := tx.PrepareContext(ctx, upsertClassified)
 		if err != nil {
 			return err
@@ -154,6 +236,9 @@ func (r *Repository) SaveClassified(ctx context.Context, verdicts []mailstore.Cl
 		defer stmt.Close()
 		for _, v := range latest {
 			m, c := v.Message, v.Message.Classification
+			if dropped(deleted, m.User, m.IngestTime) {
+				continue
+			}
 			_, err := stmt.ExecContext(ctx, m.User, m.ID, m.MailboxID, m.ProviderMessageID, m.Subject, m.From, m.FromAddress,
 				jsonList(m.To), m.ReceivedTime.UnixMicro(), m.Snippet, m.SizeBytes, jsonList(m.AttachmentNames),
 				c.Category, float64(c.Confidence), string(c.Priority), c.NeedsReply, c.Reason, string(c.Source), c.Rule, c.Model,
@@ -169,6 +254,9 @@ func (r *Repository) SaveClassified(ctx context.Context, verdicts []mailstore.Cl
 		defer ustmt.Close()
 		for _, v := range mailstore.DistinctVerdicts(verdicts) {
 			m, c, u := v.Message, v.Message.Classification, v.Cost
+			if dropped(deleted, m.User, m.IngestTime) {
+				continue
+			}
 			_, err := ustmt.ExecContext(ctx, m.User, m.ID, c.ClassifyTime.UnixMicro(), string(c.Source),
 				u.PromptTokens, u.CompletionTokens, u.CachedPromptTokens, u.CostMicros, u.Requests, now)
 			if err != nil {
@@ -177,10 +265,38 @@ func (r *Repository) SaveClassified(ctx context.Context, verdicts []mailstore.Cl
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("sqlite: save classified: %w", err)
+}
+
+// SaveFailed implements mailstore.Repository.
+func (r *Repository) SaveFailed(ctx context.Context, failures []mailstore.Failed) error {
+	latest := mailstore.LatestFailures(failures)
+	if len(latest) == 0 {
+		return nil
 	}
-	return nil
+	msgs := make([]mailstore.Message, len(latest))
+	for i, f := range latest {
+		msgs[i] = f.Message
+	}
+	return r.write(ctx, "save failed", users(msgs, func(m mailstore.Message) string { return m.User }),
+		func(tx *sql.Tx, deleted map[string]int64, now int64) error {
+			if err := saveReceived(ctx, tx, msgs, deleted, now); err != nil {
+				return err
+			}
+			stmt, err := tx.PrepareContext(ctx, markFailed)
+			if err != nil {
+				return err
+			}
+			defer stmt.Close()
+			for _, f := range latest {
+				if dropped(deleted, f.Message.User, f.Message.IngestTime) {
+					continue
+				}
+				if _, err := stmt.ExecContext(ctx, f.Message.User, f.Message.ID, f.Reason, f.FailTime.UnixMicro(), now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 }
 
 func jsonList(s []string) string {
@@ -247,22 +363,29 @@ func scanMessage(row scanner) (mailstore.Message, error) {
 	return m, nil
 }
 
-// ListMessages implements mailstore.Repository.
+// listColumns are messageColumns without the body: a list never returns
+// bodies (GetMessage does).
+var listColumns = strings.Replace(messageColumns, "body,", "'' AS body,", 1)
+
+// ListMessages implements mailstore.Repository. Every query starts with
+// user_id and orders by (received_time, id) descending, the order of the
+// list indexes; the keyset condition is a row-value comparison those indexes
+// answer. Values from the caller are parameters; the enumerated ones
+// (state, booleans) are literals, and the unclassified conditions repeat the
+// partial index's own term, so that SQLite's planner may use it.
 func (r *Repository) ListMessages(ctx context.Context, q mailstore.ListQuery) ([]mailstore.Message, error) {
 	var sb strings.Builder
 	args := []any{q.User}
-	sb.WriteString("SELECT " + messageColumns + " FROM store_messages WHERE user_id = $1")
+	sb.WriteString("SELECT " + listColumns + " FROM store_messages WHERE user_id = $1")
 	for _, c := range q.Filter.Conditions {
-		col, val, err := condition(c)
+		cond, val, err := condition(c, len(args)+1)
 		if err != nil {
 			return nil, err
 		}
-		op, err := sqlOp(c.Op)
-		if err != nil {
-			return nil, err
+		sb.WriteString(" AND " + cond)
+		if val != nil {
+			args = append(args, val)
 		}
-		args = append(args, val)
-		fmt.Fprintf(&sb, " AND %s %s $%d", col, op, len(args))
 	}
 	if q.After != nil {
 		args = append(args, q.After.ReceivedTime.UnixMicro(), q.After.ID)
@@ -290,20 +413,43 @@ func (r *Repository) ListMessages(ctx context.Context, q mailstore.ListQuery) ([
 	return msgs, nil
 }
 
-func condition(c mailstore.Condition) (column string, value any, err error) {
+// condition returns the SQL of c, whose value (if any, else nil) is
+// parameter $n.
+func condition(c mailstore.Condition, n int) (string, any, error) {
+	op, err := sqlOp(c.Op)
+	if err != nil {
+		return "", nil, err
+	}
+	param := fmt.Sprintf("%s $%d", op, n)
 	switch c.Field {
 	case mailstore.FieldCategory:
-		return "category", c.Text, nil
+		return "category " + param, c.Text, nil
 	case mailstore.FieldMailbox:
-		return "mailbox_id", c.Text, nil
+		return "mailbox_id " + param, c.Text, nil
 	case mailstore.FieldFrom:
-		return "sender_address", c.Text, nil
+		return "sender_address " + param, c.Text, nil
 	case mailstore.FieldReceivedTime:
-		return "received_time", c.Time.UnixMicro(), nil
+		return "received_time " + param, c.Time.UnixMicro(), nil
 	case mailstore.FieldNeedsReply:
-		return "needs_reply", c.Bool, nil
+		if c.Bool {
+			return "needs_reply = 1", nil, nil
+		}
+		return "needs_reply = 0", nil, nil
+	case mailstore.FieldClassified:
+		if c.Bool {
+			return "state = 'classified'", nil, nil
+		}
+		return "state <> 'classified'", nil, nil
 	case mailstore.FieldState:
-		return "state", string(c.State), nil
+		switch c.State {
+		case mailstore.StateClassified:
+			return "state = 'classified'", nil, nil
+		case mailstore.StatePending:
+			return "state <> 'classified' AND state = 'pending'", nil, nil
+		case mailstore.StateFailed:
+			return "state <> 'classified' AND state = 'failed'", nil, nil
+		}
+		return "", nil, fmt.Errorf("sqlite: unknown state %q", c.State)
 	}
 	return "", nil, fmt.Errorf("sqlite: unknown filter field %q", c.Field)
 }
@@ -409,4 +555,79 @@ FROM store_classification_usage WHERE user_id = $1`, user).Scan(
 		u.StartTime = fromMicros(first.Int64)
 	}
 	return u, nil
+}
+
+// MarkUserDeleted implements mailstore.Repository. Write transactions take
+// SQLite's one write lock at BEGIN, so those in flight have committed when
+// this one starts, and later ones see the deletion.
+func (r *Repository) MarkUserDeleted(ctx context.Context, user string, at time.Time) error {
+	r.writes.Lock()
+	defer r.writes.Unlock()
+	_, err := r.db.ExecContext(ctx, `
+INSERT INTO store_deleted_users (user_id, delete_time) VALUES ($1, $2)
+ON CONFLICT (user_id) DO UPDATE SET delete_time = max(delete_time, excluded.delete_time)`, user, at.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("sqlite: mark user deleted: %w", err)
+	}
+	return nil
+}
+
+// DeleteMessages implements mailstore.Repository: one statement (one short
+// transaction) deleting by primary key the rows that an index finds.
+func (r *Repository) DeleteMessages(ctx context.Context, sel mailstore.Selection, limit int) (int64, error) {
+	r.writes.Lock()
+	defer r.writes.Unlock()
+	var (
+		res sql.Result
+		err error
+	)
+	if sel.User != "" {
+		res, err = r.db.ExecContext(ctx, `
+DELETE FROM store_messages WHERE user_id = $1 AND id IN (
+    SELECT id FROM store_messages WHERE user_id = $1 LIMIT $2)`, sel.User, limit)
+	} else {
+		res, err = r.db.ExecContext(ctx, `
+DELETE FROM store_messages WHERE (user_id, id) IN (
+    SELECT user_id, id FROM store_messages WHERE received_time < $1 ORDER BY received_time LIMIT $2)`,
+			sel.Before.UnixMicro(), limit)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete messages: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// DeleteUsage implements mailstore.Repository.
+func (r *Repository) DeleteUsage(ctx context.Context, sel mailstore.Selection, limit int) (int64, error) {
+	r.writes.Lock()
+	defer r.writes.Unlock()
+	var (
+		res sql.Result
+		err error
+	)
+	if sel.User != "" {
+		res, err = r.db.ExecContext(ctx, `
+DELETE FROM store_classification_usage WHERE user_id = $1 AND (message_id, classify_time) IN (
+    SELECT message_id, classify_time FROM store_classification_usage WHERE user_id = $1 LIMIT $2)`, sel.User, limit)
+	} else {
+		res, err = r.db.ExecContext(ctx, `
+DELETE FROM store_classification_usage WHERE (user_id, message_id, classify_time) IN (
+    SELECT user_id, message_id, classify_time FROM store_classification_usage
+    WHERE classify_time < $1 ORDER BY classify_time LIMIT $2)`, sel.Before.UnixMicro(), limit)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete usage: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// DeleteTombstones implements mailstore.Repository.
+func (r *Repository) DeleteTombstones(ctx context.Context, before time.Time) (int64, error) {
+	r.writes.Lock()
+	defer r.writes.Unlock()
+	res, err := r.db.ExecContext(ctx, "DELETE FROM store_deleted_users WHERE delete_time < $1", before.UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete tombstones: %w", err)
+	}
+	return res.RowsAffected()
 }

@@ -1,6 +1,7 @@
 // Package storetest is the contract suite of mailstore.Repository: one set
 // of behaviours that every adapter (postgres, sqlite) must show, run from
-// each adapter's tests against a real database.
+// each adapter's tests against a real database, opened as the service opens
+// it (package backend).
 package storetest
 
 import (
@@ -16,41 +17,68 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"mailroom.dev/platform/apierror"
+	"mailroom.dev/services/store/internal/backend"
 	"mailroom.dev/services/store/internal/mailstore"
 )
 
-// Open returns a repository over a fresh, empty database.
-type Open func(t testing.TB) mailstore.Repository
+// NewURL returns the URL of a fresh, empty database.
+type NewURL func(t testing.TB) string
 
-// Run runs the contract suite; open is called once per subtest.
-func Run(t *testing.T, open Open) {
-	tests := []struct {
-		name string
-		run  func(t *testing.T, r mailstore.Repository)
-	}{
-		{"ReceivedThenClassified", testReceivedThenClassified},
-		{"ClassifiedBeforeReceived", testClassifiedBeforeReceived},
-		{"RedeliveredBatchChangesNothing", testRedelivered},
-		{"DuplicateKeysInOneBatch", testDuplicateKeys},
-		{"OlderVerdictDoesNotReplaceNewer", testOlderVerdict},
-		{"Reclassification", testReclassification},
-		{"GetMissing", testGetMissing},
-		{"ListNewestFirst", testListNewestFirst},
-		{"ListEmpty", testListEmpty},
-		{"Pagination", testPagination},
-		{"PaginationStableWhileMailArrives", testPaginationStable},
-		{"PageTokenBinding", testPageTokenBinding},
-		{"Filters", testFilters},
-		{"Stats", testStats},
-		{"Usage", testUsage},
-		{"Bodies", testBodies},
-		{"TenantIsolation", testTenantIsolation},
-		{"ConcurrentWriters", testConcurrentWriters},
+// Open opens a fresh database from newURL with the store's schema.
+func Open(t testing.TB, newURL NewURL) *backend.DB {
+	t.Helper()
+	db, err := backend.Open(context.Background(), newURL(t))
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+type test struct {
+	name string
+	run  func(t *testing.T, db *backend.DB)
+}
+
+// repo adapts a test that needs only the repository.
+func repo(fn func(t *testing.T, r mailstore.Repository)) func(t *testing.T, db *backend.DB) {
+	return func(t *testing.T, db *backend.DB) { fn(t, db.Repo) }
+}
+
+// Run runs the contract suite; every subtest gets a database of its own.
+func Run(t *testing.T, newURL NewURL) {
+	tests := []test{
+		{"ReceivedThenClassified", repo(testReceivedThenClassified)},
+		{"ClassifiedBeforeReceived", repo(testClassifiedBeforeReceived)},
+		{"RedeliveredBatchChangesNothing", repo(testRedelivered)},
+		{"DuplicateKeysInOneBatch", repo(testDuplicateKeys)},
+		{"OlderVerdictDoesNotReplaceNewer", repo(testOlderVerdict)},
+		{"Reclassification", repo(testReclassification)},
+		{"GetMissing", repo(testGetMissing)},
+		{"ListNewestFirst", repo(testListNewestFirst)},
+		{"ListEmpty", repo(testListEmpty)},
+		{"Pagination", repo(testPagination)},
+		{"PaginationStableWhileMailArrives", repo(testPaginationStable)},
+		{"PageTokenBinding", repo(testPageTokenBinding)},
+		{"Filters", repo(testFilters)},
+		{"Stats", repo(testStats)},
+		{"Usage", repo(testUsage)},
+		{"Bodies", repo(testBodies)},
+		{"TenantIsolation", repo(testTenantIsolation)},
+		{"ConcurrentWriters", repo(testConcurrentWriters)},
+		{"ClassifiedFilter", repo(testClassifiedFilter)},
+		{"DeadLetters", repo(testDeadLetters)},
+		{"ListHasNoBodies", repo(testListHasNoBodies)},
+		{"PaginationStableUnderInserts", repo(testPaginationUnderInserts)},
+		{"RetentionPurge", repo(testRetention)},
+		{"PurgeUser", testPurgeUser},
+		{"LateEventsOfDeletedUser", repo(testLateEvents)},
+		{"PurgeUserRacesWriters", repo(testPurgeRacesWriters)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			tc.run(t, open(t))
+			tc.run(t, Open(t, newURL))
 		})
 	}
 }

@@ -1,0 +1,61 @@
+// Package backend opens the store's database, whichever DATABASE_URL names
+// (postgres://… or sqlite://PATH), applies the store's migrations, and
+// returns the matching repository. The service, `mailroom migrate` and the
+// benchmarks open the database the same way through it.
+package backend
+
+import (
+	"context"
+	"fmt"
+
+	"mailroom.dev/platform/sqldb"
+	"mailroom.dev/services/store/internal/mailstore"
+	"mailroom.dev/services/store/internal/postgres"
+	"mailroom.dev/services/store/internal/sqlite"
+)
+
+// VersionTable is the goose version table of the store's schema.
+const VersionTable = "store_schema_version"
+
+// Migrations returns the store's migrations for both backends.
+func Migrations() sqldb.Migrations {
+	return sqldb.Migrations{
+		Table:    VersionTable,
+		Postgres: postgres.Migrations(),
+		SQLite:   sqlite.Migrations(),
+	}
+}
+
+// DB is an open, migrated store database and its repository.
+type DB struct {
+	*sqldb.DB
+	// Repo is the repository of the backend that the URL names.
+	Repo mailstore.Repository
+}
+
+// Open opens the database at url, brings its schema up to date (under a
+// lock on Postgres) and returns it with its repository.
+func Open(ctx context.Context, url string) (*DB, error) {
+	db, err := sqldb.Open(ctx, url, Migrations())
+	if err != nil {
+		return nil, fmt.Errorf("store database: %w", err)
+	}
+	out := &DB{DB: db}
+	switch db.Backend {
+	case sqldb.Postgres:
+		out.Repo = postgres.New(db.Pool)
+	default:
+		out.Repo = sqlite.New(db.SQL)
+	}
+	return out, nil
+}
+
+// Migrate applies the store's pending migrations to the database at url,
+// then closes it.
+func Migrate(ctx context.Context, url string) error {
+	db, err := sqldb.Open(ctx, url, Migrations())
+	if err != nil {
+		return fmt.Errorf("store database: %w", err)
+	}
+	return db.Close()
+}
