@@ -363,3 +363,34 @@ func TestGmailRestart(t *testing.T) {
 	j = syncAndWait(t, second, mb.GetName(), ingestv1.SyncMode_SYNC_MODE_UNSPECIFIED, 100)
 	wantProgress(t, j, ingestv1.SyncJobState_SYNC_JOB_STATE_SUCCEEDED, 0)
 }
+
+// TestSyncSkipsMailOlderThanRetention: with a retention window, a sync does
+// not publish mail dated before it (the store would purge it after the
+// classifier had paid for it); it counts it as skipped, and does not fetch
+// it again.
+func TestSyncSkipsMailOlderThanRetention(t *testing.T) {
+	fake := fakegmail.New()
+	defer fake.Close()
+	acct := fake.AddAccount("ada@gmail.example")
+	acct.AddMessages(5) // dated 2024: outside a 30-day window
+	recent := []byte("From: Grace <grace@example.org>\r\nTo: ada@gmail.example\r\nSubject: Today\r\nDate: " +
+		time.Now().UTC().Format(time.RFC1123Z) + "\r\nMessage-ID: <today@example.org>\r\n\r\nHello.\r\n")
+	acct.Add(recent)
+	h := newWorld(t).start(t, testenv.SQLiteURL(t), func(c *ingest.Config) {
+		gmailConfig(fake)(c)
+		c.RetentionDays = 30
+	})
+	mb := connectGmail(t, h, fake, "gmail")
+	j := syncAndWait(t, h, mb.GetName(), ingestv1.SyncMode_SYNC_MODE_FULL, 100)
+	if p := j.GetProgress(); p.GetPublished() != 1 || p.GetSkipped() != 5 || p.GetFailed() != 0 {
+		t.Fatalf("progress = %v, want 1 published and 5 skipped", p)
+	}
+	if evs := h.events(t); len(evs) != 1 {
+		t.Fatalf("%d events, want only today's mail", len(evs))
+	}
+	gets := fake.Calls(fakegmail.EndpointGet)
+	j = syncAndWait(t, h, mb.GetName(), ingestv1.SyncMode_SYNC_MODE_FULL, 100)
+	if p := j.GetProgress(); p.GetPublished() != 0 || fake.Calls(fakegmail.EndpointGet) != gets {
+		t.Errorf("second sync: %v, %d more gets; want nothing fetched again", p, fake.Calls(fakegmail.EndpointGet)-gets)
+	}
+}

@@ -104,6 +104,9 @@ type Config struct {
 	SyncPoll  time.Duration `env:"MAILROOM_SYNC_POLL, default=2s"`
 	// MaxSyncJobs bounds the jobs one replica runs at once.
 	MaxSyncJobs int `env:"MAILROOM_MAX_SYNC_JOBS, default=4"`
+	// RetentionDays is the store's retention (the same variable): syncs do
+	// not publish mail older than it. 0 publishes everything.
+	RetentionDays int `env:"MAILROOM_RETENTION_DAYS, default=30"`
 }
 
 // LogValue logs the configuration with secrets masked.
@@ -270,6 +273,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		Lease:           cfg.SyncLease,
 		Poll:            cfg.SyncPoll,
 		MaxJobs:         cfg.MaxSyncJobs,
+		MaxMessageAge:   time.Duration(cfg.RetentionDays) * 24 * time.Hour,
 		SyncInterval:    cfg.SyncInterval,
 	})
 	if s.consumer, err = natsconsumer.New(ctx, js, topo, s.domain, logger); err != nil {

@@ -178,6 +178,9 @@ const (
 	// RecordFailed messages can never be published (too large, not mail);
 	// they are recorded so that no later sync fetches them again.
 	RecordFailed RecordStatus = "failed"
+	// RecordExpired messages are dated before the retention window; they
+	// are recorded, not published.
+	RecordExpired RecordStatus = "expired"
 )
 
 // Record is ingest's memory of one message of a mailbox: syncs skip the

@@ -121,6 +121,14 @@ func (r *SyncRun) Deliver(ctx context.Context, f Fetched, lane Lane) error {
 		r.Logger.WarnContext(ctx, "message not published", "provider_message_id", f.ProviderMessageID, "size_bytes", len(f.Raw), "reason", msg)
 		return nil
 	}
+	if maxAge := r.svc.cfg.MaxMessageAge; maxAge > 0 && content.Date.Before(now.Add(-maxAge)) {
+		rec.Status = RecordExpired
+		if err := r.record(ctx, rec); err != nil {
+			return err
+		}
+		r.skipped.Add(1)
+		return nil
+	}
 	_, err := r.svc.pub.PublishReceived(ctx, Received{
 		User: r.Mailbox.User, MailboxID: r.Mailbox.ID, MessageID: rec.MessageID,
 		ProviderMessageID: f.ProviderMessageID, Lane: lane, Content: content,

@@ -66,6 +66,11 @@ type Config struct {
 	IMAP IMAPChecker
 	// AuthStateTTL is how long a Gmail authorization URL stays valid (default 15m).
 	AuthStateTTL time.Duration
+	// MaxMessageAge, when set, is the store's retention: a sync does not
+	// publish mail dated before it (the store would purge it within the
+	// hour, after the classifier had paid for it); it records it as
+	// expired and counts it as skipped.
+	MaxMessageAge time.Duration
 
 	// Owner names this process among the replicas that run sync jobs
 	// (default random).
