@@ -11,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"mailroom.dev/services/auth"
+	"mailroom.dev/services/classifier"
+	"mailroom.dev/services/ingest"
 	"mailroom.dev/services/store"
 )
 
@@ -26,6 +29,9 @@ var migrators = []struct {
 	name    string
 	migrate func(ctx context.Context, databaseURL string) error
 }{
+	{"auth", auth.Migrate},
+	{"ingest", ingest.Migrate},
+	{"classifier", classifier.Migrate},
 	{"store", store.Migrate},
 }
 

@@ -45,9 +45,12 @@ func TestMigrate(t *testing.T) {
 			if strings.Count(before, "\n") < 3 { // goose's own row 0, then 1 and 2
 				t.Errorf("versions applied:\n%s\nwant 0, 1 and 2 at least", before)
 			}
-			var n int
-			if err := db.QueryRowContext(ctx, "SELECT count(*) FROM store_messages").Scan(&n); err != nil {
-				t.Errorf("store_messages after migrate: %v", err)
+			// Every service's schema is there.
+			for _, table := range []string{"users", "mailboxes", "classifier_taxonomies", "store_messages"} {
+				var n int
+				if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+					t.Errorf("%s after migrate: %v", table, err)
+				}
 			}
 			t.Setenv("DATABASE_URL", url)
 			if err := run(ctx, []string{"migrate", "-service", "store"}, &out, &errOut); err != nil {

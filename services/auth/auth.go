@@ -321,3 +321,14 @@ func (s *Service) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Migrate applies the auth service's embedded migrations to the database
+// that databaseURL names, under a lock on Postgres, as New does at start
+// (`mailroom migrate` runs it alone).
+func Migrate(ctx context.Context, databaseURL string) error {
+	db, err := sqldb.Open(ctx, databaseURL, sqlrepo.Migrations())
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	return db.Close()
+}

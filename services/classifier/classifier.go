@@ -497,3 +497,14 @@ func limiterLane(l classify.Lane) limiter.Lane {
 	}
 	return limiter.Backfill
 }
+
+// Migrate applies the classifier service's embedded migrations to the database
+// that databaseURL names, under a lock on Postgres, as New does at start
+// (`mailroom migrate` runs it alone).
+func Migrate(ctx context.Context, databaseURL string) error {
+	db, err := sqldb.Open(ctx, databaseURL, sqlrepo.Migrations())
+	if err != nil {
+		return fmt.Errorf("classifier: %w", err)
+	}
+	return db.Close()
+}

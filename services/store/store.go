@@ -24,10 +24,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 
+	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
 	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
 	"mailroom.dev/platform/authn"
 	"mailroom.dev/platform/eventbus"
+	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/grpcserver"
+	"mailroom.dev/platform/transport"
 	"mailroom.dev/services/store/internal/backend"
 	"mailroom.dev/services/store/internal/consumer"
 	"mailroom.dev/services/store/internal/grpcapi"
@@ -46,6 +49,9 @@ type Config struct {
 	StreamReplicas int `env:"MAILROOM_STREAM_REPLICAS, default=1"`
 	// AuthAddr is the auth service, whose JWKS verifies callers.
 	AuthAddr string `env:"MAILROOM_AUTH_ADDR, default=127.0.0.1:9101"`
+	// Transport is optional TLS (and mTLS) for the gRPC server and its
+	// connection to auth (MAILROOM_TLS_*).
+	Transport transport.Config
 	// DatabaseURL is postgres://… or sqlite://PATH.
 	DatabaseURL string `env:"DATABASE_URL, required"`
 	// StoreBodies keeps messages' text bodies; by default only metadata and
@@ -78,6 +84,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("nats_prefix", c.NATSPrefix),
 		slog.Int("stream_replicas", c.StreamReplicas),
 		slog.String("auth_addr", c.AuthAddr),
+		slog.Any("transport", c.Transport),
 		slog.String("database_url", redact(c.DatabaseURL)),
 		slog.Bool("store_bodies", c.StoreBodies),
 		slog.Int("batch_size", c.BatchSize),
@@ -174,12 +181,20 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		return nil, fmt.Errorf("store: %w", err)
 	}
 
-	guard, conn, err := authn.Remote(cfg.AuthAddr)
+	serverCreds, err := cfg.Transport.ServerCredentials()
 	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	clientCreds, err := cfg.Transport.ClientCredentials()
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if s.authConn, err = grpcconn.Dial(cfg.AuthAddr, grpcconn.WithCredentials(clientCreds)); err != nil {
 		return nil, fmt.Errorf("store: auth: %w", err)
 	}
-	s.authConn = conn
+	guard := authn.NewGuard(authv1.NewAuthServiceClient(s.authConn))
 	s.server = grpcserver.New(grpcserver.Options{
+		Creds:  serverCreds,
 		Logger: logger,
 		Unary:  []grpc.UnaryServerInterceptor{guard.Unary()},
 		Stream: []grpc.StreamServerInterceptor{guard.Stream()},
