@@ -58,6 +58,10 @@ test: check-generated lint ## everything CI checks: generated code, lint, and al
 test-short: ## the tests alone, no generation or lint
 	$(GOTEST) -timeout 20m $(PKGS)
 
+.PHONY: fuzz
+fuzz: ## fuzz the MIME normalizer (FUZZTIME, default 1m); new crashers land in its testdata
+	go test -run '^$$' -fuzz FuzzNormalize -fuzztime $(or $(FUZZTIME),1m) ./services/ingest/internal/mailparse
+
 .PHONY: bench-store
 bench-store: ## store benchmarks on both backends (~3 min; TEST_DATABASE_URL): write rate (go test -bench) and ListMessages p50/p99 over 1M messages
 	scripts/bench-store.sh
