@@ -481,30 +481,9 @@ func (r *limitsReporter) Limits(ctx context.Context) classify.Limits {
 		})
 	}
 	for _, lane := range lanes {
-		out.Lanes = append(out.Lanes, classify.LaneQueue{Lane: lane, Waiting: int64(st.Waiting[limiterLane(lane)])})
+		out.Lanes = append(out.Lanes, classify.LaneQueue{Lane: lane, Waiting: int64(st.Waiting[llm.LimiterLane(lane)])})
 	}
 	b := r.budget.Status(ctx)
 	out.Budget = classify.BudgetStatus{DailyMicros: b.DailyMicros, SpentTodayMicros: b.SpentTodayMicros, CreditRemainingMicros: b.CreditRemainingMicros, Exhausted: b.Exhausted}
 	return out
-}
-
-func limiterLane(l classify.Lane) limiter.Lane {
-	switch l {
-	case classify.LaneInteractive:
-		return limiter.Interactive
-	case classify.LaneLive:
-		return limiter.Live
-	}
-	return limiter.Backfill
-}
-
-// Migrate applies the classifier service's embedded migrations to the database
-// that databaseURL names, under a lock on Postgres, as New does at start
-// (`mailroom migrate` runs it alone).
-func Migrate(ctx context.Context, databaseURL string) error {
-	db, err := sqldb.Open(ctx, databaseURL, sqlrepo.Migrations())
-	if err != nil {
-		return fmt.Errorf("classifier: %w", err)
-	}
-	return db.Close()
 }

@@ -239,7 +239,7 @@ func (t *Tier) Classify(ctx context.Context, req classify.Request) (classify.Ver
 			}
 			settle = s
 		}
-		permit, err := t.cfg.Limiter.Acquire(ctx, limiter.Request{User: req.User, Lane: lane(req.Lane), Tokens: admission, Retry: retry})
+		permit, err := t.cfg.Limiter.Acquire(ctx, limiter.Request{User: req.User, Lane: LimiterLane(req.Lane), Tokens: admission, Retry: retry})
 		if err != nil {
 			settle(0)
 			return classify.Verdict{}, err
@@ -386,7 +386,8 @@ func (t *Tier) cost(prompt, cached, completion int64) int64 {
 	return int64(usd + 0.5) // tokens × $/Mtok = micro-dollars
 }
 
-func lane(l classify.Lane) limiter.Lane {
+// LimiterLane is the limiter's lane of a classification lane.
+func LimiterLane(l classify.Lane) limiter.Lane {
 	switch l {
 	case classify.LaneInteractive:
 		return limiter.Interactive
