@@ -176,3 +176,31 @@ func redact(urls string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// PurgeSubject deletes the messages of stream whose subject matches subject
+// (wildcards allowed) and returns how many there were: what a user's
+// deletion does to the events that still carry that user's mail.
+func PurgeSubject(ctx context.Context, js jetstream.JetStream, stream, subject string) (int64, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("eventbus: stream %s: %w", stream, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return 0, fmt.Errorf("eventbus: stream %s: %w", stream, err)
+	}
+	var n int64
+	for _, c := range info.State.Subjects {
+		n += int64(c)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+		return 0, fmt.Errorf("eventbus: purge %s of %s: %w", subject, stream, err)
+	}
+	return n, nil
+}
+
+// ReceivedOfUser matches every mail.received subject of user, in every lane.
+func (t Topology) ReceivedOfUser(user string) string { return t.Prefix + "mail.received.*." + user }

@@ -2,6 +2,7 @@ package eventbus_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -107,4 +108,44 @@ func TestTopologyPrefixes(t *testing.T) {
 	if got, want := (eventbus.Topology{}).ClassifiedSubject("ada"), "mail.classified.ada"; got != want {
 		t.Errorf("subject = %q, want %q", got, want)
 	}
+}
+
+func TestPurgeSubjectTakesOneUsersEvents(t *testing.T) {
+	servers(t, func(t *testing.T, url, prefix string) {
+		ctx := context.Background()
+		nc, js, err := eventbus.Connect(url, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		topo := eventbus.Topology{Prefix: prefix}
+		if err := eventbus.EnsureStreams(ctx, js, topo); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			for _, s := range []string{topo.ReceivedStreamName(), topo.ClassifiedStreamName(), topo.DeadLetterStreamName()} {
+				_ = js.DeleteStream(context.Background(), s)
+			}
+		})
+		for i, subj := range []string{
+			topo.ReceivedSubject("live", "bob"), topo.ReceivedSubject("backfill", "bob"),
+			topo.ReceivedSubject("backfill", "bob"), topo.ReceivedSubject("backfill", "ada"),
+		} {
+			if _, err := eventbus.Publish(ctx, js, subj, fmt.Sprint(i), &eventsv1.MailReceived{User: "x"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := eventbus.PurgeSubject(ctx, js, topo.ReceivedStreamName(), topo.ReceivedOfUser("bob"))
+		if err != nil || n != 3 {
+			t.Fatalf("purged %d, %v; want bob's 3", n, err)
+		}
+		s, _ := js.Stream(ctx, topo.ReceivedStreamName())
+		info, err := s.Info(ctx)
+		if err != nil || info.State.Msgs != 1 {
+			t.Fatalf("stream keeps %d messages, %v; want ada's 1", info.State.Msgs, err)
+		}
+		if n, err := eventbus.PurgeSubject(ctx, js, topo.ReceivedStreamName(), topo.ReceivedOfUser("bob")); err != nil || n != 0 {
+			t.Errorf("second purge = %d, %v; want 0", n, err)
+		}
+	})
 }

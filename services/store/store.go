@@ -199,7 +199,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		Unary:  []grpc.UnaryServerInterceptor{guard.Unary()},
 		Stream: []grpc.StreamServerInterceptor{guard.Stream()},
 	})
-	storev1.RegisterStoreServiceServer(s.server.GRPC(), grpcapi.New(svc))
+	storev1.RegisterStoreServiceServer(s.server.GRPC(), grpcapi.New(svc, func(ctx context.Context, user string) (int64, error) {
+		return eventbus.PurgeSubject(ctx, js, topo.ClassifiedStreamName(), topo.ClassifiedSubject(user))
+	}))
 	return s, nil
 }
 

@@ -234,7 +234,7 @@ func (s *Server) PurgeUserData(ctx context.Context, req *ingestv1.PurgeUserDataR
 	if err != nil {
 		return nil, err
 	}
-	return &ingestv1.PurgeUserDataResponse{Deleted: map[string]int64{"mailboxes": p.Mailboxes, "sync_jobs": p.SyncJobs}}, nil
+	return &ingestv1.PurgeUserDataResponse{Deleted: map[string]int64{"mailboxes": p.Mailboxes, "sync_jobs": p.SyncJobs, "received_events": p.Events}}, nil
 }
 
 func securityFromProto(p ingestv1.ImapSecurity) (mailbox.IMAPSecurity, error) {

@@ -206,6 +206,8 @@ type JobPage struct {
 type Purged struct {
 	Mailboxes int64
 	SyncJobs  int64
+	// Events counts the user's received events still in the event stream.
+	Events int64
 }
 
 // AuthState is a pending Gmail consent: the hash of its state parameter,
@@ -307,6 +309,12 @@ type Publisher interface {
 	// PublishReceived publishes r and returns once the stream has it;
 	// duplicate tells that the stream had it already.
 	PublishReceived(ctx context.Context, r Received) (duplicate bool, err error)
+}
+
+// EventPurger is a Publisher that can also delete a user's events still in
+// the stream.
+type EventPurger interface {
+	PurgeUser(ctx context.Context, user string) (int64, error)
 }
 
 // CredentialKind is what a mailbox's secret is.

@@ -409,6 +409,12 @@ func (s *Service) PurgeUserData(ctx context.Context, user string) (Purged, error
 	if err != nil {
 		return Purged{}, fmt.Errorf("purge user: %w", err)
 	}
+	// The events still in the stream carry the user's mail: they go too.
+	if ep, ok := s.pub.(EventPurger); ok {
+		if p.Events, err = ep.PurgeUser(ctx, user); err != nil {
+			return p, fmt.Errorf("purge user: %w", err)
+		}
+	}
 	return p, nil
 }
 

@@ -40,6 +40,12 @@ func (p *Publisher) PublishReceived(ctx context.Context, r mailbox.Received) (bo
 	return ack.Duplicate, nil
 }
 
+// PurgeUser implements mailbox.EventPurger: it deletes the user's
+// received events, in every lane, from the stream.
+func (p *Publisher) PurgeUser(ctx context.Context, user string) (int64, error) {
+	return eventbus.PurgeSubject(ctx, p.js, p.topo.ReceivedStreamName(), p.topo.ReceivedOfUser(user))
+}
+
 // Event is the MailReceived event of r.
 func Event(r mailbox.Received) *eventsv1.MailReceived {
 	e := &eventsv1.MailReceived{

@@ -31,10 +31,15 @@ type Queries interface {
 type Server struct {
 	storev1.UnimplementedStoreServiceServer
 	q Queries
+	// purgeEvents deletes a user's classified events still in the stream.
+	purgeEvents func(ctx context.Context, user string) (int64, error)
 }
 
-// New returns a server answering from q.
-func New(q Queries) *Server { return &Server{q: q} }
+// New returns a server answering from q; purgeEvents (may be nil) deletes
+// a user's events still in the event stream when the user's data is purged.
+func New(q Queries, purgeEvents func(ctx context.Context, user string) (int64, error)) *Server {
+	return &Server{q: q, purgeEvents: purgeEvents}
+}
 
 // user parses name against pattern (whose first wildcard is the user) and
 // authorizes the caller for that user, resolving "me".
@@ -161,10 +166,18 @@ func (s *Server) PurgeUserData(ctx context.Context, req *storev1.PurgeUserDataRe
 	if err != nil {
 		return nil, err
 	}
-	return &storev1.PurgeUserDataResponse{Deleted: map[string]int64{
+	deleted := map[string]int64{
 		"messages":      p.Messages,
 		"usage_records": p.UsageRecords,
-	}}, nil
+	}
+	if s.purgeEvents != nil {
+		n, err := s.purgeEvents(ctx, user)
+		if err != nil {
+			return nil, err
+		}
+		deleted["classified_events"] = n
+	}
+	return &storev1.PurgeUserDataResponse{Deleted: deleted}, nil
 }
 
 // message converts a domain message to its protobuf form.

@@ -154,17 +154,5 @@ func (s *Store) Replay(ctx context.Context, user string, id uint64) (string, err
 
 // Purge deletes every dead letter of user and says how many went.
 func (s *Store) Purge(ctx context.Context, user string) (int64, error) {
-	stream, err := s.js.Stream(ctx, s.topo.DeadLetterStreamName())
-	if err != nil {
-		return 0, fmt.Errorf("deadletters: stream: %w", err)
-	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(s.topo.DeadLetterSubject(user)))
-	if err != nil {
-		return 0, fmt.Errorf("deadletters: info: %w", err)
-	}
-	n := int64(info.State.Subjects[s.topo.DeadLetterSubject(user)])
-	if err := stream.Purge(ctx, jetstream.WithPurgeSubject(s.topo.DeadLetterSubject(user))); err != nil {
-		return 0, fmt.Errorf("deadletters: purge: %w", err)
-	}
-	return n, nil
+	return eventbus.PurgeSubject(ctx, s.js, s.topo.DeadLetterStreamName(), s.topo.DeadLetterSubject(user))
 }
