@@ -487,3 +487,14 @@ func (r *limitsReporter) Limits(ctx context.Context) classify.Limits {
 	out.Budget = classify.BudgetStatus{DailyMicros: b.DailyMicros, SpentTodayMicros: b.SpentTodayMicros, CreditRemainingMicros: b.CreditRemainingMicros, Exhausted: b.Exhausted}
 	return out
 }
+
+// Migrate applies the classifier service's embedded migrations to the
+// database that databaseURL names, under a lock on Postgres, as New does at
+// start (`mailroom migrate` runs it alone).
+func Migrate(ctx context.Context, databaseURL string) error {
+	db, err := sqldb.Open(ctx, databaseURL, sqlrepo.Migrations())
+	if err != nil {
+		return fmt.Errorf("classifier: %w", err)
+	}
+	return db.Close()
+}
