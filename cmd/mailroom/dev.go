@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
 	"mailroom.dev/cmd/mailroom/suite"
+	"mailroom.dev/platform/redact"
 	"mailroom.dev/platform/telemetry"
 )
 
@@ -96,14 +96,5 @@ Create a user and an API key of its own (the key is shown once):
 
 The README walks through importing and classifying mail.
 `, s.HTTPURL, s.HTTPURL, s.GRPC["auth"], s.GRPC["ingest"], s.GRPC["classifier"], s.GRPC["store"],
-		nats, redact(s.DatabaseURL), logPath, export, s.HTTPURL, s.HTTPURL)
-}
-
-// redact hides the password of a database URL.
-func redact(dbURL string) string {
-	u, err := url.Parse(dbURL)
-	if err != nil || u.User == nil {
-		return dbURL
-	}
-	return u.Redacted()
+		nats, redact.URL(s.DatabaseURL), logPath, export, s.HTTPURL, s.HTTPURL)
 }

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	neturl "net/url"
 	"strings"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/protobuf/proto"
 
+	"mailroom.dev/platform/redact"
 	"mailroom.dev/platform/telemetry"
 )
 
@@ -91,7 +91,7 @@ func (t Topology) DeadLetterAll() string { return t.Prefix + "mail.dead.>" }
 func Connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
 	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
 	if err != nil {
-		return nil, nil, fmt.Errorf("eventbus: connect %s: %w", redact(url), err)
+		return nil, nil, fmt.Errorf("eventbus: connect %s: %w", redact.URL(url), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -163,18 +163,6 @@ func Extract(ctx context.Context, msg jetstream.Msg) context.Context {
 // IsTimeout reports whether err is a fetch that ended without messages.
 func IsTimeout(err error) bool {
 	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
-}
-
-// redact hides the credentials of NATS URLs (a comma-separated list).
-func redact(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		if u, err := neturl.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-			u.User = neturl.User("redacted")
-			parts[i] = u.String()
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 // PurgeSubject deletes the messages of stream whose subject matches subject

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"mailroom.dev/platform/authn"
 	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/grpcserver"
+	"mailroom.dev/platform/redact"
 	"mailroom.dev/platform/sqldb"
 	"mailroom.dev/platform/transport"
 	"mailroom.dev/services/auth/internal/grpcapi"
@@ -106,7 +106,7 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("grpc_addr", c.GRPCAddr),
-		slog.String("database_url", redactURL(c.DatabaseURL)),
+		slog.String("database_url", redact.URL(c.DatabaseURL)),
 		slog.String("bootstrap_token", token),
 		slog.String("token_ttl", c.TokenTTL.String()),
 		slog.String("service_keys", services),
@@ -145,18 +145,6 @@ func parseServiceKeys(s string) (map[string]string, error) {
 // form MAILROOM_VAULT_KEYS takes ("id:base64"), for development setups and
 // tools.
 func NewVaultKey(id string) string { return vault.NewKey(id) }
-
-// redactURL hides a URL's password and query (which may carry one).
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable)"
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = "xxxxx"
-	}
-	return u.Redacted()
-}
 
 // Service is a running auth service.
 type Service struct {

@@ -30,6 +30,7 @@ import (
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/grpcserver"
+	"mailroom.dev/platform/redact"
 	"mailroom.dev/platform/sqldb"
 	"mailroom.dev/platform/transport"
 	"mailroom.dev/services/classifier/internal/budget"
@@ -194,11 +195,11 @@ func (c Config) maskedKeys() []string {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("grpc_addr", c.GRPCAddr),
-		slog.String("nats_url", redactURL(c.NATSURL)),
+		slog.String("nats_url", redact.URL(c.NATSURL)),
 		slog.String("nats_prefix", c.NATSPrefix),
 		slog.Int("stream_replicas", c.StreamReplicas),
 		slog.String("auth_addr", c.AuthAddr),
-		slog.String("database_url", redactURL(c.DatabaseURL)),
+		slog.String("database_url", redact.URL(c.DatabaseURL)),
 		slog.Any("transport", c.Transport),
 		slog.Int("workers", c.Workers),
 		slog.Int("max_ack_pending", c.MaxAckPending),
@@ -214,16 +215,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Float64("credit_usd", c.CreditUSD),
 		slog.String("replica_id", c.ReplicaID),
 	)
-}
-
-// redactURL hides a password in a URL such as nats://user:pass@host.
-func redactURL(s string) string {
-	at := strings.LastIndexByte(s, '@')
-	scheme := strings.Index(s, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		return s
-	}
-	return s[:scheme+3] + "…@" + s[at+1:]
 }
 
 // lanes are the lanes that have a consumer each, most urgent first.

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/grpcserver"
+	"mailroom.dev/platform/redact"
 	"mailroom.dev/platform/sqldb"
 	"mailroom.dev/platform/transport"
 	"mailroom.dev/services/ingest/internal/gmailsync"
@@ -113,11 +113,11 @@ type Config struct {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("grpc_addr", c.GRPCAddr),
-		slog.String("nats_url", redact(c.NATSURL)),
+		slog.String("nats_url", redact.URL(c.NATSURL)),
 		slog.String("nats_prefix", c.NATSPrefix),
 		slog.Int("stream_replicas", c.StreamReplicas),
 		slog.String("auth_addr", c.AuthAddr),
-		slog.String("database_url", redact(c.DatabaseURL)),
+		slog.String("database_url", redact.URL(c.DatabaseURL)),
 		slog.Int("max_message_bytes", c.MaxMessageBytes),
 		slog.Bool("service_key_set", c.ServiceKey != ""),
 		slog.Any("transport", c.Transport),
@@ -137,14 +137,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("sync_lease", c.SyncLease.String()),
 		slog.Int("max_sync_jobs", c.MaxSyncJobs),
 	)
-}
-
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable)"
-	}
-	return u.Redacted()
 }
 
 // minRecvMsgSize lets a request carrying a message well over the per-message

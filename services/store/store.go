@@ -17,8 +17,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,6 +28,7 @@ import (
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/grpcserver"
+	"mailroom.dev/platform/redact"
 	"mailroom.dev/platform/transport"
 	"mailroom.dev/services/store/internal/backend"
 	"mailroom.dev/services/store/internal/consumer"
@@ -80,12 +79,12 @@ type Config struct {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("grpc_addr", c.GRPCAddr),
-		slog.String("nats_url", redact(c.NATSURL)),
+		slog.String("nats_url", redact.URL(c.NATSURL)),
 		slog.String("nats_prefix", c.NATSPrefix),
 		slog.Int("stream_replicas", c.StreamReplicas),
 		slog.String("auth_addr", c.AuthAddr),
 		slog.Any("transport", c.Transport),
-		slog.String("database_url", redact(c.DatabaseURL)),
+		slog.String("database_url", redact.URL(c.DatabaseURL)),
 		slog.Bool("store_bodies", c.StoreBodies),
 		slog.Int("batch_size", c.BatchSize),
 		slog.Int("writers", c.Writers),
@@ -94,24 +93,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("retention_interval", c.RetentionInterval.String()),
 		slog.Int("purge_batch_size", c.PurgeBatchSize),
 	)
-}
-
-// redact masks the password of a URL and the values of query parameters
-// that may hold a secret.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(not a URL)"
-	}
-	q := u.Query()
-	for k := range q {
-		lk := strings.ToLower(k)
-		if strings.Contains(lk, "pass") || strings.Contains(lk, "secret") || strings.Contains(lk, "token") || strings.Contains(lk, "key") {
-			q.Set(k, "xxxxx")
-		}
-	}
-	u.RawQuery = q.Encode()
-	return u.Redacted()
 }
 
 // Migrate brings the store's schema in the database at databaseURL up to
