@@ -3,34 +3,10 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"log/slog"
-	"net"
-
-	"github.com/sethvargo/go-envconfig"
-
 	"mailroom.dev/platform/program"
 	"mailroom.dev/services/auth"
 )
 
-func main() { program.Main("auth", run) }
-
-func run(ctx context.Context, logger *slog.Logger) error {
-	var cfg auth.Config
-	if err := envconfig.Process(ctx, &cfg); err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	logger.Info("config", "config", cfg)
-	svc, err := auth.New(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
-	lis, err := net.Listen("tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.GRPCAddr, err)
-	}
-	logger.Info("serving gRPC", "addr", lis.Addr().String())
-	return svc.Run(ctx, lis)
+func main() {
+	program.Main("auth", program.Serve(auth.New, func(c auth.Config) string { return c.GRPCAddr }))
 }

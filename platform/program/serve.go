@@ -1,0 +1,42 @@
+package program
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/sethvargo/go-envconfig"
+)
+
+// Service is what a service's public package builds from its Config.
+type Service interface {
+	// Run serves on lis until ctx is done, then drains.
+	Run(ctx context.Context, lis net.Listener) error
+	Close() error
+}
+
+// Serve returns the run function of a service binary: its Config read from
+// the environment and logged once (the Config's LogValue masks secrets),
+// the service built by newService, served on the address addr picks from
+// the Config. `mailroom dev` builds services with the same newService.
+func Serve[C any, S Service](newService func(context.Context, C, *slog.Logger) (S, error), addr func(C) string) func(context.Context, *slog.Logger) error {
+	return func(ctx context.Context, logger *slog.Logger) error {
+		var cfg C
+		if err := envconfig.Process(ctx, &cfg); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		logger.Info("config", "config", cfg)
+		svc, err := newService(ctx, cfg, logger)
+		if err != nil {
+			return err
+		}
+		defer svc.Close()
+		lis, err := net.Listen("tcp", addr(cfg))
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", addr(cfg), err)
+		}
+		logger.Info("serving", "addr", lis.Addr().String())
+		return svc.Run(ctx, lis)
+	}
+}
