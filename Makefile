@@ -6,7 +6,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
 BIN      := $(CURDIR)/.bin
-MODULES  := gen/go platform services/auth services/ingest services/classifier services/store gateway cmd/mailroom test/e2e
+MODULES  := gen/go platform fakes bench services/auth services/ingest services/classifier services/store gateway cmd/mailroom test/e2e
 SERVICES := auth ingest classifier store
 PKGS     := $(foreach m,$(MODULES),./$(m)/...)
 GOTEST   ?= go test -shuffle=on -count=1
@@ -69,6 +69,7 @@ bench-store: ## store benchmarks on both backends (~3 min; TEST_DATABASE_URL): w
 .PHONY: bench-classifier
 bench-classifier: ## classifier benchmark (~4 min): 10,000 mails against the fake OpenAI; bench/out/classifier/report.md and charts
 	go run ./services/classifier/internal/benchmark/run -out bench/out/classifier
+	go run ./bench/cmd/charts bench/out/classifier
 
 .PHONY: dev
 dev: ## run the whole suite in one process (embedded NATS and SQLite under ./.mailroom/)

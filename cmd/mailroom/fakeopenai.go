@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"mailroom.dev/services/classifier/fakeopenai"
+	"mailroom.dev/fakes/fakeopenai"
 )
 
 func init() {

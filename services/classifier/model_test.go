@@ -10,12 +10,12 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"mailroom.dev/fakes/fakeopenai"
 	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
 	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
 	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
 	"mailroom.dev/platform/testenv"
 	"mailroom.dev/services/classifier"
-	"mailroom.dev/services/classifier/fakeopenai"
 )
 
 const fakeKey = "sk-component-test-0001"

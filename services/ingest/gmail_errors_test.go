@@ -15,7 +15,7 @@ import (
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/testenv"
 	"mailroom.dev/services/ingest"
-	"mailroom.dev/services/ingest/fakegmail"
+	"mailroom.dev/fakes/fakegmail"
 )
 
 // TestGmailConsent checks the authorization URL and the consent's edges:

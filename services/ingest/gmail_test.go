@@ -15,7 +15,7 @@ import (
 	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
 	"mailroom.dev/platform/testenv"
 	"mailroom.dev/services/ingest"
-	"mailroom.dev/services/ingest/fakegmail"
+	"mailroom.dev/fakes/fakegmail"
 )
 
 // gmailConfig points a service at fake, with the quota raised and the

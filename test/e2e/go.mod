@@ -24,8 +24,11 @@ require (
 	mailroom.dev/cmd/mailroom v0.0.0-00010101000000-000000000000
 	mailroom.dev/gen/go v0.0.0
 	mailroom.dev/platform v0.0.0
-	mailroom.dev/services/classifier v0.0.0-00010101000000-000000000000
-	mailroom.dev/services/ingest v0.0.0-00010101000000-000000000000
+)
+
+require (
+	mailroom.dev/services/classifier v0.0.0-00010101000000-000000000000 // indirect
+	mailroom.dev/services/ingest v0.0.0-00010101000000-000000000000 // indirect
 )
 
 require (
@@ -99,6 +102,7 @@ require (
 	google.golang.org/api v0.312.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261110000943-09e21b237f2c // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c // indirect
+	mailroom.dev/fakes v0.0.0
 	mailroom.dev/gateway v0.0.0-00010101000000-000000000000 // indirect
 	mailroom.dev/services/auth v0.0.0-00010101000000-000000000000 // indirect
 	mailroom.dev/services/store v0.0.0-00010101000000-000000000000 // indirect
@@ -107,3 +111,5 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 	modernc.org/sqlite v1.62.0 // indirect
 )
+
+replace mailroom.dev/fakes => ../../fakes

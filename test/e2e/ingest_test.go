@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"mailroom.dev/services/ingest/fakegmail"
+	"mailroom.dev/fakes/fakegmail"
 )
 
 // TestGmailThroughTheGateway connects a Gmail mailbox (a fake Google) the

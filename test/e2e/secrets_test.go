@@ -19,8 +19,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"mailroom.dev/platform/testenv"
-	"mailroom.dev/services/classifier/fakeopenai"
-	"mailroom.dev/services/ingest/fakegmail"
+	"mailroom.dev/fakes/fakeopenai"
+	"mailroom.dev/fakes/fakegmail"
 )
 
 // Mail content that must never reach a log line or a span.

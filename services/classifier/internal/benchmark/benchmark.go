@@ -37,10 +37,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"mailroom.dev/fakes/fakeopenai"
 	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/services/classifier"
-	"mailroom.dev/services/classifier/fakeopenai"
 )
 
 // APIKey is the API key the fake accepts and the classifier sends.

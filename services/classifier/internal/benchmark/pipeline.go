@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"mailroom.dev/fakes/fakeopenai"
 	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
 	"mailroom.dev/platform/eventbus"
-	"mailroom.dev/services/classifier/fakeopenai"
 )
 
 // Traffic is what the fake saw during a run.

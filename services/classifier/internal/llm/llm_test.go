@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"mailroom.dev/services/classifier/fakeopenai"
+	"mailroom.dev/fakes/fakeopenai"
 	"mailroom.dev/services/classifier/internal/classify"
 	"mailroom.dev/services/classifier/internal/limiter"
 	"mailroom.dev/services/classifier/internal/llm"

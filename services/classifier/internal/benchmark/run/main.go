@@ -1,13 +1,14 @@
 // Command run is `make bench-classifier`: it runs the classifier benchmark
 // (package benchmark) — the main run, three replicas sharing one key, the
-// Semaphore(10) baseline and the fairness case — writes report.md, the
-// charts and the services' logs under -out, and prints the report.
+// Semaphore(10) baseline and the fairness case — writes report.md, traffic.json (which `go run ./bench/cmd/charts` turns into
+// the charts) and the services' logs under -out, and prints the report.
 //
 //	go run ./services/classifier/internal/benchmark/run [-out bench/out/classifier]
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"mailroom.dev/fakes/fakeopenai"
 	"mailroom.dev/services/classifier/internal/benchmark"
 )
 
@@ -100,12 +102,12 @@ func run() error {
 	logf("limits: RPM %d, TPM %d (%.1f admission tokens per mail); latency %s + up to %s", *rpm, *tpm, perMail, *latency, *jitter)
 	rep := &benchmark.Report{Date: began, Machine: machine, Setup: setup, TokensPerMail: perMail, Charts: map[string]string{}}
 
+	// The charts are drawn by bench/cmd/charts from traffic.json, so that
+	// this module does not pull in a plotting library.
+	var traffic []chartRun
 	chart := func(name, title string, t benchmark.Traffic, seconds float64) {
 		file := "chart-" + name + ".png"
-		if err := benchmark.Chart(filepath.Join(*out, file), title, t, seconds); err != nil {
-			logf("chart %s: %v", name, err)
-			return
-		}
+		traffic = append(traffic, chartRun{File: file, Title: title, Seconds: seconds, RPM: t.RPM, TPM: t.TPM, RateLimited: t.RateLimited, Series: t.Series})
 		rep.Charts[name] = file
 	}
 
@@ -152,6 +154,13 @@ func run() error {
 	rep.Duration = time.Since(began)
 	rep.Machine.LoadAfter = benchmark.LoadAverage()
 	rep.Notes = append(rep.Notes, notes(rep)...)
+	tj, err := json.Marshal(traffic)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(*out, "traffic.json"), tj, 0o644); err != nil {
+		return err
+	}
 	md := rep.Markdown()
 	if err := os.WriteFile(filepath.Join(*out, "report.md"), []byte(md), 0o644); err != nil {
 		return err
@@ -159,6 +168,17 @@ func run() error {
 	fmt.Print(md)
 	logf("wrote %s", filepath.Join(*out, "report.md"))
 	return nil
+}
+
+// chartRun is one entry of traffic.json, as bench/trafficchart reads it.
+type chartRun struct {
+	File        string              `json:"file"`
+	Title       string              `json:"title"`
+	Seconds     float64             `json:"seconds"`
+	RPM         int                 `json:"rpm"`
+	TPM         int                 `json:"tpm"`
+	RateLimited int64               `json:"rateLimited"`
+	Series      []fakeopenai.Second `json:"series"`
 }
 
 // notes explains the figures that need it.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"mailroom.dev/services/classifier/fakeopenai"
+	"mailroom.dev/fakes/fakeopenai"
 )
 
 // BenchmarkChatCompletion is the fake's own cost for a classifier-sized

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"mailroom.dev/services/classifier/fakeopenai"
+	"mailroom.dev/fakes/fakeopenai"
 )
 
 func TestFaults(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 
-	"mailroom.dev/services/classifier/fakeopenai"
+	"mailroom.dev/fakes/fakeopenai"
 )
 
 func client(url, key string, opts ...option.RequestOption) openai.Client {

@@ -1,4 +1,8 @@
-package benchmark
+// Package trafficchart draws what a client sent to the fake OpenAI, second by
+// second, against the limits: the charts of `make bench-classifier`. It lives
+// outside the classifier's module so that the service does not pull in
+// gonum/plot and its fonts and PDF libraries.
+package trafficchart
 
 import (
 	"fmt"
@@ -11,7 +15,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
-	"mailroom.dev/services/classifier/fakeopenai"
+	"mailroom.dev/fakes/fakeopenai"
 )
 
 var (
@@ -20,11 +24,25 @@ var (
 	colorLimited  = color.RGBA{R: 214, G: 39, B: 40, A: 255}
 )
 
+// Run is one run's traffic at the fake: its limits and its per-second
+// admissions, as the benchmark writes them to traffic.json.
+type Run struct {
+	// File is the PNG's name, Title the chart's title.
+	File  string `json:"file"`
+	Title string `json:"title"`
+	// Seconds extends the time axis (to the run's completion, for instance).
+	Seconds     float64             `json:"seconds"`
+	RPM         int                 `json:"rpm"`
+	TPM         int                 `json:"tpm"`
+	RateLimited int64               `json:"rateLimited"`
+	Series      []fakeopenai.Second `json:"series"`
+}
+
 // Chart writes a PNG of a run's admissions at the fake, second by second:
 // requests per second against RPM/60 (and the 429s per second), and
-// admission tokens per second against TPM/60. seconds extends the time
-// axis (to the run's completion, for instance).
-func Chart(path, title string, t Traffic, seconds float64) error {
+// admission tokens per second against TPM/60.
+func Chart(path string, t Run) error {
+	title, seconds := t.Title, t.Seconds
 	n := max(len(t.Series), int(seconds+0.999), 1)
 	req, tok, limited := make(plotter.XYs, 0, n+1), make(plotter.XYs, 0, n+1), make(plotter.XYs, 0, n+1)
 	var peakReq, peakTok float64
@@ -135,4 +153,16 @@ func addLimit(p *plot.Plot, y, xmax float64, name string) error {
 	p.Add(l)
 	p.Legend.Add(name, l)
 	return nil
+}
+
+// thousands formats n with thousands separators: 1,234,567.
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

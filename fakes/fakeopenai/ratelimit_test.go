@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"mailroom.dev/services/classifier/fakeopenai"
+	"mailroom.dev/fakes/fakeopenai"
 )
 
 func TestFormatDuration(t *testing.T) {

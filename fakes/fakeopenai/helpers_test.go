@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"mailroom.dev/services/classifier/fakeopenai"
+	"mailroom.dev/fakes/fakeopenai"
 )
 
 // clock is a fake clock for the rate limiter.

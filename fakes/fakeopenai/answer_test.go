@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"mailroom.dev/services/classifier/fakeopenai"
+	"mailroom.dev/fakes/fakeopenai"
 )
 
 func TestCountPromptTokens(t *testing.T) {
