@@ -10,12 +10,12 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"mailroom.dev/fakes/fakegmail"
 	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
 	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/testenv"
 	"mailroom.dev/services/ingest"
-	"mailroom.dev/fakes/fakegmail"
 )
 
 // TestGmailConsent checks the authorization URL and the consent's edges:

@@ -10,12 +10,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"mailroom.dev/fakes/fakegmail"
 	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
 	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
 	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
 	"mailroom.dev/platform/testenv"
 	"mailroom.dev/services/ingest"
-	"mailroom.dev/fakes/fakegmail"
 )
 
 // gmailConfig points a service at fake, with the quota raised and the

@@ -18,9 +18,9 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"mailroom.dev/platform/testenv"
-	"mailroom.dev/fakes/fakeopenai"
 	"mailroom.dev/fakes/fakegmail"
+	"mailroom.dev/fakes/fakeopenai"
+	"mailroom.dev/platform/testenv"
 )
 
 // Mail content that must never reach a log line or a span.
