@@ -90,13 +90,20 @@ type Config struct {
 	// OpenAIModel is the chat model.
 	OpenAIModel string `env:"OPENAI_MODEL, default=gpt-4o-mini"`
 	// OpenAIRPM and OpenAITPM are each key's requests and tokens per minute
-	// (the organization's limits for the model; defaults are OpenAI's usage
-	// tier 1 for gpt-4o-mini, so an unconfigured run stays under them).
-	OpenAIRPM int `env:"OPENAI_RPM, default=500"`
-	OpenAITPM int `env:"OPENAI_TPM, default=200000"`
+	// for OpenAIModel (the organization's limits). Unset (0), the limiter
+	// learns them from the x-ratelimit-limit-* headers of the first answer;
+	// set, the lower of them and the advertised limits applies.
+	OpenAIRPM int `env:"OPENAI_RPM"`
+	OpenAITPM int `env:"OPENAI_TPM"`
 	// OpenAIBurst is how many seconds of the limits the limiter may spend
-	// at once.
-	OpenAIBurst time.Duration `env:"OPENAI_BURST, default=3s"`
+	// at once: less than the shortest window OpenAI may enforce a
+	// per-minute limit over (one second).
+	OpenAIBurst time.Duration `env:"OPENAI_BURST, default=500ms"`
+	// OpenAIEscalateModel, when set, is asked again about mail that
+	// OpenAIModel puts in one of OpenAIEscalateCategories; its verdict
+	// wins. Its limits are learned from its answers.
+	OpenAIEscalateModel      string   `env:"OPENAI_ESCALATE_MODEL"`
+	OpenAIEscalateCategories []string `env:"OPENAI_ESCALATE_CATEGORIES, default=important"`
 	// OpenAIMaxCompletionTokens caps each answer.
 	OpenAIMaxCompletionTokens int `env:"OPENAI_MAX_COMPLETION_TOKENS, default=120"`
 	// OpenAIMaxBodyTokens bounds the mail text sent.
@@ -135,11 +142,8 @@ func (c *Config) defaults() {
 	if c.OpenAIModel == "" {
 		c.OpenAIModel = "gpt-4o-mini"
 	}
-	if c.OpenAIRPM <= 0 {
-		c.OpenAIRPM = 500
-	}
-	if c.OpenAITPM <= 0 {
-		c.OpenAITPM = 200000
+	if len(c.OpenAIEscalateCategories) == 0 {
+		c.OpenAIEscalateCategories = []string{classify.Important}
 	}
 	if c.MaxAckPending <= 0 {
 		c.MaxAckPending = 1000
@@ -210,6 +214,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("openai_model", c.OpenAIModel),
 		slog.Int("openai_rpm", c.OpenAIRPM),
 		slog.Int("openai_tpm", c.OpenAITPM),
+		slog.String("openai_escalate_model", c.OpenAIEscalateModel),
 		slog.String("openai_burst", c.OpenAIBurst.String()),
 		slog.Float64("daily_budget_usd", c.DailyBudgetUSD),
 		slog.Float64("credit_usd", c.CreditUSD),
@@ -277,10 +282,17 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		masked := cfg.maskedKeys()
 		for i, k := range keys {
 			id := fmt.Sprintf("key-%d (%s)", i+1, masked[i])
-			kcs = append(kcs, limiter.KeyConfig{ID: id, RPM: float64(cfg.OpenAIRPM), TPM: float64(cfg.OpenAITPM)})
+			kc := limiter.KeyConfig{ID: id, Models: map[string]limiter.Limits{
+				cfg.OpenAIModel: {RPM: float64(cfg.OpenAIRPM), TPM: float64(cfg.OpenAITPM)},
+			}}
+			kcs = append(kcs, kc)
 			lks = append(lks, llm.Key{ID: id, Secret: k})
 		}
-		s.limiter = limiter.New(limiter.Config{Keys: kcs, Burst: cfg.OpenAIBurst})
+		models := []string{cfg.OpenAIModel}
+		if cfg.OpenAIEscalateModel != "" && cfg.OpenAIEscalateModel != cfg.OpenAIModel {
+			models = append(models, cfg.OpenAIEscalateModel)
+		}
+		s.limiter = limiter.New(limiter.Config{Keys: kcs, Burst: cfg.OpenAIBurst, Models: models})
 		guard = budget.New(s.repo, budget.Config{
 			DailyMicros:  int64(cfg.DailyBudgetUSD * 1e6),
 			CreditMicros: int64(cfg.CreditUSD * 1e6),
@@ -289,6 +301,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		model, err := llm.New(llm.Config{
 			BaseURL:             cfg.OpenAIBaseURL,
 			Model:               cfg.OpenAIModel,
+			EscalateModel:       cfg.OpenAIEscalateModel,
+			EscalateCategories:  cfg.OpenAIEscalateCategories,
 			Keys:                lks,
 			Limiter:             s.limiter,
 			Budget:              guard,
@@ -461,6 +475,11 @@ func (r *limitsReporter) Limits(ctx context.Context) classify.Limits {
 	for _, k := range st.Keys {
 		out.Keys = append(out.Keys, classify.KeyLimits{
 			Key:                   k.ID,
+			Model:                 k.Model,
+			Configured:            classify.RateLimits{RequestsPerMinute: k.Configured.RPM, TokensPerMinute: k.Configured.TPM},
+			Advertised:            classify.RateLimits{RequestsPerMinute: k.Advertised.RPM, TokensPerMinute: k.Advertised.TPM},
+			LimitSource:           k.Source,
+			Ceiling:               k.Ceiling,
 			RequestsPerMinute:     k.RequestsPerMinute,
 			TokensPerMinute:       k.TokensPerMinute,
 			RequestsAvailable:     k.RequestsAvailable,

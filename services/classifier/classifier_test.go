@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -462,7 +463,8 @@ func TestConfigFromEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.GRPCAddr != "127.0.0.1:9103" || cfg.OpenAIModel != "gpt-4o-mini" || cfg.AckWait != 30*time.Second ||
-		cfg.MaxDeliver != 10 || cfg.MaxAckPending != 1000 || cfg.OpenAIRPM <= 0 || cfg.OpenAITPM <= 0 {
+		cfg.MaxDeliver != 10 || cfg.MaxAckPending != 1000 || cfg.OpenAIRPM != 0 || cfg.OpenAITPM != 0 ||
+		cfg.OpenAIBurst != 500*time.Millisecond || !slices.Equal(cfg.OpenAIEscalateCategories, []string{"important"}) {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
 	if got := cfg.APIKeys(); len(got) != 2 || got[0] != "sk-first-key-000011111" || got[1] != "sk-second-key-22223333" {

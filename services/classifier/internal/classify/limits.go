@@ -26,10 +26,20 @@ type BudgetStatus struct {
 	Exhausted             bool
 }
 
-// KeyLimits is the state of one API key's limiter.
+// KeyLimits is the state of one API key's limiter for one model.
 type KeyLimits struct {
 	// Key identifies the key without revealing it.
-	Key                   string
+	Key   string
+	Model string
+	// Configured and Advertised are the configured limits and those the
+	// provider advertises (zero: none); LimitSource says which is in force
+	// ("configured", "advertised", "learning", "fallback").
+	Configured, Advertised RateLimits
+	LimitSource            string
+	// Ceiling is the fraction of the limits in force used now (below 1 for
+	// a while after a 429). RequestsPerMinute and TokensPerMinute are the
+	// rates admitted now: limits × replica share × ceiling.
+	Ceiling               float64
 	RequestsPerMinute     float64
 	TokensPerMinute       float64
 	RequestsAvailable     float64
@@ -38,6 +48,11 @@ type KeyLimits struct {
 	RateLimitedLastMinute int64
 	RetriesLastMinute     int64
 	FrozenSeconds         float64
+}
+
+// RateLimits are per-minute limits; zero means none.
+type RateLimits struct {
+	RequestsPerMinute, TokensPerMinute float64
 }
 
 // LaneQueue is how many messages wait in one lane.

@@ -111,15 +111,22 @@ func (s *Server) GetLimits(ctx context.Context, _ *classifierv1.GetLimitsRequest
 	resp := &classifierv1.GetLimitsResponse{Replicas: int32(l.Replicas), Model: l.Model}
 	for _, k := range l.Keys {
 		resp.Keys = append(resp.Keys, &classifierv1.KeyLimits{
-			Key:                   k.Key,
-			RequestsPerMinute:     k.RequestsPerMinute,
-			TokensPerMinute:       k.TokensPerMinute,
-			RequestsAvailable:     k.RequestsAvailable,
-			TokensAvailable:       k.TokensAvailable,
-			InFlight:              k.InFlight,
-			RateLimitedLastMinute: k.RateLimitedLastMinute,
-			RetriesLastMinute:     k.RetriesLastMinute,
-			FrozenSeconds:         k.FrozenSeconds,
+			Key:                         k.Key,
+			Model:                       k.Model,
+			ConfiguredRequestsPerMinute: k.Configured.RequestsPerMinute,
+			ConfiguredTokensPerMinute:   k.Configured.TokensPerMinute,
+			AdvertisedRequestsPerMinute: k.Advertised.RequestsPerMinute,
+			AdvertisedTokensPerMinute:   k.Advertised.TokensPerMinute,
+			LimitSource:                 k.LimitSource,
+			Ceiling:                     k.Ceiling,
+			RequestsPerMinute:           k.RequestsPerMinute,
+			TokensPerMinute:             k.TokensPerMinute,
+			RequestsAvailable:           k.RequestsAvailable,
+			TokensAvailable:             k.TokensAvailable,
+			InFlight:                    k.InFlight,
+			RateLimitedLastMinute:       k.RateLimitedLastMinute,
+			RetriesLastMinute:           k.RetriesLastMinute,
+			FrozenSeconds:               k.FrozenSeconds,
 		})
 	}
 	resp.Budget = &classifierv1.Budget{

@@ -95,9 +95,13 @@ type harness struct {
 	wg    sync.WaitGroup
 }
 
+// newHarness returns a limiter whose buckets for the default model ("") are
+// full: it was created a burst ago (buckets start empty).
 func newHarness(t *testing.T, burst time.Duration, keys ...limiter.KeyConfig) *harness {
 	c := newClock()
-	return &harness{t: t, clock: c, l: limiter.New(limiter.Config{Keys: keys, Burst: burst, Clock: c}), perms: map[string]*limiter.Permit{}}
+	h := &harness{t: t, clock: c, l: limiter.New(limiter.Config{Keys: keys, Burst: burst, Models: []string{""}, Clock: c}), perms: map[string]*limiter.Permit{}}
+	c.Advance(burst)
+	return h
 }
 
 // acquire starts an Acquire named name and waits until it is admitted or

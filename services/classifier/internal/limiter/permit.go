@@ -15,9 +15,10 @@ type Permit struct {
 	Key string
 
 	l                *Limiter
-	k                *key
+	p                *pool
 	tokens           float64
 	sentReq, sentTok float64 // bucket levels right after admission
+	corrReq, corrTok float64 // the pool's corrections at admission
 	admitted         time.Time
 	done             bool
 }
@@ -41,19 +42,22 @@ func (p *Permit) Cancel() {
 	}
 	p.done = true
 	now := p.l.clock.Now()
-	p.k.inFlight--
-	p.k.req.refill(now)
-	p.k.tok.refill(now)
-	p.k.req.level = min(p.k.req.cap, p.k.req.level+1)
-	p.k.tok.level = min(p.k.tok.cap, p.k.tok.level+p.tokens)
+	p.p.inFlight--
+	p.p.refill(now)
+	p.p.req.give(1)
+	p.p.tok.give(p.tokens)
 	p.l.dispatch(now)
 }
 
-// Done reports the request's outcome. A 429 freezes the key until the
-// reset the provider named (Retry-After, retry-after-ms, "Please try again
-// in …", or the reset headers) and empties its buckets; any response's
-// x-ratelimit-remaining headers lower the buckets when the provider has less
-// than the limiter thought.
+// Done reports the request's outcome.
+//
+// Every answer teaches the pool the limits the provider advertises, and
+// lowers its buckets when the provider has less left than the pool thought
+// at admission (less what earlier answers took off already). A 429 sets the
+// buckets to what the provider says remains (never below minus this
+// request's cost), freezes the pool until the reset the provider named and
+// cuts its rate ceiling. A 429 "Request too large" and other 4xx answers
+// did no work: their tokens are given back.
 func (p *Permit) Done(o Outcome) {
 	p.l.mu.Lock()
 	defer p.l.mu.Unlock()
@@ -62,35 +66,98 @@ func (p *Permit) Done(o Outcome) {
 	}
 	p.done = true
 	now := p.l.clock.Now()
-	k := p.k
-	k.inFlight--
-	k.req.refill(now)
-	k.tok.refill(now)
-	if o.Status == http.StatusTooManyRequests {
-		k.limited.add(now, 1)
-		if until := now.Add(RetryAfter(o.Header, o.Body)); until.After(k.frozen) {
-			k.frozen = until
+	pl := p.p
+	pl.inFlight--
+	pl.refill(now)
+	if o.Status != 0 {
+		rtt := now.Sub(p.admitted)
+		if pl.rtt == 0 {
+			pl.rtt = rtt
+		} else {
+			pl.rtt = (7*pl.rtt + rtt) / 8
 		}
-		k.req.level = min(k.req.level, 0)
-		k.tok.level = min(k.tok.level, 0)
-	} else if o.Header != nil {
-		// The provider's remaining counts are org-wide; this limiter owns
-		// its share of them. When the provider has less than the limiter
-		// had right after admitting this request, something else spends
-		// from the same key: take the difference off now. More than
-		// expected is not added: other replicas may be about to spend it.
+		learned := pl.learn(o)
+		if !pl.answered || learned {
+			pl.answered = true
+			pl.resize(now)
+		}
+	}
+	share := p.l.share
+	switch {
+	case o.Status == http.StatusTooManyRequests && IsTooLarge(o.Body):
+		pl.tok.give(p.tokens)
+	case o.Status == http.StatusTooManyRequests:
+		pl.limited.add(now, 1)
+		if until := now.Add(RetryAfter(o.Header, o.Body)); until.After(pl.frozen) {
+			pl.frozen = until
+		}
+		pl.cut(now)
+		reqLeft, tokLeft := 0.0, 0.0
 		if r, ok := headerFloat(o.Header, "x-ratelimit-remaining-requests"); ok {
-			if d := p.sentReq - r*p.l.share; d > 0 {
-				k.req.level -= d
+			reqLeft = r * share
+		}
+		if r, ok := headerFloat(o.Header, "x-ratelimit-remaining-tokens"); ok {
+			tokLeft = r * share
+		}
+		pl.req.level = max(min(pl.req.level, reqLeft), min(pl.req.level, -1))
+		pl.tok.level = max(min(pl.tok.level, tokLeft), min(pl.tok.level, -p.tokens))
+	case o.Status >= 400 && o.Status < 500:
+		pl.tok.give(p.tokens)
+	default:
+		// The provider's remaining counts are org-wide; this limiter owns
+		// its share of them. When the provider has less than the pool had
+		// right after admitting this request (corrected by what answers
+		// since then took off), something else spends from the same key:
+		// take the difference off, once. More than expected is not added:
+		// other replicas may be about to spend it, and the provider's
+		// window may be longer than the burst.
+		if r, ok := headerFloat(o.Header, "x-ratelimit-remaining-requests"); ok {
+			if d := p.sentReq - (pl.corrReq - p.corrReq) - r*share; d > 0 {
+				pl.req.level = max(pl.req.level-d, min(pl.req.level, -1))
+				pl.corrReq += d
 			}
 		}
 		if r, ok := headerFloat(o.Header, "x-ratelimit-remaining-tokens"); ok {
-			if d := p.sentTok - r*p.l.share; d > 0 {
-				k.tok.level -= d
+			if d := p.sentTok - (pl.corrTok - p.corrTok) - r*share; d > 0 {
+				pl.tok.level = max(pl.tok.level-d, min(pl.tok.level, -p.tokens))
+				pl.corrTok += d
 			}
 		}
 	}
 	p.l.dispatch(now)
+}
+
+// learn takes the limits an answer advertises (x-ratelimit-limit-*, or the
+// limit a "Request too large" names) and reports whether they changed.
+func (pl *pool) learn(o Outcome) bool {
+	adv := pl.advertised
+	if v, ok := headerFloat(o.Header, "x-ratelimit-limit-requests"); ok && v > 0 {
+		adv.RPM = v
+	}
+	if v, ok := headerFloat(o.Header, "x-ratelimit-limit-tokens"); ok && v > 0 {
+		adv.TPM = v
+	}
+	if o.Status == http.StatusTooManyRequests && IsTooLarge(o.Body) {
+		if m := tooLargeLimit.FindStringSubmatch(o.Body); m != nil {
+			if v, err := strconv.ParseFloat(m[1], 64); err == nil && v > 0 {
+				adv.TPM = v
+			}
+		}
+	}
+	if adv == pl.advertised {
+		return false
+	}
+	pl.advertised = adv
+	return true
+}
+
+var tooLargeLimit = regexp.MustCompile(`(?i)tokens per min[^:]*:\s*Limit\s+([0-9]+)`)
+
+// IsTooLarge reports whether a 429's message says the request alone is
+// larger than the limit ("Request too large for gpt-4o … on tokens per
+// min"): waiting cannot help, and it is no sign of the rate.
+func IsTooLarge(body string) bool {
+	return strings.Contains(strings.ToLower(body), "request too large")
 }
 
 var tryAgain = regexp.MustCompile(`(?i)try again in ([0-9.]+(?:ms|s|m|h)(?:[0-9.]+(?:ms|s))?)`)

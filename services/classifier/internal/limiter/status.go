@@ -2,17 +2,44 @@ package limiter
 
 import "time"
 
-// KeyStatus is one key's state.
+// Limit sources, as KeyStatus.Source names them.
+const (
+	// SourceConfigured: the configured limit is in force (it is the lower,
+	// or nothing was advertised yet).
+	SourceConfigured = "configured"
+	// SourceAdvertised: the limit the provider advertises is in force.
+	SourceAdvertised = "advertised"
+	// SourceLearning: nothing is configured and no answer came yet; one
+	// request at a time is sent to learn the limits.
+	SourceLearning = "learning"
+	// SourceFallback: nothing is configured and the provider advertises
+	// nothing; the Fallback limits are in force.
+	SourceFallback = "fallback"
+)
+
+// KeyStatus is the state of one key's pool for one model.
 type KeyStatus struct {
-	ID string
-	// RequestsPerMinute and TokensPerMinute are this limiter's share of the key's limits.
+	ID    string
+	Model string
+	// RequestsPerMinute and TokensPerMinute are the rates this limiter
+	// admits at now: the limits in force × the share × the ceiling.
 	RequestsPerMinute, TokensPerMinute float64
+	// Configured and Advertised are the configured limits and those the
+	// provider's headers advertise (zero: none); Source says which is in
+	// force.
+	Configured, Advertised Limits
+	Source                 string
+	// Ceiling is the fraction of the limits in force the pool uses now
+	// (below 1 for a while after a 429).
+	Ceiling float64
+	// Burst is how many seconds' worth the buckets hold.
+	Burst time.Duration
 	// RequestsAvailable and TokensAvailable are the buckets' levels.
 	RequestsAvailable, TokensAvailable float64
 	InFlight                           int
 	RateLimitedLastMinute              int64
 	RetriesLastMinute                  int64
-	// Frozen is how long the key stays frozen after a 429.
+	// Frozen is how long the pool stays frozen after a 429.
 	Frozen time.Duration
 }
 
@@ -24,34 +51,66 @@ type Status struct {
 	Share   float64
 }
 
-// Status reports the limiter's state.
+// Status reports the limiter's state: one entry per key and model used so
+// far (or named in Config.Models).
 func (l *Limiter) Status() Status {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.clock.Now()
 	s := Status{Share: l.share}
 	for _, k := range l.keys {
-		k.req.refill(now)
-		k.tok.refill(now)
-		ks := KeyStatus{
-			ID:                    k.cfg.ID,
-			RequestsPerMinute:     k.cfg.RPM * l.share,
-			TokensPerMinute:       k.cfg.TPM * l.share,
-			RequestsAvailable:     k.req.level,
-			TokensAvailable:       k.tok.level,
-			InFlight:              k.inFlight,
-			RateLimitedLastMinute: k.limited.sum(now),
-			RetriesLastMinute:     k.retries.sum(now),
+		for _, p := range k.sortedPools() {
+			p.refill(now)
+			s.Keys = append(s.Keys, p.status(now))
 		}
-		if now.Before(k.frozen) {
-			ks.Frozen = k.frozen.Sub(now)
-		}
-		s.Keys = append(s.Keys, ks)
 	}
-	for i := range l.lanes {
-		s.Waiting[i] = l.lanes[i].count
+	for _, q := range l.queues {
+		for i := range q {
+			s.Waiting[i] += q[i].count
+		}
 	}
 	return s
+}
+
+func (p *pool) status(now time.Time) KeyStatus {
+	ks := KeyStatus{
+		ID:                    p.key,
+		Model:                 p.model,
+		RequestsPerMinute:     p.req.rate * 60,
+		TokensPerMinute:       p.tok.rate * 60,
+		Configured:            p.configured,
+		Advertised:            p.advertised,
+		Source:                p.source(),
+		Ceiling:               p.ceiling,
+		Burst:                 p.burst,
+		RequestsAvailable:     p.req.level,
+		TokensAvailable:       p.tok.level,
+		InFlight:              p.inFlight,
+		RateLimitedLastMinute: p.limited.sum(now),
+		RetriesLastMinute:     p.retries.sum(now),
+	}
+	if now.Before(p.frozen) {
+		ks.Frozen = p.frozen.Sub(now)
+	}
+	return ks
+}
+
+// source says where the request limit in force (or, without one, the token
+// limit) comes from.
+func (p *pool) source() string {
+	c, a := p.configured.RPM, p.advertised.RPM
+	if c <= 0 && a <= 0 {
+		c, a = p.configured.TPM, p.advertised.TPM
+	}
+	switch {
+	case c <= 0 && a <= 0 && p.answered:
+		return SourceFallback
+	case c <= 0 && a <= 0:
+		return SourceLearning
+	case a > 0 && (c <= 0 || a < c):
+		return SourceAdvertised
+	}
+	return SourceConfigured
 }
 
 // Lanes lists the lanes in priority order.

@@ -72,7 +72,12 @@ type Config struct {
 	BaseURL string
 	// Model is the chat model.
 	Model string
-	Keys  []Key
+	// EscalateModel, when set, is asked again about mail that Model puts in
+	// one of EscalateCategories (say gpt-4o for what gpt-4o-mini calls
+	// important); its verdict wins. Its price is Prices[EscalateModel].
+	EscalateModel      string
+	EscalateCategories []string
+	Keys               []Key
 	// Limiter admits requests; its keys are Keys' IDs.
 	Limiter *limiter.Limiter
 	// Budget, when set, guards spending.
@@ -100,11 +105,12 @@ type Config struct {
 
 // Tier classifies with the language model.
 type Tier struct {
-	cfg     Config
-	clients map[string]openai.Client
-	tok     *tokens
-	price   Price
-	logger  *slog.Logger
+	cfg      Config
+	clients  map[string]openai.Client
+	tok      *tokens
+	prices   map[string]Price
+	escalate map[string]bool
+	logger   *slog.Logger
 }
 
 // New returns a tier.
@@ -149,10 +155,18 @@ func New(cfg Config) (*Tier, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Tier{cfg: cfg, clients: map[string]openai.Client{}, tok: tok, logger: cfg.Logger}
-	t.price = cfg.Price
-	if t.price == (Price{}) {
-		t.price = Prices[cfg.Model]
+	t := &Tier{cfg: cfg, clients: map[string]openai.Client{}, tok: tok, logger: cfg.Logger,
+		prices: map[string]Price{cfg.Model: Prices[cfg.Model]}, escalate: map[string]bool{}}
+	if cfg.Price != (Price{}) {
+		t.prices[cfg.Model] = cfg.Price
+	}
+	if cfg.EscalateModel != "" {
+		if _, ok := t.prices[cfg.EscalateModel]; !ok {
+			t.prices[cfg.EscalateModel] = Prices[cfg.EscalateModel]
+		}
+		for _, c := range cfg.EscalateCategories {
+			t.escalate[strings.ToLower(strings.TrimSpace(c))] = true
+		}
 	}
 	for _, k := range cfg.Keys {
 		opts := []option.RequestOption{
@@ -195,21 +209,31 @@ func schema(t classify.Taxonomy) map[string]any {
 	}
 }
 
-// Classify asks the model. It blocks while the limiter or the budget makes
-// the request wait, and returns a *classify.GiveUpError when every attempt
-// failed.
+// Classify asks the model, and the escalation model when the first puts the
+// mail in one of the escalation categories. It blocks while the limiter or
+// the budget makes the request wait, and returns a *classify.GiveUpError
+// when every attempt failed.
 func (t *Tier) Classify(ctx context.Context, req classify.Request) (classify.Verdict, error) {
 	tax := req.Taxonomy
 	if len(tax) == 0 {
 		tax = classify.DefaultTaxonomy()
 	}
+	v, err := t.ask(ctx, req, tax, t.cfg.Model, classify.Usage{})
+	if err != nil || t.cfg.EscalateModel == "" || !t.escalate[strings.ToLower(v.Category)] {
+		return v, err
+	}
+	return t.ask(ctx, req, tax, t.cfg.EscalateModel, v.Usage)
+}
+
+// ask asks one model, adding its usage to usage.
+func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxonomy, model string, usage classify.Usage) (classify.Verdict, error) {
 	taxKey := classify.TaxonomyKey(tax)
 	system := systemPrompt(tax)
 	user := userPrompt(req.Message, t.tok, t.cfg.MaxBodyTokens)
 	promptTokens := t.tok.prompt(taxKey, system, user)
 	admission := promptTokens + t.cfg.MaxCompletionTokens
 	params := openai.ChatCompletionNewParams{
-		Model:               shared.ChatModel(t.cfg.Model),
+		Model:               shared.ChatModel(model),
 		Messages:            []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(system), openai.UserMessage(user)},
 		MaxCompletionTokens: openai.Int(int64(t.cfg.MaxCompletionTokens)),
 		Temperature:         openai.Float(0),
@@ -226,20 +250,24 @@ func (t *Tier) Classify(ctx context.Context, req classify.Request) (classify.Ver
 	}
 
 	var (
-		usage    classify.Usage
 		failures []string
 		retry    bool
 	)
 	for {
 		settle := func(int64) {}
 		if t.cfg.Budget != nil {
-			s, err := t.cfg.Budget.Reserve(ctx, t.cost(int64(promptTokens), 0, int64(t.cfg.MaxCompletionTokens)))
+			s, err := t.cfg.Budget.Reserve(ctx, t.cost(model, int64(promptTokens), 0, int64(t.cfg.MaxCompletionTokens)))
 			if err != nil {
 				return classify.Verdict{}, err
 			}
 			settle = s
 		}
-		permit, err := t.cfg.Limiter.Acquire(ctx, limiter.Request{User: req.User, Lane: LimiterLane(req.Lane), Tokens: admission, Retry: retry})
+		permit, err := t.cfg.Limiter.Acquire(ctx, limiter.Request{User: req.User, Lane: LimiterLane(req.Lane), Model: model, Tokens: admission, Retry: retry})
+		if errors.Is(err, limiter.ErrTooLarge) {
+			settle(0)
+			failures = append(failures, fmt.Sprintf("the request (%d tokens) is larger than %s's token limit", admission, model))
+			return classify.Verdict{}, &classify.GiveUpError{Attempts: len(failures), Reason: summarize(failures), Usage: usage}
+		}
 		if err != nil {
 			settle(0)
 			return classify.Verdict{}, err
@@ -248,7 +276,7 @@ func (t *Tier) Classify(ctx context.Context, req classify.Request) (classify.Ver
 		res := t.call(ctx, permit.Key, params)
 		usage.Requests++
 		permit.Done(res.outcome)
-		cost := t.cost(res.prompt, res.cached, res.completion)
+		cost := t.cost(model, res.prompt, res.cached, res.completion)
 		settle(cost)
 		usage.PromptTokens += res.prompt
 		usage.CachedPromptTokens += res.cached
@@ -318,6 +346,10 @@ func (t *Tier) call(ctx context.Context, keyID string, params openai.ChatComplet
 			}
 			r.outcome.Body = apiErr.Message
 			switch {
+			case apiErr.StatusCode == http.StatusTooManyRequests && limiter.IsTooLarge(apiErr.Message):
+				// The request alone exceeds the limit: waiting cannot help.
+				r.err = fmt.Errorf("model API answered %d (request too large)", apiErr.StatusCode)
+				r.permanent = true
 			case apiErr.StatusCode == http.StatusTooManyRequests && apiErr.Code != "insufficient_quota":
 				r.rateLimited = true
 			case apiErr.StatusCode >= 500 || apiErr.StatusCode == http.StatusRequestTimeout || apiErr.StatusCode == http.StatusConflict:
@@ -380,9 +412,10 @@ func verdict(content, refusal string, tax classify.Taxonomy) (classify.Verdict, 
 	}, ""
 }
 
-// cost is the price of a call in millionths of a US dollar.
-func (t *Tier) cost(prompt, cached, completion int64) int64 {
-	usd := float64(prompt-cached)*t.price.Input + float64(cached)*t.price.CachedInput + float64(completion)*t.price.Output
+// cost is the price of a call to model in millionths of a US dollar.
+func (t *Tier) cost(model string, prompt, cached, completion int64) int64 {
+	p := t.prices[model]
+	usd := float64(prompt-cached)*p.Input + float64(cached)*p.CachedInput + float64(completion)*p.Output
 	return int64(usd + 0.5) // tokens × $/Mtok = micro-dollars
 }
 

@@ -215,3 +215,56 @@ func TestSecretsAndMailStayOutOfLogs(t *testing.T) {
 		t.Errorf("the failed attempt was not logged:\n%s", logs)
 	}
 }
+
+// TestEscalationAsksTheSecondModel: mail the first model calls important
+// is asked again of the escalation model, whose verdict wins; other mail is
+// asked once.
+func TestEscalationAsksTheSecondModel(t *testing.T) {
+	f := setup(t, fakeopenai.Config{}, func(c *llm.Config) {
+		c.EscalateModel = "gpt-4o"
+		c.EscalateCategories = []string{"important"}
+	})
+	v, err := f.tier.Classify(context.Background(), request("Action required: sign the contract today", "This is urgent, please reply asap."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Category != "important" || v.Model != "gpt-4o" || v.Usage.Requests != 2 {
+		t.Fatalf("urgent mail: category %q by %q in %d requests; want important by gpt-4o in 2", v.Category, v.Model, v.Usage.Requests)
+	}
+	escalated := v.Usage.CostMicros
+	v, err = f.tier.Classify(context.Background(), request("Your invoice for November", "Payment is due in 14 days."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Model != "gpt-4o-mini" || v.Usage.Requests != 1 {
+		t.Fatalf("invoice: by %q in %d requests; want gpt-4o-mini once", v.Model, v.Usage.Requests)
+	}
+	// gpt-4o costs ~17× gpt-4o-mini: the escalated mail's cost counts it.
+	if escalated < 5*v.Usage.CostMicros {
+		t.Errorf("escalated mail cost %d µ$, a gpt-4o-mini call %d µ$: the gpt-4o call is not priced", escalated, v.Usage.CostMicros)
+	}
+	models := map[string]bool{}
+	for _, k := range f.lim.Status().Keys {
+		models[k.Model] = true
+	}
+	if !models["gpt-4o"] || !models["gpt-4o-mini"] {
+		t.Errorf("limiter pools %v, want one per model", models)
+	}
+}
+
+// TestTooLargeForTheLimitGivesUpWithoutSending: a mail whose request can
+// never fit the model's token limit is given up at once (it goes to the
+// dead letters), and nothing is sent.
+func TestTooLargeForTheLimitGivesUpWithoutSending(t *testing.T) {
+	f := setup(t, fakeopenai.Config{}, func(c *llm.Config) {
+		c.Limiter = limiter.New(limiter.Config{Keys: []limiter.KeyConfig{{ID: "key-1", RPM: 6000, TPM: 200}}})
+	})
+	_, err := f.tier.Classify(context.Background(), request("Hello", "A mail like any other."))
+	var gu *classify.GiveUpError
+	if !errors.As(err, &gu) || !strings.Contains(gu.Reason, "larger than") {
+		t.Fatalf("err = %v, want a GiveUpError saying the request is larger than the limit", err)
+	}
+	if n := f.fake.Stats().Keys["sk-test-key-0001"].Requests; n != 0 {
+		t.Errorf("%d requests reached the server, want none", n)
+	}
+}

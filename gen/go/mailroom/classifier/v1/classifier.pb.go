@@ -257,10 +257,29 @@ type KeyLimits struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Key identifies the key without revealing it (its id and last characters).
 	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	// RequestsPerMinute is the configured request limit (this replica's share).
+	// Model is the model these limits are for: OpenAI's limits are per model.
+	Model string `protobuf:"bytes,10,opt,name=model,proto3" json:"model,omitempty"`
+	// RequestsPerMinute is the request rate admitted now: the limit in force,
+	// times this replica's share, times the ceiling.
 	RequestsPerMinute float64 `protobuf:"fixed64,2,opt,name=requests_per_minute,json=requestsPerMinute,proto3" json:"requests_per_minute,omitempty"`
-	// TokensPerMinute is the configured token limit (this replica's share).
+	// TokensPerMinute is the token rate admitted now, likewise.
 	TokensPerMinute float64 `protobuf:"fixed64,3,opt,name=tokens_per_minute,json=tokensPerMinute,proto3" json:"tokens_per_minute,omitempty"`
+	// ConfiguredRequestsPerMinute is OPENAI_RPM; 0 when not configured.
+	ConfiguredRequestsPerMinute float64 `protobuf:"fixed64,11,opt,name=configured_requests_per_minute,json=configuredRequestsPerMinute,proto3" json:"configured_requests_per_minute,omitempty"`
+	// ConfiguredTokensPerMinute is OPENAI_TPM; 0 when not configured.
+	ConfiguredTokensPerMinute float64 `protobuf:"fixed64,12,opt,name=configured_tokens_per_minute,json=configuredTokensPerMinute,proto3" json:"configured_tokens_per_minute,omitempty"`
+	// AdvertisedRequestsPerMinute is the limit OpenAI's x-ratelimit-limit-requests
+	// header advertises; 0 before any answer carried it.
+	AdvertisedRequestsPerMinute float64 `protobuf:"fixed64,13,opt,name=advertised_requests_per_minute,json=advertisedRequestsPerMinute,proto3" json:"advertised_requests_per_minute,omitempty"`
+	// AdvertisedTokensPerMinute is the x-ratelimit-limit-tokens limit, likewise.
+	AdvertisedTokensPerMinute float64 `protobuf:"fixed64,14,opt,name=advertised_tokens_per_minute,json=advertisedTokensPerMinute,proto3" json:"advertised_tokens_per_minute,omitempty"`
+	// LimitSource says which limit is in force: "configured", "advertised"
+	// (the lower one wins), "learning" (nothing known yet: one request at a
+	// time until an answer tells) or "fallback" (nothing configured or advertised).
+	LimitSource string `protobuf:"bytes,15,opt,name=limit_source,json=limitSource,proto3" json:"limit_source,omitempty"`
+	// Ceiling is the fraction of the limit in force used now: below 1 for a
+	// while after a 429, growing back to 1.
+	Ceiling float64 `protobuf:"fixed64,16,opt,name=ceiling,proto3" json:"ceiling,omitempty"`
 	// RequestsAvailable is the request bucket's current level.
 	RequestsAvailable float64 `protobuf:"fixed64,4,opt,name=requests_available,json=requestsAvailable,proto3" json:"requests_available,omitempty"`
 	// TokensAvailable is the token bucket's current level.
@@ -314,6 +333,13 @@ func (x *KeyLimits) GetKey() string {
 	return ""
 }
 
+func (x *KeyLimits) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
 func (x *KeyLimits) GetRequestsPerMinute() float64 {
 	if x != nil {
 		return x.RequestsPerMinute
@@ -324,6 +350,48 @@ func (x *KeyLimits) GetRequestsPerMinute() float64 {
 func (x *KeyLimits) GetTokensPerMinute() float64 {
 	if x != nil {
 		return x.TokensPerMinute
+	}
+	return 0
+}
+
+func (x *KeyLimits) GetConfiguredRequestsPerMinute() float64 {
+	if x != nil {
+		return x.ConfiguredRequestsPerMinute
+	}
+	return 0
+}
+
+func (x *KeyLimits) GetConfiguredTokensPerMinute() float64 {
+	if x != nil {
+		return x.ConfiguredTokensPerMinute
+	}
+	return 0
+}
+
+func (x *KeyLimits) GetAdvertisedRequestsPerMinute() float64 {
+	if x != nil {
+		return x.AdvertisedRequestsPerMinute
+	}
+	return 0
+}
+
+func (x *KeyLimits) GetAdvertisedTokensPerMinute() float64 {
+	if x != nil {
+		return x.AdvertisedTokensPerMinute
+	}
+	return 0
+}
+
+func (x *KeyLimits) GetLimitSource() string {
+	if x != nil {
+		return x.LimitSource
+	}
+	return ""
+}
+
+func (x *KeyLimits) GetCeiling() float64 {
+	if x != nil {
+		return x.Ceiling
 	}
 	return 0
 }
@@ -1240,11 +1308,19 @@ const file_mailroom_classifier_v1_classifier_proto_rawDesc = "" +
 	"\x10GetLimitsRequest\"Q\n" +
 	"\tLaneQueue\x12*\n" +
 	"\x04lane\x18\x01 \x01(\x0e2\x16.mailroom.mail.v1.LaneR\x04lane\x12\x18\n" +
-	"\awaiting\x18\x02 \x01(\x03R\awaiting\"\x80\x03\n" +
+	"\awaiting\x18\x02 \x01(\x03R\awaiting\"\xdf\x05\n" +
 	"\tKeyLimits\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05model\x18\n" +
+	" \x01(\tR\x05model\x12.\n" +
 	"\x13requests_per_minute\x18\x02 \x01(\x01R\x11requestsPerMinute\x12*\n" +
-	"\x11tokens_per_minute\x18\x03 \x01(\x01R\x0ftokensPerMinute\x12-\n" +
+	"\x11tokens_per_minute\x18\x03 \x01(\x01R\x0ftokensPerMinute\x12C\n" +
+	"\x1econfigured_requests_per_minute\x18\v \x01(\x01R\x1bconfiguredRequestsPerMinute\x12?\n" +
+	"\x1cconfigured_tokens_per_minute\x18\f \x01(\x01R\x19configuredTokensPerMinute\x12C\n" +
+	"\x1eadvertised_requests_per_minute\x18\r \x01(\x01R\x1badvertisedRequestsPerMinute\x12?\n" +
+	"\x1cadvertised_tokens_per_minute\x18\x0e \x01(\x01R\x19advertisedTokensPerMinute\x12!\n" +
+	"\flimit_source\x18\x0f \x01(\tR\vlimitSource\x12\x18\n" +
+	"\aceiling\x18\x10 \x01(\x01R\aceiling\x12-\n" +
 	"\x12requests_available\x18\x04 \x01(\x01R\x11requestsAvailable\x12)\n" +
 	"\x10tokens_available\x18\x05 \x01(\x01R\x0ftokensAvailable\x12\x1b\n" +
 	"\tin_flight\x18\x06 \x01(\x03R\binFlight\x127\n" +
