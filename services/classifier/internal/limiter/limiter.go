@@ -414,7 +414,7 @@ func (k *key) pool(l *Limiter, model string) *pool {
 	now := l.clock.Now()
 	p := &pool{
 		l: l, key: k.cfg.ID, model: model, configured: conf,
-		ceiling: 1, burst: l.burst, cutAt: now,
+		ceiling: 1, burst: l.burst,
 	}
 	p.req.last, p.tok.last = now, now
 	p.resize(now)
@@ -439,9 +439,12 @@ type pool struct {
 	req, tok bucket
 	// ceiling is the fraction of the limit the pool may use (≤ 1): cut
 	// after a 429, grown back linearly from cutTo since cutAt.
-	ceiling float64
-	cutTo   float64
-	cutAt   time.Time
+	ceiling  float64
+	cutTo    float64
+	cutAt    time.Time
+	sinceCut outcomes
+	// loweredAt is when an answer last lowered the limit in force.
+	loweredAt time.Time
 	// burst is how many seconds' worth the buckets hold; halved by a 429.
 	burst time.Duration
 
@@ -559,21 +562,28 @@ func (p *pool) admit(l *Limiter, req Request, now time.Time) *Permit {
 	}
 }
 
-// cut lowers the ceiling after a 429, at most once per round trip: the
-// 429s of requests sent before the first one was answered are one event.
-func (p *pool) cut(now time.Time) {
-	gap := max(p.rtt, 500*time.Millisecond)
-	if p.cutTo != 0 && now.Sub(p.cutAt) < gap {
+// cut lowers the ceiling after a 429 of a request admitted after the last
+// cut and after the limit was last lowered: the 429s of requests sent at
+// the old rate say nothing of the new one. The cut is measured: by the
+// share of those requests refused (the provider took that much less than
+// was sent), at least a tenth, at most a half.
+func (p *pool) cut(permit *Permit, now time.Time) {
+	if !permit.admitted.After(p.cutAt) || !permit.admitted.After(p.loweredAt) {
 		return
 	}
+	refused := float64(p.sinceCut.limited) / float64(max(1, p.sinceCut.limited+p.sinceCut.ok))
 	c := p.currentCeiling(now)
-	p.cutTo = max(minCeiling, c*cutFactor)
+	p.cutTo = max(minCeiling, c*min(cutFactor, max(0.5, 1-refused)))
 	p.cutAt = now
+	p.sinceCut = outcomes{}
 	// The provider's window may be shorter than the burst: halve it, down
 	// to a tenth of the default.
 	p.burst = max(p.burst/2, p.l.burst/10)
 	p.resize(now)
 }
+
+// outcomes counts answers to requests admitted since the last cut.
+type outcomes struct{ ok, limited int }
 
 // bucket is a token bucket refilled continuously. A zero rate means the
 // dimension is not limited. Its level may go below zero when a request

@@ -76,10 +76,21 @@ func (p *Permit) Done(o Outcome) {
 		} else {
 			pl.rtt = (7*pl.rtt + rtt) / 8
 		}
+		before := pl.limits()
 		learned := pl.learn(o)
 		if !pl.answered || learned {
 			pl.answered = true
 			pl.resize(now)
+			if after := pl.limits(); after.RPM < before.RPM || after.TPM < before.TPM || before.RPM <= 0 {
+				pl.loweredAt = now
+			}
+		}
+		if p.admitted.After(pl.cutAt) {
+			if o.Status == http.StatusTooManyRequests {
+				pl.sinceCut.limited++
+			} else {
+				pl.sinceCut.ok++
+			}
 		}
 	}
 	share := p.l.share
@@ -91,7 +102,7 @@ func (p *Permit) Done(o Outcome) {
 		if until := now.Add(RetryAfter(o.Header, o.Body)); until.After(pl.frozen) {
 			pl.frozen = until
 		}
-		pl.cut(now)
+		pl.cut(p, now)
 		reqLeft, tokLeft := 0.0, 0.0
 		if r, ok := headerFloat(o.Header, "x-ratelimit-remaining-requests"); ok {
 			reqLeft = r * share
