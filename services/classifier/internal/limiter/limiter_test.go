@@ -284,7 +284,9 @@ func TestNewUserJoinsTheRoundLast(t *testing.T) {
 		h.clock.Advance(time.Second)
 		h.admitted(3 + i)
 	}
-	want := []string{"first", "A1", "B1", "A2", "C1", "B2", "A3"}
+	// C joins after A1 was served: it starts level with B (who has not been
+	// served this round), behind B in the ring, and before A's second turn.
+	want := []string{"first", "A1", "B1", "C1", "B2", "A2", "A3"}
 	if got := h.admitted(7); !slices.Equal(got, want) {
 		t.Fatalf("order %v, want %v", got, want)
 	}

@@ -255,3 +255,33 @@ func TestOtherClientErrorsAreRefunded(t *testing.T) {
 		t.Errorf("tokens = %v after a 400, want the 80 given back (100)", got)
 	}
 }
+
+// TestUsersShareByTokensNotRequests: inside a lane, a user of long mails
+// gets the same token share as a user of short ones (weighted round-robin),
+// not the same number of requests.
+func TestUsersShareByTokensNotRequests(t *testing.T) {
+	h := newHarness(t, time.Second, key("k", 1e6, 60_000)) // 1,000 tokens a second, bucket of 1,000
+	ctx := context.Background()
+	h.acquire(ctx, "first", limiter.Request{User: "x", Tokens: 1000}) // empties the bucket
+	for i := range 20 {
+		h.acquire(ctx, "long"+strconv.Itoa(i), limiter.Request{User: "long", Tokens: 3000})
+	}
+	for i := range 80 {
+		h.acquire(ctx, "short"+strconv.Itoa(i), limiter.Request{User: "short", Tokens: 500})
+	}
+	for range 20 {
+		h.clock.Advance(time.Second) // 20,000 tokens in all
+	}
+	got := h.admitted(1)
+	var long, short int
+	for _, n := range got[1:] {
+		if n[0] == 'l' {
+			long += 3000
+		} else {
+			short += 500
+		}
+	}
+	if long == 0 || short == 0 || math.Abs(float64(long-short)) > 3000 {
+		t.Fatalf("tokens served: long %d, short %d; want about equal shares (%v)", long, short, got)
+	}
+}
