@@ -148,13 +148,17 @@ var ErrNoKeys = errors.New("limiter: no API keys")
 // exceeds the per-minute token limit of every key: it can never be sent.
 var ErrTooLarge = errors.New("limiter: request larger than the token limit")
 
-// The rate ceiling's control: a 429 cuts it by cutFactor, at most once per
-// round trip, and it grows back by growPerSecond of the limit each second,
-// never below minCeiling.
+// The rate ceiling's control: a 429 cuts it to the rate observed over
+// observeWindow, by cutFactor at least, at most once per round trip, never
+// below minCeiling; it grows back by growPerSecond of the limit each second
+// since the cut, plus growAccel × seconds², so that probing is gentle just
+// after a cut and a long storm is soon forgotten.
 const (
 	cutFactor     = 0.9
 	growPerSecond = 0.01
+	growAccel     = 0.001
 	minCeiling    = 0.05
+	observeWindow = 5 * time.Second
 )
 
 // Limiter admits requests. Its methods are safe for concurrent use.
@@ -439,10 +443,12 @@ type pool struct {
 	req, tok bucket
 	// ceiling is the fraction of the limit the pool may use (≤ 1): cut
 	// after a 429, grown back linearly from cutTo since cutAt.
-	ceiling  float64
-	cutTo    float64
-	cutAt    time.Time
-	sinceCut outcomes
+	ceiling float64
+	cutTo   float64
+	cutAt   time.Time
+	// oks counts the answers that were not 429s, and firstOK is the first.
+	oks     window
+	firstOK time.Time
 	// loweredAt is when an answer last lowered the limit in force.
 	loweredAt time.Time
 	// burst is how many seconds' worth the buckets hold; halved by a 429.
@@ -496,7 +502,8 @@ func (p *pool) currentCeiling(now time.Time) float64 {
 	if p.cutTo == 0 {
 		return 1
 	}
-	return min(1, p.cutTo+growPerSecond*now.Sub(p.cutAt).Seconds())
+	t := now.Sub(p.cutAt).Seconds()
+	return min(1, p.cutTo+growPerSecond*t+growAccel*t*t)
 }
 
 // resize sets the buckets' rates and capacities from the limits in force,
@@ -564,26 +571,28 @@ func (p *pool) admit(l *Limiter, req Request, now time.Time) *Permit {
 
 // cut lowers the ceiling after a 429 of a request admitted after the last
 // cut and after the limit was last lowered: the 429s of requests sent at
-// the old rate say nothing of the new one. The cut is measured: by the
-// share of those requests refused (the provider took that much less than
-// was sent), at least a tenth, at most a half.
+// the old rate say nothing of the new one. The new ceiling is the rate the
+// provider accepted over the last few seconds (the share another client
+// leaves), bounded to a cut of at least a tenth and at most a half: a
+// short storm of 429s is waited out by the freeze, not taken for the rate.
 func (p *pool) cut(permit *Permit, now time.Time) {
 	if !permit.admitted.After(p.cutAt) || !permit.admitted.After(p.loweredAt) {
 		return
 	}
-	refused := float64(p.sinceCut.limited) / float64(max(1, p.sinceCut.limited+p.sinceCut.ok))
 	c := p.currentCeiling(now)
-	p.cutTo = max(minCeiling, c*min(cutFactor, max(0.5, 1-refused)))
+	next := c * cutFactor
+	if full := p.limits().RPM * p.l.share / 60; full > 0 && !p.firstOK.IsZero() {
+		span := min(observeWindow, now.Sub(p.firstOK)).Seconds()
+		observed := float64(p.oks.sumLast(now, observeWindow)) / max(span, 1) / full
+		next = min(next, max(observed, c/2))
+	}
+	p.cutTo = max(minCeiling, next)
 	p.cutAt = now
-	p.sinceCut = outcomes{}
 	// The provider's window may be shorter than the burst: halve it, down
 	// to a tenth of the default.
 	p.burst = max(p.burst/2, p.l.burst/10)
 	p.resize(now)
 }
-
-// outcomes counts answers to requests admitted since the last cut.
-type outcomes struct{ ok, limited int }
 
 // bucket is a token bucket refilled continuously. A zero rate means the
 // dimension is not limited. Its level may go below zero when a request
@@ -622,12 +631,16 @@ func (b *bucket) give(cost float64) {
 }
 
 // wait is how long until the bucket can admit cost. A cost above the
-// capacity is admitted from a full bucket.
+// capacity is admitted from a (nearly) full bucket: the capacity grows with
+// the ceiling, and a level chasing it must not wait for ever.
 func (b *bucket) wait(cost float64, now time.Time) time.Duration {
 	if !b.limited() {
 		return 0
 	}
-	need := min(cost, b.cap)
+	need := cost
+	if cost > b.cap*0.99 {
+		need = b.cap * 0.99
+	}
 	if b.level >= need {
 		return 0
 	}
@@ -654,6 +667,20 @@ func (w *window) add(now time.Time, n int64) {
 		w.secs[i], w.slots[i] = s, 0
 	}
 	w.slots[i] += n
+}
+
+// sumLast counts the events of the last d (whole seconds, the current
+// one included).
+func (w *window) sumLast(now time.Time, d time.Duration) int64 {
+	s := now.Unix()
+	n := int64(d / time.Second)
+	var total int64
+	for i := range w.slots {
+		if s-w.secs[i] < n {
+			total += w.slots[i]
+		}
+	}
+	return total
 }
 
 func (w *window) sum(now time.Time) int64 {

@@ -85,11 +85,10 @@ func (p *Permit) Done(o Outcome) {
 				pl.loweredAt = now
 			}
 		}
-		if p.admitted.After(pl.cutAt) {
-			if o.Status == http.StatusTooManyRequests {
-				pl.sinceCut.limited++
-			} else {
-				pl.sinceCut.ok++
+		if o.Status != http.StatusTooManyRequests {
+			pl.oks.add(now, 1)
+			if pl.firstOK.IsZero() {
+				pl.firstOK = now
 			}
 		}
 	}
