@@ -47,13 +47,14 @@ build: ## build every service binary, the gateway and the CLI into .bin/
 # CA bundle and tzdata, user 65532, OCI labels; assembled without a container
 # engine or a registry into the OCI layout .images/, then read back and checked.
 IMAGE_SOURCE ?= https://github.com/mailroom/mailroom
-IMAGE_BINS   := ./services/auth/cmd/auth ./services/ingest/cmd/ingest ./services/classifier/cmd/classifier ./services/store/cmd/store ./gateway/cmd/gateway ./cmd/mailroom
+IMAGE_NAMES  := auth,ingest,classifier,store,gateway,mailroom,nats-server
+IMAGE_BINS   := ./services/auth/cmd/auth ./services/ingest/cmd/ingest ./services/classifier/cmd/classifier ./services/store/cmd/store ./gateway/cmd/gateway ./cmd/mailroom github.com/nats-io/nats-server/v2
 
 .PHONY: images
 images: ## build every image into the OCI layout .images/ and verify each (no Docker daemon; see deploy/cmd/images)
 	mkdir -p $(BIN)/images
 	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $(BIN)/images/ $(IMAGE_BINS)
-	go run ./deploy/cmd/images -bin $(BIN)/images -out .images -source $(IMAGE_SOURCE) \
+	go run ./deploy/cmd/images -bin $(BIN)/images -out .images -source $(IMAGE_SOURCE) -names $(IMAGE_NAMES) \
 		-revision "$$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
 		-version "$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" \
 		-created "$$(git log -1 --format=%ct 2>/dev/null || echo 0)" \
