@@ -60,6 +60,11 @@ images: ## build every image into the OCI layout .images/ and verify each (no Do
 		-created "$$(git log -1 --format=%ct 2>/dev/null || echo 0)" \
 		-zoneinfo "$$(go env GOROOT)/lib/time/zoneinfo.zip"
 
+.PHONY: deploy-check
+deploy-check: ## render every overlay; strict API decoding, CRDs (KEDA, CloudNativePG, prometheus-operator), Pod Security restricted, policies
+	go run ./deploy/cmd/deploy-check -pinned prod deploy/k8s/overlays/*/
+	$(GOTEST) ./deploy/check/
+
 .PHONY: lint
 lint: tools ## buf lint, go vet, gofmt, kustomize build of every overlay
 	PATH="$(BIN):$$PATH" $(BIN)/buf lint
