@@ -94,7 +94,11 @@ func Download(ctx context.Context, sources []CRDSource) (*CRDs, error) {
 }
 
 func download(ctx context.Context, src CRDSource) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(runtime.GOROOT(), "bin", "go"), "mod", "download", "-json", src.Module+"@"+src.Version)
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	cmd := exec.CommandContext(ctx, gobin, "mod", "download", "-json", src.Module+"@"+src.Version)
 	// Outside any module or workspace: the CRD modules are data here, not
 	// dependencies of anything that is built.
 	cmd.Dir = os.TempDir()
