@@ -5,7 +5,8 @@
 // OpenAPI schemas, CEL rules included (the CRD files come from each project's
 // own Go module at a pinned version and checksum), every pod template passes
 // Pod Security "restricted" as k8s.io/pod-security-admission evaluates it,
-// and mailroom's own policies hold (Policies).
+// mailroom's own policies hold (Policies), and the NATS configuration parses
+// and keeps JetStream durable (NATS).
 package check
 
 import (
@@ -106,6 +107,7 @@ func (c *Checker) Objects(ctx context.Context, rep Report, objs []*Object, opts 
 		}
 	}
 	errs = append(errs, Policies(objs, opts, rep.Policies)...)
+	errs = append(errs, NATS(objs, rep.Policies)...)
 	return rep, errors.Join(errs...)
 }
 

@@ -155,6 +155,16 @@ func TestRejects(t *testing.T) {
 		{"a grace period shorter than the drain", "Deployment", "store", func(m map[string]any) {
 			get(m, "spec", "template", "spec").(map[string]any)["terminationGracePeriodSeconds"] = 15
 		}, "terminationGracePeriodSeconds must exceed"},
+		{"NATS without fsync on every write", "ConfigMap", "nats-config", func(m map[string]any) {
+			d := m["data"].(map[string]any)
+			d["nats.conf"] = strings.Replace(d["nats.conf"].(string), "sync_interval: always", "sync_interval: 2m", 1)
+		}, "sync_interval: always"},
+		{"NATS config the server refuses", "ConfigMap", "nats-config", func(m map[string]any) {
+			m["data"].(map[string]any)["auth.conf"] = "authorization { users: [ {user: ingest, password: } ] "
+		}, "nats-server refuses it"},
+		{"streams at fewer replicas than nodes", "ConfigMap", "mailroom-config", func(m map[string]any) {
+			m["data"].(map[string]any)["MAILROOM_STREAM_REPLICAS"] = "1"
+		}, "MAILROOM_STREAM_REPLICAS"},
 		{"the ServiceAccount token mounted", "Deployment", "auth", func(m map[string]any) {
 			get(m, "spec", "template", "spec").(map[string]any)["automountServiceAccountToken"] = true
 		}, "mounts a ServiceAccount token"},
