@@ -3,12 +3,14 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"path"
 	"slices"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -29,7 +31,8 @@ type Report struct {
 // it runs as User, its entrypoint is name's binary, which is statically
 // linked, it carries the source, revision and version labels, it has the
 // base layer and the binary's layer and nothing else (in particular no
-// shell), and it is no larger than maxSize compressed bytes (0: no cap).
+// shell), its CA bundle and time zones load, and it is no larger than
+// maxSize compressed bytes (0: no cap).
 func Verify(img v1.Image, name string, maxSize int64) (Report, error) {
 	var r Report
 	var errs []error
@@ -102,13 +105,26 @@ func Verify(img v1.Image, name string, maxSize int64) (Report, error) {
 				if h.Mode&0o6000 != 0 {
 					fail("%s is setuid or setgid", p)
 				}
-				if p == bin {
-					data, err := io.ReadAll(tr)
-					if err != nil {
-						rc.Close()
-						return r, err
-					}
+				if p != bin && p != CABundle && p != ZoneInfo+"/Europe/Paris" {
+					continue
+				}
+				data, err := io.ReadAll(tr)
+				if err != nil {
+					rc.Close()
+					return r, err
+				}
+				switch p {
+				case bin:
 					if err := Static(bytes.NewReader(data)); err != nil {
+						fail("%s: %v", p, err)
+					}
+				case CABundle:
+					pool := x509.NewCertPool()
+					if !pool.AppendCertsFromPEM(data) || bytes.Count(data, []byte("BEGIN CERTIFICATE")) < 50 {
+						fail("%s: not a CA bundle of the usual size", p)
+					}
+				default:
+					if _, err := time.LoadLocationFromTZData("Europe/Paris", data); err != nil {
 						fail("%s: %v", p, err)
 					}
 				}
