@@ -155,8 +155,8 @@ var ErrTooLarge = errors.New("limiter: request larger than the token limit")
 // after a cut and a long storm is soon forgotten.
 const (
 	cutFactor     = 0.9
-	growPerSecond = 0.01
-	growAccel     = 0.001
+	growPerSecond = 0.005
+	growAccel     = 0.0002
 	minCeiling    = 0.05
 	observeWindow = 5 * time.Second
 )
@@ -446,9 +446,10 @@ type pool struct {
 	ceiling float64
 	cutTo   float64
 	cutAt   time.Time
-	// oks counts the answers that were not 429s, and firstOK is the first.
-	oks     window
-	firstOK time.Time
+	// oks counts the answers that were not 429s; firstOK and lastOK are
+	// the first and the last.
+	oks             window
+	firstOK, lastOK time.Time
 	// loweredAt is when an answer last lowered the limit in force.
 	loweredAt time.Time
 	// burst is how many seconds' worth the buckets hold; halved by a 429.
@@ -571,12 +572,16 @@ func (p *pool) admit(l *Limiter, req Request, now time.Time) *Permit {
 
 // cut lowers the ceiling after a 429 of a request admitted after the last
 // cut and after the limit was last lowered: the 429s of requests sent at
-// the old rate say nothing of the new one. The new ceiling is the rate the
-// provider accepted over the last few seconds (the share another client
-// leaves), bounded to a cut of at least a tenth and at most a half: a
-// short storm of 429s is waited out by the freeze, not taken for the rate.
+// the old rate say nothing of the new one. Nor does a storm: without an
+// answer that went through since the last cut, the ceiling stays, and the
+// freeze waits the storm out. Otherwise the new ceiling is a tenth under
+// the rate the provider accepted over the last few seconds (the share
+// another client leaves), cutting by at least a tenth and at most a half.
 func (p *pool) cut(permit *Permit, now time.Time) {
 	if !permit.admitted.After(p.cutAt) || !permit.admitted.After(p.loweredAt) {
+		return
+	}
+	if !p.cutAt.IsZero() && !p.lastOK.After(p.cutAt) {
 		return
 	}
 	c := p.currentCeiling(now)
@@ -584,7 +589,7 @@ func (p *pool) cut(permit *Permit, now time.Time) {
 	if full := p.limits().RPM * p.l.share / 60; full > 0 && !p.firstOK.IsZero() {
 		span := min(observeWindow, now.Sub(p.firstOK)).Seconds()
 		observed := float64(p.oks.sumLast(now, observeWindow)) / max(span, 1) / full
-		next = min(next, max(observed, c/2))
+		next = min(next, max(observed*cutFactor, c/2))
 	}
 	p.cutTo = max(minCeiling, next)
 	p.cutAt = now

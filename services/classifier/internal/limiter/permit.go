@@ -90,6 +90,7 @@ func (p *Permit) Done(o Outcome) {
 			if pl.firstOK.IsZero() {
 				pl.firstOK = now
 			}
+			pl.lastOK = now
 		}
 	}
 	share := p.l.share
