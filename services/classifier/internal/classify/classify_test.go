@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"mailroom.dev/services/classifier/internal/classify"
@@ -118,5 +119,19 @@ func TestSender(t *testing.T) {
 		if got := tt.m.Sender(); got != tt.want {
 			t.Errorf("Sender(%+v) = %q, want %q", tt.m, got, tt.want)
 		}
+	}
+}
+
+// TestTaxonomyDescriptionsAreBounded: a description is sent in every
+// prompt; one of more than MaxDescription characters is refused.
+func TestTaxonomyDescriptionsAreBounded(t *testing.T) {
+	tax := classify.DefaultTaxonomy()
+	tax[0].Description = strings.Repeat("d", classify.MaxDescription)
+	if err := tax.Validate(); err != nil {
+		t.Fatalf("a description of %d characters: %v", classify.MaxDescription, err)
+	}
+	tax[0].Description += "d"
+	if err := tax.Validate(); err == nil || !strings.Contains(err.Error(), "at most 300 characters") {
+		t.Fatalf("a description of %d characters: %v, want refused", classify.MaxDescription+1, err)
 	}
 }

@@ -3,6 +3,7 @@ package classify
 import (
 	"fmt"
 	"regexp"
+	"unicode/utf8"
 
 	"mailroom.dev/platform/apierror"
 )
@@ -81,8 +82,14 @@ func (t Taxonomy) Names() []string {
 // in a JSON schema enum, a URL and a SQL value without escaping.
 var categoryName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 
-// MaxCategories bounds a taxonomy's size (it is sent in every prompt).
-const MaxCategories = 50
+// MaxCategories bounds a taxonomy's size, and MaxDescription each
+// category's description in characters: the taxonomy is sent in every
+// prompt, and a user must not be able to make every request of theirs cost
+// thousands of tokens.
+const (
+	MaxCategories  = 50
+	MaxDescription = 300
+)
 
 // Validate checks that the taxonomy is usable: 1 to MaxCategories categories
 // with valid, unique names and a description each, one of them Other.
@@ -102,6 +109,9 @@ func (t Taxonomy) Validate() error {
 		seen[c.Name] = true
 		if c.Description == "" {
 			return apierror.Invalid(field+".description", "is required")
+		}
+		if n := utf8.RuneCountInString(c.Description); n > MaxDescription {
+			return apierror.Invalid(field+".description", "must be at most %d characters, not %d", MaxDescription, n)
 		}
 	}
 	if !seen[Other] {

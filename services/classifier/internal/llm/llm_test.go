@@ -268,3 +268,29 @@ func TestTooLargeForTheLimitGivesUpWithoutSending(t *testing.T) {
 		t.Errorf("%d requests reached the server, want none", n)
 	}
 }
+
+// TestEveryFieldIsCappedByTokens: a 240 KB subject, a huge From, headers
+// and attachment names of any length, and a 5 MB body make a prompt no
+// larger than an ordinary mail's plus the caps (issue 11: one user's huge
+// mail must not hold the buckets for everyone else).
+func TestEveryFieldIsCappedByTokens(t *testing.T) {
+	f := setup(t, fakeopenai.Config{}, nil)
+	ordinary, err := f.tier.Classify(context.Background(), request("Lunch?", "Are you free on Thursday?"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := request(strings.Repeat("subject ", 30_000), strings.Repeat("body text ", 500_000))
+	huge.Message.From = strings.Repeat("Someone Important ", 10_000) + "<a@example.com>"
+	huge.Message.Headers = []classify.Header{{Name: "List-Id", Value: strings.Repeat("x", 100_000)}, {Name: "Reply-To", Value: strings.Repeat("reply ", 20_000)}}
+	for range 50 {
+		huge.Message.Attachments = append(huge.Message.Attachments, classify.Attachment{Filename: strings.Repeat("name", 10_000)})
+	}
+	v, err := f.tier.Classify(context.Background(), huge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1,500 body tokens + 120 subject + 60 from + 2 × 60 headers + 10 × 20 names.
+	if extra := v.Usage.PromptTokens - ordinary.Usage.PromptTokens; extra > 1500+120+60+120+200+100 {
+		t.Errorf("the huge mail's prompt is %d tokens over an ordinary one's, want at most the caps (~2,100)", extra)
+	}
+}

@@ -48,16 +48,28 @@ func fence(s string) string { return fenceTag.ReplaceAllString(s, "<${1}e-mail>"
 // what kind of mail it is.
 var headersOfNote = []string{"List-Id", "List-Unsubscribe", "Precedence", "Auto-Submitted", "Reply-To"}
 
+// Every field of the mail that reaches the prompt is capped by tokens, so
+// that no mail (a 240 KB subject, say) can make a prompt that holds the
+// limiter's buckets for everyone else: the prompt of any mail is at most
+// the system prompt plus about maxBodyTokens + maxHeaderTokens.
+const (
+	maxFromTokens    = 60
+	maxSubjectTokens = 120
+	maxNoteTokens    = 60 // each header of note
+	maxAttachTokens  = 20 // each attachment name, 10 at most
+)
+
 // userPrompt returns the user message: the mail between <email> and
-// </email>, its body truncated to maxBodyTokens by tok (head and tail kept).
-// Nothing inside can close the fence.
+// </email>, each header capped by tokens and its body truncated to
+// maxBodyTokens by tok (head and tail kept). Nothing inside can close the
+// fence.
 func userPrompt(m classify.Message, tok *tokens, maxBodyTokens int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "From: %s\n", oneLine(m.From))
-	fmt.Fprintf(&b, "Subject: %s\n", oneLine(m.Subject))
+	fmt.Fprintf(&b, "From: %s\n", tok.line(m.From, maxFromTokens))
+	fmt.Fprintf(&b, "Subject: %s\n", tok.line(m.Subject, maxSubjectTokens))
 	for _, name := range headersOfNote {
 		if v, ok := m.Header(name); ok {
-			fmt.Fprintf(&b, "%s: %s\n", name, truncateRunes(oneLine(v), 200))
+			fmt.Fprintf(&b, "%s: %s\n", name, tok.line(v, maxNoteTokens))
 		}
 	}
 	if m.HasCalendar {
@@ -66,7 +78,7 @@ func userPrompt(m classify.Message, tok *tokens, maxBodyTokens int) string {
 	if len(m.Attachments) > 0 {
 		names := make([]string, 0, min(len(m.Attachments), 10))
 		for _, a := range m.Attachments[:min(len(m.Attachments), 10)] {
-			names = append(names, truncateRunes(oneLine(a.Filename), 80))
+			names = append(names, tok.line(a.Filename, maxAttachTokens))
 		}
 		fmt.Fprintf(&b, "Attachments: %s\n", strings.Join(names, ", "))
 	}
@@ -134,9 +146,30 @@ func (t *tokens) prompt(taxKey, system, user string) int {
 	return sys + tokensPerMessage + t.count("user") + t.count(user) + tokensReplyPrime
 }
 
+// line returns s on one line, cut to at most n tokens (the head kept, an
+// ellipsis where the rest was). Runes are cut first, so that a huge field
+// is not tokenized whole.
+func (t *tokens) line(s string, n int) string {
+	s = oneLine(truncateRunes(s, n*8))
+	ids, _, _ := t.enc.Encode(s)
+	if len(ids) <= n {
+		return s
+	}
+	h, err := t.enc.Decode(ids[:n])
+	if err != nil {
+		return truncateRunes(s, n*3)
+	}
+	return h + "…"
+}
+
 // truncate returns s cut to at most n tokens, keeping the first two thirds
 // and the last third, with a marker where the middle was.
 func (t *tokens) truncate(s string, n int) string {
+	// A token is rarely more than 8 characters: keep that much of the head
+	// and the tail, so that a huge body is not tokenized whole.
+	if r := []rune(s); len(r) > n*16 {
+		s = string(r[:n*8]) + " " + string(r[len(r)-n*8:])
+	}
 	ids, _, _ := t.enc.Encode(s)
 	if len(ids) <= n {
 		return s
