@@ -2,20 +2,14 @@ package gateway_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/base64"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -29,6 +23,7 @@ import (
 	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
 	"mailroom.dev/platform/apierror"
 	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/authn/authntest"
 	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/grpcserver"
 	"mailroom.dev/platform/resname"
@@ -100,55 +95,6 @@ func (r *recorder) unary() grpc.UnaryServerInterceptor {
 		})
 		return h(ctx, req)
 	}
-}
-
-// authFake accepts one API key and signs EdDSA identity tokens for it.
-type authFake struct {
-	authv1.UnimplementedAuthServiceServer
-	key       string
-	kid       string
-	priv      ed25519.PrivateKey
-	pub       ed25519.PublicKey
-	exchanges atomic.Int32
-}
-
-func newAuthFake(t *testing.T, key string) *authFake {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &authFake{key: key, kid: "test-key-1", priv: priv, pub: pub}
-}
-
-func (a *authFake) ExchangeApiKey(_ context.Context, req *authv1.ExchangeApiKeyRequest) (*authv1.ExchangeApiKeyResponse, error) {
-	a.exchanges.Add(1)
-	if subtle.ConstantTimeCompare([]byte(req.GetApiKey()), []byte(a.key)) != 1 {
-		return nil, apierror.Unauthenticatedf("invalid API key")
-	}
-	now := time.Now()
-	exp := now.Add(5 * time.Minute)
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, authn.Claims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    authn.Issuer,
-			Audience:  jwt.ClaimStrings{authn.Audience},
-			Subject:   "ada",
-			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(exp),
-		},
-		Role: "user",
-	})
-	tok.Header["kid"] = a.kid
-	signed, err := tok.SignedString(a.priv)
-	if err != nil {
-		return nil, err
-	}
-	return &authv1.ExchangeApiKeyResponse{Token: signed, ExpireTime: timestamppb.New(exp), User: "users/ada", Role: authv1.Role_ROLE_USER}, nil
-}
-
-func (a *authFake) GetJwks(context.Context, *authv1.GetJwksRequest) (*authv1.GetJwksResponse, error) {
-	return &authv1.GetJwksResponse{Keys: []*authv1.Jwk{{
-		Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(a.pub), Kid: a.kid, Alg: "EdDSA", Use: "sig",
-	}}}, nil
 }
 
 // storeFake answers ListMessages and GetMessage for the caller.
@@ -228,7 +174,7 @@ func (classifierFake) Classify(context.Context, *classifierv1.ClassifyRequest) (
 
 // backends are the four fakes, each serving on its own 127.0.0.1 port.
 type backends struct {
-	auth      *authFake
+	auth      *authntest.Server
 	addrs     map[string]string
 	recorders map[string]*recorder
 	stoppers  map[string]func()
@@ -243,7 +189,8 @@ func startBackends(t *testing.T) *backends {
 		recorders: map[string]*recorder{},
 		stoppers:  map[string]func(){},
 	}
-	b.auth = newAuthFake(t, b.apiKey)
+	b.auth = authntest.New(t)
+	b.auth.AddAPIKey(b.apiKey, "ada", false)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	b.serve(t, "auth", quiet, nil, 0, func(s *grpc.Server) { authv1.RegisterAuthServiceServer(s, b.auth) })

@@ -20,6 +20,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -33,16 +34,14 @@ import (
 	"mailroom.dev/platform/transport"
 )
 
-// Config configures the gateway; cmd/gateway fills it from the environment.
-// Zero durations take their defaults in New.
+// Config configures the gateway; cmd/gateway fills it from the
+// environment, and code that builds one decodes it with config.Load or
+// config.Defaults, so the tags hold every default.
 type Config struct {
 	// HTTPAddr is where cmd/gateway listens.
 	HTTPAddr string `env:"MAILROOM_HTTP_ADDR, default=127.0.0.1:8080"`
-	// AuthAddr, IngestAddr, ClassifierAddr and StoreAddr are the services' gRPC addresses.
-	AuthAddr       string `env:"MAILROOM_AUTH_ADDR, default=127.0.0.1:9101"`
-	IngestAddr     string `env:"MAILROOM_INGEST_ADDR, default=127.0.0.1:9102"`
-	ClassifierAddr string `env:"MAILROOM_CLASSIFIER_ADDR, default=127.0.0.1:9103"`
-	StoreAddr      string `env:"MAILROOM_STORE_ADDR, default=127.0.0.1:9104"`
+	// Addrs are the services' gRPC addresses.
+	Addrs grpcconn.Addrs
 	// MaxBodyBytes caps a request body; larger ones get 413.
 	MaxBodyBytes int64 `env:"MAILROOM_MAX_BODY_BYTES, default=67108864"`
 	// KeyCacheTTL is how long an API key's identity token is reused.
@@ -66,10 +65,7 @@ type Config struct {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("http_addr", c.HTTPAddr),
-		slog.String("auth_addr", c.AuthAddr),
-		slog.String("ingest_addr", c.IngestAddr),
-		slog.String("classifier_addr", c.ClassifierAddr),
-		slog.String("store_addr", c.StoreAddr),
+		slog.Any("addrs", c.Addrs),
 		slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.String("key_cache_ttl", c.KeyCacheTTL.String()),
 		slog.String("auth_timeout", c.AuthTimeout.String()),
@@ -79,25 +75,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("key_burst", c.KeyBurst),
 		slog.Any("transport", c.Transport),
 	)
-}
-
-func (c Config) withDefaults() Config {
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = 64 << 20
-	}
-	if c.KeyCacheTTL == 0 {
-		c.KeyCacheTTL = 30 * time.Second
-	}
-	if c.AuthTimeout == 0 {
-		c.AuthTimeout = 5 * time.Second
-	}
-	if c.ReadyTimeout == 0 {
-		c.ReadyTimeout = 2 * time.Second
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = 10 * time.Second
-	}
-	return c
 }
 
 // Gateway serves mailroom's REST API.
@@ -121,6 +98,38 @@ type backend struct {
 	health  healthpb.HealthClient
 }
 
+// target is a service behind the gateway: its name, its grpc.health.v1
+// service name, and the generated registration of its REST handlers.
+type target struct {
+	name, service string
+	register      func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+}
+
+// targets are the services behind the gateway, auth first.
+var targets = []target{
+	{authn.ServiceAuth, authv1.AuthService_ServiceDesc.ServiceName, authv1.RegisterAuthServiceHandler},
+	{authn.ServiceIngest, ingestv1.IngestService_ServiceDesc.ServiceName, ingestv1.RegisterIngestServiceHandler},
+	{authn.ServiceClassifier, classifierv1.ClassifierService_ServiceDesc.ServiceName, classifierv1.RegisterClassifierServiceHandler},
+	{authn.ServiceStore, storev1.StoreService_ServiceDesc.ServiceName, storev1.RegisterStoreServiceHandler},
+}
+
+// connect dials t at addr (lazily) and registers its REST handlers.
+func (g *Gateway) connect(ctx context.Context, t target, addr string, creds credentials.TransportCredentials) error {
+	if addr == "" {
+		return fmt.Errorf("no address for %s", t.name)
+	}
+	cc, err := grpcconn.Dial(addr, grpcconn.WithCredentials(creds))
+	if err != nil {
+		return fmt.Errorf("dial %s: %w", t.name, err)
+	}
+	g.conns = append(g.conns, cc)
+	g.backends = append(g.backends, backend{name: t.name, service: t.service, health: healthpb.NewHealthClient(cc)})
+	if err := t.register(ctx, g.mux, cc); err != nil {
+		return fmt.Errorf("register %s handlers: %w", t.name, err)
+	}
+	return nil
+}
+
 // The query parameter parser is a package variable of grpc-gateway's
 // runtime, not an option of one mux: set it once.
 var setQueryParser sync.Once
@@ -128,41 +137,17 @@ var setQueryParser sync.Once
 // New connects to the services (lazily: nothing needs to be up yet) and
 // builds the HTTP handler.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error) {
-	cfg = cfg.withDefaults()
 	if logger == nil {
 		logger = slog.Default()
 	}
-	if cfg.MaxBodyBytes < 0 {
-		return nil, errors.New("gateway: MaxBodyBytes must be positive")
+	if cfg.MaxBodyBytes <= 0 {
+		return nil, errors.New("gateway.New: MAILROOM_MAX_BODY_BYTES must be positive")
 	}
 	g := &Gateway{cfg: cfg, logger: logger, metrics: newMetrics(), limits: newLimiter(cfg.KeyRate, cfg.KeyBurst)}
 	creds, err := cfg.Transport.ClientCredentials()
 	if err != nil {
-		return nil, fmt.Errorf("gateway: %w", err)
+		return nil, fmt.Errorf("gateway.New: client credentials: %w", err)
 	}
-
-	targets := []struct{ name, addr, service string }{
-		{"auth", cfg.AuthAddr, authv1.AuthService_ServiceDesc.ServiceName},
-		{"ingest", cfg.IngestAddr, ingestv1.IngestService_ServiceDesc.ServiceName},
-		{"classifier", cfg.ClassifierAddr, classifierv1.ClassifierService_ServiceDesc.ServiceName},
-		{"store", cfg.StoreAddr, storev1.StoreService_ServiceDesc.ServiceName},
-	}
-	for _, t := range targets {
-		if t.addr == "" {
-			_ = g.Close()
-			return nil, fmt.Errorf("gateway: no address for %s", t.name)
-		}
-		cc, err := grpcconn.Dial(t.addr, grpcconn.WithCredentials(creds))
-		if err != nil {
-			_ = g.Close()
-			return nil, fmt.Errorf("gateway: %s: %w", t.name, err)
-		}
-		g.conns = append(g.conns, cc)
-		g.backends = append(g.backends, backend{name: t.name, service: t.service, health: healthpb.NewHealthClient(cc)})
-	}
-	authConn, ingestConn, classifierConn, storeConn := g.conns[0], g.conns[1], g.conns[2], g.conns[3]
-	authClient := authv1.NewAuthServiceClient(authConn)
-	g.keys = authn.NewKeyCache(g.recordRefusals(authn.ClientExchange(authClient)), cfg.KeyCacheTTL)
 
 	// The default marshaler of grpc-gateway (EmitUnpopulated, DiscardUnknown,
 	// HttpBody passthrough), with short enum names accepted on input and
@@ -178,28 +163,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 		runtime.WithMiddlewares(g.authenticate),
 	)
 	setQueryParser.Do(func() { runtime.SetQueryParameterParser(&reqdecode.QueryParser{})(g.mux) })
-
-	register := []struct {
-		name string
-		fn   func() error
-	}{
-		{"auth", func() error { return authv1.RegisterAuthServiceHandlerClient(ctx, g.mux, authClient) }},
-		{"ingest", func() error {
-			return ingestv1.RegisterIngestServiceHandlerClient(ctx, g.mux, ingestv1.NewIngestServiceClient(ingestConn))
-		}},
-		{"classifier", func() error {
-			return classifierv1.RegisterClassifierServiceHandlerClient(ctx, g.mux, classifierv1.NewClassifierServiceClient(classifierConn))
-		}},
-		{"store", func() error {
-			return storev1.RegisterStoreServiceHandlerClient(ctx, g.mux, storev1.NewStoreServiceClient(storeConn))
-		}},
-	}
-	for _, r := range register {
-		if err := r.fn(); err != nil {
+	for _, t := range targets {
+		if err := g.connect(ctx, t, cfg.Addrs.Of(t.name), creds); err != nil {
 			_ = g.Close()
-			return nil, fmt.Errorf("gateway: register %s handlers: %w", r.name, err)
+			return nil, fmt.Errorf("gateway.New: %w", err)
 		}
 	}
+	g.keys = authn.NewKeyCache(g.recordRefusals(authn.ClientExchange(authv1.NewAuthServiceClient(g.conns[0]))), cfg.KeyCacheTTL)
 	g.handler = g.buildHandler()
 	return g, nil
 }

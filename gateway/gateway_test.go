@@ -21,6 +21,8 @@ import (
 	"mailroom.dev/gateway"
 	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
 	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/config"
+	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/telemetry"
 )
 
@@ -69,14 +71,12 @@ const maxBody = 64 << 10
 func start(t *testing.T) *env {
 	t.Helper()
 	b := startBackends(t)
-	cfg := gateway.Config{
-		AuthAddr:       b.addrs["auth"],
-		IngestAddr:     b.addrs["ingest"],
-		ClassifierAddr: b.addrs["classifier"],
-		StoreAddr:      b.addrs["store"],
-		MaxBodyBytes:   maxBody,
-		ReadyTimeout:   time.Second,
+	cfg := gateway.Config{MaxBodyBytes: maxBody, ReadyTimeout: time.Second}
+	cfg.Addrs = grpcconn.Addrs{Auth: b.addrs["auth"], Ingest: b.addrs["ingest"], Classifier: b.addrs["classifier"], Store: b.addrs["store"]}
+	if err := config.Defaults(&cfg); err != nil {
+		t.Fatal(err)
 	}
+	cfg.KeyRate = 0 // the rate limit's own tests turn it on
 	logs := &syncBuffer{}
 	g, err := gateway.New(context.Background(), cfg, telemetry.NewLogger(logs, slog.LevelDebug, "gateway"))
 	if err != nil {
@@ -256,7 +256,7 @@ func TestAuthentication(t *testing.T) {
 				}
 			}
 		}
-		if got := e.auth.exchanges.Load(); got != 2 { // the invalid key, then the valid one once
+		if got := e.auth.Exchanges.Load(); got != 2 { // the invalid key, then the valid one once
 			t.Errorf("exchanges with auth = %d, want 2 (the token is cached)", got)
 		}
 	})

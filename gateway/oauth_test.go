@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
+	"mailroom.dev/platform/config"
+	"mailroom.dev/platform/grpcconn"
 )
 
 // consentFake is ingest's CompleteAuthorization, answering by state.
@@ -48,9 +50,11 @@ func TestGoogleCallback(t *testing.T) {
 	go func() { _ = srv.Serve(lis) }()
 	defer srv.Stop()
 
-	g, err := New(context.Background(), Config{
-		AuthAddr: "127.0.0.1:1", IngestAddr: lis.Addr().String(), ClassifierAddr: "127.0.0.1:1", StoreAddr: "127.0.0.1:1",
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg := Config{Addrs: grpcconn.Addrs{Auth: "127.0.0.1:1", Ingest: lis.Addr().String(), Classifier: "127.0.0.1:1", Store: "127.0.0.1:1"}}
+	if err := config.Defaults(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"mailroom.dev/gateway"
+	"mailroom.dev/platform/config"
+	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/telemetry"
 )
 
@@ -19,14 +21,12 @@ import (
 func startLimited(t *testing.T, edit func(*gateway.Config)) *env {
 	t.Helper()
 	b := startBackends(t)
-	cfg := gateway.Config{
-		AuthAddr:       b.addrs["auth"],
-		IngestAddr:     b.addrs["ingest"],
-		ClassifierAddr: b.addrs["classifier"],
-		StoreAddr:      b.addrs["store"],
-		MaxBodyBytes:   maxBody,
-		ReadyTimeout:   time.Second,
+	cfg := gateway.Config{MaxBodyBytes: maxBody, ReadyTimeout: time.Second}
+	cfg.Addrs = grpcconn.Addrs{Auth: b.addrs["auth"], Ingest: b.addrs["ingest"], Classifier: b.addrs["classifier"], Store: b.addrs["store"]}
+	if err := config.Defaults(&cfg); err != nil {
+		t.Fatal(err)
 	}
+	cfg.KeyRate = 0 // the rate limit's own tests turn it on
 	edit(&cfg)
 	logs := &syncBuffer{}
 	g, err := gateway.New(context.Background(), cfg, telemetry.NewLogger(logs, slog.LevelDebug, "gateway"))
@@ -118,7 +118,7 @@ func TestInvalidKeysSpareAuth(t *testing.T) {
 	if resp, body := e.do(t, request{method: "GET", path: path, key: e.apiKey}); resp.StatusCode != http.StatusOK {
 		t.Fatalf("valid key: %d %s", resp.StatusCode, body)
 	}
-	before := e.auth.exchanges.Load()
+	before := e.auth.Exchanges.Load()
 
 	const bad = "mr_made_up_key_0123456789"
 	for range 10 {
@@ -128,7 +128,7 @@ func TestInvalidKeysSpareAuth(t *testing.T) {
 			t.Errorf("message = %q", st.Message)
 		}
 	}
-	if got := e.auth.exchanges.Load() - before; got != 1 {
+	if got := e.auth.Exchanges.Load() - before; got != 1 {
 		t.Errorf("10 requests with one invalid key made %d exchanges with auth, want 1", got)
 	}
 
@@ -153,7 +153,7 @@ func TestInvalidKeysSpareAuth(t *testing.T) {
 	if ra, err := strconv.Atoi(limited.Header.Get("Retry-After")); err != nil || ra < 1 {
 		t.Errorf("Retry-After = %q", limited.Header.Get("Retry-After"))
 	}
-	if got := e.auth.exchanges.Load() - before; got > 25 {
+	if got := e.auth.Exchanges.Load() - before; got > 25 {
 		t.Errorf("the flood made %d exchanges with auth, want about 20", got)
 	}
 	// The key that exchanged before still works.

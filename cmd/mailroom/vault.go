@@ -8,11 +8,11 @@ import (
 	"io"
 	"time"
 
-	"github.com/sethvargo/go-envconfig"
 	"google.golang.org/grpc/status"
 
 	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
 	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/config"
 	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/transport"
 )
@@ -25,7 +25,7 @@ func init() {
 // gRPC to auth straight (RotateVaultKey has no REST route), with the
 // transport security of the services when MAILROOM_TLS_* is set.
 type vaultEnv struct {
-	AuthAddr  string `env:"MAILROOM_AUTH_ADDR, default=127.0.0.1:9101"`
+	Addrs     grpcconn.Addrs
 	Key       string `env:"MAILROOM_KEY"`
 	Transport transport.Config
 }
@@ -38,7 +38,7 @@ rotate    re-wrap the data key of every credential (and the token-signing
           MAILROOM_VAULT_KEYS. Afterwards the older keys can be removed
           from MAILROOM_VAULT_KEYS. Needs an admin API key in MAILROOM_KEY.
 
-Environment: MAILROOM_AUTH_ADDR (default 127.0.0.1:9101), MAILROOM_KEY,
+Environment: MAILROOM_AUTH_ADDR (auth's default address), MAILROOM_KEY,
 MAILROOM_TLS_CERT_FILE, MAILROOM_TLS_KEY_FILE, MAILROOM_TLS_CA_FILE.
 `)
 }
@@ -52,13 +52,13 @@ func vault(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("vault: unknown subcommand %q", args[0])
 	}
 	var env vaultEnv
-	if err := envconfig.Process(ctx, &env); err != nil {
+	if err := config.Load(ctx, &env, nil); err != nil {
 		return fmt.Errorf("vault: %w", err)
 	}
 	fs := flag.NewFlagSet("vault rotate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { vaultUsage(stderr) }
-	addr := fs.String("addr", env.AuthAddr, "the auth service's gRPC address")
+	addr := fs.String("addr", env.Addrs.Auth, "the auth service's gRPC address")
 	timeout := fs.Duration("timeout", 10*time.Minute, "how long the rotation may take")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err

@@ -14,7 +14,9 @@ import (
 
 	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
 	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/config"
 	"mailroom.dev/platform/grpcconn"
+	"mailroom.dev/platform/service"
 	"mailroom.dev/platform/testenv"
 	"mailroom.dev/services/auth"
 )
@@ -23,6 +25,9 @@ import (
 // address and a function that stops it.
 func startAuth(t *testing.T, cfg auth.Config) (string, func()) {
 	t.Helper()
+	if err := config.Defaults(&cfg); err != nil {
+		t.Fatal(err)
+	}
 	svc, err := auth.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +58,7 @@ func TestVaultRotate(t *testing.T) {
 	defer cancel()
 	admin, ingestKey := "mr_"+testenv.RandomID(52), "mr_"+testenv.RandomID(52)
 	k1, k2 := auth.NewVaultKey("k1"), auth.NewVaultKey("k2")
-	cfg := auth.Config{DatabaseURL: testenv.SQLiteURL(t), BootstrapToken: admin, ServiceKeys: "ingest:" + ingestKey, VaultKeys: k1}
+	cfg := auth.Config{Config: service.Config{DatabaseURL: testenv.SQLiteURL(t)}, BootstrapToken: admin, ServiceKeys: "ingest:" + ingestKey, VaultKeys: k1}
 	addr, stop := startAuth(t, cfg)
 	cc, err := grpcconn.Dial(addr)
 	if err != nil {

@@ -93,6 +93,22 @@ type Guard struct {
 	Public map[string]bool
 }
 
+// NewGuard returns a Guard that verifies tokens with the JWKS of the auth
+// service behind c and accepts API keys by exchanging them there (cached
+// for 30 s); public lists the full method names reachable without a
+// credential. service.Base.DialAuth dials auth and builds one.
+func NewGuard(c authv1.AuthServiceClient, public ...string) *Guard {
+	g := &Guard{
+		Verifier: NewVerifier(ClientKeys(c)),
+		Keys:     NewKeyCache(ClientExchange(c), 30*time.Second),
+		Public:   map[string]bool{},
+	}
+	for _, m := range public {
+		g.Public[m] = true
+	}
+	return g
+}
+
 func (g *Guard) public(method string) bool {
 	return g.Public[method] || strings.HasPrefix(method, "/grpc.health.v1.") || strings.HasPrefix(method, "/grpc.reflection.")
 }

@@ -7,6 +7,7 @@ package grpcconn
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -25,6 +26,38 @@ const DefaultTimeout = 30 * time.Second
 // context has none: streams (a watch) legitimately last longer than a unary
 // call, but not for ever.
 const DefaultStreamTimeout = time.Hour
+
+// Addrs are the services' gRPC addresses: where the others and the gateway
+// reach each service, and where a service listens unless MAILROOM_GRPC_ADDR
+// says otherwise. These tags are the one place the default ports are set.
+type Addrs struct {
+	Auth       string `env:"MAILROOM_AUTH_ADDR, default=127.0.0.1:9101"`
+	Ingest     string `env:"MAILROOM_INGEST_ADDR, default=127.0.0.1:9102"`
+	Classifier string `env:"MAILROOM_CLASSIFIER_ADDR, default=127.0.0.1:9103"`
+	Store      string `env:"MAILROOM_STORE_ADDR, default=127.0.0.1:9104"`
+}
+
+// Of returns the address of the service called name ("auth", "ingest",
+// "classifier", "store"), or "" for another name.
+func (a Addrs) Of(name string) string {
+	switch name {
+	case "auth":
+		return a.Auth
+	case "ingest":
+		return a.Ingest
+	case "classifier":
+		return a.Classifier
+	case "store":
+		return a.Store
+	}
+	return ""
+}
+
+// LogValue logs the four addresses.
+func (a Addrs) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("auth", a.Auth), slog.String("ingest", a.Ingest),
+		slog.String("classifier", a.Classifier), slog.String("store", a.Store))
+}
 
 // Dial returns a client connection to target (host:port), plaintext unless
 // an option (WithCredentials) says otherwise. The connection is lazy: it

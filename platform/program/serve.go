@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"net"
 
-	"github.com/sethvargo/go-envconfig"
+	"mailroom.dev/platform/config"
 )
 
 // Service is what a service's public package builds from its Config.
@@ -23,8 +23,8 @@ type Service interface {
 func Serve[C any, S Service](newService func(context.Context, C, *slog.Logger) (S, error), addr func(C) string) func(context.Context, *slog.Logger) error {
 	return func(ctx context.Context, logger *slog.Logger) error {
 		var cfg C
-		if err := envconfig.Process(ctx, &cfg); err != nil {
-			return fmt.Errorf("config: %w", err)
+		if err := config.Load(ctx, &cfg, nil); err != nil {
+			return err
 		}
 		logger.Info("config", "config", cfg)
 		svc, err := newService(ctx, cfg, logger)

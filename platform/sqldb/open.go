@@ -32,6 +32,16 @@ type DB struct {
 	Pool    *pgxpool.Pool
 }
 
+// Migrate opens the database that url names, applies m's migrations (under
+// a lock on Postgres) as Open does, and closes it: `mailroom migrate`.
+func Migrate(ctx context.Context, url string, m Migrations) error {
+	db, err := Open(ctx, url, m)
+	if err != nil {
+		return err
+	}
+	return db.Close()
+}
+
 // Open opens the database that url names and applies m's migrations.
 func Open(ctx context.Context, url string, m Migrations) (*DB, error) {
 	backend, dsn, err := Parse(url)

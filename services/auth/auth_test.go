@@ -20,7 +20,9 @@ import (
 
 	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
 	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/config"
 	"mailroom.dev/platform/grpcconn"
+	"mailroom.dev/platform/service"
 	"mailroom.dev/platform/sqldb"
 	"mailroom.dev/platform/testenv"
 	"mailroom.dev/services/auth"
@@ -54,6 +56,9 @@ type server struct {
 func start(t *testing.T, cfg auth.Config, logs *logBuffer) *server {
 	t.Helper()
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if err := config.Defaults(&cfg); err != nil {
+		t.Fatal(err)
+	}
 	svc, err := auth.New(context.Background(), cfg, logger)
 	if err != nil {
 		t.Fatalf("auth.New: %v", err)
@@ -104,7 +109,7 @@ func testAuthService(t *testing.T, dbURL string) {
 	defer cancel()
 	logs := &logBuffer{}
 	bootstrap := "test-bootstrap-" + testenv.RandomID(16)
-	cfg := auth.Config{DatabaseURL: dbURL, BootstrapToken: bootstrap, TokenTTL: 5 * time.Minute}
+	cfg := auth.Config{Config: service.Config{DatabaseURL: dbURL}, BootstrapToken: bootstrap, TokenTTL: 5 * time.Minute}
 	srv := start(t, cfg, logs)
 	c := srv.client
 	asAdmin := authn.OutgoingToken(ctx, bootstrap) // an API key, exchanged by auth's own guard

@@ -28,8 +28,10 @@ import (
 	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
 	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
 	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/config"
 	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/grpcserver"
+	"mailroom.dev/platform/service"
 	"mailroom.dev/platform/sqldb"
 	"mailroom.dev/platform/telemetry"
 	"mailroom.dev/platform/testenv"
@@ -188,7 +190,7 @@ func testVault(t *testing.T, dbURL string) {
 	ingestKey, storeKey := randomKey(), randomKey()
 	k1, k2 := auth.NewVaultKey("k1"), auth.NewVaultKey("k2")
 	cfg := auth.Config{
-		DatabaseURL:    dbURL,
+		Config:         service.Config{DatabaseURL: dbURL},
 		BootstrapToken: bootstrap,
 		ServiceKeys:    "ingest:" + ingestKey + ",store:" + storeKey,
 		VaultKeys:      k1,
@@ -305,7 +307,7 @@ func testVault(t *testing.T, dbURL string) {
 func TestVaultWithoutKeys(t *testing.T) {
 	logs := &logBuffer{}
 	ingestKey := randomKey()
-	srv := start(t, auth.Config{DatabaseURL: testenv.SQLiteURL(t), BootstrapToken: randomKey(), ServiceKeys: "ingest:" + ingestKey}, logs)
+	srv := start(t, auth.Config{Config: service.Config{DatabaseURL: testenv.SQLiteURL(t)}, BootstrapToken: randomKey(), ServiceKeys: "ingest:" + ingestKey}, logs)
 	ctx := authn.OutgoingToken(context.Background(), ingestKey)
 	_, err := srv.client.PutCredential(ctx, &authv1.PutCredentialRequest{Credential: &authv1.Credential{
 		Name: "users/admin/mailboxes/m/credential", Kind: authv1.CredentialKind_CREDENTIAL_KIND_IMAP_PASSWORD, Secret: []byte("pw"),
@@ -375,10 +377,11 @@ func (f storePurge) PurgeUserData(ctx context.Context, req *storev1.PurgeUserDat
 // against the auth service at authAddr, as the real services do.
 func serveFake(t *testing.T, lis net.Listener, authAddr string, register func(*grpc.Server)) {
 	t.Helper()
-	guard, cc, err := authn.Remote(authAddr)
+	cc, err := grpcconn.Dial(authAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	guard := authn.NewGuard(authv1.NewAuthServiceClient(cc))
 	s := grpcserver.New(grpcserver.Options{
 		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Unary:           []grpc.UnaryServerInterceptor{guard.Unary()},
@@ -411,13 +414,14 @@ func TestDeleteUser(t *testing.T) {
 	bootstrap, ingestKey := randomKey(), randomKey()
 	dbURL := testenv.SQLiteURL(t)
 	srv := start(t, auth.Config{
-		DatabaseURL:    dbURL,
+		Config: service.Config{DatabaseURL: dbURL, Addrs: grpcconn.Addrs{
+			Ingest:     lis["ingest"].Addr().String(),
+			Classifier: lis["classifier"].Addr().String(),
+			Store:      lis["store"].Addr().String(),
+		}},
 		BootstrapToken: bootstrap,
 		ServiceKeys:    "ingest:" + ingestKey,
 		VaultKeys:      auth.NewVaultKey("k1"),
-		IngestAddr:     lis["ingest"].Addr().String(),
-		ClassifierAddr: lis["classifier"].Addr().String(),
-		StoreAddr:      lis["store"].Addr().String(),
 	}, logs)
 	ingest := &purgeFake{counts: map[string]int64{"mailboxes": 2, "sync_jobs": 5}}
 	classifier := &purgeFake{counts: map[string]int64{"taxonomy_entries": 1, "cache_entries": 7}}
@@ -519,7 +523,7 @@ func TestDeleteUser(t *testing.T) {
 // one is refused, a client with one is served.
 func TestMutualTLS(t *testing.T) {
 	pki := transporttest.New(t)
-	srv := start(t, auth.Config{DatabaseURL: testenv.SQLiteURL(t), Transport: pki.Server()}, &logBuffer{})
+	srv := start(t, auth.Config{Config: service.Config{DatabaseURL: testenv.SQLiteURL(t), Transport: pki.Server()}}, &logBuffer{})
 	for name, tc := range map[string]struct {
 		client  transport.Config
 		refused bool
@@ -558,7 +562,7 @@ func TestMutualTLS(t *testing.T) {
 
 func TestConfigLogValueMasksSecrets(t *testing.T) {
 	cfg := auth.Config{
-		DatabaseURL:    "postgres://auth:db-password-123@db:5432/auth?sslmode=require&password=q-secret",
+		Config:         service.Config{DatabaseURL: "postgres://auth:db-password-123@db:5432/auth?sslmode=require&password=q-secret"},
 		BootstrapToken: randomKey(),
 		ServiceKeys:    "ingest:" + randomKey() + ",store:" + randomKey(),
 		VaultKeys:      auth.NewVaultKey("k2") + "," + auth.NewVaultKey("k1"),
@@ -587,14 +591,14 @@ func TestConfigLogValueMasksSecrets(t *testing.T) {
 // transport.Config, as cmd/auth reads them.
 func TestConfigFromEnvironment(t *testing.T) {
 	var cfg auth.Config
-	err := envconfig.ProcessWith(context.Background(), &envconfig.Config{Target: &cfg, Lookuper: envconfig.MapLookuper(map[string]string{
+	err := config.Load(context.Background(), &cfg, envconfig.MapLookuper(map[string]string{
 		"DATABASE_URL":              "sqlite:///tmp/x.db",
 		"MAILROOM_TLS_CERT_FILE":    "/etc/mailroom/tls/tls.crt",
 		"MAILROOM_TLS_KEY_FILE":     "/etc/mailroom/tls/tls.key",
 		"MAILROOM_TLS_CA_FILE":      "/etc/mailroom/tls/ca.crt",
 		"MAILROOM_TLS_CLIENT_CERTS": "require",
 		"MAILROOM_SERVICE_KEYS":     "ingest:k",
-	})})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -602,7 +606,7 @@ func TestConfigFromEnvironment(t *testing.T) {
 	if cfg.Transport != want {
 		t.Errorf("Transport = %+v, want %+v", cfg.Transport, want)
 	}
-	if cfg.SigningKeyRotation != 720*time.Hour || cfg.IngestAddr != "127.0.0.1:9102" || cfg.StoreAddr != "127.0.0.1:9104" || cfg.ServiceKeys != "ingest:k" {
-		t.Errorf("defaults: rotation %v, ingest %q, store %q", cfg.SigningKeyRotation, cfg.IngestAddr, cfg.StoreAddr)
+	if cfg.SigningKeyRotation != 720*time.Hour || cfg.Addrs.Ingest != "127.0.0.1:9102" || cfg.ListenAddr(service.Auth) != "127.0.0.1:9101" || cfg.ServiceKeys != "ingest:k" {
+		t.Errorf("defaults: rotation %v, ingest %q, listen %q", cfg.SigningKeyRotation, cfg.Addrs.Ingest, cfg.ListenAddr(service.Auth))
 	}
 }

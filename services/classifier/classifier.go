@@ -12,27 +12,19 @@ package classifier
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"google.golang.org/grpc"
+	"github.com/nats-io/nats.go/jetstream"
 
-	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
 	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
-	"mailroom.dev/platform/authn"
 	"mailroom.dev/platform/eventbus"
-	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/grpcserver"
-	"mailroom.dev/platform/redact"
+	"mailroom.dev/platform/service"
 	"mailroom.dev/platform/sqldb"
-	"mailroom.dev/platform/transport"
 	"mailroom.dev/services/classifier/internal/budget"
 	"mailroom.dev/services/classifier/internal/classify"
 	"mailroom.dev/services/classifier/internal/grpcapi"
@@ -46,24 +38,14 @@ import (
 )
 
 // Config configures the service; cmd/classifier fills it from the
-// environment. Zero values take the defaults in the tags, so that a Config
-// built in code (mailroom dev, tests) needs only what differs.
+// environment, and code that builds one (mailroom dev, tests) decodes it
+// with config.Load or config.Defaults, so the tags hold every default.
 type Config struct {
-	// GRPCAddr is where cmd/classifier listens.
-	GRPCAddr string `env:"MAILROOM_GRPC_ADDR, default=127.0.0.1:9103"`
-	// NATSURL is the NATS server.
-	NATSURL string `env:"NATS_URL, default=nats://127.0.0.1:4222"`
-	// NATSPrefix is put in front of every subject and stream name.
-	NATSPrefix string `env:"MAILROOM_NATS_PREFIX"`
-	// StreamReplicas is the replica count of the streams this service creates.
-	StreamReplicas int `env:"MAILROOM_STREAM_REPLICAS, default=1"`
-	// AuthAddr is the auth service, whose JWKS verifies callers.
-	AuthAddr string `env:"MAILROOM_AUTH_ADDR, default=127.0.0.1:9101"`
-	// DatabaseURL keeps taxonomies, the verdict cache and the spend.
-	DatabaseURL string `env:"DATABASE_URL, required"`
-	// Transport is optional TLS (and mTLS) for the gRPC server and its
-	// connection to auth (MAILROOM_TLS_*).
-	Transport transport.Config
+	// Config is what every service has: addresses, database (taxonomies,
+	// the verdict cache and the spend), transport.
+	service.Config
+	// NATS is the NATS server with JetStream, and the streams' naming.
+	NATS service.NATS
 
 	// Workers bounds how many received events each lane's consumer works
 	// on at once. With the language model on, a worker mostly waits for the
@@ -126,42 +108,25 @@ type Config struct {
 	ReplicaID string `env:"MAILROOM_REPLICA_ID"`
 }
 
-func (c *Config) defaults() {
-	if c.NATSURL == "" {
-		c.NATSURL = nats.DefaultURL
+// workers is Workers, or its default: MaxAckPending with the language
+// model on, 8 with the rules alone.
+func (c Config) workers() int {
+	switch {
+	case c.Workers > 0:
+		return c.Workers
+	case len(c.APIKeys()) > 0:
+		return c.MaxAckPending
 	}
-	if c.StreamReplicas <= 0 {
-		c.StreamReplicas = 1
+	return 8
+}
+
+// replicaID is ReplicaID, or the host name and process id.
+func (c Config) replicaID() string {
+	if c.ReplicaID != "" {
+		return c.ReplicaID
 	}
-	if c.AuthAddr == "" {
-		c.AuthAddr = "127.0.0.1:9101"
-	}
-	if c.OpenAIBaseURL == "" {
-		c.OpenAIBaseURL = "https://api.openai.com/v1"
-	}
-	if c.OpenAIModel == "" {
-		c.OpenAIModel = "gpt-4o-mini"
-	}
-	if len(c.OpenAIEscalateCategories) == 0 {
-		c.OpenAIEscalateCategories = []string{classify.Important}
-	}
-	if c.MaxAckPending <= 0 {
-		c.MaxAckPending = 1000
-	}
-	if c.Workers <= 0 {
-		c.Workers = 8
-		if len(c.APIKeys()) > 0 {
-			c.Workers = c.MaxAckPending
-		}
-	}
-	if c.CacheTTL <= 0 {
-		c.CacheTTL = 30 * 24 * time.Hour
-	}
-	if c.ReplicaID == "" {
-		host, _ := os.Hostname()
-		c.ReplicaID = fmt.Sprintf("%s-%d", host, os.Getpid())
-	}
-	// AckWait and MaxDeliver default in the consumer; the OpenAI tuning in llm.
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
 // APIKeys returns the configured OpenAI keys: OPENAI_API_KEYS then
@@ -198,14 +163,9 @@ func (c Config) maskedKeys() []string {
 // LogValue is the config for logging, keys masked.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("grpc_addr", c.GRPCAddr),
-		slog.String("nats_url", redact.URL(c.NATSURL)),
-		slog.String("nats_prefix", c.NATSPrefix),
-		slog.Int("stream_replicas", c.StreamReplicas),
-		slog.String("auth_addr", c.AuthAddr),
-		slog.String("database_url", redact.URL(c.DatabaseURL)),
-		slog.Any("transport", c.Transport),
-		slog.Int("workers", c.Workers),
+		slog.Any("service", c.Config),
+		slog.Any("nats", c.NATS),
+		slog.Int("workers", c.workers()),
 		slog.Int("max_ack_pending", c.MaxAckPending),
 		slog.String("ack_wait", c.AckWait.String()),
 		slog.Int("max_deliver", c.MaxDeliver),
@@ -218,247 +178,162 @@ func (c Config) LogValue() slog.Value {
 		slog.String("openai_burst", c.OpenAIBurst.String()),
 		slog.Float64("daily_budget_usd", c.DailyBudgetUSD),
 		slog.Float64("credit_usd", c.CreditUSD),
-		slog.String("replica_id", c.ReplicaID),
+		slog.String("replica_id", c.replicaID()),
 	)
 }
 
 // lanes are the lanes that have a consumer each, most urgent first.
 var lanes = []classify.Lane{classify.LaneInteractive, classify.LaneLive, classify.LaneBackfill}
 
-// Service is a running classifier.
+// Service is a running classifier. Run and Close are the skeleton's.
 type Service struct {
-	cfg        Config
-	logger     *slog.Logger
-	db         *sqldb.DB
-	repo       *sqlrepo.Repo
-	nc         *nats.Conn
-	authConn   *grpc.ClientConn
-	server     *grpcserver.Server
-	consumers  []*consumer.Consumer
-	limiter    *limiter.Limiter
-	membership *replicas.Membership
-
-	closeOnce sync.Once
+	*service.Base
 }
 
 // New opens the database, connects to NATS, ensures the streams and the
 // durable consumers, and builds the pipeline and the gRPC server.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err error) {
-	cfg.defaults()
-	if logger == nil {
-		logger = slog.Default()
+	base, err := service.New(service.Classifier, cfg.Config, logger)
+	if err != nil {
+		return nil, fmt.Errorf("classifier.New: %w", err)
 	}
-	s := &Service{cfg: cfg, logger: logger}
+	s := &Service{Base: base}
 	defer func() {
 		if err != nil {
-			s.Close()
+			_ = s.Close()
 		}
 	}()
-	if cfg.DatabaseURL == "" {
-		return nil, errors.New("classifier.New: DATABASE_URL is required")
+	db, err := sqlrepo.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("classifier.New: open database: %w", err)
 	}
-	if s.db, err = sqlrepo.Open(ctx, cfg.DatabaseURL); err != nil {
-		return nil, fmt.Errorf("classifier.New: %w", err)
-	}
-	s.repo = sqlrepo.New(s.db.SQL)
-
-	nc, js, err := eventbus.Connect(cfg.NATSURL, "mailroom-classifier")
+	s.OnClose(db.Close)
+	repo := sqlrepo.New(db.SQL)
+	js, topo, err := s.ConnectNATS(ctx, cfg.NATS)
 	if err != nil {
 		return nil, fmt.Errorf("classifier.New: %w", err)
 	}
-	s.nc = nc
-	topo := eventbus.Topology{Prefix: cfg.NATSPrefix, Replicas: cfg.StreamReplicas}
-	if err := eventbus.EnsureStreams(ctx, js, topo); err != nil {
-		return nil, fmt.Errorf("classifier.New: %w", err)
+	tiers, limits, err := s.modelTier(ctx, cfg, repo, js, topo)
+	if err != nil {
+		return nil, fmt.Errorf("classifier.New: language model: %w", err)
 	}
-
-	taxonomies := classify.NewTaxonomies(s.repo, 30*time.Second)
-	tiers := []classify.Tier{rules.Tier{}}
-	var limits classify.LimitsReporter = classify.RulesOnly{}
-	var guard *budget.Guard
-	if keys := cfg.APIKeys(); len(keys) > 0 {
-		var kcs []limiter.KeyConfig
-		var lks []llm.Key
-		masked := cfg.maskedKeys()
-		for i, k := range keys {
-			id := fmt.Sprintf("key-%d (%s)", i+1, masked[i])
-			kc := limiter.KeyConfig{ID: id, Models: map[string]limiter.Limits{
-				cfg.OpenAIModel: {RPM: float64(cfg.OpenAIRPM), TPM: float64(cfg.OpenAITPM)},
-			}}
-			kcs = append(kcs, kc)
-			lks = append(lks, llm.Key{ID: id, Secret: k})
-		}
-		models := []string{cfg.OpenAIModel}
-		if cfg.OpenAIEscalateModel != "" && cfg.OpenAIEscalateModel != cfg.OpenAIModel {
-			models = append(models, cfg.OpenAIEscalateModel)
-		}
-		s.limiter = limiter.New(limiter.Config{Keys: kcs, Burst: cfg.OpenAIBurst, Models: models})
-		guard = budget.New(s.repo, budget.Config{
-			DailyMicros:  int64(cfg.DailyBudgetUSD * 1e6),
-			CreditMicros: int64(cfg.CreditUSD * 1e6),
-			Logger:       logger,
-		})
-		model, err := llm.New(llm.Config{
-			BaseURL:             cfg.OpenAIBaseURL,
-			Model:               cfg.OpenAIModel,
-			EscalateModel:       cfg.OpenAIEscalateModel,
-			EscalateCategories:  cfg.OpenAIEscalateCategories,
-			Keys:                lks,
-			Limiter:             s.limiter,
-			Budget:              guard,
-			MaxCompletionTokens: cfg.OpenAIMaxCompletionTokens,
-			MaxBodyTokens:       cfg.OpenAIMaxBodyTokens,
-			RequestTimeout:      cfg.OpenAITimeout,
-			MaxAttempts:         cfg.OpenAIMaxAttempts,
-			Logger:              logger,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("classifier.New: %w", err)
-		}
-		tiers = append(tiers, classify.CachedTier{Cache: s.repo, Next: model})
-		s.membership, err = replicas.Join(ctx, js, replicas.Config{
-			Bucket:   topo.BucketName("CLASSIFIER_REPLICAS"),
-			ID:       cfg.ReplicaID,
-			Replicas: cfg.StreamReplicas,
-			OnChange: func(n int) { s.limiter.SetShare(1 / float64(n)) },
-			Logger:   logger,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("classifier.New: %w", err)
-		}
-		limits = &limitsReporter{l: s.limiter, budget: guard, membership: s.membership, model: cfg.OpenAIModel}
-		logger.Info("classifier mode: rules, then the language model under the limiter", "mode", "llm",
-			"openai_keys", masked, "openai_model", cfg.OpenAIModel, "rpm", cfg.OpenAIRPM, "tpm", cfg.OpenAITPM)
-	} else {
-		logger.Info("classifier mode: rules only (no OPENAI_API_KEY or OPENAI_API_KEYS)", "mode", "rules")
-	}
-	service := &classify.Service{Taxonomies: taxonomies, Pipeline: classify.NewPipeline(tiers...)}
-
-	// The skeleton's single consumer for every lane gives way to one per lane.
-	_ = js.DeleteConsumer(ctx, topo.ReceivedStreamName(), "classifier")
+	taxonomies := classify.NewTaxonomies(repo, 30*time.Second)
+	pipeline := &classify.Service{Taxonomies: taxonomies, Pipeline: classify.NewPipeline(tiers...)}
 	for _, lane := range lanes {
-		c := consumer.New(js, consumer.Config{
-			Topology:      topo,
-			Lane:          string(lane),
-			Workers:       cfg.Workers,
-			AckWait:       cfg.AckWait,
-			MaxDeliver:    cfg.MaxDeliver,
-			MaxAckPending: cfg.MaxAckPending,
-		}, service, logger)
+		c := consumer.New(js, consumer.Config{Topology: topo, Lane: string(lane), Workers: cfg.workers(),
+			AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}, pipeline, s.Logger)
 		if _, err := c.Ensure(ctx); err != nil {
-			return nil, fmt.Errorf("classifier.New: %w", err)
+			return nil, fmt.Errorf("classifier.New: %s consumer: %w", lane, err)
 		}
-		s.consumers = append(s.consumers, c)
+		s.Go(string(lane)+" consumer", c.Run)
 	}
-
-	dead := deadletters.New(js, topo)
-	serverCreds, err := cfg.Transport.ServerCredentials()
-	if err != nil {
-		return nil, fmt.Errorf("classifier.New: %w", err)
-	}
-	clientCreds, err := cfg.Transport.ClientCredentials()
-	if err != nil {
-		return nil, fmt.Errorf("classifier.New: %w", err)
-	}
-	if s.authConn, err = grpcconn.Dial(cfg.AuthAddr, grpcconn.WithCredentials(clientCreds)); err != nil {
-		return nil, fmt.Errorf("classifier.New: auth: %w", err)
-	}
-	guardAuth := authn.NewGuard(authv1.NewAuthServiceClient(s.authConn))
-	s.server = grpcserver.New(grpcserver.Options{
-		Creds:  serverCreds,
-		Logger: logger,
-		Unary:  []grpc.UnaryServerInterceptor{guardAuth.Unary()},
-		Stream: []grpc.StreamServerInterceptor{guardAuth.Stream()},
+	s.Go("cache expiry", func(ctx context.Context) error {
+		return service.Every(ctx, time.Hour, func(ctx context.Context) { expireCache(ctx, s.Logger, repo, cfg.CacheTTL) })
 	})
-	classifierv1.RegisterClassifierServiceServer(s.server.GRPC(), grpcapi.New(grpcapi.Deps{
-		Classifier:  service,
+	_, guard, err := s.DialAuth()
+	if err != nil {
+		return nil, fmt.Errorf("classifier.New: %w", err)
+	}
+	dead := deadletters.New(js, topo)
+	classifierv1.RegisterClassifierServiceServer(s.Serve(guard, grpcserver.Options{}), grpcapi.New(grpcapi.Deps{
+		Classifier:  pipeline,
 		Limits:      limits,
 		Taxonomies:  taxonomies,
 		DeadLetters: dead,
-		Purge: func(ctx context.Context, user string) (map[string]int64, error) {
-			tax, cached, err := s.repo.PurgeUser(ctx, user)
-			if err != nil {
-				return nil, err
-			}
-			taxonomies.Forget(user)
-			letters, err := dead.Purge(ctx, user)
-			if err != nil {
-				return nil, err
-			}
-			return map[string]int64{"taxonomies": tax, "cache_entries": cached, "dead_letters": letters}, nil
-		},
+		Purge:       purgeUser(repo, taxonomies, dead),
 	}))
 	return s, nil
 }
 
-// Run serves gRPC on lis and consumes received mail until ctx is done, then
-// drains both. If one part stops with an error, the others are stopped too
-// and the error returned.
-func (s *Service) Run(ctx context.Context, lis net.Listener) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	run := func(name string, f func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(ctx); err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("classifier: %s: %w", name, err))
-				mu.Unlock()
-			}
-			cancel()
-		}()
-	}
-	run("grpc", func(ctx context.Context) error { return s.server.Serve(ctx, lis) })
-	for _, c := range s.consumers {
-		run("consumer", c.Run)
-	}
-	if s.membership != nil {
-		run("replicas", func(ctx context.Context) error { s.membership.Run(ctx); return nil })
-	}
-	run("cache expiry", s.expireCache)
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-// expireCache deletes old cached verdicts once an hour.
-func (s *Service) expireCache(ctx context.Context) error {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if n, err := s.repo.ExpireCache(ctx, time.Now().Add(-s.cfg.CacheTTL)); err != nil {
-				s.logger.Warn("expiring cached verdicts failed", "error", err.Error())
-			} else if n > 0 {
-				s.logger.Info("expired cached verdicts", "count", n)
-			}
+// purgeUser deletes a user's taxonomy, cached verdicts and dead letters.
+func purgeUser(repo *sqlrepo.Repo, taxonomies *classify.Taxonomies, dead *deadletters.Store) func(context.Context, string) (map[string]int64, error) {
+	return func(ctx context.Context, user string) (map[string]int64, error) {
+		tax, cached, err := repo.PurgeUser(ctx, user)
+		if err != nil {
+			return nil, err
 		}
+		taxonomies.Forget(user)
+		letters, err := dead.Purge(ctx, user)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]int64{"taxonomies": tax, "cache_entries": cached, "dead_letters": letters}, nil
 	}
 }
 
-// Close releases the database, the NATS connection and the connection to auth.
-func (s *Service) Close() error {
-	var err error
-	s.closeOnce.Do(func() {
-		if s.authConn != nil {
-			err = s.authConn.Close()
-		}
-		if s.nc != nil {
-			s.nc.Close()
-		}
-		if s.db != nil {
-			err = errors.Join(err, s.db.Close())
-		}
+// modelTier builds the tiers after the rules: without an OpenAI key none
+// (the rules tier runs alone); with keys, the verdict cache in front of the
+// language model under the limiter and the budget guard, the limits shared
+// with the other replicas. It returns the tiers and what reports the limits.
+func (s *Service) modelTier(ctx context.Context, cfg Config, repo *sqlrepo.Repo, js jetstream.JetStream, topo eventbus.Topology) ([]classify.Tier, classify.LimitsReporter, error) {
+	tiers := []classify.Tier{rules.Tier{}}
+	keys := cfg.APIKeys()
+	if len(keys) == 0 {
+		s.Logger.Info("classifier mode: rules only (no OPENAI_API_KEY or OPENAI_API_KEYS)", "mode", "rules")
+		return tiers, classify.RulesOnly{}, nil
+	}
+	var kcs []limiter.KeyConfig
+	var lks []llm.Key
+	masked := cfg.maskedKeys()
+	for i, k := range keys {
+		id := fmt.Sprintf("key-%d (%s)", i+1, masked[i])
+		kc := limiter.KeyConfig{ID: id, Models: map[string]limiter.Limits{
+			cfg.OpenAIModel: {RPM: float64(cfg.OpenAIRPM), TPM: float64(cfg.OpenAITPM)},
+		}}
+		kcs = append(kcs, kc)
+		lks = append(lks, llm.Key{ID: id, Secret: k})
+	}
+	models := []string{cfg.OpenAIModel}
+	if cfg.OpenAIEscalateModel != "" && cfg.OpenAIEscalateModel != cfg.OpenAIModel {
+		models = append(models, cfg.OpenAIEscalateModel)
+	}
+	lim := limiter.New(limiter.Config{Keys: kcs, Burst: cfg.OpenAIBurst, Models: models})
+	guard := budget.New(repo, budget.Config{
+		DailyMicros:  int64(cfg.DailyBudgetUSD * 1e6),
+		CreditMicros: int64(cfg.CreditUSD * 1e6),
+		Logger:       s.Logger,
 	})
-	return err
+	model, err := llm.New(llm.Config{
+		BaseURL:             cfg.OpenAIBaseURL,
+		Model:               cfg.OpenAIModel,
+		EscalateModel:       cfg.OpenAIEscalateModel,
+		EscalateCategories:  cfg.OpenAIEscalateCategories,
+		Keys:                lks,
+		Limiter:             lim,
+		Budget:              guard,
+		MaxCompletionTokens: cfg.OpenAIMaxCompletionTokens,
+		MaxBodyTokens:       cfg.OpenAIMaxBodyTokens,
+		RequestTimeout:      cfg.OpenAITimeout,
+		MaxAttempts:         cfg.OpenAIMaxAttempts,
+		Logger:              s.Logger,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	membership, err := replicas.Join(ctx, js, replicas.Config{
+		Bucket:   topo.BucketName("CLASSIFIER_REPLICAS"),
+		ID:       cfg.replicaID(),
+		Replicas: cfg.NATS.StreamReplicas,
+		OnChange: func(n int) { lim.SetShare(1 / float64(n)) },
+		Logger:   s.Logger,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("join replicas: %w", err)
+	}
+	s.Go("replicas", func(ctx context.Context) error { membership.Run(ctx); return nil })
+	s.Logger.Info("classifier mode: rules, then the language model under the limiter", "mode", "llm",
+		"openai_keys", masked, "openai_model", cfg.OpenAIModel, "rpm", cfg.OpenAIRPM, "tpm", cfg.OpenAITPM)
+	tiers = append(tiers, classify.CachedTier{Cache: repo, Next: model})
+	return tiers, &limitsReporter{l: lim, budget: guard, membership: membership, model: cfg.OpenAIModel}, nil
+}
+
+// expireCache deletes the cached verdicts older than ttl.
+func expireCache(ctx context.Context, logger *slog.Logger, repo *sqlrepo.Repo, ttl time.Duration) {
+	if n, err := repo.ExpireCache(ctx, time.Now().Add(-ttl)); err != nil {
+		logger.Warn("expiring cached verdicts failed", "error", err.Error())
+	} else if n > 0 {
+		logger.Info("expired cached verdicts", "count", n)
+	}
 }
 
 // limitsReporter reports the limiter, the replicas and the budget.
@@ -502,9 +377,8 @@ func (r *limitsReporter) Limits(ctx context.Context) classify.Limits {
 // database that databaseURL names, under a lock on Postgres, as New does at
 // start (`mailroom migrate` runs it alone).
 func Migrate(ctx context.Context, databaseURL string) error {
-	db, err := sqldb.Open(ctx, databaseURL, sqlrepo.Migrations())
-	if err != nil {
-		return fmt.Errorf("classifier: %w", err)
+	if err := sqldb.Migrate(ctx, databaseURL, sqlrepo.Migrations()); err != nil {
+		return fmt.Errorf("classifier.Migrate: %w", err)
 	}
-	return db.Close()
+	return nil
 }

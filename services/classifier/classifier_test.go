@@ -20,10 +20,12 @@ import (
 
 	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
 	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
+	"mailroom.dev/platform/authn/authntest"
+	"mailroom.dev/platform/config"
 	"mailroom.dev/platform/eventbus"
+	"mailroom.dev/platform/service"
 	"mailroom.dev/platform/testenv"
 	"mailroom.dev/services/classifier"
-	"mailroom.dev/services/classifier/internal/authfake"
 )
 
 // syncBuffer collects the service's log lines.
@@ -46,7 +48,7 @@ func (b *syncBuffer) String() string {
 
 type env struct {
 	addr string
-	auth *authfake.Server
+	auth *authntest.Server
 	topo eventbus.Topology
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -63,10 +65,15 @@ func start(t *testing.T, url, prefix string) *env {
 // startWith is start with the config changed by tune first.
 func startWith(t *testing.T, url, prefix string, tune func(*classifier.Config)) *env {
 	t.Helper()
-	auth := authfake.Start(t)
+	auth := authntest.Start(t)
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cfg := classifier.Config{NATSURL: url, NATSPrefix: prefix, AuthAddr: auth.Addr, Workers: 4, DatabaseURL: testenv.SQLiteURL(t)}
+	cfg := classifier.Config{Workers: 4}
+	cfg.NATS.URL, cfg.NATS.Prefix = url, prefix
+	cfg.Addrs.Auth, cfg.DatabaseURL = auth.Addr, testenv.SQLiteURL(t)
+	if err := config.Defaults(&cfg); err != nil {
+		t.Fatal(err)
+	}
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -451,18 +458,15 @@ func TestConsumerTerminatesInvalidEvents(t *testing.T) {
 
 func TestConfigFromEnvironment(t *testing.T) {
 	var cfg classifier.Config
-	err := envconfig.ProcessWith(context.Background(), &envconfig.Config{
-		Target: &cfg,
-		Lookuper: envconfig.MapLookuper(map[string]string{
-			"OPENAI_API_KEYS": "sk-first-key-000011111, sk-second-key-22223333",
-			"OPENAI_API_KEY":  "sk-first-key-000011111",
-			"DATABASE_URL":    "sqlite://x.db",
-		}),
-	})
+	err := config.Load(context.Background(), &cfg, envconfig.MapLookuper(map[string]string{
+		"OPENAI_API_KEYS": "sk-first-key-000011111, sk-second-key-22223333",
+		"OPENAI_API_KEY":  "sk-first-key-000011111",
+		"DATABASE_URL":    "sqlite://x.db",
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.GRPCAddr != "127.0.0.1:9103" || cfg.OpenAIModel != "gpt-4o-mini" || cfg.AckWait != 30*time.Second ||
+	if cfg.ListenAddr(service.Classifier) != "127.0.0.1:9103" || cfg.OpenAIModel != "gpt-4o-mini" || cfg.AckWait != 30*time.Second ||
 		cfg.MaxDeliver != 10 || cfg.MaxAckPending != 1000 || cfg.OpenAIRPM != 0 || cfg.OpenAITPM != 0 ||
 		cfg.OpenAIBurst != 500*time.Millisecond || !slices.Equal(cfg.OpenAIEscalateCategories, []string{"important"}) {
 		t.Errorf("defaults not applied: %+v", cfg)

@@ -143,7 +143,7 @@ func TestGmailFaults(t *testing.T) {
 	if got.GetMailbox().GetState() != ingestv1.MailboxState_MAILBOX_STATE_DISCONNECTED || !strings.Contains(got.GetMailbox().GetStateReason(), "invalid_grant") {
 		t.Errorf("mailbox = %v, want DISCONNECTED saying invalid_grant", got.GetMailbox())
 	}
-	if _, ok := h.auth.secret(mb.GetName() + "/credential"); ok {
+	if _, ok := h.auth.Secret(mb.GetName() + "/credential"); ok {
 		t.Errorf("the dead token is still in the vault")
 	}
 	if _, err := h.client.SyncMailbox(ada, &ingestv1.SyncMailboxRequest{Name: mb.GetName()}); codeOf(err) != codes.FailedPrecondition {
@@ -249,7 +249,7 @@ func TestSyncJobs(t *testing.T) {
 	if _, err := h.client.DeleteMailbox(ada, &ingestv1.DeleteMailboxRequest{Name: mb.GetName()}); err != nil {
 		t.Fatalf("DeleteMailbox: %v", err)
 	}
-	if _, ok := h.auth.secret(mb.GetName() + "/credential"); ok {
+	if _, ok := h.auth.Secret(mb.GetName() + "/credential"); ok {
 		t.Errorf("the credential outlived its mailbox")
 	}
 	if _, err := h.client.GetSyncJob(ada, &ingestv1.GetSyncJobRequest{Name: first.GetSyncJob().GetName()}); codeOf(err) != codes.NotFound {

@@ -190,7 +190,7 @@ func TestGmailTenThousand(t *testing.T) {
 	if mb.GetState() != ingestv1.MailboxState_MAILBOX_STATE_ACTIVE || mb.GetAddress() != "ada@gmail.example" {
 		t.Fatalf("connected mailbox = %v", mb)
 	}
-	if secret, ok := h.auth.secret(mb.GetName() + "/credential"); !ok || !strings.HasPrefix(string(secret), "1//") {
+	if secret, ok := h.auth.Secret(mb.GetName() + "/credential"); !ok || !strings.HasPrefix(string(secret), "1//") {
 		t.Fatalf("vault holds %q, %v; want the refresh token", secret, ok)
 	}
 

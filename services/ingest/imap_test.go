@@ -115,7 +115,7 @@ func TestIMAP(t *testing.T) {
 	if mb.GetState() != ingestv1.MailboxState_MAILBOX_STATE_ACTIVE || mb.GetImap().GetPassword() != "" || mb.GetImap().GetHost() != "127.0.0.1" {
 		t.Errorf("created = %v", mb)
 	}
-	if secret, ok := h.auth.secret(mb.GetName() + "/credential"); !ok || string(secret) != "s3cret" {
+	if secret, ok := h.auth.Secret(mb.GetName() + "/credential"); !ok || string(secret) != "s3cret" {
 		t.Errorf("vault holds %q, %v", secret, ok)
 	}
 
@@ -204,7 +204,7 @@ func TestIMAPRefusals(t *testing.T) {
 	if codeOf(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "NONE sends the password in the clear") {
 		t.Errorf("NONE to a host not allow-listed: %v", err)
 	}
-	if _, ok := h.auth.secret("users/ada/mailboxes/x/credential"); ok {
+	if _, ok := h.auth.Secret("users/ada/mailboxes/x/credential"); ok {
 		t.Error("a refused mailbox left a credential")
 	}
 	list, err := h.client.ListMailboxes(ada, &ingestv1.ListMailboxesRequest{Parent: "users/ada"})

@@ -9,24 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc"
-
-	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
 	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
 	"mailroom.dev/platform/authn"
-	"mailroom.dev/platform/eventbus"
-	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/grpcserver"
-	"mailroom.dev/platform/redact"
+	"mailroom.dev/platform/service"
 	"mailroom.dev/platform/sqldb"
-	"mailroom.dev/platform/transport"
 	"mailroom.dev/services/ingest/internal/gmailsync"
 	"mailroom.dev/services/ingest/internal/grpcapi"
 	"mailroom.dev/services/ingest/internal/imapsync"
@@ -39,26 +30,16 @@ import (
 
 // Config configures the service; cmd/ingest fills it from the environment.
 type Config struct {
-	// GRPCAddr is where cmd/ingest listens.
-	GRPCAddr string `env:"MAILROOM_GRPC_ADDR, default=127.0.0.1:9102"`
-	// NATSURL is the NATS server with JetStream.
-	NATSURL string `env:"NATS_URL, default=nats://127.0.0.1:4222"`
-	// NATSPrefix goes in front of every subject and stream name.
-	NATSPrefix string `env:"MAILROOM_NATS_PREFIX"`
-	// StreamReplicas is the replica count of the streams ingest ensures.
-	StreamReplicas int `env:"MAILROOM_STREAM_REPLICAS, default=1"`
-	// AuthAddr is the auth service, for its JWKS and API key exchange.
-	AuthAddr string `env:"MAILROOM_AUTH_ADDR, default=127.0.0.1:9101"`
-	// DatabaseURL is postgres://… or sqlite://PATH; ingest keeps mailboxes and sync jobs there.
-	DatabaseURL string `env:"DATABASE_URL, required"`
+	// Config is what every service has: addresses, database (mailboxes
+	// and sync jobs), transport.
+	service.Config
+	// NATS is the NATS server with JetStream, and the streams' naming.
+	NATS service.NATS
 	// MaxMessageBytes bounds one raw message (default 25 MiB).
 	MaxMessageBytes int `env:"MAILROOM_MAX_MESSAGE_BYTES, default=26214400"`
 	// ServiceKey is ingest's own key, exchanged with auth for the service
 	// identity that reads and writes the credential vault.
 	ServiceKey string `env:"MAILROOM_SERVICE_KEY"`
-	// Transport is optional TLS (and mTLS) for the gRPC server and its
-	// connection to auth (MAILROOM_TLS_*).
-	Transport transport.Config
 
 	// GoogleClientID and GoogleClientSecret are the OAuth client of Gmail
 	// mailboxes; Gmail is off without a client id.
@@ -112,15 +93,10 @@ type Config struct {
 // LogValue logs the configuration with secrets masked.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("grpc_addr", c.GRPCAddr),
-		slog.String("nats_url", redact.URL(c.NATSURL)),
-		slog.String("nats_prefix", c.NATSPrefix),
-		slog.Int("stream_replicas", c.StreamReplicas),
-		slog.String("auth_addr", c.AuthAddr),
-		slog.String("database_url", redact.URL(c.DatabaseURL)),
+		slog.Any("service", c.Config),
+		slog.Any("nats", c.NATS),
 		slog.Int("max_message_bytes", c.MaxMessageBytes),
 		slog.Bool("service_key_set", c.ServiceKey != ""),
-		slog.Any("transport", c.Transport),
 		slog.Bool("gmail_enabled", c.GoogleClientID != ""),
 		slog.String("google_client_id", c.GoogleClientID),
 		slog.Bool("google_client_secret_set", c.GoogleClientSecret != ""),
@@ -144,15 +120,13 @@ func (c Config) LogValue() slog.Value {
 // gRPC's own refusal would say less.
 const minRecvMsgSize = 64 << 20
 
-// Service is a running ingest service.
+// Service is a running ingest service. Run and Close are the skeleton's:
+// Run serves gRPC and runs the sync jobs, the scheduler and the
+// classified-progress consumer until ctx is done; then it drains in-flight
+// calls and hands running jobs back (PENDING, progress kept) for the next
+// replica or start to continue.
 type Service struct {
-	logger   *slog.Logger
-	db       *sqldb.DB
-	nc       *nats.Conn
-	authConn *grpc.ClientConn
-	srv      *grpcserver.Server
-	domain   *mailbox.Service
-	consumer *natsconsumer.Consumer
+	*service.Base
 }
 
 // New opens the database (applying migrations), connects to NATS, ensures
@@ -160,81 +134,87 @@ type Service struct {
 // releases what it opened.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err error) {
 	if cfg.MaxMessageBytes <= 0 {
-		return nil, errors.New("ingest: MAILROOM_MAX_MESSAGE_BYTES must be positive")
+		return nil, errors.New("ingest.New: MAILROOM_MAX_MESSAGE_BYTES must be positive")
 	}
-	var metadataOnly bool
-	switch strings.ToLower(cfg.GmailScope) {
-	case "", "readonly", "gmail.readonly":
-	case "metadata", "gmail.metadata":
-		metadataOnly = true
-	default:
-		return nil, fmt.Errorf("ingest: MAILROOM_GMAIL_SCOPE is %q: readonly or metadata", cfg.GmailScope)
-	}
-	guard, err := imapsync.NewGuard(cfg.IMAPAllowHosts)
+	base, err := service.New(service.Ingest, cfg.Config, logger)
 	if err != nil {
-		return nil, fmt.Errorf("ingest: MAILROOM_IMAP_ALLOW_HOSTS: %w", err)
+		return nil, fmt.Errorf("ingest.New: %w", err)
 	}
-	var roots *x509.CertPool
-	if cfg.IMAPCAFile != "" {
-		pem, err := os.ReadFile(cfg.IMAPCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("ingest: MAILROOM_IMAP_CA_FILE: %w", err)
-		}
-		if roots, err = x509.SystemCertPool(); err != nil || roots == nil {
-			roots = x509.NewCertPool()
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ingest: MAILROOM_IMAP_CA_FILE %s holds no PEM certificate", cfg.IMAPCAFile)
-		}
-	}
-	if cfg.ServiceKey == "" {
-		logger.Warn("MAILROOM_SERVICE_KEY is not set: Gmail and IMAP mailboxes cannot reach the credential vault")
-	}
-
-	s := &Service{logger: logger}
+	s := &Service{Base: base}
 	defer func() {
 		if err != nil {
 			_ = s.Close()
 		}
 	}()
-
-	if s.db, err = sqldb.Open(ctx, cfg.DatabaseURL, sqlrepo.Migrations()); err != nil {
-		return nil, fmt.Errorf("ingest: database: %w", err)
-	}
-	nc, js, err := eventbus.Connect(cfg.NATSURL, "mailroom-ingest")
+	mc, err := mailboxConfig(cfg, s.Logger)
 	if err != nil {
-		return nil, fmt.Errorf("ingest: %w", err)
+		return nil, fmt.Errorf("ingest.New: %w", err)
 	}
-	s.nc = nc
-	topo := eventbus.Topology{Prefix: cfg.NATSPrefix, Replicas: cfg.StreamReplicas}
-	if err := eventbus.EnsureStreams(ctx, js, topo); err != nil {
-		return nil, fmt.Errorf("ingest: %w", err)
-	}
-	serverCreds, err := cfg.Transport.ServerCredentials()
+	db, err := s.OpenDB(ctx, sqlrepo.Migrations())
 	if err != nil {
-		return nil, fmt.Errorf("ingest: %w", err)
+		return nil, fmt.Errorf("ingest.New: %w", err)
 	}
-	clientCreds, err := cfg.Transport.ClientCredentials()
+	js, topo, err := s.ConnectNATS(ctx, cfg.NATS)
 	if err != nil {
-		return nil, fmt.Errorf("ingest: %w", err)
+		return nil, fmt.Errorf("ingest.New: %w", err)
 	}
-	authConn, err := grpcconn.Dial(cfg.AuthAddr, grpcconn.WithCredentials(clientCreds))
+	authClient, guard, err := s.DialAuth(ingestv1.IngestService_CompleteAuthorization_FullMethodName)
 	if err != nil {
-		return nil, fmt.Errorf("ingest: auth: %w", err)
+		return nil, fmt.Errorf("ingest.New: %w", err)
 	}
-	s.authConn = authConn
-	authClient := authv1.NewAuthServiceClient(authConn)
-	authGuard := authn.NewGuard(authClient, ingestv1.IngestService_CompleteAuthorization_FullMethodName)
-	identity := authn.NewServiceIdentity(authn.ServiceIngest,
-		authn.KeyToken(authn.NewKeyCache(authn.ClientExchange(authClient), 10*time.Minute), cfg.ServiceKey))
+	var identity *authn.ServiceIdentity // nil: vault calls say that the key is missing
 	if cfg.ServiceKey == "" {
-		identity = nil // Outgoing then says that the key is missing
+		s.Logger.Warn("MAILROOM_SERVICE_KEY is not set: Gmail and IMAP mailboxes cannot reach the credential vault")
+	} else {
+		cache := authn.NewKeyCache(authn.ClientExchange(authClient), 10*time.Minute)
+		identity = authn.NewServiceIdentity(authn.ServiceIngest, authn.KeyToken(cache, cfg.ServiceKey))
 	}
+	mc.Vault = vaultclient.New(authClient, identity)
+	domain := mailbox.NewService(sqlrepo.New(db.SQL), natspub.New(js, topo), mc)
+	consumer, err := natsconsumer.New(ctx, js, topo, domain, s.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("ingest.New: classified consumer: %w", err)
+	}
+	s.Go("sync jobs", domain.RunJobs)
+	s.Go("scheduler", domain.RunScheduler)
+	s.Go("classified consumer", consumer.Run)
+	srv := s.Serve(guard, grpcserver.Options{MaxRecvMsgSize: max(minRecvMsgSize, cfg.MaxMessageBytes+(1<<20))})
+	ingestv1.RegisterIngestServiceServer(srv, grpcapi.New(domain))
+	return s, nil
+}
 
-	providers := map[mailbox.Kind]mailbox.Provider{}
+// mailboxConfig is the mailbox service's configuration: the IMAP provider
+// (with its SSRF guard and extra CAs), and Gmail when a client id is set.
+func mailboxConfig(cfg Config, logger *slog.Logger) (mailbox.Config, error) {
+	var metadataOnly bool
+	switch strings.ToLower(cfg.GmailScope) {
+	case "readonly", "gmail.readonly":
+	case "metadata", "gmail.metadata":
+		metadataOnly = true
+	default:
+		return mailbox.Config{}, fmt.Errorf("MAILROOM_GMAIL_SCOPE is %q: readonly or metadata", cfg.GmailScope)
+	}
+	guard, err := imapsync.NewGuard(cfg.IMAPAllowHosts)
+	if err != nil {
+		return mailbox.Config{}, fmt.Errorf("MAILROOM_IMAP_ALLOW_HOSTS: %w", err)
+	}
+	roots, err := imapRoots(cfg.IMAPCAFile)
+	if err != nil {
+		return mailbox.Config{}, err
+	}
 	imapProvider := imapsync.New(imapsync.Config{Guard: guard, RootCAs: roots, MaxMessageBytes: int64(cfg.MaxMessageBytes), Logger: logger})
-	providers[mailbox.KindIMAP] = imapProvider
-	var gmailAuth mailbox.GmailAuth
+	mc := mailbox.Config{
+		MaxMessageBytes: cfg.MaxMessageBytes,
+		Logger:          logger,
+		Providers:       map[mailbox.Kind]mailbox.Provider{mailbox.KindIMAP: imapProvider},
+		IMAP:            imapProvider,
+		AuthStateTTL:    cfg.GmailAuthTTL,
+		Lease:           cfg.SyncLease,
+		Poll:            cfg.SyncPoll,
+		MaxJobs:         cfg.MaxSyncJobs,
+		MaxMessageAge:   time.Duration(cfg.RetentionDays) * 24 * time.Hour,
+		SyncInterval:    cfg.SyncInterval,
+	}
 	if cfg.GoogleClientID != "" {
 		g := gmailsync.New(gmailsync.Config{
 			ClientID:     cfg.GoogleClientID,
@@ -250,79 +230,42 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 			Backoff:     cfg.GmailBackoff,
 			Logger:      logger,
 		})
-		providers[mailbox.KindGmail] = g
-		gmailAuth = g
+		mc.Providers[mailbox.KindGmail] = g
+		mc.Gmail = g
 	}
+	return mc, nil
+}
 
-	s.domain = mailbox.NewService(sqlrepo.New(s.db.SQL), natspub.New(js, topo), mailbox.Config{
-		MaxMessageBytes: cfg.MaxMessageBytes,
-		Logger:          logger,
-		Vault:           vaultclient.New(authClient, identity),
-		Providers:       providers,
-		Gmail:           gmailAuth,
-		IMAP:            imapProvider,
-		AuthStateTTL:    cfg.GmailAuthTTL,
-		Lease:           cfg.SyncLease,
-		Poll:            cfg.SyncPoll,
-		MaxJobs:         cfg.MaxSyncJobs,
-		MaxMessageAge:   time.Duration(cfg.RetentionDays) * 24 * time.Hour,
-		SyncInterval:    cfg.SyncInterval,
-	})
-	if s.consumer, err = natsconsumer.New(ctx, js, topo, s.domain, logger); err != nil {
-		return nil, fmt.Errorf("ingest: %w", err)
+// imapRoots is the system's CAs and those of the PEM file at path, or nil
+// (the system's alone) when path is empty.
+func imapRoots(path string) (*x509.CertPool, error) {
+	if path == "" {
+		return nil, nil
 	}
-	s.srv = grpcserver.New(grpcserver.Options{
-		Creds:          serverCreds,
-		Logger:         logger,
-		Unary:          []grpc.UnaryServerInterceptor{authGuard.Unary()},
-		Stream:         []grpc.StreamServerInterceptor{authGuard.Stream()},
-		MaxRecvMsgSize: max(minRecvMsgSize, cfg.MaxMessageBytes+(1<<20)),
-	})
-	ingestv1.RegisterIngestServiceServer(s.srv.GRPC(), grpcapi.New(s.domain))
-	return s, nil
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("MAILROOM_IMAP_CA_FILE: %w", err)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil || roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("MAILROOM_IMAP_CA_FILE %s holds no PEM certificate", path)
+	}
+	return roots, nil
 }
 
 // CallbackPath is the gateway's route that Google sends the browser back
 // to after a Gmail consent.
 const CallbackPath = "/oauth/google/callback"
 
-// Run serves gRPC on lis and runs the sync jobs, the scheduler and the
-// classified-progress consumer until ctx is done; then it drains in-flight
-// calls and hands running jobs back (PENDING, progress kept) for the next
-// replica or start to continue.
-func (s *Service) Run(ctx context.Context, lis net.Listener) error {
-	s.logger.InfoContext(ctx, "ingest serving", "addr", lis.Addr().String())
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.srv.Serve(gctx, lis) })
-	g.Go(func() error { return s.domain.RunJobs(gctx) })
-	g.Go(func() error { return s.domain.RunScheduler(gctx) })
-	g.Go(func() error { return s.consumer.Run(gctx) })
-	return g.Wait()
-}
-
-// Close releases the auth connection, NATS and the database.
-func (s *Service) Close() error {
-	var errs []error
-	if s.authConn != nil {
-		errs = append(errs, s.authConn.Close())
-	}
-	if s.nc != nil {
-		// Run has drained the calls that publish, so nothing is in flight.
-		s.nc.Close()
-	}
-	if s.db != nil {
-		errs = append(errs, s.db.Close())
-	}
-	return errors.Join(errs...)
-}
-
 // Migrate applies the ingest service's embedded migrations to the database
 // that databaseURL names, under a lock on Postgres, as New does at start
 // (`mailroom migrate` runs it alone).
 func Migrate(ctx context.Context, databaseURL string) error {
-	db, err := sqldb.Open(ctx, databaseURL, sqlrepo.Migrations())
-	if err != nil {
-		return fmt.Errorf("ingest: %w", err)
+	if err := sqldb.Migrate(ctx, databaseURL, sqlrepo.Migrations()); err != nil {
+		return fmt.Errorf("ingest.Migrate: %w", err)
 	}
-	return db.Close()
+	return nil
 }

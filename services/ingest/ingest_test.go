@@ -24,6 +24,8 @@ import (
 	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
 	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
 	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/authn/authntest"
+	"mailroom.dev/platform/config"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/testenv"
@@ -48,9 +50,15 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// serviceKey is ingest's service key in tests, adaKey an API key of ada.
+const (
+	serviceKey = "mr_ingest_service_key"
+	adaKey     = "mr_ada_test_key"
+)
+
 type harness struct {
 	client ingestv1.IngestServiceClient
-	auth   *fakeAuth
+	auth   *authntest.Server
 	js     jetstream.JetStream
 	topo   eventbus.Topology
 	logs   *lockedBuffer
@@ -64,17 +72,18 @@ type harness struct {
 // the subject prefix. Two services started in one world see the same
 // streams (a restart, or two replicas, when they share a database too).
 type world struct {
-	natsURL  string
-	auth     *fakeAuth
-	authAddr string
-	topo     eventbus.Topology
+	natsURL string
+	auth    *authntest.Server
+	topo    eventbus.Topology
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	auth, authAddr := startAuth(t)
+	auth := authntest.Start(t)
+	auth.AddAPIKey(adaKey, "ada", false)
+	auth.AddKey(serviceKey, authn.Caller{Service: authn.ServiceIngest})
 	return &world{
-		natsURL: testenv.NATS(t), auth: auth, authAddr: authAddr,
+		natsURL: testenv.NATS(t), auth: auth,
 		topo: eventbus.Topology{Prefix: "t" + testenv.RandomID(4) + ".", Replicas: 1},
 	}
 }
@@ -94,16 +103,14 @@ func (w *world) start(t *testing.T, dbURL string, configure func(*ingest.Config)
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	ctx := context.Background()
-	cfg := ingest.Config{
-		NATSURL:         w.natsURL,
-		NATSPrefix:      w.topo.Prefix,
-		StreamReplicas:  1,
-		AuthAddr:        w.authAddr,
-		DatabaseURL:     dbURL,
-		MaxMessageBytes: 26214400,
-		ServiceKey:      serviceKey,
-		SyncPoll:        50 * time.Millisecond,
+	cfg := ingest.Config{ServiceKey: serviceKey, SyncPoll: 50 * time.Millisecond}
+	cfg.NATS.URL, cfg.NATS.Prefix = w.natsURL, w.topo.Prefix
+	cfg.Addrs.Auth, cfg.DatabaseURL = w.auth.Addr, dbURL
+	if err := config.Defaults(&cfg); err != nil {
+		t.Fatal(err)
 	}
+	// Tests start the syncs they want, and their mail may be of any age.
+	cfg.SyncInterval, cfg.RetentionDays = 0, 0
 	if configure != nil {
 		configure(&cfg)
 	}
@@ -148,14 +155,14 @@ func (w *world) start(t *testing.T, dbURL string, configure func(*ingest.Config)
 func (h *harness) as(t *testing.T, user, role string) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	return authn.OutgoingToken(ctx, h.auth.token(t, user, role))
+	return authn.OutgoingToken(ctx, h.auth.TokenFor(authn.Caller{User: user, Admin: role == "admin"}))
 }
 
 // asService is a context calling as the named mailroom service.
 func (h *harness) asService(t *testing.T, name string) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
-	return authn.OutgoingToken(ctx, h.auth.token(t, name, "service"))
+	return authn.OutgoingToken(ctx, h.auth.ServiceToken(name))
 }
 
 // received returns every event of the received stream, in order.
@@ -431,7 +438,7 @@ func testIngest(t *testing.T, h *harness) {
 	if _, err := c.GetMailbox(h.as(t, "root", "admin"), &ingestv1.GetMailboxRequest{Name: "users/ada/mailboxes/inbox"}); err != nil {
 		t.Errorf("an admin's GetMailbox: %v", err)
 	}
-	apiKeyCtx := authn.OutgoingToken(context.Background(), "mr_ada_test_key")
+	apiKeyCtx := authn.OutgoingToken(context.Background(), adaKey)
 	if _, err := c.GetMailbox(apiKeyCtx, &ingestv1.GetMailboxRequest{Name: "users/me/mailboxes/inbox"}); err != nil {
 		t.Errorf("GetMailbox with an API key: %v", err)
 	}

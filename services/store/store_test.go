@@ -2,9 +2,6 @@ package store_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/base64"
 	"log/slog"
 	"net"
 	"os"
@@ -12,21 +9,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
 	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
 	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
 	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
 	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/authn/authntest"
+	"mailroom.dev/platform/config"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/telemetry"
@@ -46,80 +42,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// fakeAuth is the part of the auth service that other services use: its
-// JWKS, and API key exchange. It signs identity tokens as auth does.
-type fakeAuth struct {
-	authv1.UnimplementedAuthServiceServer
-	addr string
-	priv ed25519.PrivateKey
-	keys map[string]string // API key → user
-}
-
-func startAuth(t *testing.T) *fakeAuth {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &fakeAuth{priv: priv, keys: map[string]string{"mr_adas_key": "ada"}}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer()
-	authv1.RegisterAuthServiceServer(s, a)
-	go s.Serve(lis)
-	t.Cleanup(s.Stop)
-	a.addr = lis.Addr().String()
-	return a
-}
-
-func (a *fakeAuth) token(t *testing.T, user, role string) string {
-	t.Helper()
-	tok, err := a.sign(user, role)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
-// sign returns an identity token as auth signs them (see authn.Verifier).
-func (a *fakeAuth) sign(user, role string) (string, error) {
-	now := time.Now()
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, authn.Claims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    authn.Issuer,
-			Audience:  jwt.ClaimStrings{authn.Audience},
-			Subject:   user,
-			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
-		},
-		Role: role,
-	})
-	tok.Header["kid"] = "test-key"
-	return tok.SignedString(a.priv)
-}
-
-func (a *fakeAuth) GetJwks(context.Context, *authv1.GetJwksRequest) (*authv1.GetJwksResponse, error) {
-	pub := a.priv.Public().(ed25519.PublicKey)
-	return &authv1.GetJwksResponse{Keys: []*authv1.Jwk{{
-		Kty: "OKP", Crv: "Ed25519", Kid: "test-key", Alg: "EdDSA", Use: "sig",
-		X: base64.RawURLEncoding.EncodeToString(pub),
-	}}}, nil
-}
-
-func (a *fakeAuth) ExchangeApiKey(_ context.Context, req *authv1.ExchangeApiKeyRequest) (*authv1.ExchangeApiKeyResponse, error) {
-	user, ok := a.keys[req.GetApiKey()]
-	if !ok {
-		return nil, status.Error(codes.Unauthenticated, "unknown API key")
-	}
-	tok, err := a.sign(user, "user")
-	if err != nil {
-		return nil, err
-	}
-	return &authv1.ExchangeApiKeyResponse{Token: tok, User: "users/" + user, ExpireTime: timestamppb.New(time.Now().Add(time.Hour))}, nil
-}
-
 func TestService(t *testing.T) {
 	for name, dbURL := range testenv.DatabaseURLs() {
 		t.Run(name, func(t *testing.T) { testService(t, dbURL(t)) })
@@ -127,7 +49,7 @@ func TestService(t *testing.T) {
 }
 
 type env struct {
-	auth   *fakeAuth
+	auth   *authntest.Server
 	client storev1.StoreServiceClient
 	js     jetstream.JetStream
 	topo   eventbus.Topology
@@ -136,16 +58,15 @@ type env struct {
 func start(t *testing.T, databaseURL string, tweaks ...func(*store.Config)) env {
 	t.Helper()
 	natsURL := testenv.NATS(t)
-	auth := startAuth(t)
-	cfg := store.Config{
-		NATSURL:        natsURL,
-		NATSPrefix:     "t1.",
-		StreamReplicas: 1,
-		AuthAddr:       auth.addr,
-		DatabaseURL:    databaseURL,
-		BatchSize:      200,
-		RetentionDays:  30,
+	auth := authntest.Start(t)
+	auth.AddAPIKey("mr_adas_key", "ada", false)
+	cfg := store.Config{BatchSize: 200}
+	cfg.NATS.URL, cfg.NATS.Prefix = natsURL, "t1."
+	cfg.Addrs.Auth, cfg.DatabaseURL = auth.Addr, databaseURL
+	if err := config.Defaults(&cfg); err != nil {
+		t.Fatal(err)
 	}
+	cfg.RetentionInterval = 0 // the retention test turns the purge job on
 	for _, tweak := range tweaks {
 		tweak(&cfg)
 	}
@@ -188,7 +109,7 @@ func start(t *testing.T, databaseURL string, tweaks ...func(*store.Config)) env 
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	return env{auth: auth, client: storev1.NewStoreServiceClient(cc), js: js, topo: eventbus.Topology{Prefix: cfg.NATSPrefix}}
+	return env{auth: auth, client: storev1.NewStoreServiceClient(cc), js: js, topo: cfg.NATS.Topology()}
 }
 
 type testWriter struct{ t *testing.T }
@@ -239,7 +160,7 @@ func testService(t *testing.T, databaseURL string) {
 	e := start(t, databaseURL)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ada := authn.OutgoingToken(ctx, e.auth.token(t, "ada", "user"))
+	ada := authn.OutgoingToken(ctx, e.auth.Token("ada", false))
 
 	// The producer's trace: the store's spans must join it.
 	pctx, producer := otel.Tracer("test").Start(ctx, "gateway")
@@ -357,7 +278,7 @@ func testService(t *testing.T, databaseURL string) {
 	}
 
 	// Authorization: only ada (or an admin) reaches ada's messages.
-	bob := authn.OutgoingToken(ctx, e.auth.token(t, "bob", "user"))
+	bob := authn.OutgoingToken(ctx, e.auth.Token("bob", false))
 	if _, err := e.client.ListMessages(bob, &storev1.ListMessagesRequest{Parent: "users/ada"}); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("bob lists ada's messages: %v, want PermissionDenied", err)
 	}
@@ -367,7 +288,7 @@ func testService(t *testing.T, databaseURL string) {
 	if resp, err := e.client.ListMessages(bob, &storev1.ListMessagesRequest{Parent: "users/me"}); err != nil || len(resp.GetMessages()) != 0 {
 		t.Errorf("bob lists his own: %v, err %v; want none", resp.GetMessages(), err)
 	}
-	admin := authn.OutgoingToken(ctx, e.auth.token(t, "root", "admin"))
+	admin := authn.OutgoingToken(ctx, e.auth.Token("root", true))
 	if resp, err := e.client.ListMessages(admin, &storev1.ListMessagesRequest{Parent: "users/ada"}); err != nil || len(resp.GetMessages()) != 2 {
 		t.Errorf("admin lists ada's: %d messages, err %v; want 2", len(resp.GetMessages()), err)
 	}
@@ -449,7 +370,7 @@ func testLifecycle(t *testing.T, databaseURL string) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ada := authn.OutgoingToken(ctx, e.auth.token(t, "ada", "user"))
+	ada := authn.OutgoingToken(ctx, e.auth.Token("ada", false))
 	now := time.Now().UTC()
 	recvSubj, clsSubj := e.topo.ReceivedSubject("live", "ada"), e.topo.ClassifiedSubject("ada")
 	publish := func(subject, id string, ev proto.Message) {
@@ -506,14 +427,14 @@ func testLifecycle(t *testing.T, databaseURL string) {
 
 	// Only auth may purge a user's data.
 	req := &storev1.PurgeUserDataRequest{User: "ada"}
-	admin := authn.OutgoingToken(ctx, e.auth.token(t, "root", "admin"))
-	ingest := authn.OutgoingToken(ctx, e.auth.token(t, "ingest", "service"))
+	admin := authn.OutgoingToken(ctx, e.auth.Token("root", true))
+	ingest := authn.OutgoingToken(ctx, e.auth.ServiceToken("ingest"))
 	for who, c := range map[string]context.Context{"ada": ada, "an admin": admin, "ingest": ingest} {
 		if _, err := e.client.PurgeUserData(c, req); status.Code(err) != codes.PermissionDenied {
 			t.Errorf("PurgeUserData by %s: %v, want PermissionDenied", who, err)
 		}
 	}
-	auth := authn.OutgoingToken(ctx, e.auth.token(t, "auth", "service"))
+	auth := authn.OutgoingToken(ctx, e.auth.ServiceToken("auth"))
 	if _, err := e.client.PurgeUserData(auth, &storev1.PurgeUserDataRequest{User: "Not An Id"}); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("PurgeUserData of a bad id: %v, want InvalidArgument", err)
 	}

@@ -27,6 +27,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"mailroom.dev/gateway"
+	"mailroom.dev/platform/config"
+	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/services/auth"
 	"mailroom.dev/services/classifier"
 	"mailroom.dev/services/ingest"
@@ -99,11 +101,16 @@ func Start(ctx context.Context, cfg Config) (_ *Suite, err error) {
 	}()
 
 	// Listeners first: every address is known before any service starts.
-	defaults := map[string]string{"auth": "127.0.0.1:9101", "ingest": "127.0.0.1:9102", "classifier": "127.0.0.1:9103", "store": "127.0.0.1:9104"}
+	// They are the services' own defaults (grpcconn.Addrs, the gateway's
+	// Config) unless the environment moves them.
+	var addrs grpcconn.Addrs
+	var listen gateway.Config
+	if err := errors.Join(config.Load(ctx, &addrs, cfg.Env), config.Load(ctx, &listen, cfg.Env)); err != nil {
+		return nil, fmt.Errorf("suite: %w", err)
+	}
 	lis := map[string]net.Listener{}
 	for _, name := range services {
-		addr := env("MAILROOM_"+strings.ToUpper(name)+"_ADDR", defaults[name])
-		l, err := net.Listen("tcp", addr)
+		l, err := net.Listen("tcp", addrs.Of(name))
 		if err != nil {
 			return nil, fmt.Errorf("suite: %s listener: %w (set MAILROOM_%s_ADDR to move it)", name, err, strings.ToUpper(name))
 		}
@@ -111,7 +118,7 @@ func Start(ctx context.Context, cfg Config) (_ *Suite, err error) {
 		lis[name] = l
 		s.GRPC[name] = l.Addr().String()
 	}
-	httpLis, err := net.Listen("tcp", env("MAILROOM_HTTP_ADDR", "127.0.0.1:8080"))
+	httpLis, err := net.Listen("tcp", listen.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("suite: gateway listener: %w (set MAILROOM_HTTP_ADDR to move it)", err)
 	}
@@ -171,9 +178,8 @@ func Start(ctx context.Context, cfg Config) (_ *Suite, err error) {
 			"MAILROOM_SERVICE_KEY":  serviceKeys[name],
 			"MAILROOM_SERVICE_KEYS": strings.Join(keyList, ","),
 		})
-		look := envconfig.MultiLookuper(over, own, cfg.Env)
-		if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: target, Lookuper: look}); err != nil {
-			return fmt.Errorf("suite: %s config: %w", name, err)
+		if err := config.Load(ctx, target, envconfig.MultiLookuper(over, own, cfg.Env)); err != nil {
+			return fmt.Errorf("suite: %s %w", name, err)
 		}
 		return nil
 	}

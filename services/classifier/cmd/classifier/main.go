@@ -4,9 +4,10 @@ package main
 
 import (
 	"mailroom.dev/platform/program"
+	"mailroom.dev/platform/service"
 	"mailroom.dev/services/classifier"
 )
 
 func main() {
-	program.Main("classifier", program.Serve(classifier.New, func(c classifier.Config) string { return c.GRPCAddr }))
+	program.Main("classifier", program.Serve(classifier.New, func(c classifier.Config) string { return c.ListenAddr(service.Classifier) }))
 }

@@ -39,6 +39,7 @@ import (
 
 	"mailroom.dev/fakes/fakeopenai"
 	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
+	"mailroom.dev/platform/config"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/services/classifier"
 )
@@ -324,10 +325,6 @@ func startClassifiers(s Setup, dir, natsURL, fakeURL string, n int, logger *slog
 	rs := &replicaSet{cancel: cancel, done: make(chan error, n)}
 	for i := range n {
 		cfg := classifier.Config{
-			NATSURL: natsURL,
-			// The gRPC API is not used; auth is never called.
-			AuthAddr:      "127.0.0.1:1",
-			DatabaseURL:   "sqlite://" + filepath.Join(dir, fmt.Sprintf("classifier-%d.db", i+1)),
 			OpenAIAPIKey:  APIKey,
 			OpenAIBaseURL: fakeURL + "/v1",
 			OpenAIRPM:     s.RPM,
@@ -336,6 +333,13 @@ func startClassifiers(s Setup, dir, natsURL, fakeURL string, n int, logger *slog
 			MaxAckPending: s.MaxAckPending,
 			Workers:       s.Workers,
 			ReplicaID:     fmt.Sprintf("bench-replica-%d", i+1),
+		}
+		cfg.NATS.URL = natsURL
+		cfg.Addrs.Auth = "127.0.0.1:1" // the gRPC API is not used; auth is never called
+		cfg.DatabaseURL = "sqlite://" + filepath.Join(dir, fmt.Sprintf("classifier-%d.db", i+1))
+		if err := config.Defaults(&cfg); err != nil {
+			rs.stop()
+			return nil, err
 		}
 		svc, err := classifier.New(ctx, cfg, logger.With("replica", i+1))
 		if err != nil {

@@ -4,9 +4,10 @@ package main
 
 import (
 	"mailroom.dev/platform/program"
+	"mailroom.dev/platform/service"
 	"mailroom.dev/services/ingest"
 )
 
 func main() {
-	program.Main("ingest", program.Serve(ingest.New, func(c ingest.Config) string { return c.GRPCAddr }))
+	program.Main("ingest", program.Serve(ingest.New, func(c ingest.Config) string { return c.ListenAddr(service.Ingest) }))
 }

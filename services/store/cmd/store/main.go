@@ -5,9 +5,10 @@ package main
 
 import (
 	"mailroom.dev/platform/program"
+	"mailroom.dev/platform/service"
 	"mailroom.dev/services/store"
 )
 
 func main() {
-	program.Main("store", program.Serve(store.New, func(c store.Config) string { return c.GRPCAddr }))
+	program.Main("store", program.Serve(store.New, func(c store.Config) string { return c.ListenAddr(service.Store) }))
 }

@@ -6,7 +6,6 @@ package backend
 
 import (
 	"context"
-	"fmt"
 
 	"mailroom.dev/platform/sqldb"
 	"mailroom.dev/services/store/internal/mailstore"
@@ -38,7 +37,7 @@ type DB struct {
 func Open(ctx context.Context, url string) (*DB, error) {
 	db, err := sqldb.Open(ctx, url, Migrations())
 	if err != nil {
-		return nil, fmt.Errorf("store database: %w", err)
+		return nil, err
 	}
 	out := &DB{DB: db}
 	switch db.Backend {
@@ -53,9 +52,5 @@ func Open(ctx context.Context, url string) (*DB, error) {
 // Migrate applies the store's pending migrations to the database at url,
 // then closes it.
 func Migrate(ctx context.Context, url string) error {
-	db, err := sqldb.Open(ctx, url, Migrations())
-	if err != nil {
-		return fmt.Errorf("store database: %w", err)
-	}
-	return db.Close()
+	return sqldb.Migrate(ctx, url, Migrations())
 }

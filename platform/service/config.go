@@ -1,0 +1,79 @@
+// Package service is the skeleton every mailroom gRPC service is built on:
+// the configuration they share (their addresses, the database, NATS, TLS),
+// decoded (platform/config) from env tags that hold every default; the wiring (transport
+// credentials, the connection to auth, the guard, the gRPC server); and one
+// Run that runs a service's parts together and stops them all when one
+// fails or the context ends.
+package service
+
+import (
+	"log/slog"
+
+	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/eventbus"
+	"mailroom.dev/platform/grpcconn"
+	"mailroom.dev/platform/redact"
+	"mailroom.dev/platform/transport"
+)
+
+// Service names, as grpcconn.Addrs.Of takes them and service identity
+// tokens carry them.
+const (
+	Auth       = authn.ServiceAuth
+	Ingest     = authn.ServiceIngest
+	Classifier = authn.ServiceClassifier
+	Store      = authn.ServiceStore
+)
+
+// Config is the configuration every gRPC service has.
+type Config struct {
+	// GRPCAddr is where the service listens; empty, at its own address in
+	// Addrs (so `mailroom dev` and a service binary agree by default).
+	GRPCAddr string `env:"MAILROOM_GRPC_ADDR"`
+	// Addrs are the services' addresses.
+	Addrs grpcconn.Addrs
+	// DatabaseURL is postgres://… or sqlite://PATH.
+	DatabaseURL string `env:"DATABASE_URL, required"`
+	// Transport is optional TLS (and mTLS) for the gRPC server and its
+	// connections to the other services (MAILROOM_TLS_*).
+	Transport transport.Config
+}
+
+// ListenAddr is GRPCAddr, or the address of the service called name.
+func (c Config) ListenAddr(name string) string {
+	if c.GRPCAddr != "" {
+		return c.GRPCAddr
+	}
+	return c.Addrs.Of(name)
+}
+
+// LogValue logs the configuration with the credentials in URLs masked.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("grpc_addr", c.GRPCAddr),
+		slog.Any("addrs", c.Addrs),
+		slog.String("database_url", redact.URL(c.DatabaseURL)),
+		slog.Any("transport", c.Transport),
+	)
+}
+
+// NATS is the configuration of a service that uses JetStream.
+type NATS struct {
+	// URL is the NATS server with JetStream.
+	URL string `env:"NATS_URL, default=nats://127.0.0.1:4222"`
+	// Prefix is put in front of every subject and stream name.
+	Prefix string `env:"MAILROOM_NATS_PREFIX"`
+	// StreamReplicas is the replica count of the streams a service ensures.
+	StreamReplicas int `env:"MAILROOM_STREAM_REPLICAS, default=1"`
+}
+
+// Topology is the streams' and subjects' naming for this configuration.
+func (n NATS) Topology() eventbus.Topology {
+	return eventbus.Topology{Prefix: n.Prefix, Replicas: n.StreamReplicas}
+}
+
+// LogValue logs the configuration with the credentials in the URL masked.
+func (n NATS) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("url", redact.URL(n.URL)), slog.String("prefix", n.Prefix),
+		slog.Int("stream_replicas", n.StreamReplicas))
+}

@@ -1,0 +1,156 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
+	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/grpcconn"
+	"mailroom.dev/platform/grpcserver"
+)
+
+// Base is the skeleton a service's Service embeds: its logger, its
+// connections to the other services, its gRPC server, the parts that Run
+// runs beside the server, and what Close releases. Build it with New, add
+// to it in the service's New, and the service's Run and Close are Base's.
+type Base struct {
+	// Name is the service's name ("store").
+	Name string
+	// Logger is the service's logger.
+	Logger *slog.Logger
+
+	cfg         Config
+	serverCreds credentials.TransportCredentials
+	clientCreds credentials.TransportCredentials
+	server      *grpcserver.Server
+	parts       []part
+	closers     []func() error
+}
+
+type part struct {
+	name string
+	run  func(context.Context) error
+}
+
+// New returns the skeleton of the service called name: the transport
+// credentials are read; nothing is connected yet. A nil logger is
+// slog.Default().
+func New(name string, cfg Config, logger *slog.Logger) (*Base, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	b := &Base{Name: name, Logger: logger, cfg: cfg}
+	var err error
+	if b.serverCreds, err = cfg.Transport.ServerCredentials(); err != nil {
+		return nil, fmt.Errorf("server credentials: %w", err)
+	}
+	if b.clientCreds, err = cfg.Transport.ClientCredentials(); err != nil {
+		return nil, fmt.Errorf("client credentials: %w", err)
+	}
+	return b, nil
+}
+
+// Dial returns a (lazy) connection to the service called peer, secured as
+// the Transport config says; Close closes it.
+func (b *Base) Dial(peer string) (*grpc.ClientConn, error) {
+	addr := b.cfg.Addrs.Of(peer)
+	if addr == "" {
+		return nil, fmt.Errorf("dial %s: no address", peer)
+	}
+	cc, err := grpcconn.Dial(addr, grpcconn.WithCredentials(b.clientCreds))
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", peer, err)
+	}
+	b.OnClose(cc.Close)
+	return cc, nil
+}
+
+// DialAuth connects to auth and returns its client and a guard that
+// verifies callers with auth's JWKS and accepts API keys by exchanging
+// them there. public lists full method names reachable without a credential.
+func (b *Base) DialAuth(public ...string) (authv1.AuthServiceClient, *authn.Guard, error) {
+	cc, err := b.Dial(Auth)
+	if err != nil {
+		return nil, nil, err
+	}
+	client := authv1.NewAuthServiceClient(cc)
+	return client, authn.NewGuard(client, public...), nil
+}
+
+// Serve builds the gRPC server behind guard (health and reflection stay
+// public), with opts' size limit and drain timeout, and returns it to
+// register the service's API on. Run serves it.
+func (b *Base) Serve(guard *authn.Guard, opts grpcserver.Options) *grpc.Server {
+	opts.Logger = b.Logger
+	opts.Creds = b.serverCreds
+	opts.Unary = append(opts.Unary, guard.Unary())
+	opts.Stream = append(opts.Stream, guard.Stream())
+	b.server = grpcserver.New(opts)
+	return b.server.GRPC()
+}
+
+// Go adds a part that Run runs beside the server until its context ends.
+func (b *Base) Go(name string, run func(ctx context.Context) error) {
+	b.parts = append(b.parts, part{name: name, run: run})
+}
+
+// OnClose adds what Close releases, in the reverse order of the calls.
+func (b *Base) OnClose(release func() error) {
+	b.closers = append(b.closers, release)
+}
+
+// Run serves gRPC on lis and runs every part until ctx is done, then
+// drains: the server turns NOT_SERVING and finishes in-flight calls, the
+// parts return. If one part fails, the others are stopped too and its
+// error, naming the part, is returned.
+func (b *Base) Run(ctx context.Context, lis net.Listener) error {
+	if b.server == nil {
+		return errors.New(b.Name + ": Run before Serve")
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return b.server.Serve(gctx, lis) })
+	for _, p := range b.parts {
+		g.Go(func() error {
+			if err := p.run(gctx); err != nil {
+				return fmt.Errorf("%s: %s: %w", b.Name, p.name, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// Close releases what the service opened, last opened first. Call it
+// after Run has returned; calling it again does nothing.
+func (b *Base) Close() error {
+	var errs []error
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		errs = append(errs, b.closers[i]())
+	}
+	b.closers = nil
+	return errors.Join(errs...)
+}
+
+// Every calls fn every d until ctx is done (not at once), and returns nil.
+// fn handles its own errors: a failed round waits for the next.
+func Every(ctx context.Context, d time.Duration, fn func(ctx context.Context)) error {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			fn(ctx)
+		}
+	}
+}
