@@ -115,11 +115,6 @@ func Preconditionf(format string, args ...any) *Error {
 	return newf(FailedPrecondition, "FAILED_PRECONDITION", format, args...)
 }
 
-// Unimplementedf reports a feature that this release does not have.
-func Unimplementedf(format string, args ...any) *Error {
-	return newf(Unimplemented, "UNIMPLEMENTED", format, args...)
-}
-
 // Unavailablef reports a dependency that cannot be reached now; the caller may retry.
 func Unavailablef(err error, format string, args ...any) *Error {
 	e := newf(Unavailable, "UNAVAILABLE", format, args...)

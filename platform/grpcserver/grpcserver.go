@@ -86,9 +86,6 @@ func New(opts Options) *Server {
 // GRPC returns the underlying server, to register services on.
 func (s *Server) GRPC() *grpc.Server { return s.grpc }
 
-// Health returns the health server, to report a dependency's state.
-func (s *Server) Health() *health.Server { return s.health }
-
 // Serve serves on lis until ctx is done, then shuts down gracefully: every
 // service turns NOT_SERVING, in-flight calls drain for up to the shutdown
 // timeout, and the rest are cut. It returns nil after a shutdown that ctx

@@ -12,20 +12,14 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// Normalize returns data with every enum value that v's type names by a
+// normalize returns data with every enum value that v's type names by a
 // short (or differently cased) name replaced by its full name; data comes
 // back unchanged when nothing needs replacing or it is not valid JSON (the
 // real decoder then reports the error). An enum that is itself the decode
 // target, outside any message, is written as its number, since grpc-gateway
-// decodes a bare enum only from a number.
-func Normalize(data []byte, v any) []byte {
-	out, _ := normalize(data, v)
-	return out
-}
-
-// normalize is Normalize that also reports whether data names an enum
-// value that does not exist: protojson, told to DiscardUnknown, would
-// silently drop it, and the caller refuses it instead. Data that is not
+// decodes a bare enum only from a number. It also reports whether data
+// names an enum value that does not exist: protojson, told to
+// DiscardUnknown, would silently drop it, and the caller refuses it instead. Data that is not
 // valid UTF-8 is left for protojson to refuse (re-encoding would repair it).
 func normalize(data []byte, v any) (out []byte, unknown bool) {
 	var s *shape
