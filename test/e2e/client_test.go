@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/mail"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -184,12 +186,36 @@ func (e *env) mailbox(user, key, id string) string {
 	return name
 }
 
+// dateLine is the Date header of a fixture.
+var dateLine = regexp.MustCompile(`(?m)^Date: ([^\r\n]*)`)
+
+// fixturesWritten is a moment just after the fixtures' dates.
+var fixturesWritten = time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+
+// redate moves a fixture's Date header by as much as now is past
+// fixturesWritten: the fixtures keep their order and spacing and stay
+// inside the store's retention however far the calendar moves.
+func redate(t *testing.T, b []byte) []byte {
+	t.Helper()
+	m := dateLine.FindSubmatch(b)
+	if m == nil {
+		return b
+	}
+	d, err := mail.ParseDate(string(m[1]))
+	if err != nil {
+		t.Fatalf("fixture Date %q: %v", m[1], err)
+	}
+	moved := d.Add(time.Since(fixturesWritten)).Format(time.RFC1123Z)
+	return dateLine.ReplaceAll(b, []byte("Date: "+moved))
+}
+
 func raw(t *testing.T, file string) string {
 	t.Helper()
 	b, err := os.ReadFile("testdata/" + file)
 	if err != nil {
 		t.Fatal(err)
 	}
+	b = redate(t, b)
 	// Mail travels with CRLF line ends.
 	b = bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
 	return base64.StdEncoding.EncodeToString(b)

@@ -32,8 +32,14 @@ const (
 
 func plantedMail(i int) []byte {
 	return []byte(fmt.Sprintf("From: Planted Sender <%s>\r\nTo: ada@example.com\r\nSubject: %s %d\r\n"+
-		"Date: Tue, 24 Nov 2026 09:%02d:00 +0000\r\nMessage-ID: <planted-%d@example.org>\r\n\r\n%s, copy %d.\r\n",
-		plantedSender, plantedSubject, i, i, i, plantedBody, i))
+		"Date: %s\r\nMessage-ID: <planted-%d@example.org>\r\n\r\n%s, copy %d.\r\n",
+		plantedSender, plantedSubject, i, plantedTime(i).Format(time.RFC1123Z), i, plantedBody, i))
+}
+
+// plantedTime is when planted mail i was sent: within the last hour, so
+// that it is inside the store's retention whatever the date.
+func plantedTime(i int) time.Time {
+	return time.Now().Add(-time.Hour).Add(time.Duration(i) * time.Second)
 }
 
 // TestNoSecretInLogsSpansOrAnswers runs the whole suite through every path
@@ -239,7 +245,7 @@ func startIMAP(t *testing.T, user, password string, mails ...[]byte) string {
 		t.Fatal(err)
 	}
 	for i, m := range mails {
-		if _, err := u.Append("INBOX", literal{bytes.NewReader(m)}, &imap.AppendOptions{Time: time.Date(2026, 11, 24, 9, i, 0, 0, time.UTC)}); err != nil {
+		if _, err := u.Append("INBOX", literal{bytes.NewReader(m)}, &imap.AppendOptions{Time: plantedTime(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
