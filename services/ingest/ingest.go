@@ -22,8 +22,8 @@ import (
 	"mailroom.dev/services/ingest/internal/grpcapi"
 	"mailroom.dev/services/ingest/internal/imapsync"
 	"mailroom.dev/services/ingest/internal/mailbox"
-	"mailroom.dev/services/ingest/internal/natsconsumer"
-	"mailroom.dev/services/ingest/internal/natspub"
+	"mailroom.dev/services/ingest/internal/jetstream/consumer"
+	"mailroom.dev/services/ingest/internal/jetstream/publisher"
 	"mailroom.dev/services/ingest/internal/sqlrepo"
 	"mailroom.dev/services/ingest/internal/vaultclient"
 )
@@ -170,14 +170,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		identity = authn.NewServiceIdentity(authn.ServiceIngest, authn.KeyToken(cache, cfg.ServiceKey))
 	}
 	mc.Vault = vaultclient.New(authClient, identity)
-	domain := mailbox.NewService(sqlrepo.New(db.SQL), natspub.New(js, topo), mc)
-	consumer, err := natsconsumer.New(ctx, js, topo, domain, s.Logger)
+	domain := mailbox.NewService(sqlrepo.New(db.SQL), publisher.New(js, topo), mc)
+	classified, err := consumer.New(ctx, js, topo, domain, s.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("ingest.New: classified consumer: %w", err)
 	}
 	s.Go("sync jobs", domain.RunJobs)
 	s.Go("scheduler", domain.RunScheduler)
-	s.Go("classified consumer", consumer.Run)
+	s.Go("classified consumer", classified.Run)
 	srv := s.Serve(guard, grpcserver.Options{MaxRecvMsgSize: max(minRecvMsgSize, cfg.MaxMessageBytes+(1<<20))})
 	ingestv1.RegisterIngestServiceServer(srv, grpcapi.New(domain))
 	return s, nil

@@ -22,8 +22,8 @@ import (
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcserver"
 	"mailroom.dev/platform/service"
-	"mailroom.dev/services/store/internal/backend"
-	"mailroom.dev/services/store/internal/consumer"
+	"mailroom.dev/services/store/internal/sqlrepo"
+	"mailroom.dev/services/store/internal/jetstream/consumer"
 	"mailroom.dev/services/store/internal/grpcapi"
 	"mailroom.dev/services/store/internal/mailstore"
 )
@@ -75,7 +75,7 @@ func (c Config) LogValue() slog.Value {
 // date, as New does at start (under a lock on Postgres, so that replicas and
 // `mailroom migrate` may run it together), and closes the database.
 func Migrate(ctx context.Context, databaseURL string) error {
-	if err := backend.Migrate(ctx, databaseURL); err != nil {
+	if err := sqlrepo.Migrate(ctx, databaseURL); err != nil {
 		return fmt.Errorf("store.Migrate: %w", err)
 	}
 	return nil
@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 			_ = s.Close()
 		}
 	}()
-	db, err := backend.Open(ctx, cfg.DatabaseURL)
+	db, err := sqlrepo.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("store.New: open database: %w", err)
 	}

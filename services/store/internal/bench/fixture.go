@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"mailroom.dev/platform/sqldb"
-	"mailroom.dev/services/store/internal/backend"
+	"mailroom.dev/services/store/internal/sqlrepo"
 	"mailroom.dev/services/store/internal/mailstore"
 )
 
@@ -40,7 +40,7 @@ func (f Fixture) row(i, n int) mailstore.Message {
 // store_messages is empty, as fast as the backend allows: the secondary
 // indexes are dropped, the rows copied in (COPY on Postgres, one
 // transaction on SQLite), the indexes rebuilt, statistics gathered.
-func Load(ctx context.Context, db *backend.DB, f Fixture) error {
+func Load(ctx context.Context, db *sqlrepo.DB, f Fixture) error {
 	if db.Backend == sqldb.Postgres {
 		return loadPostgres(ctx, db, f)
 	}
@@ -62,7 +62,7 @@ func values(m mailstore.Message, list func([]string) any, tm func(time.Time) any
 	return row
 }
 
-func loadPostgres(ctx context.Context, db *backend.DB, f Fixture) error {
+func loadPostgres(ctx context.Context, db *sqlrepo.DB, f Fixture) error {
 	indexes, err := dropIndexes(ctx, db.SQL, `SELECT indexname, indexdef FROM pg_indexes
         WHERE schemaname = current_schema() AND tablename = 'store_messages' AND indexname <> 'store_messages_pkey'`)
 	if err != nil {
@@ -98,7 +98,7 @@ func loadPostgres(ctx context.Context, db *backend.DB, f Fixture) error {
 	return nil
 }
 
-func loadSQLite(ctx context.Context, db *backend.DB, f Fixture) error {
+func loadSQLite(ctx context.Context, db *sqlrepo.DB, f Fixture) error {
 	indexes, err := dropIndexes(ctx, db.SQL, `SELECT name, sql FROM sqlite_master
         WHERE type = 'index' AND tbl_name = 'store_messages' AND sql IS NOT NULL`)
 	if err != nil {

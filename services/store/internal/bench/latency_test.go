@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"mailroom.dev/platform/testenv"
-	"mailroom.dev/services/store/internal/backend"
+	"mailroom.dev/services/store/internal/sqlrepo"
 	"mailroom.dev/services/store/internal/bench"
 	"mailroom.dev/services/store/internal/mailstore"
 )
@@ -20,7 +20,7 @@ func TestLatencySmoke(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			db, err := backend.Open(ctx, newURL(t))
+			db, err := sqlrepo.Open(ctx, newURL(t))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"mailroom.dev/platform/testenv"
-	"mailroom.dev/services/store/internal/backend"
+	"mailroom.dev/services/store/internal/sqlrepo"
 	"mailroom.dev/services/store/internal/bench"
 	"mailroom.dev/services/store/internal/mailstore"
 )
@@ -54,7 +54,7 @@ func BenchmarkWrite(b *testing.B) {
 }
 
 func open(tb testing.TB, url string) *mailstore.Service {
-	db, err := backend.Open(context.Background(), url)
+	db, err := sqlrepo.Open(context.Background(), url)
 	if err != nil {
 		tb.Fatal(err)
 	}

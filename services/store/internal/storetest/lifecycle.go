@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"mailroom.dev/platform/sqldb"
-	"mailroom.dev/services/store/internal/backend"
+	"mailroom.dev/services/store/internal/sqlrepo"
 	"mailroom.dev/services/store/internal/mailstore"
 )
 
@@ -248,7 +248,7 @@ func sameSet(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
-func testPurgeUser(t *testing.T, db *backend.DB) {
+func testPurgeUser(t *testing.T, db *sqlrepo.DB) {
 	r := db.Repo
 	deletedAt := base.Add(24 * time.Hour)
 	svc := mailstore.NewService(r, mailstore.Options{PurgeBatch: 4, Now: func() time.Time { return deletedAt }})
@@ -311,7 +311,7 @@ func testPurgeUser(t *testing.T, db *backend.DB) {
 
 // userRows counts user's rows in every table of the store's schema, which
 // must all have a user_id column.
-func userRows(t *testing.T, db *backend.DB, user string) map[string]int64 {
+func userRows(t *testing.T, db *sqlrepo.DB, user string) map[string]int64 {
 	t.Helper()
 	c := ctx(t)
 	var q string
@@ -336,7 +336,7 @@ func userRows(t *testing.T, db *backend.DB, user string) map[string]int64 {
 		if err := rows.Scan(&name, &hasUser); err != nil {
 			t.Fatal(err)
 		}
-		if name == backend.VersionTable {
+		if name == sqlrepo.VersionTable {
 			continue
 		}
 		if !hasUser {

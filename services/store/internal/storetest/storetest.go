@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"mailroom.dev/platform/apierror"
-	"mailroom.dev/services/store/internal/backend"
+	"mailroom.dev/services/store/internal/sqlrepo"
 	"mailroom.dev/services/store/internal/mailstore"
 )
 
@@ -25,9 +25,9 @@ import (
 type NewURL func(t testing.TB) string
 
 // Open opens a fresh database from newURL with the store's schema.
-func Open(t testing.TB, newURL NewURL) *backend.DB {
+func Open(t testing.TB, newURL NewURL) *sqlrepo.DB {
 	t.Helper()
-	db, err := backend.Open(context.Background(), newURL(t))
+	db, err := sqlrepo.Open(context.Background(), newURL(t))
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
@@ -37,12 +37,12 @@ func Open(t testing.TB, newURL NewURL) *backend.DB {
 
 type test struct {
 	name string
-	run  func(t *testing.T, db *backend.DB)
+	run  func(t *testing.T, db *sqlrepo.DB)
 }
 
 // repo adapts a test that needs only the repository.
-func repo(fn func(t *testing.T, r mailstore.Repository)) func(t *testing.T, db *backend.DB) {
-	return func(t *testing.T, db *backend.DB) { fn(t, db.Repo) }
+func repo(fn func(t *testing.T, r mailstore.Repository)) func(t *testing.T, db *sqlrepo.DB) {
+	return func(t *testing.T, db *sqlrepo.DB) { fn(t, db.Repo) }
 }
 
 // Run runs the contract suite; every subtest gets a database of its own.

@@ -29,7 +29,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"mailroom.dev/services/store/internal/backend"
+	"mailroom.dev/services/store/internal/sqlrepo"
 	"mailroom.dev/services/store/internal/bench"
 	"mailroom.dev/services/store/internal/mailstore"
 )
@@ -112,7 +112,7 @@ func measureBackend(ctx context.Context, o options, name string, f bench.Fixture
 	}
 	defer drop()
 
-	db, err := backend.Open(ctx, dbURL)
+	db, err := sqlrepo.Open(ctx, dbURL)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,7 +1,7 @@
-// Package natspub publishes ingest's events to NATS JetStream: each
+// Package publisher publishes ingest's events to NATS JetStream: each
 // received message becomes an eventsv1.MailReceived on
 // mail.received.<lane>.<user>, de-duplicated by its Nats-Msg-Id.
-package natspub
+package publisher
 
 import (
 	"context"

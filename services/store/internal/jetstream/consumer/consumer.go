@@ -120,7 +120,7 @@ func New(ctx context.Context, js jetstream.JetStream, topo eventbus.Topology, re
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", DeadDurable, err)
 	}
-	tracer := otel.Tracer("mailroom.dev/services/store/internal/consumer")
+	tracer := otel.Tracer("mailroom.dev/services/store/internal/jetstream/consumer")
 	return &Consumers{
 		received: &pipe[mailstore.Message]{
 			cons: received, durable: ReceivedDurable, span: "store process mail.received",

@@ -1,10 +1,10 @@
-// Package natsconsumer reads the mail.classified stream for ingest: each
+// Package consumer reads the mail.classified stream for ingest: each
 // classified message that a sync job published counts once in that job's
 // progress (SyncProgress.classified). It is a durable JetStream pull
 // consumer with explicit acks, acknowledged (DoubleAck) after the count is
 // committed; a redelivered event finds the message counted and changes
 // nothing.
-package natsconsumer
+package consumer
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package backend_test
+package sqlrepo_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"mailroom.dev/platform/testenv"
-	"mailroom.dev/services/store/internal/backend"
+	"mailroom.dev/services/store/internal/sqlrepo"
 )
 
 func TestMigrations(t *testing.T) {
@@ -18,7 +18,7 @@ func TestMigrations(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			url := newURL(t)
-			if err := backend.Migrate(ctx, url); err != nil {
+			if err := sqlrepo.Migrate(ctx, url); err != nil {
 				t.Fatalf("Migrate from empty: %v", err)
 			}
 			before := snapshot(t, ctx, url)
@@ -30,7 +30,7 @@ func TestMigrations(t *testing.T) {
 			if !strings.Contains(before, "version 2 true") {
 				t.Errorf("version 2 not applied:\n%s", before)
 			}
-			if err := backend.Migrate(ctx, url); err != nil {
+			if err := sqlrepo.Migrate(ctx, url); err != nil {
 				t.Fatalf("second Migrate: %v", err)
 			}
 			if after := snapshot(t, ctx, url); after != before {
@@ -47,7 +47,7 @@ func TestConcurrentMigrators(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range errs {
-		wg.Go(func() { errs[i] = backend.Migrate(ctx, url) })
+		wg.Go(func() { errs[i] = sqlrepo.Migrate(ctx, url) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -66,7 +66,7 @@ func TestConcurrentMigrators(t *testing.T) {
 // snapshot describes the store's tables, indexes and recorded versions.
 func snapshot(t *testing.T, ctx context.Context, url string) string {
 	t.Helper()
-	db, err := backend.Open(ctx, url) // migrating an up-to-date schema changes nothing
+	db, err := sqlrepo.Open(ctx, url) // migrating an up-to-date schema changes nothing
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func snapshot(t *testing.T, ctx context.Context, url string) string {
 		b.WriteString(s + "\n")
 	}
 	rows.Close()
-	vrows, err := db.SQL.QueryContext(ctx, "SELECT id, version_id, is_applied, tstamp FROM "+backend.VersionTable+" ORDER BY id")
+	vrows, err := db.SQL.QueryContext(ctx, "SELECT id, version_id, is_applied, tstamp FROM "+sqlrepo.VersionTable+" ORDER BY id")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/testenv"
-	"mailroom.dev/services/store/internal/consumer"
+	"mailroom.dev/services/store/internal/jetstream/consumer"
 	"mailroom.dev/services/store/internal/mailstore"
 )
 

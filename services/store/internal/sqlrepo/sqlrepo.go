@@ -1,16 +1,16 @@
-// Package backend opens the store's database, whichever DATABASE_URL names
+// Package sqlrepo opens the store's database, whichever DATABASE_URL names
 // (postgres://… or sqlite://PATH), applies the store's migrations, and
 // returns the matching repository. The service, `mailroom migrate` and the
 // benchmarks open the database the same way through it.
-package backend
+package sqlrepo
 
 import (
 	"context"
 
 	"mailroom.dev/platform/sqldb"
 	"mailroom.dev/services/store/internal/mailstore"
-	"mailroom.dev/services/store/internal/postgres"
-	"mailroom.dev/services/store/internal/sqlite"
+	"mailroom.dev/services/store/internal/sqlrepo/postgres"
+	"mailroom.dev/services/store/internal/sqlrepo/sqlite"
 )
 
 // VersionTable is the goose version table of the store's schema.
