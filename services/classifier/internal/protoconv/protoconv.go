@@ -8,6 +8,7 @@ import (
 
 	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
 	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
+	"mailroom.dev/platform/protoenum"
 	"mailroom.dev/services/classifier/internal/classify"
 )
 
@@ -53,27 +54,14 @@ func WithoutBody(m *mailv1.NormalizedMessage) *mailv1.NormalizedMessage {
 
 // Lane returns the domain lane; unspecified is backfill, the lane of imports.
 func Lane(l mailv1.Lane) classify.Lane {
-	switch l {
-	case mailv1.Lane_LANE_INTERACTIVE:
-		return classify.LaneInteractive
-	case mailv1.Lane_LANE_LIVE:
-		return classify.LaneLive
+	if name := protoenum.LaneName(l); name != "" {
+		return classify.Lane(name)
 	}
 	return classify.LaneBackfill
 }
 
 // LaneProto returns the proto lane.
-func LaneProto(l classify.Lane) mailv1.Lane {
-	switch l {
-	case classify.LaneInteractive:
-		return mailv1.Lane_LANE_INTERACTIVE
-	case classify.LaneLive:
-		return mailv1.Lane_LANE_LIVE
-	case classify.LaneBackfill:
-		return mailv1.Lane_LANE_BACKFILL
-	}
-	return mailv1.Lane_LANE_UNSPECIFIED
-}
+func LaneProto(l classify.Lane) mailv1.Lane { return protoenum.Lane(string(l)) }
 
 var sources = map[classify.Source]mailv1.ClassificationSource{
 	classify.SourceRules: mailv1.ClassificationSource_CLASSIFICATION_SOURCE_RULES,

@@ -14,6 +14,7 @@ import (
 	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
 	"mailroom.dev/platform/apierror"
 	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/protoenum"
 	"mailroom.dev/platform/resname"
 	"mailroom.dev/services/ingest/internal/mailbox"
 )
@@ -288,13 +289,11 @@ func kindToProto(k mailbox.Kind) ingestv1.Provider {
 }
 
 func laneFromProto(l mailv1.Lane) (mailbox.Lane, error) {
-	switch l {
-	case mailv1.Lane_LANE_UNSPECIFIED, mailv1.Lane_LANE_BACKFILL:
+	if l == mailv1.Lane_LANE_UNSPECIFIED {
 		return mailbox.LaneBackfill, nil
-	case mailv1.Lane_LANE_LIVE:
-		return mailbox.LaneLive, nil
-	case mailv1.Lane_LANE_INTERACTIVE:
-		return mailbox.LaneInteractive, nil
+	}
+	if name := protoenum.LaneName(l); name != "" {
+		return mailbox.Lane(name), nil
 	}
 	return "", apierror.Invalid("lane", "%d is not a lane", l)
 }

@@ -14,6 +14,7 @@ import (
 	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
 	"mailroom.dev/platform/apierror"
 	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/protoenum"
 	"mailroom.dev/platform/resname"
 	"mailroom.dev/services/store/internal/mailstore"
 )
@@ -202,10 +203,10 @@ func message(m mailstore.Message) *storev1.Message {
 		out.Classification = &mailv1.Classification{
 			Category:     c.Category,
 			Confidence:   c.Confidence,
-			Priority:     priority(c.Priority),
+			Priority:     protoenum.Priority(string(c.Priority)),
 			NeedsReply:   c.NeedsReply,
 			Reason:       c.Reason,
-			Source:       source(c.Source),
+			Source:       protoenum.Source(string(c.Source)),
 			Rule:         c.Rule,
 			Model:        c.Model,
 			ClassifyTime: timestamp(c.ClassifyTime),
@@ -233,26 +234,3 @@ func state(s mailstore.State) storev1.MessageState {
 	return storev1.MessageState_MESSAGE_STATE_UNSPECIFIED
 }
 
-func priority(p mailstore.Priority) mailv1.Priority {
-	switch p {
-	case mailstore.PriorityLow:
-		return mailv1.Priority_PRIORITY_LOW
-	case mailstore.PriorityNormal:
-		return mailv1.Priority_PRIORITY_NORMAL
-	case mailstore.PriorityHigh:
-		return mailv1.Priority_PRIORITY_HIGH
-	}
-	return mailv1.Priority_PRIORITY_UNSPECIFIED
-}
-
-func source(s mailstore.Source) mailv1.ClassificationSource {
-	switch s {
-	case mailstore.SourceRules:
-		return mailv1.ClassificationSource_CLASSIFICATION_SOURCE_RULES
-	case mailstore.SourceLLM:
-		return mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LLM
-	case mailstore.SourceCache:
-		return mailv1.ClassificationSource_CLASSIFICATION_SOURCE_CACHE
-	}
-	return mailv1.ClassificationSource_CLASSIFICATION_SOURCE_UNSPECIFIED
-}

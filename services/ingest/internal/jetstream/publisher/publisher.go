@@ -12,6 +12,7 @@ import (
 	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
 	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
 	"mailroom.dev/platform/eventbus"
+	"mailroom.dev/platform/protoenum"
 	"mailroom.dev/platform/resname"
 	"mailroom.dev/services/ingest/internal/mailbox"
 	"mailroom.dev/services/ingest/internal/mailparse"
@@ -53,7 +54,7 @@ func Event(r mailbox.Received) *eventsv1.MailReceived {
 		Mailbox:           resname.Mailbox(r.User, r.MailboxID),
 		Message:           resname.Message(r.User, r.MessageID),
 		ProviderMessageId: r.ProviderMessageID,
-		Lane:              Lane(r.Lane),
+		Lane:              protoenum.Lane(string(r.Lane)),
 		Content:           Normalized(r.Content),
 		IngestTime:        timestamppb.New(r.IngestTime),
 	}
@@ -63,18 +64,6 @@ func Event(r mailbox.Received) *eventsv1.MailReceived {
 	return e
 }
 
-// Lane is the protobuf lane of l.
-func Lane(l mailbox.Lane) mailv1.Lane {
-	switch l {
-	case mailbox.LaneInteractive:
-		return mailv1.Lane_LANE_INTERACTIVE
-	case mailbox.LaneLive:
-		return mailv1.Lane_LANE_LIVE
-	case mailbox.LaneBackfill:
-		return mailv1.Lane_LANE_BACKFILL
-	}
-	return mailv1.Lane_LANE_UNSPECIFIED
-}
 
 // Normalized is the protobuf form of a parsed message.
 func Normalized(m *mailparse.Message) *mailv1.NormalizedMessage {

@@ -12,6 +12,7 @@ import (
 
 	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
 	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
+	"mailroom.dev/platform/protoenum"
 	"mailroom.dev/platform/resname"
 	"mailroom.dev/services/store/internal/mailstore"
 )
@@ -81,10 +82,10 @@ func decodeClassified(m jetstream.Msg) (mailstore.Classified, error) {
 	msg.Classification = &mailstore.Classification{
 		Category:     c.GetCategory(),
 		Confidence:   c.GetConfidence(),
-		Priority:     priority(c.GetPriority()),
+		Priority:     mailstore.Priority(protoenum.PriorityName(c.GetPriority())),
 		NeedsReply:   c.GetNeedsReply(),
 		Reason:       c.GetReason(),
-		Source:       source(c.GetSource()),
+		Source:       mailstore.Source(protoenum.SourceName(c.GetSource())),
 		Rule:         c.GetRule(),
 		Model:        c.GetModel(),
 		ClassifyTime: timeOf(c.GetClassifyTime()),
@@ -160,26 +161,3 @@ func timeOf(ts *timestamppb.Timestamp) time.Time {
 	return ts.AsTime()
 }
 
-func priority(p mailv1.Priority) mailstore.Priority {
-	switch p {
-	case mailv1.Priority_PRIORITY_LOW:
-		return mailstore.PriorityLow
-	case mailv1.Priority_PRIORITY_NORMAL:
-		return mailstore.PriorityNormal
-	case mailv1.Priority_PRIORITY_HIGH:
-		return mailstore.PriorityHigh
-	}
-	return mailstore.PriorityUnspecified
-}
-
-func source(s mailv1.ClassificationSource) mailstore.Source {
-	switch s {
-	case mailv1.ClassificationSource_CLASSIFICATION_SOURCE_RULES:
-		return mailstore.SourceRules
-	case mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LLM:
-		return mailstore.SourceLLM
-	case mailv1.ClassificationSource_CLASSIFICATION_SOURCE_CACHE:
-		return mailstore.SourceCache
-	}
-	return mailstore.SourceUnspecified
-}
