@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"mailroom.dev/services/store/internal/mailstore"
+	"mailroom.dev/services/store/internal/sqlrepo/listsql"
 )
 
 //go:embed migrations/*.sql
@@ -384,17 +385,25 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-// listColumns are messageColumns without the body: a list never returns
-// bodies (GetMessage does), and leaving them out keeps their TOAST pages
-// unread.
-var listColumns = strings.Replace(messageColumns, "body,", "''::text AS body,", 1)
+// list writes the query of ListMessages. Its columns are messageColumns
+// without the body: a list never returns bodies (GetMessage does), and
+// leaving them out keeps their TOAST pages unread.
+var list = listsql.Dialect{
+	Name:    "postgres",
+	Columns: strings.Replace(messageColumns, "body,", "''::text AS body,", 1),
+	Time:    func(t time.Time) any { return t },
+	NeedsReply: func(b bool) string {
+		if b {
+			return "needs_reply"
+		}
+		return "needs_reply = false"
+	},
+}
 
-// ListMessages implements mailstore.Repository. Every query starts with
-// user_id and orders by (received_time, id) descending, the order of the
-// list indexes; the keyset condition is a row comparison those indexes
-// answer. Values from the caller are parameters; the enumerated ones
-// (state, booleans) are literals, so that the planner can match the partial
-// index of unclassified mail.
+// listSQL returns the query of ListMessages and its arguments.
+func listSQL(q mailstore.ListQuery) (string, []any, error) { return list.Query(q) }
+
+// ListMessages implements mailstore.Repository (see listsql).
 func (r *Repository) ListMessages(ctx context.Context, q mailstore.ListQuery) ([]mailstore.Message, error) {
 	query, args, err := listSQL(q)
 	if err != nil {
@@ -409,79 +418,6 @@ func (r *Repository) ListMessages(ctx context.Context, q mailstore.ListQuery) ([
 		return nil, fmt.Errorf("postgres: list messages: %w", err)
 	}
 	return msgs, nil
-}
-
-// listSQL returns the query of ListMessages and its arguments.
-func listSQL(q mailstore.ListQuery) (string, []any, error) {
-	var sb strings.Builder
-	args := []any{q.User}
-	sb.WriteString("SELECT " + listColumns + " FROM store_messages WHERE user_id = $1")
-	for _, c := range q.Filter.Conditions {
-		cond, val, err := condition(c, len(args)+1)
-		if err != nil {
-			return "", nil, err
-		}
-		sb.WriteString(" AND " + cond)
-		if val != nil {
-			args = append(args, val)
-		}
-	}
-	if q.After != nil {
-		args = append(args, q.After.ReceivedTime, q.After.ID)
-		fmt.Fprintf(&sb, " AND (received_time, id) < ($%d, $%d)", len(args)-1, len(args))
-	}
-	args = append(args, q.Limit)
-	fmt.Fprintf(&sb, " ORDER BY received_time DESC, id DESC LIMIT $%d", len(args))
-	return sb.String(), args, nil
-}
-
-// condition returns the SQL of c, whose value (if any, else nil) is
-// parameter $n.
-func condition(c mailstore.Condition, n int) (string, any, error) {
-	op, err := sqlOp(c.Op)
-	if err != nil {
-		return "", nil, err
-	}
-	param := fmt.Sprintf("%s $%d", op, n)
-	switch c.Field {
-	case mailstore.FieldCategory:
-		return "category " + param, c.Text, nil
-	case mailstore.FieldMailbox:
-		return "mailbox_id " + param, c.Text, nil
-	case mailstore.FieldFrom:
-		return "sender_address " + param, c.Text, nil
-	case mailstore.FieldReceivedTime:
-		return "received_time " + param, c.Time, nil
-	case mailstore.FieldNeedsReply:
-		if c.Bool {
-			return "needs_reply", nil, nil
-		}
-		return "needs_reply = false", nil, nil
-	case mailstore.FieldClassified:
-		if c.Bool {
-			return "state = 'classified'", nil, nil
-		}
-		return "state <> 'classified'", nil, nil
-	case mailstore.FieldState:
-		switch c.State {
-		case mailstore.StateClassified:
-			return "state = 'classified'", nil, nil
-		case mailstore.StatePending:
-			return "state <> 'classified' AND state = 'pending'", nil, nil
-		case mailstore.StateFailed:
-			return "state <> 'classified' AND state = 'failed'", nil, nil
-		}
-		return "", nil, fmt.Errorf("postgres: unknown state %q", c.State)
-	}
-	return "", nil, fmt.Errorf("postgres: unknown filter field %q", c.Field)
-}
-
-func sqlOp(op mailstore.Op) (string, error) {
-	switch op {
-	case mailstore.OpEq, mailstore.OpLt, mailstore.OpLe, mailstore.OpGt, mailstore.OpGe:
-		return string(op), nil
-	}
-	return "", fmt.Errorf("postgres: unknown filter operator %q", op)
 }
 
 // GetMessage implements mailstore.Repository.

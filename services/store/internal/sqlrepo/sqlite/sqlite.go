@@ -17,6 +17,7 @@ import (
 
 	"mailroom.dev/platform/sqldb"
 	"mailroom.dev/services/store/internal/mailstore"
+	"mailroom.dev/services/store/internal/sqlrepo/listsql"
 )
 
 //go:embed migrations/*.sql
@@ -363,38 +364,28 @@ func scanMessage(row scanner) (mailstore.Message, error) {
 	return m, nil
 }
 
-// listColumns are messageColumns without the body: a list never returns
-// bodies (GetMessage does).
-var listColumns = strings.Replace(messageColumns, "body,", "'' AS body,", 1)
+// list writes the query of ListMessages: times are stored as Unix
+// microseconds, booleans as 0 and 1, and a list never returns bodies
+// (GetMessage does).
+var list = listsql.Dialect{
+	Name:    "sqlite",
+	Columns: strings.Replace(messageColumns, "body,", "'' AS body,", 1),
+	Time:    func(t time.Time) any { return t.UnixMicro() },
+	NeedsReply: func(b bool) string {
+		if b {
+			return "needs_reply = 1"
+		}
+		return "needs_reply = 0"
+	},
+}
 
-// ListMessages implements mailstore.Repository. Every query starts with
-// user_id and orders by (received_time, id) descending, the order of the
-// list indexes; the keyset condition is a row-value comparison those indexes
-// answer. Values from the caller are parameters; the enumerated ones
-// (state, booleans) are literals, and the unclassified conditions repeat the
-// partial index's own term, so that SQLite's planner may use it.
+// ListMessages implements mailstore.Repository (see listsql).
 func (r *Repository) ListMessages(ctx context.Context, q mailstore.ListQuery) ([]mailstore.Message, error) {
-	var sb strings.Builder
-	args := []any{q.User}
-	sb.WriteString("SELECT " + listColumns + " FROM store_messages WHERE user_id = $1")
-	for _, c := range q.Filter.Conditions {
-		cond, val, err := condition(c, len(args)+1)
-		if err != nil {
-			return nil, err
-		}
-		sb.WriteString(" AND " + cond)
-		if val != nil {
-			args = append(args, val)
-		}
+	query, args, err := list.Query(q)
+	if err != nil {
+		return nil, err
 	}
-	if q.After != nil {
-		args = append(args, q.After.ReceivedTime.UnixMicro(), q.After.ID)
-		fmt.Fprintf(&sb, " AND (received_time, id) < ($%d, $%d)", len(args)-1, len(args))
-	}
-	args = append(args, q.Limit)
-	fmt.Fprintf(&sb, " ORDER BY received_time DESC, id DESC LIMIT $%d", len(args))
-
-	rows, err := r.db.QueryContext(ctx, sb.String(), args...)
+	rows, err := r.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list messages: %w", err)
 	}
@@ -411,55 +402,6 @@ func (r *Repository) ListMessages(ctx context.Context, q mailstore.ListQuery) ([
 		return nil, fmt.Errorf("sqlite: list messages: %w", err)
 	}
 	return msgs, nil
-}
-
-// condition returns the SQL of c, whose value (if any, else nil) is
-// parameter $n.
-func condition(c mailstore.Condition, n int) (string, any, error) {
-	op, err := sqlOp(c.Op)
-	if err != nil {
-		return "", nil, err
-	}
-	param := fmt.Sprintf("%s $%d", op, n)
-	switch c.Field {
-	case mailstore.FieldCategory:
-		return "category " + param, c.Text, nil
-	case mailstore.FieldMailbox:
-		return "mailbox_id " + param, c.Text, nil
-	case mailstore.FieldFrom:
-		return "sender_address " + param, c.Text, nil
-	case mailstore.FieldReceivedTime:
-		return "received_time " + param, c.Time.UnixMicro(), nil
-	case mailstore.FieldNeedsReply:
-		if c.Bool {
-			return "needs_reply = 1", nil, nil
-		}
-		return "needs_reply = 0", nil, nil
-	case mailstore.FieldClassified:
-		if c.Bool {
-			return "state = 'classified'", nil, nil
-		}
-		return "state <> 'classified'", nil, nil
-	case mailstore.FieldState:
-		switch c.State {
-		case mailstore.StateClassified:
-			return "state = 'classified'", nil, nil
-		case mailstore.StatePending:
-			return "state <> 'classified' AND state = 'pending'", nil, nil
-		case mailstore.StateFailed:
-			return "state <> 'classified' AND state = 'failed'", nil, nil
-		}
-		return "", nil, fmt.Errorf("sqlite: unknown state %q", c.State)
-	}
-	return "", nil, fmt.Errorf("sqlite: unknown filter field %q", c.Field)
-}
-
-func sqlOp(op mailstore.Op) (string, error) {
-	switch op {
-	case mailstore.OpEq, mailstore.OpLt, mailstore.OpLe, mailstore.OpGt, mailstore.OpGe:
-		return string(op), nil
-	}
-	return "", fmt.Errorf("sqlite: unknown filter operator %q", op)
 }
 
 // GetMessage implements mailstore.Repository.
