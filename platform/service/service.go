@@ -140,6 +140,14 @@ func (b *Base) Close() error {
 	return errors.Join(errs...)
 }
 
+// CloseOnError closes b if *err is set: a service's New defers it, so that
+// a failed New releases what it had opened.
+func (b *Base) CloseOnError(err *error) {
+	if *err != nil {
+		_ = b.Close()
+	}
+}
+
 // Every calls fn every d until ctx is done (not at once), and returns nil.
 // fn handles its own errors: a failed round waits for the next.
 func Every(ctx context.Context, d time.Duration, fn func(ctx context.Context)) error {

@@ -32,6 +32,22 @@ type DB struct {
 	Pool    *pgxpool.Pool
 }
 
+// Embedded returns the migrations of a service whose embedded fsys holds
+// them in migrations/postgres and migrations/sqlite, versioned in table.
+func Embedded(table string, fsys fs.FS) Migrations {
+	return Migrations{Table: table, Postgres: Sub(fsys, "migrations/postgres"), SQLite: Sub(fsys, "migrations/sqlite")}
+}
+
+// Sub returns the directory dir of the embedded fsys; it panics if dir is
+// not there, which only a build without the embedded files can cause.
+func Sub(fsys fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
+
 // Migrate opens the database that url names, applies m's migrations (under
 // a lock on Postgres) as Open does, and closes it: `mailroom migrate`.
 func Migrate(ctx context.Context, url string, m Migrations) error {

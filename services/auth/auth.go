@@ -153,11 +153,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		return nil, fmt.Errorf("auth.New: %w", err)
 	}
 	s := &Service{Base: base}
-	defer func() {
-		if err != nil {
-			_ = s.Close()
-		}
-	}()
+	defer s.CloseOnError(&err)
 	db, err := s.OpenDB(ctx, sqlrepo.Migrations())
 	if err != nil {
 		return nil, fmt.Errorf("auth.New: %w", err)

@@ -28,23 +28,8 @@ import (
 	"mailroom.dev/services/auth"
 )
 
-// logBuffer collects the service's logs, to check that no secret is in them.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// logBuffer collects log lines written at once by many goroutines.
+type logBuffer = testenv.Buffer
 
 // server is an auth service started on 127.0.0.1:0.
 type server struct {

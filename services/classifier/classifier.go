@@ -198,11 +198,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		return nil, fmt.Errorf("classifier.New: %w", err)
 	}
 	s := &Service{Base: base}
-	defer func() {
-		if err != nil {
-			_ = s.Close()
-		}
-	}()
+	defer s.CloseOnError(&err)
 	db, err := sqlrepo.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("classifier.New: open database: %w", err)

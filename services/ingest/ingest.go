@@ -21,9 +21,9 @@ import (
 	"mailroom.dev/services/ingest/internal/gmailsync"
 	"mailroom.dev/services/ingest/internal/grpcapi"
 	"mailroom.dev/services/ingest/internal/imapsync"
-	"mailroom.dev/services/ingest/internal/mailbox"
 	"mailroom.dev/services/ingest/internal/jetstream/consumer"
 	"mailroom.dev/services/ingest/internal/jetstream/publisher"
+	"mailroom.dev/services/ingest/internal/mailbox"
 	"mailroom.dev/services/ingest/internal/sqlrepo"
 	"mailroom.dev/services/ingest/internal/vaultclient"
 )
@@ -141,11 +141,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		return nil, fmt.Errorf("ingest.New: %w", err)
 	}
 	s := &Service{Base: base}
-	defer func() {
-		if err != nil {
-			_ = s.Close()
-		}
-	}()
+	defer s.CloseOnError(&err)
 	mc, err := mailboxConfig(cfg, s.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("ingest.New: %w", err)

@@ -32,23 +32,8 @@ import (
 	"mailroom.dev/services/ingest"
 )
 
-// lockedBuffer collects the service's log lines, written from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer collects log lines written at once by many goroutines.
+type lockedBuffer = testenv.Buffer
 
 // serviceKey is ingest's service key in tests, adaKey an API key of ada.
 const (

@@ -22,10 +22,10 @@ import (
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcserver"
 	"mailroom.dev/platform/service"
-	"mailroom.dev/services/store/internal/sqlrepo"
-	"mailroom.dev/services/store/internal/jetstream/consumer"
 	"mailroom.dev/services/store/internal/grpcapi"
+	"mailroom.dev/services/store/internal/jetstream/consumer"
 	"mailroom.dev/services/store/internal/mailstore"
+	"mailroom.dev/services/store/internal/sqlrepo"
 )
 
 // Config configures the service; cmd/store fills it from the environment.
@@ -100,11 +100,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		return nil, fmt.Errorf("store.New: %w", err)
 	}
 	s := &Service{Base: base}
-	defer func() {
-		if err != nil {
-			_ = s.Close()
-		}
-	}()
+	defer s.CloseOnError(&err)
 	db, err := sqlrepo.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("store.New: open database: %w", err)

@@ -5,16 +5,15 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
-	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"mailroom.dev/platform/telemetry"
+	"mailroom.dev/platform/testenv"
 )
 
 // spans records every span of every test: all services share the process's
@@ -31,23 +30,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer collects log lines written at once by many goroutines.
+type syncBuffer = testenv.Buffer
 
 // testLogger returns a JSON logger, and the buffer it writes to, whose
 // content is shown when the test fails.

@@ -11,7 +11,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"mailroom.dev/platform/sqldb"
@@ -23,17 +22,7 @@ import (
 var migrations embed.FS
 
 // Migrations returns the auth service's migrations for sqldb.Open.
-func Migrations() sqldb.Migrations {
-	pg, err := fs.Sub(migrations, "migrations/postgres")
-	if err != nil {
-		panic(err) // the directory is embedded above
-	}
-	lite, err := fs.Sub(migrations, "migrations/sqlite")
-	if err != nil {
-		panic(err)
-	}
-	return sqldb.Migrations{Table: "auth_schema_version", Postgres: pg, SQLite: lite}
-}
+func Migrations() sqldb.Migrations { return sqldb.Embedded("auth_schema_version", migrations) }
 
 // Open opens the database that url names and brings its schema up to date.
 func Open(ctx context.Context, url string) (*sqldb.DB, error) {

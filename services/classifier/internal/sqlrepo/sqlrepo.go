@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"mailroom.dev/platform/sqldb"
@@ -22,17 +21,7 @@ import (
 var migrations embed.FS
 
 // Migrations returns the classifier's migrations for sqldb.Open.
-func Migrations() sqldb.Migrations {
-	pg, err := fs.Sub(migrations, "migrations/postgres")
-	if err != nil {
-		panic(err) // embedded above
-	}
-	lite, err := fs.Sub(migrations, "migrations/sqlite")
-	if err != nil {
-		panic(err)
-	}
-	return sqldb.Migrations{Table: "classifier_schema_version", Postgres: pg, SQLite: lite}
-}
+func Migrations() sqldb.Migrations { return sqldb.Embedded("classifier_schema_version", migrations) }
 
 // Open opens the database that url names and brings its schema up to date.
 //

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -25,17 +24,7 @@ import (
 var migrations embed.FS
 
 // Migrations are ingest's migrations, for sqldb.Open.
-func Migrations() sqldb.Migrations {
-	pg, err := fs.Sub(migrations, "migrations/postgres")
-	if err != nil {
-		panic(err)
-	}
-	lite, err := fs.Sub(migrations, "migrations/sqlite")
-	if err != nil {
-		panic(err)
-	}
-	return sqldb.Migrations{Table: "ingest_schema_version", Postgres: pg, SQLite: lite}
-}
+func Migrations() sqldb.Migrations { return sqldb.Embedded("ingest_schema_version", migrations) }
 
 // Repo is a mailbox.Repository over a migrated database.
 type Repo struct {

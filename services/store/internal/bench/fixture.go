@@ -11,8 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"mailroom.dev/platform/sqldb"
-	"mailroom.dev/services/store/internal/sqlrepo"
 	"mailroom.dev/services/store/internal/mailstore"
+	"mailroom.dev/services/store/internal/sqlrepo"
 )
 
 // Fixture is a store full of mail: Users users with PerUser messages each,

@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"mailroom.dev/platform/testenv"
-	"mailroom.dev/services/store/internal/sqlrepo"
 	"mailroom.dev/services/store/internal/bench"
 	"mailroom.dev/services/store/internal/mailstore"
+	"mailroom.dev/services/store/internal/sqlrepo"
 )
 
 // TestLatencySmoke loads a small fixture on both backends and runs the

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"mailroom.dev/platform/testenv"
-	"mailroom.dev/services/store/internal/sqlrepo"
 	"mailroom.dev/services/store/internal/bench"
 	"mailroom.dev/services/store/internal/mailstore"
+	"mailroom.dev/services/store/internal/sqlrepo"
 )
 
 // The consumer's defaults (MAILROOM_STORE_BATCH_SIZE, MAILROOM_STORE_WRITERS):

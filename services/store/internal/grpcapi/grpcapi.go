@@ -233,4 +233,3 @@ func state(s mailstore.State) storev1.MessageState {
 	}
 	return storev1.MessageState_MESSAGE_STATE_UNSPECIFIED
 }
-

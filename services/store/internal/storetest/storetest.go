@@ -17,8 +17,8 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"mailroom.dev/platform/apierror"
-	"mailroom.dev/services/store/internal/sqlrepo"
 	"mailroom.dev/services/store/internal/mailstore"
+	"mailroom.dev/services/store/internal/sqlrepo"
 )
 
 // NewURL returns the URL of a fresh, empty database.

@@ -64,7 +64,6 @@ func Event(r mailbox.Received) *eventsv1.MailReceived {
 	return e
 }
 
-
 // Normalized is the protobuf form of a parsed message.
 func Normalized(m *mailparse.Message) *mailv1.NormalizedMessage {
 	if m == nil {

@@ -160,4 +160,3 @@ func timeOf(ts *timestamppb.Timestamp) time.Time {
 	}
 	return ts.AsTime()
 }
-

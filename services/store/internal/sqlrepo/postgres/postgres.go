@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"mailroom.dev/platform/sqldb"
 	"mailroom.dev/services/store/internal/mailstore"
 	"mailroom.dev/services/store/internal/sqlrepo/listsql"
 )
@@ -25,13 +26,7 @@ import (
 var migrations embed.FS
 
 // Migrations returns the goose migrations of the store's Postgres schema.
-func Migrations() fs.FS {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the directory is embedded above
-	}
-	return sub
-}
+func Migrations() fs.FS { return sqldb.Sub(migrations, "migrations") }
 
 // Repository implements mailstore.Repository on a pgx pool.
 type Repository struct {

@@ -24,13 +24,7 @@ import (
 var migrations embed.FS
 
 // Migrations returns the goose migrations of the store's SQLite schema.
-func Migrations() fs.FS {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		panic(err) // the directory is embedded above
-	}
-	return sub
-}
+func Migrations() fs.FS { return sqldb.Sub(migrations, "migrations") }
 
 // Repository implements mailstore.Repository on a SQLite database.
 type Repository struct {

@@ -29,9 +29,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"mailroom.dev/services/store/internal/sqlrepo"
 	"mailroom.dev/services/store/internal/bench"
 	"mailroom.dev/services/store/internal/mailstore"
+	"mailroom.dev/services/store/internal/sqlrepo"
 )
 
 type options struct {
