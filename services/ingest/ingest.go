@@ -184,7 +184,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 func mailboxConfig(cfg Config, logger *slog.Logger) (mailbox.Config, error) {
 	var metadataOnly bool
 	switch strings.ToLower(cfg.GmailScope) {
-	case "readonly", "gmail.readonly":
+	case "", "readonly", "gmail.readonly":
 	case "metadata", "gmail.metadata":
 		metadataOnly = true
 	default:
