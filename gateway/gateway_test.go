@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -52,7 +51,10 @@ const maxBody = 64 << 10
 
 // start runs the fakes and a gateway (New + Run on 127.0.0.1:0) in front
 // of them.
-func start(t *testing.T) *env {
+func start(t *testing.T) *env { return startWith(t, nil) }
+
+// startWith is start with the gateway's config changed by edit first.
+func startWith(t *testing.T, edit func(*gateway.Config)) *env {
 	t.Helper()
 	b := startBackends(t)
 	cfg := gateway.Config{MaxBodyBytes: maxBody, ReadyTimeout: time.Second}
@@ -61,30 +63,16 @@ func start(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	cfg.KeyRate = 0 // the rate limit's own tests turn it on
+	if edit != nil {
+		edit(&cfg)
+	}
 	logs := &syncBuffer{}
 	g, err := gateway.New(context.Background(), cfg, telemetry.NewLogger(logs, slog.LevelDebug, "gateway"))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	t.Cleanup(func() {
-		if err := g.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx, lis) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return &env{backends: b, url: "http://" + lis.Addr().String(), logs: logs}
+	addr, _ := testenv.Serve(t, g)
+	return &env{backends: b, url: "http://" + addr, logs: logs}
 }
 
 type request struct {

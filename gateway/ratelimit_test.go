@@ -1,10 +1,7 @@
 package gateway_test
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,41 +9,10 @@ import (
 	"time"
 
 	"mailroom.dev/gateway"
-	"mailroom.dev/platform/config"
-	"mailroom.dev/platform/grpcconn"
-	"mailroom.dev/platform/telemetry"
 )
 
-// startLimited runs the fakes and a gateway whose config edit changes.
-func startLimited(t *testing.T, edit func(*gateway.Config)) *env {
-	t.Helper()
-	b := startBackends(t)
-	cfg := gateway.Config{MaxBodyBytes: maxBody, ReadyTimeout: time.Second}
-	cfg.Addrs = grpcconn.Addrs{Auth: b.addrs["auth"], Ingest: b.addrs["ingest"], Classifier: b.addrs["classifier"], Store: b.addrs["store"]}
-	if err := config.Defaults(&cfg); err != nil {
-		t.Fatal(err)
-	}
-	cfg.KeyRate = 0 // the rate limit's own tests turn it on
-	edit(&cfg)
-	logs := &syncBuffer{}
-	g, err := gateway.New(context.Background(), cfg, telemetry.NewLogger(logs, slog.LevelDebug, "gateway"))
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = g.Close() })
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx, lis) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &env{backends: b, url: "http://" + lis.Addr().String(), logs: logs}
-}
-
 func TestKeyRateLimit(t *testing.T) {
-	e := startLimited(t, func(c *gateway.Config) { c.KeyRate, c.KeyBurst = 2, 3 })
+	e := startWith(t, func(c *gateway.Config) { c.KeyRate, c.KeyBurst = 2, 3 })
 	const path = "/v1/users/me/messages"
 	for i := range 3 {
 		if resp, body := e.do(t, request{method: "GET", path: path, key: e.apiKey}); resp.StatusCode != http.StatusOK {
@@ -101,7 +67,7 @@ func TestKeyRateLimit(t *testing.T) {
 }
 
 func TestZeroKeyRateDisablesTheLimit(t *testing.T) {
-	e := startLimited(t, func(c *gateway.Config) { c.KeyRate, c.KeyBurst = 0, 1 })
+	e := startWith(t, func(c *gateway.Config) { c.KeyRate, c.KeyBurst = 0, 1 })
 	for i := range 10 {
 		if resp, body := e.do(t, request{method: "GET", path: "/v1/users/me/messages", key: e.apiKey}); resp.StatusCode != http.StatusOK {
 			t.Fatalf("request %d: %d %s", i+1, resp.StatusCode, body)
@@ -113,7 +79,7 @@ func TestZeroKeyRateDisablesTheLimit(t *testing.T) {
 // memory, and distinct ones stop after the address's failure budget, while
 // a key that exchanged before keeps working.
 func TestInvalidKeysSpareAuth(t *testing.T) {
-	e := startLimited(t, func(c *gateway.Config) { c.KeyRate, c.KeyBurst = 1000, 1000 })
+	e := startWith(t, func(c *gateway.Config) { c.KeyRate, c.KeyBurst = 1000, 1000 })
 	const path = "/v1/users/me/messages"
 	if resp, body := e.do(t, request{method: "GET", path: path, key: e.apiKey}); resp.StatusCode != http.StatusOK {
 		t.Fatalf("valid key: %d %s", resp.StatusCode, body)

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -32,25 +31,7 @@ func startAuth(t *testing.T, cfg auth.Config) (string, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx, lis) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		<-done
-		svc.Close()
-	}
-	t.Cleanup(stop)
-	return lis.Addr().String(), stop
+	return testenv.Serve(t, svc)
 }
 
 func TestVaultRotate(t *testing.T) {

@@ -157,3 +157,44 @@ func (b *Buffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Service is what a service's public package builds: served on a listener
+// until its context ends, then closed.
+type Service interface {
+	Run(ctx context.Context, lis net.Listener) error
+	Close() error
+}
+
+// Serve runs svc on a loopback port and returns its address and a stop
+// function, which the test's cleanup calls too: stop ends Run, waits for it
+// (an error it returns, or a Run still going 20 s later, fails the test)
+// and closes svc. Calling stop again does nothing.
+func Serve(t testing.TB, svc Service) (addr string, stop func()) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx, lis) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Errorf("Run did not return within 20s of shutdown")
+			}
+			if err := svc.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return lis.Addr().String(), stop
+}

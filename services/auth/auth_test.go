@@ -6,9 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,32 +46,17 @@ func start(t *testing.T, cfg auth.Config, logs *logBuffer) *server {
 	if err != nil {
 		t.Fatalf("auth.New: %v", err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, stopService := testenv.Serve(t, svc)
+	cc, err := grpcconn.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx, lis) }()
-	cc, err := grpcconn.Dial(lis.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
 	stop := func() {
-		once.Do(func() {
-			cc.Close()
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-			if err := svc.Close(); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-		})
+		_ = cc.Close()
+		stopService()
 	}
 	t.Cleanup(stop)
-	return &server{addr: lis.Addr().String(), client: authv1.NewAuthServiceClient(cc), stop: stop}
+	return &server{addr: addr, client: authv1.NewAuthServiceClient(cc), stop: stop}
 }
 
 func TestAuthService(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -61,42 +60,22 @@ func startWith(t *testing.T, url, prefix string, tune func(*classifier.Config)) 
 	if tune != nil {
 		tune(&cfg)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := classifier.New(ctx, cfg, logger)
-	if err != nil {
-		cancel()
-		t.Fatalf("New: %v", err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx, lis) }()
-
-	nc, js, err := eventbus.Connect(url, "classifier-test")
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("Run did not return within 20s of cancel")
-		}
-		if err := svc.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		nc.Close()
 		if t.Failed() {
 			t.Logf("service logs:\n%s", logs.String())
 		}
 	})
-	return &env{addr: lis.Addr().String(), auth: auth, topo: eventbus.Topology{Prefix: prefix}, nc: nc, js: js, logs: logs}
+	svc, err := classifier.New(context.Background(), cfg, logger)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	addr, _ := testenv.Serve(t, svc)
+	nc, js, err := eventbus.Connect(url, "classifier-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return &env{addr: addr, auth: auth, topo: eventbus.Topology{Prefix: prefix}, nc: nc, js: js, logs: logs}
 }
 
 // Mail content the logs must never show.

@@ -7,10 +7,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -103,28 +101,8 @@ func (w *world) start(t *testing.T, dbURL string, configure func(*ingest.Config)
 	if err != nil {
 		t.Fatalf("ingest.New: %v", err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(runCtx, lis) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-			if err := svc.Close(); err != nil {
-				t.Errorf("Close: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-
-	cc, err := grpcconn.Dial(lis.Addr().String())
+	addr, stop := testenv.Serve(t, svc)
+	cc, err := grpcconn.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}

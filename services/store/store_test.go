@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"log/slog"
-	"net"
 	"os"
 	"slices"
 	"testing"
@@ -77,29 +76,8 @@ func start(t *testing.T, databaseURL string, tweaks ...func(*store.Config)) env 
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(runCtx, lis) }()
-	t.Cleanup(func() {
-		stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run after shutdown: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("Run did not return within 20s of shutdown")
-		}
-		if err := svc.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-
-	cc, err := grpcconn.Dial(lis.Addr().String())
+	addr, _ := testenv.Serve(t, svc)
+	cc, err := grpcconn.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
