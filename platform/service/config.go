@@ -13,6 +13,7 @@ import (
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/redact"
+	"mailroom.dev/platform/sqldb"
 	"mailroom.dev/platform/transport"
 )
 
@@ -34,6 +35,11 @@ type Config struct {
 	Addrs grpcconn.Addrs
 	// DatabaseURL is postgres://… or sqlite://PATH.
 	DatabaseURL string `env:"DATABASE_URL, required"`
+	// Migrate is what the service does with its migrations at start:
+	// "auto" applies them (under a lock on Postgres), "wait" waits until a
+	// migration Job (`mailroom migrate`) has brought the schema to the
+	// binary's version, not serving meanwhile.
+	Migrate sqldb.MigrateMode `env:"MAILROOM_MIGRATE, default=auto"`
 	// Transport is optional TLS (and mTLS) for the gRPC server and its
 	// connections to the other services (MAILROOM_TLS_*).
 	Transport transport.Config
@@ -53,6 +59,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("grpc_addr", c.GRPCAddr),
 		slog.Any("addrs", c.Addrs),
 		slog.String("database_url", redact.URL(c.DatabaseURL)),
+		slog.String("migrate", string(c.Migrate)),
 		slog.Any("transport", c.Transport),
 	)
 }

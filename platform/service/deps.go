@@ -11,14 +11,21 @@ import (
 )
 
 // OpenDB opens the database that the config names and applies m's
-// migrations (under a lock on Postgres); Close closes it.
+// migrations (under a lock on Postgres), or waits for them (MAILROOM_MIGRATE=wait);
+// Close closes it.
 func (b *Base) OpenDB(ctx context.Context, m sqldb.Migrations) (*sqldb.DB, error) {
-	db, err := sqldb.Open(ctx, b.cfg.DatabaseURL, m)
+	db, err := sqldb.Open(ctx, b.cfg.DatabaseURL, m, b.DBOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	b.OnClose(db.Close)
 	return db, nil
+}
+
+// DBOptions are the options of sqldb.Open that the config asks for, for a
+// service that opens its database through its own repository package.
+func (b *Base) DBOptions() []sqldb.Option {
+	return []sqldb.Option{sqldb.WithMigrate(b.cfg.Migrate, b.Logger)}
 }
 
 // ConnectNATS connects to the NATS server of n as "mailroom-<name>" and

@@ -49,6 +49,9 @@ func New(name string, cfg Config, logger *slog.Logger) (*Base, error) {
 		logger = slog.Default()
 	}
 	b := &Base{Name: name, Logger: logger, cfg: cfg}
+	if !cfg.Migrate.Valid() {
+		return nil, fmt.Errorf("MAILROOM_MIGRATE is %q: want auto or wait", cfg.Migrate)
+	}
 	var err error
 	if b.serverCreds, err = cfg.Transport.ServerCredentials(); err != nil {
 		return nil, fmt.Errorf("server credentials: %w", err)

@@ -82,3 +82,18 @@ func TestEveryWaitsAPeriodThenRepeatsUntilDone(t *testing.T) {
 		t.Errorf("Every = %v after %d calls, want nil after 3", err, calls)
 	}
 }
+
+// MAILROOM_MIGRATE defaults to auto; an unknown mode is refused at New.
+func TestMigrateMode(t *testing.T) {
+	cfg := service.Config{DatabaseURL: "sqlite://x.db"}
+	if err := config.Defaults(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Migrate != "auto" {
+		t.Errorf("MAILROOM_MIGRATE default = %q, want auto", cfg.Migrate)
+	}
+	cfg.Migrate = "later"
+	if _, err := service.New("test", cfg, nil); err == nil || !strings.Contains(err.Error(), "MAILROOM_MIGRATE") {
+		t.Errorf("New with MAILROOM_MIGRATE=later: %v, want refused", err)
+	}
+}

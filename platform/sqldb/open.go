@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -58,8 +61,49 @@ func Migrate(ctx context.Context, url string, m Migrations) error {
 	return db.Close()
 }
 
-// Open opens the database that url names and applies m's migrations.
-func Open(ctx context.Context, url string, m Migrations) (*DB, error) {
+// MigrateMode says what Open does with a service's migrations
+// (MAILROOM_MIGRATE).
+type MigrateMode string
+
+// The migrate modes.
+const (
+	// MigrateAuto applies the pending migrations at start, under a lock on
+	// Postgres (the default; `mailroom dev` and a single binary).
+	MigrateAuto MigrateMode = "auto"
+	// MigrateWait applies none: it waits until the schema is at the
+	// version the binary embeds, which a migration Job (`mailroom
+	// migrate`) brings it to once per release. Production on Kubernetes.
+	MigrateWait MigrateMode = "wait"
+)
+
+// Valid reports whether m is a mode Open knows; empty is MigrateAuto.
+func (m MigrateMode) Valid() bool { return m == "" || m == MigrateAuto || m == MigrateWait }
+
+// Option changes what Open does.
+type Option func(*options)
+
+type options struct {
+	wait   bool
+	every  time.Duration
+	logger *slog.Logger
+}
+
+// WithMigrate sets the migrate mode; with MigrateWait, Open logs to logger
+// (if not nil) while it waits, checking every few seconds.
+func WithMigrate(mode MigrateMode, logger *slog.Logger) Option {
+	return func(o *options) { o.wait, o.logger = mode == MigrateWait, logger }
+}
+
+// withPoll sets how often MigrateWait checks (tests).
+func withPoll(d time.Duration) Option { return func(o *options) { o.every = d } }
+
+// Open opens the database that url names and applies m's migrations, or
+// with WithMigrate(MigrateWait, …) waits until they have been applied.
+func Open(ctx context.Context, url string, m Migrations, opts ...Option) (*DB, error) {
+	o := options{every: 2 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	backend, dsn, err := Parse(url)
 	if err != nil {
 		return nil, err
@@ -70,17 +114,31 @@ func Open(ctx context.Context, url string, m Migrations) (*DB, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := MigratePostgres(ctx, pool, Migration{Table: m.Table, FS: m.Postgres}); err != nil {
+		db := stdlib.OpenDBFromPool(pool)
+		mig := Migration{Table: m.Table, FS: m.Postgres}
+		if o.wait {
+			err = awaitSchema(ctx, goose.DialectPostgres, db, mig, o)
+		} else {
+			err = migratePostgres(ctx, db, mig)
+		}
+		if err != nil {
+			db.Close()
 			pool.Close()
 			return nil, err
 		}
-		return &DB{Backend: Postgres, SQL: stdlib.OpenDBFromPool(pool), Pool: pool}, nil
+		return &DB{Backend: Postgres, SQL: db, Pool: pool}, nil
 	default:
 		db, err := OpenSQLite(ctx, dsn)
 		if err != nil {
 			return nil, err
 		}
-		if err := MigrateSQLite(ctx, db, Migration{Table: m.Table, FS: m.SQLite}); err != nil {
+		mig := Migration{Table: m.Table, FS: m.SQLite}
+		if o.wait {
+			err = awaitSchema(ctx, goose.DialectSQLite3, db, mig, o)
+		} else {
+			err = MigrateSQLite(ctx, db, mig)
+		}
+		if err != nil {
 			db.Close()
 			return nil, err
 		}

@@ -105,6 +105,10 @@ type Migration struct {
 func MigratePostgres(ctx context.Context, pool *pgxpool.Pool, m Migration) error {
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
+	return migratePostgres(ctx, db, m)
+}
+
+func migratePostgres(ctx context.Context, db *sql.DB, m Migration) error {
 	h := fnv.New64a()
 	h.Write([]byte("mailroom:" + m.Table))
 	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64() >> 1)))
@@ -129,4 +133,32 @@ func migrate(ctx context.Context, d goose.Dialect, db *sql.DB, m Migration, opts
 		return fmt.Errorf("sqldb: migrate %s: %w", m.Table, err)
 	}
 	return nil
+}
+
+// awaitSchema applies no migration: it waits until the schema in db is at
+// the version of m's newest migration (a migration Job brings it there),
+// checking every interval, or until ctx ends.
+func awaitSchema(ctx context.Context, d goose.Dialect, db *sql.DB, m Migration, o options) error {
+	p, err := goose.NewProvider(d, db, m.FS, goose.WithTableName(m.Table), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("sqldb: migrations %s: %w", m.Table, err)
+	}
+	for {
+		current, target, err := p.GetVersions(ctx)
+		if err == nil && current >= target {
+			return nil
+		}
+		if o.logger != nil {
+			args := []any{"table", m.Table, "version", current, "want", target}
+			if err != nil {
+				args = append(args, "error", err.Error())
+			}
+			o.logger.InfoContext(ctx, "waiting for the schema to be migrated (MAILROOM_MIGRATE=wait)", args...)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sqldb: waiting for schema %s at version %d: %w", m.Table, target, ctx.Err())
+		case <-time.After(o.every):
+		}
+	}
 }

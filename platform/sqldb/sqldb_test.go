@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"mailroom.dev/platform/sqldb"
 	"mailroom.dev/platform/testenv"
@@ -72,5 +73,49 @@ func TestParse(t *testing.T) {
 		if (err != nil) != tt.wantErr || b != tt.backend {
 			t.Errorf("Parse(%q) = %q, %v", tt.url, b, err)
 		}
+	}
+}
+
+// TestMigrateWaitAppliesNothingAndWaitsForTheJob: with MAILROOM_MIGRATE=wait
+// a service neither creates nor changes the schema; it starts once a
+// migration (`mailroom migrate`, a Job in production) has brought the
+// schema to its version, and gives up when its context ends first.
+func TestMigrateWaitAppliesNothingAndWaitsForTheJob(t *testing.T) {
+	for name, url := range testenv.DatabaseURLs() {
+		t.Run(name, func(t *testing.T) {
+			u := url(t)
+			wait := []sqldb.Option{sqldb.WithMigrate(sqldb.MigrateWait, nil), sqldb.WithPoll(10 * time.Millisecond)}
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			if db, err := sqldb.Open(ctx, u, migrations(), wait...); err == nil {
+				db.Close()
+				t.Fatal("Open in wait mode succeeded on an empty database")
+			}
+			opened := make(chan error, 1)
+			go func() {
+				db, err := sqldb.Open(context.Background(), u, migrations(), wait...)
+				if err == nil {
+					_, err = db.SQL.ExecContext(context.Background(), "INSERT INTO things (id, n) VALUES ($1, $2)", "a", 1)
+					db.Close()
+				}
+				opened <- err
+			}()
+			select {
+			case err := <-opened:
+				t.Fatalf("Open in wait mode returned before the migration: %v", err)
+			case <-time.After(100 * time.Millisecond):
+			}
+			if err := sqldb.Migrate(context.Background(), u, migrations()); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-opened:
+				if err != nil {
+					t.Fatalf("Open in wait mode after the migration: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Open in wait mode did not return after the migration")
+			}
+		})
 	}
 }

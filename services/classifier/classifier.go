@@ -199,7 +199,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	}
 	s := &Service{Base: base}
 	defer s.CloseOnError(&err)
-	db, err := sqlrepo.Open(ctx, cfg.DatabaseURL)
+	db, err := sqlrepo.Open(ctx, cfg.DatabaseURL, s.DBOptions()...)
 	if err != nil {
 		return nil, fmt.Errorf("classifier.New: open database: %w", err)
 	}

@@ -23,7 +23,8 @@ var migrations embed.FS
 // Migrations returns the classifier's migrations for sqldb.Open.
 func Migrations() sqldb.Migrations { return sqldb.Embedded("classifier_schema_version", migrations) }
 
-// Open opens the database that url names and brings its schema up to date.
+// Open opens the database that url names and brings its schema up to date
+// (or, as opts may say, waits for a migration Job to).
 //
 // A SQLite database gets one connection: SQLite has one writer at a time,
 // and with a connection per waiting goroutine (hundreds, with the language
@@ -31,8 +32,8 @@ func Migrations() sqldb.Migrations { return sqldb.Embedded("classifier_schema_ve
 // which polls with sleeps of up to 100 ms. Writes then take seconds, the
 // spend ledger's time out and are lost. One connection queues them in Go
 // instead, where each takes well under a millisecond.
-func Open(ctx context.Context, url string) (*sqldb.DB, error) {
-	db, err := sqldb.Open(ctx, url, Migrations())
+func Open(ctx context.Context, url string, opts ...sqldb.Option) (*sqldb.DB, error) {
+	db, err := sqldb.Open(ctx, url, Migrations(), opts...)
 	if err != nil {
 		return nil, err
 	}

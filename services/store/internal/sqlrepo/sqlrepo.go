@@ -33,9 +33,10 @@ type DB struct {
 }
 
 // Open opens the database at url, brings its schema up to date (under a
-// lock on Postgres) and returns it with its repository.
-func Open(ctx context.Context, url string) (*DB, error) {
-	db, err := sqldb.Open(ctx, url, Migrations())
+// lock on Postgres; opts may say to wait for it instead) and returns it
+// with its repository.
+func Open(ctx context.Context, url string, opts ...sqldb.Option) (*DB, error) {
+	db, err := sqldb.Open(ctx, url, Migrations(), opts...)
 	if err != nil {
 		return nil, err
 	}
