@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -16,6 +17,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 )
 
 // DefaultTimeout is the deadline given to an outbound unary call whose
@@ -59,11 +62,36 @@ func (a Addrs) LogValue() slog.Value {
 		slog.String("classifier", a.Classifier), slog.String("store", a.Store))
 }
 
-// Dial returns a client connection to target (host:port), plaintext unless
-// an option (WithCredentials) says otherwise. The connection is lazy: it
-// connects on first use and reconnects by itself.
+// roundRobin spreads calls over every address a target resolves to (the
+// pods behind a headless Service, the replicas of a comma list); gRPC's
+// default, pick_first, would send everything to one.
+const roundRobin = `{"loadBalancingConfig":[{"round_robin":{}}]}`
+
+// listScheme is the resolver scheme of a comma list of addresses.
+const listScheme = "mailroom-list"
+
+// Dial returns a client connection to target, plaintext unless an option
+// (WithCredentials) says otherwise. target is host:port, a comma list of
+// them (replicas on one machine, as `mailroom cluster` runs them) or a gRPC
+// name such as dns:///store:9104 (a headless Service); calls are balanced
+// round-robin over its addresses. The connection is lazy: it connects on
+// first use and reconnects by itself.
 func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	var extra []grpc.DialOption
+	if strings.Contains(target, ",") {
+		var addrs []resolver.Address
+		for _, a := range strings.Split(target, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				addrs = append(addrs, resolver.Address{Addr: a})
+			}
+		}
+		r := manual.NewBuilderWithScheme(listScheme)
+		r.InitialState(resolver.State{Addresses: addrs})
+		extra = append(extra, grpc.WithResolvers(r))
+		target = listScheme + ":///" + strings.ReplaceAll(target, ",", "_")
+	}
 	base := []grpc.DialOption{
+		grpc.WithDefaultServiceConfig(roundRobin),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// Health checks (readiness probes) make no spans: they would be
 		// root spans of their own, many a minute.
@@ -76,7 +104,7 @@ func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 		// built by grpcserver accept pings every 10 s.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
 	}
-	cc, err := grpc.NewClient(target, append(base, opts...)...)
+	cc, err := grpc.NewClient(target, append(append(base, extra...), opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("grpcconn: dial %s: %w", target, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -94,5 +95,54 @@ func TestEveryCallHasADeadline(t *testing.T) {
 	}
 	if got := d.get(healthpb.Health_Watch_FullMethodName); got <= grpcconn.DefaultStreamTimeout-time.Minute || got > grpcconn.DefaultStreamTimeout {
 		t.Errorf("Watch without a deadline arrived with %v left, want about %v", got, grpcconn.DefaultStreamTimeout)
+	}
+}
+
+// TestCallsAreSpreadOverReplicas: a comma list of replicas (as `mailroom
+// cluster` gives) gets its calls round-robin, not all on the first.
+func TestCallsAreSpreadOverReplicas(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		calls = map[string]int{}
+		addrs []string
+	)
+	for range 3 {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := lis.Addr().String()
+		addrs = append(addrs, addr)
+		s := grpcserver.New(grpcserver.Options{
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), ShutdownTimeout: time.Second,
+			Unary: []grpc.UnaryServerInterceptor{func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+				mu.Lock()
+				calls[addr]++
+				mu.Unlock()
+				return h(ctx, req)
+			}},
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ctx, lis) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	cc, err := grpcconn.Dial(strings.Join(addrs, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	c := healthpb.NewHealthClient(cc)
+	for range 30 {
+		if _, err := c.Check(context.Background(), &healthpb.HealthCheckRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, a := range addrs {
+		if calls[a] < 5 {
+			t.Errorf("calls per replica %v: want each of the three to get a share of 30", calls)
+		}
 	}
 }

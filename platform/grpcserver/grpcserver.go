@@ -71,7 +71,12 @@ func New(opts Options) *Server {
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+		// A connection is closed (GOAWAY) after five minutes, so that
+		// clients balancing over replicas (round_robin over dns:///) look
+		// the name up again and find new pods; calls and streams under way
+		// get the longest a stream may last to finish.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second,
+			MaxConnectionAge: 5 * time.Minute, MaxConnectionAgeGrace: time.Hour}),
 	}
 	if opts.Creds != nil {
 		serverOpts = append(serverOpts, grpc.Creds(opts.Creds))
