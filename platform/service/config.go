@@ -8,6 +8,7 @@ package service
 
 import (
 	"log/slog"
+	"time"
 
 	"mailroom.dev/platform/authn"
 	"mailroom.dev/platform/eventbus"
@@ -40,6 +41,9 @@ type Config struct {
 	// migration Job (`mailroom migrate`) has brought the schema to the
 	// binary's version, not serving meanwhile.
 	Migrate sqldb.MigrateMode `env:"MAILROOM_MIGRATE, default=auto"`
+	// ShutdownTimeout bounds the drain of in-flight calls at shutdown
+	// (keep terminationGracePeriodSeconds above it plus the preStop delay).
+	ShutdownTimeout time.Duration `env:"MAILROOM_SHUTDOWN_TIMEOUT, default=10s"`
 	// Transport is optional TLS (and mTLS) for the gRPC server and its
 	// connections to the other services (MAILROOM_TLS_*).
 	Transport transport.Config
@@ -60,6 +64,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("addrs", c.Addrs),
 		slog.String("database_url", redact.URL(c.DatabaseURL)),
 		slog.String("migrate", string(c.Migrate)),
+		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.Any("transport", c.Transport),
 	)
 }

@@ -95,6 +95,9 @@ func (b *Base) DialAuth(public ...string) (authv1.AuthServiceClient, *authn.Guar
 func (b *Base) Serve(guard *authn.Guard, opts grpcserver.Options) *grpc.Server {
 	opts.Logger = b.Logger
 	opts.Creds = b.serverCreds
+	if opts.ShutdownTimeout == 0 {
+		opts.ShutdownTimeout = b.cfg.ShutdownTimeout
+	}
 	opts.Unary = append(opts.Unary, guard.Unary())
 	opts.Stream = append(opts.Stream, guard.Stream())
 	b.server = grpcserver.New(opts)
