@@ -586,9 +586,10 @@ func (p *pool) cut(permit *Permit, now time.Time) {
 	}
 	c := p.currentCeiling(now)
 	next := c * cutFactor
-	if full := p.limits().RPM * p.l.share / 60; full > 0 && !p.firstOK.IsZero() {
-		span := min(observeWindow, now.Sub(p.firstOK)).Seconds()
-		observed := float64(p.oks.sumLast(now, observeWindow)) / max(span, 1) / full
+	// The accepted rate is known once answers have come for a whole
+	// window; before that a few early answers would pass for a rate.
+	if full := p.limits().RPM * p.l.share / 60; full > 0 && !p.firstOK.IsZero() && now.Sub(p.firstOK) >= observeWindow {
+		observed := float64(p.oks.sumLast(now, observeWindow)) / observeWindow.Seconds() / full
 		next = min(next, max(observed*cutFactor, c/2))
 	}
 	p.cutTo = max(minCeiling, next)
