@@ -191,7 +191,9 @@ func (s *Server) advanceLocked(now time.Time) {
 				at, which = t, 1
 			}
 		}
-		if o := s.other; o != nil && o.interval() > 0 && o.next.Before(at) {
+		// The other client's request at the very time of a change comes
+		// after it; one due at now is made.
+		if o := s.other; o != nil && o.interval() > 0 && (o.next.Before(at) || which == 0 && o.next.Equal(at)) {
 			at, which = o.next, 2
 		}
 		switch which {
