@@ -13,8 +13,14 @@
 // of 10 with exponential backoff, RunBaseline), several replicas sharing one
 // key (RunPipeline with Replicas > 1) and the fairness case (RunFairness:
 // another user's live mail while one user's backfill saturates the limiter).
-// Report gathers the results, checks the issue's targets and writes the
-// report and its charts; cmd run (./run) is `make bench-classifier`.
+// Issue 9's runs (Scenarios, RunRealWorld) put one classifier against a fake
+// whose limits are not what it was told: enforced over 1 s windows, 4× lower
+// than configured, not configured at all, changing mid-run, shared with
+// another client, per model, under latency steps; each is measured against
+// the floor at the fake's real limits.
+// Report gathers the results, checks the issues' targets and writes the
+// report; cmd run (./run) is `make bench-classifier`, and writes the
+// traffic.json that bench/cmd/charts draws.
 package benchmark
 
 import (
