@@ -172,7 +172,7 @@ func (r *Report) Markdown() string {
 	p("Every run has its own embedded JetStream server, SQLite files and fake OpenAI (`fakeopenai`, over HTTP on loopback) with the same limits: ")
 	p("**RPM %s, TPM %s** per key (the TPM is RPM × %.1f, the classifier's mean admission cost per mail — prompt tokens + max_completion_tokens 120 — measured on a sample, so that tokens bind about as much as requests), ", thousands(int64(s.RPM)), thousands(int64(s.TPM)), r.TokensPerMail)
 	p("enforced over a %s window; fake latency %s + up to %s jitter (mean %s). ", s.Window, s.Latency, s.Jitter, s.MeanLatency())
-	p("Classifier: defaults except the limits (burst %s, MaxAckPending %s, Workers %s per lane consumer). ", orDefault(s.Burst.String(), s.Burst == 0, "3s"), orDefaultInt(s.MaxAckPending, 1000), orDefaultInt(s.Workers, 0))
+	p("Classifier: defaults except the limits (burst %s, MaxAckPending %s, Workers %s per lane consumer). ", orDefault(s.Burst.String(), s.Burst == 0, "500ms"), orDefaultInt(s.MaxAckPending, 1000), orDefaultInt(s.Workers, 0))
 	p("The mails are plain personal mails, each with its own content: no rule is sure of them and the verdict cache never answers, so each goes to the model.\n\n")
 
 	p("## Targets\n\n| target | wanted | measured | |\n| --- | --- | --- | --- |\n")
