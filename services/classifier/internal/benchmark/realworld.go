@@ -186,10 +186,14 @@ type RealWorldResult struct {
 	Floor, FloorRequests, FloorTokens time.Duration
 	// Models are the per-model figures of a run with per-model limits.
 	Models []ModelResult
-	// Other is what the other client sent.
-	Other fakeopenai.OtherStats
+	// Other is what the other client sent; NominalFloor is the floor at
+	// the share of the limits it leaves by its configuration (1 − Share),
+	// whatever it actually got.
+	Other        fakeopenai.OtherStats
+	NominalFloor time.Duration
 	// SecondsOver counts the seconds of the fake's series holding a 429,
-	// and MaxPerSecond is the most requests admitted in one second.
+	// and MaxPerSecond is the most requests admitted in one second (the
+	// fake admits up to a full bucket plus a second's refill in one).
 	SecondsOver  int
 	MaxPerSecond int64
 }
@@ -242,6 +246,12 @@ func RunRealWorld(ctx context.Context, sc Scenario) (*RealWorldResult, error) {
 	r.FloorRequests = floor(float64(ks.Admitted), limitSteps(base, s.Changes, "", func(l fakeopenai.Limits) int { return l.RPM }), otherUse(st.Other.Series, func(x fakeopenai.Second) int64 { return x.Admitted }))
 	r.FloorTokens = floor(float64(ks.AdmittedTokens), limitSteps(base, s.Changes, "", func(l fakeopenai.Limits) int { return l.TPM }), otherUse(st.Other.Series, func(x fakeopenai.Second) int64 { return x.AdmittedTokens }))
 	r.Floor = max(r.FloorRequests, r.FloorTokens)
+	if share := s.Other.Share; share > 0 && share < 1 {
+		rest := fakeopenai.Limits{RPM: int(float64(s.RPM) * (1 - share)), TPM: int(float64(s.TPM) * (1 - share))}
+		r.NominalFloor = max(
+			floor(float64(ks.Admitted), limitSteps(rest, nil, "", func(l fakeopenai.Limits) int { return l.RPM }), nil),
+			floor(float64(ks.AdmittedTokens), limitSteps(rest, nil, "", func(l fakeopenai.Limits) int { return l.TPM }), nil))
+	}
 	// The pipeline's own minimum is at the real limits too.
 	r.Traffic.RPM, r.Traffic.TPM = s.RPM, s.TPM
 

@@ -125,7 +125,7 @@ func (r *RealWorldResult) Targets() []Target {
 		fmt.Sprintf("%.2f%% (%d of %d)", 100*r.RateLimitedShare(), r.RateLimited, r.Requests), r.RateLimitedShare() <= sc.Max429})
 	if sc.NoSecondOver {
 		ts = append(ts, Target{label + ": seconds with a request over the limit (a 429 in the fake's series)", "0",
-			fmt.Sprintf("%d (most admitted in a second: %d; limit %s a second)", r.SecondsOver, r.MaxPerSecond, perSecond(sc.Setup.RPM)), r.SecondsOver == 0})
+			fmt.Sprintf("%d (most admitted in one second: %d; the limit is %s a second, and a full %s bucket adds its %s)", r.SecondsOver, r.MaxPerSecond, perSecond(sc.Setup.RPM), sc.Setup.Window, perSecond(int(float64(sc.Setup.RPM)*sc.Setup.Window.Seconds()))), r.SecondsOver == 0})
 	}
 	ts = append(ts, Target{label + ": mails lost / classified twice", "0 / 0", fmt.Sprintf("%d / %d", r.Lost, r.Duplicated), ok && r.Lost == 0 && r.Duplicated == 0})
 	return ts
@@ -286,7 +286,8 @@ func (r *Report) realWorldMarkdown(p func(string, ...any)) {
 		}
 		ratioCell := fmt.Sprintf("**%.3f×**", x.FloorRatio())
 		if s.Other.Share > 0 {
-			ratioCell += fmt.Sprintf(" (mailroom got %.1f%% of the rest; the other client: %s admitted, %s refused)", 100*x.RestShare(), thousands(x.Other.Admitted), thousands(x.Other.Refused))
+			ratioCell += fmt.Sprintf(" (mailroom got %.1f%% of what the other client left, %.1f%% of the nominal %.0f%%; the other client: %s admitted, %s refused)",
+				100*x.RestShare(), 100*ratio(x.NominalFloor, x.Completion), 100*(1-s.Other.Share), thousands(x.Other.Admitted), thousands(x.Other.Refused))
 		}
 		for _, m := range x.Models {
 			ratioCell += fmt.Sprintf("; %s **%.3f×** (%s ÷ %s, %s requests, %d 429s, %s)", m.Model, m.Ratio(), secs(m.Completion), secs(m.Floor), thousands(m.Admitted), m.RateLimited, chartLink(r.Charts[x.Scenario.Name+"-"+m.Model]))
