@@ -89,8 +89,8 @@ bench-store: ## store benchmarks on both backends (~3 min; TEST_DATABASE_URL): w
 	scripts/bench-store.sh
 
 .PHONY: bench-classifier
-bench-classifier: ## classifier benchmark (~4 min): 10,000 mails against the fake OpenAI; bench/out/classifier/report.md and charts
-	go run ./services/classifier/internal/benchmark/run -out bench/out/classifier
+bench-classifier: ## classifier benchmark (~11 min): 10,000 mails against the fake OpenAI, then issue 9's real-world runs; bench/out/classifier/report.md and charts (ARGS="-only latency" runs one)
+	go run ./services/classifier/internal/benchmark/run -out bench/out/classifier $(ARGS)
 	go run ./bench/cmd/charts bench/out/classifier
 
 .PHONY: dev

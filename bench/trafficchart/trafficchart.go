@@ -22,6 +22,7 @@ var (
 	colorAdmitted = color.RGBA{R: 31, G: 119, B: 180, A: 255}
 	colorLimit    = color.RGBA{R: 44, G: 160, B: 44, A: 255}
 	colorLimited  = color.RGBA{R: 214, G: 39, B: 40, A: 255}
+	colorOther    = color.RGBA{R: 148, G: 103, B: 189, A: 255}
 )
 
 // Run is one run's traffic at the fake: its limits and its per-second
@@ -36,6 +37,19 @@ type Run struct {
 	TPM         int                 `json:"tpm"`
 	RateLimited int64               `json:"rateLimited"`
 	Series      []fakeopenai.Second `json:"series"`
+	// Other is another client's admissions on the same organization,
+	// drawn beside the run's own; optional.
+	Other []fakeopenai.Second `json:"other,omitempty"`
+	// Limits are the limits over time when they change (the first from 0
+	// s); RPM and TPM otherwise.
+	Limits []Limits `json:"limits,omitempty"`
+}
+
+// Limits are the limits in force from At seconds.
+type Limits struct {
+	At  float64 `json:"at"`
+	RPM int     `json:"rpm"`
+	TPM int     `json:"tpm"`
 }
 
 // Chart writes a PNG of a run's admissions at the fake, second by second:
@@ -65,6 +79,41 @@ func Chart(path string, t Run) error {
 		peakTok = max(peakTok, float64(s.AdmittedTokens))
 	}
 	xmax := float64(n)
+	other := func(pick func(fakeopenai.Second) int64) plotter.XYs {
+		xys := plotter.XYs{{X: 0, Y: 0}}
+		for i, s := range t.Other {
+			if i == 0 {
+				xys[0].Y = float64(pick(s))
+			}
+			xys = append(xys, plotter.XY{X: float64(i + 1), Y: float64(pick(s))})
+		}
+		return xys
+	}
+	// limit draws the limit (per second) as a step line when it changes.
+	limit := func(p *plot.Plot, constant int, pick func(Limits) int, name string) error {
+		if len(t.Limits) == 0 {
+			return addLimit(p, float64(constant)/60, xmax, fmt.Sprintf("limit: %s %s ÷ 60", name, thousands(int64(constant))))
+		}
+		var xys plotter.XYs
+		for i, l := range t.Limits {
+			y := float64(pick(l)) / 60
+			if i > 0 {
+				xys = append(xys, plotter.XY{X: l.At, Y: xys[len(xys)-1].Y})
+			}
+			xys = append(xys, plotter.XY{X: l.At, Y: y})
+		}
+		xys = append(xys, plotter.XY{X: xmax, Y: xys[len(xys)-1].Y})
+		ln, err := plotter.NewLine(xys)
+		if err != nil {
+			return err
+		}
+		ln.Color = colorLimit
+		ln.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
+		ln.Width = vg.Points(1.5)
+		p.Add(ln)
+		p.Legend.Add(fmt.Sprintf("limit: %s ÷ 60, over time", name), ln)
+		return nil
+	}
 
 	top := plot.New()
 	top.Title.Text = title + ": requests admitted per second"
@@ -73,8 +122,13 @@ func Chart(path string, t Run) error {
 	if err := addSeries(top, req, "admitted", colorAdmitted); err != nil {
 		return err
 	}
-	if err := addLimit(top, float64(t.RPM)/60, xmax, fmt.Sprintf("limit: RPM %s ÷ 60", thousands(int64(t.RPM)))); err != nil {
+	if err := limit(top, t.RPM, func(l Limits) int { return l.RPM }, "RPM"); err != nil {
 		return err
+	}
+	if len(t.Other) > 0 {
+		if err := addSeries(top, other(func(s fakeopenai.Second) int64 { return s.Admitted }), "the other client's admitted", colorOther); err != nil {
+			return err
+		}
 	}
 	if t.RateLimited > 0 {
 		if err := addSeries(top, limited, "answered 429", colorLimited); err != nil {
@@ -91,8 +145,13 @@ func Chart(path string, t Run) error {
 	if err := addSeries(bottom, tok, "admitted (prompt + max completion)", colorAdmitted); err != nil {
 		return err
 	}
-	if err := addLimit(bottom, float64(t.TPM)/60, xmax, fmt.Sprintf("limit: TPM %s ÷ 60", thousands(int64(t.TPM)))); err != nil {
+	if err := limit(bottom, t.TPM, func(l Limits) int { return l.TPM }, "TPM"); err != nil {
 		return err
+	}
+	if len(t.Other) > 0 {
+		if err := addSeries(bottom, other(func(s fakeopenai.Second) int64 { return s.AdmittedTokens }), "the other client's admitted", colorOther); err != nil {
+			return err
+		}
 	}
 	bottom.Y.Min = 0
 	bottom.Y.Max = 1.3 * max(peakTok, float64(t.TPM)/60)

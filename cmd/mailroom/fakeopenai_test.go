@@ -93,3 +93,63 @@ func TestFakeOpenAICommandRejectsBadRates(t *testing.T) {
 		t.Errorf("err = %v, want the rates refused", err)
 	}
 }
+
+// The real-world knobs reach the server: per-model limits, per-minute
+// remaining counts, changes, latency steps and the other client.
+func TestFakeOpenAICommandRealWorld(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"fakeopenai", "-addr", "127.0.0.1:0", "-rpm", "1200", "-tpm", "0", "-window", "1s",
+			"-model-limit", "gpt-4o=60:30000", "-remaining-per-minute", "-change", "1h=600:0", "-change", "1h:gpt-4o=30:0",
+			"-latency-step", "1h=3s", "-other-share", "0.5"}, &stdout, &stderr)
+	}()
+	baseRE := regexp.MustCompile(`export OPENAI_BASE_URL=(http://\S+)/v1`)
+	var base string
+	for deadline := time.Now().Add(5 * time.Second); base == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m := baseRE.FindStringSubmatch(stdout.String()); m != nil {
+			base = m[1]
+		}
+	}
+	if base == "" {
+		t.Fatalf("no base URL printed; stdout %q, stderr %q", stdout.String(), stderr.String())
+	}
+	for model, want := range map[string][2]string{"gpt-4o": {"60", "59"}, "gpt-4o-mini": {"1200", ""}} {
+		body := `{"model":"` + model + `","max_completion_tokens":5,"messages":[{"role":"user","content":"hi"}]}`
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer sk-fake")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("x-ratelimit-limit-requests"); resp.StatusCode != 200 || got != want[0] {
+			t.Errorf("%s: %d, limit-requests %q, want 200, %s", model, resp.StatusCode, got, want[0])
+		}
+		// Per minute: 60 − 1 for gpt-4o.
+		if want[1] != "" && resp.Header.Get("x-ratelimit-remaining-requests") != want[1] {
+			t.Errorf("%s: remaining-requests %q, want %s", model, resp.Header.Get("x-ratelimit-remaining-requests"), want[1])
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
+	}
+	out := stdout.String()
+	for _, want := range []string{"Model gpt-4o: 60 RPM and 30000 TPM", "At 1h0m0s: 600 RPM and unlimited TPM.", "for gpt-4o", "Another client takes 50%", "gpt-4o: 1 requests, 1 admitted", "the other client:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestFakeOpenAICommandRejectsBadSpecs(t *testing.T) {
+	for _, args := range [][]string{{"-change", "soon=1:2"}, {"-model-limit", "gpt-4o=60"}, {"-latency-step", "1s"}, {"-other-share", "2"}} {
+		var out bytes.Buffer
+		if err := run(context.Background(), append([]string{"fakeopenai", "-addr", "127.0.0.1:0"}, args...), &out, &out); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+}

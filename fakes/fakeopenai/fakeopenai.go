@@ -8,24 +8,35 @@
 //     key gets 401 invalid_api_key. Bodies, errors and the chat.completion
 //     object are OpenAI's; so are x-request-id and openai-processing-ms.
 //   - Prompt tokens are counted as OpenAI counts them (see CountPromptTokens).
-//   - Rate limits per key, enforced the way OpenAI enforces them: a request
-//     bucket and a token bucket, refilled continuously at limit/60 per second
-//     and holding Window's worth (6 s by default), so a minute's budget cannot
-//     be spent in a second. A request costs 1 request and prompt tokens +
+//   - Rate limits per key, and per model where Config.ModelLimits says so,
+//     enforced the way OpenAI enforces them: a request bucket and a token
+//     bucket, refilled continuously at limit/60 per second and holding
+//     Window's worth (6 s by default, down to 1 s: 60,000 RPM as 1,000
+//     requests a second), so a minute's budget cannot be spent in a
+//     second. A request costs 1 request and prompt tokens +
 //     max_completion_tokens (or max_tokens, or Config.DefaultMaxTokens) × n
 //     tokens at admission. It is admitted only if both buckets hold its cost;
 //     admission deducts it, a rejection deducts nothing and answers 429
 //     rate_limit_exceeded "… Please try again in 1.2s …" with retry-after and
-//     retry-after-ms. Every 200, 429, 500 and 503 carries x-ratelimit-limit-*,
-//     x-ratelimit-remaining-* (whole units left in the buckets) and
-//     x-ratelimit-reset-* (time until the bucket is full, "1.5s", "6m0s").
+//     retry-after-ms. Every 200, 429, 500 and 503 carries x-ratelimit-limit-*
+//     (the limits in force for the model asked), x-ratelimit-remaining-*
+//     (whole units left in the enforcing buckets, or with
+//     Config.RemainingPerMinute what is left of the per-minute limit, as
+//     OpenAI documents it) and x-ratelimit-reset-* (time until that bucket
+//     is full, "1.5s", "6m0s").
+//   - The real world around the limits, on Config.Now's clock: limits that
+//     change at given times (Config.Changes, a change of usage tier),
+//     another client consuming a set share of the same organization's
+//     limits (Config.Other, counted apart in Stats.Other) and base latency
+//     that steps at given times (Config.LatencySteps).
 //   - Structured Outputs: a json_schema response_format is answered with an
 //     object valid against the schema, its enum values chosen from keywords
 //     of the last user message (a hash of it otherwise); strict schemas are
 //     checked the way OpenAI checks them.
 //   - Latency and fault injection (Config.Faults probabilities, or a queue
 //     filled by Inject for deterministic tests).
-//   - GET /fake/stats (Stats as JSON) and POST /fake/reset (Reset).
+//   - GET /fake/stats (Stats as JSON: per key, per model with limits of its
+//     own, per second, and the other client's) and POST /fake/reset (Reset).
 package fakeopenai
 
 import (
@@ -63,9 +74,27 @@ type Limits struct {
 type Config struct {
 	// Keys maps each accepted API key to its limits.
 	Keys map[string]Limits
+	// ModelLimits gives a key limits per model, as OpenAI's limits are:
+	// ModelLimits[key][model] has buckets and headers of its own, and
+	// KeyStats.Models counts its requests. A model not listed shares the
+	// key's limits (Keys).
+	ModelLimits map[string]map[string]Limits
 	// Window is how many seconds' worth of its per-minute limit a bucket
-	// holds (default 6s): the longest burst the server admits.
+	// holds (default 6s): the longest burst the server admits. A 1 s
+	// window enforces 60,000 RPM as 1,000 requests a second.
 	Window time.Duration
+	// RemainingPerMinute reports in x-ratelimit-remaining-* what is left
+	// of the per-minute limit, as OpenAI documents it: buckets of a whole
+	// minute's capacity refilled at the same rate, which take every
+	// admission but enforce nothing, with x-ratelimit-reset-* the time
+	// until they are full. By default the headers report the enforcing
+	// buckets (Window's worth).
+	RemainingPerMinute bool
+	// Changes change limits at given times (see LimitChange).
+	Changes []LimitChange
+	// Other is another client on one key's organization (see OtherClient);
+	// the zero value is none.
+	Other OtherClient
 	// DefaultMaxTokens is the completion budget counted at admission for a
 	// request that sets neither max_completion_tokens nor max_tokens
 	// (default 4096).
@@ -75,6 +104,12 @@ type Config struct {
 	// early when the client gives up (the request's context).
 	Latency time.Duration
 	Jitter  time.Duration
+	// LatencySteps change the base latency at given times.
+	LatencySteps []LatencyStep
+	// Sleep waits out a response's latency, or returns early with ctx's
+	// error when the client gives up (default: a real timer). Tests
+	// replace it to see the latency chosen without waiting for it.
+	Sleep func(ctx context.Context, d time.Duration) error
 	// Seed seeds the random source of jitter and fault draws, so a run with
 	// the same requests in the same order is the same run.
 	Seed uint64
@@ -82,8 +117,9 @@ type Config struct {
 	Faults FaultRates
 	// Organization names the organization in 429 messages (default "org-fake").
 	Organization string
-	// Now is the clock of the rate limiter and the statistics (default
-	// time.Now). Latency always uses real timers.
+	// Now is the clock of the rate limiter, the statistics, the changes,
+	// the latency steps and the other client (default time.Now). Latency
+	// is waited out by Sleep.
 	Now func() time.Time
 }
 
@@ -95,6 +131,9 @@ type Server struct {
 
 	mu          sync.Mutex
 	keys        map[string]*keyState // fixed at New; the states are guarded by mu
+	changes     []LimitChange        // sorted by At
+	nextChange  int                  // the first change not applied yet
+	other       *otherState
 	start       time.Time
 	rng         *rand.Rand
 	queue       []Fault
@@ -120,14 +159,35 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
+	}
+	cfg.LatencySteps = sortedSteps(cfg.LatencySteps)
 	s := &Server{
-		cfg:  cfg,
-		mux:  http.NewServeMux(),
-		keys: map[string]*keyState{},
-		rng:  rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6d61696c726f6f6d)),
+		cfg:     cfg,
+		mux:     http.NewServeMux(),
+		keys:    map[string]*keyState{},
+		changes: sortedChanges(cfg.Changes),
+		rng:     rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6d61696c726f6f6d)),
 	}
 	for k, l := range cfg.Keys {
 		s.keys[k] = &keyState{limits: l}
+	}
+	if cfg.Other.Share > 0 {
+		key := cfg.Other.Key
+		if key == "" {
+			key = DefaultKey
+			if len(cfg.Keys) == 1 {
+				for k := range cfg.Keys {
+					key = k
+				}
+			}
+		}
+		cfg.Other.Key = key
+		s.cfg.Other = cfg.Other
+		if s.keys[key] != nil {
+			s.other = &otherState{cfg: cfg.Other}
+		}
 	}
 	s.resetLocked()
 	s.mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
@@ -205,21 +265,29 @@ func (s *Server) Inject(fault Fault, n int) {
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	s.advanceLocked(now)
 	st := Stats{
 		Start:       s.start,
-		Now:         s.cfg.Now(),
+		Now:         now,
 		Keys:        make(map[string]KeyStats, len(s.keys)),
 		InFlight:    s.inFlight,
 		MaxInFlight: s.maxInFlight,
 	}
 	for k, ks := range s.keys {
-		st.Keys[k] = ks.stats.clone()
+		st.Keys[k] = ks.snapshot()
+	}
+	if s.other != nil {
+		st.Other = s.other.stats
+		st.Other.Series = append([]Second(nil), st.Other.Series...)
 	}
 	return st
 }
 
-// Reset starts a new run: it refills every bucket, zeroes the statistics
-// (their Start becomes now), forgets cached prompts and drops queued faults.
+// Reset starts a new run: it restores the configured limits and refills
+// every bucket, zeroes the statistics (their Start becomes now, and the
+// times of Changes, LatencySteps and the other client count from it),
+// forgets cached prompts and drops queued faults.
 // MaxInFlight restarts from the requests in flight.
 func (s *Server) Reset() {
 	s.mu.Lock()
@@ -232,11 +300,34 @@ func (s *Server) resetLocked() {
 	s.start = now
 	s.queue = nil
 	s.maxInFlight = s.inFlight
-	for _, ks := range s.keys {
-		ks.requests = newBucket(ks.limits.RPM, s.cfg.Window, now)
-		ks.tokens = newBucket(ks.limits.TPM, s.cfg.Window, now)
-		ks.stats = KeyStats{RPM: ks.limits.RPM, TPM: ks.limits.TPM, Faults: map[FaultKind]int64{}}
+	s.nextChange = 0
+	for k, ks := range s.keys {
+		ks.stats = KeyStats{Faults: map[FaultKind]int64{}}
+		ks.base = newLimitState(ks.limits, s.cfg.Window, now, &ks.stats)
+		ks.models, ks.modelStats = map[string]*limitState{}, map[string]*KeyStats{}
+		for m, l := range s.cfg.ModelLimits[k] {
+			ms := &KeyStats{}
+			ks.modelStats[m] = ms
+			ks.models[m] = newLimitState(l, s.cfg.Window, now, ms)
+		}
 		ks.cache = promptCache{}
+	}
+	if o := s.other; o != nil {
+		o.ls = s.keys[o.cfg.Key].limitsFor(o.cfg.Model)
+		o.next = now
+		o.stats = OtherStats{}
+	}
+}
+
+// sleep waits d on a real timer, or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -353,25 +444,30 @@ func (s *Server) nextFaultLocked() (f Fault, ok, queued bool) {
 	return Fault{}, false, false
 }
 
-func (s *Server) latencyLocked() time.Duration {
-	d := s.cfg.Latency
+func (s *Server) latencyLocked(now time.Time) time.Duration {
+	d := s.latencyAt(now)
 	if s.cfg.Jitter > 0 {
 		d += time.Duration(s.rng.Int64N(int64(s.cfg.Jitter)))
 	}
 	return d
 }
 
-// setRateHeaders writes the x-ratelimit-* headers of ks's buckets.
-func setRateHeaders(h http.Header, ks *keyState) {
-	if !ks.requests.unlimited() {
-		h.Set("x-ratelimit-limit-requests", strconv.Itoa(ks.limits.RPM))
-		h.Set("x-ratelimit-remaining-requests", strconv.FormatInt(ks.requests.remaining(), 10))
-		h.Set("x-ratelimit-reset-requests", FormatDuration(ks.requests.untilFull()))
+// setRateHeaders writes the x-ratelimit-* headers of ls's buckets: the
+// enforcing ones, or the per-minute ones with Config.RemainingPerMinute.
+func (s *Server) setRateHeaders(h http.Header, ls *limitState) {
+	requests, tokens := ls.requests, ls.tokens
+	if s.cfg.RemainingPerMinute {
+		requests, tokens = ls.minuteRequests, ls.minuteTokens
 	}
-	if !ks.tokens.unlimited() {
-		h.Set("x-ratelimit-limit-tokens", strconv.Itoa(ks.limits.TPM))
-		h.Set("x-ratelimit-remaining-tokens", strconv.FormatInt(ks.tokens.remaining(), 10))
-		h.Set("x-ratelimit-reset-tokens", FormatDuration(ks.tokens.untilFull()))
+	if !requests.unlimited() {
+		h.Set("x-ratelimit-limit-requests", strconv.Itoa(ls.limits.RPM))
+		h.Set("x-ratelimit-remaining-requests", strconv.FormatInt(requests.remaining(), 10))
+		h.Set("x-ratelimit-reset-requests", FormatDuration(requests.untilFull()))
+	}
+	if !tokens.unlimited() {
+		h.Set("x-ratelimit-limit-tokens", strconv.Itoa(ls.limits.TPM))
+		h.Set("x-ratelimit-remaining-tokens", strconv.FormatInt(tokens.remaining(), 10))
+		h.Set("x-ratelimit-reset-tokens", FormatDuration(tokens.untilFull()))
 	}
 }
 
@@ -412,8 +508,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	if errMsg != "" {
 		s.mu.Lock()
-		ks.stats.Requests++
-		ks.stats.BadRequests++
+		ks.count(req.modelName(), func(st *KeyStats) { st.Requests++; st.BadRequests++ })
 		s.mu.Unlock()
 		processing()
 		invalidRequest(w, errParam, "%s", errMsg)
@@ -427,15 +522,16 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	cost := int64(prompt) + int64(maxTokens)*int64(n)
 
 	s.mu.Lock()
-	ks.stats.Requests++
+	model := req.Model
+	ks.count(model, func(st *KeyStats) { st.Requests++ })
 	fault, faulty, queued := s.nextFaultLocked()
 	now := s.cfg.Now()
-	ks.requests.refill(now)
-	ks.tokens.refill(now)
+	s.advanceLocked(now)
+	ls := ks.limitsFor(model)
 
 	if faulty && fault.preAdmission() {
 		ks.stats.Faults[fault.Kind]++
-		setRateHeaders(w.Header(), ks)
+		s.setRateHeaders(w.Header(), ls)
 		s.mu.Unlock()
 		processing()
 		if fault.Kind == FaultOverloaded {
@@ -446,13 +542,13 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// As if the organization's requests had run out elsewhere.
-		if !ks.requests.unlimited() {
+		if !ls.requests.unlimited() {
 			w.Header().Set("x-ratelimit-remaining-requests", "0")
 			w.Header().Set("x-ratelimit-reset-requests", FormatDuration(fault.RetryAfter))
 		}
 		setRetryAfter(w.Header(), fault.RetryAfter)
 		writeError(w, http.StatusTooManyRequests, apiError{
-			Message: s.rateLimitMessage(req.Model, "requests", int64(ks.limits.RPM), int64(ks.limits.RPM), 1, fault.RetryAfter),
+			Message: s.rateLimitMessage(req.Model, "requests", int64(ls.limits.RPM), int64(ls.limits.RPM), 1, fault.RetryAfter),
 			Type:    "requests",
 			Code:    ptr("rate_limit_exceeded"),
 		})
@@ -464,36 +560,35 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	if !ks.tokens.unlimited() && cost > int64(ks.limits.TPM) {
+	limited := func() {
 		requeue()
-		ks.stats.RateLimited++
-		ks.second(s.start, now).RateLimited++
-		setRateHeaders(w.Header(), ks)
+		ks.count(model, func(st *KeyStats) { st.RateLimited++; st.second(s.start, now).RateLimited++ })
+		s.setRateHeaders(w.Header(), ls)
+	}
+	if !ls.tokens.unlimited() && cost > int64(ls.limits.TPM) {
+		limited()
 		s.mu.Unlock()
 		processing()
 		writeError(w, http.StatusTooManyRequests, apiError{
 			Message: fmt.Sprintf("Request too large for %s in organization %s on tokens per min (TPM): Limit %d, Requested %d. The input or output tokens must be reduced in order to run successfully. Visit https://platform.openai.com/account/rate-limits to learn more.",
-				req.Model, s.cfg.Organization, ks.limits.TPM, cost),
+				req.Model, s.cfg.Organization, ls.limits.TPM, cost),
 			Type: "tokens",
 			Code: ptr("rate_limit_exceeded"),
 		})
 		return
 	}
 
-	waitR, waitT := ks.requests.wait(1), ks.tokens.wait(float64(cost))
+	waitR, waitT := ls.wait(cost)
 	if waitR > 0 || waitT > 0 {
-		requeue()
-		ks.stats.RateLimited++
-		ks.second(s.start, now).RateLimited++
-		setRateHeaders(w.Header(), ks)
+		limited()
 		var msg, typ string
 		wait := max(waitR, waitT)
 		if waitR >= waitT {
 			typ = "requests"
-			msg = s.rateLimitMessage(req.Model, typ, int64(ks.limits.RPM), int64(ks.limits.RPM)-ks.requests.remaining(), 1, wait)
+			msg = s.rateLimitMessage(req.Model, typ, int64(ls.limits.RPM), int64(ls.limits.RPM)-ls.requests.remaining(), 1, wait)
 		} else {
 			typ = "tokens"
-			msg = s.rateLimitMessage(req.Model, typ, int64(ks.limits.TPM), int64(ks.limits.TPM)-ks.tokens.remaining(), cost, wait)
+			msg = s.rateLimitMessage(req.Model, typ, int64(ls.limits.TPM), int64(ls.limits.TPM)-ls.tokens.remaining(), cost, wait)
 		}
 		setRetryAfter(w.Header(), wait)
 		s.mu.Unlock()
@@ -503,20 +598,17 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// Admitted.
-	if !ks.requests.unlimited() {
-		ks.requests.level--
-	}
-	if !ks.tokens.unlimited() {
-		ks.tokens.level -= float64(cost)
-	}
-	ks.stats.Admitted++
-	ks.stats.AdmittedTokens += cost
-	sec := ks.second(s.start, now)
-	sec.Admitted++
-	sec.AdmittedTokens += cost
+	ls.admit(cost)
+	ks.count(model, func(st *KeyStats) {
+		st.Admitted++
+		st.AdmittedTokens += cost
+		sec := st.second(s.start, now)
+		sec.Admitted++
+		sec.AdmittedTokens += cost
+	})
 	cached := ks.cache.use(hashes, now)
-	setRateHeaders(w.Header(), ks)
-	latency := s.latencyLocked()
+	s.setRateHeaders(w.Header(), ls)
+	latency := s.latencyLocked(now)
 	if faulty {
 		ks.stats.Faults[fault.Kind]++
 		if fault.Kind == FaultSlow {
@@ -526,11 +618,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 
 	if latency > 0 {
-		t := time.NewTimer(latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
+		if s.cfg.Sleep(r.Context(), latency) != nil {
 			return // the client gave up; the capacity stays used, as at OpenAI
 		}
 	}
@@ -550,9 +638,11 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 
 	content, finish, completion := s.answer(req, fault.Kind, maxTokens)
 	s.mu.Lock()
-	ks.stats.PromptTokens += int64(prompt)
-	ks.stats.CompletionTokens += int64(completion * n)
-	ks.stats.CachedTokens += int64(cached)
+	ks.count(model, func(st *KeyStats) {
+		st.PromptTokens += int64(prompt)
+		st.CompletionTokens += int64(completion * n)
+		st.CachedTokens += int64(cached)
+	})
 	s.mu.Unlock()
 
 	choices := make([]choice, n)

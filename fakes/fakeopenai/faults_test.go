@@ -84,16 +84,16 @@ func TestFaults(t *testing.T) {
 }
 
 func TestSlowFault(t *testing.T) {
-	fake, url := serve(t, fakeopenai.Config{})
+	var slept sleeps
+	fake, url := serve(t, fakeopenai.Config{Latency: 20 * time.Millisecond, Sleep: slept.Sleep})
 	fake.Inject(fakeopenai.Slow(300*time.Millisecond), 1)
-	start := time.Now()
 	if r := post(t, url, fakeopenai.DefaultKey, chat("x", 10)); r.status != 200 {
 		t.Fatalf("status %d", r.status)
 	}
-	if d := time.Since(start); d < 300*time.Millisecond {
-		t.Errorf("slow answer took %v, want at least 300ms", d)
-	}
 	post(t, url, fakeopenai.DefaultKey, chat("x", 10))
+	if got, want := slept.all(), []time.Duration{300 * time.Millisecond, 20 * time.Millisecond}; !slices.Equal(got, want) {
+		t.Errorf("latencies %v, want %v (the slow one, then the configured one)", got, want)
+	}
 	if st := fake.Stats().Keys[fakeopenai.DefaultKey]; st.Faults[fakeopenai.FaultSlow] != 1 || st.Admitted != 2 {
 		t.Errorf("stats %+v, want 1 slow fault of 2 admitted", st)
 	}
@@ -139,13 +139,22 @@ func TestFaultRatesDeterministic(t *testing.T) {
 }
 
 func TestLatencyJitter(t *testing.T) {
-	_, url := serve(t, fakeopenai.Config{Latency: 50 * time.Millisecond, Jitter: 50 * time.Millisecond, Seed: 1})
-	for range 3 {
-		start := time.Now()
+	var slept sleeps
+	_, url := serve(t, fakeopenai.Config{Latency: 50 * time.Millisecond, Jitter: 50 * time.Millisecond, Seed: 1, Sleep: slept.Sleep})
+	for range 20 {
 		post(t, url, fakeopenai.DefaultKey, chat("x", 1))
-		if d := time.Since(start); d < 50*time.Millisecond || d > 2*time.Second {
-			t.Errorf("took %v, want 50–100ms", d)
+	}
+	got := slept.all()
+	if len(got) != 20 {
+		t.Fatalf("%d latencies for 20 requests", len(got))
+	}
+	for _, d := range got {
+		if d < 50*time.Millisecond || d >= 100*time.Millisecond {
+			t.Errorf("latency %v, want within [50ms, 100ms)", d)
 		}
+	}
+	if slices.Min(got) == slices.Max(got) {
+		t.Errorf("latencies %v: no jitter", got)
 	}
 }
 

@@ -258,3 +258,11 @@ func encodeMemo(s string) []uint {
 	memo.ids[s] = ids
 	return ids
 }
+
+// modelName is the model asked for, or "" when the body did not parse.
+func (r *chatRequest) modelName() string {
+	if r == nil {
+		return ""
+	}
+	return r.Model
+}

@@ -20,11 +20,27 @@ type Stats struct {
 	// the last byte of the answer).
 	InFlight    int `json:"inFlight"`
 	MaxInFlight int `json:"maxInFlight"`
+	// Other counts the requests of Config.Other, the simulated other
+	// client on the organization (zero without one).
+	Other OtherStats `json:"other"`
+}
+
+// OtherStats is what Config.Other, the other client, sent: its Requests,
+// the Admitted ones and their AdmittedTokens, and the Refused ones (the
+// buckets were short), with Series per second since Start as in KeyStats
+// (RateLimited there counts its refused requests).
+type OtherStats struct {
+	Requests       int64    `json:"requests"`
+	Admitted       int64    `json:"admitted"`
+	AdmittedTokens int64    `json:"admittedTokens"`
+	Refused        int64    `json:"refused"`
+	Series         []Second `json:"series"`
 }
 
 // KeyStats is one API key's share of Stats.
 type KeyStats struct {
-	// RPM and TPM are the key's per-minute limits (0: unlimited).
+	// RPM and TPM are the key's per-minute limits now (0: unlimited); they
+	// follow Config.Changes. In a model's entry of Models, the model's.
 	RPM int `json:"rpm"`
 	TPM int `json:"tpm"`
 	// Requests counts the authenticated chat completion requests, whatever
@@ -49,6 +65,10 @@ type KeyStats struct {
 	// Series holds one entry per second since Start, up to the last second
 	// in which the key had traffic (pad it to Now for a chart).
 	Series []Second `json:"series"`
+	// Models holds, for each model with limits of its own on this key
+	// (Config.ModelLimits), the same counts for that model's requests
+	// alone (Faults aside). The key's own counts above add up every model.
+	Models map[string]KeyStats `json:"models,omitempty"`
 }
 
 // Second is one second of a key's traffic.
@@ -63,22 +83,58 @@ type Second struct {
 
 // keyState is a key's limits, buckets and counters; guarded by Server.mu.
 type keyState struct {
-	limits   Limits
-	requests *bucket
-	tokens   *bucket
-	stats    KeyStats
-	cache    promptCache
+	limits Limits
+	// base is the key's limits and buckets; models those of the models
+	// with limits of their own, each with its stats in modelStats.
+	base       *limitState
+	models     map[string]*limitState
+	modelStats map[string]*KeyStats
+	stats      KeyStats
+	cache      promptCache
 }
 
-func (k *keyState) second(start, now time.Time) *Second {
+// limitsFor is the limits that apply to model.
+func (k *keyState) limitsFor(model string) *limitState {
+	if ls := k.models[model]; ls != nil {
+		return ls
+	}
+	return k.base
+}
+
+// count applies f to the key's stats and to those of model, if it has
+// limits of its own.
+func (k *keyState) count(model string, f func(*KeyStats)) {
+	f(&k.stats)
+	if ms := k.modelStats[model]; ms != nil {
+		f(ms)
+	}
+}
+
+func (k *keyState) snapshot() KeyStats {
+	st := k.stats.clone()
+	if len(k.modelStats) > 0 {
+		st.Models = make(map[string]KeyStats, len(k.modelStats))
+		for m, ms := range k.modelStats {
+			c := ms.clone()
+			c.Faults = nil
+			st.Models[m] = c
+		}
+	}
+	return st
+}
+
+func (k *KeyStats) second(start, now time.Time) *Second { return secondOf(&k.Series, start, now) }
+
+// secondOf is the entry of now in a series that starts at start.
+func secondOf(series *[]Second, start, now time.Time) *Second {
 	i := 0
 	if d := now.Sub(start); d > 0 {
 		i = int(d / time.Second)
 	}
-	for len(k.stats.Series) <= i {
-		k.stats.Series = append(k.stats.Series, Second{})
+	for len(*series) <= i {
+		*series = append(*series, Second{})
 	}
-	return &k.stats.Series[i]
+	return &(*series)[i]
 }
 
 func (k KeyStats) clone() KeyStats {
@@ -87,5 +143,6 @@ func (k KeyStats) clone() KeyStats {
 		k.Faults = map[FaultKind]int64{}
 	}
 	k.Series = append([]Second(nil), k.Series...)
+	k.Models = nil
 	return k
 }

@@ -13,12 +13,20 @@
 // of 10 with exponential backoff, RunBaseline), several replicas sharing one
 // key (RunPipeline with Replicas > 1) and the fairness case (RunFairness:
 // another user's live mail while one user's backfill saturates the limiter).
-// Report gathers the results, checks the issue's targets and writes the
-// report and its charts; cmd run (./run) is `make bench-classifier`.
+// Issue 9's runs (Scenarios, RunRealWorld) put one classifier against a fake
+// whose limits are not what it was told: enforced over 1 s windows, 4× lower
+// than configured, not configured at all, changing mid-run, shared with
+// another client, per model, under latency steps; each is measured against
+// the floor at the fake's real limits.
+// Report gathers the results, checks the issues' targets and writes the
+// report; cmd run (./run) is `make bench-classifier`, and writes the
+// traffic.json that bench/cmd/charts draws.
 package benchmark
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -75,6 +83,34 @@ type Setup struct {
 	LogsFor func(run string) io.Writer
 	// Seed seeds the fake's jitter.
 	Seed uint64
+
+	// The real world of issue 9, all off by default. RemainingPerMinute,
+	// Changes (on APIKey; their Key is filled in), Other (on APIKey),
+	// LatencySteps: as in fakeopenai.Config. ModelLimits gives models
+	// limits of their own on APIKey.
+	RemainingPerMinute bool
+	Changes            []fakeopenai.LimitChange
+	Other              fakeopenai.OtherClient
+	ModelLimits        map[string]fakeopenai.Limits
+	LatencySteps       []fakeopenai.LatencyStep
+	// Configured is what the classifier is told (OPENAI_RPM, OPENAI_TPM):
+	// nil, the real limits RPM and TPM; zero limits, none (the classifier
+	// learns them from the fake's headers).
+	Configured *fakeopenai.Limits
+	// Model is the classifier's OPENAI_MODEL ("": its default), and
+	// EscalateModel and EscalateCategories its OPENAI_ESCALATE_MODEL and
+	// OPENAI_ESCALATE_CATEGORIES.
+	Model              string
+	EscalateModel      string
+	EscalateCategories []string
+}
+
+// ConfiguredLimits is what the classifier is told.
+func (s Setup) ConfiguredLimits() fakeopenai.Limits {
+	if s.Configured != nil {
+		return *s.Configured
+	}
+	return fakeopenai.Limits{RPM: s.RPM, TPM: s.TPM}
 }
 
 func (s *Setup) defaults() {
@@ -159,21 +195,43 @@ type fakeAPI struct {
 	lastOK    time.Time       // arrival of the last request answered 200
 	firstOK   time.Time
 	inFlight  []int // samples while requests were in flight
+	// byModel, with perModel set, is when the last answer (200) of each
+	// model was sent.
+	perModel bool
+	byModel  map[string]time.Time
 }
 
 func startFake(s Setup) (*fakeAPI, error) {
+	other := s.Other
+	if other.Share > 0 {
+		other.Key = APIKey
+	}
+	var changes []fakeopenai.LimitChange
+	for _, c := range s.Changes {
+		c.Key = APIKey
+		changes = append(changes, c)
+	}
+	var models map[string]map[string]fakeopenai.Limits
+	if len(s.ModelLimits) > 0 {
+		models = map[string]map[string]fakeopenai.Limits{APIKey: s.ModelLimits}
+	}
 	srv := fakeopenai.New(fakeopenai.Config{
-		Keys:    map[string]fakeopenai.Limits{APIKey: {RPM: s.RPM, TPM: s.TPM}},
-		Window:  s.Window,
-		Latency: s.Latency,
-		Jitter:  s.Jitter,
-		Seed:    s.Seed,
+		Keys:               map[string]fakeopenai.Limits{APIKey: {RPM: s.RPM, TPM: s.TPM}},
+		ModelLimits:        models,
+		Window:             s.Window,
+		RemainingPerMinute: s.RemainingPerMinute,
+		Changes:            changes,
+		Other:              other,
+		Latency:            s.Latency,
+		Jitter:             s.Jitter,
+		LatencySteps:       s.LatencySteps,
+		Seed:               s.Seed,
 	})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("benchmark: fake OpenAI: %w", err)
 	}
-	f := &fakeAPI{Server: srv, URL: "http://" + lis.Addr().String()}
+	f := &fakeAPI{Server: srv, URL: "http://" + lis.Addr().String(), perModel: models != nil, byModel: map[string]time.Time{}}
 	f.hs = &http.Server{Handler: http.HandlerFunc(f.serve), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = f.hs.Serve(lis) }()
 	return f, nil
@@ -195,10 +253,17 @@ func (w *statusWriter) WriteHeader(code int) {
 func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
+	model := ""
+	if f.perModel && r.URL.Path == "/v1/chat/completions" {
+		model, r.Body = peekModel(r.Body)
+	}
 	f.Server.ServeHTTP(sw, r)
 	if sw.status == http.StatusOK && r.URL.Path == "/v1/chat/completions" {
 		d := time.Since(began)
 		f.mu.Lock()
+		if f.perModel {
+			f.byModel[model] = time.Now()
+		}
 		f.latencies = append(f.latencies, d)
 		if began.After(f.lastOK) {
 			f.lastOK = began
@@ -210,11 +275,33 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// peekModel reads the model of a chat completion request and returns the
+// body to read again.
+func peekModel(body io.ReadCloser) (string, io.ReadCloser) {
+	b, err := io.ReadAll(body)
+	body.Close()
+	var req struct {
+		Model string `json:"model"`
+	}
+	if err == nil {
+		_ = json.Unmarshal(b, &req)
+	}
+	return req.Model, io.NopCloser(bytes.NewReader(b))
+}
+
+// lastAnswered is when the last 200 of model was sent (zero: none).
+func (f *fakeAPI) lastAnswered(model string) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.byModel[model]
+}
+
 // reset starts the fake's statistics (and the meter's) now.
 func (f *fakeAPI) reset() {
 	f.Server.Reset()
 	f.mu.Lock()
 	f.latencies, f.lastOK, f.firstOK, f.inFlight = nil, time.Time{}, time.Time{}, nil
+	f.byModel = map[string]time.Time{}
 	f.mu.Unlock()
 }
 
@@ -327,8 +414,9 @@ func startClassifiers(s Setup, dir, natsURL, fakeURL string, n int, logger *slog
 		cfg := classifier.Config{
 			OpenAIAPIKey:  APIKey,
 			OpenAIBaseURL: fakeURL + "/v1",
-			OpenAIRPM:     s.RPM,
-			OpenAITPM:     s.TPM,
+			OpenAIRPM:     s.ConfiguredLimits().RPM,
+			OpenAITPM:     s.ConfiguredLimits().TPM,
+			OpenAIModel:   s.Model,
 			OpenAIBurst:   s.Burst,
 			MaxAckPending: s.MaxAckPending,
 			Workers:       s.Workers,
@@ -337,6 +425,7 @@ func startClassifiers(s Setup, dir, natsURL, fakeURL string, n int, logger *slog
 		cfg.NATS.URL = natsURL
 		cfg.Addrs.Auth = "127.0.0.1:1" // the gRPC API is not used; auth is never called
 		cfg.DatabaseURL = "sqlite://" + filepath.Join(dir, fmt.Sprintf("classifier-%d.db", i+1))
+		escalate(&cfg, s)
 		if err := config.Defaults(&cfg); err != nil {
 			rs.stop()
 			return nil, err

@@ -97,6 +97,10 @@ type PipelineResult struct {
 	Warnings map[string]int
 	// Err is why the run did not finish, if it did not.
 	Err error
+
+	// modelLast is, with per-model limits, when (after the first publish)
+	// each model's last answer was sent.
+	modelLast map[string]time.Duration
 }
 
 // Ratio is Completion ÷ Minimum.
@@ -123,6 +127,12 @@ func (r PipelineResult) ModelCallsPerMail() float64 {
 // consumers hold nothing, or when s.Timeout runs out (the result then says
 // so in Err and counts the mails lost).
 func RunPipeline(ctx context.Context, s Setup, name string, mails []*eventsv1.MailReceived, replicas int) (*PipelineResult, error) {
+	return runPipeline(ctx, s, name, mails, replicas, nil)
+}
+
+// runPipeline is RunPipeline; after, if set, sees the fake when the run
+// ends, before the classifiers stop.
+func runPipeline(ctx context.Context, s Setup, name string, mails []*eventsv1.MailReceived, replicas int, after func(*fakeAPI)) (*PipelineResult, error) {
 	s.defaults()
 	dir, err := os.MkdirTemp(s.Dir, "run-*")
 	if err != nil {
@@ -178,6 +188,17 @@ func RunPipeline(ctx context.Context, s Setup, name string, mails []*eventsv1.Ma
 	}
 	stopSampling()
 	res.Traffic = traffic(fake, s)
+	if after != nil {
+		after(fake)
+	}
+	if fake.perModel {
+		res.modelLast = map[string]time.Duration{}
+		for m := range s.ModelLimits {
+			if at := fake.lastAnswered(m); !at.IsZero() {
+				res.modelLast[m] = at.Sub(t0)
+			}
+		}
+	}
 	if err := rs.stop(); err != nil {
 		logger.Warn("stopping the classifiers", "error", err.Error())
 	}

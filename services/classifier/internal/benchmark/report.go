@@ -24,6 +24,8 @@ type Report struct {
 	Replicas      *PipelineResult
 	Baseline      *BaselineResult
 	Fairness      *FairnessResult
+	// RealWorld are issue 9's runs, in order.
+	RealWorld []*RealWorldResult
 	// Charts maps a run's name to its chart's file name (next to the report).
 	Charts map[string]string
 	// Notes are added below the tables, as written.
@@ -93,7 +95,44 @@ func (r *Report) Targets() []Target {
 			Target{"fairness run: mails lost / classified twice", "0 / 0", fmt.Sprintf("%d / %d", f.Lost, f.Duplicated), f.Err == nil && f.Lost == 0 && f.Duplicated == 0},
 		)
 	}
+	for _, rw := range r.RealWorld {
+		ts = append(ts, rw.Targets()...)
+	}
 	return ts
+}
+
+// Targets checks the run's targets.
+func (r *RealWorldResult) Targets() []Target {
+	sc := r.Scenario
+	label := sc.Name
+	ok := r.Err == nil
+	var ts []Target
+	switch {
+	case len(r.Models) > 0:
+		for _, m := range r.Models {
+			ts = append(ts, Target{label + ": " + m.Model + " completion ÷ its own floor", fmt.Sprintf("≤ %.2f×", sc.MaxRatio),
+				fmt.Sprintf("%.3f× (%s ÷ %s)", m.Ratio(), secs(m.Completion), secs(m.Floor)), ok && m.Floor > 0 && m.Ratio() <= sc.MaxRatio})
+		}
+	case sc.Setup.Other.Share > 0:
+		want := 1 / sc.MaxRatio
+		ts = append(ts, Target{label + ": mailroom's share of what the other client left", fmt.Sprintf("≥ %.0f%%", 100*want),
+			fmt.Sprintf("%.1f%% (floor %s ÷ completion %s)", 100*r.RestShare(), secs(r.Floor), secs(r.Completion)), ok && r.Floor > 0 && r.RestShare() >= want-1e-9})
+	default:
+		ts = append(ts, Target{label + ": completion ÷ floor at the real limits", fmt.Sprintf("≤ %.2f×", sc.MaxRatio),
+			fmt.Sprintf("%.3f× (%s ÷ %s)", r.FloorRatio(), secs(r.Completion), secs(r.Floor)), ok && r.Floor > 0 && r.FloorRatio() <= sc.MaxRatio})
+	}
+	ts = append(ts, Target{label + ": requests answered 429", fmt.Sprintf("≤ %.0f%%", 100*sc.Max429),
+		fmt.Sprintf("%.2f%% (%d of %d)", 100*r.RateLimitedShare(), r.RateLimited, r.Requests), r.RateLimitedShare() <= sc.Max429})
+	if sc.NoSecondOver {
+		ts = append(ts, Target{label + ": seconds with a request over the limit (a 429 in the fake's series)", "0",
+			fmt.Sprintf("%d (most admitted in one second: %d; the limit is %s a second, and a full %s bucket adds its %s)", r.SecondsOver, r.MaxPerSecond, perSecond(sc.Setup.RPM), sc.Setup.Window, perSecond(int(float64(sc.Setup.RPM)*sc.Setup.Window.Seconds()))), r.SecondsOver == 0})
+	}
+	ts = append(ts, Target{label + ": mails lost / classified twice", "0 / 0", fmt.Sprintf("%d / %d", r.Lost, r.Duplicated), ok && r.Lost == 0 && r.Duplicated == 0})
+	return ts
+}
+
+func perSecond(rpm int) string {
+	return strings.TrimSuffix(strings.TrimSuffix(fmt.Sprintf("%.2f", float64(rpm)/60), "0"), ".0")
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
@@ -133,7 +172,7 @@ func (r *Report) Markdown() string {
 	p("Every run has its own embedded JetStream server, SQLite files and fake OpenAI (`fakeopenai`, over HTTP on loopback) with the same limits: ")
 	p("**RPM %s, TPM %s** per key (the TPM is RPM × %.1f, the classifier's mean admission cost per mail — prompt tokens + max_completion_tokens 120 — measured on a sample, so that tokens bind about as much as requests), ", thousands(int64(s.RPM)), thousands(int64(s.TPM)), r.TokensPerMail)
 	p("enforced over a %s window; fake latency %s + up to %s jitter (mean %s). ", s.Window, s.Latency, s.Jitter, s.MeanLatency())
-	p("Classifier: defaults except the limits (burst %s, MaxAckPending %s, Workers %s per lane consumer). ", orDefault(s.Burst.String(), s.Burst == 0, "3s"), orDefaultInt(s.MaxAckPending, 1000), orDefaultInt(s.Workers, 0))
+	p("Classifier: defaults except the limits (burst %s, MaxAckPending %s, Workers %s per lane consumer). ", orDefault(s.Burst.String(), s.Burst == 0, "500ms"), orDefaultInt(s.MaxAckPending, 1000), orDefaultInt(s.Workers, 0))
 	p("The mails are plain personal mails, each with its own content: no rule is sure of them and the verdict cache never answers, so each goes to the model.\n\n")
 
 	p("## Targets\n\n| target | wanted | measured | |\n| --- | --- | --- | --- |\n")
@@ -141,6 +180,135 @@ func (r *Report) Markdown() string {
 		p("| %s | %s | %s | %s |\n", t.What, t.Want, t.Got, passMiss(t.Pass))
 	}
 
+	if r.Main != nil || r.Replicas != nil || r.Baseline != nil {
+		r.runsMarkdown(p)
+	}
+	if f := r.Fairness; f != nil {
+		p("\n## Fairness\n\n")
+		p("User A's backfill of %s mails saturates the limiter; meanwhile user B publishes, every 1–2 s, one live mail and one backfill mail. ", thousands(int64(f.Backlog)))
+		p("Waits are from the publish to the classified event; a request latency is the fake's median answer time, %s.\n\n", secs(f.MedianLatency))
+		p("| B's mail | n | p50 wait | p95 wait | p95 in request latencies |\n| --- | --- | --- | --- | --- |\n")
+		p("| live lane | %d | %s | %s | **%.2f** |\n", len(f.Live), secs(f.LiveP50()), secs(f.LiveP95()), f.InLatencies(f.LiveP95()))
+		p("| backfill lane, behind A's backlog (contrast) | %d | %s | %s | %.2f |\n\n", len(f.Backfill), secs(f.BackfillP50()), secs(f.BackfillP95()), f.InLatencies(f.BackfillP95()))
+		p("%d of B's %d live mails were classified while A still had at least the limiter's in-flight worth of mail left (the limiter saturated). ", f.Saturated, len(f.Live))
+		p("The run: %.2f%% of %s requests answered 429, %d lost, %d classified twice, %s; classifier warnings: %s. %s\n", 100*f.RateLimitedShare(), thousands(f.Requests), f.Lost, f.Duplicated, secs(f.Completion), warnings(f.Warnings), chartLink(r.Charts["fairness"]))
+	}
+	if len(r.RealWorld) > 0 {
+		r.realWorldMarkdown(p)
+	}
+	if len(r.Notes) > 0 {
+		p("\n## Notes\n\n")
+		for _, n := range r.Notes {
+			p("- %s\n", n)
+		}
+	}
+	return b.String()
+}
+
+func chartLink(file string) string {
+	if file == "" {
+		return "—"
+	}
+	return fmt.Sprintf("[%s](%s)", file, file)
+}
+
+func orDefault(v string, isDefault bool, def string) string {
+	if isDefault {
+		return def + " (default)"
+	}
+	return v
+}
+
+func orDefaultInt(v, def int) string {
+	if v == 0 {
+		if def == 0 {
+			return "= MaxAckPending (default)"
+		}
+		return fmt.Sprintf("%d (default)", def)
+	}
+	return fmt.Sprint(v)
+}
+
+// warnings lists log messages with their counts, most frequent first.
+func warnings(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	msgs := slices.Collect(maps.Keys(m))
+	slices.SortFunc(msgs, func(a, b string) int { return cmp.Or(m[b]-m[a], strings.Compare(a, b)) })
+	var parts []string
+	for _, msg := range msgs {
+		parts = append(parts, fmt.Sprintf("%q ×%d", msg, m[msg]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// realWorldMarkdown renders issue 9's runs.
+func (r *Report) realWorldMarkdown(p func(string, ...any)) {
+	p("\n## The limiter in the real world (issue 9)\n\n")
+	p("One classifier against a fake that enforces its limits over **1 s windows** (a minute's limit as its sixtieth each second) and advertises them in `x-ratelimit-limit-*`. ")
+	p("The floor is at the fake's **real** limits, whatever the classifier was told: the earliest time by which the real limits, over time (their changes; less what the other client took), let through the requests and the admission tokens the fake admitted for mailroom. ")
+	p("Completion is from the first publish to the last classified event (for a model: to its last answer). 429s count mailroom's requests only.\n\n")
+	p("| run | real limits | told | latency | mails | completion | floor | completion ÷ floor | 429s | lost / twice | most in flight | chart |\n")
+	p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, x := range r.RealWorld {
+		s := x.Scenario.Setup
+		real := fmt.Sprintf("%s RPM, %s TPM", thousands(int64(s.RPM)), thousands(int64(s.TPM)))
+		if len(s.ModelLimits) > 0 {
+			var parts []string
+			for _, m := range x.Models {
+				parts = append(parts, fmt.Sprintf("%s: %s RPM, %s TPM", m.Model, thousands(int64(m.Limits.RPM)), thousands(int64(m.Limits.TPM))))
+			}
+			real = strings.Join(parts, "; ")
+		}
+		for _, c := range s.Changes {
+			real += fmt.Sprintf("; %s RPM from %s", thousands(int64(c.Limits.RPM)), secs(c.At))
+		}
+		if s.Other.Share > 0 {
+			real += fmt.Sprintf("; %.0f%% taken by another client", 100*s.Other.Share)
+		}
+		if s.RemainingPerMinute {
+			real += "; remaining per minute"
+		} else {
+			real += "; remaining per window"
+		}
+		told := "none (learned)"
+		if c := s.ConfiguredLimits(); c.RPM > 0 || c.TPM > 0 {
+			told = fmt.Sprintf("%s RPM, %s TPM", thousands(int64(c.RPM)), thousands(int64(c.TPM)))
+		}
+		lat := fmt.Sprintf("%s + ≤%s", s.Latency, s.Jitter)
+		for _, st := range s.LatencySteps {
+			lat += fmt.Sprintf("; %s from %s", st.Latency, secs(st.At))
+		}
+		completion := secs(x.Completion)
+		if x.Err != nil {
+			completion = fmt.Sprintf("did not finish: %v", x.Err)
+		}
+		ratioCell := fmt.Sprintf("**%.3f×**", x.FloorRatio())
+		if s.Other.Share > 0 {
+			ratioCell += fmt.Sprintf(" (mailroom got %.1f%% of what the other client left, %.1f%% of the nominal %.0f%%; the other client: %s admitted, %s refused)",
+				100*x.RestShare(), 100*ratio(x.NominalFloor, x.Completion), 100*(1-s.Other.Share), thousands(x.Other.Admitted), thousands(x.Other.Refused))
+		}
+		for _, m := range x.Models {
+			ratioCell += fmt.Sprintf("; %s **%.3f×** (%s ÷ %s, %s requests, %d 429s, %s)", m.Model, m.Ratio(), secs(m.Completion), secs(m.Floor), thousands(m.Admitted), m.RateLimited, chartLink(r.Charts[x.Scenario.Name+"-"+m.Model]))
+		}
+		if x.Scenario.NoSecondOver {
+			ratioCell += fmt.Sprintf("; %d seconds with a 429, at most %d admitted in a second", x.SecondsOver, x.MaxPerSecond)
+		}
+		p("| %s: %s | %s | %s | %s | %s | %s | %s (requests %s, tokens %s) | %s | %.2f%% (%d of %s) | %d / %d | %d | %s |\n",
+			x.Scenario.Name, x.Scenario.Title, real, told, lat, thousands(int64(x.Mails)), completion, secs(x.Floor), secs(x.FloorRequests), secs(x.FloorTokens),
+			ratioCell, 100*x.RateLimitedShare(), x.RateLimited, thousands(x.Requests), x.Lost, x.Duplicated, x.MaxInFlight, chartLink(r.Charts[x.Scenario.Name]))
+	}
+	p("\nClassifier warnings in the log: ")
+	var ws []string
+	for _, x := range r.RealWorld {
+		ws = append(ws, fmt.Sprintf("%s: %s", x.Scenario.Name, warnings(x.Warnings)))
+	}
+	p("%s.\n", strings.Join(ws, "; "))
+}
+
+// runsMarkdown renders the main, replicas and baseline runs side by side.
+func (r *Report) runsMarkdown(p func(string, ...any)) {
 	p("\n## Runs\n\n")
 	p("Completion is from the first publish to the last classified event in the classified stream. The theoretical minimum is max(requests ÷ RPM, admitted tokens ÷ TPM) over what the fake admitted.\n\n")
 	cols := []string{}
@@ -241,59 +409,4 @@ func (r *Report) Markdown() string {
 	m, rp = both(func(x *PipelineResult) string { return chartLink(r.Charts[x.Name]) })
 	row("chart", m, rp, br(func(x *BaselineResult) string { return chartLink(r.Charts["baseline"]) }))
 
-	if f := r.Fairness; f != nil {
-		p("\n## Fairness\n\n")
-		p("User A's backfill of %s mails saturates the limiter; meanwhile user B publishes, every 1–2 s, one live mail and one backfill mail. ", thousands(int64(f.Backlog)))
-		p("Waits are from the publish to the classified event; a request latency is the fake's median answer time, %s.\n\n", secs(f.MedianLatency))
-		p("| B's mail | n | p50 wait | p95 wait | p95 in request latencies |\n| --- | --- | --- | --- | --- |\n")
-		p("| live lane | %d | %s | %s | **%.2f** |\n", len(f.Live), secs(f.LiveP50()), secs(f.LiveP95()), f.InLatencies(f.LiveP95()))
-		p("| backfill lane, behind A's backlog (contrast) | %d | %s | %s | %.2f |\n\n", len(f.Backfill), secs(f.BackfillP50()), secs(f.BackfillP95()), f.InLatencies(f.BackfillP95()))
-		p("%d of B's %d live mails were classified while A still had at least the limiter's in-flight worth of mail left (the limiter saturated). ", f.Saturated, len(f.Live))
-		p("The run: %.2f%% of %s requests answered 429, %d lost, %d classified twice, %s; classifier warnings: %s. %s\n", 100*f.RateLimitedShare(), thousands(f.Requests), f.Lost, f.Duplicated, secs(f.Completion), warnings(f.Warnings), chartLink(r.Charts["fairness"]))
-	}
-	if len(r.Notes) > 0 {
-		p("\n## Notes\n\n")
-		for _, n := range r.Notes {
-			p("- %s\n", n)
-		}
-	}
-	return b.String()
-}
-
-func chartLink(file string) string {
-	if file == "" {
-		return "—"
-	}
-	return fmt.Sprintf("[%s](%s)", file, file)
-}
-
-func orDefault(v string, isDefault bool, def string) string {
-	if isDefault {
-		return def + " (default)"
-	}
-	return v
-}
-
-func orDefaultInt(v, def int) string {
-	if v == 0 {
-		if def == 0 {
-			return "= MaxAckPending (default)"
-		}
-		return fmt.Sprintf("%d (default)", def)
-	}
-	return fmt.Sprint(v)
-}
-
-// warnings lists log messages with their counts, most frequent first.
-func warnings(m map[string]int) string {
-	if len(m) == 0 {
-		return "none"
-	}
-	msgs := slices.Collect(maps.Keys(m))
-	slices.SortFunc(msgs, func(a, b string) int { return cmp.Or(m[b]-m[a], strings.Compare(a, b)) })
-	var parts []string
-	for _, msg := range msgs {
-		parts = append(parts, fmt.Sprintf("%q ×%d", msg, m[msg]))
-	}
-	return strings.Join(parts, ", ")
 }

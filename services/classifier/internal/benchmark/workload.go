@@ -111,6 +111,57 @@ func Mail(user, id string, lane mailv1.Lane) *eventsv1.MailReceived {
 	}
 }
 
+// Escalating returns perUser backfill mails for each user, as Backfill,
+// of which every nth (by index, from the first) is urgent (see Urgent):
+// the mails the fake answers `important`.
+func Escalating(users []string, perUser, nth int) []*eventsv1.MailReceived {
+	var out []*eventsv1.MailReceived
+	for i := range perUser {
+		for _, u := range users {
+			id := fmt.Sprintf("m%05d", i)
+			if nth > 0 && len(out)%nth == 0 {
+				out = append(out, Urgent(u, id, mailv1.Lane_LANE_BACKFILL))
+				continue
+			}
+			out = append(out, Mail(u, id, mailv1.Lane_LANE_BACKFILL))
+		}
+	}
+	return out
+}
+
+var urgentSentences = []string{
+	"Please call me immediately when you read this; it is urgent.",
+	"I need your answer asap, before the office closes today.",
+	"Action required: sign the form I sent you this morning and send it back.",
+	"This cannot wait until next week, so please treat it as urgent.",
+}
+
+// Urgent returns a personal mail of user that the fake OpenAI answers
+// `important`: its text has the fake's keywords for it (urgent, asap,
+// immediately, action required) and none of those that come before them
+// in the fake's rules.
+func Urgent(user, id string, lane mailv1.Lane) *eventsv1.MailReceived {
+	ev := Mail(user, id, lane)
+	h := sha256.Sum256([]byte("urgent/" + user + "/" + id))
+	first := strings.Fields(ev.GetContent().GetFrom())[0]
+	var body strings.Builder
+	fmt.Fprintf(&body, "Hi,\n\n")
+	for i := range 2 + int(h[0])%3 {
+		body.WriteString(urgentSentences[(int(h[1])+i)%len(urgentSentences)])
+		body.WriteString(" ")
+	}
+	fmt.Fprintf(&body, "\n\n(Reference %s-%s.)\n\nThanks,\n%s", user, id, first)
+	text := body.String()
+	c := ev.GetContent()
+	c.Subject = fmt.Sprintf("Urgent: please answer today (%d)", 1+int(h[2]))
+	c.TextBody = text
+	c.Snippet = text[:min(len(text), 80)]
+	c.SizeBytes = int64(len(text) + 600)
+	sum := sha256.Sum256([]byte(c.GetFrom() + "\x00" + c.GetSubject() + "\x00" + text))
+	c.ContentHash = hex.EncodeToString(sum[:])
+	return ev
+}
+
 // LaneName is the lane of ev as it appears in subjects.
 func LaneName(ev *eventsv1.MailReceived) string {
 	switch ev.GetLane() {
