@@ -83,6 +83,14 @@ func (p *Permit) Done(o Outcome) {
 			pl.resize(now)
 			if after := pl.limits(); after.RPM < before.RPM || after.TPM < before.TPM || before.RPM <= 0 {
 				pl.loweredAt = now
+				if before.RPM > 0 {
+					// What went out at the old rate has emptied the
+					// provider's window: pause for one burst, so that it
+					// refills ahead of the new rate instead of refusing
+					// every request that comes a little early.
+					pl.req.level = min(pl.req.level, 0) - pl.req.cap
+					pl.tok.level = min(pl.tok.level, 0) - pl.tok.cap
+				}
 			}
 		}
 		if o.Status != http.StatusTooManyRequests {

@@ -104,10 +104,12 @@ func TestNoHeadersMeansTheFallback(t *testing.T) {
 func TestTheLowerOfConfiguredAndAdvertisedApplies(t *testing.T) {
 	h := newHarness(t, time.Second, key("k", 1200, 1e9))
 	ctx := context.Background()
+	n := 0
 	answer := func(name string, advertised int) {
 		h.acquire(ctx, name, limiter.Request{User: "u", Tokens: 1})
-		h.admitted(0)
-		h.clock.Advance(time.Second)
+		h.clock.Advance(2 * time.Second) // past the pause after a lowered limit
+		n++
+		h.admitted(n)
 		h.permit(name).Done(limiter.Outcome{Status: 200, Header: rateHeaders(advertised, advertised, 0, 0)})
 	}
 	answer("a", 300)
