@@ -31,6 +31,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
+	"go.opentelemetry.io/otel/metric"
 
 	"mailroom.dev/services/classifier/internal/classify"
 	"mailroom.dev/services/classifier/internal/limiter"
@@ -101,6 +102,9 @@ type Config struct {
 	// connections to the API).
 	HTTPClient *http.Client
 	Logger     *slog.Logger
+	// MeterProvider makes the tier's instruments (mailroom_llm_*); nil
+	// means the global one.
+	MeterProvider metric.MeterProvider
 }
 
 // Tier classifies with the language model.
@@ -111,6 +115,7 @@ type Tier struct {
 	prices   map[string]Price
 	escalate map[string]bool
 	logger   *slog.Logger
+	metrics  *metrics
 }
 
 // New returns a tier.
@@ -156,7 +161,8 @@ func New(cfg Config) (*Tier, error) {
 		return nil, err
 	}
 	t := &Tier{cfg: cfg, clients: map[string]openai.Client{}, tok: tok, logger: cfg.Logger,
-		prices: map[string]Price{cfg.Model: Prices[cfg.Model]}, escalate: map[string]bool{}}
+		prices: map[string]Price{cfg.Model: Prices[cfg.Model]}, escalate: map[string]bool{},
+		metrics: newMetrics(cfg.MeterProvider)}
 	if cfg.Price != (Price{}) {
 		t.prices[cfg.Model] = cfg.Price
 	}
@@ -273,7 +279,9 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 			return classify.Verdict{}, err
 		}
 		retry = true
+		sent := time.Now()
 		res := t.call(ctx, permit.Key, params)
+		took := time.Since(sent)
 		usage.Requests++
 		permit.Done(res.outcome)
 		cost := t.cost(model, res.prompt, res.cached, res.completion)
@@ -282,6 +290,14 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 		usage.CachedPromptTokens += res.cached
 		usage.CompletionTokens += res.completion
 		usage.CostMicros += cost
+		var (
+			v       classify.Verdict
+			problem string
+		)
+		if res.err == nil && !res.rateLimited {
+			v, problem = verdict(res.content, res.refusal, tax)
+		}
+		t.metrics.call(ctx, model, permit.Key, outcomeOf(res, problem), took, res, cost)
 
 		if res.rateLimited {
 			// Not a failure: the key is frozen until the named reset, and
@@ -289,7 +305,6 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 			continue
 		}
 		if res.err == nil {
-			v, problem := verdict(res.content, res.refusal, tax)
 			if problem == "" {
 				v.Model = res.model
 				v.Usage = usage
