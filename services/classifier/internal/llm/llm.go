@@ -278,6 +278,9 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 			settle(0)
 			return classify.Verdict{}, err
 		}
+		if usage.Requests == 0 {
+			t.metrics.sent(ctx, req)
+		}
 		retry = true
 		sent := time.Now()
 		res := t.call(ctx, permit.Key, params)

@@ -7,6 +7,8 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+
+	"mailroom.dev/services/classifier/internal/classify"
 )
 
 // Outcomes of one model call, the outcome label of
@@ -34,8 +36,13 @@ const (
 // a classification takes 0.3 to a few seconds; a timeout is 30 s.
 var durationBuckets = []float64{0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30, 60}
 
+// waitBuckets are the bounds of mailroom_lane_wait_seconds: the live lane
+// should send within seconds, a backfill may wait an hour.
+var waitBuckets = []float64{0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600, 7200}
+
 // metrics are the tier's instruments.
 type metrics struct {
+	laneWait metric.Float64Histogram
 	requests metric.Int64Counter
 	tokens   metric.Int64Counter
 	cost     metric.Float64Counter
@@ -58,7 +65,10 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 	duration, _ := m.Float64Histogram("mailroom_llm_request_duration_seconds",
 		metric.WithDescription("Latency of one model call, whatever its outcome."),
 		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(durationBuckets...))
-	return &metrics{requests: requests, tokens: tokens, cost: cost, duration: duration}
+	laneWait, _ := m.Float64Histogram("mailroom_lane_wait_seconds",
+		metric.WithDescription("Time from the mail's arrival (ingest) to its first request to the model, by lane."),
+		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(waitBuckets...))
+	return &metrics{laneWait: laneWait, requests: requests, tokens: tokens, cost: cost, duration: duration}
 }
 
 // call records one model call. key is the limiter's key ID, which shows at
@@ -79,6 +89,15 @@ func (m *metrics) call(ctx context.Context, model, key, outcome string, took tim
 	if costMicros > 0 {
 		m.cost.Add(ctx, float64(costMicros)/1e6, metric.WithAttributes(mod))
 	}
+}
+
+// sent records the wait of a classification's first request to the model.
+func (m *metrics) sent(ctx context.Context, req classify.Request) {
+	if req.Received.IsZero() {
+		return
+	}
+	m.laneWait.Record(ctx, max(time.Since(req.Received).Seconds(), 0),
+		metric.WithAttributes(attribute.String("lane", LimiterLane(req.Lane).String())))
 }
 
 // outcomeOf names a call's outcome; problem is what verdict found wrong

@@ -102,7 +102,9 @@ func TestMetricsAgreeWithTheFake(t *testing.T) {
 	)
 	classify1 := func(i int) {
 		wg.Go(func() {
-			v, err := f.tier.Classify(ctx, request(fmt.Sprintf("Invoice %d", i), "Payment is due in 14 days."))
+			req := request(fmt.Sprintf("Invoice %d", i), "Payment is due in 14 days.")
+			req.Received = time.Now().Add(-time.Second)
+			v, err := f.tier.Classify(ctx, req)
 			mu.Lock()
 			defer mu.Unlock()
 			var g *classify.GiveUpError
@@ -158,6 +160,7 @@ func TestMetricsAgreeWithTheFake(t *testing.T) {
 		{"invalid_answer", c.sum("mailroom_llm_requests_total", "outcome", llm.OutcomeInvalidAnswer), fault(fakeopenai.FaultInvalidJSON) + fault(fakeopenai.FaultOutsideEnum)},
 		{"ok", c.sum("mailroom_llm_requests_total", "outcome", llm.OutcomeOK), float64(classified)},
 		{"rejected", c.sum("mailroom_llm_requests_total", "outcome", llm.OutcomeRejected), float64(st.BadRequests)},
+		{"lane waits, one per classification", c.sum("mailroom_lane_wait_seconds", "lane", "backfill"), float64(classified + gaveUp)},
 		{"durations recorded", c.sum("mailroom_llm_request_duration_seconds", "model", "gpt-4o-mini"), float64(st.Requests)},
 		{"prompt tokens", c.sum("mailroom_llm_tokens_total", "kind", "prompt"), float64(st.PromptTokens)},
 		{"cached prompt tokens", c.sum("mailroom_llm_tokens_total", "kind", "cached_prompt"), float64(st.CachedTokens)},
