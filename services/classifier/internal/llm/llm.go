@@ -32,6 +32,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"mailroom.dev/services/classifier/internal/classify"
 	"mailroom.dev/services/classifier/internal/limiter"
@@ -105,6 +106,9 @@ type Config struct {
 	// MeterProvider makes the tier's instruments (mailroom_llm_*); nil
 	// means the global one.
 	MeterProvider metric.MeterProvider
+	// TracerProvider makes the span of each model call; nil means the
+	// global one.
+	TracerProvider trace.TracerProvider
 }
 
 // Tier classifies with the language model.
@@ -116,6 +120,7 @@ type Tier struct {
 	escalate map[string]bool
 	logger   *slog.Logger
 	metrics  *metrics
+	tracer   trace.Tracer
 }
 
 // New returns a tier.
@@ -162,7 +167,7 @@ func New(cfg Config) (*Tier, error) {
 	}
 	t := &Tier{cfg: cfg, clients: map[string]openai.Client{}, tok: tok, logger: cfg.Logger,
 		prices: map[string]Price{cfg.Model: Prices[cfg.Model]}, escalate: map[string]bool{},
-		metrics: newMetrics(cfg.MeterProvider)}
+		metrics: newMetrics(cfg.MeterProvider), tracer: newTracer(cfg.TracerProvider)}
 	if cfg.Price != (Price{}) {
 		t.prices[cfg.Model] = cfg.Price
 	}
@@ -283,7 +288,8 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 		}
 		retry = true
 		sent := time.Now()
-		res := t.call(ctx, permit.Key, params)
+		cctx, span := t.startSpan(ctx, model, permit.Key)
+		res := t.call(cctx, permit.Key, params)
 		took := time.Since(sent)
 		usage.Requests++
 		permit.Done(res.outcome)
@@ -300,7 +306,9 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 		if res.err == nil && !res.rateLimited {
 			v, problem = verdict(res.content, res.refusal, tax)
 		}
-		t.metrics.call(ctx, model, permit.Key, outcomeOf(res, problem), took, res, cost)
+		outcome := outcomeOf(res, problem)
+		t.metrics.call(ctx, model, permit.Key, outcome, took, res, cost)
+		endSpan(span, outcome, res)
 
 		if res.rateLimited {
 			// Not a failure: the key is frozen until the named reset, and

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,9 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"mailroom.dev/fakes/fakeopenai"
 	"mailroom.dev/services/classifier/internal/classify"
@@ -174,5 +179,39 @@ func TestMetricsAgreeWithTheFake(t *testing.T) {
 	fakeCost := (float64(st.PromptTokens-st.CachedTokens)*p.Input + float64(st.CachedTokens)*p.CachedInput + float64(st.CompletionTokens)*p.Output) / 1e6
 	if got := c.sum("mailroom_llm_cost_usd_total", "model", "gpt-4o-mini"); math.Abs(got-fakeCost) > 1e-6*float64(st.Requests) || math.Abs(got-float64(wantCost)/1e6) > 1e-9 {
 		t.Errorf("cost: metric $%.6f, the fake's tokens × price $%.6f, the verdicts' usage $%.6f", got, fakeCost, float64(wantCost)/1e6)
+	}
+}
+
+func TestModelCallSpans(t *testing.T) {
+	spans := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	f := setup(t, fakeopenai.Config{}, func(c *llm.Config) { c.TracerProvider = tp })
+	f.fake.Inject(fakeopenai.RateLimitStorm(10*time.Millisecond), 1)
+	const secretSubject = "Quarterly invoice for Ada's secret project"
+	if _, err := f.tier.Classify(context.Background(), request(secretSubject, "Payment is due in 14 days.")); err != nil {
+		t.Fatal(err)
+	}
+	got := spans.GetSpans()
+	if len(got) != 2 {
+		t.Fatalf("%d spans, want 2 (a 429, then the answer)", len(got))
+	}
+	for i, want := range []string{llm.OutcomeRateLimited, llm.OutcomeOK} {
+		s := got[i]
+		attrs := map[string]string{}
+		for _, kv := range s.Attributes {
+			attrs[string(kv.Key)] = kv.Value.Emit()
+			if strings.Contains(kv.Value.Emit(), "secret project") || strings.Contains(kv.Value.Emit(), "Payment") {
+				t.Errorf("span attribute %s carries mail text", kv.Key)
+			}
+		}
+		if s.Name != "chat gpt-4o-mini" || s.SpanKind != trace.SpanKindClient || attrs["mailroom.llm.outcome"] != want ||
+			attrs["gen_ai.request.model"] != "gpt-4o-mini" || attrs["mailroom.llm.key"] != "key-1" {
+			t.Errorf("span %d: %s kind %v attributes %v; want a client span of outcome %s", i, s.Name, s.SpanKind, attrs, want)
+		}
+	}
+	if attrs := got[1].Attributes; !slices.ContainsFunc(attrs, func(kv attribute.KeyValue) bool {
+		return kv.Key == "gen_ai.usage.input_tokens" && kv.Value.AsInt64() > 0
+	}) {
+		t.Errorf("the answer's span has no input tokens: %v", attrs)
 	}
 }
