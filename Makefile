@@ -65,6 +65,12 @@ deploy-check: ## render every overlay; strict API decoding, CRDs (KEDA, CloudNat
 	go run ./deploy/cmd/deploy-check -pinned prod deploy/k8s/overlays/*/
 	$(GOTEST) ./deploy/check/
 
+.PHONY: alerts-test
+alerts-test: ## promtool check and unit tests of the alert rules; the PrometheusRule and dashboard match them (needs promtool: apt-get install prometheus)
+	promtool check rules deploy/k8s/components/monitoring/rules/mailroom.rules.yaml
+	cd deploy/k8s/components/monitoring/rules && promtool test rules mailroom.rules.test.yaml
+	$(GOTEST) ./deploy/monitoring/
+
 .PHONY: lint
 lint: tools ## buf lint, go vet, gofmt, kustomize build of every overlay
 	PATH="$(BIN):$$PATH" $(BIN)/buf lint

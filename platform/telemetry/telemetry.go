@@ -1,7 +1,10 @@
-// Package telemetry sets up OpenTelemetry tracing and structured logging the
-// same way in every service: W3C trace context, an OTLP exporter when the
-// standard OTEL_* variables name an endpoint, and log/slog JSON lines that
-// carry the trace and span ids of their context.
+// Package telemetry sets up OpenTelemetry tracing, metrics and structured
+// logging the same way in every service: W3C trace context, an OTLP exporter
+// when the standard OTEL_* variables name an endpoint, metrics as Prometheus
+// text on the service's own /metrics (a registry of its own), log/slog JSON
+// lines that carry the trace and span ids of their context, and, for
+// mailroom dev, one tracer and meter provider per service in one process
+// (SetupSuite), so each service keeps its own service.name.
 package telemetry
 
 import (
@@ -16,9 +19,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -42,20 +43,35 @@ type Options struct {
 // The returned function flushes and stops the provider.
 func Setup(ctx context.Context, opts Options) (func(context.Context) error, error) {
 	otel.SetTextMapPropagator(Propagator)
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName(opts.ServiceName)))
-	if err != nil {
-		return nil, fmt.Errorf("telemetry: resource: %w", err)
+	name := opts.ServiceName
+	if env := os.Getenv("OTEL_SERVICE_NAME"); env != "" {
+		name = env
 	}
-	if name := os.Getenv("OTEL_SERVICE_NAME"); name != "" {
-		res, _ = resource.Merge(res, resource.NewSchemaless(semconv.ServiceName(name)))
+	tp, err := NewTracerProvider(ctx, name, opts.Exporter)
+	if err != nil {
+		return nil, err
+	}
+	otel.SetTracerProvider(tp)
+	return tp.Shutdown, nil
+}
+
+// NewTracerProvider returns a tracer provider whose spans carry service.name
+// serviceName, exported to exp (synchronously: tests read spans right after
+// the work that made them) or, when exp is nil, over OTLP as Setup says.
+// Setup installs one; mailroom dev (SetupSuite) makes one per service.
+func NewTracerProvider(ctx context.Context, serviceName string, exp sdktrace.SpanExporter) (*sdktrace.TracerProvider, error) {
+	res, err := serviceResource(serviceName)
+	if err != nil {
+		return nil, err
 	}
 	tpOpts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
 	}
-	exp := opts.Exporter
-	if exp == nil && (os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "") {
-		switch p := os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL"); p {
+	if exp != nil {
+		tpOpts = append(tpOpts, sdktrace.WithSyncer(exp))
+	} else if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
+		switch p := firstEnv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"); p {
 		case "", "grpc":
 			exp, err = otlptracegrpc.New(ctx)
 		case "http/protobuf":
@@ -66,18 +82,9 @@ func Setup(ctx context.Context, opts Options) (func(context.Context) error, erro
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: otlp exporter: %w", err)
 		}
+		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
 	}
-	if exp != nil {
-		if opts.Exporter != nil {
-			// Tests read spans right after the work that made them.
-			tpOpts = append(tpOpts, sdktrace.WithSyncer(exp))
-		} else {
-			tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
-		}
-	}
-	tp := sdktrace.NewTracerProvider(tpOpts...)
-	otel.SetTracerProvider(tp)
-	return tp.Shutdown, nil
+	return sdktrace.NewTracerProvider(tpOpts...), nil
 }
 
 // NewLogger returns a JSON logger writing to w at level, whose records carry

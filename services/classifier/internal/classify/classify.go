@@ -143,6 +143,9 @@ type Request struct {
 	// Taxonomy is the user's taxonomy; the verdict's category must be in it.
 	Taxonomy Taxonomy
 	Message  Message
+	// Received is when the mail entered the system (ingest), zero when
+	// unknown; the language-model tier measures the lane's wait from it.
+	Received time.Time
 }
 
 // Tier is one stage of the pipeline. Classify returns a verdict, the zero

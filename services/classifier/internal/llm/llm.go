@@ -31,6 +31,8 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"mailroom.dev/services/classifier/internal/classify"
 	"mailroom.dev/services/classifier/internal/limiter"
@@ -101,6 +103,12 @@ type Config struct {
 	// connections to the API).
 	HTTPClient *http.Client
 	Logger     *slog.Logger
+	// MeterProvider makes the tier's instruments (mailroom_llm_*); nil
+	// means the global one.
+	MeterProvider metric.MeterProvider
+	// TracerProvider makes the span of each model call; nil means the
+	// global one.
+	TracerProvider trace.TracerProvider
 }
 
 // Tier classifies with the language model.
@@ -111,6 +119,8 @@ type Tier struct {
 	prices   map[string]Price
 	escalate map[string]bool
 	logger   *slog.Logger
+	metrics  *metrics
+	tracer   trace.Tracer
 }
 
 // New returns a tier.
@@ -156,7 +166,8 @@ func New(cfg Config) (*Tier, error) {
 		return nil, err
 	}
 	t := &Tier{cfg: cfg, clients: map[string]openai.Client{}, tok: tok, logger: cfg.Logger,
-		prices: map[string]Price{cfg.Model: Prices[cfg.Model]}, escalate: map[string]bool{}}
+		prices: map[string]Price{cfg.Model: Prices[cfg.Model]}, escalate: map[string]bool{},
+		metrics: newMetrics(cfg.MeterProvider), tracer: newTracer(cfg.TracerProvider)}
 	if cfg.Price != (Price{}) {
 		t.prices[cfg.Model] = cfg.Price
 	}
@@ -272,8 +283,14 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 			settle(0)
 			return classify.Verdict{}, err
 		}
+		if usage.Requests == 0 {
+			t.metrics.sent(ctx, req)
+		}
 		retry = true
-		res := t.call(ctx, permit.Key, params)
+		sent := time.Now()
+		cctx, span := t.startSpan(ctx, model, permit.Key)
+		res := t.call(cctx, permit.Key, params)
+		took := time.Since(sent)
 		usage.Requests++
 		permit.Done(res.outcome)
 		cost := t.cost(model, res.prompt, res.cached, res.completion)
@@ -282,6 +299,16 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 		usage.CachedPromptTokens += res.cached
 		usage.CompletionTokens += res.completion
 		usage.CostMicros += cost
+		var (
+			v       classify.Verdict
+			problem string
+		)
+		if res.err == nil && !res.rateLimited {
+			v, problem = verdict(res.content, res.refusal, tax)
+		}
+		outcome := outcomeOf(res, problem)
+		t.metrics.call(ctx, model, permit.Key, outcome, took, res, cost)
+		endSpan(span, outcome, res)
 
 		if res.rateLimited {
 			// Not a failure: the key is frozen until the named reset, and
@@ -289,7 +316,6 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 			continue
 		}
 		if res.err == nil {
-			v, problem := verdict(res.content, res.refusal, tax)
 			if problem == "" {
 				v.Model = res.model
 				v.Usage = usage

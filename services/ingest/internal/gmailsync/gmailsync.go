@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/oauth2"
 	"golang.org/x/time/rate"
 	"google.golang.org/api/gmail/v1"
@@ -82,13 +83,17 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger receives retries and failures, never mail content.
 	Logger *slog.Logger
+	// MeterProvider makes mailroom_gmail_quota_units_total; nil means the
+	// global one.
+	MeterProvider metric.MeterProvider
 }
 
 // Gmail is the mailbox.Provider and mailbox.GmailAuth of Gmail mailboxes.
 type Gmail struct {
-	cfg    Config
-	oauth  *oauth2.Config
-	quotas sync.Map // mailbox name → *userQuota
+	cfg     Config
+	oauth   *oauth2.Config
+	quotas  sync.Map // mailbox name → *userQuota
+	metrics *quotaMetrics
 }
 
 var (
@@ -151,7 +156,7 @@ func New(cfg Config) *Gmail {
 	if cfg.MetadataOnly {
 		scope = ScopeMetadata
 	}
-	return &Gmail{cfg: cfg, oauth: &oauth2.Config{
+	return &Gmail{cfg: cfg, metrics: newQuotaMetrics(cfg.MeterProvider), oauth: &oauth2.Config{
 		ClientID:     cfg.ClientID,
 		ClientSecret: cfg.ClientSecret,
 		RedirectURL:  cfg.RedirectURL,
@@ -590,6 +595,7 @@ func (s *session) call(ctx context.Context, cost int, what string, do func() err
 			return err
 		}
 		err := do()
+		s.g.metrics.call(ctx, cost, err != nil && rateLimited(err))
 		if err == nil {
 			return nil
 		}

@@ -61,7 +61,12 @@ func (r *SyncRun) Remaining() int {
 func (r *SyncRun) AddListed(n int) { r.listed.Add(int64(n)) }
 
 // AddSkipped counts n messages not fetched because the mailbox has them.
-func (r *SyncRun) AddSkipped(n int) { r.skipped.Add(int64(n)) }
+func (r *SyncRun) AddSkipped(n int) {
+	r.skipped.Add(int64(n))
+	if r.svc != nil {
+		r.svc.metrics.message(context.Background(), r.Mailbox.Kind, ResultSkipped, n)
+	}
+}
 
 // Known returns which of ids the mailbox has handed over already.
 func (r *SyncRun) Known(ctx context.Context, ids []string) (map[string]bool, error) {
@@ -114,6 +119,7 @@ func (r *SyncRun) Deliver(ctx context.Context, f Fetched, lane Lane) error {
 			return err
 		}
 		r.fail.Add(1)
+		r.svc.metrics.message(ctx, r.Mailbox.Kind, ResultFailed, 1)
 		msg := reason.Error()
 		if e, ok := apierror.As(reason); ok {
 			msg = e.Message
@@ -127,6 +133,7 @@ func (r *SyncRun) Deliver(ctx context.Context, f Fetched, lane Lane) error {
 			return err
 		}
 		r.skipped.Add(1)
+		r.svc.metrics.message(ctx, r.Mailbox.Kind, ResultExpired, 1)
 		return nil
 	}
 	_, err := r.svc.pub.PublishReceived(ctx, Received{
@@ -138,6 +145,7 @@ func (r *SyncRun) Deliver(ctx context.Context, f Fetched, lane Lane) error {
 		return fmt.Errorf("publish: %w", err)
 	}
 	r.published.Add(1)
+	r.svc.metrics.message(ctx, r.Mailbox.Kind, ResultPublished, 1)
 	// Published but not yet recorded: should the process stop before the
 	// record is written, the next sync publishes it again, and JetStream
 	// (within its window) and the store de-duplicate.
@@ -197,6 +205,7 @@ func (r *SyncRun) DeliverTooLarge(ctx context.Context, providerMessageID string,
 		return err
 	}
 	r.fail.Add(1)
+	r.svc.metrics.message(ctx, r.Mailbox.Kind, ResultFailed, 1)
 	r.Logger.WarnContext(ctx, "message not published: over the size limit", "provider_message_id", providerMessageID,
 		"size_bytes", size, "limit_bytes", r.svc.cfg.MaxMessageBytes)
 	return nil
@@ -289,7 +298,11 @@ func (s *Service) runJob(parent context.Context, job SyncJob) {
 	// Writes after the run still happen when the process is stopping.
 	bg := context.WithoutCancel(parent)
 
+	kind := Kind("")
 	finish := func(state JobState, msg string, p Progress) {
+		if state.Ended() {
+			s.metrics.jobEnded(bg, kind, state)
+		}
 		job.State, job.Error = state, msg
 		job.Progress.Listed, job.Progress.Fetched, job.Progress.Published = p.Listed, p.Fetched, p.Published
 		job.Progress.Skipped, job.Progress.Failed = p.Skipped, p.Failed
@@ -307,6 +320,7 @@ func (s *Service) runJob(parent context.Context, job SyncJob) {
 	}
 
 	mb, err := s.repo.GetMailbox(ctx, job.User, job.MailboxID)
+	kind = mb.Kind
 	if err != nil {
 		if !errors.Is(err, ErrNotFound) {
 			finish(JobFailed, "the mailbox could not be read; the next sync tries again", job.Progress)
@@ -338,6 +352,8 @@ func (s *Service) runJob(parent context.Context, job SyncJob) {
 		return
 	}
 
+	s.metrics.running(ctx, mb.Kind, 1)
+	defer s.metrics.running(bg, mb.Kind, -1)
 	run := newRun(s, mb, job, secret)
 	done := make(chan struct{})
 	var hb sync.WaitGroup

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"mailroom.dev/platform/apierror"
 	"mailroom.dev/platform/resname"
 	"mailroom.dev/services/ingest/internal/mailparse"
@@ -88,6 +90,9 @@ type Config struct {
 	SyncInterval time.Duration
 	// WatchInterval is how often WatchSyncJob looks at its job (default 500ms).
 	WatchInterval time.Duration
+	// MeterProvider makes the sync metrics (mailroom_sync_*); nil means the
+	// global one.
+	MeterProvider metric.MeterProvider
 }
 
 // Service is ingest's use cases. Callers have authorized the user already.
@@ -100,6 +105,7 @@ type Service struct {
 	mu   sync.Mutex
 	// running maps user/mailbox to the cancel function of its job in this process.
 	running map[string]context.CancelFunc
+	metrics *metrics
 }
 
 // NewService returns a Service over repo and pub.
@@ -131,7 +137,8 @@ func NewService(repo Repository, pub Publisher, cfg Config) *Service {
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = 500 * time.Millisecond
 	}
-	return &Service{repo: repo, pub: pub, cfg: cfg, wake: make(chan struct{}, 1), running: map[string]context.CancelFunc{}}
+	return &Service{repo: repo, pub: pub, cfg: cfg, wake: make(chan struct{}, 1), running: map[string]context.CancelFunc{},
+		metrics: newMetrics(cfg.MeterProvider)}
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
@@ -586,6 +593,9 @@ func (s *Service) ImportMessages(ctx context.Context, user, mailboxID string, ra
 				Status: RecordPublished, CreateTime: now,
 			})
 			known[r.ProviderMessageID] = true
+			s.metrics.message(ctx, KindImport, ResultPublished, 1)
+		} else {
+			s.metrics.message(ctx, KindImport, ResultSkipped, 1)
 		}
 		out = append(out, Imported{MessageID: r.MessageID, ProviderMessageID: r.ProviderMessageID, Subject: r.Content.Subject, Duplicate: dup})
 	}

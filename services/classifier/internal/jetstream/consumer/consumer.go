@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -61,6 +62,10 @@ type Config struct {
 	// consumer is asked to stop (default 10 s); what is still running is
 	// then cancelled and handed back to the server.
 	ShutdownTimeout time.Duration
+	// MeterProvider makes the consumer's instruments
+	// (mailroom_classifications_total, mailroom_dead_letters_total); nil
+	// means the global one.
+	MeterProvider metric.MeterProvider
 }
 
 func (c *Config) defaults() {
@@ -97,6 +102,7 @@ type Consumer struct {
 	classifier Classifier
 	logger     *slog.Logger
 	tracer     trace.Tracer
+	metrics    *metrics
 }
 
 // New returns a consumer reading through js and classifying with classifier.
@@ -107,7 +113,8 @@ func New(js jetstream.JetStream, cfg Config, classifier Classifier, logger *slog
 		cfg:        cfg,
 		classifier: classifier,
 		logger:     logger.With("component", "consumer", "durable", cfg.Durable),
-		tracer:     otel.Tracer("mailroom.dev/services/classifier/internal/jetstream/consumer"),
+		tracer:     otel.Tracer(scope),
+		metrics:    newMetrics(cfg.MeterProvider),
 	}
 }
 
@@ -290,9 +297,10 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 	cctx, cancel := context.WithCancel(ctx)
 	unhook := context.AfterFunc(stop, cancel)
 	v, err := c.classifier.Classify(cctx, classify.Request{
-		User:    ev.GetUser(),
-		Lane:    protoconv.Lane(ev.GetLane()),
-		Message: protoconv.Message(ev.GetContent()),
+		User:     ev.GetUser(),
+		Lane:     protoconv.Lane(ev.GetLane()),
+		Message:  protoconv.Message(ev.GetContent()),
+		Received: received(&ev),
 	})
 	unhook()
 	cancel()
@@ -304,12 +312,12 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 	var giveUp *classify.GiveUpError
 	switch {
 	case errors.As(err, &giveUp):
-		c.deadLetter(ctx, span, log, msg, &ev, delivered, giveUp.Reason, giveUp.Attempts)
+		c.deadLetter(ctx, span, log, msg, &ev, delivered, ReasonGaveUp, giveUp.Reason, giveUp.Attempts)
 		return
 	case err != nil && ctx.Err() == nil && delivered >= uint64(c.cfg.MaxDeliver) && c.cfg.MaxDeliver > 0:
 		// The last delivery the server will make: keep the message in the
 		// dead letters rather than let it vanish.
-		c.deadLetter(ctx, span, log, msg, &ev, delivered, fmt.Sprintf("%d deliveries failed; the last: %v", delivered, err), int(delivered))
+		c.deadLetter(ctx, span, log, msg, &ev, delivered, ReasonMaxDeliver, fmt.Sprintf("%d deliveries failed; the last: %v", delivered, err), int(delivered))
 		return
 	case err != nil:
 		c.retry(ctx, span, log, msg, delivered, "classify", err)
@@ -347,12 +355,13 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 		span.RecordError(err)
 		return
 	}
+	c.metrics.classified(ctx, v)
 	log.DebugContext(ctx, "classified", "category", v.Category, "rule", v.Rule)
 }
 
 // deadLetter publishes the event to the dead letters, then acknowledges it.
 // If the publish fails, the event is retried as usual.
-func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, log *slog.Logger, msg jetstream.Msg, ev *eventsv1.MailReceived, delivered uint64, reason string, attempts int) {
+func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, log *slog.Logger, msg jetstream.Msg, ev *eventsv1.MailReceived, delivered uint64, kind, reason string, attempts int) {
 	span.SetStatus(codes.Error, "dead-lettered")
 	var seq uint64
 	if md, err := msg.Metadata(); err == nil {
@@ -366,10 +375,19 @@ func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, log *slog.Lo
 		c.retry(ctx, span, log, msg, delivered, "dead-letter publish", err)
 		return
 	}
+	c.metrics.deadLettered(ctx, kind)
 	log.WarnContext(ctx, "message dead-lettered", "reason", reason, "attempts", attempts)
 	if err := msg.DoubleAck(ctx); err != nil {
 		log.WarnContext(ctx, "ack failed; the event will be redelivered", "error", err.Error())
 	}
+}
+
+// received is when ingest took the mail in, zero when the event says not.
+func received(ev *eventsv1.MailReceived) time.Time {
+	if ev.GetIngestTime() == nil {
+		return time.Time{}
+	}
+	return ev.GetIngestTime().AsTime()
 }
 
 // ClassifiedMsgID is the Nats-Msg-Id of the classified event of a message.

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"mailroom.dev/platform/eventbus"
@@ -60,6 +61,9 @@ type Options struct {
 	// NakDelay is the first redelivery delay after a failure; it doubles
 	// with every delivery, up to a minute (default 1 s).
 	NakDelay time.Duration
+	// MeterProvider makes the write metrics (mailroom_store_*); nil means
+	// the global one.
+	MeterProvider metric.MeterProvider
 }
 
 func (o *Options) defaults() {
@@ -121,19 +125,20 @@ func New(ctx context.Context, js jetstream.JetStream, topo eventbus.Topology, re
 		return nil, fmt.Errorf("consumer %s: %w", DeadDurable, err)
 	}
 	tracer := otel.Tracer("mailroom.dev/services/store/internal/jetstream/consumer")
+	m := newMetrics(opts.MeterProvider)
 	return &Consumers{
 		received: &pipe[mailstore.Message]{
-			cons: received, durable: ReceivedDurable, span: "store process mail.received",
+			cons: received, durable: ReceivedDurable, kind: KindMessage, metrics: m, span: "store process mail.received",
 			decode: decodeReceived, record: rec.RecordReceived,
 			logger: logger, opts: opts, tracer: tracer,
 		},
 		classified: &pipe[mailstore.Classified]{
-			cons: classified, durable: ClassifiedDurable, span: "store process mail.classified",
+			cons: classified, durable: ClassifiedDurable, kind: KindClassification, metrics: m, span: "store process mail.classified",
 			decode: decodeClassified, record: rec.RecordClassified,
 			logger: logger, opts: opts, tracer: tracer,
 		},
 		dead: &pipe[mailstore.Failed]{
-			cons: dead, durable: DeadDurable, span: "store process mail.dead",
+			cons: dead, durable: DeadDurable, kind: KindDeadLetter, metrics: m, span: "store process mail.dead",
 			decode: decodeDead, record: rec.RecordFailed,
 			logger: logger, opts: opts, tracer: tracer,
 		},
@@ -155,6 +160,8 @@ func (c *Consumers) Run(ctx context.Context) error {
 type pipe[T any] struct {
 	cons    jetstream.Consumer
 	durable string
+	kind    string
+	metrics *metrics
 	span    string
 	decode  func(jetstream.Msg) (T, error)
 	record  func(context.Context, []T) error
@@ -276,13 +283,17 @@ func (p *pipe[T]) process(ctx context.Context, msgs []jetstream.Msg) {
 	for i, it := range items {
 		values[i] = it.value
 	}
+	started := time.Now()
 	err := p.record(rctx, values)
 	if err == nil {
+		p.metrics.recorded(ctx, p.kind, len(values), time.Since(started))
 		p.ackAll(items)
 		return
 	}
+	p.metrics.recorded(ctx, p.kind, 0, time.Since(started))
 	if len(items) == 1 {
 		p.logger.ErrorContext(items[0].ctx, "recording event failed", "consumer", p.durable, "error", err.Error())
+		p.metrics.failed(ctx, p.kind, 1)
 		p.nak(items[0], err)
 		return
 	}
@@ -295,13 +306,17 @@ func (p *pipe[T]) process(ctx context.Context, msgs []jetstream.Msg) {
 			failed++
 			continue
 		}
+		started := time.Now()
 		if err := p.record(rctx, []T{it.value}); err != nil {
+			p.metrics.recorded(ctx, p.kind, 0, time.Since(started))
 			p.nak(it, err)
 			failed++
 			continue
 		}
+		p.metrics.recorded(ctx, p.kind, 1, time.Since(started))
 		p.ack(it)
 	}
+	p.metrics.failed(ctx, p.kind, failed)
 	if failed > 0 {
 		p.logger.ErrorContext(ctx, "events not recorded; they will be redelivered", "consumer", p.durable, "failed", failed, "events", len(items))
 	}
