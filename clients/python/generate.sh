@@ -11,7 +11,7 @@ python=/usr/bin/python3 # Debian's, where apt puts grpc_tools
 rm -rf "$out/mailroom"
 mkdir -p "$out"
 mapfile -t protos < <(cd proto && find mailroom -name '*.proto' | LC_ALL=C sort)
-abs=$PWD/$out
+case $out in /*) abs=$out ;; *) abs=$PWD/$out ;; esac
 # Debian's grpc_tools has no .pyi generator built in; its protoc (the same
 # libprotoc 3.21) does.
 (cd proto && protoc -I . --python_out="$abs" --pyi_out="$abs" "${protos[@]}")
