@@ -62,13 +62,14 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 }
 
-// TestClients runs `mailroom dev` and, against it, the Python and TypeScript
-// examples (examples/) over the generated gRPC clients (clients/), and the
-// REST walkthrough over the client that openapi-typescript generates from the
-// OpenAPI document (clients/typescript/openapi). Each must print the mail it
-// imported classified as newsletters. Python is Debian's /usr/bin/python3
-// with python3-grpcio and python3-protobuf; TypeScript needs node and npm.
-// Without them the test skips, except in CI (CI=true), where it fails.
+// TestClients runs the clients' own tests (clients/*/test*), then `mailroom
+// dev` and, against it, the Python and TypeScript examples (examples/) over
+// the generated gRPC clients (clients/), and the REST walkthrough over the
+// client that openapi-typescript generates from the OpenAPI document
+// (clients/typescript/openapi). Each must print the mail it imported
+// classified as newsletters. Python is Debian's /usr/bin/python3 with
+// python3-grpcio and python3-protobuf; TypeScript needs node and npm. Without
+// them the test skips, except in CI (CI=true), where it fails.
 func TestClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds binaries and runs the clients")
@@ -99,10 +100,13 @@ func TestClients(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(ts, "node_modules", ".bin", "tsc")); err != nil {
 		runClientCmd(t, ts, nil, "npm", "ci", "--no-audit", "--no-fund")
 	}
-	// The client and examples/typescript, compiled into clients/typescript/dist
-	// (Node 20 cannot strip types); the OpenAPI client generated and compiled.
-	runClientCmd(t, ts, nil, "npm", "run", "build")
+	// The client, its tests and examples/typescript, compiled into
+	// clients/typescript/dist (Node 20 cannot strip types) and the tests run;
+	// the OpenAPI client generated and compiled.
+	runClientCmd(t, ts, nil, "npm", "test")
 	runClientCmd(t, ts, nil, "npm", "run", "openapi")
+	pythonPath := "PYTHONPATH=" + filepath.Join(repo, "clients/python/gen") + ":" + filepath.Join(repo, "clients/python/src")
+	runClientCmd(t, repo, append(os.Environ(), pythonPath), python, "-m", "unittest", "discover", "-s", "clients/python/tests")
 
 	work, env, gateway := startClientsDev(t)
 	key, err := os.ReadFile(filepath.Join(work, ".mailroom", "admin-key"))
@@ -115,8 +119,7 @@ func TestClients(t *testing.T) {
 		env  []string
 		args []string
 	}{
-		{"python", []string{"PYTHONPATH=" + filepath.Join(repo, "clients/python/gen") + ":" + filepath.Join(repo, "clients/python/src")},
-			[]string{python, filepath.Join(repo, "examples/python/list_newsletters.py")}},
+		{"python", []string{pythonPath}, []string{python, filepath.Join(repo, "examples/python/list_newsletters.py")}},
 		{"typescript", nil, []string{"node", filepath.Join(ts, "dist/examples/typescript/list-newsletters.js")}},
 		{"openapi", []string{"MAILROOM=" + gateway, "MAILROOM_KEY=" + strings.TrimSpace(string(key))},
 			[]string{"node", filepath.Join(ts, "openapi/out/js/list-newsletters.js")}},
