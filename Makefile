@@ -23,7 +23,7 @@ generate: tools ## regenerate gen/go from proto/ (offline)
 	cp tools/openapi.go.txt gen/go/openapi/openapi.go
 
 .PHONY: check-generated
-check-generated: tools ## fail when gen/go differs from what proto/ generates
+check-generated: tools ## fail when gen/go or the clients differ from what proto/ generates
 	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	PATH="$(BIN):$$PATH" $(BIN)/buf generate -o "$$tmp"; \
 	cp tools/openapi.go.txt "$$tmp/gen/go/openapi/openapi.go"; \
@@ -31,6 +31,11 @@ check-generated: tools ## fail when gen/go differs from what proto/ generates
 		diff -ru "$$tmp/gen/go" gen/go --exclude=go.mod --exclude=go.sum | head -50; \
 		echo "gen/go is stale: run 'make generate' and commit the result" >&2; exit 1; \
 	fi; echo "gen/go is up to date"
+	BUF=$(BIN)/buf clients/generate.sh --check
+
+.PHONY: clients
+clients: tools ## regenerate clients/python and clients/typescript from proto/ (Debian's protoc and python3-grpc-tools; npm ci)
+	BUF=$(BIN)/buf clients/generate.sh
 
 .PHONY: breaking
 breaking: tools ## buf breaking against BASE (default main), for a branch's changes
