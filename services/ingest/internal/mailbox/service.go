@@ -526,9 +526,16 @@ type Imported struct {
 // The batch is validated and parsed whole before anything is published, so
 // one bad message rejects it all. Each message the mailbox does not have
 // yet is then published, in order, and recorded; it is accepted once the
-// stream has acknowledged it. lane is the lane to classify in (backfill
-// when empty).
+// stream has acknowledged it. lane is the lane to classify in: backfill
+// (when empty) or live; the interactive lane belongs to the Classify RPC,
+// where one caller waits for one answer, and an import there would jump
+// ahead of every user's waiting request.
 func (s *Service) ImportMessages(ctx context.Context, user, mailboxID string, raws [][]byte, lane Lane) ([]Imported, error) {
+	switch lane {
+	case "", LaneBackfill, LaneLive:
+	default:
+		return nil, apierror.Invalid("lane", "is %s; imported messages are classified in the backfill or live lane (the interactive lane is the Classify RPC's)", lane)
+	}
 	if len(raws) == 0 {
 		return nil, apierror.Invalid("messages", "is empty: send at least one message")
 	}

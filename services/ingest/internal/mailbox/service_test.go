@@ -157,6 +157,13 @@ func TestImportMessagesRefusals(t *testing.T) {
 			}
 		})
 	}
+	t.Run("interactive lane", func(t *testing.T) {
+		_, err := svc.ImportMessages(ctx, "ada", "inbox", [][]byte{mail("x")}, mailbox.LaneInteractive)
+		e, ok := apierror.As(err)
+		if !ok || e.Kind != apierror.InvalidArgument || e.Field != "lane" {
+			t.Errorf("err = %v, want InvalidArgument naming the field lane", err)
+		}
+	})
 	if len(pub.got) != 0 {
 		t.Errorf("published %d messages of refused batches", len(pub.got))
 	}
