@@ -103,6 +103,27 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
+// MinBootstrapTokenLength is the shortest MAILROOM_BOOTSTRAP_TOKEN auth
+// accepts: the token is an admin key, and its hash is unsalted (a key's
+// hash is what finds it), so only its length keeps it from being guessed.
+const MinBootstrapTokenLength = 32
+
+// Validate reports what is wrong with the configuration, naming variables
+// and never their values. auth.New calls it, and program.Serve calls it
+// before the configuration is logged.
+func (c Config) Validate() error {
+	if n := len(c.BootstrapToken); n > 0 && n < MinBootstrapTokenLength {
+		return fmt.Errorf("MAILROOM_BOOTSTRAP_TOKEN has %d characters; it is an admin API key and needs at least %d (make one with: openssl rand -hex 32)", n, MinBootstrapTokenLength)
+	}
+	if _, err := parseServiceKeys(c.ServiceKeys); err != nil {
+		return err
+	}
+	if _, err := vault.ParseKeyring(c.VaultKeys); err != nil {
+		return fmt.Errorf("MAILROOM_VAULT_KEYS: %w", err)
+	}
+	return nil
+}
+
 // parseServiceKeys reads MAILROOM_SERVICE_KEYS ("name:key,…"). Errors name
 // entries by position or service, never by their key.
 func parseServiceKeys(s string) (map[string]string, error) {
@@ -140,6 +161,9 @@ type Service struct {
 // server and the (lazy) connections to the other services. Close releases
 // what New opened.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("auth.New: %w", err)
+	}
 	serviceKeys, err := parseServiceKeys(cfg.ServiceKeys)
 	if err != nil {
 		return nil, fmt.Errorf("auth.New: %w", err)

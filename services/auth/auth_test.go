@@ -342,3 +342,25 @@ func assertNoPlaintextKeys(t *testing.T, dbURL string, secrets ...string) {
 		t.Errorf("api_keys has %d rows, want the bootstrap key and ada's", n)
 	}
 }
+
+// A bootstrap token shorter than 32 characters is refused at start, with
+// the reason and without the token.
+func TestShortBootstrapTokenRefused(t *testing.T) {
+	short := "admin-" + testenv.RandomID(10)
+	cfg := auth.Config{Config: service.Config{DatabaseURL: testenv.SQLiteURL(t)}, BootstrapToken: short}
+	if err := config.Defaults(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := auth.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil {
+		_ = svc.Close()
+		t.Fatal("auth.New accepted a 26-character bootstrap token")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "MAILROOM_BOOTSTRAP_TOKEN has 26 characters") || !strings.Contains(msg, "at least 32") || strings.Contains(msg, short) {
+		t.Errorf("error = %q, want the length, the minimum of 32 and not the token", msg)
+	}
+	cfg.BootstrapToken = short + testenv.RandomID(3)
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("a 32-character token: %v", err)
+	}
+}

@@ -49,7 +49,7 @@ func start(t *testing.T, o options) *env {
 		"MAILROOM_INGEST_ADDR":     "127.0.0.1:0",
 		"MAILROOM_CLASSIFIER_ADDR": "127.0.0.1:0",
 		"MAILROOM_STORE_ADDR":      "127.0.0.1:0",
-		"MAILROOM_BOOTSTRAP_TOKEN": "e2e-admin-" + testenv.RandomID(8),
+		"MAILROOM_BOOTSTRAP_TOKEN": "e2e-admin-" + testenv.RandomID(16),
 		"DATABASE_URL":             o.databaseURL,
 		"NATS_URL":                 o.natsURL,
 		"MAILROOM_NATS_PREFIX":     o.natsPrefix,
