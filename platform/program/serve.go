@@ -16,8 +16,17 @@ type Service interface {
 	Close() error
 }
 
+// Validator is a Config that can tell what is wrong with it. Its error names
+// variables, never their values.
+type Validator interface {
+	Validate() error
+}
+
 // Serve returns the run function of a service binary: its Config read from
-// the environment and logged once (the Config's LogValue masks secrets),
+// the environment, validated when it is a Validator (a refused
+// configuration is not logged: a value in the wrong variable may be a
+// secret that its LogValue would not mask) and logged once (the Config's
+// LogValue masks secrets),
 // the service built by newService, served on the address addr picks from
 // the Config. `mailroom dev` builds services with the same newService.
 func Serve[C any, S Service](newService func(context.Context, C, *slog.Logger) (S, error), addr func(C) string) func(context.Context, *slog.Logger) error {
@@ -25,6 +34,11 @@ func Serve[C any, S Service](newService func(context.Context, C, *slog.Logger) (
 		var cfg C
 		if err := config.Load(ctx, &cfg, nil); err != nil {
 			return err
+		}
+		if v, ok := any(cfg).(Validator); ok {
+			if err := v.Validate(); err != nil {
+				return fmt.Errorf("config: %w", err)
+			}
 		}
 		logger.Info("config", "config", cfg)
 		svc, err := newService(ctx, cfg, logger)
