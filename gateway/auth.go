@@ -33,7 +33,9 @@ func (g *Gateway) authenticate(next runtime.HandlerFunc) runtime.HandlerFunc {
 		}
 		token := cred
 		// An identity token passes through as it is: the services verify it.
-		if !authn.LooksLikeJWT(cred) {
+		if authn.LooksLikeJWT(cred) {
+			r = withPassedToken(r, cred)
+		} else {
 			ctx, cancel := context.WithTimeout(r.Context(), g.cfg.AuthTimeout)
 			token, err = g.keys.Token(ctx, cred)
 			cancel()

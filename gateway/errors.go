@@ -22,6 +22,7 @@ const reasonMessageTooLarge = apierror.ReasonMessageTooLarge
 // a request over the body cap, or an error whose ErrorInfo reason is
 // MESSAGE_TOO_LARGE, answers 413 instead of its code's usual status.
 func (g *Gateway) handleError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	g.tokenRefused(r, err)
 	if lim, ok := r.Context().Value(bodyLimitKey{}).(*bodyLimit); ok && lim.exceeded.Load() {
 		err = tooLarge(lim.limit)
 	} else if isTooLarge(err) {

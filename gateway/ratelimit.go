@@ -207,7 +207,20 @@ func (g *Gateway) limitKeys(next http.Handler) http.Handler {
 			return
 		}
 		addr := clientAddr(r)
-		if !authn.LooksLikeJWT(cred) {
+		if authn.LooksLikeJWT(cred) {
+			// Identity tokens pass through to the services, which verify
+			// them; those they refused count like refused keys (see
+			// tokenRefused), so that made-up tokens cannot probe the
+			// services any faster than made-up keys probe auth.
+			if g.limits.knownInvalid(h, now) {
+				g.writeError(w, r, status.Error(codes.Unauthenticated, "invalid identity token"))
+				return
+			}
+			if d := g.limits.failureBudget(addr, now); d > 0 {
+				g.tooManyRequests(w, r, d, "too many invalid credentials from this address")
+				return
+			}
+		} else {
 			if g.limits.knownInvalid(h, now) {
 				g.writeError(w, r, invalidKeyStatus())
 				return
@@ -257,4 +270,27 @@ func (g *Gateway) recordRefusals(exchange authn.ExchangeFunc) authn.ExchangeFunc
 		}
 		return resp, err
 	}
+}
+
+type passedTokenKey struct{}
+
+// withPassedToken marks r as carrying the identity token cred, which the
+// gateway passes to the services unverified.
+func withPassedToken(r *http.Request, cred string) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), passedTokenKey{}, cred))
+}
+
+// tokenRefused records, when err is a service's refusal of the identity
+// token that r passed through, that the token is invalid and that its
+// sender used up some of its failure budget.
+func (g *Gateway) tokenRefused(r *http.Request, err error) {
+	if status.Code(err) != codes.Unauthenticated {
+		return
+	}
+	cred, ok := r.Context().Value(passedTokenKey{}).(string)
+	if !ok {
+		return
+	}
+	addr, _ := r.Context().Value(clientAddrKey{}).(string)
+	g.limits.refused(sha256.Sum256([]byte(cred)), addr, g.limits.now())
 }

@@ -133,3 +133,41 @@ func TestInvalidKeysSpareAuth(t *testing.T) {
 		}
 	}
 }
+
+// Identity tokens that the services refuse count against the address's
+// failure budget as refused keys do: a flood of made-up tokens is cut off
+// by the gateway, and one refused token is refused again from memory.
+func TestInvalidTokensUseTheFailureBudget(t *testing.T) {
+	e := startWith(t, func(c *gateway.Config) { c.KeyRate, c.KeyBurst = 1000, 1000 })
+	const path = "/v1/users/me/messages"
+	if resp, body := e.do(t, request{method: "GET", path: path, key: e.apiKey}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("valid key: %d %s", resp.StatusCode, body)
+	}
+	refused := 0
+	var limited *http.Response
+	for i := range 60 {
+		forged := fmt.Sprintf("eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1c2Vycy9hZGEiLCJuIjoi%04d.c2lnbmF0dXJl", i)
+		resp, body := e.do(t, request{method: "GET", path: path, key: forged})
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited = resp
+			break
+		}
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("forged token %d: %d %s", i, resp.StatusCode, body)
+		}
+		refused++
+	}
+	if limited == nil {
+		t.Fatal("60 distinct forged identity tokens from one address were never limited")
+	}
+	if ra, err := strconv.Atoi(limited.Header.Get("Retry-After")); err != nil || ra < 1 {
+		t.Errorf("Retry-After = %q", limited.Header.Get("Retry-After"))
+	}
+	if refused > 25 {
+		t.Errorf("%d forged tokens reached the services before the limit, want about 20", refused)
+	}
+	// The key that exchanged before still works.
+	if resp, body := e.do(t, request{method: "GET", path: path, key: e.apiKey}); resp.StatusCode != http.StatusOK {
+		t.Errorf("the valid key during the flood: %d %s", resp.StatusCode, body)
+	}
+}
