@@ -41,8 +41,9 @@ type Config struct {
 	// token stops working. Unsetting it leaves the key as it is.
 	BootstrapToken string `env:"MAILROOM_BOOTSTRAP_TOKEN"`
 	// TokenTTL is the lifetime of the identity tokens that ExchangeApiKey
-	// returns.
-	TokenTTL time.Duration `env:"MAILROOM_TOKEN_TTL, default=5m"`
+	// returns, at most MaxTokenTTL: a token cannot be revoked, so its
+	// lifetime bounds how long a deleted key or user keeps working.
+	TokenTTL time.Duration `env:"MAILROOM_TOKEN_TTL, default=1m"`
 	// ServiceKeys are the keys of the other services, "name:key,…" with
 	// names such as ingest, classifier, store, gateway (at least 32
 	// characters each). Their hashes are stored at start, replacing the
@@ -108,12 +109,18 @@ func (c Config) LogValue() slog.Value {
 // hash is what finds it), so only its length keeps it from being guessed.
 const MinBootstrapTokenLength = 32
 
+// MaxTokenTTL bounds MAILROOM_TOKEN_TTL.
+const MaxTokenTTL = time.Minute
+
 // Validate reports what is wrong with the configuration, naming variables
 // and never their values. auth.New calls it, and program.Serve calls it
 // before the configuration is logged.
 func (c Config) Validate() error {
 	if n := len(c.BootstrapToken); n > 0 && n < MinBootstrapTokenLength {
 		return fmt.Errorf("MAILROOM_BOOTSTRAP_TOKEN has %d characters; it is an admin API key and needs at least %d (make one with: openssl rand -hex 32)", n, MinBootstrapTokenLength)
+	}
+	if c.TokenTTL > MaxTokenTTL {
+		return fmt.Errorf("MAILROOM_TOKEN_TTL is %s; identity tokens live at most %s (a token outlives the revocation of its key until it expires)", c.TokenTTL, MaxTokenTTL)
 	}
 	if _, err := parseServiceKeys(c.ServiceKeys); err != nil {
 		return err

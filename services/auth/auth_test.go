@@ -77,7 +77,7 @@ func testAuthService(t *testing.T, dbURL string) {
 	defer cancel()
 	logs := &logBuffer{}
 	bootstrap := "test-bootstrap-" + testenv.RandomID(16)
-	cfg := auth.Config{Config: service.Config{DatabaseURL: dbURL}, BootstrapToken: bootstrap, TokenTTL: 5 * time.Minute}
+	cfg := auth.Config{Config: service.Config{DatabaseURL: dbURL}, BootstrapToken: bootstrap}
 	srv := start(t, cfg, logs)
 	c := srv.client
 	asAdmin := authn.OutgoingToken(ctx, bootstrap) // an API key, exchanged by auth's own guard
@@ -143,8 +143,8 @@ func testAuthService(t *testing.T, dbURL string) {
 	if exchanged.GetUser() != "users/ada" || exchanged.GetRole() != authv1.Role_ROLE_USER {
 		t.Errorf("ExchangeApiKey = %s %v, want users/ada ROLE_USER", exchanged.GetUser(), exchanged.GetRole())
 	}
-	if ttl := time.Until(exchanged.GetExpireTime().AsTime()); ttl < 4*time.Minute || ttl > 5*time.Minute {
-		t.Errorf("token expires in %v, want about the 5m TTL", ttl)
+	if ttl := time.Until(exchanged.GetExpireTime().AsTime()); ttl < 50*time.Second || ttl > time.Minute {
+		t.Errorf("token expires in %v, want about the 1m TTL", ttl)
 	}
 	adaToken := exchanged.GetToken()
 	verifier := authn.NewVerifier(authn.ClientKeys(c))
@@ -362,5 +362,21 @@ func TestShortBootstrapTokenRefused(t *testing.T) {
 	cfg.BootstrapToken = short + testenv.RandomID(3)
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("a 32-character token: %v", err)
+	}
+}
+
+// Identity tokens live at most a minute: the default, and a longer
+// MAILROOM_TOKEN_TTL is refused.
+func TestTokenTTLAtMostAMinute(t *testing.T) {
+	cfg := auth.Config{Config: service.Config{DatabaseURL: "sqlite://unused.db"}}
+	if err := config.Defaults(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TokenTTL <= 0 || cfg.TokenTTL > time.Minute {
+		t.Errorf("default MAILROOM_TOKEN_TTL = %s, want at most 1m", cfg.TokenTTL)
+	}
+	cfg.TokenTTL = 5 * time.Minute
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "MAILROOM_TOKEN_TTL") {
+		t.Errorf("Validate with a 5m TTL = %v, want an error naming MAILROOM_TOKEN_TTL", err)
 	}
 }

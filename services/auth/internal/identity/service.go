@@ -22,7 +22,7 @@ import (
 
 // Options configure New.
 type Options struct {
-	// TokenTTL is the lifetime of an identity token (default 5 minutes).
+	// TokenTTL is the lifetime of an identity token (default 1 minute).
 	TokenTTL time.Duration
 	// Now is the clock (default time.Now); tests move it.
 	Now func() time.Time
@@ -67,7 +67,7 @@ type Service struct {
 // first one created when there is none).
 func New(ctx context.Context, repo Repository, opts Options) (*Service, error) {
 	if opts.TokenTTL == 0 {
-		opts.TokenTTL = 5 * time.Minute
+		opts.TokenTTL = time.Minute
 	}
 	if opts.TokenTTL < time.Second {
 		return nil, fmt.Errorf("identity: token TTL %s is shorter than a second", opts.TokenTTL)
