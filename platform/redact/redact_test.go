@@ -17,6 +17,11 @@ func TestURL(t *testing.T) {
 		{"nats://s3cr3t-token@nats:4222", "nats://xxxxx@nats:4222"},
 		{"nats://a:pw@n1:4222, nats://n2:4222", "nats://a:xxxxx@n1:4222,nats://n2:4222"},
 		{"http://[::1:bad", "xxxxx"},
+		// libpq key=value connection strings
+		{"host=db user=ada password=hunter2 dbname=mail sslmode=disable", "host=db user=ada password=xxxxx dbname=mail sslmode=disable"},
+		{"host=db  password = 'hunter2 s3cr3t\\' x' sslkey=/k.pem port=5432", "host=db password=xxxxx sslkey=xxxxx port=5432"},
+		{"password='hunter2", "xxxxx"},
+		{"=hunter2", "xxxxx"},
 	} {
 		got := redact.URL(tt.in)
 		if got != tt.want {
