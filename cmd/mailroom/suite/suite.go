@@ -87,6 +87,9 @@ func Start(ctx context.Context, cfg Config) (_ *Suite, err error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("suite: %w", err)
 	}
+	if err := ownerOnly(cfg.Dir, "700"); err != nil {
+		return nil, err
+	}
 	env := func(key, def string) string {
 		if v, ok := cfg.Env.Lookup(key); ok && v != "" {
 			return v
@@ -303,6 +306,9 @@ func embeddedNATS(dir string) (*server.Server, error) {
 // keeps it there (mode 0600), so that restarts of `mailroom dev` keep the
 // same admin key and vault key.
 func keptSecret(path string, newSecret func() string) (string, error) {
+	if err := ownerOnly(path, "600"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
 	b, err := os.ReadFile(path)
 	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
 		return strings.TrimSpace(string(b)), nil
@@ -315,6 +321,21 @@ func keptSecret(path string, newSecret func() string) (string, error) {
 		return "", fmt.Errorf("suite: %w", err)
 	}
 	return secret, nil
+}
+
+// ownerOnly refuses, as ssh does with a private key, a file or directory
+// that holds secrets and that its owner's group or others may read or
+// write; chmod is the mode to fix it with. A missing path is
+// os.ErrNotExist.
+func ownerOnly(path, chmod string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("suite: %s has permissions %04o, which let other users read or change it; it holds secrets and must be accessible by its owner only: run chmod %s %s", path, perm, chmod, path)
+	}
+	return nil
 }
 
 // randomKey returns a new random API key.
