@@ -26,6 +26,15 @@ import (
 //	state = CLASSIFIED                   (PENDING, CLASSIFIED or FAILED)
 //	classified = false                   (unclassified: PENDING or FAILED)
 
+// Bounds of a filter: each condition becomes a clause of the query, so
+// their number (and the text to parse) is bounded.
+const (
+	// MaxFilterLength is the longest filter accepted, in bytes.
+	MaxFilterLength = 1000
+	// MaxFilterTerms is the most conditions one filter may join.
+	MaxFilterTerms = 20
+)
+
 // Field is a message field that a filter may test.
 type Field string
 
@@ -107,6 +116,9 @@ func (f Filter) String() string {
 // (positions count bytes from 1). Values are never echoed back: a filter may
 // hold an address.
 func ParseFilter(s string) (Filter, error) {
+	if len(s) > MaxFilterLength {
+		return Filter{}, apierror.Invalid("filter", "is %d characters long; at most %d are accepted", len(s), MaxFilterLength)
+	}
 	p := &parser{lex: lexer{src: s}}
 	var f Filter
 	if p.peek().kind == tokEOF {
@@ -116,6 +128,9 @@ func ParseFilter(s string) (Filter, error) {
 		c, err := p.condition()
 		if err != nil {
 			return Filter{}, err
+		}
+		if len(f.Conditions) == MaxFilterTerms {
+			return Filter{}, apierror.Invalid("filter", "has more than %d conditions", MaxFilterTerms)
 		}
 		f.Conditions = append(f.Conditions, c)
 		t := p.next()

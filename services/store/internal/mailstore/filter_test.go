@@ -101,6 +101,30 @@ func TestParseFilterErrors(t *testing.T) {
 	}
 }
 
+// Filters are bounded: at most 1,000 characters and 20 conditions.
+func TestParseFilterBounds(t *testing.T) {
+	terms := func(n int) string {
+		c := make([]string, n)
+		for i := range c {
+			c[i] = `needs_reply = true`
+		}
+		return strings.Join(c, " AND ")
+	}
+	if _, err := mailstore.ParseFilter(terms(20)); err != nil {
+		t.Errorf("20 conditions: %v", err)
+	}
+	for _, tc := range []struct{ name, in, want string }{
+		{"21 conditions", terms(21), "has more than 20 conditions"},
+		{"1,001 characters", `category = "` + strings.Repeat("a", 988) + `"`, "is 1001 characters long; at most 1000 are accepted"},
+	} {
+		_, err := mailstore.ParseFilter(tc.in)
+		e, ok := apierror.As(err)
+		if !ok || e.Kind != apierror.InvalidArgument || e.Field != "filter" || e.Message != tc.want {
+			t.Errorf("%s: err = %v, want InvalidArgument on filter: %s", tc.name, err, tc.want)
+		}
+	}
+}
+
 func TestParseFilterNeverEchoesValues(t *testing.T) {
 	for _, in := range []string{
 		`from = "secret@example.com" OR x = 1`,
