@@ -173,6 +173,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	}
 	s.Go("sync jobs", domain.RunJobs)
 	s.Go("scheduler", domain.RunScheduler)
+	s.Go("auth state purge", func(ctx context.Context) error {
+		return service.Every(ctx, cfg.GmailAuthTTL, func(ctx context.Context) {
+			if n, err := domain.PurgeAuthStates(ctx); err != nil && ctx.Err() == nil {
+				s.Logger.WarnContext(ctx, "purging expired Gmail consent states failed; retrying later", "error", err.Error())
+			} else if n > 0 {
+				s.Logger.InfoContext(ctx, "expired Gmail consent states deleted", "count", n)
+			}
+		})
+	})
 	s.Go("classified consumer", classified.Run)
 	srv := s.Serve(guard, grpcserver.Options{MaxRecvMsgSize: max(minRecvMsgSize, cfg.MaxMessageBytes+(1<<20))})
 	ingestv1.RegisterIngestServiceServer(srv, grpcapi.New(domain))

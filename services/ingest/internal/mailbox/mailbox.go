@@ -282,6 +282,9 @@ type Repository interface {
 	// TakeAuthState deletes and returns the consent whose state hashes to
 	// hash; ErrNotFound when there is none. A state is thus used once.
 	TakeAuthState(ctx context.Context, hash string) (AuthState, error)
+	// DeleteExpiredAuthStates deletes the consents that expired before
+	// before, and returns how many there were.
+	DeleteExpiredAuthStates(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Received is a message accepted from a mailbox, on its way to the classifier.

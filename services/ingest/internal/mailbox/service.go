@@ -512,6 +512,17 @@ func cut(s string, n int) string {
 	return s
 }
 
+// PurgeAuthStates deletes the Gmail consents whose authorization URL
+// expired without the browser coming back: nobody can complete them, and
+// each holds a PKCE verifier. ingest runs it periodically.
+func (s *Service) PurgeAuthStates(ctx context.Context) (int64, error) {
+	n, err := s.repo.DeleteExpiredAuthStates(ctx, s.now())
+	if err != nil {
+		return 0, fmt.Errorf("purge auth states: %w", err)
+	}
+	return n, nil
+}
+
 // Imported is the outcome of one imported message.
 type Imported struct {
 	// MessageID is the last segment of the message's resource name.

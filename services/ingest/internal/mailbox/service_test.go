@@ -237,3 +237,33 @@ func TestSyncMailbox(t *testing.T) {
 		}
 	}
 }
+
+// Consents whose authorization URL expired are deleted by PurgeAuthStates;
+// live ones stay.
+func TestPurgeAuthStates(t *testing.T) {
+	ctx := context.Background()
+	svc, repo := newService(t, &recorder{})
+	for _, id := range []string{"g1", "g2"} {
+		if err := repo.CreateMailbox(ctx, mailbox.Mailbox{User: "ada", ID: id, Kind: mailbox.KindGmail, State: mailbox.StateActive, CreateTime: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, a := range []mailbox.AuthState{
+		{Hash: "expired", User: "ada", MailboxID: "g1", Verifier: "v1", ExpireTime: now.Add(-time.Second)},
+		{Hash: "live", User: "ada", MailboxID: "g2", Verifier: "v2", ExpireTime: now.Add(time.Minute)},
+	} {
+		if err := repo.CreateAuthState(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := svc.PurgeAuthStates(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("PurgeAuthStates = %d, %v; want 1", n, err)
+	}
+	if _, err := repo.TakeAuthState(ctx, "expired"); !errors.Is(err, mailbox.ErrNotFound) {
+		t.Errorf("the expired state: %v, want ErrNotFound", err)
+	}
+	if a, err := repo.TakeAuthState(ctx, "live"); err != nil || a.MailboxID != "g2" {
+		t.Errorf("the live state: %v, %v; want it kept", a, err)
+	}
+}

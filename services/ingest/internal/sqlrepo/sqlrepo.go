@@ -574,6 +574,15 @@ func (r *Repo) CreateAuthState(ctx context.Context, a mailbox.AuthState) error {
 	return nil
 }
 
+// DeleteExpiredAuthStates implements mailbox.Repository.
+func (r *Repo) DeleteExpiredAuthStates(ctx context.Context, before time.Time) (int64, error) {
+	res, err := r.db.ExecContext(ctx, `DELETE FROM auth_states WHERE expire_time < $1`, micros(before))
+	if err != nil {
+		return 0, fmt.Errorf("sqlrepo: delete expired auth states: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // TakeAuthState implements mailbox.Repository: the DELETE … RETURNING
 // makes a state usable once, whatever the concurrency.
 func (r *Repo) TakeAuthState(ctx context.Context, hash string) (mailbox.AuthState, error) {
