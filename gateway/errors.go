@@ -23,8 +23,12 @@ const reasonMessageTooLarge = apierror.ReasonMessageTooLarge
 // MESSAGE_TOO_LARGE, answers 413 instead of its code's usual status.
 func (g *Gateway) handleError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	g.tokenRefused(r, err)
-	if lim, ok := r.Context().Value(bodyLimitKey{}).(*bodyLimit); ok && lim.exceeded.Load() {
+	lim, _ := r.Context().Value(bodyLimitKey{}).(*bodyLimit)
+	if lim != nil && lim.exceeded.Load() {
 		err = tooLarge(lim.limit)
+	} else if lim != nil && lim.overloaded.Load() {
+		w.Header().Set("Retry-After", "1")
+		err = overloaded()
 	} else if isTooLarge(err) {
 		err = &runtime.HTTPStatusError{HTTPStatus: http.StatusRequestEntityTooLarge, Err: err}
 	}

@@ -163,6 +163,23 @@ func (ingestFake) ImportMessages(ctx context.Context, req *ingestv1.ImportMessag
 	return &ingestv1.ImportMessagesResponse{}, nil
 }
 
+// watchPause is how long the fake's WatchSyncJob waits between its two
+// updates.
+const watchPause = 700 * time.Millisecond
+
+// WatchSyncJob sends the job RUNNING, then after watchPause SUCCEEDED.
+func (ingestFake) WatchSyncJob(req *ingestv1.WatchSyncJobRequest, stream grpc.ServerStreamingServer[ingestv1.WatchSyncJobResponse]) error {
+	for i, state := range []ingestv1.SyncJobState{ingestv1.SyncJobState_SYNC_JOB_STATE_RUNNING, ingestv1.SyncJobState_SYNC_JOB_STATE_SUCCEEDED} {
+		if i > 0 {
+			time.Sleep(watchPause)
+		}
+		if err := stream.Send(&ingestv1.WatchSyncJobResponse{SyncJob: &ingestv1.SyncJob{Name: req.GetName(), State: state}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // classifierFake classifies everything as a newsletter.
 type classifierFake struct {
 	classifierv1.UnimplementedClassifierServiceServer

@@ -42,8 +42,26 @@ type Config struct {
 	HTTPAddr string `env:"MAILROOM_HTTP_ADDR, default=127.0.0.1:8080"`
 	// Addrs are the services' gRPC addresses.
 	Addrs grpcconn.Addrs
-	// MaxBodyBytes caps a request body; larger ones get 413.
-	MaxBodyBytes int64 `env:"MAILROOM_MAX_BODY_BYTES, default=67108864"`
+	// MaxMessageBytes is ingest's limit on one raw message (the same
+	// variable as ingest's). Unless MaxBodyBytes says otherwise, a request
+	// body may hold one such message in base64 plus JSON framing.
+	MaxMessageBytes int64 `env:"MAILROOM_MAX_MESSAGE_BYTES, default=26214400"`
+	// MaxBodyBytes caps a request body; larger ones get 413. Zero: what an
+	// import of one message of MaxMessageBytes takes (see BodyLimit).
+	MaxBodyBytes int64 `env:"MAILROOM_MAX_BODY_BYTES"`
+	// MaxBodyBytesInFlight bounds the request body bytes that all requests
+	// together hold; a request that would go over it gets 503 with
+	// Retry-After. At least the body cap.
+	MaxBodyBytesInFlight int64 `env:"MAILROOM_MAX_BODY_BYTES_IN_FLIGHT, default=268435456"`
+	// ReadHeaderTimeout bounds the reading of a request's headers, and
+	// ReadTimeout of its headers and body; once the body is read the
+	// request has no read deadline (net/http lifts it), so that streams
+	// (…:watch) and slow calls last as long as they need. There is no
+	// write timeout, for the same reason. IdleTimeout closes idle
+	// keep-alive connections.
+	ReadHeaderTimeout time.Duration `env:"MAILROOM_HTTP_READ_HEADER_TIMEOUT, default=10s"`
+	ReadTimeout       time.Duration `env:"MAILROOM_HTTP_READ_TIMEOUT, default=1m"`
+	IdleTimeout       time.Duration `env:"MAILROOM_HTTP_IDLE_TIMEOUT, default=2m"`
 	// KeyCacheTTL is how long an API key's identity token is reused.
 	KeyCacheTTL time.Duration `env:"MAILROOM_KEY_CACHE_TTL, default=30s"`
 	// AuthTimeout bounds one API key exchange with auth.
@@ -61,12 +79,45 @@ type Config struct {
 	Transport transport.Config
 }
 
+// jsonFraming is what a body may hold besides one base64 message: the
+// JSON around it and the other fields of the request.
+const jsonFraming = 1 << 20
+
+// BodyLimit is the request body cap: MaxBodyBytes when set, else an
+// import of one message of MaxMessageBytes, base64-encoded (4 bytes for
+// every 3), with jsonFraming around it.
+func (c Config) BodyLimit() int64 {
+	if c.MaxBodyBytes > 0 {
+		return c.MaxBodyBytes
+	}
+	return 4*((c.MaxMessageBytes+2)/3) + jsonFraming
+}
+
+// Validate reports what is wrong with the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxMessageBytes <= 0 && c.MaxBodyBytes <= 0:
+		return errors.New("MAILROOM_MAX_MESSAGE_BYTES must be positive")
+	case c.MaxBodyBytes < 0:
+		return errors.New("MAILROOM_MAX_BODY_BYTES must not be negative")
+	case c.MaxBodyBytesInFlight < c.BodyLimit():
+		return fmt.Errorf("MAILROOM_MAX_BODY_BYTES_IN_FLIGHT is %d bytes, less than one request body may be (%d bytes)", c.MaxBodyBytesInFlight, c.BodyLimit())
+	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.IdleTimeout <= 0:
+		return errors.New("MAILROOM_HTTP_READ_HEADER_TIMEOUT, MAILROOM_HTTP_READ_TIMEOUT and MAILROOM_HTTP_IDLE_TIMEOUT must be positive")
+	}
+	return nil
+}
+
 // LogValue logs the configuration (it holds no secret).
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("http_addr", c.HTTPAddr),
 		slog.Any("addrs", c.Addrs),
-		slog.Int64("max_body_bytes", c.MaxBodyBytes),
+		slog.Int64("max_body_bytes", c.BodyLimit()),
+		slog.Int64("max_body_bytes_in_flight", c.MaxBodyBytesInFlight),
+		slog.String("read_header_timeout", c.ReadHeaderTimeout.String()),
+		slog.String("read_timeout", c.ReadTimeout.String()),
+		slog.String("idle_timeout", c.IdleTimeout.String()),
 		slog.String("key_cache_ttl", c.KeyCacheTTL.String()),
 		slog.String("auth_timeout", c.AuthTimeout.String()),
 		slog.String("ready_timeout", c.ReadyTimeout.String()),
@@ -85,6 +136,7 @@ type Gateway struct {
 	backends []backend
 	keys     *authn.KeyCache
 	limits   *limiter
+	inflight *inflight
 	mux      *runtime.ServeMux
 	metrics  *metrics
 	handler  http.Handler
@@ -140,10 +192,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 	if logger == nil {
 		logger = slog.Default()
 	}
-	if cfg.MaxBodyBytes <= 0 {
-		return nil, errors.New("gateway.New: MAILROOM_MAX_BODY_BYTES must be positive")
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("gateway.New: %w", err)
 	}
-	g := &Gateway{cfg: cfg, logger: logger, metrics: newMetrics(), limits: newLimiter(cfg.KeyRate, cfg.KeyBurst)}
+	cfg.MaxBodyBytes = cfg.BodyLimit()
+	g := &Gateway{cfg: cfg, logger: logger, metrics: newMetrics(), limits: newLimiter(cfg.KeyRate, cfg.KeyBurst),
+		inflight: &inflight{limit: cfg.MaxBodyBytesInFlight}}
 	creds, err := cfg.Transport.ClientCredentials()
 	if err != nil {
 		return nil, fmt.Errorf("gateway.New: client credentials: %w", err)
@@ -195,8 +249,9 @@ func (g *Gateway) Handler() http.Handler { return g.handler }
 func (g *Gateway) Run(ctx context.Context, lis net.Listener) error {
 	srv := &http.Server{
 		Handler:           g.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: g.cfg.ReadHeaderTimeout,
+		ReadTimeout:       g.cfg.ReadTimeout,
+		IdleTimeout:       g.cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(g.logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)

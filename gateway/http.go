@@ -21,11 +21,14 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"mailroom.dev/gen/go/openapi"
+	"mailroom.dev/platform/apierror"
 )
 
 // Route labels of requests that no route matched.
@@ -293,20 +296,72 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(openapi.JSON)
 }
 
-// bodyLimit records whether a request's body went over the cap.
+// bodyLimit records whether a request's body went over the cap, or over
+// the bytes in flight.
 type bodyLimit struct {
-	limit    int64
-	exceeded atomic.Bool
+	limit      int64
+	exceeded   atomic.Bool
+	overloaded atomic.Bool
 }
 
 type bodyLimitKey struct{}
 
+// inflight counts the request body bytes that requests hold, up to limit.
+// A request reserves its declared Content-Length before its body is read,
+// or, when it declares none (chunked), each piece as it reads it.
+// Requests never wait for room: one that finds none gets 503 with
+// Retry-After at once, so that a client that streams slowly cannot make
+// the others queue.
+type inflight struct {
+	mu    sync.Mutex
+	used  int64
+	limit int64
+}
+
+func (f *inflight) tryAcquire(n int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.used+n > f.limit {
+		return false
+	}
+	f.used += n
+	return true
+}
+
+func (f *inflight) release(n int64) {
+	f.mu.Lock()
+	f.used -= n
+	f.mu.Unlock()
+}
+
+// reasonOverloaded is the ErrorInfo reason of a request refused because
+// the gateway holds as many body bytes as it may.
+const reasonOverloaded = "OVERLOADED"
+
+// overloaded is the error of a request refused for want of room in the
+// bytes in flight; the caller sets Retry-After.
+func overloaded() error {
+	st := status.New(codes.Unavailable, "the gateway is receiving as many request bytes as it may; retry in 1 s")
+	if d, err := st.WithDetails(
+		&errdetails.ErrorInfo{Reason: reasonOverloaded, Domain: apierror.Domain},
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)},
+	); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
 // limitedBody reads through http.MaxBytesReader and notes when the cap is
 // hit: grpc-gateway turns every decode error into InvalidArgument, and the
-// error handler needs to tell this one apart to answer 413.
+// error handler needs to tell this one apart to answer 413. A body of
+// undeclared length reserves what it reads in the bytes in flight, and
+// stops (503) when there is no room.
 type limitedBody struct {
 	io.ReadCloser
-	limit *bodyLimit
+	limit    *bodyLimit
+	inflight *inflight
+	reserve  bool  // reserve as it reads
+	held     int64 // reserved by this body
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
@@ -314,18 +369,40 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
 		b.limit.exceeded.Store(true)
 	}
+	if b.reserve && n > 0 {
+		if !b.inflight.tryAcquire(int64(n)) {
+			b.limit.overloaded.Store(true)
+			return 0, errors.New("gateway: no room for more request bytes")
+		}
+		b.held += int64(n)
+	}
 	return n, err
 }
 
-// limitBody caps request bodies at MaxBodyBytes without reading them whole:
-// a body that streams past the cap stops there (a declared Content-Length
-// over it is refused before the body is read, once the route is known, in
-// the mux middleware).
+// limitBody caps request bodies at the body limit without reading them
+// whole: a body that streams past the cap stops there (a declared
+// Content-Length over it is refused before the body is read, once the
+// route is known, in the mux middleware). It reserves the body's bytes in
+// flight. (ReadTimeout needs no help for streams: net/http lifts the read
+// deadline once the body is read, and TestReadTimeout keeps it so.)
 func (g *Gateway) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		lim := &bodyLimit{limit: g.cfg.MaxBodyBytes}
+		body := &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, lim.limit), limit: lim, inflight: g.inflight}
+		switch {
+		case r.ContentLength > 0 && r.ContentLength <= lim.limit:
+			if !g.inflight.tryAcquire(r.ContentLength) {
+				w.Header().Set("Retry-After", "1")
+				g.writeError(w, r, overloaded())
+				return
+			}
+			defer g.inflight.release(r.ContentLength)
+		case r.ContentLength < 0:
+			body.reserve = true
+			defer func() { g.inflight.release(body.held) }()
+		}
 		r = r.WithContext(context.WithValue(r.Context(), bodyLimitKey{}, lim))
-		r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, lim.limit), limit: lim}
+		r.Body = body
 		next.ServeHTTP(w, r)
 	})
 }
