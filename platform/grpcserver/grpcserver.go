@@ -40,9 +40,12 @@ type Options struct {
 	// Creds secures the connections (transport.Config.ServerCredentials);
 	// nil serves plaintext.
 	Creds credentials.TransportCredentials
+	// Reflection registers gRPC server reflection, which describes every
+	// RPC to anyone who asks (off unless asked for: MAILROOM_GRPC_REFLECTION).
+	Reflection bool
 }
 
-// Server is a gRPC server with health and reflection.
+// Server is a gRPC server with health and, when asked for, reflection.
 type Server struct {
 	grpc    *grpc.Server
 	health  *health.Server
@@ -84,7 +87,9 @@ func New(opts Options) *Server {
 	gs := grpc.NewServer(serverOpts...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
-	reflection.Register(gs)
+	if opts.Reflection {
+		reflection.Register(gs)
+	}
 	return &Server{grpc: gs, health: hs, logger: l, timeout: opts.ShutdownTimeout}
 }
 

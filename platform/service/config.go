@@ -47,6 +47,10 @@ type Config struct {
 	// Transport is optional TLS (and mTLS) for the gRPC server and its
 	// connections to the other services (MAILROOM_TLS_*).
 	Transport transport.Config
+	// Reflection is "on" to serve gRPC server reflection (grpcurl without
+	// .proto files), "off" otherwise: it describes every RPC to anyone who
+	// can reach the port. `mailroom dev` turns it on.
+	Reflection string `env:"MAILROOM_GRPC_REFLECTION, default=off"`
 }
 
 // ListenAddr is GRPCAddr, or the address of the service called name.
@@ -66,6 +70,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("migrate", string(c.Migrate)),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.Any("transport", c.Transport),
+		slog.String("grpc_reflection", c.Reflection),
 	)
 }
 

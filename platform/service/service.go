@@ -52,6 +52,11 @@ func New(name string, cfg Config, logger *slog.Logger) (*Base, error) {
 	if !cfg.Migrate.Valid() {
 		return nil, fmt.Errorf("MAILROOM_MIGRATE is %q: want auto or wait", cfg.Migrate)
 	}
+	switch cfg.Reflection {
+	case "", "off", "on":
+	default:
+		return nil, fmt.Errorf("MAILROOM_GRPC_REFLECTION is %q: want on or off", cfg.Reflection)
+	}
 	var err error
 	if b.serverCreds, err = cfg.Transport.ServerCredentials(); err != nil {
 		return nil, fmt.Errorf("server credentials: %w", err)
@@ -89,12 +94,13 @@ func (b *Base) DialAuth(public ...string) (authv1.AuthServiceClient, *authn.Guar
 	return client, authn.NewGuard(client, public...), nil
 }
 
-// Serve builds the gRPC server behind guard (health and reflection stay
-// public), with opts' size limit and drain timeout, and returns it to
+// Serve builds the gRPC server behind guard (health and reflection, when
+// MAILROOM_GRPC_REFLECTION=on, stay public), with opts' size limit and drain timeout, and returns it to
 // register the service's API on. Run serves it.
 func (b *Base) Serve(guard *authn.Guard, opts grpcserver.Options) *grpc.Server {
 	opts.Logger = b.Logger
 	opts.Creds = b.serverCreds
+	opts.Reflection = b.cfg.Reflection == "on"
 	if opts.ShutdownTimeout == 0 {
 		opts.ShutdownTimeout = b.cfg.ShutdownTimeout
 	}

@@ -97,3 +97,32 @@ func TestMigrateMode(t *testing.T) {
 		t.Errorf("New with MAILROOM_MIGRATE=later: %v, want refused", err)
 	}
 }
+
+// gRPC reflection is off by default and served with MAILROOM_GRPC_REFLECTION=on.
+func TestReflectionOnlyWhenAskedFor(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  bool
+	}{{"", false}, {"on", true}} {
+		var cfg service.Config
+		cfg.DatabaseURL = "sqlite://unused.db"
+		if tc.value != "" {
+			cfg.Reflection = tc.value
+		}
+		if err := config.Defaults(&cfg); err != nil {
+			t.Fatal(err)
+		}
+		b, err := service.New("test", cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, got := b.Serve(&authn.Guard{}, grpcserver.Options{}).GetServiceInfo()["grpc.reflection.v1.ServerReflection"]
+		if got != tc.want {
+			t.Errorf("MAILROOM_GRPC_REFLECTION=%q: reflection served %v, want %v", tc.value, got, tc.want)
+		}
+	}
+	cfg := service.Config{Reflection: "yes"}
+	if _, err := service.New("test", cfg, nil); err == nil || !strings.Contains(err.Error(), "MAILROOM_GRPC_REFLECTION") {
+		t.Errorf("MAILROOM_GRPC_REFLECTION=yes: %v, want refused", err)
+	}
+}

@@ -167,6 +167,9 @@ func Start(ctx context.Context, cfg Config) (_ *Suite, err error) {
 		"MAILROOM_HTTP_ADDR":       httpLis.Addr().String(),
 		// Google sends the browser back to this gateway unless told otherwise.
 		"MAILROOM_PUBLIC_URL": env("MAILROOM_PUBLIC_URL", s.HTTPURL),
+		// grpcurl needs no .proto files against the development suite (the
+		// README's walkthrough); the service binaries leave it off.
+		"MAILROOM_GRPC_REFLECTION": env("MAILROOM_GRPC_REFLECTION", "on"),
 	})
 	// Each service calls the others on its own behalf with a service key of
 	// its own; auth learns them all. They are made up afresh at every start.
