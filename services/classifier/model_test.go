@@ -307,7 +307,7 @@ func TestBudgetHoldsMessagesWithoutLosingThem(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var err error
-		limits, err = c.GetLimits(as(t, e.auth.Token("ada", false)), &classifierv1.GetLimitsRequest{})
+		limits, err = c.GetLimits(as(t, e.auth.Token("root", true)), &classifierv1.GetLimitsRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,6 +340,18 @@ func TestBudgetHoldsMessagesWithoutLosingThem(t *testing.T) {
 	if strings.Contains(limits.GetKeys()[0].GetKey(), fakeKey) {
 		t.Errorf("GetLimits reveals the API key: %q", limits.GetKeys()[0].GetKey())
 	}
+	// A user who is not an admin learns that the budget is exhausted, and
+	// neither the keys nor the organization's spending and credit.
+	mine, err := c.GetLimits(as(t, e.auth.Token("ada", false)), &classifierv1.GetLimitsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := mine.GetBudget(); len(mine.GetKeys()) != 0 || !b.GetExhausted() || b.GetCreditRemainingMicros() != -1 || b.GetSpentTodayMicros() != 0 || b.GetDailyLimitMicros() != 0 {
+		t.Errorf("a user's limits = keys %v, budget %v; want no keys, exhausted, no amounts", mine.GetKeys(), b)
+	}
+	if len(mine.GetLanes()) != 3 || mine.GetModel() != "gpt-4o-mini" {
+		t.Errorf("a user's limits lack the lanes or the model: %v", mine)
+	}
 }
 
 // waitPending returns how many received events the consumers hold unacked.
@@ -371,7 +383,7 @@ func TestReplicasShareTheLimits(t *testing.T) {
 	ctx := context.Background()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		l, err := c.GetLimits(as(t, a.auth.Token("ada", false)), &classifierv1.GetLimitsRequest{})
+		l, err := c.GetLimits(as(t, a.auth.Token("root", true)), &classifierv1.GetLimitsRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}

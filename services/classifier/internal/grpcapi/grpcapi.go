@@ -103,12 +103,25 @@ func message(req *classifierv1.ClassifyRequest) (classify.Message, error) {
 }
 
 // GetLimits reports the limiter's state to any authenticated caller.
+//
+// The keys (their suffixes, limits and headroom) and the budget's amounts
+// (the organization's spending and remaining credit) are for admins and
+// services; any other caller gets the lanes, the replicas, the model and
+// whether the budget is exhausted (why mail waits).
 func (s *Server) GetLimits(ctx context.Context, _ *classifierv1.GetLimitsRequest) (*classifierv1.GetLimitsResponse, error) {
-	if _, ok := authn.FromContext(ctx); !ok {
+	caller, ok := authn.FromContext(ctx)
+	if !ok {
 		return nil, apierror.Unauthenticatedf("no credential was presented")
 	}
 	l := s.Limits.Limits(ctx)
 	resp := &classifierv1.GetLimitsResponse{Replicas: int32(l.Replicas), Model: l.Model}
+	for _, q := range l.Lanes {
+		resp.Lanes = append(resp.Lanes, &classifierv1.LaneQueue{Lane: protoconv.LaneProto(q.Lane), Waiting: q.Waiting})
+	}
+	if !caller.Admin && caller.Service == "" {
+		resp.Budget = &classifierv1.Budget{CreditRemainingMicros: -1, Exhausted: l.Budget.Exhausted}
+		return resp, nil
+	}
 	for _, k := range l.Keys {
 		resp.Keys = append(resp.Keys, &classifierv1.KeyLimits{
 			Key:                         k.Key,
@@ -134,9 +147,6 @@ func (s *Server) GetLimits(ctx context.Context, _ *classifierv1.GetLimitsRequest
 		SpentTodayMicros:      l.Budget.SpentTodayMicros,
 		CreditRemainingMicros: l.Budget.CreditRemainingMicros,
 		Exhausted:             l.Budget.Exhausted,
-	}
-	for _, q := range l.Lanes {
-		resp.Lanes = append(resp.Lanes, &classifierv1.LaneQueue{Lane: protoconv.LaneProto(q.Lane), Waiting: q.Waiting})
 	}
 	return resp, nil
 }
