@@ -40,6 +40,10 @@ import (
 type Config struct {
 	// HTTPAddr is where cmd/gateway listens.
 	HTTPAddr string `env:"MAILROOM_HTTP_ADDR, default=127.0.0.1:8080"`
+	// MetricsAddr, when set, is an internal address where /metrics is
+	// served to anyone who reaches it (Prometheus); on HTTPAddr /metrics
+	// answers admins only.
+	MetricsAddr string `env:"MAILROOM_METRICS_ADDR"`
 	// Addrs are the services' gRPC addresses.
 	Addrs grpcconn.Addrs
 	// MaxMessageBytes is ingest's limit on one raw message (the same
@@ -112,6 +116,7 @@ func (c Config) Validate() error {
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("http_addr", c.HTTPAddr),
+		slog.String("metrics_addr", c.MetricsAddr),
 		slog.Any("addrs", c.Addrs),
 		slog.Int64("max_body_bytes", c.BodyLimit()),
 		slog.Int64("max_body_bytes_in_flight", c.MaxBodyBytesInFlight),
@@ -135,6 +140,7 @@ type Gateway struct {
 	conns    []*grpc.ClientConn
 	backends []backend
 	keys     *authn.KeyCache
+	verifier *authn.Verifier
 	limits   *limiter
 	inflight *inflight
 	mux      *runtime.ServeMux
@@ -224,6 +230,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 		}
 	}
 	g.keys = authn.NewKeyCache(g.recordRefusals(authn.ClientExchange(authv1.NewAuthServiceClient(g.conns[0]))), cfg.KeyCacheTTL)
+	g.verifier = authn.NewVerifier(authn.ClientKeys(authv1.NewAuthServiceClient(g.conns[0])))
 	g.handler = g.buildHandler()
 	return g, nil
 }
@@ -254,9 +261,26 @@ func (g *Gateway) Run(ctx context.Context, lis net.Listener) error {
 		IdleTimeout:       g.cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(g.logger.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(lis) }()
 	g.logger.InfoContext(ctx, "gateway listening", "addr", lis.Addr().String())
+	if g.cfg.MetricsAddr != "" {
+		mlis, err := net.Listen("tcp", g.cfg.MetricsAddr)
+		if err != nil {
+			_ = srv.Close()
+			return fmt.Errorf("gateway: metrics listener: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", g.metricsHandler())
+		msrv := &http.Server{Handler: mux, ReadHeaderTimeout: g.cfg.ReadHeaderTimeout, ReadTimeout: g.cfg.ReadTimeout, IdleTimeout: g.cfg.IdleTimeout}
+		go func() {
+			if err := msrv.Serve(mlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics: %w", err)
+			}
+		}()
+		defer msrv.Close()
+		g.logger.InfoContext(ctx, "gateway metrics listening", "addr", mlis.Addr().String())
+	}
 
 	select {
 	case err := <-errc:

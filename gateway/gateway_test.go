@@ -420,7 +420,7 @@ func TestEndpoints(t *testing.T) {
 	e.do(t, request{method: "GET", path: "/v1/users/me/messages", key: e.apiKey})
 	e.do(t, request{method: "GET", path: "/v1/users/me/messages"})
 
-	resp, body = e.do(t, request{method: "GET", path: "/metrics"})
+	resp, body = e.do(t, request{method: "GET", path: "/metrics", key: e.adminKey(t)})
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/metrics: %d", resp.StatusCode)
 	}

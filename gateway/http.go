@@ -29,6 +29,7 @@ import (
 
 	"mailroom.dev/gen/go/openapi"
 	"mailroom.dev/platform/apierror"
+	"mailroom.dev/platform/authn"
 )
 
 // Route labels of requests that no route matched.
@@ -48,7 +49,7 @@ func (g *Gateway) buildHandler() http.Handler {
 	}
 	handle("/healthz", http.HandlerFunc(healthz))
 	handle("/readyz", http.HandlerFunc(g.readyz))
-	handle("/metrics", promhttp.HandlerFor(g.metrics.registry, promhttp.HandlerOpts{Registry: g.metrics.registry}))
+	handle("/metrics", g.limitKeys(g.requireAdmin(g.metricsHandler())))
 	handle("/openapi.json", http.HandlerFunc(serveOpenAPI))
 	handle("/oauth/google/callback", http.HandlerFunc(g.handleGoogleCallback))
 	root.Handle("/", g.limitKeys(g.limitBody(g.mux)))
@@ -289,6 +290,44 @@ func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ok\n"))
+}
+
+// metricsHandler serves the Prometheus metrics.
+func (g *Gateway) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(g.metrics.registry, promhttp.HandlerOpts{Registry: g.metrics.registry})
+}
+
+// requireAdmin lets through a caller whose credential (an API key,
+// exchanged with auth, or an identity token) is an admin's or a
+// service's: 401 without one, 403 for anybody else.
+func (g *Gateway) requireAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cred, err := bearer(r)
+		if err != nil {
+			g.writeError(w, r, err)
+			return
+		}
+		token := cred
+		if !authn.LooksLikeJWT(cred) {
+			ctx, cancel := context.WithTimeout(r.Context(), g.cfg.AuthTimeout)
+			token, err = g.keys.Token(ctx, cred)
+			cancel()
+			if err != nil {
+				g.writeError(w, r, g.exchangeError(r.Context(), err))
+				return
+			}
+		}
+		caller, err := g.verifier.Verify(r.Context(), token)
+		if err != nil {
+			g.writeError(w, r, status.Error(codes.Unauthenticated, "invalid identity token"))
+			return
+		}
+		if !caller.Admin && caller.Service == "" {
+			g.writeError(w, r, status.Error(codes.PermissionDenied, "/metrics is for admins (or MAILROOM_METRICS_ADDR, an internal address)"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {

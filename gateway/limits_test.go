@@ -132,3 +132,53 @@ func TestReadTimeout(t *testing.T) {
 		}
 	}
 }
+
+// adminKey returns an API key of an admin.
+func (e *env) adminKey(t *testing.T) string {
+	t.Helper()
+	const key = "mr_test_admin_" + "aaaaaaaaaaaaaaaaaaaa"
+	e.auth.AddAPIKey(key, "root", true)
+	return key
+}
+
+// /metrics answers admins on the public address, and anyone on the
+// internal MAILROOM_METRICS_ADDR.
+func TestMetricsForAdminsOrInternalAddress(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	internal := lis.Addr().String()
+	lis.Close()
+	e := startWith(t, func(c *gateway.Config) { c.MetricsAddr = internal })
+
+	resp, out := e.do(t, request{method: "GET", path: "/metrics"})
+	wantStatus(t, resp, out, http.StatusUnauthorized, 16)
+	resp, out = e.do(t, request{method: "GET", path: "/metrics", key: e.apiKey})
+	wantStatus(t, resp, out, http.StatusForbidden, 7)
+	if resp, out := e.do(t, request{method: "GET", path: "/metrics", key: e.adminKey(t)}); resp.StatusCode != http.StatusOK || !strings.Contains(string(out), "mailroom_http_requests_total") {
+		t.Errorf("/metrics as an admin: %d", resp.StatusCode)
+	}
+
+	var got *http.Response
+	for range 50 { // the internal listener opens beside the public one
+		if got, err = http.Get("http://" + internal + "/metrics"); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("internal /metrics: %v", err)
+	}
+	body, _ := io.ReadAll(got.Body)
+	got.Body.Close()
+	if got.StatusCode != http.StatusOK || !strings.Contains(string(body), "mailroom_http_requests_total") {
+		t.Errorf("internal /metrics: %d", got.StatusCode)
+	}
+	if r, err := http.Get("http://" + internal + "/v1/users/me/messages"); err == nil {
+		r.Body.Close()
+		if r.StatusCode != http.StatusNotFound {
+			t.Errorf("the internal address serves the API: %d", r.StatusCode)
+		}
+	}
+}

@@ -60,7 +60,7 @@ func TestKeyRateLimit(t *testing.T) {
 			t.Fatalf("/healthz: %d", resp.StatusCode)
 		}
 	}
-	resp, body = e.do(t, request{method: "GET", path: "/metrics"})
+	resp, body = e.do(t, request{method: "GET", path: "/metrics", key: e.adminKey(t)})
 	if want := `mailroom_http_requests_total{code="429",method="GET",route="rate-limited"} 1`; !strings.Contains(string(body), want) {
 		t.Errorf("/metrics lacks %s", want)
 	}
