@@ -84,10 +84,7 @@ func Start(ctx context.Context, cfg Config) (_ *Suite, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("suite: %w", err)
-	}
-	if err := ownerOnly(cfg.Dir, "700"); err != nil {
+	if err := prepareDir(cfg.Dir, cfg.Logger); err != nil {
 		return nil, err
 	}
 	env := func(key, def string) string {
@@ -326,9 +323,30 @@ func keptSecret(path string, newSecret func() string) (string, error) {
 	return secret, nil
 }
 
-// ownerOnly refuses, as ssh does with a private key, a file or directory
-// that holds secrets and that its owner's group or others may read or
-// write; chmod is the mode to fix it with. A missing path is
+// prepareDir makes dir, which holds the admin key, the vault key and the
+// data, accessible by its owner only: created 0700, or narrowed to 0700
+// when it exists with more (it is the suite's own directory; the key files
+// in it are refused, not fixed, when others can read them: see keptSecret).
+func prepareDir(dir string, logger *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("suite: %w", err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("suite: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("suite: %s has permissions %04o and cannot be narrowed to 0700: %w", dir, perm, err)
+		}
+		logger.Warn("the suite's directory was open to other users; narrowed to 0700", "dir", dir, "was", fmt.Sprintf("%04o", perm))
+	}
+	return nil
+}
+
+// ownerOnly refuses, as ssh does with a private key, a file that holds
+// secrets and that its owner's group or others may read or write; chmod
+// is the mode to fix it with. A missing path is
 // os.ErrNotExist.
 func ownerOnly(path, chmod string) error {
 	fi, err := os.Stat(path)

@@ -1,7 +1,7 @@
 package suite
 
 import (
-	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,8 +35,8 @@ func TestKeptSecretPermissions(t *testing.T) {
 	}
 }
 
-// The suite's directory must be its owner's only.
-func TestStartRefusesAnOpenDirectory(t *testing.T) {
+// The suite's directory is made its owner's only.
+func TestPrepareDirNarrowsAnOpenDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "mr")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -44,8 +44,17 @@ func TestStartRefusesAnOpenDirectory(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Start(context.Background(), Config{Dir: dir})
-	if err == nil || !strings.Contains(err.Error(), "chmod 700 "+dir) {
-		t.Errorf("Start in a 0755 directory: err = %v, want a refusal naming chmod 700", err)
+	if err := prepareDir(dir, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("after prepareDir: %v (%v), want 0700", fi.Mode().Perm(), err)
+	}
+	fresh := filepath.Join(dir, "new")
+	if err := prepareDir(fresh, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(fresh); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("a new directory: %v (%v), want 0700", fi.Mode().Perm(), err)
 	}
 }
