@@ -81,6 +81,10 @@ type Config struct {
 	KeyBurst int     `env:"MAILROOM_KEY_BURST, default=40"`
 	// Transport secures the connections to the services (MAILROOM_TLS_*).
 	Transport transport.Config
+	// ServiceKey is the gateway's own key (named "gateway" in auth's
+	// MAILROOM_SERVICE_KEYS): auth exchanges users' API keys only for a
+	// caller with a service identity.
+	ServiceKey string `env:"MAILROOM_SERVICE_KEY"`
 }
 
 // jsonFraming is what a body may hold besides one base64 message: the
@@ -130,6 +134,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Float64("key_rate", c.KeyRate),
 		slog.Int("key_burst", c.KeyBurst),
 		slog.Any("transport", c.Transport),
+		slog.Bool("service_key_set", c.ServiceKey != ""),
 	)
 }
 
@@ -229,8 +234,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 			return nil, fmt.Errorf("gateway.New: %w", err)
 		}
 	}
-	g.keys = authn.NewKeyCache(g.recordRefusals(authn.ClientExchange(authv1.NewAuthServiceClient(g.conns[0]))), cfg.KeyCacheTTL)
-	g.verifier = authn.NewVerifier(authn.ClientKeys(authv1.NewAuthServiceClient(g.conns[0])))
+	authClient := authv1.NewAuthServiceClient(g.conns[0])
+	var own *authn.ServiceIdentity
+	if cfg.ServiceKey == "" {
+		logger.WarnContext(ctx, "MAILROOM_SERVICE_KEY is not set: auth exchanges users' API keys only for the gateway's service identity, so requests with an API key will be refused")
+	} else {
+		own = authn.NewServiceIdentity(authn.ServiceGateway, authn.KeyToken(authn.NewKeyCache(authn.ClientExchange(authClient), 10*time.Minute), cfg.ServiceKey))
+	}
+	g.keys = authn.NewKeyCache(g.recordRefusals(authn.ClientExchangeAs(authClient, own)), cfg.KeyCacheTTL)
+	g.verifier = authn.NewVerifier(authn.ClientKeys(authClient))
 	g.handler = g.buildHandler()
 	return g, nil
 }

@@ -17,10 +17,29 @@ import (
 // ExchangeFunc trades an API key for an identity token.
 type ExchangeFunc func(ctx context.Context, apiKey string) (*authv1.ExchangeApiKeyResponse, error)
 
-// ClientExchange returns an ExchangeFunc that asks auth over gRPC.
+// ClientExchange returns an ExchangeFunc that asks auth over gRPC with no
+// credential of its own: enough for a service's own service key, while
+// auth exchanges a user's key only for a service (ClientExchangeAs).
 func ClientExchange(c authv1.AuthServiceClient) ExchangeFunc {
 	return func(ctx context.Context, apiKey string) (*authv1.ExchangeApiKeyResponse, error) {
 		return c.ExchangeApiKey(ctx, &authv1.ExchangeApiKeyRequest{ApiKey: apiKey})
+	}
+}
+
+// ClientExchangeAs returns an ExchangeFunc that asks auth over gRPC as the
+// service id (the gateway, or a service whose guard accepts API keys):
+// auth exchanges users' keys for services only. A nil id asks with no
+// credential, which auth refuses for any key but a service's own.
+func ClientExchangeAs(c authv1.AuthServiceClient, id *ServiceIdentity) ExchangeFunc {
+	if id == nil {
+		return ClientExchange(c)
+	}
+	return func(ctx context.Context, apiKey string) (*authv1.ExchangeApiKeyResponse, error) {
+		octx, err := id.Outgoing(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return c.ExchangeApiKey(octx, &authv1.ExchangeApiKeyRequest{ApiKey: apiKey})
 	}
 }
 
@@ -95,12 +114,14 @@ type Guard struct {
 
 // NewGuard returns a Guard that verifies tokens with the JWKS of the auth
 // service behind c and accepts API keys by exchanging them there (cached
-// for 30 s); public lists the full method names reachable without a
-// credential. service.Base.DialAuth dials auth and builds one.
-func NewGuard(c authv1.AuthServiceClient, public ...string) *Guard {
+// for 30 s) as the service own (auth exchanges users' keys for services
+// only; nil: API keys are refused by auth); public lists the full method
+// names reachable without a credential. service.Base.DialAuth dials auth
+// and builds one.
+func NewGuard(c authv1.AuthServiceClient, own *ServiceIdentity, public ...string) *Guard {
 	g := &Guard{
 		Verifier: NewVerifier(ClientKeys(c)),
-		Keys:     NewKeyCache(ClientExchange(c), 30*time.Second),
+		Keys:     NewKeyCache(ClientExchangeAs(c, own), 30*time.Second),
 		Public:   map[string]bool{},
 	}
 	for _, m := range public {

@@ -47,6 +47,12 @@ type Config struct {
 	// Transport is optional TLS (and mTLS) for the gRPC server and its
 	// connections to the other services (MAILROOM_TLS_*).
 	Transport transport.Config
+	// ServiceKey is the service's own key (MAILROOM_SERVICE_KEYS in auth
+	// names it), exchanged with auth for the service's identity: the
+	// service calls others with it, and its guard exchanges the API keys
+	// that callers such as grpcurl present as this service (auth exchanges
+	// users' keys for services only).
+	ServiceKey string `env:"MAILROOM_SERVICE_KEY"`
 	// Reflection is "on" to serve gRPC server reflection (grpcurl without
 	// .proto files), "off" otherwise: it describes every RPC to anyone who
 	// can reach the port. `mailroom dev` turns it on.
@@ -71,6 +77,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.Any("transport", c.Transport),
 		slog.String("grpc_reflection", c.Reflection),
+		slog.Bool("service_key_set", c.ServiceKey != ""),
 	)
 }
 

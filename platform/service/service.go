@@ -91,7 +91,17 @@ func (b *Base) DialAuth(public ...string) (authv1.AuthServiceClient, *authn.Guar
 		return nil, nil, err
 	}
 	client := authv1.NewAuthServiceClient(cc)
-	return client, authn.NewGuard(client, public...), nil
+	return client, authn.NewGuard(client, b.Identity(client), public...), nil
+}
+
+// Identity returns the service's identity, its MAILROOM_SERVICE_KEY
+// exchanged with auth behind c (cached until shortly before the token
+// expires), or nil when the service has no key.
+func (b *Base) Identity(c authv1.AuthServiceClient) *authn.ServiceIdentity {
+	if b.cfg.ServiceKey == "" {
+		return nil
+	}
+	return authn.NewServiceIdentity(b.Name, authn.KeyToken(authn.NewKeyCache(authn.ClientExchange(c), 10*time.Minute), b.cfg.ServiceKey))
 }
 
 // Serve builds the gRPC server behind guard (health and reflection, when

@@ -77,7 +77,8 @@ func testAuthService(t *testing.T, dbURL string) {
 	defer cancel()
 	logs := &logBuffer{}
 	bootstrap := "test-bootstrap-" + testenv.RandomID(16)
-	cfg := auth.Config{Config: service.Config{DatabaseURL: dbURL}, BootstrapToken: bootstrap}
+	gatewayKey := "mr_gateway_" + testenv.RandomID(20)
+	cfg := auth.Config{Config: service.Config{DatabaseURL: dbURL}, BootstrapToken: bootstrap, ServiceKeys: "gateway:" + gatewayKey}
 	srv := start(t, cfg, logs)
 	c := srv.client
 	asAdmin := authn.OutgoingToken(ctx, bootstrap) // an API key, exchanged by auth's own guard
@@ -130,9 +131,26 @@ func testAuthService(t *testing.T, dbURL string) {
 	if err != nil {
 		t.Fatalf("GetUser(ada): %v", err)
 	}
-	exchanged, err := c.ExchangeApiKey(ctx, &authv1.ExchangeApiKeyRequest{ApiKey: adaKey}) // no credential: the key is one
+	// A user's key is exchanged for a service only (the gateway here); not
+	// for a caller without a credential, nor for a user, even an admin.
+	asGateway := authn.OutgoingToken(ctx, gatewayKey)
+	for who, callCtx := range map[string]context.Context{"no credential": ctx, "ada herself": authn.OutgoingToken(ctx, adaKey), "the admin": asAdmin} {
+		_, err := c.ExchangeApiKey(callCtx, &authv1.ExchangeApiKeyRequest{ApiKey: adaKey})
+		wantCode(t, "ExchangeApiKey(ada's key) by "+who, err, codes.PermissionDenied)
+	}
+	gatewayToken, err := c.ExchangeApiKey(ctx, &authv1.ExchangeApiKeyRequest{ApiKey: gatewayKey}) // a service's own key: no credential needed
+	if err != nil || gatewayToken.GetRole() != authv1.Role_ROLE_SERVICE {
+		t.Fatalf("ExchangeApiKey(the gateway's key) = %v, %v; want a service token", gatewayToken, err)
+	}
+	exchanged, err := c.ExchangeApiKey(asGateway, &authv1.ExchangeApiKeyRequest{ApiKey: adaKey})
 	if err != nil {
-		t.Fatalf("ExchangeApiKey: %v", err)
+		t.Fatalf("ExchangeApiKey as the gateway: %v", err)
+	}
+	if _, err := c.ExchangeApiKey(authn.OutgoingToken(ctx, gatewayToken.GetToken()), &authv1.ExchangeApiKeyRequest{ApiKey: adaKey}); err != nil {
+		t.Errorf("ExchangeApiKey with the gateway's identity token: %v", err)
+	}
+	if _, err := c.ExchangeApiKey(authn.OutgoingToken(ctx, exchanged.GetToken()), &authv1.ExchangeApiKeyRequest{ApiKey: adaKey}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("ExchangeApiKey with ada's identity token: %v, want PermissionDenied", err)
 	}
 	for what, m := range map[string]proto.Message{"ListApiKeys": listed, "GetUser": gotAda, "ExchangeApiKey": exchanged} {
 		assertNoSecret(t, what+" response", m, adaKey)
@@ -197,7 +215,7 @@ func testAuthService(t *testing.T, dbURL string) {
 	if _, err := c.DeleteApiKey(asAda, &authv1.DeleteApiKeyRequest{Name: strings.Replace(second.GetApiKey().GetName(), "users/ada/", "users/me/", 1)}); err != nil {
 		t.Fatalf("ada DeleteApiKey(her second key): %v", err)
 	}
-	_, err = c.ExchangeApiKey(ctx, &authv1.ExchangeApiKeyRequest{ApiKey: secondKey})
+	_, err = c.ExchangeApiKey(asGateway, &authv1.ExchangeApiKeyRequest{ApiKey: secondKey})
 	wantCode(t, "ExchangeApiKey(revoked)", err, codes.Unauthenticated)
 	if err != nil && strings.Contains(err.Error(), secondKey) {
 		t.Error("the exchange error repeats the key")

@@ -381,7 +381,7 @@ func serveFake(t *testing.T, lis net.Listener, authAddr string, register func(*g
 	if err != nil {
 		t.Fatal(err)
 	}
-	guard := authn.NewGuard(authv1.NewAuthServiceClient(cc))
+	guard := authn.NewGuard(authv1.NewAuthServiceClient(cc), nil)
 	s := grpcserver.New(grpcserver.Options{
 		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Unary:           []grpc.UnaryServerInterceptor{guard.Unary()},

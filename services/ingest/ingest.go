@@ -37,9 +37,6 @@ type Config struct {
 	NATS service.NATS
 	// MaxMessageBytes bounds one raw message (default 25 MiB).
 	MaxMessageBytes int `env:"MAILROOM_MAX_MESSAGE_BYTES, default=26214400"`
-	// ServiceKey is ingest's own key, exchanged with auth for the service
-	// identity that reads and writes the credential vault.
-	ServiceKey string `env:"MAILROOM_SERVICE_KEY"`
 
 	// GoogleClientID and GoogleClientSecret are the OAuth client of Gmail
 	// mailboxes; Gmail is off without a client id.
@@ -96,7 +93,6 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("service", c.Config),
 		slog.Any("nats", c.NATS),
 		slog.Int("max_message_bytes", c.MaxMessageBytes),
-		slog.Bool("service_key_set", c.ServiceKey != ""),
 		slog.Bool("gmail_enabled", c.GoogleClientID != ""),
 		slog.String("google_client_id", c.GoogleClientID),
 		slog.Bool("google_client_secret_set", c.GoogleClientSecret != ""),

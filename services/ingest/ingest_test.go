@@ -86,7 +86,8 @@ func (w *world) start(t *testing.T, dbURL string, configure func(*ingest.Config)
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	ctx := context.Background()
-	cfg := ingest.Config{ServiceKey: serviceKey, SyncPoll: 50 * time.Millisecond}
+	cfg := ingest.Config{SyncPoll: 50 * time.Millisecond}
+	cfg.ServiceKey = serviceKey
 	cfg.NATS.URL, cfg.NATS.Prefix = w.natsURL, w.topo.Prefix
 	cfg.Addrs.Auth, cfg.DatabaseURL = w.auth.Addr, dbURL
 	if err := config.Defaults(&cfg); err != nil {

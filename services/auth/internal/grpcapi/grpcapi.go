@@ -25,13 +25,18 @@ var PublicMethods = []string{
 // Server implements authv1.AuthServiceServer.
 type Server struct {
 	authv1.UnimplementedAuthServiceServer
-	svc *identity.Service
+	svc      *identity.Service
+	verifier *authn.Verifier // of the tokens callers of ExchangeApiKey present
 }
 
 var _ authv1.AuthServiceServer = (*Server)(nil)
 
 // New returns a Server over svc.
-func New(svc *identity.Service) *Server { return &Server{svc: svc} }
+func New(svc *identity.Service) *Server {
+	s := &Server{svc: svc}
+	s.verifier = authn.NewVerifier(func(context.Context) ([]*authv1.Jwk, error) { return s.JWKS(), nil })
+	return s
+}
 
 // CreateUser implements authv1.AuthServiceServer. Admin only.
 func (s *Server) CreateUser(ctx context.Context, req *authv1.CreateUserRequest) (*authv1.CreateUserResponse, error) {
@@ -132,25 +137,61 @@ func (s *Server) DeleteApiKey(ctx context.Context, req *authv1.DeleteApiKeyReque
 }
 
 // ExchangeApiKey implements authv1.AuthServiceServer. It is public: the key
-// is the credential.
+// is the credential. A service's own key is exchanged for anyone (whoever
+// holds it is that service); a user's key only for a caller that presents
+// a service identity (the gateway, or a service whose guard accepts API
+// keys from grpcurl), so that an identity token, which cannot be revoked,
+// is minted only where the services need one.
 func (s *Server) ExchangeApiKey(ctx context.Context, req *authv1.ExchangeApiKeyRequest) (*authv1.ExchangeApiKeyResponse, error) {
 	t, err := s.svc.Exchange(ctx, req.GetApiKey())
 	if err != nil {
 		return nil, err
 	}
+	if t.Service == "" {
+		if err := s.requireService(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return exchanged(t), nil
+}
+
+// requireService refuses a caller whose credential (an identity token, or
+// a service key) is not a service's.
+func (s *Server) requireService(ctx context.Context) error {
+	denied := apierror.Denied("only the gateway and the services may exchange a user's API key; send the key itself as the bearer credential of your call")
+	cred := authn.BearerFromContext(ctx)
+	switch {
+	case cred == "":
+		return denied
+	case authn.LooksLikeJWT(cred):
+		c, err := s.verifier.Verify(ctx, cred)
+		if err != nil || c.Service == "" {
+			return denied
+		}
+	default:
+		t, err := s.svc.Exchange(ctx, cred)
+		if err != nil || t.Service == "" {
+			return denied
+		}
+	}
+	return nil
+}
+
+// exchanged is the response of an exchange that gave t.
+func exchanged(t identity.Token) *authv1.ExchangeApiKeyResponse {
 	if t.Service != "" {
 		return &authv1.ExchangeApiKeyResponse{
 			Token:      t.Value,
 			ExpireTime: timestamppb.New(t.ExpireTime),
 			Role:       authv1.Role_ROLE_SERVICE,
-		}, nil
+		}
 	}
 	return &authv1.ExchangeApiKeyResponse{
 		Token:      t.Value,
 		ExpireTime: timestamppb.New(t.ExpireTime),
 		User:       resname.User(t.User.ID),
 		Role:       roleToProto(t.User.Role),
-	}, nil
+	}
 }
 
 // DeleteUser implements authv1.AuthServiceServer: the user itself or an
@@ -262,7 +303,11 @@ func (s *Server) Guard() *authn.Guard {
 			return s.JWKS(), nil
 		}),
 		Keys: authn.NewKeyCache(func(ctx context.Context, apiKey string) (*authv1.ExchangeApiKeyResponse, error) {
-			return s.ExchangeApiKey(ctx, &authv1.ExchangeApiKeyRequest{ApiKey: apiKey})
+			t, err := s.svc.Exchange(ctx, apiKey)
+			if err != nil {
+				return nil, err
+			}
+			return exchanged(t), nil
 		}, 0),
 		Public: map[string]bool{},
 	}
