@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -37,10 +38,15 @@ func (g *Gateway) authenticate(next runtime.HandlerFunc) runtime.HandlerFunc {
 			r = withPassedToken(r, cred)
 		} else {
 			ctx, cancel := context.WithTimeout(r.Context(), g.cfg.AuthTimeout)
-			token, err = g.keys.Token(ctx, cred)
+			var user string
+			token, user, err = g.keys.Identity(ctx, cred)
 			cancel()
 			if err != nil {
 				g.writeError(w, r, g.exchangeError(r.Context(), err))
+				return
+			}
+			if d, ok := g.limits.takeUser(user, g.limits.now()); !ok {
+				g.tooManyRequests(w, r, d, "this user is over its rate limit of "+strconv.FormatFloat(float64(g.limits.userRate), 'f', -1, 64)+" requests a second, across all of its API keys")
 				return
 			}
 		}

@@ -79,6 +79,10 @@ type Config struct {
 	// Retry-After. Zero disables the limit.
 	KeyRate  float64 `env:"MAILROOM_KEY_RATE, default=20"`
 	KeyBurst int     `env:"MAILROOM_KEY_BURST, default=40"`
+	// UserRate and UserBurst limit each user across all of their API keys
+	// (a user can make many keys), likewise; zero disables the limit.
+	UserRate  float64 `env:"MAILROOM_USER_RATE, default=40"`
+	UserBurst int     `env:"MAILROOM_USER_BURST, default=80"`
 	// Transport secures the connections to the services (MAILROOM_TLS_*).
 	Transport transport.Config
 	// ServiceKey is the gateway's own key (named "gateway" in auth's
@@ -133,6 +137,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.Float64("key_rate", c.KeyRate),
 		slog.Int("key_burst", c.KeyBurst),
+		slog.Float64("user_rate", c.UserRate),
+		slog.Int("user_burst", c.UserBurst),
 		slog.Any("transport", c.Transport),
 		slog.Bool("service_key_set", c.ServiceKey != ""),
 	)
@@ -207,7 +213,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 		return nil, fmt.Errorf("gateway.New: %w", err)
 	}
 	cfg.MaxBodyBytes = cfg.BodyLimit()
-	g := &Gateway{cfg: cfg, logger: logger, metrics: newMetrics(), limits: newLimiter(cfg.KeyRate, cfg.KeyBurst),
+	g := &Gateway{cfg: cfg, logger: logger, metrics: newMetrics(), limits: newLimiter(cfg.KeyRate, cfg.KeyBurst, cfg.UserRate, cfg.UserBurst),
 		inflight: &inflight{limit: cfg.MaxBodyBytesInFlight}}
 	creds, err := cfg.Transport.ClientCredentials()
 	if err != nil {

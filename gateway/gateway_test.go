@@ -62,7 +62,7 @@ func startWith(t *testing.T, edit func(*gateway.Config)) *env {
 	if err := config.Defaults(&cfg); err != nil {
 		t.Fatal(err)
 	}
-	cfg.KeyRate = 0 // the rate limit's own tests turn it on
+	cfg.KeyRate, cfg.UserRate = 0, 0 // the rate limits' own tests turn them on
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -26,6 +26,11 @@ import (
 //   - each credential (an API key, or a token passed through) has a token
 //     bucket of KeyRate requests a second with a burst of KeyBurst; past it
 //     the answer is 429 with Retry-After;
+//   - each user has one of UserRate with a burst of UserBurst across all
+//     of their API keys, counted once auth has said whose the key is (a
+//     token passed through is counted by the services' own checks only:
+//     its claims are not verified here, and a forged one must not spend
+//     another user's budget);
 //   - an API key that auth refused is remembered for invalidKeyTTL and
 //     refused again without asking auth;
 //   - each client address may make failureBurst refused exchanges, then
@@ -57,26 +62,35 @@ const rateLimitedRoute = "rate-limited"
 // limiter holds the per-key buckets, the invalid keys and the per-address
 // failure budgets.
 type limiter struct {
-	rate  rate.Limit // 0: no per-key limit
-	burst int
-	now   func() time.Time
+	rate      rate.Limit // 0: no per-key limit
+	burst     int
+	userRate  rate.Limit // 0: no per-user limit
+	userBurst int
+	now       func() time.Time
 
 	mu        sync.Mutex
 	buckets   map[[32]byte]*rate.Limiter
+	users     map[string]*rate.Limiter
 	invalid   map[[32]byte]time.Time
 	failures  map[string]*rate.Limiter
 	lastSweep time.Time
 }
 
-func newLimiter(perSecond float64, burst int) *limiter {
+func newLimiter(perSecond float64, burst int, userPerSecond float64, userBurst int) *limiter {
 	if perSecond > 0 && burst < 1 {
 		burst = max(1, int(math.Ceil(2*perSecond)))
+	}
+	if userPerSecond > 0 && userBurst < 1 {
+		userBurst = max(1, int(math.Ceil(2*userPerSecond)))
 	}
 	return &limiter{
 		rate:      rate.Limit(perSecond),
 		burst:     burst,
+		userRate:  rate.Limit(userPerSecond),
+		userBurst: userBurst,
 		now:       time.Now,
 		buckets:   map[[32]byte]*rate.Limiter{},
+		users:     map[string]*rate.Limiter{},
 		invalid:   map[[32]byte]time.Time{},
 		failures:  map[string]*rate.Limiter{},
 		lastSweep: time.Now(),
@@ -95,6 +109,26 @@ func (l *limiter) takeKey(h [32]byte, now time.Time) (time.Duration, bool) {
 	if !ok {
 		b = rate.NewLimiter(l.rate, l.burst)
 		l.buckets[h] = b
+	}
+	l.mu.Unlock()
+	if b.AllowN(now, 1) {
+		return 0, true
+	}
+	return wait(b, now), false
+}
+
+// takeUser takes a token of user's bucket; when there is none it returns
+// how long until there is.
+func (l *limiter) takeUser(user string, now time.Time) (time.Duration, bool) {
+	if l.userRate <= 0 || user == "" {
+		return 0, true
+	}
+	l.mu.Lock()
+	l.sweep(now)
+	b, ok := l.users[user]
+	if !ok {
+		b = rate.NewLimiter(l.userRate, l.userBurst)
+		l.users[user] = b
 	}
 	l.mu.Unlock()
 	if b.AllowN(now, 1) {
@@ -149,7 +183,7 @@ func (l *limiter) refused(h [32]byte, addr string, now time.Time) {
 // sweep drops idle entries (full buckets, expired invalid keys) once a
 // minute, or at once when a table is over maxEntries; l.mu is held.
 func (l *limiter) sweep(now time.Time) {
-	over := len(l.buckets) > maxEntries || len(l.invalid) > maxEntries || len(l.failures) > maxEntries
+	over := len(l.buckets) > maxEntries || len(l.users) > maxEntries || len(l.invalid) > maxEntries || len(l.failures) > maxEntries
 	if !over && now.Sub(l.lastSweep) < sweepEvery {
 		return
 	}
@@ -157,6 +191,11 @@ func (l *limiter) sweep(now time.Time) {
 	for h, b := range l.buckets {
 		if b.TokensAt(now) >= float64(l.burst) {
 			delete(l.buckets, h)
+		}
+	}
+	for u, b := range l.users {
+		if b.TokensAt(now) >= float64(l.userBurst) {
+			delete(l.users, u)
 		}
 	}
 	for h, exp := range l.invalid {
@@ -171,6 +210,9 @@ func (l *limiter) sweep(now time.Time) {
 	}
 	if len(l.buckets) > maxEntries {
 		l.buckets = map[[32]byte]*rate.Limiter{}
+	}
+	if len(l.users) > maxEntries {
+		l.users = map[string]*rate.Limiter{}
 	}
 	if len(l.invalid) > maxEntries {
 		l.invalid = map[[32]byte]time.Time{}

@@ -171,3 +171,31 @@ func TestInvalidTokensUseTheFailureBudget(t *testing.T) {
 		t.Errorf("the valid key during the flood: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestUserRateLimitAcrossKeys: a user cannot multiply their request rate by
+// making many API keys; the limit counts per user as well as per key.
+func TestUserRateLimitAcrossKeys(t *testing.T) {
+	e := startWith(t, func(c *gateway.Config) { c.KeyRate, c.KeyBurst, c.UserRate, c.UserBurst = 100, 100, 1, 4 })
+	keys := []string{e.apiKey}
+	for i := range 3 {
+		k := fmt.Sprintf("mr_test_second_key_%d_0123456789", i)
+		e.auth.AddAPIKey(k, "ada", false)
+		keys = append(keys, k)
+	}
+	const path = "/v1/users/me/messages"
+	for i, k := range keys {
+		if resp, body := e.do(t, request{method: "GET", path: path, key: k}); resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d (key %d) within the user's burst of 4: %d %s", i+1, i+1, resp.StatusCode, body)
+		}
+	}
+	resp, body := e.do(t, request{method: "GET", path: path, key: keys[3]})
+	st := wantStatus(t, resp, body, http.StatusTooManyRequests, 8)
+	if st.reason() != "RATE_LIMITED" || !strings.Contains(st.Message, "across all of its API keys") {
+		t.Errorf("5th request of the user: %s; want RATE_LIMITED for the user", body)
+	}
+	// Another user is not held back.
+	e.auth.AddAPIKey("mr_test_bob_key_0123456789", "bob", false)
+	if resp, body := e.do(t, request{method: "GET", path: path, key: "mr_test_bob_key_0123456789"}); resp.StatusCode != http.StatusOK {
+		t.Errorf("another user: %d %s", resp.StatusCode, body)
+	}
+}

@@ -55,6 +55,7 @@ type KeyCache struct {
 
 type cached struct {
 	token  string
+	user   string
 	expire time.Time
 }
 
@@ -66,17 +67,24 @@ func NewKeyCache(exchange ExchangeFunc, ttl time.Duration) *KeyCache {
 
 // Token returns an identity token for apiKey.
 func (c *KeyCache) Token(ctx context.Context, apiKey string) (string, error) {
+	token, _, err := c.Identity(ctx, apiKey)
+	return token, err
+}
+
+// Identity returns an identity token for apiKey and the key's owner
+// (users/{user}; empty for a service key), as auth vouched for them.
+func (c *KeyCache) Identity(ctx context.Context, apiKey string) (token, user string, err error) {
 	h := sha256.Sum256([]byte(apiKey))
 	now := time.Now()
 	c.mu.Lock()
 	e, ok := c.entries[h]
 	c.mu.Unlock()
 	if ok && now.Before(e.expire) {
-		return e.token, nil
+		return e.token, e.user, nil
 	}
 	resp, err := c.exchange(ctx, apiKey)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	exp := now.Add(c.ttl)
 	if t := resp.GetExpireTime().AsTime(); resp.GetExpireTime() != nil && t.Add(-30*time.Second).Before(exp) {
@@ -86,9 +94,9 @@ func (c *KeyCache) Token(ctx context.Context, apiKey string) (string, error) {
 	if len(c.entries) > 10000 {
 		c.entries = map[[32]byte]cached{} // bound memory under a flood of distinct keys
 	}
-	c.entries[h] = cached{token: resp.GetToken(), expire: exp}
+	c.entries[h] = cached{token: resp.GetToken(), user: resp.GetUser(), expire: exp}
 	c.mu.Unlock()
-	return resp.GetToken(), nil
+	return resp.GetToken(), resp.GetUser(), nil
 }
 
 // Cached reports whether apiKey has a live entry in the cache: a key that
