@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"slices"
@@ -361,28 +362,91 @@ func (m *IMAP) fetchBodies(ctx context.Context, c *conn, run *mailbox.SyncRun, t
 			continue
 		}
 		c.arm()
-		msgs, err := c.c.Fetch(imap.UIDSetNum(batch...), &imap.FetchOptions{
-			UID: true, BodySection: []*imap.FetchItemBodySection{section},
-		}).Collect()
+		got, err := m.readBodies(c, batch, section, pid)
 		if err != nil {
-			return apierror.Unavailablef(err, "the IMAP server did not send the messages asked for")
-		}
-		got := map[imap.UID][]byte{}
-		for _, msg := range msgs {
-			got[msg.UID] = msg.FindBodySection(section)
+			return err
 		}
 		for _, u := range batch {
-			raw, ok := got[u]
-			if !ok {
+			b, ok := got[u]
+			switch {
+			case !ok:
 				run.AddSkipped(1) // expunged meanwhile
-				continue
-			}
-			if err := run.Deliver(ctx, mailbox.Fetched{ProviderMessageID: pid[u], Raw: raw}, lane); err != nil {
-				return err
+			case b.tooLarge:
+				// The server's declared size was a lie: the body is not
+				// kept past the limit.
+				if err := run.DeliverTooLarge(ctx, pid[u], b.size); err != nil {
+					return err
+				}
+			default:
+				if err := run.Deliver(ctx, mailbox.Fetched{ProviderMessageID: pid[u], Raw: b.raw}, lane); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// body is one fetched message body, or how far it went past the limit.
+type body struct {
+	raw      []byte
+	tooLarge bool
+	size     int64
+}
+
+// readBodies fetches the bodies of batch, each read through a reader
+// limited to MaxMessageBytes whatever size the server declared: a server
+// that announces a small message and sends a huge one costs at most the
+// limit in memory, and the rest of its literal is discarded as it comes.
+// Bodies of UIDs not asked for are dropped.
+func (m *IMAP) readBodies(c *conn, batch []imap.UID, section *imap.FetchItemBodySection, pid map[imap.UID]string) (map[imap.UID]body, error) {
+	cmd := c.c.Fetch(imap.UIDSetNum(batch...), &imap.FetchOptions{
+		UID: true, BodySection: []*imap.FetchItemBodySection{section},
+	})
+	got := make(map[imap.UID]body, len(batch))
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		var (
+			uid imap.UID
+			b   body
+			has bool
+		)
+		for {
+			item := msg.Next()
+			if item == nil {
+				break
+			}
+			switch item := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = item.UID
+			case imapclient.FetchItemDataBodySection:
+				if item.Literal == nil {
+					continue
+				}
+				raw, err := io.ReadAll(io.LimitReader(item.Literal, m.cfg.MaxMessageBytes+1))
+				if err != nil {
+					_ = cmd.Close()
+					return nil, apierror.Unavailablef(err, "the IMAP server did not send the messages asked for")
+				}
+				has = true
+				if int64(len(raw)) > m.cfg.MaxMessageBytes {
+					b = body{tooLarge: true, size: item.Literal.Size()}
+				} else {
+					b = body{raw: raw}
+				}
+			}
+		}
+		if _, asked := pid[uid]; has && asked {
+			got[uid] = b
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, apierror.Unavailablef(err, "the IMAP server did not send the messages asked for")
+	}
+	return got, nil
 }
 
 // ProviderMessageID identifies an IMAP message across UIDVALIDITY changes:
