@@ -372,6 +372,8 @@ type message struct {
 	raw       []byte
 	historyID uint64
 	labels    []string
+	// received is the internalDate: when Gmail received the message.
+	received time.Time
 }
 
 type historyRecord struct {
@@ -391,10 +393,21 @@ func (a *Account) AddMessages(n int) []string {
 }
 
 // Add adds one message with the given RFC 822 bytes and returns its id.
+//
+// Its internalDate, as Gmail's for mail delivered to the mailbox, is the
+// time it was added, whatever its Date header says.
 func (a *Account) Add(raw []byte) string {
+	return a.AddReceived(raw, time.Now())
+}
+
+// AddReceived adds a message received by Gmail at received (its
+// internalDate) and returns its id.
+func (a *Account) AddReceived(raw []byte, received time.Time) string {
 	a.server.mu.Lock()
 	defer a.server.mu.Unlock()
-	return a.addLocked(raw).id
+	m := a.addLocked(raw)
+	m.received = received
+	return m.id
 }
 
 func (a *Account) addLocked(raw []byte) *message {
@@ -444,6 +457,15 @@ func (a *Account) HistoryID() uint64 {
 }
 
 var epoch = time.Date(2024, 1, 1, 8, 0, 0, 0, time.UTC)
+
+// internalDate is when Gmail received m: for a generated message, the date
+// it is made with (2024, a minute apart).
+func (m *message) internalDate() time.Time {
+	if !m.received.IsZero() {
+		return m.received
+	}
+	return epoch.Add(time.Duration(m.seq) * time.Minute)
+}
 
 func (a *Account) rawLocked(m *message) []byte {
 	if m.raw != nil {
@@ -527,7 +549,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, a *Account, g grant
 	resp := map[string]any{
 		"id": m.id, "threadId": m.id, "labelIds": m.labels,
 		"historyId":    strconv.FormatUint(m.historyID, 10),
-		"internalDate": strconv.FormatInt(epoch.Add(time.Duration(m.seq)*time.Minute).UnixMilli(), 10),
+		"internalDate": strconv.FormatInt(m.internalDate().UnixMilli(), 10),
 		"sizeEstimate": len(raw),
 		"snippet":      snippet(raw),
 	}

@@ -394,3 +394,36 @@ func TestSyncSkipsMailOlderThanRetention(t *testing.T) {
 		t.Errorf("second sync: %v, %d more gets; want nothing fetched again", p, fake.Calls(fakegmail.EndpointGet)-gets)
 	}
 }
+
+// TestRetentionGoesByGmailsReceiptTime: the expired check and the message's
+// date use Gmail's internalDate, not the Date header that a sender writes:
+// a mail forged to look old is still classified, and one forged to look new
+// does not escape the window.
+func TestRetentionGoesByGmailsReceiptTime(t *testing.T) {
+	fake := fakegmail.New()
+	defer fake.Close()
+	acct := fake.AddAccount("ada@gmail.example")
+	mail := func(id, date string) []byte {
+		return []byte("From: Mallory <m@example.org>\r\nTo: ada@gmail.example\r\nSubject: " + id + "\r\nDate: " + date +
+			"\r\nMessage-ID: <" + id + "@example.org>\r\n\r\nHello.\r\n")
+	}
+	old := time.Now().Add(-400 * 24 * time.Hour)
+	acct.Add(mail("looks-old", old.Format(time.RFC1123Z)))                                      // received now
+	acct.AddReceived(mail("looks-new", time.Now().Format(time.RFC1123Z)), old)                  // received long ago
+	acct.Add(mail("from-the-future", time.Now().Add(5*365*24*time.Hour).Format(time.RFC1123Z))) // received now
+	h := newWorld(t).start(t, testenv.SQLiteURL(t), func(c *ingest.Config) {
+		gmailConfig(fake)(c)
+		c.RetentionDays = 30
+	})
+	mb := connectGmail(t, h, fake, "gmail")
+	j := syncAndWait(t, h, mb.GetName(), ingestv1.SyncMode_SYNC_MODE_FULL, 100)
+	if p := j.GetProgress(); p.GetPublished() != 2 || p.GetSkipped() != 1 {
+		t.Fatalf("progress = %v, want the two received now published and the one received long ago skipped", p)
+	}
+	for _, ev := range h.events(t) {
+		got := ev.e.GetContent().GetReceivedTime().AsTime()
+		if d := time.Since(got); d < 0 || d > time.Hour {
+			t.Errorf("%q is dated %v, want Gmail's receipt time (now), not its Date header", ev.e.GetContent().GetSubject(), got)
+		}
+	}
+}

@@ -532,7 +532,11 @@ func (s *session) fetch(ctx context.Context, id string, lane mailbox.Lane) error
 	if err != nil {
 		return err
 	}
-	return s.run.Deliver(ctx, mailbox.Fetched{ProviderMessageID: id, Raw: raw}, lane)
+	f := mailbox.Fetched{ProviderMessageID: id, Raw: raw}
+	if msg.InternalDate > 0 {
+		f.ReceivedTime = time.UnixMilli(msg.InternalDate)
+	}
+	return s.run.Deliver(ctx, f, lane)
 }
 
 // rawOf is the RFC 822 bytes of msg: decoded from format raw, or, under the

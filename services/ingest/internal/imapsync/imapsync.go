@@ -378,7 +378,11 @@ func (m *IMAP) fetchBodies(ctx context.Context, c *conn, run *mailbox.SyncRun, t
 					return err
 				}
 			default:
-				if err := run.Deliver(ctx, mailbox.Fetched{ProviderMessageID: pid[u], Raw: b.raw}, lane); err != nil {
+				f := mailbox.Fetched{ProviderMessageID: pid[u], Raw: b.raw}
+				if md := meta[u]; md != nil && !md.InternalDate.IsZero() {
+					f.ReceivedTime = md.InternalDate
+				}
+				if err := run.Deliver(ctx, f, lane); err != nil {
 					return err
 				}
 			}

@@ -364,6 +364,11 @@ type IMAPChecker interface {
 type Fetched struct {
 	ProviderMessageID string
 	Raw               []byte
+	// ReceivedTime is when the provider received the message (Gmail's
+	// internalDate, IMAP's INTERNALDATE); zero when it does not say. It,
+	// not the sender's Date header that anyone can forge, is the message's
+	// date for retention and the expired check.
+	ReceivedTime time.Time
 }
 
 // Provider fetches the mail of one kind of mailbox (Gmail, IMAP). IMPORT

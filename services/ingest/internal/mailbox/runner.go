@@ -127,6 +127,7 @@ func (r *SyncRun) Deliver(ctx context.Context, f Fetched, lane Lane) error {
 		r.Logger.WarnContext(ctx, "message not published", "provider_message_id", f.ProviderMessageID, "size_bytes", len(f.Raw), "reason", msg)
 		return nil
 	}
+	content.Date = receivedTime(content, f.ReceivedTime, now)
 	if maxAge := r.svc.cfg.MaxMessageAge; maxAge > 0 && content.Date.Before(now.Add(-maxAge)) {
 		rec.Status = RecordExpired
 		if err := r.record(ctx, rec); err != nil {
@@ -496,4 +497,20 @@ func (s *Service) scheduleDue(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// receivedTime is a message's date for retention and the expired check: the
+// provider's receipt time when there is one, else the Date header, never
+// later than now. A forged Date can neither skip a synced mail (dated
+// before the retention window) nor pin one (dated in the future, never
+// purged); an imported mail has no provider time, and its future date is
+// brought back to the import.
+func receivedTime(m *mailparse.Message, provider, now time.Time) time.Time {
+	if !provider.IsZero() {
+		return provider.UTC()
+	}
+	if m.Date.After(now) {
+		return now
+	}
+	return m.Date
 }

@@ -579,6 +579,7 @@ func (s *Service) ImportMessages(ctx context.Context, user, mailboxID string, ra
 		if err != nil {
 			return nil, parseError(field, err)
 		}
+		content.Date = receivedTime(content, time.Time{}, now)
 		pid := ImportProviderMessageID(raw)
 		ids[i] = pid
 		batch[i] = Received{
