@@ -39,8 +39,8 @@ const (
 type Server struct {
 	// URL is the Gmail API endpoint (MAILROOM_GMAIL_ENDPOINT).
 	URL string
-	// AuthURL and TokenURL are the OAuth endpoints.
-	AuthURL, TokenURL string
+	// AuthURL, TokenURL and RevokeURL are the OAuth endpoints.
+	AuthURL, TokenURL, RevokeURL string
 	// ClientID and ClientSecret are the OAuth client the fake accepts.
 	ClientID, ClientSecret string
 
@@ -82,6 +82,7 @@ const (
 	EndpointGet      = "messages.get"
 	EndpointHistory  = "history.list"
 	EndpointAuthPage = "auth"
+	EndpointRevoke   = "revoke"
 )
 
 // New starts a fake on a loopback port. Close stops it.
@@ -100,6 +101,7 @@ func New() *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /o/oauth2/auth", s.authPage)
 	mux.HandleFunc("POST /token", s.token)
+	mux.HandleFunc("POST /revoke", s.revoke)
 	mux.HandleFunc("GET /gmail/v1/users/{user}/profile", s.api(EndpointProfile, s.profile))
 	mux.HandleFunc("GET /gmail/v1/users/{user}/messages", s.api(EndpointList, s.list))
 	mux.HandleFunc("GET /gmail/v1/users/{user}/messages/{id}", s.api(EndpointGet, s.get))
@@ -108,6 +110,7 @@ func New() *Server {
 	s.URL = s.srv.URL + "/"
 	s.AuthURL = s.srv.URL + "/o/oauth2/auth"
 	s.TokenURL = s.srv.URL + "/token"
+	s.RevokeURL = s.srv.URL + "/revoke"
 	return s
 }
 
@@ -271,6 +274,50 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	resp["access_token"] = at
 	resp["scope"] = g.scope
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// revoke is Google's token revocation endpoint (POST token=… as a form):
+// revoking a refresh token revokes the whole grant, its access tokens too.
+// An unknown token is 400 invalid_token, as Google answers.
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+	if s.fault(w, EndpointRevoke) {
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request")
+		return
+	}
+	tok := r.PostForm.Get("token")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.refresh[tok]
+	if !ok {
+		g, ok = s.access[tok]
+	}
+	if !ok {
+		oauthError(w, http.StatusBadRequest, "invalid_token")
+		return
+	}
+	for _, m := range []map[string]grant{s.refresh, s.access} {
+		for k, other := range m {
+			if other == g {
+				delete(m, k)
+			}
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// Granted reports whether email has a grant that refreshing would accept.
+func (s *Server) Granted(email string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.refresh {
+		if g.account.Email == email {
+			return true
+		}
+	}
+	return false
 }
 
 func oauthError(w http.ResponseWriter, status int, code string) {

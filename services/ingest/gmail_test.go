@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -27,6 +28,7 @@ func gmailConfig(fake *fakegmail.Server) func(*ingest.Config) {
 		c.PublicURL = "http://mailroom.test:8080"
 		c.GoogleAuthURL = fake.AuthURL
 		c.GoogleTokenURL = fake.TokenURL
+		c.GoogleRevokeURL = fake.RevokeURL
 		c.GmailEndpoint = fake.URL
 		c.GmailQuotaPerMinute = 100_000_000
 		c.GmailConcurrency = 8
@@ -424,6 +426,35 @@ func TestRetentionGoesByGmailsReceiptTime(t *testing.T) {
 		got := ev.e.GetContent().GetReceivedTime().AsTime()
 		if d := time.Since(got); d < 0 || d > time.Hour {
 			t.Errorf("%q is dated %v, want Gmail's receipt time (now), not its Date header", ev.e.GetContent().GetSubject(), got)
+		}
+	}
+}
+
+// TestDeleteMailboxRevokesTheGoogleGrant: deleting a Gmail mailbox revokes
+// mailroom's access at Google, not only the stored token; a grant Google
+// already forgot does not stop the deletion.
+func TestDeleteMailboxRevokesTheGoogleGrant(t *testing.T) {
+	fake := fakegmail.New()
+	defer fake.Close()
+	fake.AddAccount("ada@gmail.example").AddMessages(3)
+	h := newWorld(t).start(t, testenv.SQLiteURL(t), gmailConfig(fake))
+	ada := h.as(t, "ada", "user")
+	for _, revokedBefore := range []bool{false, true} {
+		mb := connectGmail(t, h, fake, fmt.Sprintf("gmail-%v", revokedBefore))
+		if !fake.Granted("ada@gmail.example") {
+			t.Fatal("no grant after the consent")
+		}
+		if revokedBefore {
+			fake.Revoke("ada@gmail.example")
+		}
+		if _, err := h.client.DeleteMailbox(ada, &ingestv1.DeleteMailboxRequest{Name: mb.GetName()}); err != nil {
+			t.Fatalf("DeleteMailbox (revoked before: %v): %v", revokedBefore, err)
+		}
+		if fake.Granted("ada@gmail.example") {
+			t.Errorf("the Google grant is still alive after DeleteMailbox")
+		}
+		if n := fake.Calls(fakegmail.EndpointRevoke); n != map[bool]int{false: 1, true: 2}[revokedBefore] {
+			t.Errorf("revoke calls = %d", n)
 		}
 	}
 }

@@ -49,7 +49,9 @@ type Config struct {
 	// (tests point them at a fake).
 	GoogleAuthURL  string `env:"MAILROOM_GOOGLE_AUTH_URL, default=https://accounts.google.com/o/oauth2/auth"`
 	GoogleTokenURL string `env:"MAILROOM_GOOGLE_TOKEN_URL, default=https://oauth2.googleapis.com/token"`
-	GmailEndpoint  string `env:"MAILROOM_GMAIL_ENDPOINT, default=https://gmail.googleapis.com/"`
+	// GoogleRevokeURL is where a deleted Gmail mailbox's grant is revoked.
+	GoogleRevokeURL string `env:"MAILROOM_GOOGLE_REVOKE_URL, default=https://oauth2.googleapis.com/revoke"`
+	GmailEndpoint   string `env:"MAILROOM_GMAIL_ENDPOINT, default=https://gmail.googleapis.com/"`
 	// GmailScope is "readonly" (gmail.readonly, the default) or "metadata"
 	// (gmail.metadata: headers and snippets, never bodies).
 	GmailScope string `env:"MAILROOM_GMAIL_SCOPE, default=readonly"`
@@ -99,6 +101,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("public_url", c.PublicURL),
 		slog.String("google_auth_url", c.GoogleAuthURL),
 		slog.String("google_token_url", c.GoogleTokenURL),
+		slog.String("google_revoke_url", c.GoogleRevokeURL),
 		slog.String("gmail_endpoint", c.GmailEndpoint),
 		slog.String("gmail_scope", c.GmailScope),
 		slog.Int("gmail_quota_per_minute", c.GmailQuotaPerMinute),
@@ -223,6 +226,7 @@ func mailboxConfig(cfg Config, logger *slog.Logger) (mailbox.Config, error) {
 			RedirectURL:  strings.TrimSuffix(cfg.PublicURL, "/") + CallbackPath,
 			AuthURL:      cfg.GoogleAuthURL,
 			TokenURL:     cfg.GoogleTokenURL,
+			RevokeURL:    cfg.GoogleRevokeURL,
 			Endpoint:     cfg.GmailEndpoint,
 			MetadataOnly: metadataOnly,
 			Quota: gmailsync.Quota{PerMinute: cfg.GmailQuotaPerMinute, Get: cfg.GmailCostGet,

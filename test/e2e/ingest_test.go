@@ -26,6 +26,7 @@ func TestGmailThroughTheGateway(t *testing.T) {
 		"MAILROOM_PUBLIC_URL":             "http://mailroom.invalid",
 		"MAILROOM_GOOGLE_AUTH_URL":        fake.AuthURL,
 		"MAILROOM_GOOGLE_TOKEN_URL":       fake.TokenURL,
+		"MAILROOM_GOOGLE_REVOKE_URL":      fake.RevokeURL,
 		"MAILROOM_GMAIL_ENDPOINT":         fake.URL,
 		"MAILROOM_GMAIL_QUOTA_PER_MINUTE": "1000000",
 		"MAILROOM_SYNC_INTERVAL":          "0",

@@ -75,6 +75,7 @@ func TestNoSecretInLogsSpansOrAnswers(t *testing.T) {
 		"GOOGLE_OAUTH_CLIENT_SECRET":      gmail.ClientSecret,
 		"MAILROOM_GOOGLE_AUTH_URL":        gmail.AuthURL,
 		"MAILROOM_GOOGLE_TOKEN_URL":       gmail.TokenURL,
+		"MAILROOM_GOOGLE_REVOKE_URL":      gmail.RevokeURL,
 		"MAILROOM_GMAIL_ENDPOINT":         gmail.URL,
 		"MAILROOM_GMAIL_QUOTA_PER_MINUTE": "1000000",
 		"MAILROOM_IMAP_ALLOW_HOSTS":       "127.0.0.1",

@@ -14,9 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"html"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,9 +38,10 @@ import (
 
 // Google's endpoints, the defaults of Config.
 const (
-	GoogleAuthURL  = "https://accounts.google.com/o/oauth2/auth"
-	GoogleTokenURL = "https://oauth2.googleapis.com/token"
-	GmailEndpoint  = "https://gmail.googleapis.com/"
+	GoogleAuthURL   = "https://accounts.google.com/o/oauth2/auth"
+	GoogleTokenURL  = "https://oauth2.googleapis.com/token"
+	GoogleRevokeURL = "https://oauth2.googleapis.com/revoke"
+	GmailEndpoint   = "https://gmail.googleapis.com/"
 )
 
 // The scopes: read-only access to everything, or to headers only.
@@ -65,8 +68,8 @@ type Config struct {
 	ClientSecret string
 	// RedirectURL is the gateway's /oauth/google/callback.
 	RedirectURL string
-	// AuthURL, TokenURL and Endpoint default to Google's.
-	AuthURL, TokenURL, Endpoint string
+	// AuthURL, TokenURL, RevokeURL and Endpoint default to Google's.
+	AuthURL, TokenURL, RevokeURL, Endpoint string
 	// MetadataOnly asks for the gmail.metadata scope: headers and snippet,
 	// never bodies.
 	MetadataOnly bool
@@ -108,6 +111,9 @@ func New(cfg Config) *Gmail {
 	}
 	if cfg.TokenURL == "" {
 		cfg.TokenURL = GoogleTokenURL
+	}
+	if cfg.RevokeURL == "" {
+		cfg.RevokeURL = GoogleRevokeURL
 	}
 	if cfg.Endpoint == "" {
 		cfg.Endpoint = GmailEndpoint
@@ -202,6 +208,31 @@ func (g *Gmail) Exchange(ctx context.Context, code, verifier string) (string, st
 		return "", "", fmt.Errorf("gmail: profile: %w", err)
 	}
 	return tok.RefreshToken, prof.EmailAddress, nil
+}
+
+// Revoke implements mailbox.GmailAuth: it posts the token to Google's
+// revocation endpoint, which revokes the whole grant. A token Google no
+// longer knows (400 invalid_token) is revoked already.
+func (g *Gmail) Revoke(ctx context.Context, refreshToken string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.cfg.RevokeURL,
+		strings.NewReader(url.Values{"token": {refreshToken}}.Encode()))
+	if err != nil {
+		return fmt.Errorf("gmail: revoke: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := g.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("gmail: revoke: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		return nil
+	case resp.StatusCode == http.StatusBadRequest && strings.Contains(string(body), "invalid_token"):
+		return nil
+	}
+	return fmt.Errorf("gmail: revoke: Google answered %d", resp.StatusCode)
 }
 
 // cursor is a Gmail mailbox's position: the historyId incremental syncs

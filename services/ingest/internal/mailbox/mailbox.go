@@ -351,6 +351,9 @@ type GmailAuth interface {
 	// Exchange trades an authorization code for a refresh token and tells
 	// the mailbox's address.
 	Exchange(ctx context.Context, code, verifier string) (refreshToken, address string, err error)
+	// Revoke revokes the grant of a refresh token at Google; a token Google
+	// no longer knows is revoked already.
+	Revoke(ctx context.Context, refreshToken string) error
 }
 
 // IMAPChecker tries IMAP settings before a mailbox is created: it refuses

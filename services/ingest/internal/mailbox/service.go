@@ -383,6 +383,19 @@ func (s *Service) DeleteMailbox(ctx context.Context, user, id string) error {
 		return err
 	}
 	s.cancelRunning(user, id)
+	if mb.Kind == KindGmail && s.cfg.Gmail != nil && s.cfg.Vault != nil {
+		// Google keeps a grant until it is revoked: a deleted mailbox must
+		// not leave mailroom's access to it alive. A failure is logged, not
+		// fatal: the token is deleted below, and the user can revoke the
+		// access in their Google account.
+		if token, err := s.cfg.Vault.GetCredential(ctx, mb); err == nil {
+			if err := s.cfg.Gmail.Revoke(ctx, string(token)); err != nil {
+				s.cfg.Logger.WarnContext(ctx, "the Google grant of a deleted mailbox was not revoked", "mailbox", mb.Name(), "error", err.Error())
+			}
+		} else if !errors.Is(err, ErrNotFound) {
+			s.cfg.Logger.WarnContext(ctx, "the Google grant of a deleted mailbox was not revoked: its token could not be read", "mailbox", mb.Name(), "error", err.Error())
+		}
+	}
 	if mb.Kind != KindImport && s.cfg.Vault != nil {
 		// The credential goes first: should the rest fail, deleting again
 		// finds the mailbox and finishes, and no secret outlives its mailbox.
