@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"mailroom.dev/fakes/fakegmail"
@@ -456,5 +458,53 @@ func TestDeleteMailboxRevokesTheGoogleGrant(t *testing.T) {
 		if n := fake.Calls(fakegmail.EndpointRevoke); n != map[bool]int{false: 1, true: 2}[revokedBefore] {
 			t.Errorf("revoke calls = %d", n)
 		}
+	}
+}
+
+// TestReconnectKeepsTheMailboxsHistory: a Gmail mailbox disconnected by a
+// revoked grant is reconnected through a new consent, without losing its
+// cursor: the next sync publishes only what arrived since.
+func TestReconnectKeepsTheMailboxsHistory(t *testing.T) {
+	fake := fakegmail.New()
+	defer fake.Close()
+	acct := fake.AddAccount("ada@gmail.example")
+	acct.AddMessages(5)
+	h := newWorld(t).start(t, testenv.SQLiteURL(t), gmailConfig(fake))
+	ada := h.as(t, "ada", "user")
+	mb := connectGmail(t, h, fake, "gmail")
+	j := syncAndWait(t, h, mb.GetName(), ingestv1.SyncMode_SYNC_MODE_UNSPECIFIED, 100)
+	wantProgress(t, j, ingestv1.SyncJobState_SYNC_JOB_STATE_SUCCEEDED, 5)
+
+	if _, err := h.client.ReconnectMailbox(ada, &ingestv1.ReconnectMailboxRequest{Name: mb.GetName()}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("reconnecting an ACTIVE mailbox: %v, want FailedPrecondition", err)
+	}
+	fake.Revoke("ada@gmail.example")
+	syncAndWait(t, h, mb.GetName(), ingestv1.SyncMode_SYNC_MODE_UNSPECIFIED, 100)
+	got, err := h.client.GetMailbox(ada, &ingestv1.GetMailboxRequest{Name: mb.GetName()})
+	if err != nil || got.GetMailbox().GetState() != ingestv1.MailboxState_MAILBOX_STATE_DISCONNECTED {
+		t.Fatalf("after the revocation: %v, %v; want DISCONNECTED", got.GetMailbox(), err)
+	}
+
+	re, err := h.client.ReconnectMailbox(ada, &ingestv1.ReconnectMailboxRequest{Name: mb.GetName()})
+	if err != nil {
+		t.Fatalf("ReconnectMailbox: %v", err)
+	}
+	if m := re.GetMailbox(); m.GetState() != ingestv1.MailboxState_MAILBOX_STATE_PENDING_AUTHORIZATION || m.GetAuthorizationUrl() == "" {
+		t.Fatalf("reconnected = %v, want PENDING_AUTHORIZATION with a new authorization URL", m)
+	}
+	redirect, err := fake.Consents(re.GetMailbox().GetAuthorizationUrl())
+	if err != nil {
+		t.Fatalf("consent: %v", err)
+	}
+	q := mustURL(t, redirect).Query()
+	done, err := h.client.CompleteAuthorization(context.Background(), &ingestv1.CompleteAuthorizationRequest{State: q.Get("state"), Code: q.Get("code")})
+	if err != nil || done.GetMailbox().GetState() != ingestv1.MailboxState_MAILBOX_STATE_ACTIVE {
+		t.Fatalf("CompleteAuthorization after reconnect: %v, %v", done.GetMailbox(), err)
+	}
+	acct.AddMessages(2)
+	j = syncAndWait(t, h, mb.GetName(), ingestv1.SyncMode_SYNC_MODE_UNSPECIFIED, 100)
+	wantProgress(t, j, ingestv1.SyncJobState_SYNC_JOB_STATE_SUCCEEDED, 2)
+	if evs := h.events(t); len(evs) != 7 {
+		t.Errorf("%d events, want the 5 of before and the 2 new ones, none twice", len(evs))
 	}
 }

@@ -666,7 +666,7 @@ func (s *session) classify(err error, what string) (retry bool, wait time.Durati
 		switch {
 		case re.ErrorCode == "invalid_grant":
 			return false, 0, &mailbox.DisconnectError{
-				Reason: "Google refused the stored authorization (invalid_grant): access was revoked or expired; delete the mailbox and connect it again",
+				Reason: "Google refused the stored authorization (invalid_grant): access was revoked or expired; reconnect the mailbox (POST …/mailboxes/{mailbox}:reconnect)",
 				Err:    err,
 			}
 		case re.Response != nil && (re.Response.StatusCode >= 500 || re.Response.StatusCode == http.StatusTooManyRequests):

@@ -216,6 +216,19 @@ func (s *Server) DeleteMailbox(ctx context.Context, req *ingestv1.DeleteMailboxR
 	return &ingestv1.DeleteMailboxResponse{}, nil
 }
 
+// ReconnectMailbox implements ingestv1.IngestServiceServer.
+func (s *Server) ReconnectMailbox(ctx context.Context, req *ingestv1.ReconnectMailboxRequest) (*ingestv1.ReconnectMailboxResponse, error) {
+	user, ids, err := authorize(ctx, "name", mailboxPattern, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.svc.ReconnectMailbox(ctx, user, ids[0])
+	if err != nil {
+		return nil, err
+	}
+	return &ingestv1.ReconnectMailboxResponse{Mailbox: mailboxToProto(m)}, nil
+}
+
 // CompleteAuthorization implements ingestv1.IngestServiceServer. It is
 // public: the single-use state is its credential.
 func (s *Server) CompleteAuthorization(ctx context.Context, req *ingestv1.CompleteAuthorizationRequest) (*ingestv1.CompleteAuthorizationResponse, error) {

@@ -204,8 +204,7 @@ func (s *Service) CreateMailbox(ctx context.Context, user string, m Mailbox, id,
 	m.AuthorizationURL = ""
 	if m.Kind == KindGmail {
 		m.State = StatePendingAuthorization
-		m.StateReason = "waiting for the user's consent at the authorization URL returned when the mailbox was created (valid until " +
-			m.CreateTime.Add(s.cfg.AuthStateTTL).Format(time.RFC3339) + "); to get a new URL, delete the mailbox and create it again"
+		m.StateReason = pendingReason(m.CreateTime.Add(s.cfg.AuthStateTTL))
 	}
 
 	m, err := s.insertMailbox(ctx, m, id)
@@ -214,16 +213,12 @@ func (s *Service) CreateMailbox(ctx context.Context, user string, m Mailbox, id,
 	}
 	switch m.Kind {
 	case KindGmail:
-		state, verifier := randomToken(), randomToken()
-		err := s.repo.CreateAuthState(ctx, AuthState{
-			Hash: hashState(state), User: user, MailboxID: m.ID, Verifier: verifier,
-			ExpireTime: m.CreateTime.Add(s.cfg.AuthStateTTL),
-		})
+		url, err := s.newConsent(ctx, m, m.CreateTime)
 		if err != nil {
 			s.undoCreate(ctx, m)
-			return Mailbox{}, fmt.Errorf("create auth state: %w", err)
+			return Mailbox{}, err
 		}
-		m.AuthorizationURL = s.cfg.Gmail.AuthCodeURL(state, verifier)
+		m.AuthorizationURL = url
 	case KindIMAP:
 		if err := s.cfg.Vault.PutCredential(ctx, m, CredentialIMAPPassword, []byte(imapPassword)); err != nil {
 			s.undoCreate(ctx, m)
@@ -231,6 +226,62 @@ func (s *Service) CreateMailbox(ctx context.Context, user string, m Mailbox, id,
 		}
 	}
 	return m, nil
+}
+
+// pendingReason is the state reason of a mailbox waiting for its consent.
+func pendingReason(until time.Time) string {
+	return "waiting for the user's consent at the authorization URL returned when the mailbox was created or reconnected (valid until " +
+		until.Format(time.RFC3339) + "); to get a new URL, reconnect the mailbox"
+}
+
+// newConsent records a pending Gmail consent for m (single-use state, PKCE
+// verifier, valid for AuthStateTTL from now) and returns its URL.
+func (s *Service) newConsent(ctx context.Context, m Mailbox, now time.Time) (string, error) {
+	state, verifier := randomToken(), randomToken()
+	err := s.repo.CreateAuthState(ctx, AuthState{
+		Hash: hashState(state), User: m.User, MailboxID: m.ID, Verifier: verifier,
+		ExpireTime: now.Add(s.cfg.AuthStateTTL),
+	})
+	if err != nil {
+		return "", fmt.Errorf("create auth state: %w", err)
+	}
+	return s.cfg.Gmail.AuthCodeURL(state, verifier), nil
+}
+
+// ReconnectMailbox starts a new consent for a Gmail mailbox that is
+// DISCONNECTED or still PENDING_AUTHORIZATION, and returns it pending with
+// the new authorization URL. Its cursor, records and messages stay: the
+// consent that comes back makes it ACTIVE, and its next sync goes on where
+// the last one stopped. Earlier URLs stay valid until they expire; the
+// first consent to come back wins.
+func (s *Service) ReconnectMailbox(ctx context.Context, user, id string) (Mailbox, error) {
+	mb, err := s.GetMailbox(ctx, user, id)
+	if err != nil {
+		return Mailbox{}, err
+	}
+	if mb.Kind != KindGmail {
+		return Mailbox{}, apierror.Preconditionf("mailbox %s is not a Gmail mailbox: only Gmail mailboxes are connected through a consent", mb.Name())
+	}
+	if s.cfg.Gmail == nil {
+		return Mailbox{}, apierror.Preconditionf("Gmail is not configured on this server")
+	}
+	if mb.State == StateActive {
+		return Mailbox{}, apierror.Preconditionf("mailbox %s is connected already: reconnect a DISCONNECTED mailbox", mb.Name())
+	}
+	now := s.now()
+	url, err := s.newConsent(ctx, mb, now)
+	if err != nil {
+		return Mailbox{}, err
+	}
+	if err := s.repo.SetMailboxState(ctx, user, id, StatePendingAuthorization, pendingReason(now.Add(s.cfg.AuthStateTTL)), ""); err != nil {
+		return Mailbox{}, fmt.Errorf("reconnect mailbox: %w", err)
+	}
+	mb, err = s.GetMailbox(ctx, user, id)
+	if err != nil {
+		return Mailbox{}, err
+	}
+	mb.AuthorizationURL = url
+	return mb, nil
 }
 
 func (s *Service) insertMailbox(ctx context.Context, m Mailbox, id string) (Mailbox, error) {
@@ -464,17 +515,17 @@ func (s *Service) CompleteAuthorization(ctx context.Context, state, code, oauthE
 		return Mailbox{}, err
 	}
 	if s.now().After(a.ExpireTime) {
-		s.disconnect(ctx, mb, "the authorization URL expired before the consent came back; delete the mailbox and create it again")
-		return Mailbox{}, apierror.Preconditionf("the authorization of mailbox %s expired: delete the mailbox and create it again", mb.Name())
+		s.disconnect(ctx, mb, "the authorization URL expired before the consent came back; reconnect the mailbox for a new one")
+		return Mailbox{}, apierror.Preconditionf("the authorization of mailbox %s expired: reconnect it for a new URL", mb.Name())
 	}
 	if oauthError != "" {
 		reason := safeToken(oauthError)
-		s.disconnect(ctx, mb, "Google did not grant access ("+reason+"); delete the mailbox and create it again to retry")
+		s.disconnect(ctx, mb, "Google did not grant access ("+reason+"); reconnect the mailbox to retry")
 		return Mailbox{}, apierror.Preconditionf("Google did not grant access to mailbox %s (%s)", mb.Name(), reason)
 	}
 	token, address, err := s.cfg.Gmail.Exchange(ctx, code, a.Verifier)
 	if errors.Is(err, ErrInvalidGrant) {
-		s.disconnect(ctx, mb, "Google refused the authorization code; delete the mailbox and create it again")
+		s.disconnect(ctx, mb, "Google refused the authorization code; reconnect the mailbox to retry")
 		return Mailbox{}, apierror.Preconditionf("Google refused the authorization code of mailbox %s (invalid_grant)", mb.Name())
 	}
 	if err != nil {

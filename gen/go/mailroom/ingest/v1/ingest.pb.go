@@ -1772,6 +1772,99 @@ func (*DeleteMailboxResponse) Descriptor() ([]byte, []int) {
 	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{23}
 }
 
+// ReconnectMailboxRequest is the request of ReconnectMailbox.
+type ReconnectMailboxRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is users/{user}/mailboxes/{mailbox}.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconnectMailboxRequest) Reset() {
+	*x = ReconnectMailboxRequest{}
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconnectMailboxRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconnectMailboxRequest) ProtoMessage() {}
+
+func (x *ReconnectMailboxRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconnectMailboxRequest.ProtoReflect.Descriptor instead.
+func (*ReconnectMailboxRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReconnectMailboxRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// ReconnectMailboxResponse is the response of ReconnectMailbox.
+type ReconnectMailboxResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Mailbox is the mailbox, PENDING_AUTHORIZATION, with its new
+	// authorization_url.
+	Mailbox       *Mailbox `protobuf:"bytes,1,opt,name=mailbox,proto3" json:"mailbox,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconnectMailboxResponse) Reset() {
+	*x = ReconnectMailboxResponse{}
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconnectMailboxResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconnectMailboxResponse) ProtoMessage() {}
+
+func (x *ReconnectMailboxResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconnectMailboxResponse.ProtoReflect.Descriptor instead.
+func (*ReconnectMailboxResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ReconnectMailboxResponse) GetMailbox() *Mailbox {
+	if x != nil {
+		return x.Mailbox
+	}
+	return nil
+}
+
 // CompleteAuthorizationRequest is the request of CompleteAuthorization.
 type CompleteAuthorizationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1787,7 +1880,7 @@ type CompleteAuthorizationRequest struct {
 
 func (x *CompleteAuthorizationRequest) Reset() {
 	*x = CompleteAuthorizationRequest{}
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[24]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1799,7 +1892,7 @@ func (x *CompleteAuthorizationRequest) String() string {
 func (*CompleteAuthorizationRequest) ProtoMessage() {}
 
 func (x *CompleteAuthorizationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[24]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1812,7 +1905,7 @@ func (x *CompleteAuthorizationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteAuthorizationRequest.ProtoReflect.Descriptor instead.
 func (*CompleteAuthorizationRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{24}
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CompleteAuthorizationRequest) GetState() string {
@@ -1847,7 +1940,7 @@ type CompleteAuthorizationResponse struct {
 
 func (x *CompleteAuthorizationResponse) Reset() {
 	*x = CompleteAuthorizationResponse{}
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[25]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1859,7 +1952,7 @@ func (x *CompleteAuthorizationResponse) String() string {
 func (*CompleteAuthorizationResponse) ProtoMessage() {}
 
 func (x *CompleteAuthorizationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[25]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1872,7 +1965,7 @@ func (x *CompleteAuthorizationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteAuthorizationResponse.ProtoReflect.Descriptor instead.
 func (*CompleteAuthorizationResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{25}
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CompleteAuthorizationResponse) GetMailbox() *Mailbox {
@@ -1893,7 +1986,7 @@ type PurgeUserDataRequest struct {
 
 func (x *PurgeUserDataRequest) Reset() {
 	*x = PurgeUserDataRequest{}
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[26]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1905,7 +1998,7 @@ func (x *PurgeUserDataRequest) String() string {
 func (*PurgeUserDataRequest) ProtoMessage() {}
 
 func (x *PurgeUserDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[26]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1918,7 +2011,7 @@ func (x *PurgeUserDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeUserDataRequest.ProtoReflect.Descriptor instead.
 func (*PurgeUserDataRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{26}
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PurgeUserDataRequest) GetUser() string {
@@ -1939,7 +2032,7 @@ type PurgeUserDataResponse struct {
 
 func (x *PurgeUserDataResponse) Reset() {
 	*x = PurgeUserDataResponse{}
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[27]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1951,7 +2044,7 @@ func (x *PurgeUserDataResponse) String() string {
 func (*PurgeUserDataResponse) ProtoMessage() {}
 
 func (x *PurgeUserDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[27]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1964,7 +2057,7 @@ func (x *PurgeUserDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeUserDataResponse.ProtoReflect.Descriptor instead.
 func (*PurgeUserDataResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{27}
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PurgeUserDataResponse) GetDeleted() map[string]int64 {
@@ -2075,7 +2168,11 @@ const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
 	"\bsync_job\x18\x01 \x01(\v2\x1b.mailroom.ingest.v1.SyncJobR\asyncJob\"*\n" +
 	"\x14DeleteMailboxRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
-	"\x15DeleteMailboxResponse\"^\n" +
+	"\x15DeleteMailboxResponse\"-\n" +
+	"\x17ReconnectMailboxRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"Q\n" +
+	"\x18ReconnectMailboxResponse\x125\n" +
+	"\amailbox\x18\x01 \x01(\v2\x1b.mailroom.ingest.v1.MailboxR\amailbox\"^\n" +
 	"\x1cCompleteAuthorizationRequest\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x14\n" +
@@ -2113,7 +2210,7 @@ const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x16SYNC_JOB_STATE_PENDING\x10\x01\x12\x1a\n" +
 	"\x16SYNC_JOB_STATE_RUNNING\x10\x02\x12\x1c\n" +
 	"\x18SYNC_JOB_STATE_SUCCEEDED\x10\x03\x12\x19\n" +
-	"\x15SYNC_JOB_STATE_FAILED\x10\x042\xf0\b\n" +
+	"\x15SYNC_JOB_STATE_FAILED\x10\x042\xdf\t\n" +
 	"\rIngestService\x12d\n" +
 	"\rCreateMailbox\x12(.mailroom.ingest.v1.CreateMailboxRequest\x1a).mailroom.ingest.v1.CreateMailboxResponse\x12[\n" +
 	"\n" +
@@ -2125,7 +2222,8 @@ const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
 	"GetSyncJob\x12%.mailroom.ingest.v1.GetSyncJobRequest\x1a&.mailroom.ingest.v1.GetSyncJobResponse\x12a\n" +
 	"\fListSyncJobs\x12'.mailroom.ingest.v1.ListSyncJobsRequest\x1a(.mailroom.ingest.v1.ListSyncJobsResponse\x12c\n" +
 	"\fWatchSyncJob\x12'.mailroom.ingest.v1.WatchSyncJobRequest\x1a(.mailroom.ingest.v1.WatchSyncJobResponse0\x01\x12d\n" +
-	"\rDeleteMailbox\x12(.mailroom.ingest.v1.DeleteMailboxRequest\x1a).mailroom.ingest.v1.DeleteMailboxResponse\x12|\n" +
+	"\rDeleteMailbox\x12(.mailroom.ingest.v1.DeleteMailboxRequest\x1a).mailroom.ingest.v1.DeleteMailboxResponse\x12m\n" +
+	"\x10ReconnectMailbox\x12+.mailroom.ingest.v1.ReconnectMailboxRequest\x1a,.mailroom.ingest.v1.ReconnectMailboxResponse\x12|\n" +
 	"\x15CompleteAuthorization\x120.mailroom.ingest.v1.CompleteAuthorizationRequest\x1a1.mailroom.ingest.v1.CompleteAuthorizationResponse\x12d\n" +
 	"\rPurgeUserData\x12(.mailroom.ingest.v1.PurgeUserDataRequest\x1a).mailroom.ingest.v1.PurgeUserDataResponseB1Z/mailroom.dev/gen/go/mailroom/ingest/v1;ingestv1b\x06proto3"
 
@@ -2142,7 +2240,7 @@ func file_mailroom_ingest_v1_ingest_proto_rawDescGZIP() []byte {
 }
 
 var file_mailroom_ingest_v1_ingest_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_mailroom_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_mailroom_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_mailroom_ingest_v1_ingest_proto_goTypes = []any{
 	(Provider)(0),                         // 0: mailroom.ingest.v1.Provider
 	(MailboxState)(0),                     // 1: mailroom.ingest.v1.MailboxState
@@ -2173,67 +2271,72 @@ var file_mailroom_ingest_v1_ingest_proto_goTypes = []any{
 	(*WatchSyncJobResponse)(nil),          // 26: mailroom.ingest.v1.WatchSyncJobResponse
 	(*DeleteMailboxRequest)(nil),          // 27: mailroom.ingest.v1.DeleteMailboxRequest
 	(*DeleteMailboxResponse)(nil),         // 28: mailroom.ingest.v1.DeleteMailboxResponse
-	(*CompleteAuthorizationRequest)(nil),  // 29: mailroom.ingest.v1.CompleteAuthorizationRequest
-	(*CompleteAuthorizationResponse)(nil), // 30: mailroom.ingest.v1.CompleteAuthorizationResponse
-	(*PurgeUserDataRequest)(nil),          // 31: mailroom.ingest.v1.PurgeUserDataRequest
-	(*PurgeUserDataResponse)(nil),         // 32: mailroom.ingest.v1.PurgeUserDataResponse
-	nil,                                   // 33: mailroom.ingest.v1.PurgeUserDataResponse.DeletedEntry
-	(*timestamppb.Timestamp)(nil),         // 34: google.protobuf.Timestamp
-	(v1.Lane)(0),                          // 35: mailroom.mail.v1.Lane
+	(*ReconnectMailboxRequest)(nil),       // 29: mailroom.ingest.v1.ReconnectMailboxRequest
+	(*ReconnectMailboxResponse)(nil),      // 30: mailroom.ingest.v1.ReconnectMailboxResponse
+	(*CompleteAuthorizationRequest)(nil),  // 31: mailroom.ingest.v1.CompleteAuthorizationRequest
+	(*CompleteAuthorizationResponse)(nil), // 32: mailroom.ingest.v1.CompleteAuthorizationResponse
+	(*PurgeUserDataRequest)(nil),          // 33: mailroom.ingest.v1.PurgeUserDataRequest
+	(*PurgeUserDataResponse)(nil),         // 34: mailroom.ingest.v1.PurgeUserDataResponse
+	nil,                                   // 35: mailroom.ingest.v1.PurgeUserDataResponse.DeletedEntry
+	(*timestamppb.Timestamp)(nil),         // 36: google.protobuf.Timestamp
+	(v1.Lane)(0),                          // 37: mailroom.mail.v1.Lane
 }
 var file_mailroom_ingest_v1_ingest_proto_depIdxs = []int32{
 	2,  // 0: mailroom.ingest.v1.ImapSettings.security:type_name -> mailroom.ingest.v1.ImapSecurity
 	0,  // 1: mailroom.ingest.v1.Mailbox.provider:type_name -> mailroom.ingest.v1.Provider
 	1,  // 2: mailroom.ingest.v1.Mailbox.state:type_name -> mailroom.ingest.v1.MailboxState
 	5,  // 3: mailroom.ingest.v1.Mailbox.imap:type_name -> mailroom.ingest.v1.ImapSettings
-	34, // 4: mailroom.ingest.v1.Mailbox.create_time:type_name -> google.protobuf.Timestamp
-	34, // 5: mailroom.ingest.v1.Mailbox.last_sync_time:type_name -> google.protobuf.Timestamp
+	36, // 4: mailroom.ingest.v1.Mailbox.create_time:type_name -> google.protobuf.Timestamp
+	36, // 5: mailroom.ingest.v1.Mailbox.last_sync_time:type_name -> google.protobuf.Timestamp
 	6,  // 6: mailroom.ingest.v1.CreateMailboxRequest.mailbox:type_name -> mailroom.ingest.v1.Mailbox
 	6,  // 7: mailroom.ingest.v1.CreateMailboxResponse.mailbox:type_name -> mailroom.ingest.v1.Mailbox
 	6,  // 8: mailroom.ingest.v1.GetMailboxResponse.mailbox:type_name -> mailroom.ingest.v1.Mailbox
 	6,  // 9: mailroom.ingest.v1.ListMailboxesResponse.mailboxes:type_name -> mailroom.ingest.v1.Mailbox
 	13, // 10: mailroom.ingest.v1.ImportMessagesRequest.messages:type_name -> mailroom.ingest.v1.RawMessage
-	35, // 11: mailroom.ingest.v1.ImportMessagesRequest.lane:type_name -> mailroom.mail.v1.Lane
+	37, // 11: mailroom.ingest.v1.ImportMessagesRequest.lane:type_name -> mailroom.mail.v1.Lane
 	15, // 12: mailroom.ingest.v1.ImportMessagesResponse.messages:type_name -> mailroom.ingest.v1.ImportedMessage
 	3,  // 13: mailroom.ingest.v1.SyncJob.mode:type_name -> mailroom.ingest.v1.SyncMode
 	4,  // 14: mailroom.ingest.v1.SyncJob.state:type_name -> mailroom.ingest.v1.SyncJobState
 	17, // 15: mailroom.ingest.v1.SyncJob.progress:type_name -> mailroom.ingest.v1.SyncProgress
-	34, // 16: mailroom.ingest.v1.SyncJob.create_time:type_name -> google.protobuf.Timestamp
-	34, // 17: mailroom.ingest.v1.SyncJob.end_time:type_name -> google.protobuf.Timestamp
+	36, // 16: mailroom.ingest.v1.SyncJob.create_time:type_name -> google.protobuf.Timestamp
+	36, // 17: mailroom.ingest.v1.SyncJob.end_time:type_name -> google.protobuf.Timestamp
 	3,  // 18: mailroom.ingest.v1.SyncMailboxRequest.mode:type_name -> mailroom.ingest.v1.SyncMode
 	18, // 19: mailroom.ingest.v1.SyncMailboxResponse.sync_job:type_name -> mailroom.ingest.v1.SyncJob
 	18, // 20: mailroom.ingest.v1.GetSyncJobResponse.sync_job:type_name -> mailroom.ingest.v1.SyncJob
 	18, // 21: mailroom.ingest.v1.ListSyncJobsResponse.sync_jobs:type_name -> mailroom.ingest.v1.SyncJob
 	18, // 22: mailroom.ingest.v1.WatchSyncJobResponse.sync_job:type_name -> mailroom.ingest.v1.SyncJob
-	6,  // 23: mailroom.ingest.v1.CompleteAuthorizationResponse.mailbox:type_name -> mailroom.ingest.v1.Mailbox
-	33, // 24: mailroom.ingest.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.ingest.v1.PurgeUserDataResponse.DeletedEntry
-	7,  // 25: mailroom.ingest.v1.IngestService.CreateMailbox:input_type -> mailroom.ingest.v1.CreateMailboxRequest
-	9,  // 26: mailroom.ingest.v1.IngestService.GetMailbox:input_type -> mailroom.ingest.v1.GetMailboxRequest
-	11, // 27: mailroom.ingest.v1.IngestService.ListMailboxes:input_type -> mailroom.ingest.v1.ListMailboxesRequest
-	14, // 28: mailroom.ingest.v1.IngestService.ImportMessages:input_type -> mailroom.ingest.v1.ImportMessagesRequest
-	19, // 29: mailroom.ingest.v1.IngestService.SyncMailbox:input_type -> mailroom.ingest.v1.SyncMailboxRequest
-	21, // 30: mailroom.ingest.v1.IngestService.GetSyncJob:input_type -> mailroom.ingest.v1.GetSyncJobRequest
-	23, // 31: mailroom.ingest.v1.IngestService.ListSyncJobs:input_type -> mailroom.ingest.v1.ListSyncJobsRequest
-	25, // 32: mailroom.ingest.v1.IngestService.WatchSyncJob:input_type -> mailroom.ingest.v1.WatchSyncJobRequest
-	27, // 33: mailroom.ingest.v1.IngestService.DeleteMailbox:input_type -> mailroom.ingest.v1.DeleteMailboxRequest
-	29, // 34: mailroom.ingest.v1.IngestService.CompleteAuthorization:input_type -> mailroom.ingest.v1.CompleteAuthorizationRequest
-	31, // 35: mailroom.ingest.v1.IngestService.PurgeUserData:input_type -> mailroom.ingest.v1.PurgeUserDataRequest
-	8,  // 36: mailroom.ingest.v1.IngestService.CreateMailbox:output_type -> mailroom.ingest.v1.CreateMailboxResponse
-	10, // 37: mailroom.ingest.v1.IngestService.GetMailbox:output_type -> mailroom.ingest.v1.GetMailboxResponse
-	12, // 38: mailroom.ingest.v1.IngestService.ListMailboxes:output_type -> mailroom.ingest.v1.ListMailboxesResponse
-	16, // 39: mailroom.ingest.v1.IngestService.ImportMessages:output_type -> mailroom.ingest.v1.ImportMessagesResponse
-	20, // 40: mailroom.ingest.v1.IngestService.SyncMailbox:output_type -> mailroom.ingest.v1.SyncMailboxResponse
-	22, // 41: mailroom.ingest.v1.IngestService.GetSyncJob:output_type -> mailroom.ingest.v1.GetSyncJobResponse
-	24, // 42: mailroom.ingest.v1.IngestService.ListSyncJobs:output_type -> mailroom.ingest.v1.ListSyncJobsResponse
-	26, // 43: mailroom.ingest.v1.IngestService.WatchSyncJob:output_type -> mailroom.ingest.v1.WatchSyncJobResponse
-	28, // 44: mailroom.ingest.v1.IngestService.DeleteMailbox:output_type -> mailroom.ingest.v1.DeleteMailboxResponse
-	30, // 45: mailroom.ingest.v1.IngestService.CompleteAuthorization:output_type -> mailroom.ingest.v1.CompleteAuthorizationResponse
-	32, // 46: mailroom.ingest.v1.IngestService.PurgeUserData:output_type -> mailroom.ingest.v1.PurgeUserDataResponse
-	36, // [36:47] is the sub-list for method output_type
-	25, // [25:36] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	6,  // 23: mailroom.ingest.v1.ReconnectMailboxResponse.mailbox:type_name -> mailroom.ingest.v1.Mailbox
+	6,  // 24: mailroom.ingest.v1.CompleteAuthorizationResponse.mailbox:type_name -> mailroom.ingest.v1.Mailbox
+	35, // 25: mailroom.ingest.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.ingest.v1.PurgeUserDataResponse.DeletedEntry
+	7,  // 26: mailroom.ingest.v1.IngestService.CreateMailbox:input_type -> mailroom.ingest.v1.CreateMailboxRequest
+	9,  // 27: mailroom.ingest.v1.IngestService.GetMailbox:input_type -> mailroom.ingest.v1.GetMailboxRequest
+	11, // 28: mailroom.ingest.v1.IngestService.ListMailboxes:input_type -> mailroom.ingest.v1.ListMailboxesRequest
+	14, // 29: mailroom.ingest.v1.IngestService.ImportMessages:input_type -> mailroom.ingest.v1.ImportMessagesRequest
+	19, // 30: mailroom.ingest.v1.IngestService.SyncMailbox:input_type -> mailroom.ingest.v1.SyncMailboxRequest
+	21, // 31: mailroom.ingest.v1.IngestService.GetSyncJob:input_type -> mailroom.ingest.v1.GetSyncJobRequest
+	23, // 32: mailroom.ingest.v1.IngestService.ListSyncJobs:input_type -> mailroom.ingest.v1.ListSyncJobsRequest
+	25, // 33: mailroom.ingest.v1.IngestService.WatchSyncJob:input_type -> mailroom.ingest.v1.WatchSyncJobRequest
+	27, // 34: mailroom.ingest.v1.IngestService.DeleteMailbox:input_type -> mailroom.ingest.v1.DeleteMailboxRequest
+	29, // 35: mailroom.ingest.v1.IngestService.ReconnectMailbox:input_type -> mailroom.ingest.v1.ReconnectMailboxRequest
+	31, // 36: mailroom.ingest.v1.IngestService.CompleteAuthorization:input_type -> mailroom.ingest.v1.CompleteAuthorizationRequest
+	33, // 37: mailroom.ingest.v1.IngestService.PurgeUserData:input_type -> mailroom.ingest.v1.PurgeUserDataRequest
+	8,  // 38: mailroom.ingest.v1.IngestService.CreateMailbox:output_type -> mailroom.ingest.v1.CreateMailboxResponse
+	10, // 39: mailroom.ingest.v1.IngestService.GetMailbox:output_type -> mailroom.ingest.v1.GetMailboxResponse
+	12, // 40: mailroom.ingest.v1.IngestService.ListMailboxes:output_type -> mailroom.ingest.v1.ListMailboxesResponse
+	16, // 41: mailroom.ingest.v1.IngestService.ImportMessages:output_type -> mailroom.ingest.v1.ImportMessagesResponse
+	20, // 42: mailroom.ingest.v1.IngestService.SyncMailbox:output_type -> mailroom.ingest.v1.SyncMailboxResponse
+	22, // 43: mailroom.ingest.v1.IngestService.GetSyncJob:output_type -> mailroom.ingest.v1.GetSyncJobResponse
+	24, // 44: mailroom.ingest.v1.IngestService.ListSyncJobs:output_type -> mailroom.ingest.v1.ListSyncJobsResponse
+	26, // 45: mailroom.ingest.v1.IngestService.WatchSyncJob:output_type -> mailroom.ingest.v1.WatchSyncJobResponse
+	28, // 46: mailroom.ingest.v1.IngestService.DeleteMailbox:output_type -> mailroom.ingest.v1.DeleteMailboxResponse
+	30, // 47: mailroom.ingest.v1.IngestService.ReconnectMailbox:output_type -> mailroom.ingest.v1.ReconnectMailboxResponse
+	32, // 48: mailroom.ingest.v1.IngestService.CompleteAuthorization:output_type -> mailroom.ingest.v1.CompleteAuthorizationResponse
+	34, // 49: mailroom.ingest.v1.IngestService.PurgeUserData:output_type -> mailroom.ingest.v1.PurgeUserDataResponse
+	38, // [38:50] is the sub-list for method output_type
+	26, // [26:38] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_mailroom_ingest_v1_ingest_proto_init() }
@@ -2247,7 +2350,7 @@ func file_mailroom_ingest_v1_ingest_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailroom_ingest_v1_ingest_proto_rawDesc), len(file_mailroom_ingest_v1_ingest_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

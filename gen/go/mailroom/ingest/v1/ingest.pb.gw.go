@@ -436,6 +436,51 @@ func local_request_IngestService_DeleteMailbox_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
+func request_IngestService_ReconnectMailbox_0(ctx context.Context, marshaler runtime.Marshaler, client IngestServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ReconnectMailboxRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ReconnectMailbox(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_IngestService_ReconnectMailbox_0(ctx context.Context, marshaler runtime.Marshaler, server IngestServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ReconnectMailboxRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	msg, err := server.ReconnectMailbox(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterIngestServiceHandlerServer registers the http handlers for service IngestService to "mux".
 // UnaryRPC     :call IngestServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -608,6 +653,26 @@ func RegisterIngestServiceHandlerServer(ctx context.Context, mux *runtime.ServeM
 			return
 		}
 		forward_IngestService_DeleteMailbox_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_IngestService_ReconnectMailbox_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailroom.ingest.v1.IngestService/ReconnectMailbox", runtime.WithHTTPPathPattern("/v1/{name=users/*/mailboxes/*}:reconnect"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_IngestService_ReconnectMailbox_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_IngestService_ReconnectMailbox_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -805,6 +870,23 @@ func RegisterIngestServiceHandlerClient(ctx context.Context, mux *runtime.ServeM
 		}
 		forward_IngestService_DeleteMailbox_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_IngestService_ReconnectMailbox_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailroom.ingest.v1.IngestService/ReconnectMailbox", runtime.WithHTTPPathPattern("/v1/{name=users/*/mailboxes/*}:reconnect"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_IngestService_ReconnectMailbox_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_IngestService_ReconnectMailbox_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -854,25 +936,27 @@ func (m response_IngestService_WatchSyncJob_0) XXX_ResponseBody() interface{} {
 }
 
 var (
-	pattern_IngestService_CreateMailbox_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "users", "parent", "mailboxes"}, ""))
-	pattern_IngestService_GetMailbox_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "mailboxes", "name"}, ""))
-	pattern_IngestService_ListMailboxes_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "users", "parent", "mailboxes"}, ""))
-	pattern_IngestService_ImportMessages_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3, 2, 4}, []string{"v1", "users", "mailboxes", "parent", "messages"}, "import"))
-	pattern_IngestService_SyncMailbox_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "mailboxes", "name"}, "sync"))
-	pattern_IngestService_GetSyncJob_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "syncJobs", "name"}, ""))
-	pattern_IngestService_ListSyncJobs_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "users", "parent", "syncJobs"}, ""))
-	pattern_IngestService_WatchSyncJob_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "syncJobs", "name"}, "watch"))
-	pattern_IngestService_DeleteMailbox_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "mailboxes", "name"}, ""))
+	pattern_IngestService_CreateMailbox_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "users", "parent", "mailboxes"}, ""))
+	pattern_IngestService_GetMailbox_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "mailboxes", "name"}, ""))
+	pattern_IngestService_ListMailboxes_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "users", "parent", "mailboxes"}, ""))
+	pattern_IngestService_ImportMessages_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3, 2, 4}, []string{"v1", "users", "mailboxes", "parent", "messages"}, "import"))
+	pattern_IngestService_SyncMailbox_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "mailboxes", "name"}, "sync"))
+	pattern_IngestService_GetSyncJob_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "syncJobs", "name"}, ""))
+	pattern_IngestService_ListSyncJobs_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "users", "parent", "syncJobs"}, ""))
+	pattern_IngestService_WatchSyncJob_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "syncJobs", "name"}, "watch"))
+	pattern_IngestService_DeleteMailbox_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "mailboxes", "name"}, ""))
+	pattern_IngestService_ReconnectMailbox_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "mailboxes", "name"}, "reconnect"))
 )
 
 var (
-	forward_IngestService_CreateMailbox_0  = runtime.ForwardResponseMessage
-	forward_IngestService_GetMailbox_0     = runtime.ForwardResponseMessage
-	forward_IngestService_ListMailboxes_0  = runtime.ForwardResponseMessage
-	forward_IngestService_ImportMessages_0 = runtime.ForwardResponseMessage
-	forward_IngestService_SyncMailbox_0    = runtime.ForwardResponseMessage
-	forward_IngestService_GetSyncJob_0     = runtime.ForwardResponseMessage
-	forward_IngestService_ListSyncJobs_0   = runtime.ForwardResponseMessage
-	forward_IngestService_WatchSyncJob_0   = runtime.ForwardResponseStream
-	forward_IngestService_DeleteMailbox_0  = runtime.ForwardResponseMessage
+	forward_IngestService_CreateMailbox_0    = runtime.ForwardResponseMessage
+	forward_IngestService_GetMailbox_0       = runtime.ForwardResponseMessage
+	forward_IngestService_ListMailboxes_0    = runtime.ForwardResponseMessage
+	forward_IngestService_ImportMessages_0   = runtime.ForwardResponseMessage
+	forward_IngestService_SyncMailbox_0      = runtime.ForwardResponseMessage
+	forward_IngestService_GetSyncJob_0       = runtime.ForwardResponseMessage
+	forward_IngestService_ListSyncJobs_0     = runtime.ForwardResponseMessage
+	forward_IngestService_WatchSyncJob_0     = runtime.ForwardResponseStream
+	forward_IngestService_DeleteMailbox_0    = runtime.ForwardResponseMessage
+	forward_IngestService_ReconnectMailbox_0 = runtime.ForwardResponseMessage
 )

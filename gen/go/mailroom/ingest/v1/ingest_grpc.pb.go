@@ -28,6 +28,7 @@ const (
 	IngestService_ListSyncJobs_FullMethodName          = "/mailroom.ingest.v1.IngestService/ListSyncJobs"
 	IngestService_WatchSyncJob_FullMethodName          = "/mailroom.ingest.v1.IngestService/WatchSyncJob"
 	IngestService_DeleteMailbox_FullMethodName         = "/mailroom.ingest.v1.IngestService/DeleteMailbox"
+	IngestService_ReconnectMailbox_FullMethodName      = "/mailroom.ingest.v1.IngestService/ReconnectMailbox"
 	IngestService_CompleteAuthorization_FullMethodName = "/mailroom.ingest.v1.IngestService/CompleteAuthorization"
 	IngestService_PurgeUserData_FullMethodName         = "/mailroom.ingest.v1.IngestService/PurgeUserData"
 )
@@ -60,6 +61,12 @@ type IngestServiceClient interface {
 	// DeleteMailbox disconnects a mailbox and deletes its credential. Its
 	// messages stay in the store until retention or DeleteUser removes them.
 	DeleteMailbox(ctx context.Context, in *DeleteMailboxRequest, opts ...grpc.CallOption) (*DeleteMailboxResponse, error)
+	// ReconnectMailbox starts a new consent for a Gmail mailbox that is
+	// DISCONNECTED (a revoked or refused grant) or still waiting for one: the
+	// mailbox, PENDING_AUTHORIZATION again, carries a new authorization_url.
+	// Its cursor, its records and its messages are kept, so the next sync
+	// goes on where the last one stopped.
+	ReconnectMailbox(ctx context.Context, in *ReconnectMailboxRequest, opts ...grpc.CallOption) (*ReconnectMailboxResponse, error)
 	// CompleteAuthorization finishes a Gmail consent flow: the gateway's
 	// /oauth/google/callback hands over the state and code that Google
 	// returned. The state (single use, bound to the user, short-lived) is the
@@ -177,6 +184,16 @@ func (c *ingestServiceClient) DeleteMailbox(ctx context.Context, in *DeleteMailb
 	return out, nil
 }
 
+func (c *ingestServiceClient) ReconnectMailbox(ctx context.Context, in *ReconnectMailboxRequest, opts ...grpc.CallOption) (*ReconnectMailboxResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReconnectMailboxResponse)
+	err := c.cc.Invoke(ctx, IngestService_ReconnectMailbox_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *ingestServiceClient) CompleteAuthorization(ctx context.Context, in *CompleteAuthorizationRequest, opts ...grpc.CallOption) (*CompleteAuthorizationResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CompleteAuthorizationResponse)
@@ -225,6 +242,12 @@ type IngestServiceServer interface {
 	// DeleteMailbox disconnects a mailbox and deletes its credential. Its
 	// messages stay in the store until retention or DeleteUser removes them.
 	DeleteMailbox(context.Context, *DeleteMailboxRequest) (*DeleteMailboxResponse, error)
+	// ReconnectMailbox starts a new consent for a Gmail mailbox that is
+	// DISCONNECTED (a revoked or refused grant) or still waiting for one: the
+	// mailbox, PENDING_AUTHORIZATION again, carries a new authorization_url.
+	// Its cursor, its records and its messages are kept, so the next sync
+	// goes on where the last one stopped.
+	ReconnectMailbox(context.Context, *ReconnectMailboxRequest) (*ReconnectMailboxResponse, error)
 	// CompleteAuthorization finishes a Gmail consent flow: the gateway's
 	// /oauth/google/callback hands over the state and code that Google
 	// returned. The state (single use, bound to the user, short-lived) is the
@@ -269,6 +292,9 @@ func (UnimplementedIngestServiceServer) WatchSyncJob(*WatchSyncJobRequest, grpc.
 }
 func (UnimplementedIngestServiceServer) DeleteMailbox(context.Context, *DeleteMailboxRequest) (*DeleteMailboxResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteMailbox not implemented")
+}
+func (UnimplementedIngestServiceServer) ReconnectMailbox(context.Context, *ReconnectMailboxRequest) (*ReconnectMailboxResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReconnectMailbox not implemented")
 }
 func (UnimplementedIngestServiceServer) CompleteAuthorization(context.Context, *CompleteAuthorizationRequest) (*CompleteAuthorizationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CompleteAuthorization not implemented")
@@ -452,6 +478,24 @@ func _IngestService_DeleteMailbox_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IngestService_ReconnectMailbox_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReconnectMailboxRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngestServiceServer).ReconnectMailbox(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngestService_ReconnectMailbox_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngestServiceServer).ReconnectMailbox(ctx, req.(*ReconnectMailboxRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _IngestService_CompleteAuthorization_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CompleteAuthorizationRequest)
 	if err := dec(in); err != nil {
@@ -526,6 +570,10 @@ var IngestService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteMailbox",
 			Handler:    _IngestService_DeleteMailbox_Handler,
+		},
+		{
+			MethodName: "ReconnectMailbox",
+			Handler:    _IngestService_ReconnectMailbox_Handler,
 		},
 		{
 			MethodName: "CompleteAuthorization",

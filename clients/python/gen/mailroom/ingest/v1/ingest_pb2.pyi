@@ -221,6 +221,18 @@ class RawMessage(_message.Message):
     raw: bytes
     def __init__(self, raw: _Optional[bytes] = ...) -> None: ...
 
+class ReconnectMailboxRequest(_message.Message):
+    __slots__ = ["name"]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ReconnectMailboxResponse(_message.Message):
+    __slots__ = ["mailbox"]
+    MAILBOX_FIELD_NUMBER: _ClassVar[int]
+    mailbox: Mailbox
+    def __init__(self, mailbox: _Optional[_Union[Mailbox, _Mapping]] = ...) -> None: ...
+
 class SyncJob(_message.Message):
     __slots__ = ["create_time", "end_time", "error", "mailbox", "max_messages", "mode", "name", "progress", "state"]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]

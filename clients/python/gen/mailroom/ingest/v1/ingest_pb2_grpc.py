@@ -60,6 +60,11 @@ class IngestServiceStub(object):
         request_serializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.DeleteMailboxRequest.SerializeToString,
         response_deserializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.DeleteMailboxResponse.FromString,
         )
+    self.ReconnectMailbox = channel.unary_unary(
+        '/mailroom.ingest.v1.IngestService/ReconnectMailbox',
+        request_serializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.ReconnectMailboxRequest.SerializeToString,
+        response_deserializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.ReconnectMailboxResponse.FromString,
+        )
     self.CompleteAuthorization = channel.unary_unary(
         '/mailroom.ingest.v1.IngestService/CompleteAuthorization',
         request_serializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.CompleteAuthorizationRequest.SerializeToString,
@@ -143,6 +148,17 @@ class IngestServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def ReconnectMailbox(self, request, context):
+    """ReconnectMailbox starts a new consent for a Gmail mailbox that is
+    DISCONNECTED (a revoked or refused grant) or still waiting for one: the
+    mailbox, PENDING_AUTHORIZATION again, carries a new authorization_url.
+    Its cursor, its records and its messages are kept, so the next sync
+    goes on where the last one stopped.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
   def CompleteAuthorization(self, request, context):
     """CompleteAuthorization finishes a Gmail consent flow: the gateway's
     /oauth/google/callback hands over the state and code that Google
@@ -208,6 +224,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
           servicer.DeleteMailbox,
           request_deserializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.DeleteMailboxRequest.FromString,
           response_serializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.DeleteMailboxResponse.SerializeToString,
+      ),
+      'ReconnectMailbox': grpc.unary_unary_rpc_method_handler(
+          servicer.ReconnectMailbox,
+          request_deserializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.ReconnectMailboxRequest.FromString,
+          response_serializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.ReconnectMailboxResponse.SerializeToString,
       ),
       'CompleteAuthorization': grpc.unary_unary_rpc_method_handler(
           servicer.CompleteAuthorization,
