@@ -31,6 +31,7 @@ import (
 	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
 	"mailroom.dev/platform/authn"
 	"mailroom.dev/platform/grpcconn"
+	"mailroom.dev/platform/telemetry"
 	"mailroom.dev/platform/transport"
 )
 
@@ -89,6 +90,10 @@ type Config struct {
 	// MAILROOM_SERVICE_KEYS): auth exchanges users' API keys only for a
 	// caller with a service identity.
 	ServiceKey string `env:"MAILROOM_SERVICE_KEY"`
+	// Telemetry are the providers the gateway reports to and the metrics
+	// its /metrics serves besides its own (set by program and mailroom
+	// dev, never read from the environment).
+	Telemetry telemetry.Providers
 }
 
 // jsonFraming is what a body may hold besides one base64 message: the
@@ -119,6 +124,9 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// UseTelemetry sets the providers the gateway reports to.
+func (c *Config) UseTelemetry(p telemetry.Providers) { c.Telemetry = p }
 
 // LogValue logs the configuration (it holds no secret).
 func (c Config) LogValue() slog.Value {
@@ -187,7 +195,7 @@ func (g *Gateway) connect(ctx context.Context, t target, addr string, creds cred
 	if addr == "" {
 		return fmt.Errorf("no address for %s", t.name)
 	}
-	cc, err := grpcconn.Dial(addr, grpcconn.WithCredentials(creds))
+	cc, err := grpcconn.DialInstrumented(addr, g.cfg.Telemetry.GRPC(), grpcconn.WithCredentials(creds))
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", t.name, err)
 	}
@@ -213,7 +221,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 		return nil, fmt.Errorf("gateway.New: %w", err)
 	}
 	cfg.MaxBodyBytes = cfg.BodyLimit()
-	g := &Gateway{cfg: cfg, logger: logger, metrics: newMetrics(), limits: newLimiter(cfg.KeyRate, cfg.KeyBurst, cfg.UserRate, cfg.UserBurst),
+	m, err := newMetrics(cfg.Telemetry)
+	if err != nil {
+		return nil, fmt.Errorf("gateway.New: %w", err)
+	}
+	g := &Gateway{cfg: cfg, logger: logger, metrics: m, limits: newLimiter(cfg.KeyRate, cfg.KeyBurst, cfg.UserRate, cfg.UserBurst),
 		inflight: &inflight{limit: cfg.MaxBodyBytesInFlight}}
 	creds, err := cfg.Transport.ClientCredentials()
 	if err != nil {

@@ -30,6 +30,7 @@ import (
 	"mailroom.dev/gen/go/openapi"
 	"mailroom.dev/platform/apierror"
 	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/telemetry"
 )
 
 // Route labels of requests that no route matched.
@@ -121,16 +122,16 @@ func methodLabel(m string) string {
 }
 
 // metrics are the gateway's Prometheus metrics, in a registry of its own
-// so that several gateways can live in one process (tests, `mailroom dev`).
+// so that several gateways can live in one process (tests), or in the one
+// registry of `mailroom dev` (Telemetry.Registerer).
 type metrics struct {
-	registry *prometheus.Registry
+	gatherer prometheus.Gatherer // what /metrics serves
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
-func newMetrics() *metrics {
+func newMetrics(tel telemetry.Providers) (*metrics, error) {
 	m := &metrics{
-		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mailroom_http_requests_total",
 			Help: "HTTP requests served by the gateway, by method, route pattern and status code.",
@@ -141,12 +142,28 @@ func newMetrics() *metrics {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"method", "route", "code"}),
 	}
-	m.registry.MustRegister(
+	reg := tel.Registerer
+	var gatherers prometheus.Gatherers
+	if reg == nil {
+		own := prometheus.NewRegistry()
+		reg, gatherers = own, append(gatherers, own)
+	}
+	// The meter provider's metrics (otelhttp's, otelgrpc's; in mailroom
+	// dev every service's) are served beside the gateway's own.
+	if tel.Gatherer != nil {
+		gatherers = append(gatherers, tel.Gatherer)
+	}
+	m.gatherer = gatherers
+	for _, c := range []prometheus.Collector{
 		m.requests, m.duration,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-	return m
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return m, nil
 }
 
 // observe writes the access log line and the metrics of each request. Only
@@ -294,7 +311,7 @@ func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) {
 
 // metricsHandler serves the Prometheus metrics.
 func (g *Gateway) metricsHandler() http.Handler {
-	return promhttp.HandlerFor(g.metrics.registry, promhttp.HandlerOpts{Registry: g.metrics.registry})
+	return promhttp.HandlerFor(g.metrics.gatherer, promhttp.HandlerOpts{})
 }
 
 // requireAdmin lets through a caller whose credential (an API key,

@@ -77,6 +77,12 @@ const listScheme = "mailroom-list"
 // round-robin over its addresses. The connection is lazy: it connects on
 // first use and reconnects by itself.
 func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	return DialInstrumented(target, nil, opts...)
+}
+
+// DialInstrumented is Dial with options of the otelgrpc stats handler
+// (the calling service's own tracer and meter providers in mailroom dev).
+func DialInstrumented(target string, instr []otelgrpc.Option, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	var extra []grpc.DialOption
 	if strings.Contains(target, ",") {
 		var addrs []resolver.Address
@@ -95,7 +101,7 @@ func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// Health checks (readiness probes) make no spans: they would be
 		// root spans of their own, many a minute.
-		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler(append([]otelgrpc.Option{otelgrpc.WithFilter(filters.Not(filters.HealthCheck()))}, instr...)...)),
 		grpc.WithChainUnaryInterceptor(deadlineUnary),
 		grpc.WithChainStreamInterceptor(deadlineStream),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),

@@ -43,6 +43,9 @@ type Options struct {
 	// Reflection registers gRPC server reflection, which describes every
 	// RPC to anyone who asks (off unless asked for: MAILROOM_GRPC_REFLECTION).
 	Reflection bool
+	// Instrumentation are options of the otelgrpc stats handler (the
+	// service's own tracer and meter providers in mailroom dev).
+	Instrumentation []otelgrpc.Option
 }
 
 // Server is a gRPC server with health and, when asked for, reflection.
@@ -69,7 +72,7 @@ func New(opts Options) *Server {
 	stream := append([]grpc.StreamServerInterceptor{logStream(l), recoverStream(l), errorsStream(l)}, opts.Stream...)
 	serverOpts := []grpc.ServerOption{
 		// Health checks (probes every few seconds) make no spans.
-		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithFilter(filters.Not(filters.HealthCheck())))),
+		grpc.StatsHandler(otelgrpc.NewServerHandler(append([]otelgrpc.Option{otelgrpc.WithFilter(filters.Not(filters.HealthCheck()))}, opts.Instrumentation...)...)),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(opts.MaxRecvMsgSize),

@@ -1,6 +1,8 @@
 // Package program runs a service binary's main: a context cancelled by
 // SIGINT or SIGTERM, a JSON logger at MAILROOM_LOG_LEVEL, OpenTelemetry from
-// the standard OTEL_* variables, and an exit status of 1 on error.
+// the standard OTEL_* variables (metrics: a meter provider of the service's
+// own, served as Prometheus text on /metrics), and an exit status of 1 on
+// error.
 package program
 
 import (
@@ -45,10 +47,24 @@ func start(ctx context.Context, name string, run func(context.Context, *slog.Log
 			logger.Warn("telemetry shutdown", "error", err.Error())
 		}
 	}()
+	m, err := telemetry.SetupMetrics(ctx, telemetry.MetricsOptions{ServiceName: "mailroom-" + name})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := m.Shutdown(sctx); err != nil {
+			logger.Warn("metrics shutdown", "error", err.Error())
+		}
+	}()
 	logger.Info("starting")
-	if err := run(ctx, logger); err != nil {
+	if err := run(context.WithValue(ctx, metricsKey{}, m), logger); err != nil {
 		return err
 	}
 	logger.Info("stopped")
 	return nil
 }
+
+// metricsKey carries the binary's meter provider from Main to Serve.
+type metricsKey struct{}

@@ -7,6 +7,7 @@ import (
 	"net"
 
 	"mailroom.dev/platform/config"
+	"mailroom.dev/platform/telemetry"
 )
 
 // Service is what a service's public package builds from its Config.
@@ -20,6 +21,12 @@ type Service interface {
 // variables, never their values.
 type Validator interface {
 	Validate() error
+}
+
+// telemetryUser is a Config that takes the providers it reports to
+// (service.Config, gateway.Config).
+type telemetryUser interface {
+	UseTelemetry(telemetry.Providers)
 }
 
 // Serve returns the run function of a service binary: its Config read from
@@ -38,6 +45,13 @@ func Serve[C any, S Service](newService func(context.Context, C, *slog.Logger) (
 		if v, ok := any(cfg).(Validator); ok {
 			if err := v.Validate(); err != nil {
 				return fmt.Errorf("config: %w", err)
+			}
+		}
+		// The service serves its meter provider's metrics on its /metrics
+		// (the gateway beside its own, the others on MAILROOM_METRICS_ADDR).
+		if u, ok := any(&cfg).(telemetryUser); ok {
+			if m, ok := ctx.Value(metricsKey{}).(*telemetry.Metrics); ok {
+				u.UseTelemetry(telemetry.Providers{Gatherer: m.Gatherer()})
 			}
 		}
 		logger.Info("config", "config", cfg)

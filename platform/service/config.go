@@ -15,6 +15,7 @@ import (
 	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/redact"
 	"mailroom.dev/platform/sqldb"
+	"mailroom.dev/platform/telemetry"
 	"mailroom.dev/platform/transport"
 )
 
@@ -57,7 +58,17 @@ type Config struct {
 	// .proto files), "off" otherwise: it describes every RPC to anyone who
 	// can reach the port. `mailroom dev` turns it on.
 	Reflection string `env:"MAILROOM_GRPC_REFLECTION, default=off"`
+	// MetricsAddr is the admin HTTP address that serves /metrics and
+	// /healthz: empty, the gRPC port + 1000 (telemetry.MetricsAddr);
+	// "off", none. It is served only when Telemetry has a Gatherer.
+	MetricsAddr string `env:"MAILROOM_METRICS_ADDR"`
+	// Telemetry are the service's providers (set by program and mailroom
+	// dev, never read from the environment).
+	Telemetry telemetry.Providers
 }
+
+// UseTelemetry sets the providers the service reports to.
+func (c *Config) UseTelemetry(p telemetry.Providers) { c.Telemetry = p }
 
 // ListenAddr is GRPCAddr, or the address of the service called name.
 func (c Config) ListenAddr(name string) string {
@@ -78,6 +89,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("transport", c.Transport),
 		slog.String("grpc_reflection", c.Reflection),
 		slog.Bool("service_key_set", c.ServiceKey != ""),
+		slog.String("metrics_addr", c.MetricsAddr),
 	)
 }
 

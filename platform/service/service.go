@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -16,6 +17,7 @@ import (
 	"mailroom.dev/platform/authn"
 	"mailroom.dev/platform/grpcconn"
 	"mailroom.dev/platform/grpcserver"
+	"mailroom.dev/platform/telemetry"
 )
 
 // Base is the skeleton a service's Service embeds: its logger, its
@@ -74,7 +76,7 @@ func (b *Base) Dial(peer string) (*grpc.ClientConn, error) {
 	if addr == "" {
 		return nil, fmt.Errorf("dial %s: no address", peer)
 	}
-	cc, err := grpcconn.Dial(addr, grpcconn.WithCredentials(b.clientCreds))
+	cc, err := grpcconn.DialInstrumented(addr, b.cfg.Telemetry.GRPC(), grpcconn.WithCredentials(b.clientCreds))
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", peer, err)
 	}
@@ -111,6 +113,7 @@ func (b *Base) Serve(guard *authn.Guard, opts grpcserver.Options) *grpc.Server {
 	opts.Logger = b.Logger
 	opts.Creds = b.serverCreds
 	opts.Reflection = b.cfg.Reflection == "on"
+	opts.Instrumentation = append(opts.Instrumentation, b.cfg.Telemetry.GRPC()...)
 	if opts.ShutdownTimeout == 0 {
 		opts.ShutdownTimeout = b.cfg.ShutdownTimeout
 	}
@@ -132,7 +135,8 @@ func (b *Base) OnClose(release func() error) {
 
 // Run serves gRPC on lis and runs every part until ctx is done, then
 // drains: the server turns NOT_SERVING and finishes in-flight calls, the
-// parts return. If one part fails, the others are stopped too and its
+// parts return. Beside them, when the config's Telemetry has a Gatherer,
+// /metrics is served on MetricsAddr. If one part fails, the others are stopped too and its
 // error, naming the part, is returned.
 func (b *Base) Run(ctx context.Context, lis net.Listener) error {
 	if b.server == nil {
@@ -140,6 +144,16 @@ func (b *Base) Run(ctx context.Context, lis net.Listener) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return b.server.Serve(gctx, lis) })
+	if gather := b.cfg.Telemetry.Gatherer; gather != nil {
+		addr, err := telemetry.MetricsAddr(b.cfg.MetricsAddr, b.cfg.ListenAddr(b.Name))
+		if err != nil {
+			return err
+		}
+		h := promhttp.HandlerFor(gather, promhttp.HandlerOpts{})
+		g.Go(func() error {
+			return telemetry.ServeMetrics(gctx, addr, h, func(a net.Addr) { b.Logger.Info("serving metrics", "addr", a.String()) })
+		})
+	}
 	for _, p := range b.parts {
 		g.Go(func() error {
 			if err := p.run(gctx); err != nil {

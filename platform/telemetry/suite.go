@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	membedded "go.opentelemetry.io/otel/metric/embedded"
@@ -188,4 +189,40 @@ func indexOf(xs []string, x string) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// Providers are the telemetry a service is given instead of the global
+// one. Binaries leave the tracer and meter providers nil (the globals are
+// theirs); mailroom dev gives each service its own (Suite.Providers), so
+// that instrumentation shared by every service (otelgrpc) reports under
+// the right service.name.
+type Providers struct {
+	// Tracer and Meter are the service's providers; nil means the global ones.
+	Tracer trace.TracerProvider
+	Meter  metric.MeterProvider
+	// Registerer receives the metrics a service makes with the Prometheus
+	// client directly (the gateway's); nil: a registry of the service's own.
+	Registerer prometheus.Registerer
+	// Gatherer is what the service's /metrics serves besides those (its
+	// meter provider's registry; in mailroom dev, every service's); nil:
+	// a service serves no /metrics of its own.
+	Gatherer prometheus.Gatherer
+}
+
+// GRPC returns the otelgrpc options that make otelgrpc report to p's
+// providers (none when they are nil: the globals).
+func (p Providers) GRPC() []otelgrpc.Option {
+	var opts []otelgrpc.Option
+	if p.Tracer != nil {
+		opts = append(opts, otelgrpc.WithTracerProvider(p.Tracer))
+	}
+	if p.Meter != nil {
+		opts = append(opts, otelgrpc.WithMeterProvider(p.Meter))
+	}
+	return opts
+}
+
+// Providers returns the service's tracer and meter providers.
+func (s *Suite) Providers(service string) Providers {
+	return Providers{Tracer: s.TracerProvider(service), Meter: s.MeterProvider(service)}
 }
