@@ -47,17 +47,19 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	))
 	slog.SetDefault(logger)
 
-	shutdownTelemetry, err := telemetry.Setup(ctx, telemetry.Options{ServiceName: "mailroom-dev"})
+	// Each service reports under its own service.name; the gateway's
+	// /metrics serves every service's metrics, labelled service.
+	tel, err := telemetry.SetupSuite(ctx, telemetry.SuiteOptions{Services: suite.Services, Default: "gateway"})
 	if err != nil {
 		return err
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = shutdownTelemetry(sctx)
+		_ = tel.Shutdown(sctx)
 	}()
 
-	s, err := suite.Start(ctx, suite.Config{Dir: *dir, Logger: logger})
+	s, err := suite.Start(ctx, suite.Config{Dir: *dir, Logger: logger, Telemetry: tel})
 	if err != nil {
 		return err
 	}
@@ -84,6 +86,7 @@ func banner(w io.Writer, s *suite.Suite, logPath string) {
   NATS             %s
   database         %s
   logs             %s
+  metrics          %s/metrics (every service, labelled service)
 
 The admin API key:
 
@@ -96,5 +99,5 @@ Create a user and an API key of its own (the key is shown once):
 
 The README walks through importing and classifying mail.
 `, s.HTTPURL, s.HTTPURL, s.GRPC["auth"], s.GRPC["ingest"], s.GRPC["classifier"], s.GRPC["store"],
-		nats, redact.URL(s.DatabaseURL), logPath, export, s.HTTPURL, s.HTTPURL)
+		nats, redact.URL(s.DatabaseURL), logPath, s.HTTPURL, export, s.HTTPURL, s.HTTPURL)
 }

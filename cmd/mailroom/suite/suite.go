@@ -29,6 +29,7 @@ import (
 	"mailroom.dev/gateway"
 	"mailroom.dev/platform/config"
 	"mailroom.dev/platform/grpcconn"
+	"mailroom.dev/platform/telemetry"
 	"mailroom.dev/services/auth"
 	"mailroom.dev/services/classifier"
 	"mailroom.dev/services/ingest"
@@ -44,6 +45,11 @@ type Config struct {
 	Env envconfig.Lookuper
 	// Logger receives every service's logs.
 	Logger *slog.Logger
+	// Telemetry, when set, gives each service its own tracer and meter
+	// providers, and the gateway's /metrics serves every service's metrics
+	// (telemetry.SetupSuite with the services' names); nil leaves every
+	// service on the global providers.
+	Telemetry *telemetry.Suite
 }
 
 // Suite is a running suite.
@@ -71,6 +77,10 @@ type Suite struct {
 
 // services in start order: auth first, since the others verify callers with its keys.
 var services = []string{"auth", "ingest", "classifier", "store"}
+
+// Services are the names of every service the suite runs, the gateway
+// last: the names telemetry.SetupSuite takes.
+var Services = append(append([]string(nil), services...), "gateway")
 
 // Start starts the suite and returns once every listener is open. The suite
 // runs until ctx is done or Close is called; Wait returns when it has stopped.
@@ -198,6 +208,16 @@ func Start(ctx context.Context, cfg Config) (_ *Suite, err error) {
 		if err := process(name, target); err != nil {
 			return nil, err
 		}
+	}
+
+	if tel := cfg.Telemetry; tel != nil {
+		authCfg.Telemetry = tel.Providers("auth")
+		ingestCfg.Telemetry = tel.Providers("ingest")
+		classifierCfg.Telemetry = tel.Providers("classifier")
+		storeCfg.Telemetry = tel.Providers("store")
+		gatewayCfg.Telemetry = tel.Providers("gateway")
+		gatewayCfg.Telemetry.Registerer = tel.Registerer("gateway")
+		gatewayCfg.Telemetry.Gatherer = tel.Gatherer()
 	}
 
 	log := func(name string) *slog.Logger { return cfg.Logger.With("service", name) }
