@@ -154,12 +154,26 @@ func newMetrics(tel telemetry.Providers) (*metrics, error) {
 		gatherers = append(gatherers, tel.Gatherer)
 	}
 	m.gatherer = gatherers
-	for _, c := range []prometheus.Collector{
-		m.requests, m.duration,
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	} {
-		if err := reg.Register(c); err != nil {
+	// Several gateways in one process on one registry (the end-to-end
+	// tests, each starting a suite) share the series registered first.
+	register := func(c prometheus.Collector) (prometheus.Collector, error) {
+		err := reg.Register(c)
+		if already, ok := err.(prometheus.AlreadyRegisteredError); ok {
+			return already.ExistingCollector, nil
+		}
+		return c, err
+	}
+	requests, err := register(m.requests)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	duration, err := register(m.duration)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	m.requests, m.duration = requests.(*prometheus.CounterVec), duration.(*prometheus.HistogramVec)
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if _, err := register(c); err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 	}

@@ -60,7 +60,7 @@ func start(t *testing.T, o options) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := t.TempDir()
 	logger, logs := testLogger(t)
-	s, err := suite.Start(ctx, suite.Config{Dir: dir, Env: envconfig.MapLookuper(vars), Logger: logger})
+	s, err := suite.Start(ctx, suite.Config{Dir: dir, Env: envconfig.MapLookuper(vars), Logger: logger, Telemetry: tel})
 	if err != nil {
 		cancel()
 		t.Fatalf("suite.Start: %v", err)

@@ -12,21 +12,29 @@ import (
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"mailroom.dev/cmd/mailroom/suite"
 	"mailroom.dev/platform/telemetry"
 	"mailroom.dev/platform/testenv"
 )
 
-// spans records every span of every test: all services share the process's
-// tracer provider, as in `mailroom dev`.
+// spans records every span of every test: each service has its own tracer
+// provider (service.name mailroom-<name>), as in `mailroom dev`.
 var spans = tracetest.NewInMemoryExporter()
 
+// tel is the telemetry of every suite the tests start, as `mailroom dev`
+// sets it up: the gateway's /metrics serves every service's metrics.
+var tel *telemetry.Suite
+
 func TestMain(m *testing.M) {
-	shutdown, err := telemetry.Setup(context.Background(), telemetry.Options{ServiceName: "mailroom-e2e", Exporter: spans})
+	var err error
+	tel, err = telemetry.SetupSuite(context.Background(), telemetry.SuiteOptions{
+		Services: suite.Services, Default: "gateway", SpanExporter: spans, NoOTLP: true,
+	})
 	if err != nil {
 		panic(err)
 	}
 	code := m.Run()
-	_ = shutdown(context.Background())
+	_ = tel.Shutdown(context.Background())
 	os.Exit(code)
 }
 
