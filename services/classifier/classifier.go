@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
 
 	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
 	"mailroom.dev/platform/eventbus"
@@ -215,13 +216,21 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	}
 	taxonomies := classify.NewTaxonomies(repo, 30*time.Second)
 	pipeline := &classify.Service{Taxonomies: taxonomies, Pipeline: classify.NewPipeline(tiers...)}
+	var lags []consumer.Lag
 	for _, lane := range lanes {
 		c := consumer.New(js, consumer.Config{Topology: topo, Lane: string(lane), Workers: cfg.workers(),
 			AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}, pipeline, s.Logger)
-		if _, err := c.Ensure(ctx); err != nil {
+		cons, err := c.Ensure(ctx)
+		if err != nil {
 			return nil, fmt.Errorf("classifier.New: %s consumer: %w", lane, err)
 		}
+		lags = append(lags, consumer.Lag{Stream: topo.ReceivedStreamName(), Consumer: cons.CachedInfo().Name})
 		s.Go(string(lane)+" consumer", c.Run)
+	}
+	// The consumers' lag and the dead letters waiting, read from JetStream
+	// at each scrape.
+	if err := s.register(consumer.RegisterMetrics(nil, js, lags, topo.DeadLetterStreamName())); err != nil {
+		return nil, fmt.Errorf("classifier.New: consumer metrics: %w", err)
 	}
 	s.Go("cache expiry", func(ctx context.Context) error {
 		return service.Every(ctx, time.Hour, func(ctx context.Context) { expireCache(ctx, s.Logger, repo, cfg.CacheTTL) })
@@ -289,6 +298,12 @@ func (s *Service) modelTier(ctx context.Context, cfg Config, repo *sqlrepo.Repo,
 		CreditMicros: int64(cfg.CreditUSD * 1e6),
 		Logger:       s.Logger,
 	})
+	if err := s.register(limiter.RegisterMetrics(nil, lim)); err != nil {
+		return nil, nil, fmt.Errorf("limiter metrics: %w", err)
+	}
+	if err := s.register(budget.RegisterMetrics(nil, guard)); err != nil {
+		return nil, nil, fmt.Errorf("budget metrics: %w", err)
+	}
 	model, err := llm.New(llm.Config{
 		BaseURL:             cfg.OpenAIBaseURL,
 		Model:               cfg.OpenAIModel,
@@ -321,6 +336,15 @@ func (s *Service) modelTier(ctx context.Context, cfg Config, repo *sqlrepo.Repo,
 		"openai_keys", masked, "openai_model", cfg.OpenAIModel, "rpm", cfg.OpenAIRPM, "tpm", cfg.OpenAITPM)
 	tiers = append(tiers, classify.CachedTier{Cache: repo, Next: model})
 	return tiers, &limitsReporter{l: lim, budget: guard, membership: membership, model: cfg.OpenAIModel}, nil
+}
+
+// register keeps the observable gauges' callbacks registered until Close.
+func (s *Service) register(reg metric.Registration, err error) error {
+	if err != nil {
+		return err
+	}
+	s.OnClose(reg.Unregister)
+	return nil
 }
 
 // expireCache deletes the cached verdicts older than ttl.
