@@ -86,7 +86,7 @@ func banner(w io.Writer, s *suite.Suite, logPath string) {
   NATS             %s
   database         %s
   logs             %s
-  metrics          %s/metrics (every service, labelled service)
+  metrics          %s/metrics (every service, labelled service; with the admin key)
 
 The admin API key:
 

@@ -79,11 +79,15 @@ func TestEveryDashboardPanelHasData(t *testing.T) {
 	defer gmail.Close()
 	gmail.AddAccount("ada@gmail.example").AddMessages(5)
 
+	// Prometheus scrapes the gateway's internal metrics address, as in
+	// deploy/k8s (the public /metrics wants an admin's key).
+	metricsAddr := freeAddr(t)
 	e := start(t, options{extra: map[string]string{
-		"OPENAI_API_KEY":  openaiKey,
-		"OPENAI_BASE_URL": fakeURL + "/v1",
-		"OPENAI_RPM":      "60000",
-		"OPENAI_TPM":      "10000000",
+		"MAILROOM_METRICS_ADDR": metricsAddr,
+		"OPENAI_API_KEY":        openaiKey,
+		"OPENAI_BASE_URL":       fakeURL + "/v1",
+		"OPENAI_RPM":            "60000",
+		"OPENAI_TPM":            "10000000",
 		// One failed model call gives up: the mail goes to the dead letters.
 		"OPENAI_MAX_ATTEMPTS":             "1",
 		"MAILROOM_CLASSIFIER_MAX_DELIVER": "1",
@@ -99,12 +103,8 @@ func TestEveryDashboardPanelHasData(t *testing.T) {
 		"MAILROOM_SYNC_INTERVAL":          "0",
 		"MAILROOM_RETENTION_DAYS":         "0",
 	}})
-	u, err := url.Parse(e.url)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The job is the gateway's, as its ServiceMonitor names it.
-	prom := testenv.StartPrometheus(t, "gateway", u.Host)
+	prom := testenv.StartPrometheus(t, "gateway", metricsAddr)
 
 	ada := e.user("ada")
 	mb := e.mailbox("ada", ada, "inbox")
