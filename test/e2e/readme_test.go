@@ -70,7 +70,13 @@ func TestReadmeWalkthrough(t *testing.T) {
 	})
 	gateway := "http://" + ports["127.0.0.1:8080"]
 	waitHTTP(t, gateway+"/readyz", 60*time.Second)
-	if !strings.Contains(devOut.String(), gateway) || !strings.Contains(devOut.String(), "admin-key") {
+	// The gateway may answer before the banner, copied from the process's
+	// stdout by another goroutine, has reached devOut.
+	printed := func() bool { return strings.Contains(devOut.String(), gateway) && strings.Contains(devOut.String(), "admin-key") }
+	for deadline := time.Now().Add(5 * time.Second); !printed() && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !printed() {
 		t.Errorf("mailroom dev should print the gateway address and how to get the admin key; it printed:\n%s", devOut.String())
 	}
 
