@@ -17,7 +17,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"mailroom.dev/platform/redact"
@@ -135,20 +139,68 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, t Topology) erro
 // of ctx in its headers, and waits for the stream's acknowledgement. A
 // duplicate (same msgID within the de-duplication window) is not an error:
 // the returned ack says Duplicate.
+//
+// The publish is a producer span (messaging semantic conventions), made by
+// the tracer provider of ctx's span, so that it is the calling service's,
+// and the headers carry it: a consumer's span is its child, and links to
+// it (Links). The span names the subject's template, never the subject,
+// whose last token is a user id.
 func Publish(ctx context.Context, js jetstream.JetStream, subject, msgID string, m proto.Message) (*jetstream.PubAck, error) {
 	data, err := proto.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: marshal: %w", err)
 	}
+	tp := otel.GetTracerProvider()
+	if parent := trace.SpanFromContext(ctx); parent.IsRecording() {
+		tp = parent.TracerProvider()
+	}
+	template := SubjectTemplate(subject)
+	ctx, span := tp.Tracer(scope).Start(ctx, "send "+template,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.operation.name", "publish"),
+			attribute.String("messaging.destination.template", template),
+			attribute.Int("messaging.message.body.size", len(data)),
+		))
+	defer span.End()
 	msg := nats.NewMsg(subject)
 	msg.Data = data
 	telemetry.Propagator.Inject(ctx, propagation.HeaderCarrier(msg.Header))
 	msg.Header.Set("Content-Type", "application/protobuf")
 	ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
 	if err != nil {
+		span.SetStatus(codes.Error, "publish failed")
 		return nil, fmt.Errorf("eventbus: publish %s: %w", subject, err)
 	}
+	span.SetAttributes(
+		attribute.String("messaging.destination.name", ack.Stream),
+		attribute.Int64("messaging.nats.stream_sequence", int64(ack.Sequence)),
+		attribute.Bool("messaging.nats.duplicate", ack.Duplicate))
 	return ack, nil
+}
+
+// scope is the instrumentation scope of the producer spans.
+const scope = "mailroom.dev/platform/eventbus"
+
+// SubjectTemplate is subject with its last token, the user, as {user}
+// ("mail.received.live.{user}"): what spans may name.
+func SubjectTemplate(subject string) string {
+	if i := strings.LastIndexByte(subject, '.'); i >= 0 {
+		return subject[:i+1] + "{user}"
+	}
+	return "{user}"
+}
+
+// Links is a link to the producer span whose context a message's headers
+// carry (ctx is Extract's result), none when they carry none: consumers
+// add it to their process span.
+func Links(ctx context.Context) []trace.Link {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return nil
+	}
+	return []trace.Link{trace.LinkFromContext(ctx, attribute.String("messaging.operation.type", "send"))}
 }
 
 // Extract returns ctx carrying the trace context of msg's headers.

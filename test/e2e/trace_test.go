@@ -72,6 +72,7 @@ func TestOneTraceAcrossTheChain(t *testing.T) {
 					t.Errorf("trace %s has no span of service.name %s; services: %v", traceID, svc, services)
 				}
 			}
+			checkNATSHops(t, traceID)
 			return
 		}
 		if time.Now().After(deadline) {
@@ -88,4 +89,65 @@ func serviceName(s tracetest.SpanStub) string {
 	}
 	v, _ := s.Resource.Set().Value(semconv.ServiceNameKey)
 	return v.AsString()
+}
+
+// checkNATSHops checks the two NATS hops of a trace: ingest's and the
+// classifier's publishes are producer spans named after the subject's
+// template (no user id), under the publishing service's name, and each
+// consumer span (the classifier's, the store's) is their child and links
+// to them.
+func checkNATSHops(t *testing.T, traceID trace.TraceID) {
+	t.Helper()
+	producers := map[trace.SpanID]tracetest.SpanStub{}
+	var consumers []tracetest.SpanStub
+	for _, s := range spans.GetSpans() {
+		if s.SpanContext.TraceID() != traceID {
+			continue
+		}
+		switch s.SpanKind {
+		case trace.SpanKindProducer:
+			producers[s.SpanContext.SpanID()] = s
+		case trace.SpanKindConsumer:
+			consumers = append(consumers, s)
+		}
+	}
+	want := map[string]string{
+		"send mail.received.backfill.{user}": "mailroom-ingest",
+		"send mail.classified.{user}":        "mailroom-classifier",
+	}
+	seen := map[string]bool{}
+	for _, p := range producers {
+		if svc, ok := want[p.Name]; ok {
+			seen[p.Name] = true
+			if got := serviceName(p); got != svc {
+				t.Errorf("producer span %q has service.name %q, want %q", p.Name, got, svc)
+			}
+		}
+		if strings.Contains(p.Name, "ada") {
+			t.Errorf("producer span %q names a user", p.Name)
+		}
+	}
+	for name := range want {
+		if !seen[name] {
+			var got []string
+			for _, p := range producers {
+				got = append(got, p.Name)
+			}
+			t.Errorf("no producer span %q in the trace; producers: %v", name, got)
+		}
+	}
+	linked := 0
+	for _, c := range consumers {
+		if _, ok := producers[c.Parent.SpanID()]; !ok {
+			continue
+		}
+		for _, l := range c.Links {
+			if l.SpanContext.SpanID() == c.Parent.SpanID() {
+				linked++
+			}
+		}
+	}
+	if linked < 2 {
+		t.Errorf("%d consumer spans are children of a producer span and link to it, want 2 (classifier, store)", linked)
+	}
 }

@@ -265,8 +265,10 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 	if md, err := msg.Metadata(); err == nil {
 		seq, delivered = md.Sequence.Stream, md.NumDelivered
 	}
-	ctx, span := c.tracer.Start(eventbus.Extract(ctx, msg), "classify mail.received",
+	ctx = eventbus.Extract(ctx, msg)
+	ctx, span := c.tracer.Start(ctx, "classify mail.received",
 		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithLinks(eventbus.Links(ctx)...),
 		trace.WithAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "process"),

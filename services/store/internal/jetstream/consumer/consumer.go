@@ -244,8 +244,10 @@ func (p *pipe[T]) process(ctx context.Context, msgs []jetstream.Msg) {
 	items := make([]item[T], 0, len(msgs))
 	for _, m := range msgs {
 		it := item[T]{msg: m}
-		it.ctx, it.span = p.tracer.Start(eventbus.Extract(ctx, m), p.span,
+		mctx := eventbus.Extract(ctx, m)
+		it.ctx, it.span = p.tracer.Start(mctx, p.span,
 			trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithLinks(eventbus.Links(mctx)...),
 			trace.WithAttributes(
 				attribute.String("messaging.system", "nats"),
 				attribute.String("messaging.operation.type", "process"),
