@@ -201,6 +201,9 @@ func (g *Gateway) observe(next http.Handler) http.Handler {
 			if route == "" {
 				route = unmatchedRoute
 			}
+			// otelhttp records the raw path, which holds user and mail ids:
+			// the span keeps the route template instead.
+			trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("url.path", route))
 			code := sw.status()
 			d := time.Since(start)
 			method := methodLabel(r.Method)

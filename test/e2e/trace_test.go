@@ -73,6 +73,15 @@ func TestOneTraceAcrossTheChain(t *testing.T) {
 				}
 			}
 			checkNATSHops(t, traceID)
+			// No span attribute holds the path with its ids: the gateway's
+			// url.path is the route template.
+			for _, s := range spans.GetSpans() {
+				for _, kv := range s.Attributes {
+					if v := kv.Value.Emit(); strings.Contains(v, "users/ada") || strings.Contains(v, "mailboxes/inbox") {
+						t.Errorf("%s span %q: attribute %s = %q holds ids", serviceName(s), s.Name, kv.Key, v)
+					}
+				}
+			}
 			return
 		}
 		if time.Now().After(deadline) {
