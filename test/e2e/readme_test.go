@@ -72,7 +72,9 @@ func TestReadmeWalkthrough(t *testing.T) {
 	waitHTTP(t, gateway+"/readyz", 60*time.Second)
 	// The gateway may answer before the banner, copied from the process's
 	// stdout by another goroutine, has reached devOut.
-	printed := func() bool { return strings.Contains(devOut.String(), gateway) && strings.Contains(devOut.String(), "admin-key") }
+	printed := func() bool {
+		return strings.Contains(devOut.String(), gateway) && strings.Contains(devOut.String(), "admin-key")
+	}
 	for deadline := time.Now().Add(5 * time.Second); !printed() && time.Now().Before(deadline); {
 		time.Sleep(50 * time.Millisecond)
 	}
