@@ -50,8 +50,18 @@ func TestTraceContinues(t *testing.T) {
 	if span.Name == "" {
 		t.Fatal("no classify span was recorded")
 	}
-	if got, want := span.Parent.SpanID(), parent.SpanContext().SpanID(); got != want {
-		t.Errorf("classify span's parent = %s, want the publisher's span %s", got, want)
+	// The publish is a producer span under the publisher's; the classify
+	// span is its child and links to it.
+	byID := map[trace.SpanID]tracetest.SpanStub{}
+	for _, s := range exp.GetSpans() {
+		byID[s.SpanContext.SpanID()] = s
+	}
+	send, ok := byID[span.Parent.SpanID()]
+	if !ok || send.SpanKind != trace.SpanKindProducer || send.Parent.SpanID() != parent.SpanContext().SpanID() {
+		t.Errorf("classify span's parent = %s (%q), want the producer span of the publish under the publisher's span %s", span.Parent.SpanID(), send.Name, parent.SpanContext().SpanID())
+	}
+	if len(span.Links) != 1 || span.Links[0].SpanContext.SpanID() != span.Parent.SpanID() {
+		t.Errorf("classify span's links = %v, want the producer span", span.Links)
 	}
 	if got, want := span.SpanContext.TraceID(), parent.SpanContext().TraceID(); got != want {
 		t.Errorf("classify span's trace = %s, want %s", got, want)
@@ -69,9 +79,16 @@ func TestTraceContinues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// (through the producer span of its publish, a child of the classify span).
 	got := trace.SpanContextFromContext(telemetry.Propagator.Extract(context.Background(), propagation.HeaderCarrier(raw.Header)))
-	if got.TraceID() != parent.SpanContext().TraceID() || got.SpanID() != span.SpanContext.SpanID() {
-		t.Errorf("classified event carries %s/%s, want %s/%s", got.TraceID(), got.SpanID(), parent.SpanContext().TraceID(), span.SpanContext.SpanID())
+	if got.TraceID() != parent.SpanContext().TraceID() {
+		t.Errorf("classified event carries trace %s, want %s", got.TraceID(), parent.SpanContext().TraceID())
+	}
+	for _, s := range exp.GetSpans() {
+		byID[s.SpanContext.SpanID()] = s
+	}
+	if pub, ok := byID[got.SpanID()]; !ok || pub.SpanKind != trace.SpanKindProducer || pub.Parent.SpanID() != span.SpanContext.SpanID() {
+		t.Errorf("classified event carries span %s (%q), want the producer span of its publish under the classify span %s", got.SpanID(), pub.Name, span.SpanContext.SpanID())
 	}
 	for _, kv := range span.Attributes {
 		if v := kv.Value.Emit(); v == "Hello" || v == "Ada <ada@example.com>" {

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -291,16 +292,25 @@ func testService(t *testing.T, databaseURL string) {
 		waitDrained(t, ctx, e.js, c.stream, c.durable)
 	}
 
-	// One trace: each event's span in the store is a child of the producer's.
+	// One trace: each event's span in the store is a child of its publish's
+	// producer span (under the producer's), and links to it.
 	var consumed int
+	byID := map[trace.SpanID]tracetest.SpanStub{}
+	for _, s := range spans.GetSpans() {
+		byID[s.SpanContext.SpanID()] = s
+	}
 	for _, s := range spans.GetSpans() {
 		if s.SpanContext.TraceID() != producer.SpanContext().TraceID() {
 			continue
 		}
 		if s.Name == "store process mail.received" || s.Name == "store process mail.classified" {
 			consumed++
-			if s.Parent.SpanID() != producer.SpanContext().SpanID() {
-				t.Errorf("span %s has parent %s, want the producer's span", s.Name, s.Parent.SpanID())
+			send, ok := byID[s.Parent.SpanID()]
+			if !ok || send.SpanKind != trace.SpanKindProducer || send.Parent.SpanID() != producer.SpanContext().SpanID() {
+				t.Errorf("span %s has parent %s (%q), want the publish's producer span under the producer's", s.Name, s.Parent.SpanID(), send.Name)
+			}
+			if len(s.Links) != 1 || s.Links[0].SpanContext.SpanID() != s.Parent.SpanID() {
+				t.Errorf("span %s links to %v, want its publish's producer span", s.Name, s.Links)
 			}
 		}
 	}
