@@ -20,9 +20,11 @@ import (
 )
 
 func TestWriteMetrics(t *testing.T) {
-	// The database refuses the first attempt.
+	// The database refuses the first two attempts: whether the first is a
+	// batch (retried one by one, the first retry refused) or a single
+	// event, at least one event fails and is redelivered.
 	var mu sync.Mutex
-	failures := 1
+	failures := 2
 	rec := newRecorder(func([]string) error {
 		mu.Lock()
 		defer mu.Unlock()
