@@ -52,7 +52,8 @@ func importMail(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprint(stderr, `Usage: mailroom import [flags] FILE.mbox|FILE.eml|DIR...
 
 Imports mail into an IMPORT mailbox through the REST API of a running
-mailroom (MAILROOM_URL, default http://127.0.0.1:8080, with the API key in
+mailroom (the current context of mailroom login, or MAILROOM, default
+http://127.0.0.1:8080, with the API key in
 MAILROOM_KEY). An mbox file is split into its messages; any other file is one
 message; a directory is read recursively (maildirs included). Importing the
 same mail again is harmless: ingest recognizes it.
@@ -74,14 +75,11 @@ Flags:
 	if *batch < 1 || *batch > importMaxBatch {
 		return fmt.Errorf("import: -batch must be between 1 and %d", importMaxBatch)
 	}
-	key := os.Getenv("MAILROOM_KEY")
-	if key == "" {
-		return errors.New("import: set MAILROOM_KEY to an API key")
+	t, err := (&cli{}).target() // the config's current context, MAILROOM and MAILROOM_KEY
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
 	}
-	base := strings.TrimSuffix(os.Getenv("MAILROOM_URL"), "/")
-	if base == "" {
-		base = "http://127.0.0.1:8080"
-	}
+	base, key := t.server, t.key
 
 	files, total, err := importFiles(fs.Args())
 	if err != nil {
