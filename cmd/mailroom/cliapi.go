@@ -171,7 +171,7 @@ func (c *cli) print(m proto.Message, table func(tw *tabwriter.Writer)) error {
 	}
 	switch f {
 	case "json", "yaml":
-		b, err := protojson.MarshalOptions{Multiline: f == "json", Indent: "  ", EmitUnpopulated: false}.Marshal(m)
+		b, err := stableJSON(m, true)
 		if err != nil {
 			return err
 		}
@@ -179,8 +179,6 @@ func (c *cli) print(m proto.Message, table func(tw *tabwriter.Writer)) error {
 			if b, err = yaml.JSONToYAML(b); err != nil {
 				return err
 			}
-		} else {
-			b = append(b, '\n')
 		}
 		_, err = c.stdout.Write(b)
 		return err
@@ -229,4 +227,25 @@ func short(name string) string {
 // enumShort drops an enum value's prefix: PROVIDER_IMPORT → IMPORT.
 func enumShort(v fmt.Stringer, prefix string) string {
 	return strings.TrimPrefix(v.String(), prefix)
+}
+
+// stableJSON is protojson's encoding (the API's field names) with stable
+// whitespace (protojson varies it on purpose), indented or on one line,
+// ending in a newline.
+func stableJSON(m proto.Message, indent bool) ([]byte, error) {
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if indent {
+		err = json.Indent(&buf, b, "", "  ")
+	} else {
+		err = json.Compact(&buf, b)
+	}
+	if err != nil {
+		return nil, err
+	}
+	buf.WriteByte('\n')
+	return buf.Bytes(), nil
 }

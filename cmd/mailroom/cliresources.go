@@ -633,13 +633,13 @@ func (c *cli) printWatch(ms []*storev1.Message, first bool) error {
 	for _, m := range ms {
 		switch f {
 		case "json":
-			b, err := protojson.Marshal(m)
+			b, err := stableJSON(m, false)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.stdout, "%s\n", b)
+			c.stdout.Write(b) //nolint:errcheck
 		case "yaml":
-			b, _ := protojson.Marshal(m)
+			b, _ := stableJSON(m, false)
 			y, err := yaml.JSONToYAML(b)
 			if err != nil {
 				return err
