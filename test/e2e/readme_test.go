@@ -17,7 +17,7 @@ import (
 
 // TestReadmeWalkthrough builds the mailroom binary, runs `mailroom dev` as a
 // newcomer would (in a fresh directory, no configuration), and runs the
-// README's curl and grpcurl walkthroughs against it with bash, exactly as
+// README's curl, grpcurl and CLI walkthroughs against it with bash, exactly as
 // written, only with the loopback ports moved to free ones. Then it stops
 // `mailroom dev` with SIGINT, as Ctrl-C does, and expects a clean exit.
 func TestReadmeWalkthrough(t *testing.T) {
@@ -97,6 +97,16 @@ func TestReadmeWalkthrough(t *testing.T) {
 	for _, want := range []string{"mailroom.store.v1.StoreService", `"name": "users/ada"`, "Dinner on Friday?", `"status": "SERVING"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the grpcurl walkthrough did not print %q; it printed:\n%s", want, out)
+		}
+	}
+
+	// The CLI walkthrough, with the mailroom just built on PATH and a config
+	// directory of its own.
+	cliEnv := append(append([]string{}, env...), "XDG_CONFIG_HOME="+filepath.Join(work, "config"))
+	out = runScript(t, work, cliEnv, walkthrough(t, readme, "cli"), ports)
+	for _, want := range []string{"users/charles", "Engine Weekly #7", "newsletters", `"category": "newsletters"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the CLI walkthrough did not print %q; it printed:\n%s", want, out)
 		}
 	}
 
