@@ -540,6 +540,9 @@ func messagesCommand(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if all.GetNextPageToken() != "" {
+				fmt.Fprintf(c.stderr, "(the first %d; --limit 0 lists them all)\n", len(all.GetMessages()))
+			}
 			return c.print(all, func(tw *tabwriter.Writer) { c.messageTable(tw, all.GetMessages()) })
 		}),
 	}

@@ -125,7 +125,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		root.AddCommand(&cobra.Command{
 			Use:                n,
 			Short:              legacy.summary,
-			GroupID:            "ops",
+			GroupID:            legacyGroup(n),
 			DisableFlagParsing: true,
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return legacy.run(cmd.Context(), args, stdout, stderr)
@@ -140,6 +140,14 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		root.AddCommand(cmd)
 	}
 	return root
+}
+
+// legacyGroup puts import, which talks to the API, beside the API commands.
+func legacyGroup(name string) string {
+	if name == "import" {
+		return "api"
+	}
+	return "ops"
 }
 
 func sortedNames() []string {
