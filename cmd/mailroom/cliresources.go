@@ -11,12 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -100,16 +102,69 @@ func usersCommand(c *cli) *cobra.Command {
 			return c.printUsers(u)
 		}),
 	}
-	cmd.AddCommand(create, get)
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "list users (admin)",
+		Args:  noArgs,
+		RunE: c.apiRun(func(ctx context.Context, api *apiClient, _ []string) error {
+			all := &authv1.ListUsersResponse{}
+			err := pages(func(tok string) (string, error) {
+				r := &authv1.ListUsersResponse{}
+				err := api.do(ctx, "GET", "/v1/users?pageSize=100&pageToken="+url.QueryEscape(tok), nil, r)
+				all.Users = append(all.Users, r.GetUsers()...)
+				return r.GetNextPageToken(), err
+			})
+			if err != nil {
+				return err
+			}
+			return c.print(all, func(tw *tabwriter.Writer) { c.userTable(tw, all.GetUsers()...) })
+		}),
+	}
+	var yes bool
+	del := &cobra.Command{
+		Use:   "delete ID --yes",
+		Short: "delete a user and everything of theirs: keys, mailboxes, credentials, messages, usage",
+		Args:  exactArgs(1),
+		RunE: c.apiRun(func(ctx context.Context, api *apiClient, args []string) error {
+			if !yes {
+				return usagef("users delete removes every trace of %s: add --yes", args[0])
+			}
+			r := &authv1.DeleteUserResponse{}
+			if err := api.do(ctx, "DELETE", "/v1/users/"+esc(args[0]), nil, r); err != nil {
+				return err
+			}
+			return c.print(r, func(tw *tabwriter.Writer) {
+				c.header(tw, "DELETED", "COUNT")
+				for _, k := range sortedKeys(r.GetDeleted()) {
+					fmt.Fprintf(tw, "%s\t%d\n", k, r.GetDeleted()[k])
+				}
+			})
+		}),
+	}
+	del.Flags().BoolVar(&yes, "yes", false, "really delete")
+	cmd.AddCommand(create, get, list, del)
 	return cmd
 }
 
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
 func (c *cli) printUsers(u *authv1.User) error {
-	return c.print(u, func(tw *tabwriter.Writer) {
-		c.header(tw, "ID", "NAME", "EMAIL", "ROLE", "CREATED")
+	return c.print(u, func(tw *tabwriter.Writer) { c.userTable(tw, u) })
+}
+
+func (c *cli) userTable(tw *tabwriter.Writer, us ...*authv1.User) {
+	c.header(tw, "ID", "NAME", "EMAIL", "ROLE", "CREATED")
+	for _, u := range us {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", short(u.GetName()), u.GetDisplayName(), u.GetEmail(),
 			enumShort(u.GetRole(), "ROLE_"), ts(u.GetCreateTime(), u.GetCreateTime() != nil))
-	})
+	}
 }
 
 // ---- keys
@@ -266,7 +321,7 @@ func mailboxesCommand(c *cli) *cobra.Command {
 	userFlag(del, &user)
 	connect := &cobra.Command{Use: "connect", Short: "connect an IMAP or Gmail mailbox", Args: noArgs, RunE: groupRun}
 	connect.AddCommand(connectIMAPCommand(c), connectGmailCommand(c))
-	cmd.AddCommand(create, list, get, del, connect)
+	cmd.AddCommand(create, list, get, del, connect, reconnectCommand(c))
 	return cmd
 }
 
@@ -375,33 +430,60 @@ func connectGmailCommand(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if u := mb.GetAuthorizationUrl(); u != "" {
-				fmt.Fprintf(c.stderr, "Open this URL to let mailroom read the mailbox:\n\n  %s\n\n", u)
-				if !noBrowser {
-					openBrowser(u)
-				}
-			}
-			ctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
-			fmt.Fprintln(c.stderr, "waiting for the consent …")
-			for mb.GetState() != ingestv1.MailboxState_MAILBOX_STATE_ACTIVE {
-				if mb.GetState() == ingestv1.MailboxState_MAILBOX_STATE_DISCONNECTED {
-					return fmt.Errorf("mailbox %s: disconnected: %s", args[0], mb.GetStateReason())
-				}
-				select {
-				case <-ctx.Done():
-					return fmt.Errorf("mailbox %s: still %s after %s", args[0], enumShort(mb.GetState(), "MAILBOX_STATE_"), timeout)
-				case <-time.After(time.Second):
-				}
-				if err := api.do(ctx, "GET", "/v1/"+mb.GetName(), nil, mb); err != nil {
-					return err
-				}
-			}
-			return c.printMailboxes(&ingestv1.ListMailboxesResponse{Mailboxes: []*ingestv1.Mailbox{mb}}, mb)
+			return c.awaitConsent(ctx, api, mb, timeout, noBrowser)
 		}),
 	}
 	userFlag(cmd, &user)
 	cmd.Flags().StringVar(&displayName, "display-name", "", "the mailbox's name")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long to wait for the consent")
+	cmd.Flags().BoolVar(&noBrowser, "no-browser", false, "print the URL without opening a browser")
+	return cmd
+}
+
+// awaitConsent prints the mailbox's consent URL, opens a browser on it
+// when there is one, and waits until the mailbox is ACTIVE.
+func (c *cli) awaitConsent(ctx context.Context, api *apiClient, mb *ingestv1.Mailbox, timeout time.Duration, noBrowser bool) error {
+	if u := mb.GetAuthorizationUrl(); u != "" && mb.GetState() != ingestv1.MailboxState_MAILBOX_STATE_ACTIVE {
+		fmt.Fprintf(c.stderr, "Open this URL to let mailroom read the mailbox:\n\n  %s\n\n", u)
+		if !noBrowser {
+			openBrowser(u)
+		}
+		fmt.Fprintln(c.stderr, "waiting for the consent …")
+	}
+	deadline := time.After(timeout)
+	for mb.GetState() != ingestv1.MailboxState_MAILBOX_STATE_ACTIVE {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return fmt.Errorf("mailbox %s: still %s after %s", short(mb.GetName()), enumShort(mb.GetState(), "MAILBOX_STATE_"), timeout)
+		case <-time.After(time.Second):
+		}
+		if err := api.do(ctx, "GET", "/v1/"+mb.GetName(), nil, mb); err != nil {
+			return err
+		}
+	}
+	return c.printMailboxes(&ingestv1.ListMailboxesResponse{Mailboxes: []*ingestv1.Mailbox{mb}}, mb)
+}
+
+func reconnectCommand(c *cli) *cobra.Command {
+	var user string
+	var timeout time.Duration
+	var noBrowser bool
+	cmd := &cobra.Command{
+		Use:               "reconnect ID",
+		Short:             "a new Gmail consent for a DISCONNECTED or pending mailbox (cursor and messages kept); waits until ACTIVE",
+		Args:              exactArgs(1),
+		ValidArgsFunction: c.completeMailboxes,
+		RunE: c.apiRun(func(ctx context.Context, api *apiClient, args []string) error {
+			r := &ingestv1.ReconnectMailboxResponse{}
+			if err := api.do(ctx, "POST", "/v1/users/"+esc(user)+"/mailboxes/"+esc(args[0])+":reconnect", &ingestv1.ReconnectMailboxRequest{}, r); err != nil {
+				return err
+			}
+			return c.awaitConsent(ctx, api, r.GetMailbox(), timeout, noBrowser)
+		}),
+	}
+	userFlag(cmd, &user)
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long to wait for the consent")
 	cmd.Flags().BoolVar(&noBrowser, "no-browser", false, "print the URL without opening a browser")
 	return cmd
@@ -434,7 +516,7 @@ func syncCommand(c *cli) *cobra.Command {
 	var maxMessages int
 	var watch bool
 	cmd := &cobra.Command{
-		Use:               "sync MAILBOX",
+		Use:               "start MAILBOX",
 		Short:             "start a sync of a mailbox; --watch follows it to the end",
 		Args:              exactArgs(1),
 		ValidArgsFunction: c.completeMailboxes,
@@ -467,7 +549,80 @@ func syncCommand(c *cli) *cobra.Command {
 	cmd.Flags().StringVar(&mode, "mode", "", "full or incremental (default: the server's choice)")
 	cmd.Flags().IntVar(&maxMessages, "max", 0, "at most this many messages (0: the server's cap)")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "show progress until the job ends, then a summary")
-	return cmd
+	return syncGroup(c, cmd)
+}
+
+// syncGroup is `sync start|list|get`; `sync MAILBOX` is `sync start MAILBOX`.
+func syncGroup(c *cli, start *cobra.Command) *cobra.Command {
+	group := &cobra.Command{
+		Use:               "sync [MAILBOX]",
+		Short:             "sync jobs: start (sync MAILBOX for short; --watch shows progress), list, get",
+		Args:              cobra.ArbitraryArgs,
+		ValidArgsFunction: c.completeMailboxes,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return groupRun(cmd, args)
+			}
+			if args[0] == "-h" || args[0] == "--help" {
+				return cmd.Help()
+			}
+			start.SetContext(cmd.Context())
+			if err := start.ParseFlags(args); errors.Is(err, pflag.ErrHelp) {
+				return start.Help()
+			} else if err != nil {
+				return usageError{err}
+			}
+			if err := start.Args(start, start.Flags().Args()); err != nil {
+				return err
+			}
+			return start.RunE(start, start.Flags().Args())
+		},
+	}
+	group.Flags().AddFlagSet(start.Flags())
+	group.DisableFlagParsing = true
+	var user string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "list sync jobs, newest first",
+		Args:  noArgs,
+		RunE: c.apiRun(func(ctx context.Context, api *apiClient, _ []string) error {
+			all := &ingestv1.ListSyncJobsResponse{}
+			err := pages(func(tok string) (string, error) {
+				r := &ingestv1.ListSyncJobsResponse{}
+				err := api.do(ctx, "GET", "/v1/users/"+esc(user)+"/syncJobs?pageSize=100&pageToken="+url.QueryEscape(tok), nil, r)
+				all.SyncJobs = append(all.SyncJobs, r.GetSyncJobs()...)
+				return r.GetNextPageToken(), err
+			})
+			if err != nil {
+				return err
+			}
+			return c.print(all, func(tw *tabwriter.Writer) { c.syncJobTable(tw, all.GetSyncJobs()...) })
+		}),
+	}
+	userFlag(list, &user)
+	var watch bool
+	get := &cobra.Command{
+		Use:   "get JOB",
+		Short: "show a sync job; --watch follows it to the end",
+		Args:  exactArgs(1),
+		RunE: c.apiRun(func(ctx context.Context, api *apiClient, args []string) error {
+			job := &ingestv1.SyncJob{}
+			if err := api.do(ctx, "GET", "/v1/users/"+esc(user)+"/syncJobs/"+esc(short(args[0])), nil, job); err != nil {
+				return err
+			}
+			if watch {
+				var err error
+				if job, err = c.watchSync(ctx, api, job); err != nil {
+					return err
+				}
+			}
+			return c.printSyncJob(job)
+		}),
+	}
+	userFlag(get, &user)
+	get.Flags().BoolVarP(&watch, "watch", "w", false, "show progress until the job ends, then a summary")
+	group.AddCommand(start, list, get)
+	return group
 }
 
 func syncDone(s ingestv1.SyncJobState) bool {
@@ -517,12 +672,16 @@ func (c *cli) watchSync(ctx context.Context, api *apiClient, job *ingestv1.SyncJ
 }
 
 func (c *cli) printSyncJob(j *ingestv1.SyncJob) error {
-	return c.print(j, func(tw *tabwriter.Writer) {
-		c.header(tw, "JOB", "MAILBOX", "STATE", "LISTED", "PUBLISHED", "SKIPPED", "FAILED")
+	return c.print(j, func(tw *tabwriter.Writer) { c.syncJobTable(tw, j) })
+}
+
+func (c *cli) syncJobTable(tw *tabwriter.Writer, js ...*ingestv1.SyncJob) {
+	c.header(tw, "JOB", "MAILBOX", "STATE", "LISTED", "PUBLISHED", "SKIPPED", "FAILED", "STARTED")
+	for _, j := range js {
 		p := j.GetProgress()
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", short(j.GetName()), short(j.GetMailbox()), enumShort(j.GetState(), "SYNC_JOB_STATE_"),
-			p.GetListed(), p.GetPublished(), p.GetSkipped(), p.GetFailed())
-	})
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", short(j.GetName()), short(j.GetMailbox()), enumShort(j.GetState(), "SYNC_JOB_STATE_"),
+			p.GetListed(), p.GetPublished(), p.GetSkipped(), p.GetFailed(), ts(j.GetCreateTime(), j.GetCreateTime() != nil))
+	}
 }
 
 // ---- messages

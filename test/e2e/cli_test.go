@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"mailroom.dev/fakes/fakegmail"
 )
 
 // cliRun is one run of the mailroom binary: what it printed and its exit status.
@@ -198,6 +202,11 @@ func TestCLI(t *testing.T) {
 	if r := e.run("", []string{"MAILROOM=http://" + freeAddr(t)}, "users", "get"); r.code != 1 || !strings.Contains(r.stderr, "cannot reach") {
 		t.Errorf("MAILROOM should override the server: exit %d %q", r.code, r.stderr)
 	}
+	wantIn(t, "users list", e.ok("users", "list"), "admin", "ada", "Ada Lovelace")
+	e.ok("users", "create", "temp")
+	e.fails(2, "--yes", "users", "delete", "temp")
+	e.ok("users", "delete", "temp", "--yes")
+	e.fails(1, "", "users", "get", "temp")
 	e.fails(2, "no context", "config", "use-context", "nope")
 	e.ok("config", "use-context", "ada")
 
@@ -287,6 +296,12 @@ func TestCLI(t *testing.T) {
 		t.Errorf("sync --watch: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 	e.eventually("Dinner on Friday", "messages", "list")
+	jobs := e.ok("sync", "list", "-o", "json")
+	job := regexp.MustCompile(`"name": "users/ada/syncJobs/([^"]+)"`).FindStringSubmatch(jobs)
+	if job == nil {
+		t.Fatalf("sync list: %s", jobs)
+	}
+	wantIn(t, "sync get", e.ok("sync", "get", job[1]), job[1], "work", "SUCCEEDED")
 	wantIn(t, "mailboxes list", e.ok("mailboxes", "list"), "inbox", "work", "IMAP")
 
 	// Completion: scripts for each shell, ids from the server.
@@ -313,4 +328,98 @@ func TestCLI(t *testing.T) {
 	if r := e.run("", nil, "migrate", "-h"); r.code != 2 || !strings.Contains(r.stderr, "-database-url") {
 		t.Errorf("migrate -h: exit %d %q", r.code, r.stderr)
 	}
+}
+
+// TestCLIGmail connects a Gmail mailbox (a fake Google) with `mailroom
+// mailboxes connect gmail`, which prints the consent URL and waits until the
+// mailbox is ACTIVE, syncs it with --watch, and gives a mailbox whose consent
+// never came a new one with `mailboxes reconnect`.
+func TestCLIGmail(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries and runs mailroom dev")
+	}
+	fake := fakegmail.New()
+	defer fake.Close()
+	fake.AddAccount("ada@gmail.example").AddMessages(5)
+	e := startCLIDev(t,
+		"GOOGLE_OAUTH_CLIENT_ID="+fake.ClientID, "GOOGLE_OAUTH_CLIENT_SECRET="+fake.ClientSecret,
+		"MAILROOM_PUBLIC_URL=http://mailroom.invalid", "MAILROOM_GOOGLE_AUTH_URL="+fake.AuthURL,
+		"MAILROOM_GOOGLE_TOKEN_URL="+fake.TokenURL, "MAILROOM_GOOGLE_REVOKE_URL="+fake.RevokeURL,
+		"MAILROOM_GMAIL_ENDPOINT="+fake.URL, "MAILROOM_GMAIL_QUOTA_PER_MINUTE=1000000",
+		"MAILROOM_SYNC_INTERVAL=0", "MAILROOM_RETENTION_DAYS=0")
+	adminKey, err := os.ReadFile(filepath.Join(e.work, ".mailroom", "admin-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.run(string(adminKey), nil, "login", "--server", e.gateway, "--name", "admin", "--key-stdin"); r.code != 0 {
+		t.Fatalf("login: %d %s", r.code, r.stderr)
+	}
+	e.ok("users", "create", "ada")
+	if r := e.run(strings.TrimSpace(e.ok("keys", "create", "--user", "ada", "-q"))+"\n", nil, "login", "--server", e.gateway, "--name", "ada", "--key-stdin"); r.code != 0 {
+		t.Fatalf("login as ada: %d %s", r.code, r.stderr)
+	}
+
+	// consent plays the browser: it reads the URL the command prints, lets the
+	// fake Google consent and follows its redirect to the gateway's callback.
+	consent := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, e.bin, args...)
+		cmd.Dir, cmd.Env = e.work, e.env
+		var stdout bytes.Buffer
+		cmd.Stdout = &stdout
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var printed strings.Builder
+		authURL := ""
+		buf := make([]byte, 4096)
+		for authURL == "" {
+			n, err := stderr.Read(buf)
+			printed.Write(buf[:n])
+			if m := regexp.MustCompile(`(?m)^\s+(http\S+)\s*$`).FindStringSubmatch(printed.String()); m != nil {
+				authURL = m[1]
+			}
+			if err != nil && authURL == "" {
+				t.Fatalf("mailroom %s printed no consent URL: %v\n%s", strings.Join(args, " "), err, printed.String())
+			}
+		}
+		redirect, err := fake.Consents(authURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := strings.Index(redirect, "/oauth/google/callback")
+		if i < 0 {
+			t.Fatalf("redirect %s", redirect)
+		}
+		resp, err := http.Get(e.gateway + redirect[i:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		go func() { _, _ = io.Copy(io.Discard, stderr) }()
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("mailroom %s: %v\n%s", strings.Join(args, " "), err, printed.String())
+		}
+		return stdout.String()
+	}
+	wantIn(t, "connect gmail", consent("mailboxes", "connect", "gmail", "gm", "--no-browser"), "gm", "GMAIL", "ACTIVE", "ada@gmail.example")
+
+	r := e.run("", nil, "sync", "gm", "--watch", "--max", "50")
+	if r.code != 0 || !strings.Contains(r.stderr, "succeeded") || !strings.Contains(r.stderr, "5 listed") {
+		t.Errorf("sync --watch: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	wantIn(t, "sync list", e.ok("sync", "list"), "gm", "SUCCEEDED")
+	e.eventually(`(?m)^\S+\s+\S+ \S+\s+.*$\n(.*\n){4}`, "messages", "list", "--filter", `received_time > "2000-01-01T00:00:00Z"`)
+
+	// A consent that never comes: connect gives up at --timeout; reconnect starts again.
+	if r := e.run("", nil, "mailboxes", "connect", "gmail", "gm2", "--no-browser", "--timeout", "1s"); r.code != 1 || !strings.Contains(r.stderr, "PENDING_AUTHORIZATION") {
+		t.Errorf("connect gmail without consent: exit %d %q", r.code, r.stderr)
+	}
+	wantIn(t, "reconnect", consent("mailboxes", "reconnect", "gm2", "--no-browser"), "gm2", "ACTIVE")
 }
