@@ -24,8 +24,9 @@ import (
 // global flags.
 type cli struct {
 	stdout, stderr io.Writer
-	output         string // -o: table, json, yaml
-	contextName    string // --context
+	output         string          // -o: table, json, yaml
+	contextName    string          // --context
+	headers        map[string]bool // header lines of the table being written
 }
 
 // apiClient calls the REST API with protojson and the generated types, so
@@ -183,9 +184,32 @@ func (c *cli) print(m proto.Message, table func(tw *tabwriter.Writer)) error {
 		_, err = c.stdout.Write(b)
 		return err
 	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	table(tw)
-	return tw.Flush()
+	return c.table(table)
+}
+
+// table lays out rows with tabwriter and, when colour is on, makes the
+// header lines bold afterwards (escape codes inside cells would upset the
+// column widths).
+func (c *cli) table(rows func(tw *tabwriter.Writer)) error {
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
+	c.headers = map[string]bool{}
+	rows(tw)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	out := buf.Bytes()
+	if c.colour() {
+		lines := strings.SplitAfter(buf.String(), "\n")
+		for i, l := range lines {
+			if c.headers[strings.Join(strings.Fields(l), " ")] {
+				lines[i] = "\x1b[1m" + strings.TrimRight(l, " \n") + "\x1b[0m\n"
+			}
+		}
+		out = []byte(strings.Join(lines, ""))
+	}
+	_, err := c.stdout.Write(out)
+	return err
 }
 
 // colour reports whether stdout is a terminal and NO_COLOR is unset.
@@ -205,8 +229,12 @@ func (c *cli) bold(s string) string {
 	return "\x1b[1m" + s + "\x1b[0m"
 }
 
+// header writes a table's header line, made bold by table on a terminal.
 func (c *cli) header(tw *tabwriter.Writer, cols ...string) {
-	fmt.Fprintln(tw, c.bold(strings.Join(cols, "\t")))
+	if c.headers != nil {
+		c.headers[strings.Join(strings.Fields(strings.Join(cols, " ")), " ")] = true
+	}
+	fmt.Fprintln(tw, strings.Join(cols, "\t"))
 }
 
 func ts(t interface{ AsTime() time.Time }, valid bool) string {

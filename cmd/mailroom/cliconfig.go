@@ -223,16 +223,16 @@ func configCommand(c *cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CURRENT\tNAME\tSERVER")
-			for _, ctx := range cfg.Contexts {
-				mark := ""
-				if ctx.Name == cfg.CurrentContext {
-					mark = "*"
+			return c.table(func(tw *tabwriter.Writer) {
+				c.header(tw, "CURRENT", "NAME", "SERVER")
+				for _, ctx := range cfg.Contexts {
+					mark := ""
+					if ctx.Name == cfg.CurrentContext {
+						mark = "*"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", mark, ctx.Name, ctx.Server)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", mark, ctx.Name, ctx.Server)
-			}
-			return tw.Flush()
+			})
 		},
 	})
 	cmd.AddCommand(&cobra.Command{

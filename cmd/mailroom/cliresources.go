@@ -812,13 +812,13 @@ func (c *cli) printWatch(ms []*storev1.Message, first bool) error {
 	if f != "table" {
 		return nil
 	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	if first {
-		c.messageTable(tw, ms)
-	} else {
-		c.messageRows(tw, ms)
-	}
-	return tw.Flush()
+	return c.table(func(tw *tabwriter.Writer) {
+		if first {
+			c.messageTable(tw, ms)
+		} else {
+			c.messageRows(tw, ms)
+		}
+	})
 }
 
 func messageFilter(filter, category string) string {

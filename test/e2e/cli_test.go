@@ -315,6 +315,21 @@ func TestCLI(t *testing.T) {
 	wantIn(t, "completing sync", e.ok("__complete", "sync", ""), "inbox")
 	wantIn(t, "completing categories", e.ok("__complete", "messages", "list", "--category", ""), "newsletters")
 
+	// Colour on a terminal (script(1) gives it one), never with NO_COLOR.
+	if script, err := exec.LookPath("script"); err == nil {
+		for _, noColor := range []bool{false, true} {
+			cmd := exec.Command(script, "-qc", e.bin+" mailboxes list", "/dev/null")
+			cmd.Dir, cmd.Env = e.work, e.env
+			if noColor {
+				cmd.Env = append(cmd.Env, "NO_COLOR=1")
+			}
+			out, err := cmd.CombinedOutput()
+			if bold := strings.Contains(string(out), "\x1b[1mID"); err != nil || bold == noColor || !strings.Contains(string(out), "inbox") {
+				t.Errorf("mailboxes list on a terminal (NO_COLOR %v): %v, bold header %v:\n%q", noColor, err, bold, out)
+			}
+		}
+	}
+
 	// Usage errors exit 2, server errors 1.
 	e.fails(2, "unknown command", "nope")
 	e.fails(2, "unknown flag", "mailboxes", "list", "--nope")
