@@ -192,6 +192,11 @@ var dateLine = regexp.MustCompile(`(?m)^Date: ([^\r\n]*)`)
 // fixturesWritten is a moment just after the fixtures' dates.
 var fixturesWritten = time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 
+// fixtureShift is how far redate moves a fixture's date: taken once, so
+// that the same fixture gives the same bytes all through a test run (a
+// re-import is the same mail, not another one dated a second later).
+var fixtureShift = time.Since(fixturesWritten).Truncate(time.Second)
+
 // redate moves a fixture's Date header by as much as now is past
 // fixturesWritten: the fixtures keep their order and spacing and stay
 // inside the store's retention however far the calendar moves.
@@ -205,7 +210,7 @@ func redate(t *testing.T, b []byte) []byte {
 	if err != nil {
 		t.Fatalf("fixture Date %q: %v", m[1], err)
 	}
-	moved := d.Add(time.Since(fixturesWritten)).Format(time.RFC1123Z)
+	moved := d.Add(fixtureShift).Format(time.RFC1123Z)
 	return dateLine.ReplaceAll(b, []byte("Date: "+moved))
 }
 
