@@ -458,7 +458,8 @@ func TestSustainedRateMatchesTheLimit(t *testing.T) {
 	)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for range 800 { // more workers than can be in flight
+	const workers = 800 // more workers than can be in flight
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -486,8 +487,29 @@ func TestSustainedRateMatchesTheLimit(t *testing.T) {
 		p  []*limiter.Permit
 	}
 	var pipeline []sent
+	// settle waits until every worker is back in the queue: all admitted
+	// permits are recorded and the buckets hold less than one more request.
+	// (A fixed sleep was not enough on a loaded machine: the test then saw
+	// fewer admissions per step than the limiter made.)
+	settle := func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			w := h.l.Status().Waiting
+			n := 0
+			for _, c := range w {
+				n += c
+			}
+			if n == workers {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d workers waiting after 10 s", n, workers)
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
 	for step := range 600 {
-		time.Sleep(200 * time.Microsecond) // let admitted workers record and re-queue
+		settle()
 		mu.Lock()
 		pipeline = append(pipeline, sent{at: step, p: inflight})
 		inflight = nil
