@@ -42,3 +42,14 @@ func (b *Base) ConnectNATS(ctx context.Context, n NATS) (jetstream.JetStream, ev
 	}
 	return js, topo, nil
 }
+
+// ReportLag reports the lag of the service's durable consumers as gauges
+// of its meter provider (eventbus.RegisterLag); Close stops it.
+func (b *Base) ReportLag(js jetstream.JetStream, durables ...eventbus.Durable) error {
+	reg, err := eventbus.RegisterLag(b.cfg.Telemetry.Meter, js, durables...)
+	if err != nil {
+		return fmt.Errorf("consumer lag metrics: %w", err)
+	}
+	b.OnClose(reg.Unregister)
+	return nil
+}

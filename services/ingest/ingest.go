@@ -15,6 +15,7 @@ import (
 
 	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
 	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcserver"
 	"mailroom.dev/platform/service"
 	"mailroom.dev/platform/sqldb"
@@ -169,6 +170,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	classified, err := consumer.New(ctx, js, topo, domain, s.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("ingest.New: classified consumer: %w", err)
+	}
+	if err := s.ReportLag(js, eventbus.Durable{Stream: topo.ClassifiedStreamName(), Consumer: consumer.Durable}); err != nil {
+		return nil, fmt.Errorf("ingest.New: %w", err)
 	}
 	s.Go("sync jobs", domain.RunJobs)
 	s.Go("scheduler", domain.RunScheduler)

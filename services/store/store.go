@@ -121,6 +121,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, fmt.Errorf("store.New: consumers: %w", err)
 	}
+	if err := s.ReportLag(js,
+		eventbus.Durable{Stream: topo.ReceivedStreamName(), Consumer: consumer.ReceivedDurable},
+		eventbus.Durable{Stream: topo.ClassifiedStreamName(), Consumer: consumer.ClassifiedDurable},
+		eventbus.Durable{Stream: topo.DeadLetterStreamName(), Consumer: consumer.DeadDurable}); err != nil {
+		return nil, fmt.Errorf("store.New: %w", err)
+	}
 	s.Go("consumers", consumers.Run)
 	if cfg.RetentionInterval > 0 {
 		s.Go("retention purge", func(ctx context.Context) error {
