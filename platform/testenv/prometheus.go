@@ -35,6 +35,20 @@ type PrometheusSample struct {
 // stops when the test ends.
 func StartPrometheus(t testing.TB, job string, targets ...string) *Prometheus {
 	t.Helper()
+	quoted := make([]string, len(targets))
+	for i, tg := range targets {
+		quoted[i] = fmt.Sprintf("%q", tg)
+	}
+	cfg := fmt.Sprintf("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: %q\n    static_configs:\n      - targets: [%s]\n",
+		job, strings.Join(quoted, ", "))
+	return StartPrometheusConfig(t, t.TempDir(), cfg)
+}
+
+// StartPrometheusConfig starts Debian's prometheus, as StartPrometheus
+// does, with the configuration cfg written to dir/prometheus.yml (paths in
+// it, such as a credentials_file, are relative to dir).
+func StartPrometheusConfig(t testing.TB, dir, cfg string) *Prometheus {
+	t.Helper()
 	bin := os.Getenv("PROMETHEUS_BIN")
 	if bin == "" {
 		bin = "prometheus"
@@ -46,16 +60,10 @@ func StartPrometheus(t testing.TB, job string, targets ...string) *Prometheus {
 		}
 		t.Skipf("testenv: no %s binary (apt-get install prometheus)", bin)
 	}
-	dir := t.TempDir()
-	quoted := make([]string, len(targets))
-	for i, tg := range targets {
-		quoted[i] = fmt.Sprintf("%q", tg)
-	}
-	cfg := fmt.Sprintf("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: %q\n    static_configs:\n      - targets: [%s]\n",
-		job, strings.Join(quoted, ", "))
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	data := t.TempDir()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +73,7 @@ func StartPrometheus(t testing.TB, job string, targets ...string) *Prometheus {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, path,
 		"--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--storage.tsdb.path="+data,
 		"--web.listen-address="+addr,
 		"--log.level=warn")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

@@ -2,6 +2,9 @@ package e2e_test
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"mailroom.dev/cmd/mailroom/suite"
+	"mailroom.dev/platform/testenv"
 )
 
 // scrapeGateway reads the gateway's /metrics with the admin key, as an
@@ -133,5 +137,53 @@ func TestDevMetricsCarryEveryService(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestReadmePrometheusScrapesDev runs Debian's Prometheus with the README's
+// scrape configuration for mailroom dev, as written (only the gateway's
+// port moved), beside a running suite whose admin key is in
+// .mailroom/admin-key, and finds every service's series in it.
+func TestReadmePrometheusScrapesDev(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)<!-- prometheus: dev -->\\s*```yaml\\n(.*?)```\\s*<!-- /prometheus -->").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README has no <!-- prometheus: dev --> yaml block")
+	}
+	e := start(t, options{})
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, ".mailroom"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".mailroom", "admin-key"), []byte(e.admin+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.ReplaceAll(string(m[1]), "127.0.0.1:8080", strings.TrimPrefix(e.url, "http://"))
+	prom := testenv.StartPrometheusConfig(t, dir, cfg)
+
+	prom.WaitFor(t, `up == 1`, 60*time.Second)
+	var got []string
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		got = nil
+		for _, s := range prom.Query(t, `count by (service) (target_info)`) {
+			got = append(got, s.Metric["service"])
+		}
+		slices.Sort(got)
+		if len(got) == len(suite.Services) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	want := slices.Clone(suite.Services)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("Prometheus has target_info of services %v, want %v", got, want)
+	}
+	lag := prom.WaitFor(t, `count by (service) (mailroom_consumer_pending)`, 30*time.Second)
+	if len(lag) != 3 {
+		t.Errorf("consumer lag of %v, want the classifier's, ingest's and the store's", lag)
 	}
 }
