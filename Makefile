@@ -104,6 +104,10 @@ bench-classifier: ## classifier benchmark (~11 min): 10,000 mails against the fa
 	go run ./services/classifier/internal/benchmark/run -out bench/out/classifier $(ARGS)
 	go run ./bench/cmd/charts bench/out/classifier
 
+.PHONY: jaeger
+jaeger: ## build Jaeger v2 all-in-one (OTLP in, in-memory storage, query API on :16686) into .bin/ from its Go module (JAEGER_VERSION, default v1.75.0)
+	scripts/jaeger.sh $(BIN)
+
 .PHONY: dev
 dev: ## run the whole suite in one process (embedded NATS and SQLite under ./.mailroom/)
 	go run ./cmd/mailroom dev
