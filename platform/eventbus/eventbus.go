@@ -103,10 +103,15 @@ func (t Topology) DeadLetterSubject(user string) string { return t.Prefix + "mai
 // DeadLetterAll matches every mail.dead subject.
 func (t Topology) DeadLetterAll() string { return t.Prefix + "mail.dead.>" }
 
-// Connect connects to the NATS server at url, naming the connection for the
-// server's monitoring, and reconnecting forever.
+// Connect connects to the NATS server at url (or to any of a comma list
+// of servers of one cluster), naming the connection for the server's
+// monitoring. It reconnects forever, every second plus a random jitter of
+// up to 2 s (so that replicas do not all come back at once), and pings the
+// server every 10 s, so that a server that stopped answering without
+// closing the connection is left after three missed pings.
 func Connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
+	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		nats.ReconnectJitter(500*time.Millisecond, 2*time.Second), nats.PingInterval(10*time.Second), nats.MaxPingsOutstanding(3))
 	if err != nil {
 		return nil, nil, fmt.Errorf("eventbus: connect %s: %w", redact.URL(url), err)
 	}
@@ -402,3 +407,25 @@ func (t Topology) WorkConsumers() map[string][]string {
 // DeadLetterDurable is the classifier's durable consumer of the advisory
 // stream: it turns each max-deliveries advisory into a dead letter.
 const DeadLetterDurable = "classifier-max-deliveries"
+
+// KeepConsumer makes sure that the durable consumer of cfg exists on
+// stream: when it is gone (deleted, or lost with a NATS server) it is
+// created again, with topo's streams first when they are gone too, and
+// recreated says so.
+func KeepConsumer(ctx context.Context, js jetstream.JetStream, topo Topology, stream string, cfg jetstream.ConsumerConfig) (recreated bool, err error) {
+	_, err = js.Consumer(ctx, stream, cfg.Durable)
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		if err := EnsureStreams(ctx, js, topo); err != nil {
+			return false, err
+		}
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return false, fmt.Errorf("eventbus: consumer %s: %w", cfg.Durable, err)
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, stream, cfg); err != nil {
+		return false, fmt.Errorf("eventbus: re-create consumer %s: %w", cfg.Durable, err)
+	}
+	return true, nil
+}
