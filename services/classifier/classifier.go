@@ -205,6 +205,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		return nil, fmt.Errorf("classifier.New: open database: %w", err)
 	}
 	s.OnClose(db.Close)
+	s.CheckDB(db)
 	repo := sqlrepo.New(db.SQL)
 	js, topo, err := s.ConnectNATS(ctx, cfg.NATS)
 	if err != nil {
@@ -225,6 +226,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 			return nil, fmt.Errorf("classifier.New: %s consumer: %w", lane, err)
 		}
 		lags = append(lags, consumer.Lag{Stream: topo.ReceivedStreamName(), Consumer: cons.CachedInfo().Name})
+		s.KeepConsumer(js, topo, c.Stream(), c.ConsumerConfig())
 		s.Go(string(lane)+" consumer", c.Run)
 	}
 	// The consumers' lag and the dead letters waiting, read from JetStream

@@ -118,14 +118,16 @@ func New(js jetstream.JetStream, cfg Config, classifier Classifier, logger *slog
 	}
 }
 
-// Ensure creates the durable consumer, or updates its configuration.
-func (c *Consumer) Ensure(ctx context.Context) (jetstream.Consumer, error) {
-	stream := c.cfg.Topology.ReceivedStreamName()
+// Stream is the stream the consumer reads.
+func (c *Consumer) Stream() string { return c.cfg.Topology.ReceivedStreamName() }
+
+// ConsumerConfig is the durable consumer's configuration.
+func (c *Consumer) ConsumerConfig() jetstream.ConsumerConfig {
 	filter := c.cfg.Topology.ReceivedAll()
 	if c.cfg.Lane != "" {
 		filter = c.cfg.Topology.ReceivedLane(c.cfg.Lane)
 	}
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+	return jetstream.ConsumerConfig{
 		Durable:       c.cfg.Durable,
 		Description:   "mailroom classifier: mail.received → mail.classified",
 		FilterSubject: filter,
@@ -134,9 +136,14 @@ func (c *Consumer) Ensure(ctx context.Context) (jetstream.Consumer, error) {
 		AckWait:       c.cfg.AckWait,
 		MaxDeliver:    c.cfg.MaxDeliver,
 		MaxAckPending: c.cfg.MaxAckPending,
-	})
+	}
+}
+
+// Ensure creates the durable consumer, or updates its configuration.
+func (c *Consumer) Ensure(ctx context.Context) (jetstream.Consumer, error) {
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.Stream(), c.ConsumerConfig())
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s on %s: %w", c.cfg.Durable, stream, err)
+		return nil, fmt.Errorf("consumer %s on %s: %w", c.cfg.Durable, c.Stream(), err)
 	}
 	return cons, nil
 }

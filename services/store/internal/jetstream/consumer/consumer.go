@@ -89,6 +89,7 @@ func (o *Options) defaults() {
 
 // Consumers are the store's JetStream consumers.
 type Consumers struct {
+	keep       []Kept
 	received   *pipe[mailstore.Message]
 	classified *pipe[mailstore.Classified]
 	dead       *pipe[mailstore.Failed]
@@ -112,21 +113,24 @@ func New(ctx context.Context, js jetstream.JetStream, topo eventbus.Topology, re
 			MaxAckPending: opts.MaxAckPending,
 		}
 	}
-	received, err := js.CreateOrUpdateConsumer(ctx, topo.ReceivedStreamName(), cfg(ReceivedDurable, topo.ReceivedAll()))
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", ReceivedDurable, err)
+	keep := []Kept{
+		{topo.ReceivedStreamName(), cfg(ReceivedDurable, topo.ReceivedAll())},
+		{topo.ClassifiedStreamName(), cfg(ClassifiedDurable, topo.ClassifiedAll())},
+		{topo.DeadLetterStreamName(), cfg(DeadDurable, topo.DeadLetterAll())},
 	}
-	classified, err := js.CreateOrUpdateConsumer(ctx, topo.ClassifiedStreamName(), cfg(ClassifiedDurable, topo.ClassifiedAll()))
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", ClassifiedDurable, err)
+	cons := make([]jetstream.Consumer, len(keep))
+	for i, k := range keep {
+		c, err := js.CreateOrUpdateConsumer(ctx, k.Stream, k.Config)
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", k.Config.Durable, err)
+		}
+		cons[i] = c
 	}
-	dead, err := js.CreateOrUpdateConsumer(ctx, topo.DeadLetterStreamName(), cfg(DeadDurable, topo.DeadLetterAll()))
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", DeadDurable, err)
-	}
+	received, classified, dead := cons[0], cons[1], cons[2]
 	tracer := otel.Tracer("mailroom.dev/services/store/internal/jetstream/consumer")
 	m := newMetrics(opts.MeterProvider)
 	return &Consumers{
+		keep: keep,
 		received: &pipe[mailstore.Message]{
 			cons: received, durable: ReceivedDurable, kind: KindMessage, metrics: m, span: "store process mail.received",
 			decode: decodeReceived, record: rec.RecordReceived,
@@ -144,6 +148,16 @@ func New(ctx context.Context, js jetstream.JetStream, topo eventbus.Topology, re
 		},
 	}, nil
 }
+
+// Kept is a durable consumer and its stream.
+type Kept struct {
+	Stream string
+	Config jetstream.ConsumerConfig
+}
+
+// Kept are the durable consumers, for the service to keep (re-create when
+// they vanish): the pipes go on fetching from the consumer of the same name.
+func (c *Consumers) Kept() []Kept { return c.keep }
 
 // Run consumes the streams until ctx is done; the batches in hand are
 // still recorded and acked. It returns nil after ctx is done.
