@@ -234,6 +234,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err := s.register(consumer.RegisterMetrics(nil, js, lags, topo.DeadLetterStreamName())); err != nil {
 		return nil, fmt.Errorf("classifier.New: consumer metrics: %w", err)
 	}
+	// A mail whose last delivery failed unseen (a crash, AckWait) is
+	// named by the server's max-deliveries advisory: it goes to the dead
+	// letters too.
+	advisories := deadletters.NewAdvisories(js, topo, s.Logger)
+	if _, err := js.CreateOrUpdateConsumer(ctx, topo.AdvisoryStreamName(), advisories.ConsumerConfig()); err != nil {
+		return nil, fmt.Errorf("classifier.New: advisory consumer: %w", err)
+	}
+	s.KeepConsumer(js, topo, topo.AdvisoryStreamName(), advisories.ConsumerConfig())
+	s.Go("max-deliveries advisories", advisories.Run)
 	s.Go("cache expiry", func(ctx context.Context) error {
 		return service.Every(ctx, time.Hour, func(ctx context.Context) { expireCache(ctx, s.Logger, repo, cfg.CacheTTL) })
 	})

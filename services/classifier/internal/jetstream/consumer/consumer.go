@@ -185,7 +185,12 @@ func (c *Consumer) consume(ctx, work context.Context, sem chan struct{}, wg *syn
 			var it jetstream.MessagesContext
 			// Fetching no more than the workers can take keeps events
 			// from waiting in this process while another replica is idle.
-			it, err = cons.Messages(jetstream.PullMaxMessages(c.cfg.Workers))
+			//
+			// Heartbeats every 2 s let the iterator notice within
+			// seconds that the consumer has gone (deleted, or lost with
+			// its server) and pull again from the one that replaces it.
+			it, err = cons.Messages(jetstream.PullMaxMessages(c.cfg.Workers),
+				jetstream.PullExpiry(10*time.Second), jetstream.PullHeartbeat(2*time.Second))
 			if err == nil {
 				stop := context.AfterFunc(ctx, it.Drain)
 				err = c.loop(ctx, work, it, sem, wg)
