@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
+	"mailroom.dev/platform/breaker"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcserver"
 	"mailroom.dev/platform/service"
@@ -96,6 +97,14 @@ type Config struct {
 	// OpenAIMaxAttempts is how many failed attempts (5xx, timeouts, broken
 	// answers; never 429s) a message gets before it is dead-lettered.
 	OpenAIMaxAttempts int `env:"OPENAI_MAX_ATTEMPTS, default=4"`
+	// OpenAIBreakerThreshold is how many failures of the API in a row
+	// (5xx, timeouts, no connection, a refused key) open the circuit
+	// breaker: then every message waits, without using up its attempts or
+	// deliveries, while one request at a time probes the API (after 1 s,
+	// then twice as long after each failed probe, up to 30 s). Keep it
+	// below OPENAI_MAX_ATTEMPTS, so that a lone mail in an outage is held
+	// rather than given up on.
+	OpenAIBreakerThreshold int `env:"OPENAI_BREAKER_THRESHOLD, default=3"`
 
 	// DailyBudgetUSD caps the model's spend per UTC day; CreditUSD caps
 	// its total spend (the credit there is). 0 means no cap. Past either,
@@ -170,6 +179,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("max_ack_pending", c.MaxAckPending),
 		slog.String("ack_wait", c.AckWait.String()),
 		slog.Int("max_deliver", c.MaxDeliver),
+		slog.Int("openai_max_attempts", c.OpenAIMaxAttempts),
+		slog.Int("openai_breaker_threshold", c.OpenAIBreakerThreshold),
 		slog.Any("openai_keys", c.maskedKeys()),
 		slog.String("openai_base_url", c.OpenAIBaseURL),
 		slog.String("openai_model", c.OpenAIModel),
@@ -327,7 +338,14 @@ func (s *Service) modelTier(ctx context.Context, cfg Config, repo *sqlrepo.Repo,
 		MaxBodyTokens:       cfg.OpenAIMaxBodyTokens,
 		RequestTimeout:      cfg.OpenAITimeout,
 		MaxAttempts:         cfg.OpenAIMaxAttempts,
-		Logger:              s.Logger,
+		Breaker: breaker.New(breaker.Config{Threshold: cfg.OpenAIBreakerThreshold, OnChange: func(open bool) {
+			if open {
+				s.Logger.Warn("language model API failing: circuit breaker open, messages held", "threshold", cfg.OpenAIBreakerThreshold)
+			} else {
+				s.Logger.Info("language model API answering again: circuit breaker closed")
+			}
+		}}),
+		Logger: s.Logger,
 	})
 	if err != nil {
 		return nil, nil, err
