@@ -21,7 +21,12 @@ import (
 const HealthInterval = 2 * time.Second
 
 // checkTimeout bounds one readiness check.
-const checkTimeout = 2 * time.Second
+const checkTimeout = 5 * time.Second
+
+// failuresToFail is how many rounds in a row a check must fail before the
+// service stops serving: one slow round on a loaded machine is not an
+// outage.
+const failuresToFail = 2
 
 // check is a readiness check: nil when the part it checks works.
 type check struct {
@@ -70,9 +75,9 @@ func (h *health) reason() string {
 	return h.reasonLocked()
 }
 
-// Check adds a readiness check that Run makes every HealthInterval: while
-// fn fails, gRPC health says NOT_SERVING and /readyz answers 503 naming
-// the check. A check may repair what it checks (re-create a consumer).
+// Check adds a readiness check that Run makes every HealthInterval: once
+// fn has failed twice in a row, and until it passes, gRPC health says
+// NOT_SERVING and /readyz answers 503 naming the check. A check may repair what it checks (re-create a consumer).
 func (b *Base) Check(name string, fn func(context.Context) error) {
 	b.checks = append(b.checks, check{name: name, fn: fn})
 }
@@ -95,14 +100,20 @@ func (b *Base) Ready() error {
 func (b *Base) runChecks(ctx context.Context) error {
 	t := time.NewTicker(HealthInterval)
 	defer t.Stop()
+	failed := make([]int, len(b.checks))
 	for {
 		var wg sync.WaitGroup
-		for _, c := range b.checks {
+		for i, c := range b.checks {
 			wg.Go(func() {
 				cctx, cancel := context.WithTimeout(ctx, checkTimeout)
 				defer cancel()
 				err := c.fn(cctx)
 				if ctx.Err() != nil {
+					return
+				}
+				if err == nil {
+					failed[i] = 0
+				} else if failed[i]++; failed[i] < failuresToFail {
 					return
 				}
 				b.health.set(c.name, err)

@@ -229,9 +229,17 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	taxonomies := classify.NewTaxonomies(repo, 30*time.Second)
 	pipeline := &classify.Service{Taxonomies: taxonomies, Pipeline: classify.NewPipeline(tiers...)}
 	var lags []consumer.Lag
+	// One breaker for the database and NATS, shared by the lanes.
+	infra := breaker.New(breaker.Config{OnChange: func(open bool) {
+		if open {
+			s.Logger.Warn("classification failing for every mail (database or NATS): circuit breaker open, messages held")
+		} else {
+			s.Logger.Info("classification working again: circuit breaker closed")
+		}
+	}})
 	for _, lane := range lanes {
 		c := consumer.New(js, consumer.Config{Topology: topo, Lane: string(lane), Workers: cfg.workers(),
-			AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}, pipeline, s.Logger)
+			AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending, Breaker: infra}, pipeline, s.Logger)
 		cons, err := c.Ensure(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("classifier.New: %s consumer: %w", lane, err)
