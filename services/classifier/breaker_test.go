@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"mailroom.dev/fakes/fakeopenai"
+	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/testenv"
 	"mailroom.dev/services/classifier"
 )
@@ -70,4 +71,37 @@ func TestModelOutageHoldsMailWithoutDeadLetters(t *testing.T) {
 		t.Errorf("%d requests during the outage, want at most %d (one per mail, then probes)", during, limit)
 	}
 	t.Logf("%d requests answered 503 during %v; then %d requests classified %d mails", during, outage, fake.Stats().Keys[fakeKey].Requests, classified)
+}
+
+// While NATS refuses every classified event (the stream is gone) for
+// longer than the events' deliveries last, the classifier holds them
+// instead of dead-lettering them, and publishes them once it is back.
+func TestPublishOutageHoldsMailWithoutDeadLetters(t *testing.T) {
+	e := startWith(t, testenv.NATS(t), "", func(c *classifier.Config) { c.MaxDeliver = 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.js.DeleteStream(ctx, e.topo.ClassifiedStreamName()); err != nil {
+		t.Fatal(err)
+	}
+	evs := personal("ada", 12)
+	for _, ev := range evs {
+		publish(t, e, ev, "inbox/"+ev.GetProviderMessageId())
+	}
+	// Every event has had its deliveries by now, were it not held: the
+	// first failures wait 1 s for their second delivery.
+	time.Sleep(5 * time.Second)
+	if dead := deadLetters(t, e); len(dead) > 0 {
+		t.Errorf("%d mails dead-lettered during the outage, want none", len(dead))
+	}
+	if err := eventbus.EnsureStreams(ctx, e.js, e.topo); err != nil {
+		t.Fatal(err)
+	}
+	got := classifiedInStream(t, e, len(evs))
+	if len(got) != len(evs) {
+		t.Errorf("%d of %d mails classified after the outage", len(got), len(evs))
+	}
+	waitSettled(t, e)
+	if dead := deadLetters(t, e); len(dead) > 0 {
+		t.Errorf("%d mails dead-lettered, want none", len(dead))
+	}
 }

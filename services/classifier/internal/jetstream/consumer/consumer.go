@@ -341,8 +341,12 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 			return
 		}
 		var giveUp *classify.GiveUpError
-		if err == nil || errors.As(err, &giveUp) {
+		if errors.As(err, &giveUp) {
 			ticket.Success()
+			break
+		}
+		if err == nil {
+			// The ticket's verdict waits for the publish.
 			break
 		}
 		// Not the mail's fault (the model's own failures are the
