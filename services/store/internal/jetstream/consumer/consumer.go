@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"mailroom.dev/platform/breaker"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/services/store/internal/mailstore"
 )
@@ -61,6 +62,10 @@ type Options struct {
 	// NakDelay is the first redelivery delay after a failure; it doubles
 	// with every delivery, up to a minute (default 1 s).
 	NakDelay time.Duration
+	// Breaker, shared by the streams, stops the fetching while every
+	// batch fails (the database is down), one batch at a time probing
+	// it; nil: a breaker of its own with the default configuration.
+	Breaker *breaker.Breaker
 	// MeterProvider makes the write metrics (mailroom_store_*); nil means
 	// the global one.
 	MeterProvider metric.MeterProvider
@@ -85,10 +90,14 @@ func (o *Options) defaults() {
 	if o.NakDelay <= 0 {
 		o.NakDelay = time.Second
 	}
+	if o.Breaker == nil {
+		o.Breaker = breaker.New(breaker.Config{})
+	}
 }
 
 // Consumers are the store's JetStream consumers.
 type Consumers struct {
+	keep       []Kept
 	received   *pipe[mailstore.Message]
 	classified *pipe[mailstore.Classified]
 	dead       *pipe[mailstore.Failed]
@@ -112,21 +121,24 @@ func New(ctx context.Context, js jetstream.JetStream, topo eventbus.Topology, re
 			MaxAckPending: opts.MaxAckPending,
 		}
 	}
-	received, err := js.CreateOrUpdateConsumer(ctx, topo.ReceivedStreamName(), cfg(ReceivedDurable, topo.ReceivedAll()))
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", ReceivedDurable, err)
+	keep := []Kept{
+		{topo.ReceivedStreamName(), cfg(ReceivedDurable, topo.ReceivedAll())},
+		{topo.ClassifiedStreamName(), cfg(ClassifiedDurable, topo.ClassifiedAll())},
+		{topo.DeadLetterStreamName(), cfg(DeadDurable, topo.DeadLetterAll())},
 	}
-	classified, err := js.CreateOrUpdateConsumer(ctx, topo.ClassifiedStreamName(), cfg(ClassifiedDurable, topo.ClassifiedAll()))
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", ClassifiedDurable, err)
+	cons := make([]jetstream.Consumer, len(keep))
+	for i, k := range keep {
+		c, err := js.CreateOrUpdateConsumer(ctx, k.Stream, k.Config)
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", k.Config.Durable, err)
+		}
+		cons[i] = c
 	}
-	dead, err := js.CreateOrUpdateConsumer(ctx, topo.DeadLetterStreamName(), cfg(DeadDurable, topo.DeadLetterAll()))
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", DeadDurable, err)
-	}
+	received, classified, dead := cons[0], cons[1], cons[2]
 	tracer := otel.Tracer("mailroom.dev/services/store/internal/jetstream/consumer")
 	m := newMetrics(opts.MeterProvider)
 	return &Consumers{
+		keep: keep,
 		received: &pipe[mailstore.Message]{
 			cons: received, durable: ReceivedDurable, kind: KindMessage, metrics: m, span: "store process mail.received",
 			decode: decodeReceived, record: rec.RecordReceived,
@@ -144,6 +156,16 @@ func New(ctx context.Context, js jetstream.JetStream, topo eventbus.Topology, re
 		},
 	}, nil
 }
+
+// Kept is a durable consumer and its stream.
+type Kept struct {
+	Stream string
+	Config jetstream.ConsumerConfig
+}
+
+// Kept are the durable consumers, for the service to keep (re-create when
+// they vanish): the pipes go on fetching from the consumer of the same name.
+func (c *Consumers) Kept() []Kept { return c.keep }
 
 // Run consumes the streams until ctx is done; the batches in hand are
 // still recorded and acked. It returns nil after ctx is done.
@@ -190,19 +212,27 @@ func (p *pipe[T]) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		// While the database is down, events stay in the stream rather
+		// than come here to fail.
+		ticket, err := p.opts.Breaker.Wait(ctx)
+		if err != nil {
+			<-writers
+			return
+		}
 		msgs, err := p.fetch(ctx)
 		if err != nil && ctx.Err() == nil {
 			p.logger.WarnContext(ctx, "fetch failed", "consumer", p.durable, "error", err.Error())
 			sleep(ctx, time.Second)
 		}
 		if len(msgs) == 0 {
+			ticket.Release()
 			<-writers
 			continue
 		}
 		wg.Go(func() {
 			defer func() { <-writers }()
 			// The batch in hand is finished even when shutdown has begun.
-			p.process(context.WithoutCancel(ctx), msgs)
+			p.process(context.WithoutCancel(ctx), msgs, ticket)
 		})
 	}
 }
@@ -240,7 +270,7 @@ func (p *pipe[T]) fetch(ctx context.Context) ([]jetstream.Msg, error) {
 // process records msgs in one transaction and acks them after the commit.
 // When the batch fails, each event is tried alone, so that one event the
 // database refuses cannot keep the others out; the failures are Nak'd.
-func (p *pipe[T]) process(ctx context.Context, msgs []jetstream.Msg) {
+func (p *pipe[T]) process(ctx context.Context, msgs []jetstream.Msg, ticket breaker.Ticket) {
 	items := make([]item[T], 0, len(msgs))
 	for _, m := range msgs {
 		it := item[T]{msg: m}
@@ -275,6 +305,7 @@ func (p *pipe[T]) process(ctx context.Context, msgs []jetstream.Msg) {
 		items = append(items, it)
 	}
 	if len(items) == 0 {
+		ticket.Release()
 		return
 	}
 
@@ -288,12 +319,14 @@ func (p *pipe[T]) process(ctx context.Context, msgs []jetstream.Msg) {
 	started := time.Now()
 	err := p.record(rctx, values)
 	if err == nil {
+		ticket.Success()
 		p.metrics.recorded(ctx, p.kind, len(values), time.Since(started))
 		p.ackAll(items)
 		return
 	}
 	p.metrics.recorded(ctx, p.kind, 0, time.Since(started))
 	if len(items) == 1 {
+		ticket.Failure()
 		p.logger.ErrorContext(items[0].ctx, "recording event failed", "consumer", p.durable, "error", err.Error())
 		p.metrics.failed(ctx, p.kind, 1)
 		p.nak(items[0], err)
@@ -319,6 +352,12 @@ func (p *pipe[T]) process(ctx context.Context, msgs []jetstream.Msg) {
 		p.ack(it)
 	}
 	p.metrics.failed(ctx, p.kind, failed)
+	// Every event failing is the database; some recorded, it works.
+	if failed == len(items) {
+		ticket.Failure()
+	} else {
+		ticket.Success()
+	}
 	if failed > 0 {
 		p.logger.ErrorContext(ctx, "events not recorded; they will be redelivered", "consumer", p.durable, "failed", failed, "events", len(items))
 	}
