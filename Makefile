@@ -42,11 +42,12 @@ breaking: tools ## buf breaking against BASE (default main), for a branch's chan
 	PATH="$(BIN):$$PATH" $(BIN)/buf breaking --against '.git#branch=$(or $(BASE),main)'
 
 .PHONY: build
-build: ## build every service binary, the gateway and the CLI into .bin/
+build: ## build every service binary, the gateway, the CLI and nats-server (for mailroom cluster) into .bin/
 	mkdir -p $(BIN)
 	for s in $(SERVICES); do go build -o $(BIN)/$$s ./services/$$s/cmd/$$s; done
 	go build -o $(BIN)/gateway ./gateway/cmd/gateway
 	go build -o $(BIN)/mailroom ./cmd/mailroom
+	go build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
 
 # Images: static binaries (CGO_ENABLED=0, -trimpath) on an empty base with a
 # CA bundle and tzdata, user 65532, OCI labels; assembled without a container
