@@ -6,7 +6,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
 BIN      := $(CURDIR)/.bin
-MODULES  := gen/go platform fakes bench services/auth services/ingest services/classifier services/store gateway cmd/mailroom test/e2e deploy
+MODULES  := gen/go platform fakes bench services/auth services/ingest services/classifier services/store gateway cmd/mailroom test/e2e test/chaos deploy
 SERVICES := auth ingest classifier store
 PKGS     := $(foreach m,$(MODULES),./$(m)/...)
 GOTEST   ?= go test -shuffle=on -count=1
@@ -91,6 +91,10 @@ test: check-generated lint ## everything CI checks: generated code, lint, and al
 .PHONY: test-short
 test-short: ## the tests alone, no generation or lint
 	$(GOTEST) -timeout 20m $(PKGS)
+
+.PHONY: chaos
+chaos: ## the chaos suite, every scenario, on mailroom cluster with a Postgres of its own (~30 min; make test runs a third); MAILROOM_CHAOS=name,… picks some
+	MAILROOM_CHAOS=$(or $(MAILROOM_CHAOS),all) $(GOTEST) -timeout 90m -v -run TestChaos ./test/chaos/
 
 .PHONY: fuzz
 fuzz: ## fuzz the MIME normalizer (FUZZTIME, default 1m); new crashers land in its testdata
