@@ -157,5 +157,6 @@ func (r *statusRecorder) Flush() {
 }
 
 // marker is the marker of mail i of user u in scenario s.
-func marker(s string, u, i int) string { return "chaosmail-" + s + "-" + strconv.Itoa(u) + "-" + strconv.Itoa(i) }
-
+func marker(s string, u, i int) string {
+	return "chaosmail-" + s + "-" + strconv.Itoa(u) + "-" + strconv.Itoa(i)
+}
