@@ -96,6 +96,10 @@ test-short: ## the tests alone, no generation or lint
 chaos: ## the chaos suite, every scenario, on mailroom cluster with a Postgres of its own (~30 min; make test runs a third); MAILROOM_CHAOS=name,… picks some
 	MAILROOM_CHAOS=$(or $(MAILROOM_CHAOS),all) $(GOTEST) -timeout 90m -v -run TestChaos ./test/chaos/
 
+.PHONY: bench-cluster
+bench-cluster: ## mailroom cluster with 1, then 2 replicas of every service: mails/s and completion ÷ the rate-limit floor against the fake OpenAI (minutes)
+	go test -run '^$$' -bench BenchmarkCluster -benchtime 1x -timeout 90m ./test/chaos/
+
 .PHONY: fuzz
 fuzz: ## fuzz the MIME normalizer (FUZZTIME, default 1m); new crashers land in its testdata
 	go test -run '^$$' -fuzz FuzzNormalize -fuzztime $(or $(FUZZTIME),1m) ./services/ingest/internal/mailparse

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"text/tabwriter"
 	"time"
+
+	"mailroom.dev/fakes/fakeopenai"
 )
 
 // recoveryBound is the longest the backlog may stand still after a
@@ -138,7 +140,8 @@ func TestChaos(t *testing.T) {
 	}
 	selected := selectScenarios(os.Getenv("MAILROOM_CHAOS"))
 	users, mails := envInt("MAILROOM_CHAOS_USERS", 20), envInt("MAILROOM_CHAOS_MAILS", 100)
-	h := startHarness(t)
+	// Limits at which a backfill of 2,000 mails takes about a minute.
+	h := startHarness(t, 2, newModel(fakeopenai.Limits{RPM: 3000, TPM: 3_000_000}, 300*time.Millisecond))
 	var results []result
 	t.Cleanup(func() { printTable(t, results, users, mails) })
 	for _, sc := range selected {

@@ -43,7 +43,7 @@ type clusterState struct {
 // harness is one cluster, its Postgres and its model, shared by the
 // scenarios (each backfills users of its own).
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	work     string // the cluster's working directory
 	dir      string // --dir
 	bin      string
@@ -56,7 +56,7 @@ type harness struct {
 
 // buildBinaries builds what `make build` puts in .bin/, or uses
 // MAILROOM_BIN when it names a directory that holds them.
-func buildBinaries(t *testing.T, dir string) string {
+func buildBinaries(t testing.TB, dir string) string {
 	t.Helper()
 	if b := os.Getenv("MAILROOM_BIN"); b != "" {
 		return b
@@ -87,7 +87,7 @@ type postgres struct {
 	root            bool
 }
 
-func startPostgres(t *testing.T) *postgres {
+func startPostgres(t testing.TB) *postgres {
 	t.Helper()
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
 	if len(bins) == 0 {
@@ -131,7 +131,7 @@ func (pg *postgres) url(db string) string {
 	return "postgres://postgres@127.0.0.1:" + pg.port + "/" + db + "?sslmode=disable"
 }
 
-func (pg *postgres) run(t *testing.T, name string, args ...string) {
+func (pg *postgres) run(t testing.TB, name string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(pg.bin, name), args...)
 	cmd.Dir = "/"
@@ -145,12 +145,12 @@ func (pg *postgres) run(t *testing.T, name string, args ...string) {
 
 // ctl runs pg_ctl start|stop|restart and waits for it (-m fast: the
 // clients' connections are cut, as a crash of the server cuts them).
-func (pg *postgres) ctl(t *testing.T, action string) {
+func (pg *postgres) ctl(t testing.TB, action string) {
 	t.Helper()
 	pg.run(t, "pg_ctl", "-D", pg.data, "-w", "-m", "fast", "-l", filepath.Join(filepath.Dir(pg.data), "postgres.log"), action)
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -160,8 +160,9 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startHarness starts Postgres, the model and `mailroom cluster up`.
-func startHarness(t *testing.T) *harness {
+// startHarness starts Postgres, the model m and `mailroom cluster up`
+// with replicas of each service.
+func startHarness(t testing.TB, replicas int, m *model) *harness {
 	t.Helper()
 	h := &harness{t: t, work: t.TempDir(), http: &http.Client{Timeout: 30 * time.Second}}
 	h.dir = filepath.Join(h.work, "cluster")
@@ -177,7 +178,7 @@ func startHarness(t *testing.T) *harness {
 	}
 	c.Close(ctx)
 
-	h.model = newModel()
+	h.model = m
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +199,7 @@ func startHarness(t *testing.T) *harness {
 		"MAILROOM_KEY_RATE=0", "MAILROOM_USER_RATE=0",
 		"MAILROOM_LOG_LEVEL=info",
 	)
-	out, err := h.mailroom(6*time.Minute, "cluster", "up", "--dir", h.dir, "--replicas", "2")
+	out, err := h.mailroom(6*time.Minute, "cluster", "up", "--dir", h.dir, "--replicas", strconv.Itoa(replicas))
 	t.Cleanup(func() {
 		out, err := h.mailroom(5*time.Minute, "cluster", "down", "--dir", h.dir)
 		if err != nil {

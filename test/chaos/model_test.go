@@ -44,14 +44,15 @@ type model struct {
 	faulted  int
 }
 
-func newModel() *model {
+// newModel serves the fake OpenAI with limits of each minute (key
+// sk-chaos) and a latency with jitter that keeps requests in flight when a
+// fault strikes.
+func newModel(limits fakeopenai.Limits, latency time.Duration) *model {
 	return &model{
-		// Limits a backfill of 2,000 mails takes about a minute at, with
-		// a latency that keeps requests in flight when a fault strikes.
 		fake: fakeopenai.New(fakeopenai.Config{
-			Keys:    map[string]fakeopenai.Limits{"sk-chaos": {RPM: 3000, TPM: 3_000_000}},
-			Latency: 300 * time.Millisecond,
-			Jitter:  200 * time.Millisecond,
+			Keys:    map[string]fakeopenai.Limits{"sk-chaos": limits},
+			Latency: latency,
+			Jitter:  latency * 2 / 3,
 		}),
 		answered: map[string]int{},
 	}
