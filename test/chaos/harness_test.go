@@ -191,9 +191,6 @@ func startHarness(t testing.TB, replicas int, m *model) *harness {
 		"DATABASE_URL="+h.pg.url("mailroom"),
 		"OPENAI_API_KEY=sk-chaos",
 		"OPENAI_BASE_URL=http://"+lis.Addr().String()+"/v1",
-		// A short AckWait, so that the SIGSTOP scenario outlasts it in
-		// seconds rather than minutes.
-		"MAILROOM_CLASSIFIER_ACK_WAIT=10s",
 		// The backfill imports with one admin key from one address: the
 		// gateway's per-key and per-user rates would make it slow, not test it.
 		"MAILROOM_KEY_RATE=0", "MAILROOM_USER_RATE=0",
