@@ -91,6 +91,9 @@ func startPostgres(t testing.TB) *postgres {
 	t.Helper()
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
 	if len(bins) == 0 {
+		if os.Getenv("MAILROOM_REQUIRE_POSTGRES") == "1" {
+			t.Fatal("no Postgres server binaries (/usr/lib/postgresql/*/bin) and MAILROOM_REQUIRE_POSTGRES=1: the chaos suite runs a Postgres of its own (apt-get install postgresql)")
+		}
 		t.Skip("no Postgres server binaries (/usr/lib/postgresql/*/bin): the chaos suite runs a Postgres of its own")
 	}
 	pg := &postgres{bin: filepath.Dir(bins[len(bins)-1])}
