@@ -6,7 +6,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
 BIN      := $(CURDIR)/.bin
-MODULES  := gen/go platform fakes bench services/auth services/ingest services/classifier services/store gateway cmd/mailroom test/e2e deploy
+MODULES  := gen/go platform fakes bench services/auth services/ingest services/classifier services/store gateway cmd/mailroom test/e2e test/chaos deploy
 SERVICES := auth ingest classifier store
 PKGS     := $(foreach m,$(MODULES),./$(m)/...)
 GOTEST   ?= go test -shuffle=on -count=1
@@ -42,11 +42,12 @@ breaking: tools ## buf breaking against BASE (default main), for a branch's chan
 	PATH="$(BIN):$$PATH" $(BIN)/buf breaking --against '.git#branch=$(or $(BASE),main)'
 
 .PHONY: build
-build: ## build every service binary, the gateway and the CLI into .bin/
+build: ## build every service binary, the gateway, the CLI and nats-server (for mailroom cluster) into .bin/
 	mkdir -p $(BIN)
 	for s in $(SERVICES); do go build -o $(BIN)/$$s ./services/$$s/cmd/$$s; done
 	go build -o $(BIN)/gateway ./gateway/cmd/gateway
 	go build -o $(BIN)/mailroom ./cmd/mailroom
+	go build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
 
 # Images: static binaries (CGO_ENABLED=0, -trimpath) on an empty base with a
 # CA bundle and tzdata, user 65532, OCI labels; assembled without a container
@@ -90,6 +91,14 @@ test: check-generated lint ## everything CI checks: generated code, lint, and al
 .PHONY: test-short
 test-short: ## the tests alone, no generation or lint
 	$(GOTEST) -timeout 20m $(PKGS)
+
+.PHONY: chaos
+chaos: ## the chaos suite, every scenario, on mailroom cluster with a Postgres of its own (~30 min; make test runs a third); MAILROOM_CHAOS=name,… picks some
+	MAILROOM_CHAOS=$(or $(MAILROOM_CHAOS),all) $(GOTEST) -timeout 90m -v -run TestChaos ./test/chaos/
+
+.PHONY: bench-cluster
+bench-cluster: ## mailroom cluster with 1, then 2 replicas of every service: mails/s and completion ÷ the rate-limit floor against the fake OpenAI (minutes)
+	go test -run '^$$' -bench BenchmarkCluster -benchtime 1x -timeout 90m ./test/chaos/
 
 .PHONY: fuzz
 fuzz: ## fuzz the MIME normalizer (FUZZTIME, default 1m); new crashers land in its testdata
