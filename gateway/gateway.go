@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -30,7 +32,9 @@ import (
 	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
 	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
 	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcconn"
+	"mailroom.dev/platform/redact"
 	"mailroom.dev/platform/telemetry"
 	"mailroom.dev/platform/transport"
 )
@@ -84,6 +88,14 @@ type Config struct {
 	// (a user can make many keys), likewise; zero disables the limit.
 	UserRate  float64 `env:"MAILROOM_USER_RATE, default=40"`
 	UserBurst int     `env:"MAILROOM_USER_BURST, default=80"`
+	// NATSURL is the NATS server whose revocation bucket (written by auth)
+	// the gateway watches, so that a deleted API key or user is refused
+	// within a second. Unset, or while NATS is unreachable, an API key's
+	// exchange is cached for one second only (a revoked key is then
+	// refused by auth at the next exchange).
+	NATSURL string `env:"NATS_URL"`
+	// NATSPrefix is the prefix of every subject, stream and bucket.
+	NATSPrefix string `env:"MAILROOM_NATS_PREFIX"`
 	// Transport secures the connections to the services (MAILROOM_TLS_*).
 	Transport transport.Config
 	// ServiceKey is the gateway's own key (named "gateway" in auth's
@@ -148,6 +160,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Float64("user_rate", c.UserRate),
 		slog.Int("user_burst", c.UserBurst),
 		slog.Any("transport", c.Transport),
+		slog.String("nats_url", redact.URL(c.NATSURL)),
+		slog.String("nats_prefix", c.NATSPrefix),
 		slog.Bool("service_key_set", c.ServiceKey != ""),
 	)
 }
@@ -160,6 +174,7 @@ type Gateway struct {
 	backends []backend
 	keys     *authn.KeyCache
 	verifier *authn.Verifier
+	revoked  *authn.Revocations
 	limits   *limiter
 	inflight *inflight
 	mux      *runtime.ServeMux
@@ -261,6 +276,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 	}
 	g.keys = authn.NewKeyCache(g.recordRefusals(authn.ClientExchangeAs(authClient, own)), cfg.KeyCacheTTL)
 	g.verifier = authn.NewVerifier(authn.ClientKeys(authClient))
+	g.revoked = authn.NewRevocations()
+	g.revoked.Logger = logger
+	g.keys.WatchRevocations(g.revoked)
+	g.verifier.Revocations = g.revoked
 	g.handler = g.buildHandler()
 	return g, nil
 }
@@ -312,6 +331,15 @@ func (g *Gateway) Run(ctx context.Context, lis net.Listener) error {
 		g.logger.InfoContext(ctx, "gateway metrics listening", "addr", mlis.Addr().String())
 	}
 
+	if g.cfg.NATSURL != "" {
+		wctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); g.watchRevocations(wctx) }()
+		defer func() { stop(); <-done }()
+	} else {
+		g.logger.WarnContext(ctx, "NATS_URL is not set: revocations are not watched, and API key exchanges are cached for one second")
+	}
+
 	select {
 	case err := <-errc:
 		return fmt.Errorf("gateway: serve %s: %w", lis.Addr(), err)
@@ -328,6 +356,39 @@ func (g *Gateway) Run(ctx context.Context, lis net.Listener) error {
 		return fmt.Errorf("gateway: serve %s: %w", lis.Addr(), err)
 	}
 	return nil
+}
+
+// watchRevocations keeps the gateway's copy of the revocation bucket
+// current until ctx ends: it connects to NATS (retrying while NATS is
+// away; meanwhile API key exchanges are cached for a second), waits for
+// the bucket that auth creates, and watches it.
+func (g *Gateway) watchRevocations(ctx context.Context) {
+	nc, err := nats.Connect(g.cfg.NATSURL, nats.Name("mailroom-gateway"), nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		g.logger.ErrorContext(ctx, "revocations: NATS", "url", redact.URL(g.cfg.NATSURL), "error", err.Error())
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		g.logger.ErrorContext(ctx, "revocations: JetStream", "error", err.Error())
+		return
+	}
+	bucket := eventbus.Topology{Prefix: g.cfg.NATSPrefix}.BucketName(authn.RevocationBucket)
+	for {
+		store, err := authn.BindRevocations(ctx, js, bucket)
+		if err == nil {
+			_ = g.revoked.Watch(ctx, store)
+			return
+		}
+		g.logger.DebugContext(ctx, "revocations: waiting for the bucket", "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // Close releases the connections to the services.

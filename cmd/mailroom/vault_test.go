@@ -24,6 +24,9 @@ import (
 // address and a function that stops it.
 func startAuth(t *testing.T, cfg auth.Config) (string, func()) {
 	t.Helper()
+	if cfg.NATS.URL == "" {
+		cfg.NATS.URL = testenv.NATS(t) // revocations, the test's own
+	}
 	if err := config.Defaults(&cfg); err != nil {
 		t.Fatal(err)
 	}

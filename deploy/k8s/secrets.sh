@@ -9,11 +9,11 @@
 # every stored credential unreadable); delete it first to replace it.
 #
 #   nats-auth           the NATS users' passwords (read by the NATS servers)
-#   mailroom-auth       MAILROOM_VAULT_KEYS, MAILROOM_SERVICE_KEYS, MAILROOM_BOOTSTRAP_TOKEN
+#   mailroom-auth       NATS_URL (user auth), MAILROOM_VAULT_KEYS, MAILROOM_SERVICE_KEYS, MAILROOM_BOOTSTRAP_TOKEN
 #   mailroom-ingest     NATS_URL (user ingest), MAILROOM_SERVICE_KEY, GOOGLE_OAUTH_CLIENT_ID/SECRET
 #   mailroom-classifier NATS_URL (user classifier), MAILROOM_SERVICE_KEY, OPENAI_API_KEYS
 #   mailroom-store      NATS_URL (user store), MAILROOM_SERVICE_KEY
-#   mailroom-gateway    MAILROOM_SERVICE_KEY
+#   mailroom-gateway    NATS_URL (user gateway), MAILROOM_SERVICE_KEY
 #
 # The database's Secret, mailroom-db-app, is CloudNativePG's (components/
 # postgres); for an external Postgres make it yourself:
@@ -46,6 +46,8 @@ nats_password() {
 ingest_pw=$(nats_password INGEST_PASSWORD)
 classifier_pw=$(nats_password CLASSIFIER_PASSWORD)
 store_pw=$(nats_password STORE_PASSWORD)
+auth_pw=$(nats_password AUTH_PASSWORD)
+gateway_pw=$(nats_password GATEWAY_PASSWORD)
 declare -A key
 for s in ingest classifier store gateway; do key[$s]="svc_$(rand 32)"; done
 # Service keys already given to a service are kept, so auth's list matches.
@@ -56,8 +58,10 @@ for s in ingest classifier store gateway; do
   fi
 done
 
-make_secret nats-auth INGEST_PASSWORD="$ingest_pw" CLASSIFIER_PASSWORD="$classifier_pw" STORE_PASSWORD="$store_pw"
+make_secret nats-auth INGEST_PASSWORD="$ingest_pw" CLASSIFIER_PASSWORD="$classifier_pw" STORE_PASSWORD="$store_pw" \
+  AUTH_PASSWORD="$auth_pw" GATEWAY_PASSWORD="$gateway_pw"
 make_secret mailroom-auth \
+  NATS_URL="nats://auth:${auth_pw}@${nats}" \
   MAILROOM_VAULT_KEYS="k1:$(head -c 32 /dev/urandom | base64)" \
   MAILROOM_SERVICE_KEYS="ingest:${key[ingest]},classifier:${key[classifier]},store:${key[store]},gateway:${key[gateway]}" \
   MAILROOM_BOOTSTRAP_TOKEN="mr_$(rand 36)"
@@ -73,5 +77,5 @@ make_secret mailroom-classifier \
 make_secret mailroom-store \
   NATS_URL="nats://store:${store_pw}@${nats}" \
   MAILROOM_SERVICE_KEY="${key[store]}"
-make_secret mailroom-gateway MAILROOM_SERVICE_KEY="${key[gateway]}"
+make_secret mailroom-gateway NATS_URL="nats://gateway:${gateway_pw}@${nats}" MAILROOM_SERVICE_KEY="${key[gateway]}"
 echo "the admin API key: kubectl -n $ns get secret mailroom-auth -o jsonpath='{.data.MAILROOM_BOOTSTRAP_TOKEN}' | base64 -d"

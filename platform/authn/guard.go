@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
@@ -48,6 +49,7 @@ func ClientExchangeAs(c authv1.AuthServiceClient, id *ServiceIdentity) ExchangeF
 type KeyCache struct {
 	exchange ExchangeFunc
 	ttl      time.Duration
+	rev      *Revocations
 
 	mu      sync.Mutex
 	entries map[[32]byte]cached
@@ -57,12 +59,34 @@ type cached struct {
 	token  string
 	user   string
 	expire time.Time
+	// sub and key are the token's subject and API key id, for revocations.
+	sub, key string
 }
 
 // NewKeyCache returns a cache in front of exchange; entries live for ttl,
 // and never past the token's own expiry.
 func NewKeyCache(exchange ExchangeFunc, ttl time.Duration) *KeyCache {
 	return &KeyCache{exchange: exchange, ttl: ttl, entries: map[[32]byte]cached{}}
+}
+
+// WatchRevocations makes c drop the exchanges of a key or user as soon as
+// r learns it is revoked (and everything when r loses its watch), and
+// keep exchanges for r.FallbackTTL at most while r is not live.
+func (c *KeyCache) WatchRevocations(r *Revocations) {
+	c.mu.Lock()
+	c.rev = r
+	c.mu.Unlock()
+	r.Subscribe(c.revoke)
+}
+
+func (c *KeyCache) revoke(ev Revocation) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for h, e := range c.entries {
+		if ev.Reset || (e.sub == ev.User && (ev.Key == "" || e.key == ev.Key)) {
+			delete(c.entries, h)
+		}
+	}
 }
 
 // Token returns an identity token for apiKey.
@@ -86,7 +110,14 @@ func (c *KeyCache) Identity(ctx context.Context, apiKey string) (token, user str
 	if err != nil {
 		return "", "", err
 	}
-	exp := now.Add(c.ttl)
+	ttl := c.ttl
+	c.mu.Lock()
+	rev := c.rev
+	c.mu.Unlock()
+	if rev != nil && !rev.Live() {
+		ttl = min(ttl, rev.fallbackTTL())
+	}
+	exp := now.Add(ttl)
 	if t := resp.GetExpireTime().AsTime(); resp.GetExpireTime() != nil && t.Add(-30*time.Second).Before(exp) {
 		exp = t.Add(-30 * time.Second)
 	}
@@ -94,7 +125,13 @@ func (c *KeyCache) Identity(ctx context.Context, apiKey string) (token, user str
 	if len(c.entries) > 10000 {
 		c.entries = map[[32]byte]cached{} // bound memory under a flood of distinct keys
 	}
-	c.entries[h] = cached{token: resp.GetToken(), user: resp.GetUser(), expire: exp}
+	e = cached{token: resp.GetToken(), user: resp.GetUser(), expire: exp}
+	// The token comes from auth: its claims are read, not verified.
+	var claims Claims
+	if _, _, err := jwt.NewParser().ParseUnverified(resp.GetToken(), &claims); err == nil && claims.Role != roleServiceClaim {
+		e.sub, e.key = claims.Subject, claims.Key
+	}
+	c.entries[h] = e
 	c.mu.Unlock()
 	return resp.GetToken(), resp.GetUser(), nil
 }
@@ -118,6 +155,18 @@ type Guard struct {
 	Keys *KeyCache
 	// Public lists full method names reachable without a credential.
 	Public map[string]bool
+}
+
+// roleServiceClaim is the role claim of a service identity token.
+const roleServiceClaim = "service"
+
+// WatchRevocations makes g refuse revoked tokens and drop revoked API
+// keys' exchanges as r learns of them.
+func (g *Guard) WatchRevocations(r *Revocations) {
+	g.Verifier.Revocations = r
+	if g.Keys != nil {
+		g.Keys.WatchRevocations(r)
+	}
 }
 
 // NewGuard returns a Guard that verifies tokens with the JWKS of the auth

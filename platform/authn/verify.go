@@ -20,6 +20,24 @@ type Claims struct {
 	jwt.RegisteredClaims
 	// Role is "admin" or "user" for a user token, "service" for a service identity.
 	Role string `json:"role"`
+	// Key is the id of the API key the token was exchanged for (a user
+	// token), so that revoking the key revokes its tokens.
+	Key string `json:"key,omitempty"`
+	// IssuedMillis is the issue time in milliseconds ("iat" has whole
+	// seconds), so that a revocation refuses exactly the tokens issued
+	// before it.
+	IssuedMillis int64 `json:"iat_ms,omitempty"`
+}
+
+// issued returns when the token was issued, as precisely as it says.
+func (c *Claims) issued() time.Time {
+	if c.IssuedMillis > 0 {
+		return time.UnixMilli(c.IssuedMillis)
+	}
+	if c.IssuedAt == nil {
+		return time.Time{}
+	}
+	return c.IssuedAt.Time
 }
 
 // KeysFunc returns the current JWKS.
@@ -50,6 +68,9 @@ type Verifier struct {
 	MaxAge     time.Duration
 	// FetchTimeout bounds one JWKS fetch (default 5 s).
 	FetchTimeout time.Duration
+	// Revocations, when set, refuses the tokens of deleted users and
+	// revoked API keys issued before their revocation.
+	Revocations *Revocations
 
 	mu        sync.Mutex
 	cache     map[string]ed25519.PublicKey
@@ -90,6 +111,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Caller, error) {
 	case "admin", "user":
 		if claims.Subject == "" {
 			return Caller{}, apierror.Unauthenticatedf("invalid identity token: no subject")
+		}
+		if v.Revocations.TokenRevoked(claims.Subject, claims.Key, claims.issued()) {
+			return Caller{}, apierror.Unauthenticatedf("invalid identity token: revoked")
 		}
 		return Caller{User: claims.Subject, Admin: claims.Role == "admin"}, nil
 	case "service":

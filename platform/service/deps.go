@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"mailroom.dev/platform/authn"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/sqldb"
 )
@@ -30,7 +31,8 @@ func (b *Base) DBOptions() []sqldb.Option {
 }
 
 // ConnectNATS connects to the NATS server of n as "mailroom-<name>" and
-// ensures the streams of n's topology; Close closes the connection.
+// ensures the streams of n's topology, then watches the revocations
+// (WatchRevocations); Close closes the connection.
 func (b *Base) ConnectNATS(ctx context.Context, n NATS) (jetstream.JetStream, eventbus.Topology, error) {
 	nc, js, err := eventbus.Connect(n.URL, "mailroom-"+b.Name)
 	if err != nil {
@@ -41,6 +43,9 @@ func (b *Base) ConnectNATS(ctx context.Context, n NATS) (jetstream.JetStream, ev
 	topo := n.Topology()
 	if err := eventbus.EnsureStreams(ctx, js, topo); err != nil {
 		return nil, topo, fmt.Errorf("ensure streams: %w", err)
+	}
+	if _, err := b.WatchRevocations(ctx, js, topo); err != nil {
+		return nil, topo, err
 	}
 	return js, topo, nil
 }
@@ -55,3 +60,30 @@ func (b *Base) ReportLag(js jetstream.JetStream, durables ...eventbus.Durable) e
 	b.OnClose(reg.Unregister)
 	return nil
 }
+
+// WatchRevocations opens the revocation bucket of topo and, beside Run,
+// keeps the service's copy of it current: the guard (DialAuth's, or
+// UseGuard's) refuses revoked tokens and drops revoked keys' exchanges
+// within a second of DeleteApiKey or DeleteUser. It returns the bucket,
+// whose DeletedAt is the deletion marker. Calling it again returns the
+// same bucket.
+func (b *Base) WatchRevocations(ctx context.Context, js jetstream.JetStream, topo eventbus.Topology) (*authn.RevocationStore, error) {
+	if b.revStore != nil {
+		return b.revStore, nil
+	}
+	store, err := authn.OpenRevocations(ctx, js, topo.BucketName(authn.RevocationBucket), topo.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	b.revStore = store
+	b.revocations = authn.NewRevocations()
+	b.revocations.Logger = b.Logger
+	b.Go("revocation watch", func(ctx context.Context) error { return b.revocations.Watch(ctx, store) })
+	if b.guard != nil {
+		b.guard.WatchRevocations(b.revocations)
+	}
+	return store, nil
+}
+
+// Revocations returns the bucket WatchRevocations opened (nil before).
+func (b *Base) Revocations() *authn.RevocationStore { return b.revStore }

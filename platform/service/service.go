@@ -41,6 +41,9 @@ type Base struct {
 	checks      []check
 	health      health
 	adminAddr   atomic.Pointer[string]
+	guard       *authn.Guard
+	revStore    *authn.RevocationStore
+	revocations *authn.Revocations
 }
 
 type part struct {
@@ -103,7 +106,17 @@ func (b *Base) DialAuth(public ...string) (authv1.AuthServiceClient, *authn.Guar
 		return nil, nil, err
 	}
 	client := authv1.NewAuthServiceClient(cc)
-	return client, authn.NewGuard(client, b.Identity(client), public...), nil
+	return client, b.UseGuard(authn.NewGuard(client, b.Identity(client), public...)), nil
+}
+
+// UseGuard makes g the guard that the revocations WatchRevocations
+// watches reach, and returns it.
+func (b *Base) UseGuard(g *authn.Guard) *authn.Guard {
+	b.guard = g
+	if b.revocations != nil {
+		g.WatchRevocations(b.revocations)
+	}
+	return g
 }
 
 // Identity returns the service's identity, its MAILROOM_SERVICE_KEY

@@ -18,6 +18,7 @@ import (
 
 	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
 	"mailroom.dev/platform/authn"
+	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcserver"
 	"mailroom.dev/platform/service"
 	"mailroom.dev/platform/sqldb"
@@ -35,6 +36,9 @@ type Config struct {
 	// Config is what every service has: addresses (DeleteUser asks the
 	// other services there to delete a user's data), database, transport.
 	service.Config
+	// NATS is where auth records revocations (deleted API keys and users)
+	// for every verifier to watch, and the deletion markers.
+	NATS service.NATS
 	// BootstrapToken, when set, is the secret of the API key
 	// users/admin/apiKeys/bootstrap of the admin user "admin", both created
 	// at start if missing. Changing it replaces the key's secret: the old
@@ -94,6 +98,7 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.Any("service", c.Config),
+		slog.Any("nats", c.NATS),
 		slog.String("bootstrap_token", token),
 		slog.String("token_ttl", c.TokenTTL.String()),
 		slog.String("service_keys", services),
@@ -189,6 +194,17 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, fmt.Errorf("auth.New: %w", err)
 	}
+	// Revocations are recorded in NATS before they take effect, and
+	// auth's own guard watches them too.
+	nc, js, err := eventbus.Connect(cfg.NATS.URL, "mailroom-auth")
+	if err != nil {
+		return nil, fmt.Errorf("auth.New: connect to NATS: %w", err)
+	}
+	s.OnClose(func() error { nc.Close(); return nil })
+	revocations, err := s.WatchRevocations(ctx, js, cfg.NATS.Topology())
+	if err != nil {
+		return nil, fmt.Errorf("auth.New: %w", err)
+	}
 	// Auth calls the other services (DeleteUser) with a service identity
 	// whose token it mints itself: svc is set below, before any call.
 	var svc *identity.Service
@@ -203,6 +219,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		RotateEvery: cfg.SigningKeyRotation,
 		ReloadEvery: cfg.SigningKeyReload,
 		Purgers:     purgers,
+		Revoker:     revocations,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("auth.New: signing keys: %w", err)
@@ -221,7 +238,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		})
 	})
 	api := grpcapi.New(svc)
-	authv1.RegisterAuthServiceServer(s.Serve(api.Guard(), grpcserver.Options{MaxRecvMsgSize: cfg.MaxRecvMsgSize}), api)
+	authv1.RegisterAuthServiceServer(s.Serve(s.UseGuard(api.Guard()), grpcserver.Options{MaxRecvMsgSize: cfg.MaxRecvMsgSize}), api)
 	return s, nil
 }
 

@@ -39,6 +39,9 @@ type server struct {
 func start(t *testing.T, cfg auth.Config, logs *logBuffer) *server {
 	t.Helper()
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if cfg.NATS.URL == "" {
+		cfg.NATS.URL = testenv.NATS(t) // revocations, the test's own
+	}
 	if err := config.Defaults(&cfg); err != nil {
 		t.Fatal(err)
 	}

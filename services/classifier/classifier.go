@@ -239,7 +239,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	}})
 	for _, lane := range lanes {
 		c := consumer.New(js, consumer.Config{Topology: topo, Lane: string(lane), Workers: cfg.workers(),
-			AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending, Breaker: infra}, pipeline, s.Logger)
+			AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending, Breaker: infra,
+			Deleted: s.Revocations().Deleted}, pipeline, s.Logger)
 		cons, err := c.Ensure(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("classifier.New: %s consumer: %w", lane, err)

@@ -166,6 +166,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		identity = authn.NewServiceIdentity(authn.ServiceIngest, authn.KeyToken(cache, cfg.ServiceKey))
 	}
 	mc.Vault = vaultclient.New(authClient, identity)
+	mc.Deleted = s.Revocations().Deleted
 	domain := mailbox.NewService(sqlrepo.New(db.SQL), publisher.New(js, topo), mc)
 	classified, err := consumer.New(ctx, js, topo, domain, s.Logger)
 	if err != nil {

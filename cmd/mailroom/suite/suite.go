@@ -68,6 +68,9 @@ type Suite struct {
 	AdminKey string
 	// AdminKeyFile is where AdminKey was written, when the suite made it up.
 	AdminKeyFile string
+	// ServiceKeys are the services' keys, made up at start, by service
+	// name (for tests that call as a service).
+	ServiceKeys map[string]string
 
 	group  *errgroup.Group
 	cancel context.CancelFunc
@@ -186,6 +189,7 @@ func Start(ctx context.Context, cfg Config) (_ *Suite, err error) {
 		serviceKeys[name] = randomKey()
 		keyList = append(keyList, name+":"+serviceKeys[name])
 	}
+	s.ServiceKeys = serviceKeys
 	process := func(name string, target any) error {
 		own := envconfig.MapLookuper(map[string]string{
 			"MAILROOM_SERVICE_KEY":  serviceKeys[name],

@@ -21,6 +21,15 @@ func (s *Service) DeleteUser(ctx context.Context, userID string) (map[string]int
 	if _, err := s.GetUser(ctx, userID); err != nil {
 		return nil, err
 	}
+	if s.revoker != nil {
+		// The deletion marker comes first: from now on the user's tokens
+		// are refused everywhere, and a sync still running or an event
+		// still in flight writes nothing of the user. If it cannot be
+		// recorded, nothing is deleted.
+		if err := s.revoker.RevokeUser(ctx, userID, s.clock()); err != nil {
+			return nil, apierror.Unavailablef(err, "%s could not be deleted now; retry", name)
+		}
+	}
 	type result struct {
 		counts map[string]int64
 		err    error

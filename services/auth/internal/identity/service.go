@@ -41,6 +41,17 @@ type Options struct {
 	ReloadEvery time.Duration
 	// Purgers delete a user's data in the other services (DeleteUser).
 	Purgers []Purger
+	// Revoker, when set, is told of every deleted API key and user before
+	// the deletion, so that every verifier drops them within a second and
+	// nothing of a deleted user is written again.
+	Revoker Revoker
+}
+
+// Revoker records revocations where every service sees them at once
+// (authn.RevocationStore: a NATS key-value bucket).
+type Revoker interface {
+	RevokeUser(ctx context.Context, user string, at time.Time) error
+	RevokeKey(ctx context.Context, user, key string, at time.Time) error
 }
 
 // Service is the auth domain: every operation of the auth API, after the
@@ -55,6 +66,7 @@ type Service struct {
 	rotateEvery time.Duration
 	reloadEvery time.Duration
 	purgers     []Purger
+	revoker     Revoker
 
 	mu   sync.RWMutex
 	keys []SigningKey // unretired, newest generation first
@@ -96,6 +108,7 @@ func New(ctx context.Context, repo Repository, opts Options) (*Service, error) {
 		rotateEvery: opts.RotateEvery,
 		reloadEvery: opts.ReloadEvery,
 		purgers:     opts.Purgers,
+		revoker:     opts.Revoker,
 	}
 	if err := s.Refresh(ctx); err != nil {
 		return nil, err
@@ -281,7 +294,22 @@ func (s *Service) ListAPIKeys(ctx context.Context, userID string, pageSize int, 
 
 // DeleteAPIKey revokes a key: it no longer exchanges, and no longer lists.
 func (s *Service) DeleteAPIKey(ctx context.Context, userID, id string) error {
-	err := s.repo.RevokeAPIKey(ctx, userID, id, s.clock())
+	now := s.clock()
+	if s.revoker != nil {
+		// Recorded first: if it cannot be, nothing is revoked and the
+		// caller retries, rather than a key that caches keep for 30 s.
+		k, err := s.repo.GetAPIKey(ctx, userID, id)
+		if errors.Is(err, ErrNotFound) || (err == nil && !k.RevokeTime.IsZero()) {
+			return apierror.NotFoundf("%s not found", resname.APIKey(userID, id))
+		}
+		if err != nil {
+			return fmt.Errorf("find api key: %w", err)
+		}
+		if err := s.revoker.RevokeKey(ctx, userID, id, now); err != nil {
+			return apierror.Unavailablef(err, "%s could not be revoked now; retry", resname.APIKey(userID, id))
+		}
+	}
+	err := s.repo.RevokeAPIKey(ctx, userID, id, now)
 	if errors.Is(err, ErrNotFound) {
 		return apierror.NotFoundf("%s not found", resname.APIKey(userID, id))
 	}

@@ -94,7 +94,7 @@ func (s *Service) Exchange(ctx context.Context, secret string) (Token, error) {
 			s.logger.WarnContext(ctx, "recording api key use", "api_key", resname.APIKey(k.UserID, k.ID), "error", err.Error())
 		}
 	}
-	value, exp, err := s.sign(u.ID, string(u.Role), now)
+	value, exp, err := s.sign(u.ID, string(u.Role), k.ID, now)
 	if err != nil {
 		return Token{}, err
 	}
@@ -111,7 +111,7 @@ func (s *Service) exchangeServiceKey(ctx context.Context, hash []byte) (Token, e
 	if err != nil {
 		return Token{}, fmt.Errorf("find service key: %w", err)
 	}
-	value, exp, err := s.sign(k.Service, roleService, s.clock())
+	value, exp, err := s.sign(k.Service, roleService, "", s.clock())
 	if err != nil {
 		return Token{}, err
 	}
@@ -129,7 +129,7 @@ func (s *Service) ServiceToken(context.Context) (string, error) {
 	if s.ownToken.Value != "" && now.Add(margin).Before(s.ownToken.ExpireTime) {
 		return s.ownToken.Value, nil
 	}
-	value, exp, err := s.sign(authn.ServiceAuth, roleService, now)
+	value, exp, err := s.sign(authn.ServiceAuth, roleService, "", now)
 	if err != nil {
 		return "", err
 	}
@@ -137,8 +137,9 @@ func (s *Service) ServiceToken(context.Context) (string, error) {
 	return value, nil
 }
 
-// sign returns a token for subject with role, issued at now, and its expiry.
-func (s *Service) sign(subject, role string, now time.Time) (string, time.Time, error) {
+// sign returns a token for subject with role, exchanged for the API key
+// called apiKey (empty for a service), issued at now, and its expiry.
+func (s *Service) sign(subject, role, apiKey string, now time.Time) (string, time.Time, error) {
 	key := s.signingKey(now)
 	// JWT times are whole seconds; the response's expire_time must match.
 	iat := now.Truncate(time.Second)
@@ -154,7 +155,9 @@ func (s *Service) sign(subject, role string, now time.Time) (string, time.Time, 
 			// A token id, so that a later issue can deny or trace a single token.
 			ID: randomID(10),
 		},
-		Role: role,
+		Role:         role,
+		Key:          apiKey,
+		IssuedMillis: now.UnixMilli(),
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 	t.Header["kid"] = key.ID

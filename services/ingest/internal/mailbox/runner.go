@@ -137,6 +137,9 @@ func (r *SyncRun) Deliver(ctx context.Context, f Fetched, lane Lane) error {
 		r.svc.metrics.message(ctx, r.Mailbox.Kind, ResultExpired, 1)
 		return nil
 	}
+	if err := r.svc.checkDeleted(ctx, r.Mailbox); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
 	_, err := r.svc.pub.PublishReceived(ctx, Received{
 		User: r.Mailbox.User, MailboxID: r.Mailbox.ID, MessageID: rec.MessageID,
 		ProviderMessageID: f.ProviderMessageID, Lane: lane, Content: content,

@@ -62,6 +62,12 @@ type Config struct {
 	// Logger receives what goes wrong after a request was answered for.
 	Logger *slog.Logger
 
+	// Deleted is the deletion marker, when set: whether user was deleted
+	// at or after since (a mailbox's creation). Nothing of a mailbox
+	// created before its user's deletion is published, even by a sync
+	// that another replica was running when DeleteUser began.
+	Deleted func(ctx context.Context, user string, since time.Time) (bool, error)
+
 	// Vault keeps the credentials of GMAIL and IMAP mailboxes.
 	Vault Vault
 	// Providers sync the mailboxes of each kind.
@@ -664,6 +670,9 @@ func (s *Service) ImportMessages(ctx context.Context, user, mailboxID string, ra
 	if err != nil {
 		return nil, fmt.Errorf("known messages: %w", err)
 	}
+	if err := s.checkDeleted(ctx, mb); err != nil {
+		return nil, err
+	}
 
 	out := make([]Imported, 0, len(batch))
 	var recs []Record
@@ -699,6 +708,27 @@ func (s *Service) ImportMessages(ctx context.Context, user, mailboxID string, ra
 		return nil, failed
 	}
 	return out, nil
+}
+
+// ReasonUserDeleted is the reason of the error that refuses to publish
+// mail of a deleted user.
+const ReasonUserDeleted = "USER_DELETED"
+
+// checkDeleted refuses to go on with mb's mail when its user was deleted
+// after mb was created (the deletion marker); it says nothing when the
+// marker cannot be read, and refuses: the mail waits for the next sync.
+func (s *Service) checkDeleted(ctx context.Context, mb Mailbox) error {
+	if s.cfg.Deleted == nil {
+		return nil
+	}
+	deleted, err := s.cfg.Deleted(ctx, mb.User, mb.CreateTime)
+	if err != nil {
+		return apierror.Unavailablef(err, "the deletion marker of %s cannot be read now; retry", resname.User(mb.User))
+	}
+	if deleted {
+		return apierror.NotFoundf("%s is deleted", resname.User(mb.User)).WithReason(ReasonUserDeleted)
+	}
+	return nil
 }
 
 func (s *Service) tooLarge(field string, size int) error {

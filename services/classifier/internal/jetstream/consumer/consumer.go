@@ -66,6 +66,11 @@ type Config struct {
 	// Breaker, shared by the lanes, holds events while the database or
 	// NATS fails for every event (nil: never).
 	Breaker *breaker.Breaker
+	// Deleted, when set, is the deletion marker: whether user was deleted
+	// at or after since (the mail's ingestion). Such an event is
+	// acknowledged and dropped, before it is classified and again before
+	// its result is published: nothing of a deleted user is written again.
+	Deleted func(ctx context.Context, user string, since time.Time) (bool, error)
 	// MeterProvider makes the consumer's instruments
 	// (mailroom_classifications_total, mailroom_dead_letters_total); nil
 	// means the global one.
@@ -306,6 +311,9 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log = log.With("message", ev.GetMessage())
+	if c.dropDeleted(ctx, span, log, msg, &ev, delivered) {
+		return
+	}
 
 	// A later tier may wait for rate-limit capacity for longer than
 	// AckWait; keep the event ours meanwhile, without spending a delivery.
@@ -388,6 +396,9 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 		IngestTime:        ev.GetIngestTime(),
 		SyncJob:           ev.GetSyncJob(),
 	}
+	if c.dropDeleted(ctx, span, log, msg, &ev, delivered) {
+		return
+	}
 	for {
 		pctx, cancel := context.WithTimeout(ctx, c.cfg.PublishTimeout)
 		_, err = eventbus.Publish(pctx, c.js, c.cfg.Topology.ClassifiedSubject(ev.GetUser()), ClassifiedMsgID(ev.GetMessage()), out)
@@ -420,9 +431,34 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 	log.DebugContext(ctx, "classified", "category", v.Category, "rule", v.Rule)
 }
 
+// dropDeleted acknowledges and drops ev when its user was deleted after
+// the mail came in (the deletion marker), and says so; when the marker
+// cannot be read, the event is retried later.
+func (c *Consumer) dropDeleted(ctx context.Context, span trace.Span, log *slog.Logger, msg jetstream.Msg, ev *eventsv1.MailReceived, delivered uint64) bool {
+	if c.cfg.Deleted == nil {
+		return false
+	}
+	deleted, err := c.cfg.Deleted(ctx, ev.GetUser(), received(ev))
+	if err != nil {
+		c.retry(ctx, span, log, msg, delivered, "deletion marker", err)
+		return true
+	}
+	if !deleted {
+		return false
+	}
+	log.InfoContext(ctx, "the user is deleted; event dropped")
+	if err := msg.DoubleAck(ctx); err != nil {
+		log.WarnContext(ctx, "ack failed; the event will be redelivered", "error", err.Error())
+	}
+	return true
+}
+
 // deadLetter publishes the event to the dead letters, then acknowledges it.
 // If the publish fails, the event is retried as usual.
 func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, log *slog.Logger, msg jetstream.Msg, ev *eventsv1.MailReceived, delivered uint64, kind, reason string, attempts int) {
+	if c.dropDeleted(ctx, span, log, msg, ev, delivered) {
+		return
+	}
 	span.SetStatus(codes.Error, "dead-lettered")
 	var seq uint64
 	if md, err := msg.Metadata(); err == nil {
