@@ -22,6 +22,8 @@ var (
 		mailv1.ClassificationSource_CLASSIFICATION_SOURCE_RULES: "rules",
 		mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LLM:   "llm",
 		mailv1.ClassificationSource_CLASSIFICATION_SOURCE_CACHE: "cache",
+		mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LEARNED: "learned",
+		mailv1.ClassificationSource_CLASSIFICATION_SOURCE_USER: "user",
 	}
 )
 

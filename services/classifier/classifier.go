@@ -33,6 +33,7 @@ import (
 	"mailroom.dev/services/classifier/internal/jetstream/deadletters"
 	"mailroom.dev/services/classifier/internal/limiter"
 	"mailroom.dev/services/classifier/internal/llm"
+	"mailroom.dev/services/classifier/internal/pricing"
 	"mailroom.dev/services/classifier/internal/replicas"
 	"mailroom.dev/services/classifier/internal/rules"
 	"mailroom.dev/services/classifier/internal/sqlrepo"
@@ -102,11 +103,63 @@ type Config struct {
 	// messages wait and the rules tier keeps working.
 	DailyBudgetUSD float64 `env:"MAILROOM_DAILY_BUDGET_USD, default=0"`
 	CreditUSD      float64 `env:"MAILROOM_CREDIT_USD, default=0"`
+	// OpenAIPrices extends or overrides the built-in price table:
+	// "MODEL=INPUT,CACHED_INPUT,OUTPUT[,BATCH_DISCOUNT];…" in US dollars per
+	// million tokens (or the JSON of OpenAIPricesFile). OpenAIPricesFile is
+	// a JSON file {"MODEL": {"input": …, "cached_input": …, "output": …,
+	// "batch_discount": …}}; OPENAI_PRICES wins over it. With a budget set,
+	// every model in use must be priced or the service does not start.
+	OpenAIPrices     string `env:"OPENAI_PRICES"`
+	OpenAIPricesFile string `env:"OPENAI_PRICES_FILE"`
 	// CacheTTL is how long a verdict is reused for the same content.
 	CacheTTL time.Duration `env:"MAILROOM_CLASSIFIER_CACHE_TTL, default=720h"`
 	// ReplicaID names this replica among those sharing the keys (default:
 	// host name and process id).
 	ReplicaID string `env:"MAILROOM_REPLICA_ID"`
+}
+
+// Prices returns the price table: the built-in defaults, extended by
+// OPENAI_PRICES_FILE, then by OPENAI_PRICES.
+func (c Config) Prices() (pricing.Table, error) {
+	return pricing.Load(c.OpenAIPrices, c.OpenAIPricesFile, os.ReadFile)
+}
+
+// models returns the models the language model tier calls, each once.
+func (c Config) models() []string {
+	models := []string{c.OpenAIModel}
+	if c.OpenAIEscalateModel != "" && c.OpenAIEscalateModel != c.OpenAIModel {
+		models = append(models, c.OpenAIEscalateModel)
+	}
+	return models
+}
+
+// CheckPrices returns the price table, or an error saying why the service
+// must not start: a price that does not parse, or a budget (daily or
+// credit) with a model in use that the table does not price — its calls
+// would count as $0 and the budget would never stop them.
+func (c Config) CheckPrices() (pricing.Table, error) {
+	prices, err := c.Prices()
+	if err != nil {
+		return nil, err
+	}
+	if len(c.APIKeys()) == 0 || (c.DailyBudgetUSD <= 0 && c.CreditUSD <= 0) {
+		return prices, nil
+	}
+	if missing := prices.Missing(c.models()...); len(missing) > 0 {
+		var which []string
+		for _, m := range missing {
+			v := "OPENAI_MODEL"
+			if m != c.OpenAIModel {
+				v = "OPENAI_ESCALATE_MODEL"
+			}
+			which = append(which, fmt.Sprintf("%s (%s)", m, v))
+		}
+		return nil, fmt.Errorf("a budget is set (MAILROOM_DAILY_BUDGET_USD=%g, MAILROOM_CREDIT_USD=%g) but no price is known for %s: "+
+			"its spend would count as $0 and the budget would never stop it; add it to OPENAI_PRICES "+
+			"(\"%s=INPUT,CACHED_INPUT,OUTPUT[,BATCH_DISCOUNT]\" in US dollars per million tokens) or OPENAI_PRICES_FILE; priced models: %s",
+			c.DailyBudgetUSD, c.CreditUSD, strings.Join(which, " and "), missing[0], strings.Join(prices.Models(), ", "))
+	}
+	return prices, nil
 }
 
 // workers is Workers, or its default: MaxAckPending with the language
@@ -179,6 +232,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("openai_burst", c.OpenAIBurst.String()),
 		slog.Float64("daily_budget_usd", c.DailyBudgetUSD),
 		slog.Float64("credit_usd", c.CreditUSD),
+		slog.String("openai_prices", c.OpenAIPrices),
+		slog.String("openai_prices_file", c.OpenAIPricesFile),
 		slog.String("replica_id", c.replicaID()),
 	)
 }
@@ -194,6 +249,10 @@ type Service struct {
 // New opens the database, connects to NATS, ensures the streams and the
 // durable consumers, and builds the pipeline and the gRPC server.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err error) {
+	prices, err := cfg.CheckPrices()
+	if err != nil {
+		return nil, fmt.Errorf("classifier.New: prices: %w", err)
+	}
 	base, err := service.New(service.Classifier, cfg.Config, logger)
 	if err != nil {
 		return nil, fmt.Errorf("classifier.New: %w", err)
@@ -210,7 +269,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, fmt.Errorf("classifier.New: %w", err)
 	}
-	tiers, limits, err := s.modelTier(ctx, cfg, repo, js, topo)
+	tiers, limits, err := s.modelTier(ctx, cfg, prices, repo, js, topo)
 	if err != nil {
 		return nil, fmt.Errorf("classifier.New: language model: %w", err)
 	}
@@ -270,7 +329,7 @@ func purgeUser(repo *sqlrepo.Repo, taxonomies *classify.Taxonomies, dead *deadle
 // (the rules tier runs alone); with keys, the verdict cache in front of the
 // language model under the limiter and the budget guard, the limits shared
 // with the other replicas. It returns the tiers and what reports the limits.
-func (s *Service) modelTier(ctx context.Context, cfg Config, repo *sqlrepo.Repo, js jetstream.JetStream, topo eventbus.Topology) ([]classify.Tier, classify.LimitsReporter, error) {
+func (s *Service) modelTier(ctx context.Context, cfg Config, prices pricing.Table, repo *sqlrepo.Repo, js jetstream.JetStream, topo eventbus.Topology) ([]classify.Tier, classify.LimitsReporter, error) {
 	tiers := []classify.Tier{rules.Tier{}}
 	keys := cfg.APIKeys()
 	if len(keys) == 0 {
@@ -288,9 +347,9 @@ func (s *Service) modelTier(ctx context.Context, cfg Config, repo *sqlrepo.Repo,
 		kcs = append(kcs, kc)
 		lks = append(lks, llm.Key{ID: id, Secret: k})
 	}
-	models := []string{cfg.OpenAIModel}
-	if cfg.OpenAIEscalateModel != "" && cfg.OpenAIEscalateModel != cfg.OpenAIModel {
-		models = append(models, cfg.OpenAIEscalateModel)
+	models := cfg.models()
+	if missing := prices.Missing(models...); len(missing) > 0 {
+		s.Logger.Warn("no price is known for a model in use: its spend is recorded as $0 (no budget is set, so nothing stops it); add it to OPENAI_PRICES", "models", missing)
 	}
 	lim := limiter.New(limiter.Config{Keys: kcs, Burst: cfg.OpenAIBurst, Models: models})
 	guard := budget.New(repo, budget.Config{
@@ -312,6 +371,7 @@ func (s *Service) modelTier(ctx context.Context, cfg Config, repo *sqlrepo.Repo,
 		Keys:                lks,
 		Limiter:             lim,
 		Budget:              guard,
+		Prices:              prices,
 		MaxCompletionTokens: cfg.OpenAIMaxCompletionTokens,
 		MaxBodyTokens:       cfg.OpenAIMaxBodyTokens,
 		RequestTimeout:      cfg.OpenAITimeout,

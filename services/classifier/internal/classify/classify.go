@@ -88,6 +88,10 @@ const (
 	SourceRules
 	SourceLLM
 	SourceCache
+	// SourceLearned is a learned record of the sender (see learned).
+	SourceLearned
+	// SourceUser is the user's own correction.
+	SourceUser
 )
 
 // Priority is how soon a person should look at a message.
@@ -108,6 +112,42 @@ type Usage struct {
 	CachedPromptTokens int64
 	CostMicros         int64
 	Requests           int64
+	// Models splits the usage by model; the fields above are its sums.
+	Models []ModelUsage
+}
+
+// ModelUsage is what one model's requests cost.
+type ModelUsage struct {
+	Model              string
+	PromptTokens       int64
+	CompletionTokens   int64
+	CachedPromptTokens int64
+	CostMicros         int64
+	Requests           int64
+	// Batch is true for requests sent through the Batch API.
+	Batch bool
+}
+
+// Add adds one request's (or batch line's) usage of model.
+func (u *Usage) Add(model string, batch bool, prompt, cached, completion, cost int64) {
+	u.Requests++
+	u.PromptTokens += prompt
+	u.CachedPromptTokens += cached
+	u.CompletionTokens += completion
+	u.CostMicros += cost
+	for i := range u.Models {
+		m := &u.Models[i]
+		if m.Model == model && m.Batch == batch {
+			m.Requests++
+			m.PromptTokens += prompt
+			m.CachedPromptTokens += cached
+			m.CompletionTokens += completion
+			m.CostMicros += cost
+			return
+		}
+	}
+	u.Models = append(u.Models, ModelUsage{Model: model, Batch: batch, Requests: 1,
+		PromptTokens: prompt, CachedPromptTokens: cached, CompletionTokens: completion, CostMicros: cost})
 }
 
 // Verdict is a tier's classification of a message. The zero Verdict (no

@@ -136,20 +136,28 @@ func (s *Server) GetUsage(ctx context.Context, req *storev1.GetUsageRequest) (*s
 	if err != nil {
 		return nil, err
 	}
-	return &storev1.GetUsageResponse{Usage: &storev1.Usage{
-		Name:                 resname.User(ids[0]) + "/usage",
-		Classifications:      u.Classifications,
-		RuleClassifications:  u.RuleClassifications,
-		LlmClassifications:   u.LLMClassifications,
-		CacheClassifications: u.CacheClassifications,
-		Requests:             u.Requests,
-		PromptTokens:         u.PromptTokens,
-		CompletionTokens:     u.CompletionTokens,
-		CachedPromptTokens:   u.CachedPromptTokens,
-		CostMicros:           u.CostMicros,
-		StartTime:            timestamp(u.StartTime),
-		EndTime:              timestamp(u.EndTime),
-	}}, nil
+	out := &storev1.Usage{
+		Name:                   resname.User(ids[0]) + "/usage",
+		Classifications:        u.Classifications,
+		RuleClassifications:    u.RuleClassifications,
+		LlmClassifications:     u.LLMClassifications,
+		CacheClassifications:   u.CacheClassifications,
+		LearnedClassifications: u.LearnedClassifications,
+		UserClassifications:    u.UserClassifications,
+		DeadLetters:            u.DeadLetters,
+		Requests:               u.Requests,
+		PromptTokens:           u.PromptTokens,
+		CompletionTokens:       u.CompletionTokens,
+		CachedPromptTokens:     u.CachedPromptTokens,
+		CostMicros:             u.CostMicros,
+		StartTime:              timestamp(u.StartTime),
+		EndTime:                timestamp(u.EndTime),
+	}
+	for _, m := range u.Models {
+		out.Models = append(out.Models, &storev1.ModelUsage{Model: m.Model, Requests: m.Requests, PromptTokens: m.PromptTokens,
+			CachedPromptTokens: m.CachedPromptTokens, CompletionTokens: m.CompletionTokens, CostMicros: m.CostMicros})
+	}
+	return &storev1.GetUsageResponse{Usage: out}, nil
 }
 
 // PurgeUserData implements storev1.StoreServiceServer. Only the auth

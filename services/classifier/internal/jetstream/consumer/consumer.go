@@ -314,12 +314,12 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 	var giveUp *classify.GiveUpError
 	switch {
 	case errors.As(err, &giveUp):
-		c.deadLetter(ctx, span, log, msg, &ev, delivered, ReasonGaveUp, giveUp.Reason, giveUp.Attempts)
+		c.deadLetter(ctx, span, log, msg, &ev, delivered, ReasonGaveUp, giveUp.Reason, giveUp.Attempts, giveUp.Usage)
 		return
 	case err != nil && ctx.Err() == nil && delivered >= uint64(c.cfg.MaxDeliver) && c.cfg.MaxDeliver > 0:
 		// The last delivery the server will make: keep the message in the
 		// dead letters rather than let it vanish.
-		c.deadLetter(ctx, span, log, msg, &ev, delivered, ReasonMaxDeliver, fmt.Sprintf("%d deliveries failed; the last: %v", delivered, err), int(delivered))
+		c.deadLetter(ctx, span, log, msg, &ev, delivered, ReasonMaxDeliver, fmt.Sprintf("%d deliveries failed; the last: %v", delivered, err), int(delivered), classify.Usage{})
 		return
 	case err != nil:
 		c.retry(ctx, span, log, msg, delivered, "classify", err)
@@ -363,13 +363,14 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 
 // deadLetter publishes the event to the dead letters, then acknowledges it.
 // If the publish fails, the event is retried as usual.
-func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, log *slog.Logger, msg jetstream.Msg, ev *eventsv1.MailReceived, delivered uint64, kind, reason string, attempts int) {
+func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, log *slog.Logger, msg jetstream.Msg, ev *eventsv1.MailReceived, delivered uint64, kind, reason string, attempts int, usage classify.Usage) {
 	span.SetStatus(codes.Error, "dead-lettered")
 	var seq uint64
 	if md, err := msg.Metadata(); err == nil {
 		seq = md.Sequence.Stream
 	}
-	dead := &eventsv1.MailDeadLettered{Received: ev, Reason: reason, Attempts: int32(attempts), DeadTime: timestamppb.Now()}
+	// The failed attempts were paid for: their usage goes into the ledger.
+	dead := &eventsv1.MailDeadLettered{Received: ev, Reason: reason, Attempts: int32(attempts), DeadTime: timestamppb.Now(), Usage: protoconv.Usage(usage)}
 	pctx, cancel := context.WithTimeout(ctx, c.cfg.PublishTimeout)
 	_, err := eventbus.Publish(pctx, c.js, c.cfg.Topology.DeadLetterSubject(ev.GetUser()), fmt.Sprintf("dead/%s/%d", ev.GetMessage(), seq), dead)
 	cancel()
