@@ -64,8 +64,8 @@ func Lane(l mailv1.Lane) classify.Lane {
 func LaneProto(l classify.Lane) mailv1.Lane { return protoenum.Lane(string(l)) }
 
 var sources = map[classify.Source]mailv1.ClassificationSource{
-	classify.SourceRules: mailv1.ClassificationSource_CLASSIFICATION_SOURCE_RULES,
-	classify.SourceLLM:   mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LLM,
+	classify.SourceRules:   mailv1.ClassificationSource_CLASSIFICATION_SOURCE_RULES,
+	classify.SourceLLM:     mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LLM,
 	classify.SourceCache:   mailv1.ClassificationSource_CLASSIFICATION_SOURCE_CACHE,
 	classify.SourceLearned: mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LEARNED,
 	classify.SourceUser:    mailv1.ClassificationSource_CLASSIFICATION_SOURCE_USER,
