@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -31,6 +32,7 @@ import (
 	"mailroom.dev/services/classifier/internal/grpcapi"
 	"mailroom.dev/services/classifier/internal/jetstream/consumer"
 	"mailroom.dev/services/classifier/internal/jetstream/deadletters"
+	"mailroom.dev/services/classifier/internal/learned"
 	"mailroom.dev/services/classifier/internal/limiter"
 	"mailroom.dev/services/classifier/internal/llm"
 	"mailroom.dev/services/classifier/internal/pricing"
@@ -111,6 +113,15 @@ type Config struct {
 	// every model in use must be priced or the service does not start.
 	OpenAIPrices     string `env:"OPENAI_PRICES"`
 	OpenAIPricesFile string `env:"OPENAI_PRICES_FILE"`
+	// LearnSenders turns on learned senders: after LearnThreshold confident
+	// (≥ LearnMinConfidence) model verdicts in a row put a sender's mail in
+	// one category, later mail from it is classified from that record
+	// without the model, except a LearnSampleRate sample that checks it.
+	// Corrections are learned either way.
+	LearnSenders       bool    `env:"MAILROOM_LEARN_SENDERS, default=true"`
+	LearnThreshold     int     `env:"MAILROOM_LEARN_THRESHOLD, default=3"`
+	LearnMinConfidence float64 `env:"MAILROOM_LEARN_MIN_CONFIDENCE, default=0.7"`
+	LearnSampleRate    float64 `env:"MAILROOM_LEARN_SAMPLE_RATE, default=0.05"`
 	// CacheTTL is how long a verdict is reused for the same content.
 	CacheTTL time.Duration `env:"MAILROOM_CLASSIFIER_CACHE_TTL, default=720h"`
 	// ReplicaID names this replica among those sharing the keys (default:
@@ -235,6 +246,10 @@ func (c Config) LogValue() slog.Value {
 		slog.String("openai_prices", c.OpenAIPrices),
 		slog.String("openai_prices_file", c.OpenAIPricesFile),
 		slog.String("replica_id", c.replicaID()),
+		slog.Bool("learn_senders", c.LearnSenders),
+		slog.Int("learn_threshold", c.LearnThreshold),
+		slog.Float64("learn_min_confidence", c.LearnMinConfidence),
+		slog.Float64("learn_sample_rate", c.LearnSampleRate),
 	)
 }
 
@@ -274,6 +289,22 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		return nil, fmt.Errorf("classifier.New: language model: %w", err)
 	}
 	taxonomies := classify.NewTaxonomies(repo, 30*time.Second)
+	// The learned senders sit between the rules and the paid tiers; with
+	// the rules alone they still answer from corrections.
+	threshold := cfg.LearnThreshold
+	if !cfg.LearnSenders {
+		threshold = math.MaxInt // nothing the model says is learned; corrections still are
+	}
+	var paid classify.Tier = classify.TierFunc(func(context.Context, classify.Request) (classify.Verdict, error) {
+		return classify.Verdict{}, nil // rules only: abstain
+	})
+	if len(tiers) > 1 {
+		paid = tiers[1]
+	}
+	learn := learned.New(repo, paid, learned.Config{
+		Threshold: threshold, MinConfidence: cfg.LearnMinConfidence, SampleRate: cfg.LearnSampleRate,
+	})
+	tiers = []classify.Tier{tiers[0], learn}
 	pipeline := &classify.Service{Taxonomies: taxonomies, Pipeline: classify.NewPipeline(tiers...)}
 	var lags []consumer.Lag
 	for _, lane := range lanes {
@@ -304,9 +335,24 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		Limits:      limits,
 		Taxonomies:  taxonomies,
 		DeadLetters: dead,
+		Corrector:   corrector{learn: learn, taxonomies: taxonomies},
 		Purge:       purgeUser(repo, taxonomies, dead),
 	}))
 	return s, nil
+}
+
+// corrector checks a correction against the user's taxonomy and records it.
+type corrector struct {
+	learn      *learned.Tier
+	taxonomies *classify.Taxonomies
+}
+
+func (c corrector) Correct(ctx context.Context, corr learned.Correction) error {
+	t, _, err := c.taxonomies.Get(ctx, corr.User)
+	if err != nil {
+		return fmt.Errorf("taxonomy of %s: %w", corr.User, err)
+	}
+	return c.learn.Correct(ctx, corr, t)
 }
 
 // purgeUser deletes a user's taxonomy, cached verdicts and dead letters.

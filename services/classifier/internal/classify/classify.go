@@ -179,6 +179,9 @@ type Verdict struct {
 type Request struct {
 	// User is the owner's user id.
 	User string
+	// ID identifies the mail (its message resource name), when known: the
+	// learned tier samples by it.
+	ID   string
 	Lane Lane
 	// Taxonomy is the user's taxonomy; the verdict's category must be in it.
 	Taxonomy Taxonomy
@@ -186,6 +189,14 @@ type Request struct {
 	// Received is when the mail entered the system (ingest), zero when
 	// unknown; the language-model tier measures the lane's wait from it.
 	Received time.Time
+	// Examples are the user's corrections, shown to the model after the
+	// stable prefix of its prompt.
+	Examples []Example
+}
+
+// Example is a user's correction, shown to the model as a few-shot example.
+type Example struct {
+	From, Subject, Category string
 }
 
 // Tier is one stage of the pipeline. Classify returns a verdict, the zero

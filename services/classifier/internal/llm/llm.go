@@ -232,11 +232,17 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 	taxKey := classify.TaxonomyKey(tax)
 	system := systemPrompt(tax)
 	user := userPrompt(req.Message, t.tok, t.cfg.MaxBodyTokens)
+	messages := []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(system)}
 	promptTokens := t.tok.prompt(taxKey, system, user)
+	if ex := examplesPrompt(req.Examples, t.tok); ex != "" {
+		messages = append(messages, openai.SystemMessage(ex))
+		promptTokens += tokensPerMessage + t.tok.count("system") + t.tok.count(ex)
+	}
+	messages = append(messages, openai.UserMessage(user))
 	admission := promptTokens + t.cfg.MaxCompletionTokens
 	params := openai.ChatCompletionNewParams{
 		Model:               shared.ChatModel(model),
-		Messages:            []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(system), openai.UserMessage(user)},
+		Messages:            messages,
 		MaxCompletionTokens: openai.Int(int64(t.cfg.MaxCompletionTokens)),
 		Temperature:         openai.Float(0),
 		PromptCacheKey:      openai.String("mailroom-" + taxKey),

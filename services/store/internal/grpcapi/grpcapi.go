@@ -25,6 +25,7 @@ type Queries interface {
 	Get(ctx context.Context, user, id string) (mailstore.Message, error)
 	Stats(ctx context.Context, user string) (mailstore.Stats, error)
 	Usage(ctx context.Context, user string) (mailstore.Usage, error)
+	Correct(ctx context.Context, user, id, category string, at time.Time) (mailstore.Message, error)
 	PurgeUser(ctx context.Context, user string) (mailstore.Purged, error)
 }
 
@@ -34,12 +35,15 @@ type Server struct {
 	q Queries
 	// purgeEvents deletes a user's classified events still in the stream.
 	purgeEvents func(ctx context.Context, user string) (int64, error)
+	// learn tells the classifier of a correction (it checks the category
+	// against the user's taxonomy and learns the sender).
+	learn Learner
 }
 
 // New returns a server answering from q; purgeEvents (may be nil) deletes
 // a user's events still in the event stream when the user's data is purged.
-func New(q Queries, purgeEvents func(ctx context.Context, user string) (int64, error)) *Server {
-	return &Server{q: q, purgeEvents: purgeEvents}
+func New(q Queries, purgeEvents func(ctx context.Context, user string) (int64, error), learn Learner) *Server {
+	return &Server{q: q, purgeEvents: purgeEvents, learn: learn}
 }
 
 // user parses name against pattern (whose first wildcard is the user) and

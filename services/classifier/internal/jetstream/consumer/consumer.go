@@ -300,6 +300,7 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 	unhook := context.AfterFunc(stop, cancel)
 	v, err := c.classifier.Classify(cctx, classify.Request{
 		User:     ev.GetUser(),
+		ID:       ev.GetMessage(),
 		Lane:     protoconv.Lane(ev.GetLane()),
 		Message:  protoconv.Message(ev.GetContent()),
 		Received: received(&ev),
