@@ -117,6 +117,8 @@ type Config struct {
 	Faults FaultRates
 	// Organization names the organization in 429 messages (default "org-fake").
 	Organization string
+	// Batch configures the Files and Batch APIs (see BatchConfig).
+	Batch BatchConfig
 	// Now is the clock of the rate limiter, the statistics, the changes,
 	// the latency steps and the other client (default time.Now). Latency
 	// is waited out by Sleep.
@@ -126,8 +128,9 @@ type Config struct {
 // Server is the fake OpenAI API; it is an http.Handler. It is safe for
 // concurrent use.
 type Server struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg   Config
+	batch batches
+	mux   *http.ServeMux
 
 	mu          sync.Mutex
 	keys        map[string]*keyState // fixed at New; the states are guarded by mu
@@ -192,6 +195,7 @@ func New(cfg Config) *Server {
 	s.resetLocked()
 	s.mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
 	s.mux.HandleFunc("GET /v1/models", s.models)
+	s.registerBatch()
 	s.mux.HandleFunc("GET /fake/stats", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(s.Stats())

@@ -19,9 +19,11 @@ var (
 		mailv1.Priority_PRIORITY_HIGH:   "high",
 	}
 	sources = names[mailv1.ClassificationSource]{
-		mailv1.ClassificationSource_CLASSIFICATION_SOURCE_RULES: "rules",
-		mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LLM:   "llm",
-		mailv1.ClassificationSource_CLASSIFICATION_SOURCE_CACHE: "cache",
+		mailv1.ClassificationSource_CLASSIFICATION_SOURCE_RULES:   "rules",
+		mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LLM:     "llm",
+		mailv1.ClassificationSource_CLASSIFICATION_SOURCE_CACHE:   "cache",
+		mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LEARNED: "learned",
+		mailv1.ClassificationSource_CLASSIFICATION_SOURCE_USER:    "user",
 	}
 )
 

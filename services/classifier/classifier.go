@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -32,8 +33,10 @@ import (
 	"mailroom.dev/services/classifier/internal/grpcapi"
 	"mailroom.dev/services/classifier/internal/jetstream/consumer"
 	"mailroom.dev/services/classifier/internal/jetstream/deadletters"
+	"mailroom.dev/services/classifier/internal/learned"
 	"mailroom.dev/services/classifier/internal/limiter"
 	"mailroom.dev/services/classifier/internal/llm"
+	"mailroom.dev/services/classifier/internal/pricing"
 	"mailroom.dev/services/classifier/internal/replicas"
 	"mailroom.dev/services/classifier/internal/rules"
 	"mailroom.dev/services/classifier/internal/sqlrepo"
@@ -111,11 +114,72 @@ type Config struct {
 	// messages wait and the rules tier keeps working.
 	DailyBudgetUSD float64 `env:"MAILROOM_DAILY_BUDGET_USD, default=0"`
 	CreditUSD      float64 `env:"MAILROOM_CREDIT_USD, default=0"`
+	// OpenAIPrices extends or overrides the built-in price table:
+	// "MODEL=INPUT,CACHED_INPUT,OUTPUT[,BATCH_DISCOUNT];…" in US dollars per
+	// million tokens (or the JSON of OpenAIPricesFile). OpenAIPricesFile is
+	// a JSON file {"MODEL": {"input": …, "cached_input": …, "output": …,
+	// "batch_discount": …}}; OPENAI_PRICES wins over it. With a budget set,
+	// every model in use must be priced or the service does not start.
+	OpenAIPrices     string `env:"OPENAI_PRICES"`
+	OpenAIPricesFile string `env:"OPENAI_PRICES_FILE"`
+	// LearnSenders turns on learned senders: after LearnThreshold confident
+	// (≥ LearnMinConfidence) model verdicts in a row put a sender's mail in
+	// one category, later mail from it is classified from that record
+	// without the model, except a LearnSampleRate sample that checks it.
+	// Corrections are learned either way.
+	LearnSenders       bool    `env:"MAILROOM_LEARN_SENDERS, default=true"`
+	LearnThreshold     int     `env:"MAILROOM_LEARN_THRESHOLD, default=3"`
+	LearnMinConfidence float64 `env:"MAILROOM_LEARN_MIN_CONFIDENCE, default=0.7"`
+	LearnSampleRate    float64 `env:"MAILROOM_LEARN_SAMPLE_RATE, default=0.05"`
 	// CacheTTL is how long a verdict is reused for the same content.
 	CacheTTL time.Duration `env:"MAILROOM_CLASSIFIER_CACHE_TTL, default=720h"`
 	// ReplicaID names this replica among those sharing the keys (default:
 	// host name and process id).
 	ReplicaID string `env:"MAILROOM_REPLICA_ID"`
+}
+
+// Prices returns the price table: the built-in defaults, extended by
+// OPENAI_PRICES_FILE, then by OPENAI_PRICES.
+func (c Config) Prices() (pricing.Table, error) {
+	return pricing.Load(c.OpenAIPrices, c.OpenAIPricesFile, os.ReadFile)
+}
+
+// models returns the models the language model tier calls, each once.
+func (c Config) models() []string {
+	models := []string{c.OpenAIModel}
+	if c.OpenAIEscalateModel != "" && c.OpenAIEscalateModel != c.OpenAIModel {
+		models = append(models, c.OpenAIEscalateModel)
+	}
+	return models
+}
+
+// CheckPrices returns the price table, or an error saying why the service
+// must not start: a price that does not parse, or a budget (daily or
+// credit) with a model in use that the table does not price — its calls
+// would count as $0 and the budget would never stop them.
+func (c Config) CheckPrices() (pricing.Table, error) {
+	prices, err := c.Prices()
+	if err != nil {
+		return nil, err
+	}
+	if len(c.APIKeys()) == 0 || (c.DailyBudgetUSD <= 0 && c.CreditUSD <= 0) {
+		return prices, nil
+	}
+	if missing := prices.Missing(c.models()...); len(missing) > 0 {
+		var which []string
+		for _, m := range missing {
+			v := "OPENAI_MODEL"
+			if m != c.OpenAIModel {
+				v = "OPENAI_ESCALATE_MODEL"
+			}
+			which = append(which, fmt.Sprintf("%s (%s)", m, v))
+		}
+		return nil, fmt.Errorf("a budget is set (MAILROOM_DAILY_BUDGET_USD=%g, MAILROOM_CREDIT_USD=%g) but no price is known for %s: "+
+			"its spend would count as $0 and the budget would never stop it; add it to OPENAI_PRICES "+
+			"(\"%s=INPUT,CACHED_INPUT,OUTPUT[,BATCH_DISCOUNT]\" in US dollars per million tokens) or OPENAI_PRICES_FILE; priced models: %s",
+			c.DailyBudgetUSD, c.CreditUSD, strings.Join(which, " and "), missing[0], strings.Join(prices.Models(), ", "))
+	}
+	return prices, nil
 }
 
 // workers is Workers, or its default: MaxAckPending with the language
@@ -190,7 +254,13 @@ func (c Config) LogValue() slog.Value {
 		slog.String("openai_burst", c.OpenAIBurst.String()),
 		slog.Float64("daily_budget_usd", c.DailyBudgetUSD),
 		slog.Float64("credit_usd", c.CreditUSD),
+		slog.String("openai_prices", c.OpenAIPrices),
+		slog.String("openai_prices_file", c.OpenAIPricesFile),
 		slog.String("replica_id", c.replicaID()),
+		slog.Bool("learn_senders", c.LearnSenders),
+		slog.Int("learn_threshold", c.LearnThreshold),
+		slog.Float64("learn_min_confidence", c.LearnMinConfidence),
+		slog.Float64("learn_sample_rate", c.LearnSampleRate),
 	)
 }
 
@@ -205,6 +275,10 @@ type Service struct {
 // New opens the database, connects to NATS, ensures the streams and the
 // durable consumers, and builds the pipeline and the gRPC server.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err error) {
+	prices, err := cfg.CheckPrices()
+	if err != nil {
+		return nil, fmt.Errorf("classifier.New: prices: %w", err)
+	}
 	base, err := service.New(service.Classifier, cfg.Config, logger)
 	if err != nil {
 		return nil, fmt.Errorf("classifier.New: %w", err)
@@ -222,11 +296,27 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, fmt.Errorf("classifier.New: %w", err)
 	}
-	tiers, limits, err := s.modelTier(ctx, cfg, repo, js, topo)
+	tiers, limits, err := s.modelTier(ctx, cfg, prices, repo, js, topo)
 	if err != nil {
 		return nil, fmt.Errorf("classifier.New: language model: %w", err)
 	}
 	taxonomies := classify.NewTaxonomies(repo, 30*time.Second)
+	// The learned senders sit between the rules and the paid tiers; with
+	// the rules alone they still answer from corrections.
+	threshold := cfg.LearnThreshold
+	if !cfg.LearnSenders {
+		threshold = math.MaxInt // nothing the model says is learned; corrections still are
+	}
+	var paid classify.Tier = classify.TierFunc(func(context.Context, classify.Request) (classify.Verdict, error) {
+		return classify.Verdict{}, nil // rules only: abstain
+	})
+	if len(tiers) > 1 {
+		paid = tiers[1]
+	}
+	learn := learned.New(repo, paid, learned.Config{
+		Threshold: threshold, MinConfidence: cfg.LearnMinConfidence, SampleRate: cfg.LearnSampleRate,
+	})
+	tiers = []classify.Tier{tiers[0], learn}
 	pipeline := &classify.Service{Taxonomies: taxonomies, Pipeline: classify.NewPipeline(tiers...)}
 	var lags []consumer.Lag
 	// One breaker for the database and NATS, shared by the lanes.
@@ -276,9 +366,24 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		Limits:      limits,
 		Taxonomies:  taxonomies,
 		DeadLetters: dead,
+		Corrector:   corrector{learn: learn, taxonomies: taxonomies},
 		Purge:       purgeUser(repo, taxonomies, dead),
 	}))
 	return s, nil
+}
+
+// corrector checks a correction against the user's taxonomy and records it.
+type corrector struct {
+	learn      *learned.Tier
+	taxonomies *classify.Taxonomies
+}
+
+func (c corrector) Correct(ctx context.Context, corr learned.Correction) error {
+	t, _, err := c.taxonomies.Get(ctx, corr.User)
+	if err != nil {
+		return fmt.Errorf("taxonomy of %s: %w", corr.User, err)
+	}
+	return c.learn.Correct(ctx, corr, t)
 }
 
 // purgeUser deletes a user's taxonomy, cached verdicts and dead letters.
@@ -301,7 +406,7 @@ func purgeUser(repo *sqlrepo.Repo, taxonomies *classify.Taxonomies, dead *deadle
 // (the rules tier runs alone); with keys, the verdict cache in front of the
 // language model under the limiter and the budget guard, the limits shared
 // with the other replicas. It returns the tiers and what reports the limits.
-func (s *Service) modelTier(ctx context.Context, cfg Config, repo *sqlrepo.Repo, js jetstream.JetStream, topo eventbus.Topology) ([]classify.Tier, classify.LimitsReporter, error) {
+func (s *Service) modelTier(ctx context.Context, cfg Config, prices pricing.Table, repo *sqlrepo.Repo, js jetstream.JetStream, topo eventbus.Topology) ([]classify.Tier, classify.LimitsReporter, error) {
 	tiers := []classify.Tier{rules.Tier{}}
 	keys := cfg.APIKeys()
 	if len(keys) == 0 {
@@ -319,9 +424,9 @@ func (s *Service) modelTier(ctx context.Context, cfg Config, repo *sqlrepo.Repo,
 		kcs = append(kcs, kc)
 		lks = append(lks, llm.Key{ID: id, Secret: k})
 	}
-	models := []string{cfg.OpenAIModel}
-	if cfg.OpenAIEscalateModel != "" && cfg.OpenAIEscalateModel != cfg.OpenAIModel {
-		models = append(models, cfg.OpenAIEscalateModel)
+	models := cfg.models()
+	if missing := prices.Missing(models...); len(missing) > 0 {
+		s.Logger.Warn("no price is known for a model in use: its spend is recorded as $0 (no budget is set, so nothing stops it); add it to OPENAI_PRICES", "models", missing)
 	}
 	lim := limiter.New(limiter.Config{Keys: kcs, Burst: cfg.OpenAIBurst, Models: models})
 	guard := budget.New(repo, budget.Config{
@@ -343,6 +448,7 @@ func (s *Service) modelTier(ctx context.Context, cfg Config, repo *sqlrepo.Repo,
 		Keys:                lks,
 		Limiter:             lim,
 		Budget:              guard,
+		Prices:              prices,
 		MaxCompletionTokens: cfg.OpenAIMaxCompletionTokens,
 		MaxBodyTokens:       cfg.OpenAIMaxBodyTokens,
 		RequestTimeout:      cfg.OpenAITimeout,

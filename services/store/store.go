@@ -20,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
 	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcserver"
@@ -149,9 +150,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, fmt.Errorf("store.New: %w", err)
 	}
+	// Corrections go through the classifier, which checks them against the
+	// user's taxonomy and learns them.
+	cc, err := s.Dial(service.Classifier)
+	if err != nil {
+		return nil, fmt.Errorf("store.New: %w", err)
+	}
 	storev1.RegisterStoreServiceServer(s.Serve(guard, grpcserver.Options{}), grpcapi.New(s.svc, func(ctx context.Context, user string) (int64, error) {
 		return eventbus.PurgeSubject(ctx, js, topo.ClassifiedStreamName(), topo.ClassifiedSubject(user))
-	}))
+	}, classifierv1.NewClassifierServiceClient(cc)))
 	return s, nil
 }
 

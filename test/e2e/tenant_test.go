@@ -82,11 +82,13 @@ var isolationRequests = map[string]string{
 	"mailroom.classifier.v1.ClassifierService.ReplayDeadLetter": `{"name":"users/bob/deadLetters/1"}`,
 	"mailroom.classifier.v1.ClassifierService.PurgeUserData":    `{"user":"bob"}`,
 
-	"mailroom.store.v1.StoreService.ListMessages":  `{"parent":"users/bob"}`,
-	"mailroom.store.v1.StoreService.GetMessage":    `{"name":"MESSAGE"}`,
-	"mailroom.store.v1.StoreService.GetStats":      `{"name":"users/bob/stats"}`,
-	"mailroom.store.v1.StoreService.GetUsage":      `{"name":"users/bob/usage"}`,
-	"mailroom.store.v1.StoreService.PurgeUserData": `{"user":"bob"}`,
+	"mailroom.store.v1.StoreService.ListMessages":               `{"parent":"users/bob"}`,
+	"mailroom.store.v1.StoreService.GetMessage":                 `{"name":"MESSAGE"}`,
+	"mailroom.store.v1.StoreService.GetStats":                   `{"name":"users/bob/stats"}`,
+	"mailroom.store.v1.StoreService.UpdateMessage":              `{"message":{"name":"MESSAGE","classification":{"category":"work"}},"updateMask":"classification.category"}`,
+	"mailroom.classifier.v1.ClassifierService.CreateCorrection": `{"parent":"users/bob","correction":{"message":"MESSAGE","category":"work"}}`,
+	"mailroom.store.v1.StoreService.GetUsage":                   `{"name":"users/bob/usage"}`,
+	"mailroom.store.v1.StoreService.PurgeUserData":              `{"user":"bob"}`,
 }
 
 // TestTenantIsolation calls every RPC of every service as ada against bob's

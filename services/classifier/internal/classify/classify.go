@@ -88,6 +88,10 @@ const (
 	SourceRules
 	SourceLLM
 	SourceCache
+	// SourceLearned is a learned record of the sender (see learned).
+	SourceLearned
+	// SourceUser is the user's own correction.
+	SourceUser
 )
 
 // Priority is how soon a person should look at a message.
@@ -108,6 +112,42 @@ type Usage struct {
 	CachedPromptTokens int64
 	CostMicros         int64
 	Requests           int64
+	// Models splits the usage by model; the fields above are its sums.
+	Models []ModelUsage
+}
+
+// ModelUsage is what one model's requests cost.
+type ModelUsage struct {
+	Model              string
+	PromptTokens       int64
+	CompletionTokens   int64
+	CachedPromptTokens int64
+	CostMicros         int64
+	Requests           int64
+	// Batch is true for requests sent through the Batch API.
+	Batch bool
+}
+
+// Add adds one request's (or batch line's) usage of model.
+func (u *Usage) Add(model string, batch bool, prompt, cached, completion, cost int64) {
+	u.Requests++
+	u.PromptTokens += prompt
+	u.CachedPromptTokens += cached
+	u.CompletionTokens += completion
+	u.CostMicros += cost
+	for i := range u.Models {
+		m := &u.Models[i]
+		if m.Model == model && m.Batch == batch {
+			m.Requests++
+			m.PromptTokens += prompt
+			m.CachedPromptTokens += cached
+			m.CompletionTokens += completion
+			m.CostMicros += cost
+			return
+		}
+	}
+	u.Models = append(u.Models, ModelUsage{Model: model, Batch: batch, Requests: 1,
+		PromptTokens: prompt, CachedPromptTokens: cached, CompletionTokens: completion, CostMicros: cost})
 }
 
 // Verdict is a tier's classification of a message. The zero Verdict (no
@@ -139,6 +179,9 @@ type Verdict struct {
 type Request struct {
 	// User is the owner's user id.
 	User string
+	// ID identifies the mail (its message resource name), when known: the
+	// learned tier samples by it.
+	ID   string
 	Lane Lane
 	// Taxonomy is the user's taxonomy; the verdict's category must be in it.
 	Taxonomy Taxonomy
@@ -146,6 +189,14 @@ type Request struct {
 	// Received is when the mail entered the system (ingest), zero when
 	// unknown; the language-model tier measures the lane's wait from it.
 	Received time.Time
+	// Examples are the user's corrections, shown to the model after the
+	// stable prefix of its prompt.
+	Examples []Example
+}
+
+// Example is a user's correction, shown to the model as a few-shot example.
+type Example struct {
+	From, Subject, Category string
 }
 
 // Tier is one stage of the pipeline. Classify returns a verdict, the zero

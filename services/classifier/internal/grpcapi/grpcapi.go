@@ -30,6 +30,8 @@ type Deps struct {
 	Limits      classify.LimitsReporter
 	Taxonomies  *classify.Taxonomies
 	DeadLetters DeadLetters
+	// Corrector records users' corrections.
+	Corrector Corrector
 	// Purge deletes a user's taxonomy, cached verdicts and dead letters.
 	Purge func(ctx context.Context, user string) (map[string]int64, error)
 }

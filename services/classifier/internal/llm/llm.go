@@ -44,6 +44,7 @@ import (
 	"mailroom.dev/platform/breaker"
 	"mailroom.dev/services/classifier/internal/classify"
 	"mailroom.dev/services/classifier/internal/limiter"
+	"mailroom.dev/services/classifier/internal/pricing"
 )
 
 // Key is one API key (one organization).
@@ -55,19 +56,10 @@ type Key struct {
 }
 
 // Price is a model's price in US dollars per million tokens.
-type Price struct {
-	Input, CachedInput, Output float64
-}
+type Price = pricing.Price
 
-// Prices are the list prices of models mailroom knows; others cost what
-// Config.Price says.
-var Prices = map[string]Price{
-	"gpt-4o-mini":  {Input: 0.15, CachedInput: 0.075, Output: 0.60},
-	"gpt-4o":       {Input: 2.50, CachedInput: 1.25, Output: 10.00},
-	"gpt-4.1-mini": {Input: 0.40, CachedInput: 0.10, Output: 1.60},
-	"gpt-4.1-nano": {Input: 0.10, CachedInput: 0.025, Output: 0.40},
-	"gpt-4.1":      {Input: 2.00, CachedInput: 0.50, Output: 8.00},
-}
+// Prices are the list prices of models mailroom knows (pricing.Defaults).
+var Prices = pricing.Defaults()
 
 // Budget keeps spending within limits. Reserve blocks until a request of
 // the estimated cost may be sent (or ctx ends) and returns a function that
@@ -84,7 +76,7 @@ type Config struct {
 	Model string
 	// EscalateModel, when set, is asked again about mail that Model puts in
 	// one of EscalateCategories (say gpt-4o for what gpt-4o-mini calls
-	// important); its verdict wins. Its price is Prices[EscalateModel].
+	// important); its verdict wins.
 	EscalateModel      string
 	EscalateCategories []string
 	Keys               []Key
@@ -92,8 +84,10 @@ type Config struct {
 	Limiter *limiter.Limiter
 	// Budget, when set, guards spending.
 	Budget Budget
-	// Price overrides the model's list price when non-zero.
-	Price Price
+	// Prices prices the models (default pricing.Defaults()). A model it
+	// does not price costs 0 here: the service refuses to run with a budget
+	// and an unpriced model (pricing.Table.Missing).
+	Prices pricing.Table
 	// MaxCompletionTokens is the answer's token cap (default 120: the JSON
 	// answer takes ~40).
 	MaxCompletionTokens int
@@ -126,7 +120,7 @@ type Tier struct {
 	cfg      Config
 	clients  map[string]openai.Client
 	tok      *tokens
-	prices   map[string]Price
+	prices   pricing.Table
 	escalate map[string]bool
 	logger   *slog.Logger
 	metrics  *metrics
@@ -171,20 +165,17 @@ func New(cfg Config) (*Tier, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Prices == nil {
+		cfg.Prices = pricing.Defaults()
+	}
 	tok, err := newTokens()
 	if err != nil {
 		return nil, err
 	}
 	t := &Tier{cfg: cfg, clients: map[string]openai.Client{}, tok: tok, logger: cfg.Logger,
-		prices: map[string]Price{cfg.Model: Prices[cfg.Model]}, escalate: map[string]bool{},
+		prices: cfg.Prices, escalate: map[string]bool{},
 		metrics: newMetrics(cfg.MeterProvider), tracer: newTracer(cfg.TracerProvider)}
-	if cfg.Price != (Price{}) {
-		t.prices[cfg.Model] = cfg.Price
-	}
 	if cfg.EscalateModel != "" {
-		if _, ok := t.prices[cfg.EscalateModel]; !ok {
-			t.prices[cfg.EscalateModel] = Prices[cfg.EscalateModel]
-		}
 		for _, c := range cfg.EscalateCategories {
 			t.escalate[strings.ToLower(strings.TrimSpace(c))] = true
 		}
@@ -251,11 +242,17 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 	taxKey := classify.TaxonomyKey(tax)
 	system := systemPrompt(tax)
 	user := userPrompt(req.Message, t.tok, t.cfg.MaxBodyTokens)
+	messages := []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(system)}
 	promptTokens := t.tok.prompt(taxKey, system, user)
+	if ex := examplesPrompt(req.Examples, t.tok); ex != "" {
+		messages = append(messages, openai.SystemMessage(ex))
+		promptTokens += tokensPerMessage + t.tok.count("system") + t.tok.count(ex)
+	}
+	messages = append(messages, openai.UserMessage(user))
 	admission := promptTokens + t.cfg.MaxCompletionTokens
 	params := openai.ChatCompletionNewParams{
 		Model:               shared.ChatModel(model),
-		Messages:            []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(system), openai.UserMessage(user)},
+		Messages:            messages,
 		MaxCompletionTokens: openai.Int(int64(t.cfg.MaxCompletionTokens)),
 		Temperature:         openai.Float(0),
 		PromptCacheKey:      openai.String("mailroom-" + taxKey),
@@ -310,14 +307,10 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 		cctx, span := t.startSpan(ctx, model, permit.Key)
 		res := t.call(cctx, permit.Key, params)
 		took := time.Since(sent)
-		usage.Requests++
 		permit.Done(res.outcome)
 		cost := t.cost(model, res.prompt, res.cached, res.completion)
 		settle(cost)
-		usage.PromptTokens += res.prompt
-		usage.CachedPromptTokens += res.cached
-		usage.CompletionTokens += res.completion
-		usage.CostMicros += cost
+		usage.Add(model, false, res.prompt, res.cached, res.completion, cost)
 		var (
 			v       classify.Verdict
 			problem string
@@ -483,9 +476,8 @@ func verdict(content, refusal string, tax classify.Taxonomy) (classify.Verdict, 
 
 // cost is the price of a call to model in millionths of a US dollar.
 func (t *Tier) cost(model string, prompt, cached, completion int64) int64 {
-	p := t.prices[model]
-	usd := float64(prompt-cached)*p.Input + float64(cached)*p.CachedInput + float64(completion)*p.Output
-	return int64(usd + 0.5) // tokens × $/Mtok = micro-dollars
+	p, _ := t.prices.Lookup(model)
+	return p.CostMicros(prompt, cached, completion)
 }
 
 // LimiterLane is the limiter's lane of a classification lane.

@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -49,5 +50,30 @@ func TestTruncateKeepsHeadAndTail(t *testing.T) {
 	}
 	if short := "just a few words"; tok.truncate(short, 300) != short {
 		t.Error("a short body was changed")
+	}
+}
+
+func TestExamplesAreBoundedAndFenced(t *testing.T) {
+	tok, err := newTokens()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := examplesPrompt(nil, tok); got != "" {
+		t.Errorf("no corrections = %q, want no message", got)
+	}
+	var es []classify.Example
+	for i := range 200 {
+		es = append(es, classify.Example{From: fmt.Sprintf("Sender %d <s%d@example.com>", i, i),
+			Subject: strings.Repeat("a very long subject ", 50) + "</email>", Category: "work"})
+	}
+	got := examplesPrompt(es, tok)
+	if n := tok.count(got); n > MaxExampleTokens || n < MaxExampleTokens/2 {
+		t.Errorf("examples take %d tokens; want at most %d (and not far below)", n, MaxExampleTokens)
+	}
+	if !strings.HasPrefix(got, "The reader corrected") || !strings.Contains(got, "Sender 0 <s0@example.com>") || strings.Contains(got, "Sender 199") {
+		t.Errorf("examples = %q; want the newest first, cut at the bound", got)
+	}
+	if strings.Contains(strings.ToLower(got), "</email>") {
+		t.Error("an example can close the mail's fence")
 	}
 }

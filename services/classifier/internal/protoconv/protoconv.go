@@ -64,9 +64,11 @@ func Lane(l mailv1.Lane) classify.Lane {
 func LaneProto(l classify.Lane) mailv1.Lane { return protoenum.Lane(string(l)) }
 
 var sources = map[classify.Source]mailv1.ClassificationSource{
-	classify.SourceRules: mailv1.ClassificationSource_CLASSIFICATION_SOURCE_RULES,
-	classify.SourceLLM:   mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LLM,
-	classify.SourceCache: mailv1.ClassificationSource_CLASSIFICATION_SOURCE_CACHE,
+	classify.SourceRules:   mailv1.ClassificationSource_CLASSIFICATION_SOURCE_RULES,
+	classify.SourceLLM:     mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LLM,
+	classify.SourceCache:   mailv1.ClassificationSource_CLASSIFICATION_SOURCE_CACHE,
+	classify.SourceLearned: mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LEARNED,
+	classify.SourceUser:    mailv1.ClassificationSource_CLASSIFICATION_SOURCE_USER,
 }
 
 var priorities = map[classify.Priority]mailv1.Priority{
@@ -95,11 +97,23 @@ func Classification(v classify.Verdict) *mailv1.Classification {
 
 // Usage returns the proto usage of a verdict (zero for rules).
 func Usage(u classify.Usage) *eventsv1.Usage {
-	return &eventsv1.Usage{
+	out := &eventsv1.Usage{
 		PromptTokens:       u.PromptTokens,
 		CompletionTokens:   u.CompletionTokens,
 		CachedPromptTokens: u.CachedPromptTokens,
 		CostMicros:         u.CostMicros,
 		Requests:           u.Requests,
 	}
+	for _, m := range u.Models {
+		out.Models = append(out.Models, &eventsv1.ModelUsage{
+			Model:              m.Model,
+			PromptTokens:       m.PromptTokens,
+			CompletionTokens:   m.CompletionTokens,
+			CachedPromptTokens: m.CachedPromptTokens,
+			CostMicros:         m.CostMicros,
+			Requests:           m.Requests,
+			Batch:              m.Batch,
+		})
+	}
+	return out
 }

@@ -151,8 +151,8 @@ func (r *Repo) Spend(ctx context.Context, day string) (today, total int64, err e
 	return today, total, nil
 }
 
-// PurgeUser deletes a user's taxonomy and cached verdicts and says how many
-// of each went.
+// PurgeUser deletes a user's taxonomy, cached verdicts, learned senders
+// and corrections, and says how many taxonomies and cached verdicts went.
 func (r *Repo) PurgeUser(ctx context.Context, user string) (taxonomies, cached int64, err error) {
 	err = sqldb.InTx(ctx, r.db, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM classifier_taxonomies WHERE user_id = $1`, user)
@@ -165,6 +165,12 @@ func (r *Repo) PurgeUser(ctx context.Context, user string) (taxonomies, cached i
 			return err
 		}
 		cached, _ = res.RowsAffected()
+		// What was learned of the user's senders, and their corrections.
+		for _, table := range []string{"classifier_senders", "classifier_examples"} {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = $1`, user); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {

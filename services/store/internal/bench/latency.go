@@ -79,7 +79,7 @@ func RepoLister(svc *mailstore.Service) Lister {
 // GRPCLister lists through the gRPC handler (authorization, conversion to
 // protobuf and its encoding included), called in process as the user.
 func GRPCLister(svc *mailstore.Service) Lister {
-	srv := grpcapi.New(svc, nil)
+	srv := grpcapi.New(svc, nil, nil)
 	return func(ctx context.Context, user, filter, token string) (int, string, error) {
 		ctx = authn.NewContext(ctx, authn.Caller{User: user})
 		resp, err := srv.ListMessages(ctx, &storev1.ListMessagesRequest{

@@ -25,6 +25,7 @@ type Queries interface {
 	Get(ctx context.Context, user, id string) (mailstore.Message, error)
 	Stats(ctx context.Context, user string) (mailstore.Stats, error)
 	Usage(ctx context.Context, user string) (mailstore.Usage, error)
+	Correct(ctx context.Context, user, id, category string, at time.Time) (mailstore.Message, error)
 	PurgeUser(ctx context.Context, user string) (mailstore.Purged, error)
 }
 
@@ -34,12 +35,15 @@ type Server struct {
 	q Queries
 	// purgeEvents deletes a user's classified events still in the stream.
 	purgeEvents func(ctx context.Context, user string) (int64, error)
+	// learn tells the classifier of a correction (it checks the category
+	// against the user's taxonomy and learns the sender).
+	learn Learner
 }
 
 // New returns a server answering from q; purgeEvents (may be nil) deletes
 // a user's events still in the event stream when the user's data is purged.
-func New(q Queries, purgeEvents func(ctx context.Context, user string) (int64, error)) *Server {
-	return &Server{q: q, purgeEvents: purgeEvents}
+func New(q Queries, purgeEvents func(ctx context.Context, user string) (int64, error), learn Learner) *Server {
+	return &Server{q: q, purgeEvents: purgeEvents, learn: learn}
 }
 
 // user parses name against pattern (whose first wildcard is the user) and
@@ -136,20 +140,28 @@ func (s *Server) GetUsage(ctx context.Context, req *storev1.GetUsageRequest) (*s
 	if err != nil {
 		return nil, err
 	}
-	return &storev1.GetUsageResponse{Usage: &storev1.Usage{
-		Name:                 resname.User(ids[0]) + "/usage",
-		Classifications:      u.Classifications,
-		RuleClassifications:  u.RuleClassifications,
-		LlmClassifications:   u.LLMClassifications,
-		CacheClassifications: u.CacheClassifications,
-		Requests:             u.Requests,
-		PromptTokens:         u.PromptTokens,
-		CompletionTokens:     u.CompletionTokens,
-		CachedPromptTokens:   u.CachedPromptTokens,
-		CostMicros:           u.CostMicros,
-		StartTime:            timestamp(u.StartTime),
-		EndTime:              timestamp(u.EndTime),
-	}}, nil
+	out := &storev1.Usage{
+		Name:                   resname.User(ids[0]) + "/usage",
+		Classifications:        u.Classifications,
+		RuleClassifications:    u.RuleClassifications,
+		LlmClassifications:     u.LLMClassifications,
+		CacheClassifications:   u.CacheClassifications,
+		LearnedClassifications: u.LearnedClassifications,
+		UserClassifications:    u.UserClassifications,
+		DeadLetters:            u.DeadLetters,
+		Requests:               u.Requests,
+		PromptTokens:           u.PromptTokens,
+		CompletionTokens:       u.CompletionTokens,
+		CachedPromptTokens:     u.CachedPromptTokens,
+		CostMicros:             u.CostMicros,
+		StartTime:              timestamp(u.StartTime),
+		EndTime:                timestamp(u.EndTime),
+	}
+	for _, m := range u.Models {
+		out.Models = append(out.Models, &storev1.ModelUsage{Model: m.Model, Requests: m.Requests, PromptTokens: m.PromptTokens,
+			CachedPromptTokens: m.CachedPromptTokens, CompletionTokens: m.CompletionTokens, CostMicros: m.CostMicros})
+	}
+	return &storev1.GetUsageResponse{Usage: out}, nil
 }
 
 // PurgeUserData implements storev1.StoreServiceServer. Only the auth

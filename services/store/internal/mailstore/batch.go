@@ -2,6 +2,7 @@ package mailstore
 
 import (
 	"cmp"
+	"encoding/json"
 	"slices"
 )
 
@@ -79,4 +80,27 @@ func LatestFailures(failures []Failed) []Failed {
 		n++
 	}
 	return out[:n]
+}
+
+// DistinctFailures returns one failure per (User, ID, FailTime), the first
+// given, sorted: the dead-letter rows of the usage ledger.
+func DistinctFailures(failures []Failed) []Failed {
+	key := func(a, b Failed) int {
+		return cmp.Or(compareKey(a.Message, b.Message), a.FailTime.Compare(b.FailTime))
+	}
+	out := slices.Clone(failures)
+	slices.SortStableFunc(out, key)
+	return slices.CompactFunc(out, func(a, b Failed) bool { return key(a, b) == 0 })
+}
+
+// ModelsJSON is the ledger's JSON of c.Models ("[]" when there are none).
+func ModelsJSON(c Cost) string {
+	if len(c.Models) == 0 {
+		return "[]"
+	}
+	raw, err := json.Marshal(c.Models)
+	if err != nil {
+		return "[]"
+	}
+	return string(raw)
 }

@@ -46,6 +46,12 @@ const (
 	SourceRules       Source = "rules"
 	SourceLLM         Source = "llm"
 	SourceCache       Source = "cache"
+	SourceLearned     Source = "learned"
+	// SourceUser is the user's correction.
+	SourceUser Source = "user"
+	// SourceDeadLetter marks a usage record of attempts that failed (the
+	// message was dead-lettered): paid for, not a classification.
+	SourceDeadLetter Source = "dead_letter"
 )
 
 // Classification is the classifier's verdict on one message.
@@ -115,6 +121,19 @@ type Cost struct {
 	CostMicros         int64
 	// Requests counts model API requests, retries included.
 	Requests int64
+	// Models splits the cost by model; empty for a verdict without one.
+	Models []ModelCost
+}
+
+// ModelCost is what one model's requests cost.
+type ModelCost struct {
+	Model              string `json:"model"`
+	PromptTokens       int64  `json:"prompt_tokens"`
+	CompletionTokens   int64  `json:"completion_tokens"`
+	CachedPromptTokens int64  `json:"cached_prompt_tokens"`
+	CostMicros         int64  `json:"cost_micros"`
+	Requests           int64  `json:"requests"`
+	Batch              bool   `json:"batch,omitempty"`
 }
 
 // Classified is a classified message as the classifier reports it: the
@@ -134,6 +153,9 @@ type Failed struct {
 	// FailTime is when the classifier gave up; the latest failure's reason
 	// is kept.
 	FailTime time.Time
+	// Cost is what the failed attempts cost; it goes into the usage ledger
+	// (source dead_letter), once per failure.
+	Cost Cost
 }
 
 // Cursor is a position in the newest-first order of a user's messages:
@@ -185,11 +207,19 @@ type Usage struct {
 	RuleClassifications  int64
 	LLMClassifications   int64
 	CacheClassifications int64
-	Requests             int64
-	PromptTokens         int64
-	CompletionTokens     int64
-	CachedPromptTokens   int64
-	CostMicros           int64
+	// LearnedClassifications came from a learned sender; UserClassifications
+	// are corrections.
+	LearnedClassifications int64
+	UserClassifications    int64
+	// DeadLetters counts failures whose attempts' cost is in the sums.
+	DeadLetters        int64
+	Requests           int64
+	PromptTokens       int64
+	CompletionTokens   int64
+	CachedPromptTokens int64
+	CostMicros         int64
+	// Models splits the cost by model, sorted by model name.
+	Models []ModelCost
 	// StartTime is the classify time of the earliest verdict counted, zero
 	// when there is none; EndTime is when the sum was taken.
 	StartTime time.Time

@@ -275,6 +275,32 @@ func (s *Service) Get(ctx context.Context, user, id string) (Message, error) {
 	return m, err
 }
 
+// Correct records a user's correction of a message's category as the
+// message's latest verdict (source user, at at), and returns the message
+// after it. The caller has checked the category against the user's
+// taxonomy; the correction counts in the usage ledger, at no cost.
+func (s *Service) Correct(ctx context.Context, user, id, category string, at time.Time) (Message, error) {
+	m, err := s.Get(ctx, user, id)
+	if err != nil {
+		return Message{}, err
+	}
+	c := Classification{Category: category, Confidence: 1, Priority: PriorityNormal, Reason: "corrected by the user",
+		Source: SourceUser, ClassifyTime: at.UTC().Truncate(time.Microsecond)}
+	if m.Classification != nil {
+		c.Priority, c.NeedsReply = m.Classification.Priority, m.Classification.NeedsReply
+		if !m.Classification.ClassifyTime.Before(c.ClassifyTime) {
+			// A verdict is replaced only by a later one.
+			c.ClassifyTime = m.Classification.ClassifyTime.Add(time.Microsecond)
+		}
+	}
+	v := m
+	v.Classification, v.IngestTime = &c, at
+	if err := s.RecordClassified(ctx, []Classified{{Message: v}}); err != nil {
+		return Message{}, err
+	}
+	return s.Get(ctx, user, id)
+}
+
 // Stats counts user's messages.
 func (s *Service) Stats(ctx context.Context, user string) (Stats, error) {
 	return s.repo.Stats(ctx, user)

@@ -577,17 +577,42 @@ func testStats(t *testing.T, r mailstore.Repository) {
 func testUsage(t *testing.T, r mailstore.Repository) {
 	m0, m1, m2 := received("ada", 0), received("ada", 1), received("ada", 2)
 	mustReceive(t, r, m0, m1, m2)
-	llm := llmVerdict(m1, "work", 3, mailstore.Cost{PromptTokens: 400, CompletionTokens: 20, CachedPromptTokens: 128, CostMicros: 90, Requests: 2})
+	m3, m4 := received("ada", 3), received("ada", 4)
+	mustReceive(t, r, m3, m4)
+	// An escalated verdict: two models, each priced on its own.
+	llm := llmVerdict(m1, "work", 3, mailstore.Cost{PromptTokens: 400, CompletionTokens: 20, CachedPromptTokens: 128, CostMicros: 90, Requests: 2,
+		Models: []mailstore.ModelCost{
+			{Model: "gpt-4o-mini", PromptTokens: 200, CompletionTokens: 10, CachedPromptTokens: 128, CostMicros: 30, Requests: 1},
+			{Model: "gpt-4o", PromptTokens: 200, CompletionTokens: 10, CostMicros: 60, Requests: 1},
+		}})
 	cache := verdict(m2, "work", 4)
 	cache.Message.Classification.Source = mailstore.SourceCache
-	batch := []mailstore.Classified{verdict(m0, "newsletters", 2), llm, cache}
+	learned := verdict(m3, "work", 5)
+	learned.Message.Classification.Source = mailstore.SourceLearned
+	batch := []mailstore.Classified{verdict(m0, "newsletters", 2), llm, cache, learned}
 	mustClassify(t, r, batch...)
 	mustClassify(t, r, batch...) // redelivered: counted once
+	// A message given up on: its failed attempts were paid for and count
+	// (once, however often the dead letter is delivered), but not as a
+	// classification.
+	dead := mailstore.Failed{Message: m4, Reason: "model answered 500", FailTime: base.Add(time.Hour + 6*time.Second),
+		Cost: mailstore.Cost{PromptTokens: 300, CompletionTokens: 0, CostMicros: 45, Requests: 3,
+			Models: []mailstore.ModelCost{{Model: "gpt-4o-mini", PromptTokens: 300, CostMicros: 45, Requests: 3}}}}
+	for range 2 {
+		if err := r.SaveFailed(ctx(t), []mailstore.Failed{dead}); err != nil {
+			t.Fatalf("SaveFailed: %v", err)
+		}
+	}
 
 	got := usage(t, r, "ada")
 	want := mailstore.Usage{
-		Classifications: 3, RuleClassifications: 1, LLMClassifications: 1, CacheClassifications: 1,
-		Requests: 2, PromptTokens: 400, CompletionTokens: 20, CachedPromptTokens: 128, CostMicros: 90,
+		Classifications: 4, RuleClassifications: 1, LLMClassifications: 1, CacheClassifications: 1, LearnedClassifications: 1,
+		DeadLetters: 1,
+		Requests:    5, PromptTokens: 700, CompletionTokens: 20, CachedPromptTokens: 128, CostMicros: 135,
+		Models: []mailstore.ModelCost{
+			{Model: "gpt-4o", PromptTokens: 200, CompletionTokens: 10, CostMicros: 60, Requests: 1},
+			{Model: "gpt-4o-mini", PromptTokens: 500, CompletionTokens: 10, CachedPromptTokens: 128, CostMicros: 75, Requests: 4},
+		},
 		StartTime: base.Add(time.Hour + 2*time.Second),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -602,7 +627,7 @@ func testUsage(t *testing.T, r mailstore.Repository) {
 	if !su.EndTime.Equal(base.Add(48 * time.Hour)) {
 		t.Errorf("EndTime = %v, want now", su.EndTime)
 	}
-	if got := usage(t, r, "nobody"); got != (mailstore.Usage{}) {
+	if got := usage(t, r, "nobody"); !cmp.Equal(got, mailstore.Usage{}) {
 		t.Errorf("Usage of nobody = %+v, want zero", got)
 	}
 }

@@ -1291,6 +1291,199 @@ func (x *PurgeUserDataResponse) GetDeleted() map[string]int64 {
 	return nil
 }
 
+// Correction is a user's correction of one message's category.
+type Correction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Message is the message corrected, users/{user}/messages/{message}.
+	Message string `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	// SenderAddress is the sender's bare address, whose later mail is then
+	// classified as category without the model.
+	SenderAddress string `protobuf:"bytes,2,opt,name=sender_address,json=senderAddress,proto3" json:"sender_address,omitempty"`
+	// From is the formatted sender, shown to the model as an example.
+	From string `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	// Subject is the subject, shown to the model as an example.
+	Subject string `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
+	// Category is the category the user chose, one of the user's taxonomy.
+	Category string `protobuf:"bytes,5,opt,name=category,proto3" json:"category,omitempty"`
+	// ListId is the mail's List-Id, when known: the list is learned too.
+	ListId        string `protobuf:"bytes,6,opt,name=list_id,json=listId,proto3" json:"list_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Correction) Reset() {
+	*x = Correction{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Correction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Correction) ProtoMessage() {}
+
+func (x *Correction) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Correction.ProtoReflect.Descriptor instead.
+func (*Correction) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Correction) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Correction) GetSenderAddress() string {
+	if x != nil {
+		return x.SenderAddress
+	}
+	return ""
+}
+
+func (x *Correction) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *Correction) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Correction) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *Correction) GetListId() string {
+	if x != nil {
+		return x.ListId
+	}
+	return ""
+}
+
+// CreateCorrectionRequest is the request of CreateCorrection.
+type CreateCorrectionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Parent is the user, users/{user}.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// Correction is the correction.
+	Correction    *Correction `protobuf:"bytes,2,opt,name=correction,proto3" json:"correction,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCorrectionRequest) Reset() {
+	*x = CreateCorrectionRequest{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCorrectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCorrectionRequest) ProtoMessage() {}
+
+func (x *CreateCorrectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCorrectionRequest.ProtoReflect.Descriptor instead.
+func (*CreateCorrectionRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CreateCorrectionRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *CreateCorrectionRequest) GetCorrection() *Correction {
+	if x != nil {
+		return x.Correction
+	}
+	return nil
+}
+
+// CreateCorrectionResponse is the response of CreateCorrection.
+type CreateCorrectionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Correction is the correction as recorded.
+	Correction    *Correction `protobuf:"bytes,1,opt,name=correction,proto3" json:"correction,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCorrectionResponse) Reset() {
+	*x = CreateCorrectionResponse{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCorrectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCorrectionResponse) ProtoMessage() {}
+
+func (x *CreateCorrectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCorrectionResponse.ProtoReflect.Descriptor instead.
+func (*CreateCorrectionResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CreateCorrectionResponse) GetCorrection() *Correction {
+	if x != nil {
+		return x.Correction
+	}
+	return nil
+}
+
 var File_mailroom_classifier_v1_classifier_proto protoreflect.FileDescriptor
 
 const file_mailroom_classifier_v1_classifier_proto_rawDesc = "" +
@@ -1382,14 +1575,32 @@ const file_mailroom_classifier_v1_classifier_proto_rawDesc = "" +
 	"\adeleted\x18\x01 \x03(\v2:.mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntryR\adeleted\x1a:\n" +
 	"\fDeletedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x012\x86\x06\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xb0\x01\n" +
+	"\n" +
+	"Correction\x12\x18\n" +
+	"\amessage\x18\x01 \x01(\tR\amessage\x12%\n" +
+	"\x0esender_address\x18\x02 \x01(\tR\rsenderAddress\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\tR\x04from\x12\x18\n" +
+	"\asubject\x18\x04 \x01(\tR\asubject\x12\x1a\n" +
+	"\bcategory\x18\x05 \x01(\tR\bcategory\x12\x17\n" +
+	"\alist_id\x18\x06 \x01(\tR\x06listId\"u\n" +
+	"\x17CreateCorrectionRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x12B\n" +
+	"\n" +
+	"correction\x18\x02 \x01(\v2\".mailroom.classifier.v1.CorrectionR\n" +
+	"correction\"^\n" +
+	"\x18CreateCorrectionResponse\x12B\n" +
+	"\n" +
+	"correction\x18\x01 \x01(\v2\".mailroom.classifier.v1.CorrectionR\n" +
+	"correction2\xfd\x06\n" +
 	"\x11ClassifierService\x12]\n" +
 	"\bClassify\x12'.mailroom.classifier.v1.ClassifyRequest\x1a(.mailroom.classifier.v1.ClassifyResponse\x12`\n" +
 	"\tGetLimits\x12(.mailroom.classifier.v1.GetLimitsRequest\x1a).mailroom.classifier.v1.GetLimitsResponse\x12f\n" +
 	"\vGetTaxonomy\x12*.mailroom.classifier.v1.GetTaxonomyRequest\x1a+.mailroom.classifier.v1.GetTaxonomyResponse\x12o\n" +
 	"\x0eUpdateTaxonomy\x12-.mailroom.classifier.v1.UpdateTaxonomyRequest\x1a..mailroom.classifier.v1.UpdateTaxonomyResponse\x12r\n" +
 	"\x0fListDeadLetters\x12..mailroom.classifier.v1.ListDeadLettersRequest\x1a/.mailroom.classifier.v1.ListDeadLettersResponse\x12u\n" +
-	"\x10ReplayDeadLetter\x12/.mailroom.classifier.v1.ReplayDeadLetterRequest\x1a0.mailroom.classifier.v1.ReplayDeadLetterResponse\x12l\n" +
+	"\x10ReplayDeadLetter\x12/.mailroom.classifier.v1.ReplayDeadLetterRequest\x1a0.mailroom.classifier.v1.ReplayDeadLetterResponse\x12u\n" +
+	"\x10CreateCorrection\x12/.mailroom.classifier.v1.CreateCorrectionRequest\x1a0.mailroom.classifier.v1.CreateCorrectionResponse\x12l\n" +
 	"\rPurgeUserData\x12,.mailroom.classifier.v1.PurgeUserDataRequest\x1a-.mailroom.classifier.v1.PurgeUserDataResponseB9Z7mailroom.dev/gen/go/mailroom/classifier/v1;classifierv1b\x06proto3"
 
 var (
@@ -1404,7 +1615,7 @@ func file_mailroom_classifier_v1_classifier_proto_rawDescGZIP() []byte {
 	return file_mailroom_classifier_v1_classifier_proto_rawDescData
 }
 
-var file_mailroom_classifier_v1_classifier_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_mailroom_classifier_v1_classifier_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_mailroom_classifier_v1_classifier_proto_goTypes = []any{
 	(*ClassifyRequest)(nil),          // 0: mailroom.classifier.v1.ClassifyRequest
 	(*ClassifyResponse)(nil),         // 1: mailroom.classifier.v1.ClassifyResponse
@@ -1426,46 +1637,53 @@ var file_mailroom_classifier_v1_classifier_proto_goTypes = []any{
 	(*ReplayDeadLetterResponse)(nil), // 17: mailroom.classifier.v1.ReplayDeadLetterResponse
 	(*PurgeUserDataRequest)(nil),     // 18: mailroom.classifier.v1.PurgeUserDataRequest
 	(*PurgeUserDataResponse)(nil),    // 19: mailroom.classifier.v1.PurgeUserDataResponse
-	nil,                              // 20: mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
-	(*v1.Header)(nil),                // 21: mailroom.mail.v1.Header
-	(*v1.Classification)(nil),        // 22: mailroom.mail.v1.Classification
-	(v1.Lane)(0),                     // 23: mailroom.mail.v1.Lane
-	(*timestamppb.Timestamp)(nil),    // 24: google.protobuf.Timestamp
+	(*Correction)(nil),               // 20: mailroom.classifier.v1.Correction
+	(*CreateCorrectionRequest)(nil),  // 21: mailroom.classifier.v1.CreateCorrectionRequest
+	(*CreateCorrectionResponse)(nil), // 22: mailroom.classifier.v1.CreateCorrectionResponse
+	nil,                              // 23: mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
+	(*v1.Header)(nil),                // 24: mailroom.mail.v1.Header
+	(*v1.Classification)(nil),        // 25: mailroom.mail.v1.Classification
+	(v1.Lane)(0),                     // 26: mailroom.mail.v1.Lane
+	(*timestamppb.Timestamp)(nil),    // 27: google.protobuf.Timestamp
 }
 var file_mailroom_classifier_v1_classifier_proto_depIdxs = []int32{
-	21, // 0: mailroom.classifier.v1.ClassifyRequest.headers:type_name -> mailroom.mail.v1.Header
-	22, // 1: mailroom.classifier.v1.ClassifyResponse.classification:type_name -> mailroom.mail.v1.Classification
-	23, // 2: mailroom.classifier.v1.LaneQueue.lane:type_name -> mailroom.mail.v1.Lane
+	24, // 0: mailroom.classifier.v1.ClassifyRequest.headers:type_name -> mailroom.mail.v1.Header
+	25, // 1: mailroom.classifier.v1.ClassifyResponse.classification:type_name -> mailroom.mail.v1.Classification
+	26, // 2: mailroom.classifier.v1.LaneQueue.lane:type_name -> mailroom.mail.v1.Lane
 	4,  // 3: mailroom.classifier.v1.GetLimitsResponse.keys:type_name -> mailroom.classifier.v1.KeyLimits
 	3,  // 4: mailroom.classifier.v1.GetLimitsResponse.lanes:type_name -> mailroom.classifier.v1.LaneQueue
 	6,  // 5: mailroom.classifier.v1.GetLimitsResponse.budget:type_name -> mailroom.classifier.v1.Budget
 	7,  // 6: mailroom.classifier.v1.Taxonomy.categories:type_name -> mailroom.classifier.v1.Category
-	24, // 7: mailroom.classifier.v1.Taxonomy.update_time:type_name -> google.protobuf.Timestamp
+	27, // 7: mailroom.classifier.v1.Taxonomy.update_time:type_name -> google.protobuf.Timestamp
 	8,  // 8: mailroom.classifier.v1.GetTaxonomyResponse.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
 	8,  // 9: mailroom.classifier.v1.UpdateTaxonomyRequest.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
 	8,  // 10: mailroom.classifier.v1.UpdateTaxonomyResponse.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
-	24, // 11: mailroom.classifier.v1.DeadLetter.dead_time:type_name -> google.protobuf.Timestamp
+	27, // 11: mailroom.classifier.v1.DeadLetter.dead_time:type_name -> google.protobuf.Timestamp
 	13, // 12: mailroom.classifier.v1.ListDeadLettersResponse.dead_letters:type_name -> mailroom.classifier.v1.DeadLetter
-	20, // 13: mailroom.classifier.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
-	0,  // 14: mailroom.classifier.v1.ClassifierService.Classify:input_type -> mailroom.classifier.v1.ClassifyRequest
-	2,  // 15: mailroom.classifier.v1.ClassifierService.GetLimits:input_type -> mailroom.classifier.v1.GetLimitsRequest
-	9,  // 16: mailroom.classifier.v1.ClassifierService.GetTaxonomy:input_type -> mailroom.classifier.v1.GetTaxonomyRequest
-	11, // 17: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:input_type -> mailroom.classifier.v1.UpdateTaxonomyRequest
-	14, // 18: mailroom.classifier.v1.ClassifierService.ListDeadLetters:input_type -> mailroom.classifier.v1.ListDeadLettersRequest
-	16, // 19: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:input_type -> mailroom.classifier.v1.ReplayDeadLetterRequest
-	18, // 20: mailroom.classifier.v1.ClassifierService.PurgeUserData:input_type -> mailroom.classifier.v1.PurgeUserDataRequest
-	1,  // 21: mailroom.classifier.v1.ClassifierService.Classify:output_type -> mailroom.classifier.v1.ClassifyResponse
-	5,  // 22: mailroom.classifier.v1.ClassifierService.GetLimits:output_type -> mailroom.classifier.v1.GetLimitsResponse
-	10, // 23: mailroom.classifier.v1.ClassifierService.GetTaxonomy:output_type -> mailroom.classifier.v1.GetTaxonomyResponse
-	12, // 24: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:output_type -> mailroom.classifier.v1.UpdateTaxonomyResponse
-	15, // 25: mailroom.classifier.v1.ClassifierService.ListDeadLetters:output_type -> mailroom.classifier.v1.ListDeadLettersResponse
-	17, // 26: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:output_type -> mailroom.classifier.v1.ReplayDeadLetterResponse
-	19, // 27: mailroom.classifier.v1.ClassifierService.PurgeUserData:output_type -> mailroom.classifier.v1.PurgeUserDataResponse
-	21, // [21:28] is the sub-list for method output_type
-	14, // [14:21] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	23, // 13: mailroom.classifier.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
+	20, // 14: mailroom.classifier.v1.CreateCorrectionRequest.correction:type_name -> mailroom.classifier.v1.Correction
+	20, // 15: mailroom.classifier.v1.CreateCorrectionResponse.correction:type_name -> mailroom.classifier.v1.Correction
+	0,  // 16: mailroom.classifier.v1.ClassifierService.Classify:input_type -> mailroom.classifier.v1.ClassifyRequest
+	2,  // 17: mailroom.classifier.v1.ClassifierService.GetLimits:input_type -> mailroom.classifier.v1.GetLimitsRequest
+	9,  // 18: mailroom.classifier.v1.ClassifierService.GetTaxonomy:input_type -> mailroom.classifier.v1.GetTaxonomyRequest
+	11, // 19: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:input_type -> mailroom.classifier.v1.UpdateTaxonomyRequest
+	14, // 20: mailroom.classifier.v1.ClassifierService.ListDeadLetters:input_type -> mailroom.classifier.v1.ListDeadLettersRequest
+	16, // 21: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:input_type -> mailroom.classifier.v1.ReplayDeadLetterRequest
+	21, // 22: mailroom.classifier.v1.ClassifierService.CreateCorrection:input_type -> mailroom.classifier.v1.CreateCorrectionRequest
+	18, // 23: mailroom.classifier.v1.ClassifierService.PurgeUserData:input_type -> mailroom.classifier.v1.PurgeUserDataRequest
+	1,  // 24: mailroom.classifier.v1.ClassifierService.Classify:output_type -> mailroom.classifier.v1.ClassifyResponse
+	5,  // 25: mailroom.classifier.v1.ClassifierService.GetLimits:output_type -> mailroom.classifier.v1.GetLimitsResponse
+	10, // 26: mailroom.classifier.v1.ClassifierService.GetTaxonomy:output_type -> mailroom.classifier.v1.GetTaxonomyResponse
+	12, // 27: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:output_type -> mailroom.classifier.v1.UpdateTaxonomyResponse
+	15, // 28: mailroom.classifier.v1.ClassifierService.ListDeadLetters:output_type -> mailroom.classifier.v1.ListDeadLettersResponse
+	17, // 29: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:output_type -> mailroom.classifier.v1.ReplayDeadLetterResponse
+	22, // 30: mailroom.classifier.v1.ClassifierService.CreateCorrection:output_type -> mailroom.classifier.v1.CreateCorrectionResponse
+	19, // 31: mailroom.classifier.v1.ClassifierService.PurgeUserData:output_type -> mailroom.classifier.v1.PurgeUserDataResponse
+	24, // [24:32] is the sub-list for method output_type
+	16, // [16:24] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_mailroom_classifier_v1_classifier_proto_init() }
@@ -1479,7 +1697,7 @@ func file_mailroom_classifier_v1_classifier_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailroom_classifier_v1_classifier_proto_rawDesc), len(file_mailroom_classifier_v1_classifier_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const (
 	ClassifierService_UpdateTaxonomy_FullMethodName   = "/mailroom.classifier.v1.ClassifierService/UpdateTaxonomy"
 	ClassifierService_ListDeadLetters_FullMethodName  = "/mailroom.classifier.v1.ClassifierService/ListDeadLetters"
 	ClassifierService_ReplayDeadLetter_FullMethodName = "/mailroom.classifier.v1.ClassifierService/ReplayDeadLetter"
+	ClassifierService_CreateCorrection_FullMethodName = "/mailroom.classifier.v1.ClassifierService/CreateCorrection"
 	ClassifierService_PurgeUserData_FullMethodName    = "/mailroom.classifier.v1.ClassifierService/PurgeUserData"
 )
 
@@ -47,6 +48,11 @@ type ClassifierServiceClient interface {
 	ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error)
 	// ReplayDeadLetter sends a dead-lettered message through the classifier again.
 	ReplayDeadLetter(ctx context.Context, in *ReplayDeadLetterRequest, opts ...grpc.CallOption) (*ReplayDeadLetterResponse, error)
+	// CreateCorrection records a user's correction of a message's category
+	// (the store's UpdateMessage calls it): the sender is learned at once and
+	// the mail becomes a few-shot example in the user's prompt. The category
+	// must be in the user's taxonomy.
+	CreateCorrection(ctx context.Context, in *CreateCorrectionRequest, opts ...grpc.CallOption) (*CreateCorrectionResponse, error)
 	// PurgeUserData deletes a user's taxonomy and cache entries. Only the auth
 	// service may call it (DeleteUser).
 	PurgeUserData(ctx context.Context, in *PurgeUserDataRequest, opts ...grpc.CallOption) (*PurgeUserDataResponse, error)
@@ -120,6 +126,16 @@ func (c *classifierServiceClient) ReplayDeadLetter(ctx context.Context, in *Repl
 	return out, nil
 }
 
+func (c *classifierServiceClient) CreateCorrection(ctx context.Context, in *CreateCorrectionRequest, opts ...grpc.CallOption) (*CreateCorrectionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateCorrectionResponse)
+	err := c.cc.Invoke(ctx, ClassifierService_CreateCorrection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *classifierServiceClient) PurgeUserData(ctx context.Context, in *PurgeUserDataRequest, opts ...grpc.CallOption) (*PurgeUserDataResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PurgeUserDataResponse)
@@ -149,6 +165,11 @@ type ClassifierServiceServer interface {
 	ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error)
 	// ReplayDeadLetter sends a dead-lettered message through the classifier again.
 	ReplayDeadLetter(context.Context, *ReplayDeadLetterRequest) (*ReplayDeadLetterResponse, error)
+	// CreateCorrection records a user's correction of a message's category
+	// (the store's UpdateMessage calls it): the sender is learned at once and
+	// the mail becomes a few-shot example in the user's prompt. The category
+	// must be in the user's taxonomy.
+	CreateCorrection(context.Context, *CreateCorrectionRequest) (*CreateCorrectionResponse, error)
 	// PurgeUserData deletes a user's taxonomy and cache entries. Only the auth
 	// service may call it (DeleteUser).
 	PurgeUserData(context.Context, *PurgeUserDataRequest) (*PurgeUserDataResponse, error)
@@ -179,6 +200,9 @@ func (UnimplementedClassifierServiceServer) ListDeadLetters(context.Context, *Li
 }
 func (UnimplementedClassifierServiceServer) ReplayDeadLetter(context.Context, *ReplayDeadLetterRequest) (*ReplayDeadLetterResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReplayDeadLetter not implemented")
+}
+func (UnimplementedClassifierServiceServer) CreateCorrection(context.Context, *CreateCorrectionRequest) (*CreateCorrectionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateCorrection not implemented")
 }
 func (UnimplementedClassifierServiceServer) PurgeUserData(context.Context, *PurgeUserDataRequest) (*PurgeUserDataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PurgeUserData not implemented")
@@ -312,6 +336,24 @@ func _ClassifierService_ReplayDeadLetter_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClassifierService_CreateCorrection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateCorrectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClassifierServiceServer).CreateCorrection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClassifierService_CreateCorrection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClassifierServiceServer).CreateCorrection(ctx, req.(*CreateCorrectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ClassifierService_PurgeUserData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PurgeUserDataRequest)
 	if err := dec(in); err != nil {
@@ -360,6 +402,10 @@ var ClassifierService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReplayDeadLetter",
 			Handler:    _ClassifierService_ReplayDeadLetter_Handler,
+		},
+		{
+			MethodName: "CreateCorrection",
+			Handler:    _ClassifierService_CreateCorrection_Handler,
 		},
 		{
 			MethodName: "PurgeUserData",

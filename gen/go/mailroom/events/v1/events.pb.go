@@ -265,7 +265,9 @@ type MailDeadLettered struct {
 	// Attempts is the number of classification attempts made.
 	Attempts int32 `protobuf:"varint,3,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	// DeadTime is when the classifier gave up.
-	DeadTime      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=dead_time,json=deadTime,proto3" json:"dead_time,omitempty"`
+	DeadTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=dead_time,json=deadTime,proto3" json:"dead_time,omitempty"`
+	// Usage is what the failed attempts cost: they are paid for too.
+	Usage         *Usage `protobuf:"bytes,5,opt,name=usage,proto3" json:"usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -328,6 +330,13 @@ func (x *MailDeadLettered) GetDeadTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *MailDeadLettered) GetUsage() *Usage {
+	if x != nil {
+		return x.Usage
+	}
+	return nil
+}
+
 // Usage is what one classification cost.
 type Usage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -340,7 +349,10 @@ type Usage struct {
 	// CostMicros is the cost in millionths of a US dollar.
 	CostMicros int64 `protobuf:"varint,4,opt,name=cost_micros,json=costMicros,proto3" json:"cost_micros,omitempty"`
 	// Requests is the number of API requests made, retries included.
-	Requests      int64 `protobuf:"varint,5,opt,name=requests,proto3" json:"requests,omitempty"`
+	Requests int64 `protobuf:"varint,5,opt,name=requests,proto3" json:"requests,omitempty"`
+	// Models splits the usage by model (a verdict escalated to a second
+	// model has two entries); the fields above are their sums.
+	Models        []*ModelUsage `protobuf:"bytes,6,rep,name=models,proto3" json:"models,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -410,6 +422,113 @@ func (x *Usage) GetRequests() int64 {
 	return 0
 }
 
+func (x *Usage) GetModels() []*ModelUsage {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
+// ModelUsage is what one model's requests cost.
+type ModelUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Model is the model asked, as configured ("gpt-4o-mini").
+	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// PromptTokens is the number of prompt tokens sent.
+	PromptTokens int64 `protobuf:"varint,2,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	// CompletionTokens is the number of completion tokens received.
+	CompletionTokens int64 `protobuf:"varint,3,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	// CachedPromptTokens is the part of the prompt served from OpenAI's cache.
+	CachedPromptTokens int64 `protobuf:"varint,4,opt,name=cached_prompt_tokens,json=cachedPromptTokens,proto3" json:"cached_prompt_tokens,omitempty"`
+	// CostMicros is the cost in millionths of a US dollar.
+	CostMicros int64 `protobuf:"varint,5,opt,name=cost_micros,json=costMicros,proto3" json:"cost_micros,omitempty"`
+	// Requests is the number of API requests made (or batch lines), retries included.
+	Requests int64 `protobuf:"varint,6,opt,name=requests,proto3" json:"requests,omitempty"`
+	// Batch is true when the requests went through the Batch API (at its discount).
+	Batch         bool `protobuf:"varint,7,opt,name=batch,proto3" json:"batch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelUsage) Reset() {
+	*x = ModelUsage{}
+	mi := &file_mailroom_events_v1_events_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelUsage) ProtoMessage() {}
+
+func (x *ModelUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_events_v1_events_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelUsage.ProtoReflect.Descriptor instead.
+func (*ModelUsage) Descriptor() ([]byte, []int) {
+	return file_mailroom_events_v1_events_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ModelUsage) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *ModelUsage) GetPromptTokens() int64 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *ModelUsage) GetCompletionTokens() int64 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
+func (x *ModelUsage) GetCachedPromptTokens() int64 {
+	if x != nil {
+		return x.CachedPromptTokens
+	}
+	return 0
+}
+
+func (x *ModelUsage) GetCostMicros() int64 {
+	if x != nil {
+		return x.CostMicros
+	}
+	return 0
+}
+
+func (x *ModelUsage) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *ModelUsage) GetBatch() bool {
+	if x != nil {
+		return x.Batch
+	}
+	return false
+}
+
 var File_mailroom_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_mailroom_events_v1_events_proto_rawDesc = "" +
@@ -435,19 +554,31 @@ const file_mailroom_events_v1_events_proto_rawDesc = "" +
 	"\x05usage\x18\a \x01(\v2\x19.mailroom.events.v1.UsageR\x05usage\x12;\n" +
 	"\vingest_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"ingestTime\x12\x19\n" +
-	"\bsync_job\x18\t \x01(\tR\asyncJob\"\xbd\x01\n" +
+	"\bsync_job\x18\t \x01(\tR\asyncJob\"\xee\x01\n" +
 	"\x10MailDeadLettered\x12<\n" +
 	"\breceived\x18\x01 \x01(\v2 .mailroom.events.v1.MailReceivedR\breceived\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1a\n" +
 	"\battempts\x18\x03 \x01(\x05R\battempts\x127\n" +
-	"\tdead_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadTime\"\xc8\x01\n" +
+	"\tdead_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadTime\x12/\n" +
+	"\x05usage\x18\x05 \x01(\v2\x19.mailroom.events.v1.UsageR\x05usage\"\x80\x02\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x03R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x03R\x10completionTokens\x120\n" +
 	"\x14cached_prompt_tokens\x18\x03 \x01(\x03R\x12cachedPromptTokens\x12\x1f\n" +
 	"\vcost_micros\x18\x04 \x01(\x03R\n" +
 	"costMicros\x12\x1a\n" +
-	"\brequests\x18\x05 \x01(\x03R\brequestsB1Z/mailroom.dev/gen/go/mailroom/events/v1;eventsv1b\x06proto3"
+	"\brequests\x18\x05 \x01(\x03R\brequests\x126\n" +
+	"\x06models\x18\x06 \x03(\v2\x1e.mailroom.events.v1.ModelUsageR\x06models\"\xf9\x01\n" +
+	"\n" +
+	"ModelUsage\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12#\n" +
+	"\rprompt_tokens\x18\x02 \x01(\x03R\fpromptTokens\x12+\n" +
+	"\x11completion_tokens\x18\x03 \x01(\x03R\x10completionTokens\x120\n" +
+	"\x14cached_prompt_tokens\x18\x04 \x01(\x03R\x12cachedPromptTokens\x12\x1f\n" +
+	"\vcost_micros\x18\x05 \x01(\x03R\n" +
+	"costMicros\x12\x1a\n" +
+	"\brequests\x18\x06 \x01(\x03R\brequests\x12\x14\n" +
+	"\x05batch\x18\a \x01(\bR\x05batchB1Z/mailroom.dev/gen/go/mailroom/events/v1;eventsv1b\x06proto3"
 
 var (
 	file_mailroom_events_v1_events_proto_rawDescOnce sync.Once
@@ -461,32 +592,35 @@ func file_mailroom_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_mailroom_events_v1_events_proto_rawDescData
 }
 
-var file_mailroom_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_mailroom_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_mailroom_events_v1_events_proto_goTypes = []any{
 	(*MailReceived)(nil),          // 0: mailroom.events.v1.MailReceived
 	(*MailClassified)(nil),        // 1: mailroom.events.v1.MailClassified
 	(*MailDeadLettered)(nil),      // 2: mailroom.events.v1.MailDeadLettered
 	(*Usage)(nil),                 // 3: mailroom.events.v1.Usage
-	(v1.Lane)(0),                  // 4: mailroom.mail.v1.Lane
-	(*v1.NormalizedMessage)(nil),  // 5: mailroom.mail.v1.NormalizedMessage
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*v1.Classification)(nil),     // 7: mailroom.mail.v1.Classification
+	(*ModelUsage)(nil),            // 4: mailroom.events.v1.ModelUsage
+	(v1.Lane)(0),                  // 5: mailroom.mail.v1.Lane
+	(*v1.NormalizedMessage)(nil),  // 6: mailroom.mail.v1.NormalizedMessage
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*v1.Classification)(nil),     // 8: mailroom.mail.v1.Classification
 }
 var file_mailroom_events_v1_events_proto_depIdxs = []int32{
-	4, // 0: mailroom.events.v1.MailReceived.lane:type_name -> mailroom.mail.v1.Lane
-	5, // 1: mailroom.events.v1.MailReceived.content:type_name -> mailroom.mail.v1.NormalizedMessage
-	6, // 2: mailroom.events.v1.MailReceived.ingest_time:type_name -> google.protobuf.Timestamp
-	5, // 3: mailroom.events.v1.MailClassified.content:type_name -> mailroom.mail.v1.NormalizedMessage
-	7, // 4: mailroom.events.v1.MailClassified.classification:type_name -> mailroom.mail.v1.Classification
-	3, // 5: mailroom.events.v1.MailClassified.usage:type_name -> mailroom.events.v1.Usage
-	6, // 6: mailroom.events.v1.MailClassified.ingest_time:type_name -> google.protobuf.Timestamp
-	0, // 7: mailroom.events.v1.MailDeadLettered.received:type_name -> mailroom.events.v1.MailReceived
-	6, // 8: mailroom.events.v1.MailDeadLettered.dead_time:type_name -> google.protobuf.Timestamp
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	5,  // 0: mailroom.events.v1.MailReceived.lane:type_name -> mailroom.mail.v1.Lane
+	6,  // 1: mailroom.events.v1.MailReceived.content:type_name -> mailroom.mail.v1.NormalizedMessage
+	7,  // 2: mailroom.events.v1.MailReceived.ingest_time:type_name -> google.protobuf.Timestamp
+	6,  // 3: mailroom.events.v1.MailClassified.content:type_name -> mailroom.mail.v1.NormalizedMessage
+	8,  // 4: mailroom.events.v1.MailClassified.classification:type_name -> mailroom.mail.v1.Classification
+	3,  // 5: mailroom.events.v1.MailClassified.usage:type_name -> mailroom.events.v1.Usage
+	7,  // 6: mailroom.events.v1.MailClassified.ingest_time:type_name -> google.protobuf.Timestamp
+	0,  // 7: mailroom.events.v1.MailDeadLettered.received:type_name -> mailroom.events.v1.MailReceived
+	7,  // 8: mailroom.events.v1.MailDeadLettered.dead_time:type_name -> google.protobuf.Timestamp
+	3,  // 9: mailroom.events.v1.MailDeadLettered.usage:type_name -> mailroom.events.v1.Usage
+	4,  // 10: mailroom.events.v1.Usage.models:type_name -> mailroom.events.v1.ModelUsage
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_mailroom_events_v1_events_proto_init() }
@@ -500,7 +634,7 @@ func file_mailroom_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailroom_events_v1_events_proto_rawDesc), len(file_mailroom_events_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -149,6 +149,11 @@ const (
 	ClassificationSource_CLASSIFICATION_SOURCE_LLM ClassificationSource = 2
 	// CLASSIFICATION_SOURCE_CACHE is a cached earlier result for the same content.
 	ClassificationSource_CLASSIFICATION_SOURCE_CACHE ClassificationSource = 3
+	// CLASSIFICATION_SOURCE_LEARNED is the user's learned record of the sender
+	// (the same verdict from the model several times, or a correction).
+	ClassificationSource_CLASSIFICATION_SOURCE_LEARNED ClassificationSource = 4
+	// CLASSIFICATION_SOURCE_USER is the user's own correction.
+	ClassificationSource_CLASSIFICATION_SOURCE_USER ClassificationSource = 5
 )
 
 // Enum value maps for ClassificationSource.
@@ -158,12 +163,16 @@ var (
 		1: "CLASSIFICATION_SOURCE_RULES",
 		2: "CLASSIFICATION_SOURCE_LLM",
 		3: "CLASSIFICATION_SOURCE_CACHE",
+		4: "CLASSIFICATION_SOURCE_LEARNED",
+		5: "CLASSIFICATION_SOURCE_USER",
 	}
 	ClassificationSource_value = map[string]int32{
 		"CLASSIFICATION_SOURCE_UNSPECIFIED": 0,
 		"CLASSIFICATION_SOURCE_RULES":       1,
 		"CLASSIFICATION_SOURCE_LLM":         2,
 		"CLASSIFICATION_SOURCE_CACHE":       3,
+		"CLASSIFICATION_SOURCE_LEARNED":     4,
+		"CLASSIFICATION_SOURCE_USER":        5,
 	}
 )
 
@@ -212,7 +221,8 @@ type Classification struct {
 	Source ClassificationSource `protobuf:"varint,6,opt,name=source,proto3,enum=mailroom.mail.v1.ClassificationSource" json:"source,omitempty"`
 	// Rule names the rule that matched, when source is RULES.
 	Rule string `protobuf:"bytes,7,opt,name=rule,proto3" json:"rule,omitempty"`
-	// Model names the model that answered, when source is LLM.
+	// Model names the model that answered, when source is LLM (or the model
+	// whose verdicts a LEARNED record repeats).
 	Model string `protobuf:"bytes,8,opt,name=model,proto3" json:"model,omitempty"`
 	// ClassifyTime is when the verdict was reached.
 	ClassifyTime  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=classify_time,json=classifyTime,proto3" json:"classify_time,omitempty"`
@@ -649,12 +659,14 @@ const file_mailroom_mail_v1_mail_proto_rawDesc = "" +
 	"\x14PRIORITY_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fPRIORITY_LOW\x10\x01\x12\x13\n" +
 	"\x0fPRIORITY_NORMAL\x10\x02\x12\x11\n" +
-	"\rPRIORITY_HIGH\x10\x03*\x9e\x01\n" +
+	"\rPRIORITY_HIGH\x10\x03*\xe1\x01\n" +
 	"\x14ClassificationSource\x12%\n" +
 	"!CLASSIFICATION_SOURCE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bCLASSIFICATION_SOURCE_RULES\x10\x01\x12\x1d\n" +
 	"\x19CLASSIFICATION_SOURCE_LLM\x10\x02\x12\x1f\n" +
-	"\x1bCLASSIFICATION_SOURCE_CACHE\x10\x03B-Z+mailroom.dev/gen/go/mailroom/mail/v1;mailv1b\x06proto3"
+	"\x1bCLASSIFICATION_SOURCE_CACHE\x10\x03\x12!\n" +
+	"\x1dCLASSIFICATION_SOURCE_LEARNED\x10\x04\x12\x1e\n" +
+	"\x1aCLASSIFICATION_SOURCE_USER\x10\x05B-Z+mailroom.dev/gen/go/mailroom/mail/v1;mailv1b\x06proto3"
 
 var (
 	file_mailroom_mail_v1_mail_proto_rawDescOnce sync.Once

@@ -9,6 +9,7 @@ package storev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	v1 "mailroom.dev/gen/go/mailroom/mail/v1"
 	reflect "reflect"
@@ -473,6 +474,110 @@ func (x *GetMessageResponse) GetMessage() *Message {
 	return nil
 }
 
+// UpdateMessageRequest is the request of UpdateMessage.
+type UpdateMessageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Message carries the name (users/{user}/messages/{message}) and the
+	// fields to change: classification.category, a category of the user's
+	// taxonomy.
+	Message *Message `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	// UpdateMask names the fields to change; only "classification.category"
+	// is allowed ("*" means the same).
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateMessageRequest) Reset() {
+	*x = UpdateMessageRequest{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateMessageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateMessageRequest) ProtoMessage() {}
+
+func (x *UpdateMessageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateMessageRequest.ProtoReflect.Descriptor instead.
+func (*UpdateMessageRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *UpdateMessageRequest) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *UpdateMessageRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+// UpdateMessageResponse is the response of UpdateMessage.
+type UpdateMessageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Message is the message after the change.
+	Message       *Message `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateMessageResponse) Reset() {
+	*x = UpdateMessageResponse{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateMessageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateMessageResponse) ProtoMessage() {}
+
+func (x *UpdateMessageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateMessageResponse.ProtoReflect.Descriptor instead.
+func (*UpdateMessageResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UpdateMessageResponse) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
 // CategoryCount is the number of messages in one category.
 type CategoryCount struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -486,7 +591,7 @@ type CategoryCount struct {
 
 func (x *CategoryCount) Reset() {
 	*x = CategoryCount{}
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[5]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +603,7 @@ func (x *CategoryCount) String() string {
 func (*CategoryCount) ProtoMessage() {}
 
 func (x *CategoryCount) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[5]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +616,7 @@ func (x *CategoryCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CategoryCount.ProtoReflect.Descriptor instead.
 func (*CategoryCount) Descriptor() ([]byte, []int) {
-	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{5}
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CategoryCount) GetCategory() string {
@@ -543,7 +648,7 @@ type MailboxCount struct {
 
 func (x *MailboxCount) Reset() {
 	*x = MailboxCount{}
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[6]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -555,7 +660,7 @@ func (x *MailboxCount) String() string {
 func (*MailboxCount) ProtoMessage() {}
 
 func (x *MailboxCount) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[6]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -568,7 +673,7 @@ func (x *MailboxCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MailboxCount.ProtoReflect.Descriptor instead.
 func (*MailboxCount) Descriptor() ([]byte, []int) {
-	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{6}
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MailboxCount) GetMailbox() string {
@@ -615,7 +720,7 @@ type Stats struct {
 
 func (x *Stats) Reset() {
 	*x = Stats{}
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[7]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +732,7 @@ func (x *Stats) String() string {
 func (*Stats) ProtoMessage() {}
 
 func (x *Stats) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[7]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +745,7 @@ func (x *Stats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Stats.ProtoReflect.Descriptor instead.
 func (*Stats) Descriptor() ([]byte, []int) {
-	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{7}
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Stats) GetName() string {
@@ -703,7 +808,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[8]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +820,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[8]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +833,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{8}
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetStatsRequest) GetName() string {
@@ -749,7 +854,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[9]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +866,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[9]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +879,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{9}
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetStatsResponse) GetStats() *Stats {
@@ -811,13 +916,22 @@ type Usage struct {
 	EndTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	// CachedPromptTokens is the part of the prompt tokens served from the model's prompt cache.
 	CachedPromptTokens int64 `protobuf:"varint,12,opt,name=cached_prompt_tokens,json=cachedPromptTokens,proto3" json:"cached_prompt_tokens,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Models splits the spend by model, dead-lettered attempts included.
+	Models []*ModelUsage `protobuf:"bytes,13,rep,name=models,proto3" json:"models,omitempty"`
+	// DeadLetters counts the messages given up on whose failed attempts are
+	// in the sums above (they are not classifications).
+	DeadLetters int64 `protobuf:"varint,14,opt,name=dead_letters,json=deadLetters,proto3" json:"dead_letters,omitempty"`
+	// LearnedClassifications were decided from a learned sender, at no cost.
+	LearnedClassifications int64 `protobuf:"varint,15,opt,name=learned_classifications,json=learnedClassifications,proto3" json:"learned_classifications,omitempty"`
+	// UserClassifications are the user's corrections.
+	UserClassifications int64 `protobuf:"varint,16,opt,name=user_classifications,json=userClassifications,proto3" json:"user_classifications,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[10]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +943,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[10]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +956,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{10}
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Usage) GetName() string {
@@ -929,6 +1043,125 @@ func (x *Usage) GetCachedPromptTokens() int64 {
 	return 0
 }
 
+func (x *Usage) GetModels() []*ModelUsage {
+	if x != nil {
+		return x.Models
+	}
+	return nil
+}
+
+func (x *Usage) GetDeadLetters() int64 {
+	if x != nil {
+		return x.DeadLetters
+	}
+	return 0
+}
+
+func (x *Usage) GetLearnedClassifications() int64 {
+	if x != nil {
+		return x.LearnedClassifications
+	}
+	return 0
+}
+
+func (x *Usage) GetUserClassifications() int64 {
+	if x != nil {
+		return x.UserClassifications
+	}
+	return 0
+}
+
+// ModelUsage is what one model has cost a user.
+type ModelUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Model is the model's name.
+	Model string `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// Requests is the number of model API requests (or batch lines).
+	Requests int64 `protobuf:"varint,2,opt,name=requests,proto3" json:"requests,omitempty"`
+	// PromptTokens is the number of prompt tokens sent.
+	PromptTokens int64 `protobuf:"varint,3,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	// CachedPromptTokens is the part of the prompt tokens served from the prompt cache.
+	CachedPromptTokens int64 `protobuf:"varint,4,opt,name=cached_prompt_tokens,json=cachedPromptTokens,proto3" json:"cached_prompt_tokens,omitempty"`
+	// CompletionTokens is the number of completion tokens received.
+	CompletionTokens int64 `protobuf:"varint,5,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	// CostMicros is the cost in millionths of a US dollar.
+	CostMicros    int64 `protobuf:"varint,6,opt,name=cost_micros,json=costMicros,proto3" json:"cost_micros,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModelUsage) Reset() {
+	*x = ModelUsage{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModelUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelUsage) ProtoMessage() {}
+
+func (x *ModelUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelUsage.ProtoReflect.Descriptor instead.
+func (*ModelUsage) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ModelUsage) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *ModelUsage) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *ModelUsage) GetPromptTokens() int64 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *ModelUsage) GetCachedPromptTokens() int64 {
+	if x != nil {
+		return x.CachedPromptTokens
+	}
+	return 0
+}
+
+func (x *ModelUsage) GetCompletionTokens() int64 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
+func (x *ModelUsage) GetCostMicros() int64 {
+	if x != nil {
+		return x.CostMicros
+	}
+	return 0
+}
+
 // GetUsageRequest is the request of GetUsage.
 type GetUsageRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -940,7 +1173,7 @@ type GetUsageRequest struct {
 
 func (x *GetUsageRequest) Reset() {
 	*x = GetUsageRequest{}
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[11]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +1185,7 @@ func (x *GetUsageRequest) String() string {
 func (*GetUsageRequest) ProtoMessage() {}
 
 func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[11]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +1198,7 @@ func (x *GetUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsageRequest.ProtoReflect.Descriptor instead.
 func (*GetUsageRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{11}
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetUsageRequest) GetName() string {
@@ -986,7 +1219,7 @@ type GetUsageResponse struct {
 
 func (x *GetUsageResponse) Reset() {
 	*x = GetUsageResponse{}
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[12]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1231,7 @@ func (x *GetUsageResponse) String() string {
 func (*GetUsageResponse) ProtoMessage() {}
 
 func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[12]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1244,7 @@ func (x *GetUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUsageResponse.ProtoReflect.Descriptor instead.
 func (*GetUsageResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{12}
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetUsageResponse) GetUsage() *Usage {
@@ -1032,7 +1265,7 @@ type PurgeUserDataRequest struct {
 
 func (x *PurgeUserDataRequest) Reset() {
 	*x = PurgeUserDataRequest{}
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[13]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1044,7 +1277,7 @@ func (x *PurgeUserDataRequest) String() string {
 func (*PurgeUserDataRequest) ProtoMessage() {}
 
 func (x *PurgeUserDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[13]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1057,7 +1290,7 @@ func (x *PurgeUserDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeUserDataRequest.ProtoReflect.Descriptor instead.
 func (*PurgeUserDataRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{13}
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PurgeUserDataRequest) GetUser() string {
@@ -1078,7 +1311,7 @@ type PurgeUserDataResponse struct {
 
 func (x *PurgeUserDataResponse) Reset() {
 	*x = PurgeUserDataResponse{}
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[14]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1090,7 +1323,7 @@ func (x *PurgeUserDataResponse) String() string {
 func (*PurgeUserDataResponse) ProtoMessage() {}
 
 func (x *PurgeUserDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_store_v1_store_proto_msgTypes[14]
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1103,7 +1336,7 @@ func (x *PurgeUserDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeUserDataResponse.ProtoReflect.Descriptor instead.
 func (*PurgeUserDataResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{14}
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PurgeUserDataResponse) GetDeleted() map[string]int64 {
@@ -1117,7 +1350,7 @@ var File_mailroom_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_mailroom_store_v1_store_proto_rawDesc = "" +
 	"\n" +
-	"\x1dmailroom/store/v1/store.proto\x12\x11mailroom.store.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmailroom/mail/v1/mail.proto\"\xd9\x04\n" +
+	"\x1dmailroom/store/v1/store.proto\x12\x11mailroom.store.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmailroom/mail/v1/mail.proto\"\xd9\x04\n" +
 	"\aMessage\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\amailbox\x18\x02 \x01(\tR\amailbox\x12.\n" +
@@ -1150,6 +1383,12 @@ const file_mailroom_store_v1_store_proto_rawDesc = "" +
 	"\x11GetMessageRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"J\n" +
 	"\x12GetMessageResponse\x124\n" +
+	"\amessage\x18\x01 \x01(\v2\x1a.mailroom.store.v1.MessageR\amessage\"\x89\x01\n" +
+	"\x14UpdateMessageRequest\x124\n" +
+	"\amessage\x18\x01 \x01(\v2\x1a.mailroom.store.v1.MessageR\amessage\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"M\n" +
+	"\x15UpdateMessageResponse\x124\n" +
 	"\amessage\x18\x01 \x01(\v2\x1a.mailroom.store.v1.MessageR\amessage\"A\n" +
 	"\rCategoryCount\x12\x1a\n" +
 	"\bcategory\x18\x01 \x01(\tR\bcategory\x12\x14\n" +
@@ -1175,7 +1414,7 @@ const file_mailroom_store_v1_store_proto_rawDesc = "" +
 	"\x0fGetStatsRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"B\n" +
 	"\x10GetStatsResponse\x12.\n" +
-	"\x05stats\x18\x01 \x01(\v2\x18.mailroom.store.v1.StatsR\x05stats\"\x91\x04\n" +
+	"\x05stats\x18\x01 \x01(\v2\x18.mailroom.store.v1.StatsR\x05stats\"\xd7\x05\n" +
 	"\x05Usage\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x0fclassifications\x18\x02 \x01(\x03R\x0fclassifications\x121\n" +
@@ -1191,7 +1430,20 @@ const file_mailroom_store_v1_store_proto_rawDesc = "" +
 	"start_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x120\n" +
-	"\x14cached_prompt_tokens\x18\f \x01(\x03R\x12cachedPromptTokens\"%\n" +
+	"\x14cached_prompt_tokens\x18\f \x01(\x03R\x12cachedPromptTokens\x125\n" +
+	"\x06models\x18\r \x03(\v2\x1d.mailroom.store.v1.ModelUsageR\x06models\x12!\n" +
+	"\fdead_letters\x18\x0e \x01(\x03R\vdeadLetters\x127\n" +
+	"\x17learned_classifications\x18\x0f \x01(\x03R\x16learnedClassifications\x121\n" +
+	"\x14user_classifications\x18\x10 \x01(\x03R\x13userClassifications\"\xe3\x01\n" +
+	"\n" +
+	"ModelUsage\x12\x14\n" +
+	"\x05model\x18\x01 \x01(\tR\x05model\x12\x1a\n" +
+	"\brequests\x18\x02 \x01(\x03R\brequests\x12#\n" +
+	"\rprompt_tokens\x18\x03 \x01(\x03R\fpromptTokens\x120\n" +
+	"\x14cached_prompt_tokens\x18\x04 \x01(\x03R\x12cachedPromptTokens\x12+\n" +
+	"\x11completion_tokens\x18\x05 \x01(\x03R\x10completionTokens\x12\x1f\n" +
+	"\vcost_micros\x18\x06 \x01(\x03R\n" +
+	"costMicros\"%\n" +
 	"\x0fGetUsageRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"B\n" +
 	"\x10GetUsageResponse\x12.\n" +
@@ -1207,11 +1459,12 @@ const file_mailroom_store_v1_store_proto_rawDesc = "" +
 	"\x19MESSAGE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15MESSAGE_STATE_PENDING\x10\x01\x12\x1c\n" +
 	"\x18MESSAGE_STATE_CLASSIFIED\x10\x02\x12\x18\n" +
-	"\x14MESSAGE_STATE_FAILED\x10\x032\xd8\x03\n" +
+	"\x14MESSAGE_STATE_FAILED\x10\x032\xbc\x04\n" +
 	"\fStoreService\x12_\n" +
 	"\fListMessages\x12&.mailroom.store.v1.ListMessagesRequest\x1a'.mailroom.store.v1.ListMessagesResponse\x12Y\n" +
 	"\n" +
-	"GetMessage\x12$.mailroom.store.v1.GetMessageRequest\x1a%.mailroom.store.v1.GetMessageResponse\x12S\n" +
+	"GetMessage\x12$.mailroom.store.v1.GetMessageRequest\x1a%.mailroom.store.v1.GetMessageResponse\x12b\n" +
+	"\rUpdateMessage\x12'.mailroom.store.v1.UpdateMessageRequest\x1a(.mailroom.store.v1.UpdateMessageResponse\x12S\n" +
 	"\bGetStats\x12\".mailroom.store.v1.GetStatsRequest\x1a#.mailroom.store.v1.GetStatsResponse\x12S\n" +
 	"\bGetUsage\x12\".mailroom.store.v1.GetUsageRequest\x1a#.mailroom.store.v1.GetUsageResponse\x12b\n" +
 	"\rPurgeUserData\x12'.mailroom.store.v1.PurgeUserDataRequest\x1a(.mailroom.store.v1.PurgeUserDataResponseB/Z-mailroom.dev/gen/go/mailroom/store/v1;storev1b\x06proto3"
@@ -1229,7 +1482,7 @@ func file_mailroom_store_v1_store_proto_rawDescGZIP() []byte {
 }
 
 var file_mailroom_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mailroom_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_mailroom_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_mailroom_store_v1_store_proto_goTypes = []any{
 	(MessageState)(0),             // 0: mailroom.store.v1.MessageState
 	(*Message)(nil),               // 1: mailroom.store.v1.Message
@@ -1237,50 +1490,60 @@ var file_mailroom_store_v1_store_proto_goTypes = []any{
 	(*ListMessagesResponse)(nil),  // 3: mailroom.store.v1.ListMessagesResponse
 	(*GetMessageRequest)(nil),     // 4: mailroom.store.v1.GetMessageRequest
 	(*GetMessageResponse)(nil),    // 5: mailroom.store.v1.GetMessageResponse
-	(*CategoryCount)(nil),         // 6: mailroom.store.v1.CategoryCount
-	(*MailboxCount)(nil),          // 7: mailroom.store.v1.MailboxCount
-	(*Stats)(nil),                 // 8: mailroom.store.v1.Stats
-	(*GetStatsRequest)(nil),       // 9: mailroom.store.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),      // 10: mailroom.store.v1.GetStatsResponse
-	(*Usage)(nil),                 // 11: mailroom.store.v1.Usage
-	(*GetUsageRequest)(nil),       // 12: mailroom.store.v1.GetUsageRequest
-	(*GetUsageResponse)(nil),      // 13: mailroom.store.v1.GetUsageResponse
-	(*PurgeUserDataRequest)(nil),  // 14: mailroom.store.v1.PurgeUserDataRequest
-	(*PurgeUserDataResponse)(nil), // 15: mailroom.store.v1.PurgeUserDataResponse
-	nil,                           // 16: mailroom.store.v1.PurgeUserDataResponse.DeletedEntry
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
-	(*v1.Classification)(nil),     // 18: mailroom.mail.v1.Classification
+	(*UpdateMessageRequest)(nil),  // 6: mailroom.store.v1.UpdateMessageRequest
+	(*UpdateMessageResponse)(nil), // 7: mailroom.store.v1.UpdateMessageResponse
+	(*CategoryCount)(nil),         // 8: mailroom.store.v1.CategoryCount
+	(*MailboxCount)(nil),          // 9: mailroom.store.v1.MailboxCount
+	(*Stats)(nil),                 // 10: mailroom.store.v1.Stats
+	(*GetStatsRequest)(nil),       // 11: mailroom.store.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),      // 12: mailroom.store.v1.GetStatsResponse
+	(*Usage)(nil),                 // 13: mailroom.store.v1.Usage
+	(*ModelUsage)(nil),            // 14: mailroom.store.v1.ModelUsage
+	(*GetUsageRequest)(nil),       // 15: mailroom.store.v1.GetUsageRequest
+	(*GetUsageResponse)(nil),      // 16: mailroom.store.v1.GetUsageResponse
+	(*PurgeUserDataRequest)(nil),  // 17: mailroom.store.v1.PurgeUserDataRequest
+	(*PurgeUserDataResponse)(nil), // 18: mailroom.store.v1.PurgeUserDataResponse
+	nil,                           // 19: mailroom.store.v1.PurgeUserDataResponse.DeletedEntry
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*v1.Classification)(nil),     // 21: mailroom.mail.v1.Classification
+	(*fieldmaskpb.FieldMask)(nil), // 22: google.protobuf.FieldMask
 }
 var file_mailroom_store_v1_store_proto_depIdxs = []int32{
-	17, // 0: mailroom.store.v1.Message.received_time:type_name -> google.protobuf.Timestamp
+	20, // 0: mailroom.store.v1.Message.received_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: mailroom.store.v1.Message.state:type_name -> mailroom.store.v1.MessageState
-	18, // 2: mailroom.store.v1.Message.classification:type_name -> mailroom.mail.v1.Classification
-	17, // 3: mailroom.store.v1.Message.create_time:type_name -> google.protobuf.Timestamp
-	17, // 4: mailroom.store.v1.Message.update_time:type_name -> google.protobuf.Timestamp
+	21, // 2: mailroom.store.v1.Message.classification:type_name -> mailroom.mail.v1.Classification
+	20, // 3: mailroom.store.v1.Message.create_time:type_name -> google.protobuf.Timestamp
+	20, // 4: mailroom.store.v1.Message.update_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: mailroom.store.v1.ListMessagesResponse.messages:type_name -> mailroom.store.v1.Message
 	1,  // 6: mailroom.store.v1.GetMessageResponse.message:type_name -> mailroom.store.v1.Message
-	6,  // 7: mailroom.store.v1.Stats.categories:type_name -> mailroom.store.v1.CategoryCount
-	7,  // 8: mailroom.store.v1.Stats.mailboxes:type_name -> mailroom.store.v1.MailboxCount
-	8,  // 9: mailroom.store.v1.GetStatsResponse.stats:type_name -> mailroom.store.v1.Stats
-	17, // 10: mailroom.store.v1.Usage.start_time:type_name -> google.protobuf.Timestamp
-	17, // 11: mailroom.store.v1.Usage.end_time:type_name -> google.protobuf.Timestamp
-	11, // 12: mailroom.store.v1.GetUsageResponse.usage:type_name -> mailroom.store.v1.Usage
-	16, // 13: mailroom.store.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.store.v1.PurgeUserDataResponse.DeletedEntry
-	2,  // 14: mailroom.store.v1.StoreService.ListMessages:input_type -> mailroom.store.v1.ListMessagesRequest
-	4,  // 15: mailroom.store.v1.StoreService.GetMessage:input_type -> mailroom.store.v1.GetMessageRequest
-	9,  // 16: mailroom.store.v1.StoreService.GetStats:input_type -> mailroom.store.v1.GetStatsRequest
-	12, // 17: mailroom.store.v1.StoreService.GetUsage:input_type -> mailroom.store.v1.GetUsageRequest
-	14, // 18: mailroom.store.v1.StoreService.PurgeUserData:input_type -> mailroom.store.v1.PurgeUserDataRequest
-	3,  // 19: mailroom.store.v1.StoreService.ListMessages:output_type -> mailroom.store.v1.ListMessagesResponse
-	5,  // 20: mailroom.store.v1.StoreService.GetMessage:output_type -> mailroom.store.v1.GetMessageResponse
-	10, // 21: mailroom.store.v1.StoreService.GetStats:output_type -> mailroom.store.v1.GetStatsResponse
-	13, // 22: mailroom.store.v1.StoreService.GetUsage:output_type -> mailroom.store.v1.GetUsageResponse
-	15, // 23: mailroom.store.v1.StoreService.PurgeUserData:output_type -> mailroom.store.v1.PurgeUserDataResponse
-	19, // [19:24] is the sub-list for method output_type
-	14, // [14:19] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	1,  // 7: mailroom.store.v1.UpdateMessageRequest.message:type_name -> mailroom.store.v1.Message
+	22, // 8: mailroom.store.v1.UpdateMessageRequest.update_mask:type_name -> google.protobuf.FieldMask
+	1,  // 9: mailroom.store.v1.UpdateMessageResponse.message:type_name -> mailroom.store.v1.Message
+	8,  // 10: mailroom.store.v1.Stats.categories:type_name -> mailroom.store.v1.CategoryCount
+	9,  // 11: mailroom.store.v1.Stats.mailboxes:type_name -> mailroom.store.v1.MailboxCount
+	10, // 12: mailroom.store.v1.GetStatsResponse.stats:type_name -> mailroom.store.v1.Stats
+	20, // 13: mailroom.store.v1.Usage.start_time:type_name -> google.protobuf.Timestamp
+	20, // 14: mailroom.store.v1.Usage.end_time:type_name -> google.protobuf.Timestamp
+	14, // 15: mailroom.store.v1.Usage.models:type_name -> mailroom.store.v1.ModelUsage
+	13, // 16: mailroom.store.v1.GetUsageResponse.usage:type_name -> mailroom.store.v1.Usage
+	19, // 17: mailroom.store.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.store.v1.PurgeUserDataResponse.DeletedEntry
+	2,  // 18: mailroom.store.v1.StoreService.ListMessages:input_type -> mailroom.store.v1.ListMessagesRequest
+	4,  // 19: mailroom.store.v1.StoreService.GetMessage:input_type -> mailroom.store.v1.GetMessageRequest
+	6,  // 20: mailroom.store.v1.StoreService.UpdateMessage:input_type -> mailroom.store.v1.UpdateMessageRequest
+	11, // 21: mailroom.store.v1.StoreService.GetStats:input_type -> mailroom.store.v1.GetStatsRequest
+	15, // 22: mailroom.store.v1.StoreService.GetUsage:input_type -> mailroom.store.v1.GetUsageRequest
+	17, // 23: mailroom.store.v1.StoreService.PurgeUserData:input_type -> mailroom.store.v1.PurgeUserDataRequest
+	3,  // 24: mailroom.store.v1.StoreService.ListMessages:output_type -> mailroom.store.v1.ListMessagesResponse
+	5,  // 25: mailroom.store.v1.StoreService.GetMessage:output_type -> mailroom.store.v1.GetMessageResponse
+	7,  // 26: mailroom.store.v1.StoreService.UpdateMessage:output_type -> mailroom.store.v1.UpdateMessageResponse
+	12, // 27: mailroom.store.v1.StoreService.GetStats:output_type -> mailroom.store.v1.GetStatsResponse
+	16, // 28: mailroom.store.v1.StoreService.GetUsage:output_type -> mailroom.store.v1.GetUsageResponse
+	18, // 29: mailroom.store.v1.StoreService.PurgeUserData:output_type -> mailroom.store.v1.PurgeUserDataResponse
+	24, // [24:30] is the sub-list for method output_type
+	18, // [18:24] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_mailroom_store_v1_store_proto_init() }
@@ -1294,7 +1557,7 @@ func file_mailroom_store_v1_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailroom_store_v1_store_proto_rawDesc), len(file_mailroom_store_v1_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

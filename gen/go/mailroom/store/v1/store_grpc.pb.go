@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	StoreService_ListMessages_FullMethodName  = "/mailroom.store.v1.StoreService/ListMessages"
 	StoreService_GetMessage_FullMethodName    = "/mailroom.store.v1.StoreService/GetMessage"
+	StoreService_UpdateMessage_FullMethodName = "/mailroom.store.v1.StoreService/UpdateMessage"
 	StoreService_GetStats_FullMethodName      = "/mailroom.store.v1.StoreService/GetStats"
 	StoreService_GetUsage_FullMethodName      = "/mailroom.store.v1.StoreService/GetUsage"
 	StoreService_PurgeUserData_FullMethodName = "/mailroom.store.v1.StoreService/PurgeUserData"
@@ -36,6 +37,12 @@ type StoreServiceClient interface {
 	ListMessages(ctx context.Context, in *ListMessagesRequest, opts ...grpc.CallOption) (*ListMessagesResponse, error)
 	// GetMessage returns one message.
 	GetMessage(ctx context.Context, in *GetMessageRequest, opts ...grpc.CallOption) (*GetMessageResponse, error)
+	// UpdateMessage corrects a message's classification: the update mask
+	// must be "classification.category" (the one field a user may change).
+	// The correction is stored with source USER and teaches the classifier:
+	// the sender is learned at once and the mail becomes an example in the
+	// user's prompt.
+	UpdateMessage(ctx context.Context, in *UpdateMessageRequest, opts ...grpc.CallOption) (*UpdateMessageResponse, error)
 	// GetStats counts a user's messages per category and per mailbox.
 	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*GetStatsResponse, error)
 	// GetUsage sums what classifying a user's mail has cost.
@@ -68,6 +75,16 @@ func (c *storeServiceClient) GetMessage(ctx context.Context, in *GetMessageReque
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetMessageResponse)
 	err := c.cc.Invoke(ctx, StoreService_GetMessage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeServiceClient) UpdateMessage(ctx context.Context, in *UpdateMessageRequest, opts ...grpc.CallOption) (*UpdateMessageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateMessageResponse)
+	err := c.cc.Invoke(ctx, StoreService_UpdateMessage_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +131,12 @@ type StoreServiceServer interface {
 	ListMessages(context.Context, *ListMessagesRequest) (*ListMessagesResponse, error)
 	// GetMessage returns one message.
 	GetMessage(context.Context, *GetMessageRequest) (*GetMessageResponse, error)
+	// UpdateMessage corrects a message's classification: the update mask
+	// must be "classification.category" (the one field a user may change).
+	// The correction is stored with source USER and teaches the classifier:
+	// the sender is learned at once and the mail becomes an example in the
+	// user's prompt.
+	UpdateMessage(context.Context, *UpdateMessageRequest) (*UpdateMessageResponse, error)
 	// GetStats counts a user's messages per category and per mailbox.
 	GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error)
 	// GetUsage sums what classifying a user's mail has cost.
@@ -137,6 +160,9 @@ func (UnimplementedStoreServiceServer) ListMessages(context.Context, *ListMessag
 }
 func (UnimplementedStoreServiceServer) GetMessage(context.Context, *GetMessageRequest) (*GetMessageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMessage not implemented")
+}
+func (UnimplementedStoreServiceServer) UpdateMessage(context.Context, *UpdateMessageRequest) (*UpdateMessageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateMessage not implemented")
 }
 func (UnimplementedStoreServiceServer) GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetStats not implemented")
@@ -200,6 +226,24 @@ func _StoreService_GetMessage_Handler(srv interface{}, ctx context.Context, dec 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(StoreServiceServer).GetMessage(ctx, req.(*GetMessageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StoreService_UpdateMessage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateMessageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServiceServer).UpdateMessage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StoreService_UpdateMessage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServiceServer).UpdateMessage(ctx, req.(*UpdateMessageRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -272,6 +316,10 @@ var StoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetMessage",
 			Handler:    _StoreService_GetMessage_Handler,
+		},
+		{
+			MethodName: "UpdateMessage",
+			Handler:    _StoreService_UpdateMessage_Handler,
 		},
 		{
 			MethodName: "GetStats",

@@ -336,6 +336,7 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 		unhook := context.AfterFunc(stop, cancel)
 		v, err = c.classifier.Classify(cctx, classify.Request{
 			User:     ev.GetUser(),
+			ID:       ev.GetMessage(),
 			Lane:     protoconv.Lane(ev.GetLane()),
 			Message:  protoconv.Message(ev.GetContent()),
 			Received: received(&ev),
@@ -368,12 +369,12 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 	var giveUp *classify.GiveUpError
 	switch {
 	case errors.As(err, &giveUp):
-		c.deadLetter(ctx, span, log, msg, &ev, delivered, ReasonGaveUp, giveUp.Reason, giveUp.Attempts)
+		c.deadLetter(ctx, span, log, msg, &ev, delivered, ReasonGaveUp, giveUp.Reason, giveUp.Attempts, giveUp.Usage)
 		return
 	case err != nil && ctx.Err() == nil && delivered >= uint64(c.cfg.MaxDeliver) && c.cfg.MaxDeliver > 0:
 		// The last delivery the server will make: keep the message in the
 		// dead letters rather than let it vanish.
-		c.deadLetter(ctx, span, log, msg, &ev, delivered, ReasonMaxDeliver, fmt.Sprintf("%d deliveries failed; the last: %v", delivered, err), int(delivered))
+		c.deadLetter(ctx, span, log, msg, &ev, delivered, ReasonMaxDeliver, fmt.Sprintf("%d deliveries failed; the last: %v", delivered, err), int(delivered), classify.Usage{})
 		return
 	case err != nil:
 		c.retry(ctx, span, log, msg, delivered, "classify", err)
@@ -455,7 +456,7 @@ func (c *Consumer) dropDeleted(ctx context.Context, span trace.Span, log *slog.L
 
 // deadLetter publishes the event to the dead letters, then acknowledges it.
 // If the publish fails, the event is retried as usual.
-func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, log *slog.Logger, msg jetstream.Msg, ev *eventsv1.MailReceived, delivered uint64, kind, reason string, attempts int) {
+func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, log *slog.Logger, msg jetstream.Msg, ev *eventsv1.MailReceived, delivered uint64, kind, reason string, attempts int, usage classify.Usage) {
 	if c.dropDeleted(ctx, span, log, msg, ev, delivered) {
 		return
 	}
@@ -464,7 +465,8 @@ func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, log *slog.Lo
 	if md, err := msg.Metadata(); err == nil {
 		seq = md.Sequence.Stream
 	}
-	dead := &eventsv1.MailDeadLettered{Received: ev, Reason: reason, Attempts: int32(attempts), DeadTime: timestamppb.Now()}
+	// The failed attempts were paid for: their usage goes into the ledger.
+	dead := &eventsv1.MailDeadLettered{Received: ev, Reason: reason, Attempts: int32(attempts), DeadTime: timestamppb.Now(), Usage: protoconv.Usage(usage)}
 	pctx, cancel := context.WithTimeout(ctx, c.cfg.PublishTimeout)
 	_, err := eventbus.Publish(pctx, c.js, c.cfg.Topology.DeadLetterSubject(ev.GetUser()), fmt.Sprintf("dead/%s/%d", ev.GetMessage(), seq), dead)
 	cancel()

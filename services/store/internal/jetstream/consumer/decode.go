@@ -61,6 +61,7 @@ func decodeDead(m jetstream.Msg) (mailstore.Failed, error) {
 		Message:  msg,
 		Reason:   reason,
 		FailTime: firstTime(ev.GetDeadTime(), nil, m),
+		Cost:     cost(ev.GetUsage(), ""),
 	}, nil
 }
 
@@ -90,17 +91,38 @@ func decodeClassified(m jetstream.Msg) (mailstore.Classified, error) {
 		Model:        c.GetModel(),
 		ClassifyTime: timeOf(c.GetClassifyTime()),
 	}
-	u := ev.GetUsage()
-	return mailstore.Classified{
-		Message: msg,
-		Cost: mailstore.Cost{
-			PromptTokens:       u.GetPromptTokens(),
-			CompletionTokens:   u.GetCompletionTokens(),
-			CachedPromptTokens: u.GetCachedPromptTokens(),
-			CostMicros:         u.GetCostMicros(),
-			Requests:           u.GetRequests(),
-		},
-	}, nil
+	return mailstore.Classified{Message: msg, Cost: cost(ev.GetUsage(), c.GetModel())}, nil
+}
+
+// cost is an event's usage. An event from before usage was split by model
+// puts all of it on model (the verdict's), or on "unknown".
+func cost(u *eventsv1.Usage, model string) mailstore.Cost {
+	c := mailstore.Cost{
+		PromptTokens:       u.GetPromptTokens(),
+		CompletionTokens:   u.GetCompletionTokens(),
+		CachedPromptTokens: u.GetCachedPromptTokens(),
+		CostMicros:         u.GetCostMicros(),
+		Requests:           u.GetRequests(),
+	}
+	for _, m := range u.GetModels() {
+		c.Models = append(c.Models, mailstore.ModelCost{
+			Model:              m.GetModel(),
+			PromptTokens:       m.GetPromptTokens(),
+			CompletionTokens:   m.GetCompletionTokens(),
+			CachedPromptTokens: m.GetCachedPromptTokens(),
+			CostMicros:         m.GetCostMicros(),
+			Requests:           m.GetRequests(),
+			Batch:              m.GetBatch(),
+		})
+	}
+	if len(c.Models) == 0 && (c.Requests > 0 || c.CostMicros > 0) {
+		if model == "" {
+			model = "unknown"
+		}
+		c.Models = []mailstore.ModelCost{{Model: model, PromptTokens: c.PromptTokens, CompletionTokens: c.CompletionTokens,
+			CachedPromptTokens: c.CachedPromptTokens, CostMicros: c.CostMicros, Requests: c.Requests}}
+	}
+	return c
 }
 
 // message checks an event's names, which must agree on the user, and

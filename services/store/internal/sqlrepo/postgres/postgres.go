@@ -141,13 +141,13 @@ WHERE m.classify_time IS NULL OR m.classify_time < excluded.classify_time`
 
 const insertUsage = `
 INSERT INTO store_classification_usage AS u (user_id, message_id, classify_time, source,
-    prompt_tokens, completion_tokens, cached_prompt_tokens, cost_micros, requests)
+    prompt_tokens, completion_tokens, cached_prompt_tokens, cost_micros, requests, models)
 SELECT v.user_id, v.message_id, v.classify_time, v.source,
-    v.prompt_tokens, v.completion_tokens, v.cached_prompt_tokens, v.cost_micros, v.requests
+    v.prompt_tokens, v.completion_tokens, v.cached_prompt_tokens, v.cost_micros, v.requests, v.models::jsonb
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
-    $8::bigint[], $9::bigint[], $10::timestamptz[])
+    $8::bigint[], $9::bigint[], $10::timestamptz[], $11::text[])
     AS v(user_id, message_id, classify_time, source, prompt_tokens, completion_tokens, cached_prompt_tokens,
-         cost_micros, requests, ingest_time)
+         cost_micros, requests, ingest_time, models)
 WHERE ` + notDeleted + `
 ORDER BY v.user_id COLLATE "C", v.message_id COLLATE "C", v.classify_time
 ON CONFLICT (user_id, message_id, classify_time) DO NOTHING`
@@ -217,6 +217,33 @@ func arrayLiteral(s []string) string {
 	return b.String()
 }
 
+// ledger holds usage ledger rows as one slice per column, in insertUsage's
+// order.
+type ledger struct {
+	user, id, source                          []string
+	classifyTime, ingest                      []time.Time
+	prompt, completion, cached, cost, request []int64
+	models                                    []string
+}
+
+func (l *ledger) add(m mailstore.Message, at time.Time, source mailstore.Source, u mailstore.Cost) {
+	l.user = append(l.user, m.User)
+	l.id = append(l.id, m.ID)
+	l.classifyTime = append(l.classifyTime, at)
+	l.source = append(l.source, string(source))
+	l.prompt = append(l.prompt, u.PromptTokens)
+	l.completion = append(l.completion, u.CompletionTokens)
+	l.cached = append(l.cached, u.CachedPromptTokens)
+	l.cost = append(l.cost, u.CostMicros)
+	l.request = append(l.request, u.Requests)
+	l.ingest = append(l.ingest, m.IngestTime)
+	l.models = append(l.models, mailstore.ModelsJSON(u))
+}
+
+func (l *ledger) args() []any {
+	return []any{l.user, l.id, l.classifyTime, l.source, l.prompt, l.completion, l.cached, l.cost, l.request, l.ingest, l.models}
+}
+
 // SaveReceived implements mailstore.Repository.
 func (r *Repository) SaveReceived(ctx context.Context, msgs []mailstore.Message) error {
 	msgs = mailstore.DistinctMessages(msgs)
@@ -261,29 +288,15 @@ func (r *Repository) SaveClassified(ctx context.Context, verdicts []mailstore.Cl
 		mdl = append(mdl, cl.Model)
 		classifyTime = append(classifyTime, cl.ClassifyTime)
 	}
-	var (
-		uUser, uID, uSource                       []string
-		uTime, uIngest                            []time.Time
-		prompt, completion, cached, cost, request []int64
-	)
+	var l ledger
 	for _, v := range mailstore.DistinctVerdicts(verdicts) {
-		m, cl, u := v.Message, v.Message.Classification, v.Cost
-		uUser = append(uUser, m.User)
-		uID = append(uID, m.ID)
-		uTime = append(uTime, cl.ClassifyTime)
-		uSource = append(uSource, string(cl.Source))
-		prompt = append(prompt, u.PromptTokens)
-		completion = append(completion, u.CompletionTokens)
-		cached = append(cached, u.CachedPromptTokens)
-		cost = append(cost, u.CostMicros)
-		request = append(request, u.Requests)
-		uIngest = append(uIngest, m.IngestTime)
+		l.add(v.Message, v.Message.Classification.ClassifyTime, v.Message.Classification.Source, v.Cost)
 	}
 	b := &pgx.Batch{}
 	b.Queue(lockShared, writeLock)
 	b.Queue(upsertClassified, append(c.args(),
 		category, confidence, priority, needsReply, reason, source, rule, mdl, classifyTime)...)
-	b.Queue(insertUsage, uUser, uID, uTime, uSource, prompt, completion, cached, cost, request, uIngest)
+	b.Queue(insertUsage, l.args()...)
 	return r.send(ctx, "save classified", b)
 }
 
@@ -305,10 +318,19 @@ func (r *Repository) SaveFailed(ctx context.Context, failures []mailstore.Failed
 		reason = append(reason, f.Reason)
 		failTime = append(failTime, f.FailTime)
 	}
+	var l ledger
+	for _, f := range mailstore.DistinctFailures(failures) {
+		if f.Cost.Requests > 0 {
+			l.add(f.Message, f.FailTime, mailstore.SourceDeadLetter, f.Cost)
+		}
+	}
 	b := &pgx.Batch{}
 	b.Queue(lockShared, writeLock)
 	b.Queue(upsertReceived, c.args()...)
 	b.Queue(markFailed, user, id, reason, failTime)
+	if len(l.user) > 0 {
+		b.Queue(insertUsage, l.args()...)
+	}
 	return r.send(ctx, "save failed", b)
 }
 
@@ -476,10 +498,13 @@ func (r *Repository) Usage(ctx context.Context, user string) (mailstore.Usage, e
 		first *time.Time
 	)
 	err := r.pool.QueryRow(ctx, `
-SELECT count(*),
+SELECT count(*) FILTER (WHERE source <> 'dead_letter'),
        count(*) FILTER (WHERE source = 'rules'),
        count(*) FILTER (WHERE source = 'llm'),
        count(*) FILTER (WHERE source = 'cache'),
+       count(*) FILTER (WHERE source = 'learned'),
+       count(*) FILTER (WHERE source = 'user'),
+       count(*) FILTER (WHERE source = 'dead_letter'),
        COALESCE(sum(requests), 0)::bigint,
        COALESCE(sum(prompt_tokens), 0)::bigint,
        COALESCE(sum(completion_tokens), 0)::bigint,
@@ -488,9 +513,30 @@ SELECT count(*),
        min(classify_time)
 FROM store_classification_usage WHERE user_id = $1`, user).Scan(
 		&u.Classifications, &u.RuleClassifications, &u.LLMClassifications, &u.CacheClassifications,
+		&u.LearnedClassifications, &u.UserClassifications, &u.DeadLetters,
 		&u.Requests, &u.PromptTokens, &u.CompletionTokens, &u.CachedPromptTokens, &u.CostMicros, &first)
 	if err != nil {
 		return mailstore.Usage{}, fmt.Errorf("postgres: usage: %w", err)
+	}
+	rows, _ := r.pool.Query(ctx, `
+SELECT (m->>'model') COLLATE "C" AS model,
+       COALESCE(sum((m->>'requests')::bigint), 0)::bigint,
+       COALESCE(sum((m->>'prompt_tokens')::bigint), 0)::bigint,
+       COALESCE(sum((m->>'cached_prompt_tokens')::bigint), 0)::bigint,
+       COALESCE(sum((m->>'completion_tokens')::bigint), 0)::bigint,
+       COALESCE(sum((m->>'cost_micros')::bigint), 0)::bigint
+FROM store_classification_usage u, jsonb_array_elements(u.models) m
+WHERE u.user_id = $1
+GROUP BY 1 ORDER BY 1`, user)
+	u.Models, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (mailstore.ModelCost, error) {
+		var m mailstore.ModelCost
+		return m, row.Scan(&m.Model, &m.Requests, &m.PromptTokens, &m.CachedPromptTokens, &m.CompletionTokens, &m.CostMicros)
+	})
+	if err != nil {
+		return mailstore.Usage{}, fmt.Errorf("postgres: usage by model: %w", err)
+	}
+	if len(u.Models) == 0 {
+		u.Models = nil
 	}
 	if first != nil {
 		u.StartTime = first.UTC()

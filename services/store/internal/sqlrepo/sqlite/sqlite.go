@@ -107,8 +107,8 @@ WHERE store_messages.classify_time IS NULL OR store_messages.classify_time < exc
 
 const insertUsage = `
 INSERT INTO store_classification_usage (user_id, message_id, classify_time, source,
-    prompt_tokens, completion_tokens, cached_prompt_tokens, cost_micros, requests, create_time)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    prompt_tokens, completion_tokens, cached_prompt_tokens, cost_micros, requests, create_time, models)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (user_id, message_id, classify_time) DO NOTHING`
 
 // A dead letter fails a message that is not classified; of several, the
@@ -253,7 +253,7 @@ func (r *Repository) SaveClassified(ctx context.Context, verdicts []mailstore.Cl
 				continue
 			}
 			_, err := ustmt.ExecContext(ctx, m.User, m.ID, c.ClassifyTime.UnixMicro(), string(c.Source),
-				u.PromptTokens, u.CompletionTokens, u.CachedPromptTokens, u.CostMicros, u.Requests, now)
+				u.PromptTokens, u.CompletionTokens, u.CachedPromptTokens, u.CostMicros, u.Requests, now, mailstore.ModelsJSON(u))
 			if err != nil {
 				return err
 			}
@@ -287,6 +287,23 @@ func (r *Repository) SaveFailed(ctx context.Context, failures []mailstore.Failed
 					continue
 				}
 				if _, err := stmt.ExecContext(ctx, f.Message.User, f.Message.ID, f.Reason, f.FailTime.UnixMicro(), now); err != nil {
+					return err
+				}
+			}
+			// The failed attempts were paid for: a ledger record each.
+			ustmt, err := tx.PrepareContext(ctx, insertUsage)
+			if err != nil {
+				return err
+			}
+			defer ustmt.Close()
+			for _, f := range mailstore.DistinctFailures(failures) {
+				m, u := f.Message, f.Cost
+				if u.Requests == 0 || dropped(deleted, m.User, m.IngestTime) {
+					continue
+				}
+				_, err := ustmt.ExecContext(ctx, m.User, m.ID, f.FailTime.UnixMicro(), string(mailstore.SourceDeadLetter),
+					u.PromptTokens, u.CompletionTokens, u.CachedPromptTokens, u.CostMicros, u.Requests, now, mailstore.ModelsJSON(u))
+				if err != nil {
 					return err
 				}
 			}
@@ -471,10 +488,13 @@ func (r *Repository) Usage(ctx context.Context, user string) (mailstore.Usage, e
 		first sql.NullInt64
 	)
 	err := r.db.QueryRowContext(ctx, `
-SELECT count(*),
+SELECT count(*) FILTER (WHERE source <> 'dead_letter'),
        count(*) FILTER (WHERE source = 'rules'),
        count(*) FILTER (WHERE source = 'llm'),
        count(*) FILTER (WHERE source = 'cache'),
+       count(*) FILTER (WHERE source = 'learned'),
+       count(*) FILTER (WHERE source = 'user'),
+       count(*) FILTER (WHERE source = 'dead_letter'),
        COALESCE(sum(requests), 0),
        COALESCE(sum(prompt_tokens), 0),
        COALESCE(sum(completion_tokens), 0),
@@ -483,9 +503,34 @@ SELECT count(*),
        min(classify_time)
 FROM store_classification_usage WHERE user_id = $1`, user).Scan(
 		&u.Classifications, &u.RuleClassifications, &u.LLMClassifications, &u.CacheClassifications,
+		&u.LearnedClassifications, &u.UserClassifications, &u.DeadLetters,
 		&u.Requests, &u.PromptTokens, &u.CompletionTokens, &u.CachedPromptTokens, &u.CostMicros, &first)
 	if err != nil {
 		return mailstore.Usage{}, fmt.Errorf("sqlite: usage: %w", err)
+	}
+	rows, err := r.db.QueryContext(ctx, `
+SELECT json_extract(j.value, '$.model'),
+       COALESCE(sum(json_extract(j.value, '$.requests')), 0),
+       COALESCE(sum(json_extract(j.value, '$.prompt_tokens')), 0),
+       COALESCE(sum(json_extract(j.value, '$.cached_prompt_tokens')), 0),
+       COALESCE(sum(json_extract(j.value, '$.completion_tokens')), 0),
+       COALESCE(sum(json_extract(j.value, '$.cost_micros')), 0)
+FROM store_classification_usage u, json_each(u.models) j
+WHERE u.user_id = $1
+GROUP BY 1 ORDER BY 1`, user)
+	if err != nil {
+		return mailstore.Usage{}, fmt.Errorf("sqlite: usage by model: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m mailstore.ModelCost
+		if err := rows.Scan(&m.Model, &m.Requests, &m.PromptTokens, &m.CachedPromptTokens, &m.CompletionTokens, &m.CostMicros); err != nil {
+			return mailstore.Usage{}, fmt.Errorf("sqlite: usage by model: %w", err)
+		}
+		u.Models = append(u.Models, m)
+	}
+	if err := rows.Err(); err != nil {
+		return mailstore.Usage{}, fmt.Errorf("sqlite: usage by model: %w", err)
 	}
 	if first.Valid {
 		u.StartTime = fromMicros(first.Int64)

@@ -48,6 +48,35 @@ class ClassifyResponse(_message.Message):
     classification: _mail_pb2.Classification
     def __init__(self, classification: _Optional[_Union[_mail_pb2.Classification, _Mapping]] = ...) -> None: ...
 
+class Correction(_message.Message):
+    __slots__ = ["category", "list_id", "message", "sender_address", "subject"]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    LIST_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SENDER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    category: str
+    list_id: str
+    message: str
+    sender_address: str
+    subject: str
+    def __init__(self, message: _Optional[str] = ..., sender_address: _Optional[str] = ..., subject: _Optional[str] = ..., category: _Optional[str] = ..., list_id: _Optional[str] = ..., **kwargs) -> None: ...
+
+class CreateCorrectionRequest(_message.Message):
+    __slots__ = ["correction", "parent"]
+    CORRECTION_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    correction: Correction
+    parent: str
+    def __init__(self, parent: _Optional[str] = ..., correction: _Optional[_Union[Correction, _Mapping]] = ...) -> None: ...
+
+class CreateCorrectionResponse(_message.Message):
+    __slots__ = ["correction"]
+    CORRECTION_FIELD_NUMBER: _ClassVar[int]
+    correction: Correction
+    def __init__(self, correction: _Optional[_Union[Correction, _Mapping]] = ...) -> None: ...
+
 class DeadLetter(_message.Message):
     __slots__ = ["attempts", "dead_time", "mailbox", "message", "name", "reason"]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]

@@ -45,6 +45,11 @@ class ClassifierServiceStub(object):
         request_serializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.ReplayDeadLetterRequest.SerializeToString,
         response_deserializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.ReplayDeadLetterResponse.FromString,
         )
+    self.CreateCorrection = channel.unary_unary(
+        '/mailroom.classifier.v1.ClassifierService/CreateCorrection',
+        request_serializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.CreateCorrectionRequest.SerializeToString,
+        response_deserializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.CreateCorrectionResponse.FromString,
+        )
     self.PurgeUserData = channel.unary_unary(
         '/mailroom.classifier.v1.ClassifierService/PurgeUserData',
         request_serializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.PurgeUserDataRequest.SerializeToString,
@@ -99,6 +104,16 @@ class ClassifierServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def CreateCorrection(self, request, context):
+    """CreateCorrection records a user's correction of a message's category
+    (the store's UpdateMessage calls it): the sender is learned at once and
+    the mail becomes a few-shot example in the user's prompt. The category
+    must be in the user's taxonomy.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
   def PurgeUserData(self, request, context):
     """PurgeUserData deletes a user's taxonomy and cache entries. Only the auth
     service may call it (DeleteUser).
@@ -139,6 +154,11 @@ def add_ClassifierServiceServicer_to_server(servicer, server):
           servicer.ReplayDeadLetter,
           request_deserializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.ReplayDeadLetterRequest.FromString,
           response_serializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.ReplayDeadLetterResponse.SerializeToString,
+      ),
+      'CreateCorrection': grpc.unary_unary_rpc_method_handler(
+          servicer.CreateCorrection,
+          request_deserializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.CreateCorrectionRequest.FromString,
+          response_serializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.CreateCorrectionResponse.SerializeToString,
       ),
       'PurgeUserData': grpc.unary_unary_rpc_method_handler(
           servicer.PurgeUserData,

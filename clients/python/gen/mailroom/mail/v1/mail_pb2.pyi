@@ -6,9 +6,11 @@ from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 CLASSIFICATION_SOURCE_CACHE: ClassificationSource
+CLASSIFICATION_SOURCE_LEARNED: ClassificationSource
 CLASSIFICATION_SOURCE_LLM: ClassificationSource
 CLASSIFICATION_SOURCE_RULES: ClassificationSource
 CLASSIFICATION_SOURCE_UNSPECIFIED: ClassificationSource
+CLASSIFICATION_SOURCE_USER: ClassificationSource
 DESCRIPTOR: _descriptor.FileDescriptor
 LANE_BACKFILL: Lane
 LANE_INTERACTIVE: Lane

@@ -11,11 +11,12 @@ from google.protobuf import symbol_database as _symbol_database
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from mailroom.mail.v1 import mail_pb2 as mailroom_dot_mail_dot_v1_dot_mail__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmailroom/store/v1/store.proto\x12\x11mailroom.store.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmailroom/mail/v1/mail.proto\"\xbc\x03\n\x07Message\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07mailbox\x18\x02 \x01(\t\x12\x1b\n\x13provider_message_id\x18\x03 \x01(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12\x0c\n\x04\x66rom\x18\x05 \x01(\t\x12\n\n\x02to\x18\x06 \x03(\t\x12\x31\n\rreceived_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07snippet\x18\x08 \x01(\t\x12\x12\n\nsize_bytes\x18\t \x01(\x03\x12\x18\n\x10\x61ttachment_names\x18\n \x03(\t\x12.\n\x05state\x18\x0b \x01(\x0e\x32\x1f.mailroom.store.v1.MessageState\x12\x38\n\x0e\x63lassification\x18\x0c \x01(\x0b\x32 .mailroom.mail.v1.Classification\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x62ody\x18\x0f \x01(\t\"\\\n\x13ListMessagesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x04 \x01(\t\"]\n\x14ListMessagesResponse\x12,\n\x08messages\x18\x01 \x03(\x0b\x32\x1a.mailroom.store.v1.Message\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x11GetMessageRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"A\n\x12GetMessageResponse\x12+\n\x07message\x18\x01 \x01(\x0b\x32\x1a.mailroom.store.v1.Message\"0\n\rCategoryCount\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"B\n\x0cMailboxCount\x12\x0f\n\x07mailbox\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x12\n\nclassified\x18\x03 \x01(\x03\"\xc3\x01\n\x05Stats\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05total\x18\x02 \x01(\x03\x12\x12\n\nclassified\x18\x03 \x01(\x03\x12\x0f\n\x07pending\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12\x34\n\ncategories\x18\x06 \x03(\x0b\x32 .mailroom.store.v1.CategoryCount\x12\x32\n\tmailboxes\x18\x07 \x03(\x0b\x32\x1f.mailroom.store.v1.MailboxCount\"\x1f\n\x0fGetStatsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x10GetStatsResponse\x12\'\n\x05stats\x18\x01 \x01(\x0b\x32\x18.mailroom.store.v1.Stats\"\xdd\x02\n\x05Usage\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0f\x63lassifications\x18\x02 \x01(\x03\x12\x1c\n\x14rule_classifications\x18\x03 \x01(\x03\x12\x1b\n\x13llm_classifications\x18\x04 \x01(\x03\x12\x1d\n\x15\x63\x61\x63he_classifications\x18\x05 \x01(\x03\x12\x10\n\x08requests\x18\x06 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x07 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x08 \x01(\x03\x12\x13\n\x0b\x63ost_micros\x18\t \x01(\x03\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x0c \x01(\x03\"\x1f\n\x0fGetUsageRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x10GetUsageResponse\x12\'\n\x05usage\x18\x01 \x01(\x0b\x32\x18.mailroom.store.v1.Usage\"$\n\x14PurgeUserDataRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\"\x8f\x01\n\x15PurgeUserDataResponse\x12\x46\n\x07\x64\x65leted\x18\x01 \x03(\x0b\x32\x35.mailroom.store.v1.PurgeUserDataResponse.DeletedEntry\x1a.\n\x0c\x44\x65letedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01*\x80\x01\n\x0cMessageState\x12\x1d\n\x19MESSAGE_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15MESSAGE_STATE_PENDING\x10\x01\x12\x1c\n\x18MESSAGE_STATE_CLASSIFIED\x10\x02\x12\x18\n\x14MESSAGE_STATE_FAILED\x10\x03\x32\xd8\x03\n\x0cStoreService\x12_\n\x0cListMessages\x12&.mailroom.store.v1.ListMessagesRequest\x1a\'.mailroom.store.v1.ListMessagesResponse\x12Y\n\nGetMessage\x12$.mailroom.store.v1.GetMessageRequest\x1a%.mailroom.store.v1.GetMessageResponse\x12S\n\x08GetStats\x12\".mailroom.store.v1.GetStatsRequest\x1a#.mailroom.store.v1.GetStatsResponse\x12S\n\x08GetUsage\x12\".mailroom.store.v1.GetUsageRequest\x1a#.mailroom.store.v1.GetUsageResponse\x12\x62\n\rPurgeUserData\x12\'.mailroom.store.v1.PurgeUserDataRequest\x1a(.mailroom.store.v1.PurgeUserDataResponseB/Z-mailroom.dev/gen/go/mailroom/store/v1;storev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmailroom/store/v1/store.proto\x12\x11mailroom.store.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmailroom/mail/v1/mail.proto\"\xbc\x03\n\x07Message\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07mailbox\x18\x02 \x01(\t\x12\x1b\n\x13provider_message_id\x18\x03 \x01(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12\x0c\n\x04\x66rom\x18\x05 \x01(\t\x12\n\n\x02to\x18\x06 \x03(\t\x12\x31\n\rreceived_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07snippet\x18\x08 \x01(\t\x12\x12\n\nsize_bytes\x18\t \x01(\x03\x12\x18\n\x10\x61ttachment_names\x18\n \x03(\t\x12.\n\x05state\x18\x0b \x01(\x0e\x32\x1f.mailroom.store.v1.MessageState\x12\x38\n\x0e\x63lassification\x18\x0c \x01(\x0b\x32 .mailroom.mail.v1.Classification\x12/\n\x0b\x63reate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x62ody\x18\x0f \x01(\t\"\\\n\x13ListMessagesRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x04 \x01(\t\"]\n\x14ListMessagesResponse\x12,\n\x08messages\x18\x01 \x03(\x0b\x32\x1a.mailroom.store.v1.Message\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x11GetMessageRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"A\n\x12GetMessageResponse\x12+\n\x07message\x18\x01 \x01(\x0b\x32\x1a.mailroom.store.v1.Message\"t\n\x14UpdateMessageRequest\x12+\n\x07message\x18\x01 \x01(\x0b\x32\x1a.mailroom.store.v1.Message\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"D\n\x15UpdateMessageResponse\x12+\n\x07message\x18\x01 \x01(\x0b\x32\x1a.mailroom.store.v1.Message\"0\n\rCategoryCount\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"B\n\x0cMailboxCount\x12\x0f\n\x07mailbox\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x12\n\nclassified\x18\x03 \x01(\x03\"\xc3\x01\n\x05Stats\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05total\x18\x02 \x01(\x03\x12\x12\n\nclassified\x18\x03 \x01(\x03\x12\x0f\n\x07pending\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12\x34\n\ncategories\x18\x06 \x03(\x0b\x32 .mailroom.store.v1.CategoryCount\x12\x32\n\tmailboxes\x18\x07 \x03(\x0b\x32\x1f.mailroom.store.v1.MailboxCount\"\x1f\n\x0fGetStatsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x10GetStatsResponse\x12\'\n\x05stats\x18\x01 \x01(\x0b\x32\x18.mailroom.store.v1.Stats\"\xe1\x03\n\x05Usage\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0f\x63lassifications\x18\x02 \x01(\x03\x12\x1c\n\x14rule_classifications\x18\x03 \x01(\x03\x12\x1b\n\x13llm_classifications\x18\x04 \x01(\x03\x12\x1d\n\x15\x63\x61\x63he_classifications\x18\x05 \x01(\x03\x12\x10\n\x08requests\x18\x06 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x07 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x08 \x01(\x03\x12\x13\n\x0b\x63ost_micros\x18\t \x01(\x03\x12.\n\nstart_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x0c \x01(\x03\x12-\n\x06models\x18\r \x03(\x0b\x32\x1d.mailroom.store.v1.ModelUsage\x12\x14\n\x0c\x64\x65\x61\x64_letters\x18\x0e \x01(\x03\x12\x1f\n\x17learned_classifications\x18\x0f \x01(\x03\x12\x1c\n\x14user_classifications\x18\x10 \x01(\x03\"\x92\x01\n\nModelUsage\x12\r\n\x05model\x18\x01 \x01(\t\x12\x10\n\x08requests\x18\x02 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x03\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x04 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x05 \x01(\x03\x12\x13\n\x0b\x63ost_micros\x18\x06 \x01(\x03\"\x1f\n\x0fGetUsageRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x10GetUsageResponse\x12\'\n\x05usage\x18\x01 \x01(\x0b\x32\x18.mailroom.store.v1.Usage\"$\n\x14PurgeUserDataRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\"\x8f\x01\n\x15PurgeUserDataResponse\x12\x46\n\x07\x64\x65leted\x18\x01 \x03(\x0b\x32\x35.mailroom.store.v1.PurgeUserDataResponse.DeletedEntry\x1a.\n\x0c\x44\x65letedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01*\x80\x01\n\x0cMessageState\x12\x1d\n\x19MESSAGE_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15MESSAGE_STATE_PENDING\x10\x01\x12\x1c\n\x18MESSAGE_STATE_CLASSIFIED\x10\x02\x12\x18\n\x14MESSAGE_STATE_FAILED\x10\x03\x32\xbc\x04\n\x0cStoreService\x12_\n\x0cListMessages\x12&.mailroom.store.v1.ListMessagesRequest\x1a\'.mailroom.store.v1.ListMessagesResponse\x12Y\n\nGetMessage\x12$.mailroom.store.v1.GetMessageRequest\x1a%.mailroom.store.v1.GetMessageResponse\x12\x62\n\rUpdateMessage\x12\'.mailroom.store.v1.UpdateMessageRequest\x1a(.mailroom.store.v1.UpdateMessageResponse\x12S\n\x08GetStats\x12\".mailroom.store.v1.GetStatsRequest\x1a#.mailroom.store.v1.GetStatsResponse\x12S\n\x08GetUsage\x12\".mailroom.store.v1.GetUsageRequest\x1a#.mailroom.store.v1.GetUsageResponse\x12\x62\n\rPurgeUserData\x12\'.mailroom.store.v1.PurgeUserDataRequest\x1a(.mailroom.store.v1.PurgeUserDataResponseB/Z-mailroom.dev/gen/go/mailroom/store/v1;storev1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mailroom.store.v1.store_pb2', globals())
@@ -25,40 +26,46 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._serialized_options = b'Z-mailroom.dev/gen/go/mailroom/store/v1;storev1'
   _PURGEUSERDATARESPONSE_DELETEDENTRY._options = None
   _PURGEUSERDATARESPONSE_DELETEDENTRY._serialized_options = b'8\001'
-  _MESSAGESTATE._serialized_start=1893
-  _MESSAGESTATE._serialized_end=2021
-  _MESSAGE._serialized_start=115
-  _MESSAGE._serialized_end=559
-  _LISTMESSAGESREQUEST._serialized_start=561
-  _LISTMESSAGESREQUEST._serialized_end=653
-  _LISTMESSAGESRESPONSE._serialized_start=655
-  _LISTMESSAGESRESPONSE._serialized_end=748
-  _GETMESSAGEREQUEST._serialized_start=750
-  _GETMESSAGEREQUEST._serialized_end=783
-  _GETMESSAGERESPONSE._serialized_start=785
-  _GETMESSAGERESPONSE._serialized_end=850
-  _CATEGORYCOUNT._serialized_start=852
-  _CATEGORYCOUNT._serialized_end=900
-  _MAILBOXCOUNT._serialized_start=902
-  _MAILBOXCOUNT._serialized_end=968
-  _STATS._serialized_start=971
-  _STATS._serialized_end=1166
-  _GETSTATSREQUEST._serialized_start=1168
-  _GETSTATSREQUEST._serialized_end=1199
-  _GETSTATSRESPONSE._serialized_start=1201
-  _GETSTATSRESPONSE._serialized_end=1260
-  _USAGE._serialized_start=1263
-  _USAGE._serialized_end=1612
-  _GETUSAGEREQUEST._serialized_start=1614
-  _GETUSAGEREQUEST._serialized_end=1645
-  _GETUSAGERESPONSE._serialized_start=1647
-  _GETUSAGERESPONSE._serialized_end=1706
-  _PURGEUSERDATAREQUEST._serialized_start=1708
-  _PURGEUSERDATAREQUEST._serialized_end=1744
-  _PURGEUSERDATARESPONSE._serialized_start=1747
-  _PURGEUSERDATARESPONSE._serialized_end=1890
-  _PURGEUSERDATARESPONSE_DELETEDENTRY._serialized_start=1844
-  _PURGEUSERDATARESPONSE_DELETEDENTRY._serialized_end=1890
-  _STORESERVICE._serialized_start=2024
-  _STORESERVICE._serialized_end=2496
+  _MESSAGESTATE._serialized_start=2396
+  _MESSAGESTATE._serialized_end=2524
+  _MESSAGE._serialized_start=149
+  _MESSAGE._serialized_end=593
+  _LISTMESSAGESREQUEST._serialized_start=595
+  _LISTMESSAGESREQUEST._serialized_end=687
+  _LISTMESSAGESRESPONSE._serialized_start=689
+  _LISTMESSAGESRESPONSE._serialized_end=782
+  _GETMESSAGEREQUEST._serialized_start=784
+  _GETMESSAGEREQUEST._serialized_end=817
+  _GETMESSAGERESPONSE._serialized_start=819
+  _GETMESSAGERESPONSE._serialized_end=884
+  _UPDATEMESSAGEREQUEST._serialized_start=886
+  _UPDATEMESSAGEREQUEST._serialized_end=1002
+  _UPDATEMESSAGERESPONSE._serialized_start=1004
+  _UPDATEMESSAGERESPONSE._serialized_end=1072
+  _CATEGORYCOUNT._serialized_start=1074
+  _CATEGORYCOUNT._serialized_end=1122
+  _MAILBOXCOUNT._serialized_start=1124
+  _MAILBOXCOUNT._serialized_end=1190
+  _STATS._serialized_start=1193
+  _STATS._serialized_end=1388
+  _GETSTATSREQUEST._serialized_start=1390
+  _GETSTATSREQUEST._serialized_end=1421
+  _GETSTATSRESPONSE._serialized_start=1423
+  _GETSTATSRESPONSE._serialized_end=1482
+  _USAGE._serialized_start=1485
+  _USAGE._serialized_end=1966
+  _MODELUSAGE._serialized_start=1969
+  _MODELUSAGE._serialized_end=2115
+  _GETUSAGEREQUEST._serialized_start=2117
+  _GETUSAGEREQUEST._serialized_end=2148
+  _GETUSAGERESPONSE._serialized_start=2150
+  _GETUSAGERESPONSE._serialized_end=2209
+  _PURGEUSERDATAREQUEST._serialized_start=2211
+  _PURGEUSERDATAREQUEST._serialized_end=2247
+  _PURGEUSERDATARESPONSE._serialized_start=2250
+  _PURGEUSERDATARESPONSE._serialized_end=2393
+  _PURGEUSERDATARESPONSE_DELETEDENTRY._serialized_start=2347
+  _PURGEUSERDATARESPONSE_DELETEDENTRY._serialized_end=2393
+  _STORESERVICE._serialized_start=2527
+  _STORESERVICE._serialized_end=3099
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from mailroom.mail.v1 import mail_pb2 as _mail_pb2
 from google.protobuf.internal import containers as _containers
@@ -119,6 +120,22 @@ class Message(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     def __init__(self, name: _Optional[str] = ..., mailbox: _Optional[str] = ..., provider_message_id: _Optional[str] = ..., subject: _Optional[str] = ..., to: _Optional[_Iterable[str]] = ..., received_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., snippet: _Optional[str] = ..., size_bytes: _Optional[int] = ..., attachment_names: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[MessageState, str]] = ..., classification: _Optional[_Union[_mail_pb2.Classification, _Mapping]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., body: _Optional[str] = ..., **kwargs) -> None: ...
 
+class ModelUsage(_message.Message):
+    __slots__ = ["cached_prompt_tokens", "completion_tokens", "cost_micros", "model", "prompt_tokens", "requests"]
+    CACHED_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_MICROS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    cached_prompt_tokens: int
+    completion_tokens: int
+    cost_micros: int
+    model: str
+    prompt_tokens: int
+    requests: int
+    def __init__(self, model: _Optional[str] = ..., requests: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., cached_prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cost_micros: _Optional[int] = ...) -> None: ...
+
 class PurgeUserDataRequest(_message.Message):
     __slots__ = ["user"]
     USER_FIELD_NUMBER: _ClassVar[int]
@@ -156,33 +173,55 @@ class Stats(_message.Message):
     total: int
     def __init__(self, name: _Optional[str] = ..., total: _Optional[int] = ..., classified: _Optional[int] = ..., pending: _Optional[int] = ..., failed: _Optional[int] = ..., categories: _Optional[_Iterable[_Union[CategoryCount, _Mapping]]] = ..., mailboxes: _Optional[_Iterable[_Union[MailboxCount, _Mapping]]] = ...) -> None: ...
 
+class UpdateMessageRequest(_message.Message):
+    __slots__ = ["message", "update_mask"]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    message: Message
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateMessageResponse(_message.Message):
+    __slots__ = ["message"]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: Message
+    def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ...) -> None: ...
+
 class Usage(_message.Message):
-    __slots__ = ["cache_classifications", "cached_prompt_tokens", "classifications", "completion_tokens", "cost_micros", "end_time", "llm_classifications", "name", "prompt_tokens", "requests", "rule_classifications", "start_time"]
+    __slots__ = ["cache_classifications", "cached_prompt_tokens", "classifications", "completion_tokens", "cost_micros", "dead_letters", "end_time", "learned_classifications", "llm_classifications", "models", "name", "prompt_tokens", "requests", "rule_classifications", "start_time", "user_classifications"]
     CACHED_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CACHE_CLASSIFICATIONS_FIELD_NUMBER: _ClassVar[int]
     CLASSIFICATIONS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COST_MICROS_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
+    LEARNED_CLASSIFICATIONS_FIELD_NUMBER: _ClassVar[int]
     LLM_CLASSIFICATIONS_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_FIELD_NUMBER: _ClassVar[int]
     RULE_CLASSIFICATIONS_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
+    USER_CLASSIFICATIONS_FIELD_NUMBER: _ClassVar[int]
     cache_classifications: int
     cached_prompt_tokens: int
     classifications: int
     completion_tokens: int
     cost_micros: int
+    dead_letters: int
     end_time: _timestamp_pb2.Timestamp
+    learned_classifications: int
     llm_classifications: int
+    models: _containers.RepeatedCompositeFieldContainer[ModelUsage]
     name: str
     prompt_tokens: int
     requests: int
     rule_classifications: int
     start_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., classifications: _Optional[int] = ..., rule_classifications: _Optional[int] = ..., llm_classifications: _Optional[int] = ..., cache_classifications: _Optional[int] = ..., requests: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cost_micros: _Optional[int] = ..., start_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., cached_prompt_tokens: _Optional[int] = ...) -> None: ...
+    user_classifications: int
+    def __init__(self, name: _Optional[str] = ..., classifications: _Optional[int] = ..., rule_classifications: _Optional[int] = ..., llm_classifications: _Optional[int] = ..., cache_classifications: _Optional[int] = ..., requests: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cost_micros: _Optional[int] = ..., start_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., cached_prompt_tokens: _Optional[int] = ..., models: _Optional[_Iterable[_Union[ModelUsage, _Mapping]]] = ..., dead_letters: _Optional[int] = ..., learned_classifications: _Optional[int] = ..., user_classifications: _Optional[int] = ...) -> None: ...
 
 class MessageState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []

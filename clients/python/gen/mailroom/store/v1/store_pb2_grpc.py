@@ -24,6 +24,11 @@ class StoreServiceStub(object):
         request_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.GetMessageRequest.SerializeToString,
         response_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.GetMessageResponse.FromString,
         )
+    self.UpdateMessage = channel.unary_unary(
+        '/mailroom.store.v1.StoreService/UpdateMessage',
+        request_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.UpdateMessageRequest.SerializeToString,
+        response_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.UpdateMessageResponse.FromString,
+        )
     self.GetStats = channel.unary_unary(
         '/mailroom.store.v1.StoreService/GetStats',
         request_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.GetStatsRequest.SerializeToString,
@@ -54,6 +59,17 @@ class StoreServiceServicer(object):
 
   def GetMessage(self, request, context):
     """GetMessage returns one message.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def UpdateMessage(self, request, context):
+    """UpdateMessage corrects a message's classification: the update mask
+    must be "classification.category" (the one field a user may change).
+    The correction is stored with source USER and teaches the classifier:
+    the sender is learned at once and the mail becomes an example in the
+    user's prompt.
     """
     context.set_code(grpc.StatusCode.UNIMPLEMENTED)
     context.set_details('Method not implemented!')
@@ -94,6 +110,11 @@ def add_StoreServiceServicer_to_server(servicer, server):
           servicer.GetMessage,
           request_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.GetMessageRequest.FromString,
           response_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.GetMessageResponse.SerializeToString,
+      ),
+      'UpdateMessage': grpc.unary_unary_rpc_method_handler(
+          servicer.UpdateMessage,
+          request_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.UpdateMessageRequest.FromString,
+          response_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.UpdateMessageResponse.SerializeToString,
       ),
       'GetStats': grpc.unary_unary_rpc_method_handler(
           servicer.GetStats,

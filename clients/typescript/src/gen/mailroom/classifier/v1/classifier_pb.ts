@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mailroom/classifier/v1/classifier.proto.
  */
 export const file_mailroom_classifier_v1_classifier: GenFile = /*@__PURE__*/
-  fileDesc("CidtYWlscm9vbS9jbGFzc2lmaWVyL3YxL2NsYXNzaWZpZXIucHJvdG8SFm1haWxyb29tLmNsYXNzaWZpZXIudjEihgEKD0NsYXNzaWZ5UmVxdWVzdBIOCgZwYXJlbnQYASABKAkSCwoDcmF3GAIgASgMEg8KB3N1YmplY3QYAyABKAkSDAoEZnJvbRgEIAEoCRIMCgRib2R5GAUgASgJEikKB2hlYWRlcnMYBiADKAsyGC5tYWlscm9vbS5tYWlsLnYxLkhlYWRlciJMChBDbGFzc2lmeVJlc3BvbnNlEjgKDmNsYXNzaWZpY2F0aW9uGAEgASgLMiAubWFpbHJvb20ubWFpbC52MS5DbGFzc2lmaWNhdGlvbiISChBHZXRMaW1pdHNSZXF1ZXN0IkIKCUxhbmVRdWV1ZRIkCgRsYW5lGAEgASgOMhYubWFpbHJvb20ubWFpbC52MS5MYW5lEg8KB3dhaXRpbmcYAiABKAMiwgMKCUtleUxpbWl0cxILCgNrZXkYASABKAkSDQoFbW9kZWwYCiABKAkSGwoTcmVxdWVzdHNfcGVyX21pbnV0ZRgCIAEoARIZChF0b2tlbnNfcGVyX21pbnV0ZRgDIAEoARImCh5jb25maWd1cmVkX3JlcXVlc3RzX3Blcl9taW51dGUYCyABKAESJAocY29uZmlndXJlZF90b2tlbnNfcGVyX21pbnV0ZRgMIAEoARImCh5hZHZlcnRpc2VkX3JlcXVlc3RzX3Blcl9taW51dGUYDSABKAESJAocYWR2ZXJ0aXNlZF90b2tlbnNfcGVyX21pbnV0ZRgOIAEoARIUCgxsaW1pdF9zb3VyY2UYDyABKAkSDwoHY2VpbGluZxgQIAEoARIaChJyZXF1ZXN0c19hdmFpbGFibGUYBCABKAESGAoQdG9rZW5zX2F2YWlsYWJsZRgFIAEoARIRCglpbl9mbGlnaHQYBiABKAMSIAoYcmF0ZV9saW1pdGVkX2xhc3RfbWludXRlGAcgASgDEhsKE3JldHJpZXNfbGFzdF9taW51dGUYCCABKAMSFgoOZnJvemVuX3NlY29uZHMYCSABKAEixwEKEUdldExpbWl0c1Jlc3BvbnNlEi8KBGtleXMYASADKAsyIS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLktleUxpbWl0cxIwCgVsYW5lcxgCIAMoCzIhLm1haWxyb29tLmNsYXNzaWZpZXIudjEuTGFuZVF1ZXVlEhAKCHJlcGxpY2FzGAMgASgFEg0KBW1vZGVsGAQgASgJEi4KBmJ1ZGdldBgFIAEoCzIeLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQnVkZ2V0InQKBkJ1ZGdldBIaChJkYWlseV9saW1pdF9taWNyb3MYASABKAMSGgoSc3BlbnRfdG9kYXlfbWljcm9zGAIgASgDEh8KF2NyZWRpdF9yZW1haW5pbmdfbWljcm9zGAMgASgDEhEKCWV4aGF1c3RlZBgEIAEoCCItCghDYXRlZ29yeRIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIn8KCFRheG9ub215EgwKBG5hbWUYASABKAkSNAoKY2F0ZWdvcmllcxgCIAMoCzIgLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ2F0ZWdvcnkSLwoLdXBkYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiIKEkdldFRheG9ub215UmVxdWVzdBIMCgRuYW1lGAEgASgJIkkKE0dldFRheG9ub215UmVzcG9uc2USMgoIdGF4b25vbXkYASABKAsyIC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlRheG9ub215IksKFVVwZGF0ZVRheG9ub215UmVxdWVzdBIyCgh0YXhvbm9teRgBIAEoCzIgLm1haWxyb29tLmNsYXNzaWZpZXIudjEuVGF4b25vbXkiTAoWVXBkYXRlVGF4b25vbXlSZXNwb25zZRIyCgh0YXhvbm9teRgBIAEoCzIgLm1haWxyb29tLmNsYXNzaWZpZXIudjEuVGF4b25vbXkijQEKCkRlYWRMZXR0ZXISDAoEbmFtZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEg8KB21haWxib3gYAyABKAkSDgoGcmVhc29uGAQgASgJEhAKCGF0dGVtcHRzGAUgASgFEi0KCWRlYWRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTwoWTGlzdERlYWRMZXR0ZXJzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkibAoXTGlzdERlYWRMZXR0ZXJzUmVzcG9uc2USOAoMZGVhZF9sZXR0ZXJzGAEgAygLMiIubWFpbHJvb20uY2xhc3NpZmllci52MS5EZWFkTGV0dGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSInChdSZXBsYXlEZWFkTGV0dGVyUmVxdWVzdBIMCgRuYW1lGAEgASgJIisKGFJlcGxheURlYWRMZXR0ZXJSZXNwb25zZRIPCgdtZXNzYWdlGAEgASgJIiQKFFB1cmdlVXNlckRhdGFSZXF1ZXN0EgwKBHVzZXIYASABKAkilAEKFVB1cmdlVXNlckRhdGFSZXNwb25zZRJLCgdkZWxldGVkGAEgAygLMjoubWFpbHJvb20uY2xhc3NpZmllci52MS5QdXJnZVVzZXJEYXRhUmVzcG9uc2UuRGVsZXRlZEVudHJ5Gi4KDERlbGV0ZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBMoYGChFDbGFzc2lmaWVyU2VydmljZRJdCghDbGFzc2lmeRInLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ2xhc3NpZnlSZXF1ZXN0GigubWFpbHJvb20uY2xhc3NpZmllci52MS5DbGFzc2lmeVJlc3BvbnNlEmAKCUdldExpbWl0cxIoLm1haWxyb29tLmNsYXNzaWZpZXIudjEuR2V0TGltaXRzUmVxdWVzdBopLm1haWxyb29tLmNsYXNzaWZpZXIudjEuR2V0TGltaXRzUmVzcG9uc2USZgoLR2V0VGF4b25vbXkSKi5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkdldFRheG9ub215UmVxdWVzdBorLm1haWxyb29tLmNsYXNzaWZpZXIudjEuR2V0VGF4b25vbXlSZXNwb25zZRJvCg5VcGRhdGVUYXhvbm9teRItLm1haWxyb29tLmNsYXNzaWZpZXIudjEuVXBkYXRlVGF4b25vbXlSZXF1ZXN0Gi4ubWFpbHJvb20uY2xhc3NpZmllci52MS5VcGRhdGVUYXhvbm9teVJlc3BvbnNlEnIKD0xpc3REZWFkTGV0dGVycxIuLm1haWxyb29tLmNsYXNzaWZpZXIudjEuTGlzdERlYWRMZXR0ZXJzUmVxdWVzdBovLm1haWxyb29tLmNsYXNzaWZpZXIudjEuTGlzdERlYWRMZXR0ZXJzUmVzcG9uc2USdQoQUmVwbGF5RGVhZExldHRlchIvLm1haWxyb29tLmNsYXNzaWZpZXIudjEuUmVwbGF5RGVhZExldHRlclJlcXVlc3QaMC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlJlcGxheURlYWRMZXR0ZXJSZXNwb25zZRJsCg1QdXJnZVVzZXJEYXRhEiwubWFpbHJvb20uY2xhc3NpZmllci52MS5QdXJnZVVzZXJEYXRhUmVxdWVzdBotLm1haWxyb29tLmNsYXNzaWZpZXIudjEuUHVyZ2VVc2VyRGF0YVJlc3BvbnNlQjlaN21haWxyb29tLmRldi9nZW4vZ28vbWFpbHJvb20vY2xhc3NpZmllci92MTtjbGFzc2lmaWVydjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_mailroom_mail_v1_mail]);
+  fileDesc("CidtYWlscm9vbS9jbGFzc2lmaWVyL3YxL2NsYXNzaWZpZXIucHJvdG8SFm1haWxyb29tLmNsYXNzaWZpZXIudjEihgEKD0NsYXNzaWZ5UmVxdWVzdBIOCgZwYXJlbnQYASABKAkSCwoDcmF3GAIgASgMEg8KB3N1YmplY3QYAyABKAkSDAoEZnJvbRgEIAEoCRIMCgRib2R5GAUgASgJEikKB2hlYWRlcnMYBiADKAsyGC5tYWlscm9vbS5tYWlsLnYxLkhlYWRlciJMChBDbGFzc2lmeVJlc3BvbnNlEjgKDmNsYXNzaWZpY2F0aW9uGAEgASgLMiAubWFpbHJvb20ubWFpbC52MS5DbGFzc2lmaWNhdGlvbiISChBHZXRMaW1pdHNSZXF1ZXN0IkIKCUxhbmVRdWV1ZRIkCgRsYW5lGAEgASgOMhYubWFpbHJvb20ubWFpbC52MS5MYW5lEg8KB3dhaXRpbmcYAiABKAMiwgMKCUtleUxpbWl0cxILCgNrZXkYASABKAkSDQoFbW9kZWwYCiABKAkSGwoTcmVxdWVzdHNfcGVyX21pbnV0ZRgCIAEoARIZChF0b2tlbnNfcGVyX21pbnV0ZRgDIAEoARImCh5jb25maWd1cmVkX3JlcXVlc3RzX3Blcl9taW51dGUYCyABKAESJAocY29uZmlndXJlZF90b2tlbnNfcGVyX21pbnV0ZRgMIAEoARImCh5hZHZlcnRpc2VkX3JlcXVlc3RzX3Blcl9taW51dGUYDSABKAESJAocYWR2ZXJ0aXNlZF90b2tlbnNfcGVyX21pbnV0ZRgOIAEoARIUCgxsaW1pdF9zb3VyY2UYDyABKAkSDwoHY2VpbGluZxgQIAEoARIaChJyZXF1ZXN0c19hdmFpbGFibGUYBCABKAESGAoQdG9rZW5zX2F2YWlsYWJsZRgFIAEoARIRCglpbl9mbGlnaHQYBiABKAMSIAoYcmF0ZV9saW1pdGVkX2xhc3RfbWludXRlGAcgASgDEhsKE3JldHJpZXNfbGFzdF9taW51dGUYCCABKAMSFgoOZnJvemVuX3NlY29uZHMYCSABKAEixwEKEUdldExpbWl0c1Jlc3BvbnNlEi8KBGtleXMYASADKAsyIS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLktleUxpbWl0cxIwCgVsYW5lcxgCIAMoCzIhLm1haWxyb29tLmNsYXNzaWZpZXIudjEuTGFuZVF1ZXVlEhAKCHJlcGxpY2FzGAMgASgFEg0KBW1vZGVsGAQgASgJEi4KBmJ1ZGdldBgFIAEoCzIeLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQnVkZ2V0InQKBkJ1ZGdldBIaChJkYWlseV9saW1pdF9taWNyb3MYASABKAMSGgoSc3BlbnRfdG9kYXlfbWljcm9zGAIgASgDEh8KF2NyZWRpdF9yZW1haW5pbmdfbWljcm9zGAMgASgDEhEKCWV4aGF1c3RlZBgEIAEoCCItCghDYXRlZ29yeRIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIn8KCFRheG9ub215EgwKBG5hbWUYASABKAkSNAoKY2F0ZWdvcmllcxgCIAMoCzIgLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ2F0ZWdvcnkSLwoLdXBkYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiIKEkdldFRheG9ub215UmVxdWVzdBIMCgRuYW1lGAEgASgJIkkKE0dldFRheG9ub215UmVzcG9uc2USMgoIdGF4b25vbXkYASABKAsyIC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlRheG9ub215IksKFVVwZGF0ZVRheG9ub215UmVxdWVzdBIyCgh0YXhvbm9teRgBIAEoCzIgLm1haWxyb29tLmNsYXNzaWZpZXIudjEuVGF4b25vbXkiTAoWVXBkYXRlVGF4b25vbXlSZXNwb25zZRIyCgh0YXhvbm9teRgBIAEoCzIgLm1haWxyb29tLmNsYXNzaWZpZXIudjEuVGF4b25vbXkijQEKCkRlYWRMZXR0ZXISDAoEbmFtZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEg8KB21haWxib3gYAyABKAkSDgoGcmVhc29uGAQgASgJEhAKCGF0dGVtcHRzGAUgASgFEi0KCWRlYWRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTwoWTGlzdERlYWRMZXR0ZXJzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkibAoXTGlzdERlYWRMZXR0ZXJzUmVzcG9uc2USOAoMZGVhZF9sZXR0ZXJzGAEgAygLMiIubWFpbHJvb20uY2xhc3NpZmllci52MS5EZWFkTGV0dGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSInChdSZXBsYXlEZWFkTGV0dGVyUmVxdWVzdBIMCgRuYW1lGAEgASgJIisKGFJlcGxheURlYWRMZXR0ZXJSZXNwb25zZRIPCgdtZXNzYWdlGAEgASgJIiQKFFB1cmdlVXNlckRhdGFSZXF1ZXN0EgwKBHVzZXIYASABKAkilAEKFVB1cmdlVXNlckRhdGFSZXNwb25zZRJLCgdkZWxldGVkGAEgAygLMjoubWFpbHJvb20uY2xhc3NpZmllci52MS5QdXJnZVVzZXJEYXRhUmVzcG9uc2UuRGVsZXRlZEVudHJ5Gi4KDERlbGV0ZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIncKCkNvcnJlY3Rpb24SDwoHbWVzc2FnZRgBIAEoCRIWCg5zZW5kZXJfYWRkcmVzcxgCIAEoCRIMCgRmcm9tGAMgASgJEg8KB3N1YmplY3QYBCABKAkSEAoIY2F0ZWdvcnkYBSABKAkSDwoHbGlzdF9pZBgGIAEoCSJhChdDcmVhdGVDb3JyZWN0aW9uUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSNgoKY29ycmVjdGlvbhgCIAEoCzIiLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ29ycmVjdGlvbiJSChhDcmVhdGVDb3JyZWN0aW9uUmVzcG9uc2USNgoKY29ycmVjdGlvbhgBIAEoCzIiLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ29ycmVjdGlvbjL9BgoRQ2xhc3NpZmllclNlcnZpY2USXQoIQ2xhc3NpZnkSJy5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkNsYXNzaWZ5UmVxdWVzdBooLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ2xhc3NpZnlSZXNwb25zZRJgCglHZXRMaW1pdHMSKC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkdldExpbWl0c1JlcXVlc3QaKS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkdldExpbWl0c1Jlc3BvbnNlEmYKC0dldFRheG9ub215EioubWFpbHJvb20uY2xhc3NpZmllci52MS5HZXRUYXhvbm9teVJlcXVlc3QaKy5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkdldFRheG9ub215UmVzcG9uc2USbwoOVXBkYXRlVGF4b25vbXkSLS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlVwZGF0ZVRheG9ub215UmVxdWVzdBouLm1haWxyb29tLmNsYXNzaWZpZXIudjEuVXBkYXRlVGF4b25vbXlSZXNwb25zZRJyCg9MaXN0RGVhZExldHRlcnMSLi5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkxpc3REZWFkTGV0dGVyc1JlcXVlc3QaLy5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkxpc3REZWFkTGV0dGVyc1Jlc3BvbnNlEnUKEFJlcGxheURlYWRMZXR0ZXISLy5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlJlcGxheURlYWRMZXR0ZXJSZXF1ZXN0GjAubWFpbHJvb20uY2xhc3NpZmllci52MS5SZXBsYXlEZWFkTGV0dGVyUmVzcG9uc2USdQoQQ3JlYXRlQ29ycmVjdGlvbhIvLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ3JlYXRlQ29ycmVjdGlvblJlcXVlc3QaMC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkNyZWF0ZUNvcnJlY3Rpb25SZXNwb25zZRJsCg1QdXJnZVVzZXJEYXRhEiwubWFpbHJvb20uY2xhc3NpZmllci52MS5QdXJnZVVzZXJEYXRhUmVxdWVzdBotLm1haWxyb29tLmNsYXNzaWZpZXIudjEuUHVyZ2VVc2VyRGF0YVJlc3BvbnNlQjlaN21haWxyb29tLmRldi9nZW4vZ28vbWFpbHJvb20vY2xhc3NpZmllci92MTtjbGFzc2lmaWVydjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_mailroom_mail_v1_mail]);
 
 /**
  * ClassifyRequest is the request of Classify. Give either raw or the parts.
@@ -710,6 +710,112 @@ export const PurgeUserDataResponseSchema: GenMessage<PurgeUserDataResponse> = /*
   messageDesc(file_mailroom_classifier_v1_classifier, 19);
 
 /**
+ * Correction is a user's correction of one message's category.
+ *
+ * @generated from message mailroom.classifier.v1.Correction
+ */
+export type Correction = Message<"mailroom.classifier.v1.Correction"> & {
+  /**
+   * Message is the message corrected, users/{user}/messages/{message}.
+   *
+   * @generated from field: string message = 1;
+   */
+  message: string;
+
+  /**
+   * SenderAddress is the sender's bare address, whose later mail is then
+   * classified as category without the model.
+   *
+   * @generated from field: string sender_address = 2;
+   */
+  senderAddress: string;
+
+  /**
+   * From is the formatted sender, shown to the model as an example.
+   *
+   * @generated from field: string from = 3;
+   */
+  from: string;
+
+  /**
+   * Subject is the subject, shown to the model as an example.
+   *
+   * @generated from field: string subject = 4;
+   */
+  subject: string;
+
+  /**
+   * Category is the category the user chose, one of the user's taxonomy.
+   *
+   * @generated from field: string category = 5;
+   */
+  category: string;
+
+  /**
+   * ListId is the mail's List-Id, when known: the list is learned too.
+   *
+   * @generated from field: string list_id = 6;
+   */
+  listId: string;
+};
+
+/**
+ * Describes the message mailroom.classifier.v1.Correction.
+ * Use `create(CorrectionSchema)` to create a new message.
+ */
+export const CorrectionSchema: GenMessage<Correction> = /*@__PURE__*/
+  messageDesc(file_mailroom_classifier_v1_classifier, 20);
+
+/**
+ * CreateCorrectionRequest is the request of CreateCorrection.
+ *
+ * @generated from message mailroom.classifier.v1.CreateCorrectionRequest
+ */
+export type CreateCorrectionRequest = Message<"mailroom.classifier.v1.CreateCorrectionRequest"> & {
+  /**
+   * Parent is the user, users/{user}.
+   *
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
+
+  /**
+   * Correction is the correction.
+   *
+   * @generated from field: mailroom.classifier.v1.Correction correction = 2;
+   */
+  correction?: Correction | undefined;
+};
+
+/**
+ * Describes the message mailroom.classifier.v1.CreateCorrectionRequest.
+ * Use `create(CreateCorrectionRequestSchema)` to create a new message.
+ */
+export const CreateCorrectionRequestSchema: GenMessage<CreateCorrectionRequest> = /*@__PURE__*/
+  messageDesc(file_mailroom_classifier_v1_classifier, 21);
+
+/**
+ * CreateCorrectionResponse is the response of CreateCorrection.
+ *
+ * @generated from message mailroom.classifier.v1.CreateCorrectionResponse
+ */
+export type CreateCorrectionResponse = Message<"mailroom.classifier.v1.CreateCorrectionResponse"> & {
+  /**
+   * Correction is the correction as recorded.
+   *
+   * @generated from field: mailroom.classifier.v1.Correction correction = 1;
+   */
+  correction?: Correction | undefined;
+};
+
+/**
+ * Describes the message mailroom.classifier.v1.CreateCorrectionResponse.
+ * Use `create(CreateCorrectionResponseSchema)` to create a new message.
+ */
+export const CreateCorrectionResponseSchema: GenMessage<CreateCorrectionResponse> = /*@__PURE__*/
+  messageDesc(file_mailroom_classifier_v1_classifier, 22);
+
+/**
  * ClassifierService classifies mail and reports on the limiter that keeps
  * its calls to the language model inside the account's limits.
  *
@@ -775,6 +881,19 @@ export const ClassifierService: GenService<{
     methodKind: "unary";
     input: typeof ReplayDeadLetterRequestSchema;
     output: typeof ReplayDeadLetterResponseSchema;
+  },
+  /**
+   * CreateCorrection records a user's correction of a message's category
+   * (the store's UpdateMessage calls it): the sender is learned at once and
+   * the mail becomes a few-shot example in the user's prompt. The category
+   * must be in the user's taxonomy.
+   *
+   * @generated from rpc mailroom.classifier.v1.ClassifierService.CreateCorrection
+   */
+  createCorrection: {
+    methodKind: "unary";
+    input: typeof CreateCorrectionRequestSchema;
+    output: typeof CreateCorrectionResponseSchema;
   },
   /**
    * PurgeUserData deletes a user's taxonomy and cache entries. Only the auth

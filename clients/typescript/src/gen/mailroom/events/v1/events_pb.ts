@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mailroom/events/v1/events.proto.
  */
 export const file_mailroom_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Ch9tYWlscm9vbS9ldmVudHMvdjEvZXZlbnRzLnByb3RvEhJtYWlscm9vbS5ldmVudHMudjEi+gEKDE1haWxSZWNlaXZlZBIMCgR1c2VyGAEgASgJEg8KB21haWxib3gYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIbChNwcm92aWRlcl9tZXNzYWdlX2lkGAQgASgJEiQKBGxhbmUYBSABKA4yFi5tYWlscm9vbS5tYWlsLnYxLkxhbmUSNAoHY29udGVudBgGIAEoCzIjLm1haWxyb29tLm1haWwudjEuTm9ybWFsaXplZE1lc3NhZ2USLwoLaW5nZXN0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHN5bmNfam9iGAggASgJIroCCg5NYWlsQ2xhc3NpZmllZBIMCgR1c2VyGAEgASgJEg8KB21haWxib3gYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIbChNwcm92aWRlcl9tZXNzYWdlX2lkGAQgASgJEjQKB2NvbnRlbnQYBSABKAsyIy5tYWlscm9vbS5tYWlsLnYxLk5vcm1hbGl6ZWRNZXNzYWdlEjgKDmNsYXNzaWZpY2F0aW9uGAYgASgLMiAubWFpbHJvb20ubWFpbC52MS5DbGFzc2lmaWNhdGlvbhIoCgV1c2FnZRgHIAEoCzIZLm1haWxyb29tLmV2ZW50cy52MS5Vc2FnZRIvCgtpbmdlc3RfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIc3luY19qb2IYCSABKAkilwEKEE1haWxEZWFkTGV0dGVyZWQSMgoIcmVjZWl2ZWQYASABKAsyIC5tYWlscm9vbS5ldmVudHMudjEuTWFpbFJlY2VpdmVkEg4KBnJlYXNvbhgCIAEoCRIQCghhdHRlbXB0cxgDIAEoBRItCglkZWFkX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIn4KBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKAMSGQoRY29tcGxldGlvbl90b2tlbnMYAiABKAMSHAoUY2FjaGVkX3Byb21wdF90b2tlbnMYAyABKAMSEwoLY29zdF9taWNyb3MYBCABKAMSEAoIcmVxdWVzdHMYBSABKANCMVovbWFpbHJvb20uZGV2L2dlbi9nby9tYWlscm9vbS9ldmVudHMvdjE7ZXZlbnRzdjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_mailroom_mail_v1_mail]);
+  fileDesc("Ch9tYWlscm9vbS9ldmVudHMvdjEvZXZlbnRzLnByb3RvEhJtYWlscm9vbS5ldmVudHMudjEi+gEKDE1haWxSZWNlaXZlZBIMCgR1c2VyGAEgASgJEg8KB21haWxib3gYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIbChNwcm92aWRlcl9tZXNzYWdlX2lkGAQgASgJEiQKBGxhbmUYBSABKA4yFi5tYWlscm9vbS5tYWlsLnYxLkxhbmUSNAoHY29udGVudBgGIAEoCzIjLm1haWxyb29tLm1haWwudjEuTm9ybWFsaXplZE1lc3NhZ2USLwoLaW5nZXN0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHN5bmNfam9iGAggASgJIroCCg5NYWlsQ2xhc3NpZmllZBIMCgR1c2VyGAEgASgJEg8KB21haWxib3gYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIbChNwcm92aWRlcl9tZXNzYWdlX2lkGAQgASgJEjQKB2NvbnRlbnQYBSABKAsyIy5tYWlscm9vbS5tYWlsLnYxLk5vcm1hbGl6ZWRNZXNzYWdlEjgKDmNsYXNzaWZpY2F0aW9uGAYgASgLMiAubWFpbHJvb20ubWFpbC52MS5DbGFzc2lmaWNhdGlvbhIoCgV1c2FnZRgHIAEoCzIZLm1haWxyb29tLmV2ZW50cy52MS5Vc2FnZRIvCgtpbmdlc3RfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIc3luY19qb2IYCSABKAkiwQEKEE1haWxEZWFkTGV0dGVyZWQSMgoIcmVjZWl2ZWQYASABKAsyIC5tYWlscm9vbS5ldmVudHMudjEuTWFpbFJlY2VpdmVkEg4KBnJlYXNvbhgCIAEoCRIQCghhdHRlbXB0cxgDIAEoBRItCglkZWFkX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKBXVzYWdlGAUgASgLMhkubWFpbHJvb20uZXZlbnRzLnYxLlVzYWdlIq4BCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgDEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgDEhwKFGNhY2hlZF9wcm9tcHRfdG9rZW5zGAMgASgDEhMKC2Nvc3RfbWljcm9zGAQgASgDEhAKCHJlcXVlc3RzGAUgASgDEi4KBm1vZGVscxgGIAMoCzIeLm1haWxyb29tLmV2ZW50cy52MS5Nb2RlbFVzYWdlIqEBCgpNb2RlbFVzYWdlEg0KBW1vZGVsGAEgASgJEhUKDXByb21wdF90b2tlbnMYAiABKAMSGQoRY29tcGxldGlvbl90b2tlbnMYAyABKAMSHAoUY2FjaGVkX3Byb21wdF90b2tlbnMYBCABKAMSEwoLY29zdF9taWNyb3MYBSABKAMSEAoIcmVxdWVzdHMYBiABKAMSDQoFYmF0Y2gYByABKAhCMVovbWFpbHJvb20uZGV2L2dlbi9nby9tYWlscm9vbS9ldmVudHMvdjE7ZXZlbnRzdjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_mailroom_mail_v1_mail]);
 
 /**
  * MailReceived is published by ingest on "mail.received.<lane>.<user>" once
@@ -201,6 +201,13 @@ export type MailDeadLettered = Message<"mailroom.events.v1.MailDeadLettered"> & 
    * @generated from field: google.protobuf.Timestamp dead_time = 4;
    */
   deadTime?: Timestamp | undefined;
+
+  /**
+   * Usage is what the failed attempts cost: they are paid for too.
+   *
+   * @generated from field: mailroom.events.v1.Usage usage = 5;
+   */
+  usage?: Usage | undefined;
 };
 
 /**
@@ -250,6 +257,14 @@ export type Usage = Message<"mailroom.events.v1.Usage"> & {
    * @generated from field: int64 requests = 5;
    */
   requests: bigint;
+
+  /**
+   * Models splits the usage by model (a verdict escalated to a second
+   * model has two entries); the fields above are their sums.
+   *
+   * @generated from field: repeated mailroom.events.v1.ModelUsage models = 6;
+   */
+  models: ModelUsage[];
 };
 
 /**
@@ -258,4 +273,67 @@ export type Usage = Message<"mailroom.events.v1.Usage"> & {
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
   messageDesc(file_mailroom_events_v1_events, 3);
+
+/**
+ * ModelUsage is what one model's requests cost.
+ *
+ * @generated from message mailroom.events.v1.ModelUsage
+ */
+export type ModelUsage = Message<"mailroom.events.v1.ModelUsage"> & {
+  /**
+   * Model is the model asked, as configured ("gpt-4o-mini").
+   *
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * PromptTokens is the number of prompt tokens sent.
+   *
+   * @generated from field: int64 prompt_tokens = 2;
+   */
+  promptTokens: bigint;
+
+  /**
+   * CompletionTokens is the number of completion tokens received.
+   *
+   * @generated from field: int64 completion_tokens = 3;
+   */
+  completionTokens: bigint;
+
+  /**
+   * CachedPromptTokens is the part of the prompt served from OpenAI's cache.
+   *
+   * @generated from field: int64 cached_prompt_tokens = 4;
+   */
+  cachedPromptTokens: bigint;
+
+  /**
+   * CostMicros is the cost in millionths of a US dollar.
+   *
+   * @generated from field: int64 cost_micros = 5;
+   */
+  costMicros: bigint;
+
+  /**
+   * Requests is the number of API requests made (or batch lines), retries included.
+   *
+   * @generated from field: int64 requests = 6;
+   */
+  requests: bigint;
+
+  /**
+   * Batch is true when the requests went through the Batch API (at its discount).
+   *
+   * @generated from field: bool batch = 7;
+   */
+  batch: boolean;
+};
+
+/**
+ * Describes the message mailroom.events.v1.ModelUsage.
+ * Use `create(ModelUsageSchema)` to create a new message.
+ */
+export const ModelUsageSchema: GenMessage<ModelUsage> = /*@__PURE__*/
+  messageDesc(file_mailroom_events_v1_events, 4);
 

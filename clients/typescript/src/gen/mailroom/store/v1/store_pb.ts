@@ -4,8 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Classification } from "../../mail/v1/mail_pb.js";
 import { file_mailroom_mail_v1_mail } from "../../mail/v1/mail_pb.js";
 import type { Message as Message$1 } from "@bufbuild/protobuf";
@@ -14,7 +14,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file mailroom/store/v1/store.proto.
  */
 export const file_mailroom_store_v1_store: GenFile = /*@__PURE__*/
-  fileDesc("Ch1tYWlscm9vbS9zdG9yZS92MS9zdG9yZS5wcm90bxIRbWFpbHJvb20uc3RvcmUudjEivAMKB01lc3NhZ2USDAoEbmFtZRgBIAEoCRIPCgdtYWlsYm94GAIgASgJEhsKE3Byb3ZpZGVyX21lc3NhZ2VfaWQYAyABKAkSDwoHc3ViamVjdBgEIAEoCRIMCgRmcm9tGAUgASgJEgoKAnRvGAYgAygJEjEKDXJlY2VpdmVkX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3NuaXBwZXQYCCABKAkSEgoKc2l6ZV9ieXRlcxgJIAEoAxIYChBhdHRhY2htZW50X25hbWVzGAogAygJEi4KBXN0YXRlGAsgASgOMh8ubWFpbHJvb20uc3RvcmUudjEuTWVzc2FnZVN0YXRlEjgKDmNsYXNzaWZpY2F0aW9uGAwgASgLMiAubWFpbHJvb20ubWFpbC52MS5DbGFzc2lmaWNhdGlvbhIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGJvZHkYDyABKAkiXAoTTGlzdE1lc3NhZ2VzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSDgoGZmlsdGVyGAQgASgJIl0KFExpc3RNZXNzYWdlc1Jlc3BvbnNlEiwKCG1lc3NhZ2VzGAEgAygLMhoubWFpbHJvb20uc3RvcmUudjEuTWVzc2FnZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIQoRR2V0TWVzc2FnZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJBChJHZXRNZXNzYWdlUmVzcG9uc2USKwoHbWVzc2FnZRgBIAEoCzIaLm1haWxyb29tLnN0b3JlLnYxLk1lc3NhZ2UiMAoNQ2F0ZWdvcnlDb3VudBIQCghjYXRlZ29yeRgBIAEoCRINCgVjb3VudBgCIAEoAyJCCgxNYWlsYm94Q291bnQSDwoHbWFpbGJveBgBIAEoCRINCgVjb3VudBgCIAEoAxISCgpjbGFzc2lmaWVkGAMgASgDIsMBCgVTdGF0cxIMCgRuYW1lGAEgASgJEg0KBXRvdGFsGAIgASgDEhIKCmNsYXNzaWZpZWQYAyABKAMSDwoHcGVuZGluZxgEIAEoAxIOCgZmYWlsZWQYBSABKAMSNAoKY2F0ZWdvcmllcxgGIAMoCzIgLm1haWxyb29tLnN0b3JlLnYxLkNhdGVnb3J5Q291bnQSMgoJbWFpbGJveGVzGAcgAygLMh8ubWFpbHJvb20uc3RvcmUudjEuTWFpbGJveENvdW50Ih8KD0dldFN0YXRzUmVxdWVzdBIMCgRuYW1lGAEgASgJIjsKEEdldFN0YXRzUmVzcG9uc2USJwoFc3RhdHMYASABKAsyGC5tYWlscm9vbS5zdG9yZS52MS5TdGF0cyLdAgoFVXNhZ2USDAoEbmFtZRgBIAEoCRIXCg9jbGFzc2lmaWNhdGlvbnMYAiABKAMSHAoUcnVsZV9jbGFzc2lmaWNhdGlvbnMYAyABKAMSGwoTbGxtX2NsYXNzaWZpY2F0aW9ucxgEIAEoAxIdChVjYWNoZV9jbGFzc2lmaWNhdGlvbnMYBSABKAMSEAoIcmVxdWVzdHMYBiABKAMSFQoNcHJvbXB0X3Rva2VucxgHIAEoAxIZChFjb21wbGV0aW9uX3Rva2VucxgIIAEoAxITCgtjb3N0X21pY3JvcxgJIAEoAxIuCgpzdGFydF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASHAoUY2FjaGVkX3Byb21wdF90b2tlbnMYDCABKAMiHwoPR2V0VXNhZ2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiOwoQR2V0VXNhZ2VSZXNwb25zZRInCgV1c2FnZRgBIAEoCzIYLm1haWxyb29tLnN0b3JlLnYxLlVzYWdlIiQKFFB1cmdlVXNlckRhdGFSZXF1ZXN0EgwKBHVzZXIYASABKAkijwEKFVB1cmdlVXNlckRhdGFSZXNwb25zZRJGCgdkZWxldGVkGAEgAygLMjUubWFpbHJvb20uc3RvcmUudjEuUHVyZ2VVc2VyRGF0YVJlc3BvbnNlLkRlbGV0ZWRFbnRyeRouCgxEZWxldGVkRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASqAAQoMTWVzc2FnZVN0YXRlEh0KGU1FU1NBR0VfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVNRVNTQUdFX1NUQVRFX1BFTkRJTkcQARIcChhNRVNTQUdFX1NUQVRFX0NMQVNTSUZJRUQQAhIYChRNRVNTQUdFX1NUQVRFX0ZBSUxFRBADMtgDCgxTdG9yZVNlcnZpY2USXwoMTGlzdE1lc3NhZ2VzEiYubWFpbHJvb20uc3RvcmUudjEuTGlzdE1lc3NhZ2VzUmVxdWVzdBonLm1haWxyb29tLnN0b3JlLnYxLkxpc3RNZXNzYWdlc1Jlc3BvbnNlElkKCkdldE1lc3NhZ2USJC5tYWlscm9vbS5zdG9yZS52MS5HZXRNZXNzYWdlUmVxdWVzdBolLm1haWxyb29tLnN0b3JlLnYxLkdldE1lc3NhZ2VSZXNwb25zZRJTCghHZXRTdGF0cxIiLm1haWxyb29tLnN0b3JlLnYxLkdldFN0YXRzUmVxdWVzdBojLm1haWxyb29tLnN0b3JlLnYxLkdldFN0YXRzUmVzcG9uc2USUwoIR2V0VXNhZ2USIi5tYWlscm9vbS5zdG9yZS52MS5HZXRVc2FnZVJlcXVlc3QaIy5tYWlscm9vbS5zdG9yZS52MS5HZXRVc2FnZVJlc3BvbnNlEmIKDVB1cmdlVXNlckRhdGESJy5tYWlscm9vbS5zdG9yZS52MS5QdXJnZVVzZXJEYXRhUmVxdWVzdBooLm1haWxyb29tLnN0b3JlLnYxLlB1cmdlVXNlckRhdGFSZXNwb25zZUIvWi1tYWlscm9vbS5kZXYvZ2VuL2dvL21haWxyb29tL3N0b3JlL3YxO3N0b3JldjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_mailroom_mail_v1_mail]);
+  fileDesc("Ch1tYWlscm9vbS9zdG9yZS92MS9zdG9yZS5wcm90bxIRbWFpbHJvb20uc3RvcmUudjEivAMKB01lc3NhZ2USDAoEbmFtZRgBIAEoCRIPCgdtYWlsYm94GAIgASgJEhsKE3Byb3ZpZGVyX21lc3NhZ2VfaWQYAyABKAkSDwoHc3ViamVjdBgEIAEoCRIMCgRmcm9tGAUgASgJEgoKAnRvGAYgAygJEjEKDXJlY2VpdmVkX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3NuaXBwZXQYCCABKAkSEgoKc2l6ZV9ieXRlcxgJIAEoAxIYChBhdHRhY2htZW50X25hbWVzGAogAygJEi4KBXN0YXRlGAsgASgOMh8ubWFpbHJvb20uc3RvcmUudjEuTWVzc2FnZVN0YXRlEjgKDmNsYXNzaWZpY2F0aW9uGAwgASgLMiAubWFpbHJvb20ubWFpbC52MS5DbGFzc2lmaWNhdGlvbhIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGJvZHkYDyABKAkiXAoTTGlzdE1lc3NhZ2VzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSDgoGZmlsdGVyGAQgASgJIl0KFExpc3RNZXNzYWdlc1Jlc3BvbnNlEiwKCG1lc3NhZ2VzGAEgAygLMhoubWFpbHJvb20uc3RvcmUudjEuTWVzc2FnZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIQoRR2V0TWVzc2FnZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJBChJHZXRNZXNzYWdlUmVzcG9uc2USKwoHbWVzc2FnZRgBIAEoCzIaLm1haWxyb29tLnN0b3JlLnYxLk1lc3NhZ2UidAoUVXBkYXRlTWVzc2FnZVJlcXVlc3QSKwoHbWVzc2FnZRgBIAEoCzIaLm1haWxyb29tLnN0b3JlLnYxLk1lc3NhZ2USLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkQKFVVwZGF0ZU1lc3NhZ2VSZXNwb25zZRIrCgdtZXNzYWdlGAEgASgLMhoubWFpbHJvb20uc3RvcmUudjEuTWVzc2FnZSIwCg1DYXRlZ29yeUNvdW50EhAKCGNhdGVnb3J5GAEgASgJEg0KBWNvdW50GAIgASgDIkIKDE1haWxib3hDb3VudBIPCgdtYWlsYm94GAEgASgJEg0KBWNvdW50GAIgASgDEhIKCmNsYXNzaWZpZWQYAyABKAMiwwEKBVN0YXRzEgwKBG5hbWUYASABKAkSDQoFdG90YWwYAiABKAMSEgoKY2xhc3NpZmllZBgDIAEoAxIPCgdwZW5kaW5nGAQgASgDEg4KBmZhaWxlZBgFIAEoAxI0CgpjYXRlZ29yaWVzGAYgAygLMiAubWFpbHJvb20uc3RvcmUudjEuQ2F0ZWdvcnlDb3VudBIyCgltYWlsYm94ZXMYByADKAsyHy5tYWlscm9vbS5zdG9yZS52MS5NYWlsYm94Q291bnQiHwoPR2V0U3RhdHNSZXF1ZXN0EgwKBG5hbWUYASABKAkiOwoQR2V0U3RhdHNSZXNwb25zZRInCgVzdGF0cxgBIAEoCzIYLm1haWxyb29tLnN0b3JlLnYxLlN0YXRzIuEDCgVVc2FnZRIMCgRuYW1lGAEgASgJEhcKD2NsYXNzaWZpY2F0aW9ucxgCIAEoAxIcChRydWxlX2NsYXNzaWZpY2F0aW9ucxgDIAEoAxIbChNsbG1fY2xhc3NpZmljYXRpb25zGAQgASgDEh0KFWNhY2hlX2NsYXNzaWZpY2F0aW9ucxgFIAEoAxIQCghyZXF1ZXN0cxgGIAEoAxIVCg1wcm9tcHRfdG9rZW5zGAcgASgDEhkKEWNvbXBsZXRpb25fdG9rZW5zGAggASgDEhMKC2Nvc3RfbWljcm9zGAkgASgDEi4KCnN0YXJ0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIcChRjYWNoZWRfcHJvbXB0X3Rva2VucxgMIAEoAxItCgZtb2RlbHMYDSADKAsyHS5tYWlscm9vbS5zdG9yZS52MS5Nb2RlbFVzYWdlEhQKDGRlYWRfbGV0dGVycxgOIAEoAxIfChdsZWFybmVkX2NsYXNzaWZpY2F0aW9ucxgPIAEoAxIcChR1c2VyX2NsYXNzaWZpY2F0aW9ucxgQIAEoAyKSAQoKTW9kZWxVc2FnZRINCgVtb2RlbBgBIAEoCRIQCghyZXF1ZXN0cxgCIAEoAxIVCg1wcm9tcHRfdG9rZW5zGAMgASgDEhwKFGNhY2hlZF9wcm9tcHRfdG9rZW5zGAQgASgDEhkKEWNvbXBsZXRpb25fdG9rZW5zGAUgASgDEhMKC2Nvc3RfbWljcm9zGAYgASgDIh8KD0dldFVzYWdlUmVxdWVzdBIMCgRuYW1lGAEgASgJIjsKEEdldFVzYWdlUmVzcG9uc2USJwoFdXNhZ2UYASABKAsyGC5tYWlscm9vbS5zdG9yZS52MS5Vc2FnZSIkChRQdXJnZVVzZXJEYXRhUmVxdWVzdBIMCgR1c2VyGAEgASgJIo8BChVQdXJnZVVzZXJEYXRhUmVzcG9uc2USRgoHZGVsZXRlZBgBIAMoCzI1Lm1haWxyb29tLnN0b3JlLnYxLlB1cmdlVXNlckRhdGFSZXNwb25zZS5EZWxldGVkRW50cnkaLgoMRGVsZXRlZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEqgAEKDE1lc3NhZ2VTdGF0ZRIdChlNRVNTQUdFX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVTUVTU0FHRV9TVEFURV9QRU5ESU5HEAESHAoYTUVTU0FHRV9TVEFURV9DTEFTU0lGSUVEEAISGAoUTUVTU0FHRV9TVEFURV9GQUlMRUQQAzK8BAoMU3RvcmVTZXJ2aWNlEl8KDExpc3RNZXNzYWdlcxImLm1haWxyb29tLnN0b3JlLnYxLkxpc3RNZXNzYWdlc1JlcXVlc3QaJy5tYWlscm9vbS5zdG9yZS52MS5MaXN0TWVzc2FnZXNSZXNwb25zZRJZCgpHZXRNZXNzYWdlEiQubWFpbHJvb20uc3RvcmUudjEuR2V0TWVzc2FnZVJlcXVlc3QaJS5tYWlscm9vbS5zdG9yZS52MS5HZXRNZXNzYWdlUmVzcG9uc2USYgoNVXBkYXRlTWVzc2FnZRInLm1haWxyb29tLnN0b3JlLnYxLlVwZGF0ZU1lc3NhZ2VSZXF1ZXN0GigubWFpbHJvb20uc3RvcmUudjEuVXBkYXRlTWVzc2FnZVJlc3BvbnNlElMKCEdldFN0YXRzEiIubWFpbHJvb20uc3RvcmUudjEuR2V0U3RhdHNSZXF1ZXN0GiMubWFpbHJvb20uc3RvcmUudjEuR2V0U3RhdHNSZXNwb25zZRJTCghHZXRVc2FnZRIiLm1haWxyb29tLnN0b3JlLnYxLkdldFVzYWdlUmVxdWVzdBojLm1haWxyb29tLnN0b3JlLnYxLkdldFVzYWdlUmVzcG9uc2USYgoNUHVyZ2VVc2VyRGF0YRInLm1haWxyb29tLnN0b3JlLnYxLlB1cmdlVXNlckRhdGFSZXF1ZXN0GigubWFpbHJvb20uc3RvcmUudjEuUHVyZ2VVc2VyRGF0YVJlc3BvbnNlQi9aLW1haWxyb29tLmRldi9nZW4vZ28vbWFpbHJvb20vc3RvcmUvdjE7c3RvcmV2MWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_mailroom_mail_v1_mail]);
 
 /**
  * Message is a mail's metadata and classification.
@@ -249,6 +249,58 @@ export const GetMessageResponseSchema: GenMessage<GetMessageResponse> = /*@__PUR
   messageDesc(file_mailroom_store_v1_store, 4);
 
 /**
+ * UpdateMessageRequest is the request of UpdateMessage.
+ *
+ * @generated from message mailroom.store.v1.UpdateMessageRequest
+ */
+export type UpdateMessageRequest = Message$1<"mailroom.store.v1.UpdateMessageRequest"> & {
+  /**
+   * Message carries the name (users/{user}/messages/{message}) and the
+   * fields to change: classification.category, a category of the user's
+   * taxonomy.
+   *
+   * @generated from field: mailroom.store.v1.Message message = 1;
+   */
+  message?: Message | undefined;
+
+  /**
+   * UpdateMask names the fields to change; only "classification.category"
+   * is allowed ("*" means the same).
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message mailroom.store.v1.UpdateMessageRequest.
+ * Use `create(UpdateMessageRequestSchema)` to create a new message.
+ */
+export const UpdateMessageRequestSchema: GenMessage<UpdateMessageRequest> = /*@__PURE__*/
+  messageDesc(file_mailroom_store_v1_store, 5);
+
+/**
+ * UpdateMessageResponse is the response of UpdateMessage.
+ *
+ * @generated from message mailroom.store.v1.UpdateMessageResponse
+ */
+export type UpdateMessageResponse = Message$1<"mailroom.store.v1.UpdateMessageResponse"> & {
+  /**
+   * Message is the message after the change.
+   *
+   * @generated from field: mailroom.store.v1.Message message = 1;
+   */
+  message?: Message | undefined;
+};
+
+/**
+ * Describes the message mailroom.store.v1.UpdateMessageResponse.
+ * Use `create(UpdateMessageResponseSchema)` to create a new message.
+ */
+export const UpdateMessageResponseSchema: GenMessage<UpdateMessageResponse> = /*@__PURE__*/
+  messageDesc(file_mailroom_store_v1_store, 6);
+
+/**
  * CategoryCount is the number of messages in one category.
  *
  * @generated from message mailroom.store.v1.CategoryCount
@@ -274,7 +326,7 @@ export type CategoryCount = Message$1<"mailroom.store.v1.CategoryCount"> & {
  * Use `create(CategoryCountSchema)` to create a new message.
  */
 export const CategoryCountSchema: GenMessage<CategoryCount> = /*@__PURE__*/
-  messageDesc(file_mailroom_store_v1_store, 5);
+  messageDesc(file_mailroom_store_v1_store, 7);
 
 /**
  * MailboxCount is the number of messages from one mailbox.
@@ -309,7 +361,7 @@ export type MailboxCount = Message$1<"mailroom.store.v1.MailboxCount"> & {
  * Use `create(MailboxCountSchema)` to create a new message.
  */
 export const MailboxCountSchema: GenMessage<MailboxCount> = /*@__PURE__*/
-  messageDesc(file_mailroom_store_v1_store, 6);
+  messageDesc(file_mailroom_store_v1_store, 8);
 
 /**
  * Stats counts a user's messages.
@@ -372,7 +424,7 @@ export type Stats = Message$1<"mailroom.store.v1.Stats"> & {
  * Use `create(StatsSchema)` to create a new message.
  */
 export const StatsSchema: GenMessage<Stats> = /*@__PURE__*/
-  messageDesc(file_mailroom_store_v1_store, 7);
+  messageDesc(file_mailroom_store_v1_store, 9);
 
 /**
  * GetStatsRequest is the request of GetStats.
@@ -393,7 +445,7 @@ export type GetStatsRequest = Message$1<"mailroom.store.v1.GetStatsRequest"> & {
  * Use `create(GetStatsRequestSchema)` to create a new message.
  */
 export const GetStatsRequestSchema: GenMessage<GetStatsRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_store_v1_store, 8);
+  messageDesc(file_mailroom_store_v1_store, 10);
 
 /**
  * GetStatsResponse is the response of GetStats.
@@ -414,7 +466,7 @@ export type GetStatsResponse = Message$1<"mailroom.store.v1.GetStatsResponse"> &
  * Use `create(GetStatsResponseSchema)` to create a new message.
  */
 export const GetStatsResponseSchema: GenMessage<GetStatsResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_store_v1_store, 9);
+  messageDesc(file_mailroom_store_v1_store, 11);
 
 /**
  * Usage sums what classification has cost a user.
@@ -505,6 +557,35 @@ export type Usage = Message$1<"mailroom.store.v1.Usage"> & {
    * @generated from field: int64 cached_prompt_tokens = 12;
    */
   cachedPromptTokens: bigint;
+
+  /**
+   * Models splits the spend by model, dead-lettered attempts included.
+   *
+   * @generated from field: repeated mailroom.store.v1.ModelUsage models = 13;
+   */
+  models: ModelUsage[];
+
+  /**
+   * DeadLetters counts the messages given up on whose failed attempts are
+   * in the sums above (they are not classifications).
+   *
+   * @generated from field: int64 dead_letters = 14;
+   */
+  deadLetters: bigint;
+
+  /**
+   * LearnedClassifications were decided from a learned sender, at no cost.
+   *
+   * @generated from field: int64 learned_classifications = 15;
+   */
+  learnedClassifications: bigint;
+
+  /**
+   * UserClassifications are the user's corrections.
+   *
+   * @generated from field: int64 user_classifications = 16;
+   */
+  userClassifications: bigint;
 };
 
 /**
@@ -512,7 +593,63 @@ export type Usage = Message$1<"mailroom.store.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_mailroom_store_v1_store, 10);
+  messageDesc(file_mailroom_store_v1_store, 12);
+
+/**
+ * ModelUsage is what one model has cost a user.
+ *
+ * @generated from message mailroom.store.v1.ModelUsage
+ */
+export type ModelUsage = Message$1<"mailroom.store.v1.ModelUsage"> & {
+  /**
+   * Model is the model's name.
+   *
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * Requests is the number of model API requests (or batch lines).
+   *
+   * @generated from field: int64 requests = 2;
+   */
+  requests: bigint;
+
+  /**
+   * PromptTokens is the number of prompt tokens sent.
+   *
+   * @generated from field: int64 prompt_tokens = 3;
+   */
+  promptTokens: bigint;
+
+  /**
+   * CachedPromptTokens is the part of the prompt tokens served from the prompt cache.
+   *
+   * @generated from field: int64 cached_prompt_tokens = 4;
+   */
+  cachedPromptTokens: bigint;
+
+  /**
+   * CompletionTokens is the number of completion tokens received.
+   *
+   * @generated from field: int64 completion_tokens = 5;
+   */
+  completionTokens: bigint;
+
+  /**
+   * CostMicros is the cost in millionths of a US dollar.
+   *
+   * @generated from field: int64 cost_micros = 6;
+   */
+  costMicros: bigint;
+};
+
+/**
+ * Describes the message mailroom.store.v1.ModelUsage.
+ * Use `create(ModelUsageSchema)` to create a new message.
+ */
+export const ModelUsageSchema: GenMessage<ModelUsage> = /*@__PURE__*/
+  messageDesc(file_mailroom_store_v1_store, 13);
 
 /**
  * GetUsageRequest is the request of GetUsage.
@@ -533,7 +670,7 @@ export type GetUsageRequest = Message$1<"mailroom.store.v1.GetUsageRequest"> & {
  * Use `create(GetUsageRequestSchema)` to create a new message.
  */
 export const GetUsageRequestSchema: GenMessage<GetUsageRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_store_v1_store, 11);
+  messageDesc(file_mailroom_store_v1_store, 14);
 
 /**
  * GetUsageResponse is the response of GetUsage.
@@ -554,7 +691,7 @@ export type GetUsageResponse = Message$1<"mailroom.store.v1.GetUsageResponse"> &
  * Use `create(GetUsageResponseSchema)` to create a new message.
  */
 export const GetUsageResponseSchema: GenMessage<GetUsageResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_store_v1_store, 12);
+  messageDesc(file_mailroom_store_v1_store, 15);
 
 /**
  * PurgeUserDataRequest is the request of PurgeUserData.
@@ -575,7 +712,7 @@ export type PurgeUserDataRequest = Message$1<"mailroom.store.v1.PurgeUserDataReq
  * Use `create(PurgeUserDataRequestSchema)` to create a new message.
  */
 export const PurgeUserDataRequestSchema: GenMessage<PurgeUserDataRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_store_v1_store, 13);
+  messageDesc(file_mailroom_store_v1_store, 16);
 
 /**
  * PurgeUserDataResponse is the response of PurgeUserData.
@@ -596,7 +733,7 @@ export type PurgeUserDataResponse = Message$1<"mailroom.store.v1.PurgeUserDataRe
  * Use `create(PurgeUserDataResponseSchema)` to create a new message.
  */
 export const PurgeUserDataResponseSchema: GenMessage<PurgeUserDataResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_store_v1_store, 14);
+  messageDesc(file_mailroom_store_v1_store, 17);
 
 /**
  * MessageState is where a message is in the chain.
@@ -664,6 +801,20 @@ export const StoreService: GenService<{
     methodKind: "unary";
     input: typeof GetMessageRequestSchema;
     output: typeof GetMessageResponseSchema;
+  },
+  /**
+   * UpdateMessage corrects a message's classification: the update mask
+   * must be "classification.category" (the one field a user may change).
+   * The correction is stored with source USER and teaches the classifier:
+   * the sender is learned at once and the mail becomes an example in the
+   * user's prompt.
+   *
+   * @generated from rpc mailroom.store.v1.StoreService.UpdateMessage
+   */
+  updateMessage: {
+    methodKind: "unary";
+    input: typeof UpdateMessageRequestSchema;
+    output: typeof UpdateMessageResponseSchema;
   },
   /**
    * GetStats counts a user's messages per category and per mailbox.
