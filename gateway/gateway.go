@@ -166,6 +166,8 @@ type Gateway struct {
 	metrics  *metrics
 	handler  http.Handler
 	draining atomic.Bool
+	// streams ends the watch streams at shutdown.
+	streams *streams
 }
 
 // backend is a service behind the gateway, for /readyz.
@@ -226,7 +228,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 		return nil, fmt.Errorf("gateway.New: %w", err)
 	}
 	g := &Gateway{cfg: cfg, logger: logger, metrics: m, limits: newLimiter(cfg.KeyRate, cfg.KeyBurst, cfg.UserRate, cfg.UserBurst),
-		inflight: &inflight{limit: cfg.MaxBodyBytesInFlight}}
+		inflight: &inflight{limit: cfg.MaxBodyBytesInFlight}, streams: newStreams()}
 	creds, err := cfg.Transport.ClientCredentials()
 	if err != nil {
 		return nil, fmt.Errorf("gateway.New: client credentials: %w", err)
@@ -241,6 +243,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 	}}}
 	g.mux = runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
+		runtime.WithMarshalerOption(mimeEventStream, sseMarshaler{Marshaler: marshaler}),
 		runtime.WithErrorHandler(g.handleError),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithMiddlewares(g.authenticate),
@@ -291,6 +294,7 @@ func (g *Gateway) Run(ctx context.Context, lis net.Listener) error {
 		IdleTimeout:       g.cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(g.logger.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(g.streams.cancel)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(lis) }()
 	g.logger.InfoContext(ctx, "gateway listening", "addr", lis.Addr().String())

@@ -22,6 +22,7 @@ import (
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcserver"
 	"mailroom.dev/platform/service"
+	"mailroom.dev/services/store/internal/changenotify"
 	"mailroom.dev/services/store/internal/grpcapi"
 	"mailroom.dev/services/store/internal/jetstream/consumer"
 	"mailroom.dev/services/store/internal/mailstore"
@@ -54,6 +55,9 @@ type Config struct {
 	RetentionInterval time.Duration `env:"MAILROOM_RETENTION_INTERVAL, default=1h"`
 	// PurgeBatchSize is the most rows one purge transaction deletes.
 	PurgeBatchSize int `env:"MAILROOM_PURGE_BATCH_SIZE, default=1000"`
+	// WatchHeartbeat is how long a quiet WatchMessages stream waits before
+	// it sends a heartbeat (and reads the database, notified or not).
+	WatchHeartbeat time.Duration `env:"MAILROOM_WATCH_HEARTBEAT, default=15s"`
 }
 
 // LogValue logs the configuration with the credentials in URLs masked.
@@ -68,6 +72,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("usage_retention_days", c.UsageRetentionDays),
 		slog.String("retention_interval", c.RetentionInterval.String()),
 		slog.Int("purge_batch_size", c.PurgeBatchSize),
+		slog.String("watch_heartbeat", c.WatchHeartbeat.String()),
 	)
 }
 
@@ -106,17 +111,22 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		return nil, fmt.Errorf("store.New: open database: %w", err)
 	}
 	s.OnClose(db.Close)
+	js, topo, err := s.ConnectNATS(ctx, cfg.NATS)
+	if err != nil {
+		return nil, fmt.Errorf("store.New: %w", err)
+	}
+	// Every write wakes the WatchMessages streams of its users, in every
+	// replica.
+	hub := mailstore.NewHub()
+	notifier := changenotify.New(js.Conn(), topo.Prefix, hub)
+	s.Go("change notifications", notifier.Run)
 	const day = 24 * time.Hour
-	s.svc = mailstore.NewService(db.Repo, mailstore.Options{
+	s.svc = mailstore.NewService(notifier.Wrap(db.Repo), mailstore.Options{
 		StoreBodies:    cfg.StoreBodies,
 		Retention:      time.Duration(cfg.RetentionDays) * day,
 		UsageRetention: time.Duration(cfg.UsageRetentionDays) * day,
 		PurgeBatch:     cfg.PurgeBatchSize,
 	})
-	js, topo, err := s.ConnectNATS(ctx, cfg.NATS)
-	if err != nil {
-		return nil, fmt.Errorf("store.New: %w", err)
-	}
 	consumers, err := consumer.New(ctx, js, topo, s.svc, s.Logger, consumer.Options{BatchSize: cfg.BatchSize, Writers: cfg.Writers})
 	if err != nil {
 		return nil, fmt.Errorf("store.New: consumers: %w", err)
@@ -134,7 +144,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	}
 	storev1.RegisterStoreServiceServer(s.Serve(guard, grpcserver.Options{}), grpcapi.New(s.svc, func(ctx context.Context, user string) (int64, error) {
 		return eventbus.PurgeSubject(ctx, js, topo.ClassifiedStreamName(), topo.ClassifiedSubject(user))
-	}))
+	}).WithWatch(db.Changes, hub, cfg.WatchHeartbeat))
 	return s, nil
 }
 

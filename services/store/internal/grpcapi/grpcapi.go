@@ -34,6 +34,8 @@ type Server struct {
 	q Queries
 	// purgeEvents deletes a user's classified events still in the stream.
 	purgeEvents func(ctx context.Context, user string) (int64, error)
+	// watch serves WatchMessages (see WithWatch).
+	watch *watch
 }
 
 // New returns a server answering from q; purgeEvents (may be nil) deletes

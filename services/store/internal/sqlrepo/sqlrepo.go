@@ -30,6 +30,8 @@ type DB struct {
 	*sqldb.DB
 	// Repo is the repository of the backend that the URL names.
 	Repo mailstore.Repository
+	// Changes is the same backend's change log (WatchMessages).
+	Changes mailstore.ChangeLog
 }
 
 // Open opens the database at url, brings its schema up to date (under a
@@ -43,9 +45,11 @@ func Open(ctx context.Context, url string, opts ...sqldb.Option) (*DB, error) {
 	out := &DB{DB: db}
 	switch db.Backend {
 	case sqldb.Postgres:
-		out.Repo = postgres.New(db.Pool)
+		r := postgres.New(db.Pool)
+		out.Repo, out.Changes = r, r
 	default:
-		out.Repo = sqlite.New(db.SQL)
+		r := sqlite.New(db.SQL)
+		out.Repo, out.Changes = r, r
 	}
 	return out, nil
 }
