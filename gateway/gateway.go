@@ -245,6 +245,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithMarshalerOption(mimeEventStream, sseMarshaler{Marshaler: marshaler}),
 		runtime.WithErrorHandler(g.handleError),
+		runtime.WithStreamErrorHandler(g.streamError),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithMiddlewares(g.authenticate),
 	)

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -135,4 +137,14 @@ func (s *streams) wrap(next http.Handler) http.Handler {
 		defer stop()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// streamError is grpc-gateway's stream error handler, except that a stream
+// that the gateway's shutdown ended says so (Unavailable) instead of
+// "context canceled": its client should reconnect with its last cursor.
+func (g *Gateway) streamError(ctx context.Context, err error) *status.Status {
+	if g.draining.Load() && status.Code(err) == codes.Canceled {
+		return status.New(codes.Unavailable, "the gateway is shutting down: reconnect, resuming from the last cursor")
+	}
+	return runtime.DefaultStreamErrorHandler(ctx, err)
 }

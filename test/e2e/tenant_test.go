@@ -87,6 +87,11 @@ var isolationRequests = map[string]string{
 	"mailroom.store.v1.StoreService.GetStats":      `{"name":"users/bob/stats"}`,
 	"mailroom.store.v1.StoreService.GetUsage":      `{"name":"users/bob/usage"}`,
 	"mailroom.store.v1.StoreService.PurgeUserData": `{"user":"bob"}`,
+	"mailroom.store.v1.StoreService.WatchMessages": `{"parent":"users/bob"}`,
+	"mailroom.store.v1.StoreService.CreateWebhook": `{"parent":"users/bob","webhook":{"url":"https://example.com/hook"}}`,
+	"mailroom.store.v1.StoreService.GetWebhook":    `{"name":"WEBHOOK"}`,
+	"mailroom.store.v1.StoreService.ListWebhooks":  `{"parent":"users/bob"}`,
+	"mailroom.store.v1.StoreService.DeleteWebhook": `{"name":"WEBHOOK"}`,
 }
 
 // TestTenantIsolation calls every RPC of every service as ada against bob's

@@ -14,6 +14,7 @@ import (
 var changeTests = []test{
 	{"ChangesInOrder", testChangesInOrder},
 	{"ChangesNeverSkippedUnderConcurrentWriters", testChangesConcurrent},
+	{"LateReceiptIsNoChange", testLateReceiptIsNoChange},
 }
 
 func changes(t *testing.T, db *sqlrepo.DB, user string, after int64) []mailstore.Change {
@@ -160,5 +161,22 @@ func testChangesConcurrent(t *testing.T, db *sqlrepo.DB) {
 		if n != 1 {
 			t.Errorf("message %s seen %d times, written once", id, n)
 		}
+	}
+}
+
+// testLateReceiptIsNoChange: a MailReceived stored after its verdict, with
+// the same metadata, changes nothing a watcher sees, so it is no change.
+func testLateReceiptIsNoChange(t *testing.T, db *sqlrepo.DB) {
+	m := received("ada", 1)
+	mustClassify(t, db.Repo, verdict(m, "work", 1))
+	cursor := lastChange(t, db, "ada")
+	mustReceive(t, db.Repo, m)
+	if got := changes(t, db, "ada", cursor); len(got) != 0 {
+		t.Errorf("a late receipt of the same metadata made %d changes, want none", len(got))
+	}
+	m.Subject = "Another subject"
+	mustReceive(t, db.Repo, m)
+	if got := changes(t, db, "ada", cursor); len(got) != 1 || got[0].Message.Subject != "Another subject" {
+		t.Errorf("a receipt that changes the subject: %+v, want one change", got)
 	}
 }

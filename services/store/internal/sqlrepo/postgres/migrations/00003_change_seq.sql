@@ -7,6 +7,9 @@
 -- same user's messages take their numbers one after the other and commit
 -- in that order: a reader that sees number n has seen every smaller number
 -- of that user that will ever exist, and a cursor never skips a change.
+-- An update that changes nothing a client sees (a late MailReceived that
+-- only marks the row received, its update_time) keeps the row's number, so
+-- that a watcher is not sent the same message twice.
 CREATE SEQUENCE store_messages_change_seq AS bigint;
 
 ALTER TABLE store_messages
@@ -17,6 +20,11 @@ CREATE INDEX store_messages_changes ON store_messages (user_id, change_seq);
 -- +goose StatementBegin
 CREATE FUNCTION store_messages_next_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'UPDATE' AND to_jsonb(NEW) - 'received' - 'update_time' - 'change_seq'
+                          = to_jsonb(OLD) - 'received' - 'update_time' - 'change_seq' THEN
+        NEW.change_seq := OLD.change_seq;
+        RETURN NEW;
+    END IF;
     -- 0x6d72 ("mr") keeps these locks apart from the store's other advisory locks.
     PERFORM pg_advisory_xact_lock(x'6d72'::int, hashtext(NEW.user_id));
     NEW.change_seq := nextval('store_messages_change_seq');
