@@ -99,7 +99,7 @@ var isolationRequests = map[string]string{
 // and expects each to be refused (PermissionDenied, or NotFound where
 // existence itself is private). Then it checks that bob's data is intact.
 func TestTenantIsolation(t *testing.T) {
-	e := start(t, options{})
+	e := start(t, options{extra: map[string]string{"MAILROOM_WEBHOOK_ALLOW_HOSTS": "127.0.0.1"}})
 	ada := e.user("ada")
 	bob := e.user("bob")
 	mb := e.mailbox("bob", bob, "inbox")
@@ -108,7 +108,9 @@ func TestTenantIsolation(t *testing.T) {
 	job := e.must(200, "POST", "/v1/"+mb+":sync", bob, map[string]any{})
 	keys := e.must(200, "GET", "/v1/users/bob/apiKeys", bob, nil)
 	bobKey := keys["apiKeys"].([]any)[0].(map[string]any)["name"].(string)
+	hook := e.must(200, "POST", "/v1/users/bob/webhooks", bob, map[string]any{"url": "http://127.0.0.1:9/hook"})
 	ids := map[string]string{
+		"WEBHOOK": hook["name"].(string),
 		"MESSAGE": msgs[0]["name"].(string),
 		"SYNCJOB": job["name"].(string),
 		"APIKEY":  bobKey,
@@ -170,6 +172,9 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	if got := e.must(200, "GET", "/v1/users/bob/apiKeys", bob, nil); len(got["apiKeys"].([]any)) != 1 {
 		t.Errorf("bob's keys: %v", got)
+	}
+	if got := e.must(200, "GET", "/v1/users/bob/webhooks", bob, nil); len(got["webhooks"].([]any)) != 1 {
+		t.Errorf("bob's webhooks (ada may neither plant nor delete one): %v", got)
 	}
 	if got := e.must(200, "GET", "/v1/users/bob/mailboxes", bob, nil); len(got["mailboxes"].([]any)) != 1 {
 		t.Errorf("bob's mailboxes (ada may not plant one): %v", got)

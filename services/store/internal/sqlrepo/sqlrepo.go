@@ -11,6 +11,7 @@ import (
 	"mailroom.dev/services/store/internal/mailstore"
 	"mailroom.dev/services/store/internal/sqlrepo/postgres"
 	"mailroom.dev/services/store/internal/sqlrepo/sqlite"
+	"mailroom.dev/services/store/internal/webhook"
 )
 
 // VersionTable is the goose version table of the store's schema.
@@ -32,6 +33,8 @@ type DB struct {
 	Repo mailstore.Repository
 	// Changes is the same backend's change log (WatchMessages).
 	Changes mailstore.ChangeLog
+	// Webhooks keeps the users' webhooks.
+	Webhooks webhook.Repository
 }
 
 // Open opens the database at url, brings its schema up to date (under a
@@ -46,10 +49,10 @@ func Open(ctx context.Context, url string, opts ...sqldb.Option) (*DB, error) {
 	switch db.Backend {
 	case sqldb.Postgres:
 		r := postgres.New(db.Pool)
-		out.Repo, out.Changes = r, r
+		out.Repo, out.Changes, out.Webhooks = r, r, r
 	default:
 		r := sqlite.New(db.SQL)
-		out.Repo, out.Changes = r, r
+		out.Repo, out.Changes, out.Webhooks = r, r, r
 	}
 	return out, nil
 }
