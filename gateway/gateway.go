@@ -90,6 +90,8 @@ type Config struct {
 	// MAILROOM_SERVICE_KEYS): auth exchanges users' API keys only for a
 	// caller with a service identity.
 	ServiceKey string `env:"MAILROOM_SERVICE_KEY"`
+	// GmailPush configures POST /push/gmail (Gmail push notifications).
+	GmailPush GmailPush
 	// Telemetry are the providers the gateway reports to and the metrics
 	// its /metrics serves besides its own (set by program and mailroom
 	// dev, never read from the environment).
@@ -149,6 +151,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("user_burst", c.UserBurst),
 		slog.Any("transport", c.Transport),
 		slog.Bool("service_key_set", c.ServiceKey != ""),
+		slog.String("gmail_push_audience", c.GmailPush.Audience),
+		slog.String("google_jwks_url", c.GmailPush.JWKSURL),
 	)
 }
 
@@ -168,6 +172,9 @@ type Gateway struct {
 	draining atomic.Bool
 	// streams ends the watch streams at shutdown.
 	streams *streams
+	// own is the gateway's service identity; pushKeys Google's keys.
+	own      *authn.ServiceIdentity
+	pushKeys *jwksCache
 }
 
 // backend is a service behind the gateway, for /readyz.
@@ -228,7 +235,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 		return nil, fmt.Errorf("gateway.New: %w", err)
 	}
 	g := &Gateway{cfg: cfg, logger: logger, metrics: m, limits: newLimiter(cfg.KeyRate, cfg.KeyBurst, cfg.UserRate, cfg.UserBurst),
-		inflight: &inflight{limit: cfg.MaxBodyBytesInFlight}, streams: newStreams()}
+		inflight: &inflight{limit: cfg.MaxBodyBytesInFlight}, streams: newStreams(), pushKeys: newJWKSCache()}
 	creds, err := cfg.Transport.ClientCredentials()
 	if err != nil {
 		return nil, fmt.Errorf("gateway.New: client credentials: %w", err)
@@ -263,6 +270,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 	} else {
 		own = authn.NewServiceIdentity(authn.ServiceGateway, authn.KeyToken(authn.NewKeyCache(authn.ClientExchange(authClient), 10*time.Minute), cfg.ServiceKey))
 	}
+	g.own = own
 	g.keys = authn.NewKeyCache(g.recordRefusals(authn.ClientExchangeAs(authClient, own)), cfg.KeyCacheTTL)
 	g.verifier = authn.NewVerifier(authn.ClientKeys(authClient))
 	g.handler = g.buildHandler()

@@ -74,6 +74,7 @@ var isolationRequests = map[string]string{
 	"mailroom.ingest.v1.IngestService.DeleteMailbox":    `{"name":"users/bob/mailboxes/inbox"}`,
 	"mailroom.ingest.v1.IngestService.ReconnectMailbox": `{"name":"users/bob/mailboxes/inbox"}`,
 	"mailroom.ingest.v1.IngestService.PurgeUserData":    `{"user":"bob"}`,
+	"mailroom.ingest.v1.IngestService.NotifyGmailPush":  `{"emailAddress":"bob@gmail.example","historyId":"1"}`,
 
 	"mailroom.classifier.v1.ClassifierService.Classify":         `{"parent":"users/bob","subject":"hello","body":"hi"}`,
 	"mailroom.classifier.v1.ClassifierService.GetTaxonomy":      `{"name":"users/bob/taxonomy"}`,
