@@ -108,6 +108,10 @@ fuzz: ## fuzz the MIME normalizer (FUZZTIME, default 1m); new crashers land in i
 bench-store: ## store benchmarks on both backends (~3 min; TEST_DATABASE_URL): write rate (go test -bench) and ListMessages p50/p99 over 1M messages
 	scripts/bench-store.sh
 
+.PHONY: bench-realtime
+bench-realtime: ## real-time benchmark (~1 min): fake Gmail push → messages:watch client and webhook, p50/p95, lost/doubled across a gateway restart; bench/out/realtime/report.md
+	cd test/e2e && MAILROOM_BENCH_REALTIME=1 go test -count=1 -run TestBenchRealtime -v -timeout 10m .
+
 .PHONY: bench-classifier
 bench-classifier: ## classifier benchmark (~11 min): 10,000 mails against the fake OpenAI, then issue 9's real-world runs; bench/out/classifier/report.md and charts (ARGS="-only latency" runs one)
 	go run ./services/classifier/internal/benchmark/run -out bench/out/classifier $(ARGS)

@@ -102,6 +102,8 @@ type Config struct {
 	// MAILROOM_SERVICE_KEYS): auth exchanges users' API keys only for a
 	// caller with a service identity.
 	ServiceKey string `env:"MAILROOM_SERVICE_KEY"`
+	// GmailPush configures POST /push/gmail (Gmail push notifications).
+	GmailPush GmailPush
 	// Telemetry are the providers the gateway reports to and the metrics
 	// its /metrics serves besides its own (set by program and mailroom
 	// dev, never read from the environment).
@@ -163,6 +165,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("nats_url", redact.URL(c.NATSURL)),
 		slog.String("nats_prefix", c.NATSPrefix),
 		slog.Bool("service_key_set", c.ServiceKey != ""),
+		slog.String("gmail_push_audience", c.GmailPush.Audience),
+		slog.String("google_jwks_url", c.GmailPush.JWKSURL),
 	)
 }
 
@@ -181,6 +185,11 @@ type Gateway struct {
 	metrics  *metrics
 	handler  http.Handler
 	draining atomic.Bool
+	// streams ends the watch streams at shutdown.
+	streams *streams
+	// own is the gateway's service identity; pushKeys Google's keys.
+	own      *authn.ServiceIdentity
+	pushKeys *jwksCache
 }
 
 // backend is a service behind the gateway, for /readyz.
@@ -241,7 +250,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 		return nil, fmt.Errorf("gateway.New: %w", err)
 	}
 	g := &Gateway{cfg: cfg, logger: logger, metrics: m, limits: newLimiter(cfg.KeyRate, cfg.KeyBurst, cfg.UserRate, cfg.UserBurst),
-		inflight: &inflight{limit: cfg.MaxBodyBytesInFlight}}
+		inflight: &inflight{limit: cfg.MaxBodyBytesInFlight}, streams: newStreams(), pushKeys: newJWKSCache()}
 	creds, err := cfg.Transport.ClientCredentials()
 	if err != nil {
 		return nil, fmt.Errorf("gateway.New: client credentials: %w", err)
@@ -256,7 +265,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 	}}}
 	g.mux = runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
+		runtime.WithMarshalerOption(mimeEventStream, sseMarshaler{Marshaler: marshaler}),
 		runtime.WithErrorHandler(g.handleError),
+		runtime.WithStreamErrorHandler(g.streamError),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithMiddlewares(g.authenticate),
 	)
@@ -274,6 +285,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 	} else {
 		own = authn.NewServiceIdentity(authn.ServiceGateway, authn.KeyToken(authn.NewKeyCache(authn.ClientExchange(authClient), 10*time.Minute), cfg.ServiceKey))
 	}
+	g.own = own
 	g.keys = authn.NewKeyCache(g.recordRefusals(authn.ClientExchangeAs(authClient, own)), cfg.KeyCacheTTL)
 	g.verifier = authn.NewVerifier(authn.ClientKeys(authClient))
 	g.revoked = authn.NewRevocations()
@@ -310,6 +322,7 @@ func (g *Gateway) Run(ctx context.Context, lis net.Listener) error {
 		IdleTimeout:       g.cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(g.logger.Handler(), slog.LevelWarn),
 	}
+	srv.RegisterOnShutdown(g.streams.cancel)
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(lis) }()
 	g.logger.InfoContext(ctx, "gateway listening", "addr", lis.Addr().String())

@@ -53,7 +53,11 @@ func (g *Gateway) buildHandler() http.Handler {
 	handle("/metrics", g.limitKeys(g.requireAdmin(g.metricsHandler())))
 	handle("/openapi.json", http.HandlerFunc(serveOpenAPI))
 	handle("/oauth/google/callback", http.HandlerFunc(g.handleGoogleCallback))
-	root.Handle("/", g.limitKeys(g.limitBody(g.mux)))
+	root.Handle("POST /push/gmail", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setRoute(r.Context(), "/push/gmail")
+		g.handleGmailPush(w, r)
+	}))
+	root.Handle("/", g.limitKeys(g.limitBody(g.streams.wrap(lastEventID(g.mux)))))
 
 	h := g.observe(root)
 	h = otelhttp.NewHandler(h, "http.server",

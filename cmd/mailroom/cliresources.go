@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
@@ -740,49 +741,78 @@ func messagesCommand(c *cli) *cobra.Command {
 	}
 	userFlag(get, &user)
 	var interval time.Duration
+	var cursor string
 	watch := &cobra.Command{
 		Use:   "watch",
-		Short: "print messages as they arrive or are classified, until interrupted",
-		Args:  noArgs,
+		Short: "print the newest messages, then each as it arrives or is classified, until interrupted",
+		Long: `watch prints the newest messages, then follows the server's stream of changes
+(GET /v1/users/{user}/messages:watch): each message as it is stored and as its
+classification lands. When the connection drops it reconnects and resumes from
+the last cursor, so nothing is missed and nothing printed twice. --cursor resumes
+an earlier watch instead of printing the newest messages first.`,
+		Args: noArgs,
 		RunE: c.apiRun(func(ctx context.Context, api *apiClient, _ []string) error {
-			seen := map[string]string{} // name → state+category already printed
 			f := messageFilter(filter, category)
-			first := true
+			first := cursor == ""
+			backoff := time.Second
 			for {
-				r, err := listMessages(ctx, api, user, f, 100)
-				if err != nil {
-					if ctx.Err() != nil {
-						return nil
-					}
-					return err
+				q := url.Values{}
+				if f != "" {
+					q.Set("filter", f)
 				}
-				var fresh []*storev1.Message
-				for i := len(r.GetMessages()) - 1; i >= 0; i-- { // oldest first
-					m := r.GetMessages()[i]
-					k := m.GetState().String() + "/" + m.GetClassification().GetCategory()
-					if seen[m.GetName()] != k {
-						seen[m.GetName()] = k
-						fresh = append(fresh, m)
-					}
+				if cursor != "" {
+					q.Set("cursor", cursor)
 				}
-				if len(fresh) > 0 || first {
-					if err := c.printWatch(fresh, first); err != nil {
+				err := api.stream(ctx, "/v1/users/"+esc(user)+"/messages:watch?"+q.Encode(), func(b json.RawMessage) error {
+					r := &storev1.WatchMessagesResponse{}
+					if err := unmarshal.Unmarshal(b, r); err != nil {
 						return err
 					}
+					cursor = r.GetCursor()
+					backoff = time.Second
+					if first {
+						// The stream has started: what is there now is printed
+						// once, and what changes from here on comes through it.
+						first = false
+						recent, err := listMessages(ctx, api, user, f, 100)
+						if err != nil {
+							return err
+						}
+						ms := recent.GetMessages()
+						for i, j := 0, len(ms)-1; i < j; i, j = i+1, j-1 { // oldest first
+							ms[i], ms[j] = ms[j], ms[i]
+						}
+						return c.printWatch(ms, true)
+					}
+					if r.GetMessage() == nil {
+						return nil
+					}
+					return c.printWatch([]*storev1.Message{r.GetMessage()}, false)
+				})
+				if ctx.Err() != nil {
+					return nil
 				}
-				first = false
+				var rest *restError
+				if errors.As(err, &rest) && rest.status.GetCode() != int32(codes.Unavailable) && rest.httpStatus != 0 && rest.httpStatus < 500 {
+					return err // refused: reconnecting would be refused again
+				}
+				// The stream ended (a gateway restarting, a dropped
+				// connection): resume from the last cursor.
 				select {
 				case <-ctx.Done():
 					return nil
-				case <-time.After(interval):
+				case <-time.After(backoff):
 				}
+				backoff = min(2*backoff, 30*time.Second)
 			}
 		}),
 	}
 	userFlag(watch, &user)
 	watch.Flags().StringVar(&filter, "filter", "", "an AIP-160 filter")
 	watch.Flags().StringVar(&category, "category", "", "only this category")
-	watch.Flags().DurationVar(&interval, "interval", 2*time.Second, "how often to ask")
+	watch.Flags().StringVar(&cursor, "cursor", "", "resume an earlier watch from this cursor")
+	watch.Flags().DurationVar(&interval, "interval", 0, "ignored: the watch is a stream")
+	_ = watch.Flags().MarkDeprecated("interval", "the watch is a stream; it no longer polls")
 	_ = watch.RegisterFlagCompletionFunc("category", c.completeCategories)
 	cmd.AddCommand(list, get, watch)
 	return cmd

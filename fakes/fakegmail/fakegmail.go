@@ -3,7 +3,8 @@
 // consent page (which consents at once) and the token endpoint with PKCE
 // and refresh tokens; users.getProfile, messages.list (newest first, paged),
 // messages.get (formats raw and metadata), and history.list (messageAdded,
-// paged, 404 once the history expired). Faults can be injected: 403
+// paged, 404 once the history expired), users.watch and users.stop with
+// pushes signed like Google's (push.go). Faults can be injected: 403
 // rateLimitExceeded / userRateLimitExceeded, 429, 5xx, revoked grants.
 //
 // Point ingest's MAILROOM_GOOGLE_AUTH_URL at AuthURL, MAILROOM_GOOGLE_TOKEN_URL
@@ -13,6 +14,7 @@ package fakegmail
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -55,6 +57,14 @@ type Server struct {
 	faults   map[string][]Fault
 	calls    map[string]int
 	latency  map[string]time.Duration
+
+	// Push (push.go).
+	push    pushConfig
+	pushed  int
+	keyOnce sync.Once
+	key     *rsa.PrivateKey
+	// JWKSURL serves the public key of the push tokens (Google's certs).
+	JWKSURL string
 }
 
 type grant struct {
@@ -106,7 +116,11 @@ func New() *Server {
 	mux.HandleFunc("GET /gmail/v1/users/{user}/messages", s.api(EndpointList, s.list))
 	mux.HandleFunc("GET /gmail/v1/users/{user}/messages/{id}", s.api(EndpointGet, s.get))
 	mux.HandleFunc("GET /gmail/v1/users/{user}/history", s.api(EndpointHistory, s.history))
+	mux.HandleFunc("POST /gmail/v1/users/{user}/watch", s.api(EndpointWatch, s.watch))
+	mux.HandleFunc("POST /gmail/v1/users/{user}/stop", s.api(EndpointStop, s.stop))
+	mux.HandleFunc("GET /oauth2/v3/certs", s.jwks)
 	s.srv = httptest.NewServer(mux)
+	s.JWKSURL = s.srv.URL + "/oauth2/v3/certs"
 	s.URL = s.srv.URL + "/"
 	s.AuthURL = s.srv.URL + "/o/oauth2/auth"
 	s.TokenURL = s.srv.URL + "/token"
@@ -411,6 +425,8 @@ type Account struct {
 	history   []historyRecord
 	// minHistory is the oldest startHistoryId history.list still serves.
 	minHistory uint64
+	// watchExpiry is when users.watch's watch ends (zero: not watched).
+	watchExpiry time.Time
 }
 
 type message struct {
@@ -465,6 +481,7 @@ func (a *Account) addLocked(raw []byte) *message {
 	a.messages = append(a.messages, m)
 	a.byID[m.id] = m
 	a.history = append(a.history, historyRecord{id: a.historyID, msg: m})
+	a.server.notifyLocked(a)
 	return m
 }
 

@@ -79,6 +79,13 @@ type Config struct {
 	// SyncInterval is how often every active Gmail and IMAP mailbox is
 	// synced; 0 turns the scheduler off.
 	SyncInterval time.Duration `env:"MAILROOM_SYNC_INTERVAL, default=15m"`
+	// GmailPubSubTopic is the Pub/Sub topic (projects/…/topics/…) that
+	// Gmail publishes a watched mailbox's changes to; every Gmail sync makes
+	// sure the mailbox is watched (renewed daily). Empty: no push.
+	GmailPubSubTopic string `env:"MAILROOM_GMAIL_PUBSUB_TOPIC"`
+	// GmailPushSyncFactor stretches MAILROOM_SYNC_INTERVAL for Gmail
+	// mailboxes while pushes arrive (scheduled syncs are then a safety net).
+	GmailPushSyncFactor int `env:"MAILROOM_GMAIL_PUSH_SYNC_FACTOR, default=4"`
 	// SyncLease is how long a replica's claim on a running job lasts
 	// unless renewed; SyncPoll how often replicas look for jobs.
 	SyncLease time.Duration `env:"MAILROOM_SYNC_LEASE, default=30s"`
@@ -110,6 +117,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("imap_allow_hosts", c.IMAPAllowHosts),
 		slog.String("imap_ca_file", c.IMAPCAFile),
 		slog.String("sync_interval", c.SyncInterval.String()),
+		slog.String("gmail_pubsub_topic", c.GmailPubSubTopic),
+		slog.Int("gmail_push_sync_factor", c.GmailPushSyncFactor),
 		slog.String("sync_lease", c.SyncLease.String()),
 		slog.Int("max_sync_jobs", c.MaxSyncJobs),
 	)
@@ -177,6 +186,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	}
 	s.Go("sync jobs", domain.RunJobs)
 	s.Go("scheduler", domain.RunScheduler)
+	s.Go("gmail pushes", domain.RunPushes)
 	s.Go("auth state purge", func(ctx context.Context) error {
 		return service.Every(ctx, cfg.GmailAuthTTL, func(ctx context.Context) {
 			if n, err := domain.PurgeAuthStates(ctx); err != nil && ctx.Err() == nil {
@@ -224,6 +234,7 @@ func mailboxConfig(cfg Config, logger *slog.Logger) (mailbox.Config, error) {
 		MaxJobs:         cfg.MaxSyncJobs,
 		MaxMessageAge:   time.Duration(cfg.RetentionDays) * 24 * time.Hour,
 		SyncInterval:    cfg.SyncInterval,
+		PushSyncFactor:  cfg.GmailPushSyncFactor,
 	}
 	if cfg.GoogleClientID != "" {
 		g := gmailsync.New(gmailsync.Config{
@@ -240,6 +251,7 @@ func mailboxConfig(cfg Config, logger *slog.Logger) (mailbox.Config, error) {
 			Concurrency: cfg.GmailConcurrency,
 			Backoff:     cfg.GmailBackoff,
 			Logger:      logger,
+			Topic:       cfg.GmailPubSubTopic,
 		})
 		mc.Providers[mailbox.KindGmail] = g
 		mc.Gmail = g

@@ -24,11 +24,15 @@ import (
 	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcserver"
+	"mailroom.dev/platform/netguard"
 	"mailroom.dev/platform/service"
+	"mailroom.dev/services/store/internal/changenotify"
 	"mailroom.dev/services/store/internal/grpcapi"
 	"mailroom.dev/services/store/internal/jetstream/consumer"
+	"mailroom.dev/services/store/internal/jetstream/webhookqueue"
 	"mailroom.dev/services/store/internal/mailstore"
 	"mailroom.dev/services/store/internal/sqlrepo"
+	"mailroom.dev/services/store/internal/webhook"
 )
 
 // Config configures the service; cmd/store fills it from the environment.
@@ -57,6 +61,24 @@ type Config struct {
 	RetentionInterval time.Duration `env:"MAILROOM_RETENTION_INTERVAL, default=1h"`
 	// PurgeBatchSize is the most rows one purge transaction deletes.
 	PurgeBatchSize int `env:"MAILROOM_PURGE_BATCH_SIZE, default=1000"`
+	// WatchHeartbeat is how long a quiet WatchMessages stream waits before
+	// it sends a heartbeat (and reads the database, notified or not).
+	WatchHeartbeat time.Duration `env:"MAILROOM_WATCH_HEARTBEAT, default=15s"`
+	// WebhookAllowHosts lists the webhook hosts (names, addresses, CIDR
+	// prefixes) allowed despite a loopback or private address, and reachable
+	// over plain http (development and tests); every other webhook must be
+	// https to a public address.
+	WebhookAllowHosts []string `env:"MAILROOM_WEBHOOK_ALLOW_HOSTS"`
+	// WebhookRetryFor is how long a failing delivery is retried before its
+	// webhook is disabled; WebhookMinBackoff and WebhookMaxBackoff bound the
+	// delay between attempts (doubling, jittered).
+	WebhookRetryFor   time.Duration `env:"MAILROOM_WEBHOOK_RETRY_FOR, default=24h"`
+	WebhookMinBackoff time.Duration `env:"MAILROOM_WEBHOOK_MIN_BACKOFF, default=10s"`
+	WebhookMaxBackoff time.Duration `env:"MAILROOM_WEBHOOK_MAX_BACKOFF, default=1h"`
+	// WebhookTimeout bounds one delivery attempt.
+	WebhookTimeout time.Duration `env:"MAILROOM_WEBHOOK_TIMEOUT, default=10s"`
+	// WebhookWorkers is how many deliveries a replica attempts at once.
+	WebhookWorkers int `env:"MAILROOM_WEBHOOK_WORKERS, default=16"`
 }
 
 // LogValue logs the configuration with the credentials in URLs masked.
@@ -71,6 +93,13 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("usage_retention_days", c.UsageRetentionDays),
 		slog.String("retention_interval", c.RetentionInterval.String()),
 		slog.Int("purge_batch_size", c.PurgeBatchSize),
+		slog.String("watch_heartbeat", c.WatchHeartbeat.String()),
+		slog.Any("webhook_allow_hosts", c.WebhookAllowHosts),
+		slog.String("webhook_retry_for", c.WebhookRetryFor.String()),
+		slog.String("webhook_min_backoff", c.WebhookMinBackoff.String()),
+		slog.String("webhook_max_backoff", c.WebhookMaxBackoff.String()),
+		slog.String("webhook_timeout", c.WebhookTimeout.String()),
+		slog.Int("webhook_workers", c.WebhookWorkers),
 	)
 }
 
@@ -98,6 +127,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if cfg.RetentionDays < 0 || cfg.UsageRetentionDays < 0 || cfg.RetentionInterval < 0 || cfg.PurgeBatchSize < 0 {
 		return nil, errors.New("store.New: retention days, interval and purge batch size must not be negative")
 	}
+	if cfg.WebhookRetryFor <= 0 || cfg.WebhookMinBackoff <= 0 || cfg.WebhookMaxBackoff < cfg.WebhookMinBackoff || cfg.WebhookTimeout <= 0 {
+		return nil, errors.New("store.New: MAILROOM_WEBHOOK_RETRY_FOR, _MIN_BACKOFF and _TIMEOUT must be positive, and _MAX_BACKOFF at least _MIN_BACKOFF")
+	}
 	base, err := service.New(service.Store, cfg.Config, logger)
 	if err != nil {
 		return nil, fmt.Errorf("store.New: %w", err)
@@ -109,17 +141,22 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		return nil, fmt.Errorf("store.New: open database: %w", err)
 	}
 	s.OnClose(db.Close)
+	js, topo, err := s.ConnectNATS(ctx, cfg.NATS)
+	if err != nil {
+		return nil, fmt.Errorf("store.New: %w", err)
+	}
+	// Every write wakes the WatchMessages streams of its users, in every
+	// replica.
+	hub := mailstore.NewHub()
+	notifier := changenotify.New(js.Conn(), topo.Prefix, hub)
+	s.Go("change notifications", notifier.Run)
 	const day = 24 * time.Hour
-	s.svc = mailstore.NewService(db.Repo, mailstore.Options{
+	s.svc = mailstore.NewService(notifier.Wrap(db.Repo), mailstore.Options{
 		StoreBodies:    cfg.StoreBodies,
 		Retention:      time.Duration(cfg.RetentionDays) * day,
 		UsageRetention: time.Duration(cfg.UsageRetentionDays) * day,
 		PurgeBatch:     cfg.PurgeBatchSize,
 	})
-	js, topo, err := s.ConnectNATS(ctx, cfg.NATS)
-	if err != nil {
-		return nil, fmt.Errorf("store.New: %w", err)
-	}
 	consumers, err := consumer.New(ctx, js, topo, s.svc, s.Logger, consumer.Options{BatchSize: cfg.BatchSize, Writers: cfg.Writers})
 	if err != nil {
 		return nil, fmt.Errorf("store.New: consumers: %w", err)
@@ -146,6 +183,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 			return service.Every(ctx, cfg.RetentionInterval, s.purge)
 		})
 	}
+	netGuard, err := netguard.New("MAILROOM_WEBHOOK_ALLOW_HOSTS", cfg.WebhookAllowHosts)
+	if err != nil {
+		return nil, fmt.Errorf("store.New: %w", err)
+	}
+	queue, err := webhookqueue.New(ctx, js, topo, db.Webhooks, webhook.NewDeliverer(netGuard, cfg.WebhookTimeout), s.Logger, webhookqueue.Options{
+		Policy:  webhook.Policy{RetryFor: cfg.WebhookRetryFor, MinBackoff: cfg.WebhookMinBackoff, MaxBackoff: cfg.WebhookMaxBackoff},
+		Workers: cfg.WebhookWorkers,
+		Timeout: cfg.WebhookTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store.New: %w", err)
+	}
+	s.Go("webhook deliveries", queue.Run)
 	_, guard, err := s.DialAuth()
 	if err != nil {
 		return nil, fmt.Errorf("store.New: %w", err)
@@ -158,7 +208,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	}
 	storev1.RegisterStoreServiceServer(s.Serve(guard, grpcserver.Options{}), grpcapi.New(s.svc, func(ctx context.Context, user string) (int64, error) {
 		return eventbus.PurgeSubject(ctx, js, topo.ClassifiedStreamName(), topo.ClassifiedSubject(user))
-	}, classifierv1.NewClassifierServiceClient(cc)))
+	}, classifierv1.NewClassifierServiceClient(cc)).WithWatch(db.Changes, hub, cfg.WatchHeartbeat).WithWebhooks(webhook.NewService(db.Webhooks, netGuard)))
 	return s, nil
 }
 

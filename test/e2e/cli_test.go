@@ -247,13 +247,48 @@ func TestCLI(t *testing.T) {
 	wantIn(t, "messages get", e.ok("messages", "get", id), "Subject:", "Gopher Weekly #412", "Category:", "newsletters")
 	e.fails(1, "", "messages", "get", "nope")
 
-	// messages watch prints what is there, then what arrives.
-	watchCtx, stopWatch := context.WithTimeout(context.Background(), 4*time.Second)
+	// messages watch prints what is there, then what arrives, from the
+	// server's stream.
+	watchCtx, stopWatch := context.WithTimeout(context.Background(), time.Minute)
 	defer stopWatch()
-	watch := exec.CommandContext(watchCtx, e.bin, "messages", "watch", "--interval", "200ms", "-o", "json")
+	watch := exec.CommandContext(watchCtx, e.bin, "messages", "watch", "-o", "json")
 	watch.Dir, watch.Env = e.work, e.env
-	watchOut, _ := watch.Output()
-	wantIn(t, "messages watch", string(watchOut), "Gopher Weekly #412")
+	watchOut, err := watch.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var watched bytes.Buffer
+	readUntil := func(from int, want ...string) {
+		t.Helper()
+		buf := make([]byte, 4096)
+		for {
+			all := true
+			for _, w := range want {
+				all = all && strings.Contains(watched.String()[from:], w)
+			}
+			if all {
+				return
+			}
+			n, err := watchOut.Read(buf)
+			watched.Write(buf[:n])
+			if err != nil {
+				t.Fatalf("messages watch ended (%v) without %q:\n%s", err, want, watched.String())
+			}
+		}
+	}
+	readUntil(0, "Gopher Weekly #412")
+	next := strings.NewReplacer("#412", "#413", "gw412@", "gw413@").Replace(newsletter)
+	if err := os.WriteFile(filepath.Join(e.work, "newsletter-413.eml"), []byte(next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	from := watched.Len()
+	e.ok("import", "--mailbox", "inbox", "newsletter-413.eml")
+	readUntil(from, "Gopher Weekly #413", "MESSAGE_STATE_CLASSIFIED")
+	stopWatch()
+	_ = watch.Wait()
 
 	// classify, stats, usage, limits.
 	wantIn(t, "classify", e.ok("classify", "newsletter.eml"), "newsletters", "rules")

@@ -108,7 +108,7 @@ require (
 	google.golang.org/genproto/googleapis/api v0.0.0-20261110000943-09e21b237f2c // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c // indirect
 	mailroom.dev/fakes v0.0.0
-	mailroom.dev/gateway v0.0.0-00010101000000-000000000000 // indirect
+	mailroom.dev/gateway v0.0.0-00010101000000-000000000000
 	mailroom.dev/services/auth v0.0.0-00010101000000-000000000000 // indirect
 	mailroom.dev/services/store v0.0.0-00010101000000-000000000000 // indirect
 	modernc.org/libc v1.80.2 // indirect

@@ -86,6 +86,13 @@ func TestReadmeWalkthrough(t *testing.T) {
 	if !regexp.MustCompile(`"category":\s*"newsletters"`).MatchString(out) {
 		t.Fatalf("the curl walkthrough did not list the newsletter classified as newsletters; it printed:\n%s", out)
 	}
+	// The real-time walkthrough continues the curl one (it uses ADA_KEY and
+	// the inbox): the watch saw the digest stored and classified.
+	out = runScript(t, work, env, curlScript+"\n"+walkthrough(t, readme, "realtime"), ports)
+	if !strings.Contains(out, `"subject":"Rust Digest #90"`) {
+		t.Errorf("the real-time walkthrough did not watch the digest arrive; it printed:\n%s", out)
+	}
+
 	// The admin key never appears in the printed output of mailroom dev.
 	key, _ := os.ReadFile(filepath.Join(work, ".mailroom", "admin-key"))
 	if k := strings.TrimSpace(string(key)); k == "" || strings.Contains(devOut.String(), k) {

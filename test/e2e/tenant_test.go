@@ -74,6 +74,7 @@ var isolationRequests = map[string]string{
 	"mailroom.ingest.v1.IngestService.DeleteMailbox":    `{"name":"users/bob/mailboxes/inbox"}`,
 	"mailroom.ingest.v1.IngestService.ReconnectMailbox": `{"name":"users/bob/mailboxes/inbox"}`,
 	"mailroom.ingest.v1.IngestService.PurgeUserData":    `{"user":"bob"}`,
+	"mailroom.ingest.v1.IngestService.NotifyGmailPush":  `{"emailAddress":"bob@gmail.example","historyId":"1"}`,
 
 	"mailroom.classifier.v1.ClassifierService.Classify":         `{"parent":"users/bob","subject":"hello","body":"hi"}`,
 	"mailroom.classifier.v1.ClassifierService.GetTaxonomy":      `{"name":"users/bob/taxonomy"}`,
@@ -89,6 +90,11 @@ var isolationRequests = map[string]string{
 	"mailroom.classifier.v1.ClassifierService.CreateCorrection": `{"parent":"users/bob","correction":{"message":"MESSAGE","category":"work"}}`,
 	"mailroom.store.v1.StoreService.GetUsage":                   `{"name":"users/bob/usage"}`,
 	"mailroom.store.v1.StoreService.PurgeUserData":              `{"user":"bob"}`,
+	"mailroom.store.v1.StoreService.WatchMessages":              `{"parent":"users/bob"}`,
+	"mailroom.store.v1.StoreService.CreateWebhook":              `{"parent":"users/bob","webhook":{"url":"https://example.com/hook"}}`,
+	"mailroom.store.v1.StoreService.GetWebhook":                 `{"name":"WEBHOOK"}`,
+	"mailroom.store.v1.StoreService.ListWebhooks":               `{"parent":"users/bob"}`,
+	"mailroom.store.v1.StoreService.DeleteWebhook":              `{"name":"WEBHOOK"}`,
 }
 
 // TestTenantIsolation calls every RPC of every service as ada against bob's
@@ -96,7 +102,7 @@ var isolationRequests = map[string]string{
 // and expects each to be refused (PermissionDenied, or NotFound where
 // existence itself is private). Then it checks that bob's data is intact.
 func TestTenantIsolation(t *testing.T) {
-	e := start(t, options{})
+	e := start(t, options{extra: map[string]string{"MAILROOM_WEBHOOK_ALLOW_HOSTS": "127.0.0.1"}})
 	ada := e.user("ada")
 	bob := e.user("bob")
 	mb := e.mailbox("bob", bob, "inbox")
@@ -105,7 +111,9 @@ func TestTenantIsolation(t *testing.T) {
 	job := e.must(200, "POST", "/v1/"+mb+":sync", bob, map[string]any{})
 	keys := e.must(200, "GET", "/v1/users/bob/apiKeys", bob, nil)
 	bobKey := keys["apiKeys"].([]any)[0].(map[string]any)["name"].(string)
+	hook := e.must(200, "POST", "/v1/users/bob/webhooks", bob, map[string]any{"url": "http://127.0.0.1:9/hook"})
 	ids := map[string]string{
+		"WEBHOOK": hook["name"].(string),
 		"MESSAGE": msgs[0]["name"].(string),
 		"SYNCJOB": job["name"].(string),
 		"APIKEY":  bobKey,
@@ -167,6 +175,9 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	if got := e.must(200, "GET", "/v1/users/bob/apiKeys", bob, nil); len(got["apiKeys"].([]any)) != 1 {
 		t.Errorf("bob's keys: %v", got)
+	}
+	if got := e.must(200, "GET", "/v1/users/bob/webhooks", bob, nil); len(got["webhooks"].([]any)) != 1 {
+		t.Errorf("bob's webhooks (ada may neither plant nor delete one): %v", got)
 	}
 	if got := e.must(200, "GET", "/v1/users/bob/mailboxes", bob, nil); len(got["mailboxes"].([]any)) != 1 {
 		t.Errorf("bob's mailboxes (ada may not plant one): %v", got)

@@ -71,6 +71,12 @@ type Suite struct {
 	// ServiceKeys are the services' keys, made up at start, by service
 	// name (for tests that call as a service).
 	ServiceKeys map[string]string
+	// GatewayConfig is the configuration of the suite's gateway, so that a
+	// test can start another gateway (or a new one after stopping its own)
+	// in front of the same services.
+	GatewayConfig gateway.Config
+	// logger is what the services log to.
+	logger *slog.Logger
 
 	group  *errgroup.Group
 	cancel context.CancelFunc
@@ -224,6 +230,7 @@ func Start(ctx context.Context, cfg Config) (_ *Suite, err error) {
 		gatewayCfg.Telemetry.Gatherer = tel.Gatherer()
 	}
 
+	s.GatewayConfig, s.logger = gatewayCfg, cfg.Logger
 	log := func(name string) *slog.Logger { return cfg.Logger.With("service", name) }
 	runners := map[string]func(context.Context, net.Listener) error{}
 	authSvc, err := auth.New(ctx, authCfg, log("auth"))
@@ -277,6 +284,10 @@ func Start(ctx context.Context, cfg Config) (_ *Suite, err error) {
 	s.group = g
 	return s, nil
 }
+
+// GatewayLogger returns the logger of the suite's gateway, for another
+// gateway that a test starts.
+func (s *Suite) GatewayLogger() *slog.Logger { return s.logger.With("service", "gateway") }
 
 // Wait blocks until every service has stopped, then releases what the suite
 // holds, and returns the first error of a service that failed.

@@ -89,6 +89,9 @@ type Config struct {
 	// MeterProvider makes mailroom_gmail_quota_units_total; nil means the
 	// global one.
 	MeterProvider metric.MeterProvider
+	// Topic is the Pub/Sub topic that users.watch publishes to
+	// (projects/…/topics/…); empty: no push (watch.go).
+	Topic string
 }
 
 // Gmail is the mailbox.Provider and mailbox.GmailAuth of Gmail mailboxes.
@@ -97,6 +100,7 @@ type Gmail struct {
 	oauth   *oauth2.Config
 	quotas  sync.Map // mailbox name → *userQuota
 	metrics *quotaMetrics
+	watched sync.Map // mailbox name → time.Time of its last users.watch
 }
 
 var (
@@ -214,6 +218,9 @@ func (g *Gmail) Exchange(ctx context.Context, code, verifier string) (string, st
 // revocation endpoint, which revokes the whole grant. A token Google no
 // longer knows (400 invalid_token) is revoked already.
 func (g *Gmail) Revoke(ctx context.Context, refreshToken string) error {
+	if err := g.stopWatch(ctx, refreshToken); err != nil {
+		g.cfg.Logger.WarnContext(ctx, "gmail watch not stopped; it ends within 7 days", "error", err.Error())
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.cfg.RevokeURL,
 		strings.NewReader(url.Values{"token": {refreshToken}}.Encode()))
 	if err != nil {
@@ -288,6 +295,7 @@ func (g *Gmail) Sync(ctx context.Context, run *mailbox.SyncRun) (string, error) 
 	if err := s.renew(); err != nil {
 		return "", err
 	}
+	s.ensureWatch(ctx)
 
 	switch {
 	case cur.HistoryID == 0:

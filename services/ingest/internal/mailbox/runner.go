@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -487,6 +488,12 @@ func (s *Service) scheduleDue(ctx context.Context) {
 		return
 	}
 	due, err := s.repo.ListDueMailboxes(ctx, kinds, s.now().Add(-s.cfg.SyncInterval), 100)
+	if err == nil && s.pushHealthy() {
+		// Pushes bring Gmail's new mail; its scheduled syncs are only the
+		// safety net, and run PushSyncFactor times less often.
+		longer := s.now().Add(-s.cfg.SyncInterval * time.Duration(s.cfg.PushSyncFactor))
+		due = slices.DeleteFunc(due, func(mb Mailbox) bool { return mb.Kind == KindGmail && mb.LastSyncTime.After(longer) })
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			s.cfg.Logger.WarnContext(ctx, "scheduler: listing due mailboxes failed", "error", err.Error())

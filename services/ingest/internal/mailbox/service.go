@@ -98,6 +98,9 @@ type Config struct {
 	// SyncInterval is how often the scheduler syncs each active GMAIL and
 	// IMAP mailbox; zero disables the scheduler.
 	SyncInterval time.Duration
+	// PushSyncFactor stretches SyncInterval for Gmail mailboxes while
+	// pushes arrive (0 or 1: never).
+	PushSyncFactor int
 	// WatchInterval is how often WatchSyncJob looks at its job (default 500ms).
 	WatchInterval time.Duration
 	// MeterProvider makes the sync metrics (mailroom_sync_*); nil means the
@@ -116,6 +119,9 @@ type Service struct {
 	// running maps user/mailbox to the cancel function of its job in this process.
 	running map[string]context.CancelFunc
 	metrics *metrics
+	// push coalesces Gmail pushes (push.go).
+	pushOnce sync.Once
+	push     *pushState
 }
 
 // NewService returns a Service over repo and pub.

@@ -17,6 +17,7 @@ import (
 	"mailroom.dev/platform/protoenum"
 	"mailroom.dev/platform/resname"
 	"mailroom.dev/services/store/internal/mailstore"
+	"mailroom.dev/services/store/internal/webhook"
 )
 
 // Queries is what the server needs from the domain.
@@ -38,6 +39,10 @@ type Server struct {
 	// learn tells the classifier of a correction (it checks the category
 	// against the user's taxonomy and learns the sender).
 	learn Learner
+	// watch serves WatchMessages (see WithWatch).
+	watch *watch
+	// webhooks serves the webhook RPCs (see WithWebhooks).
+	webhooks *webhook.Service
 }
 
 // New returns a server answering from q; purgeEvents (may be nil) deletes
@@ -182,6 +187,13 @@ func (s *Server) PurgeUserData(ctx context.Context, req *storev1.PurgeUserDataRe
 	deleted := map[string]int64{
 		"messages":      p.Messages,
 		"usage_records": p.UsageRecords,
+	}
+	if s.webhooks != nil {
+		n, err := s.webhooks.Repo().DeleteUserWebhooks(ctx, user)
+		if err != nil {
+			return nil, err
+		}
+		deleted["webhooks"] = n
 	}
 	if s.purgeEvents != nil {
 		n, err := s.purgeEvents(ctx, user)

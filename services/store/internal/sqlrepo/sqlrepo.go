@@ -11,6 +11,7 @@ import (
 	"mailroom.dev/services/store/internal/mailstore"
 	"mailroom.dev/services/store/internal/sqlrepo/postgres"
 	"mailroom.dev/services/store/internal/sqlrepo/sqlite"
+	"mailroom.dev/services/store/internal/webhook"
 )
 
 // VersionTable is the goose version table of the store's schema.
@@ -30,6 +31,10 @@ type DB struct {
 	*sqldb.DB
 	// Repo is the repository of the backend that the URL names.
 	Repo mailstore.Repository
+	// Changes is the same backend's change log (WatchMessages).
+	Changes mailstore.ChangeLog
+	// Webhooks keeps the users' webhooks.
+	Webhooks webhook.Repository
 }
 
 // Open opens the database at url, brings its schema up to date (under a
@@ -43,9 +48,11 @@ func Open(ctx context.Context, url string, opts ...sqldb.Option) (*DB, error) {
 	out := &DB{DB: db}
 	switch db.Backend {
 	case sqldb.Postgres:
-		out.Repo = postgres.New(db.Pool)
+		r := postgres.New(db.Pool)
+		out.Repo, out.Changes, out.Webhooks = r, r, r
 	default:
-		out.Repo = sqlite.New(db.SQL)
+		r := sqlite.New(db.SQL)
+		out.Repo, out.Changes, out.Webhooks = r, r, r
 	}
 	return out, nil
 }

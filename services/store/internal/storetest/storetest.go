@@ -75,6 +75,7 @@ func Run(t *testing.T, newURL NewURL) {
 		{"LateEventsOfDeletedUser", repo(testLateEvents)},
 		{"PurgeUserRacesWriters", repo(testPurgeRacesWriters)},
 	}
+	tests = append(tests, changeTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -2067,6 +2067,107 @@ func (x *PurgeUserDataResponse) GetDeleted() map[string]int64 {
 	return nil
 }
 
+// NotifyGmailPushRequest is the request of NotifyGmailPush.
+type NotifyGmailPushRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// EmailAddress is the Gmail address whose mailbox changed.
+	EmailAddress string `protobuf:"bytes,1,opt,name=email_address,json=emailAddress,proto3" json:"email_address,omitempty"`
+	// HistoryId is the history id that Gmail announced.
+	HistoryId     uint64 `protobuf:"varint,2,opt,name=history_id,json=historyId,proto3" json:"history_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotifyGmailPushRequest) Reset() {
+	*x = NotifyGmailPushRequest{}
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotifyGmailPushRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotifyGmailPushRequest) ProtoMessage() {}
+
+func (x *NotifyGmailPushRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotifyGmailPushRequest.ProtoReflect.Descriptor instead.
+func (*NotifyGmailPushRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *NotifyGmailPushRequest) GetEmailAddress() string {
+	if x != nil {
+		return x.EmailAddress
+	}
+	return ""
+}
+
+func (x *NotifyGmailPushRequest) GetHistoryId() uint64 {
+	if x != nil {
+		return x.HistoryId
+	}
+	return 0
+}
+
+// NotifyGmailPushResponse is the response of NotifyGmailPush.
+type NotifyGmailPushResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Mailboxes is how many mailboxes the push starts (or joins) a sync of.
+	Mailboxes     int32 `protobuf:"varint,1,opt,name=mailboxes,proto3" json:"mailboxes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotifyGmailPushResponse) Reset() {
+	*x = NotifyGmailPushResponse{}
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotifyGmailPushResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotifyGmailPushResponse) ProtoMessage() {}
+
+func (x *NotifyGmailPushResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotifyGmailPushResponse.ProtoReflect.Descriptor instead.
+func (*NotifyGmailPushResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *NotifyGmailPushResponse) GetMailboxes() int32 {
+	if x != nil {
+		return x.Mailboxes
+	}
+	return 0
+}
+
 var File_mailroom_ingest_v1_ingest_proto protoreflect.FileDescriptor
 
 const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
@@ -2185,7 +2286,13 @@ const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
 	"\adeleted\x18\x01 \x03(\v26.mailroom.ingest.v1.PurgeUserDataResponse.DeletedEntryR\adeleted\x1a:\n" +
 	"\fDeletedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*`\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\\\n" +
+	"\x16NotifyGmailPushRequest\x12#\n" +
+	"\remail_address\x18\x01 \x01(\tR\femailAddress\x12\x1d\n" +
+	"\n" +
+	"history_id\x18\x02 \x01(\x04R\thistoryId\"7\n" +
+	"\x17NotifyGmailPushResponse\x12\x1c\n" +
+	"\tmailboxes\x18\x01 \x01(\x05R\tmailboxes*`\n" +
 	"\bProvider\x12\x18\n" +
 	"\x14PROVIDER_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fPROVIDER_IMPORT\x10\x01\x12\x12\n" +
@@ -2210,7 +2317,8 @@ const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x16SYNC_JOB_STATE_PENDING\x10\x01\x12\x1a\n" +
 	"\x16SYNC_JOB_STATE_RUNNING\x10\x02\x12\x1c\n" +
 	"\x18SYNC_JOB_STATE_SUCCEEDED\x10\x03\x12\x19\n" +
-	"\x15SYNC_JOB_STATE_FAILED\x10\x042\xdf\t\n" +
+	"\x15SYNC_JOB_STATE_FAILED\x10\x042\xcb\n" +
+	"\n" +
 	"\rIngestService\x12d\n" +
 	"\rCreateMailbox\x12(.mailroom.ingest.v1.CreateMailboxRequest\x1a).mailroom.ingest.v1.CreateMailboxResponse\x12[\n" +
 	"\n" +
@@ -2225,7 +2333,8 @@ const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
 	"\rDeleteMailbox\x12(.mailroom.ingest.v1.DeleteMailboxRequest\x1a).mailroom.ingest.v1.DeleteMailboxResponse\x12m\n" +
 	"\x10ReconnectMailbox\x12+.mailroom.ingest.v1.ReconnectMailboxRequest\x1a,.mailroom.ingest.v1.ReconnectMailboxResponse\x12|\n" +
 	"\x15CompleteAuthorization\x120.mailroom.ingest.v1.CompleteAuthorizationRequest\x1a1.mailroom.ingest.v1.CompleteAuthorizationResponse\x12d\n" +
-	"\rPurgeUserData\x12(.mailroom.ingest.v1.PurgeUserDataRequest\x1a).mailroom.ingest.v1.PurgeUserDataResponseB1Z/mailroom.dev/gen/go/mailroom/ingest/v1;ingestv1b\x06proto3"
+	"\rPurgeUserData\x12(.mailroom.ingest.v1.PurgeUserDataRequest\x1a).mailroom.ingest.v1.PurgeUserDataResponse\x12j\n" +
+	"\x0fNotifyGmailPush\x12*.mailroom.ingest.v1.NotifyGmailPushRequest\x1a+.mailroom.ingest.v1.NotifyGmailPushResponseB1Z/mailroom.dev/gen/go/mailroom/ingest/v1;ingestv1b\x06proto3"
 
 var (
 	file_mailroom_ingest_v1_ingest_proto_rawDescOnce sync.Once
@@ -2240,7 +2349,7 @@ func file_mailroom_ingest_v1_ingest_proto_rawDescGZIP() []byte {
 }
 
 var file_mailroom_ingest_v1_ingest_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_mailroom_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_mailroom_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_mailroom_ingest_v1_ingest_proto_goTypes = []any{
 	(Provider)(0),                         // 0: mailroom.ingest.v1.Provider
 	(MailboxState)(0),                     // 1: mailroom.ingest.v1.MailboxState
@@ -2277,29 +2386,31 @@ var file_mailroom_ingest_v1_ingest_proto_goTypes = []any{
 	(*CompleteAuthorizationResponse)(nil), // 32: mailroom.ingest.v1.CompleteAuthorizationResponse
 	(*PurgeUserDataRequest)(nil),          // 33: mailroom.ingest.v1.PurgeUserDataRequest
 	(*PurgeUserDataResponse)(nil),         // 34: mailroom.ingest.v1.PurgeUserDataResponse
-	nil,                                   // 35: mailroom.ingest.v1.PurgeUserDataResponse.DeletedEntry
-	(*timestamppb.Timestamp)(nil),         // 36: google.protobuf.Timestamp
-	(v1.Lane)(0),                          // 37: mailroom.mail.v1.Lane
+	(*NotifyGmailPushRequest)(nil),        // 35: mailroom.ingest.v1.NotifyGmailPushRequest
+	(*NotifyGmailPushResponse)(nil),       // 36: mailroom.ingest.v1.NotifyGmailPushResponse
+	nil,                                   // 37: mailroom.ingest.v1.PurgeUserDataResponse.DeletedEntry
+	(*timestamppb.Timestamp)(nil),         // 38: google.protobuf.Timestamp
+	(v1.Lane)(0),                          // 39: mailroom.mail.v1.Lane
 }
 var file_mailroom_ingest_v1_ingest_proto_depIdxs = []int32{
 	2,  // 0: mailroom.ingest.v1.ImapSettings.security:type_name -> mailroom.ingest.v1.ImapSecurity
 	0,  // 1: mailroom.ingest.v1.Mailbox.provider:type_name -> mailroom.ingest.v1.Provider
 	1,  // 2: mailroom.ingest.v1.Mailbox.state:type_name -> mailroom.ingest.v1.MailboxState
 	5,  // 3: mailroom.ingest.v1.Mailbox.imap:type_name -> mailroom.ingest.v1.ImapSettings
-	36, // 4: mailroom.ingest.v1.Mailbox.create_time:type_name -> google.protobuf.Timestamp
-	36, // 5: mailroom.ingest.v1.Mailbox.last_sync_time:type_name -> google.protobuf.Timestamp
+	38, // 4: mailroom.ingest.v1.Mailbox.create_time:type_name -> google.protobuf.Timestamp
+	38, // 5: mailroom.ingest.v1.Mailbox.last_sync_time:type_name -> google.protobuf.Timestamp
 	6,  // 6: mailroom.ingest.v1.CreateMailboxRequest.mailbox:type_name -> mailroom.ingest.v1.Mailbox
 	6,  // 7: mailroom.ingest.v1.CreateMailboxResponse.mailbox:type_name -> mailroom.ingest.v1.Mailbox
 	6,  // 8: mailroom.ingest.v1.GetMailboxResponse.mailbox:type_name -> mailroom.ingest.v1.Mailbox
 	6,  // 9: mailroom.ingest.v1.ListMailboxesResponse.mailboxes:type_name -> mailroom.ingest.v1.Mailbox
 	13, // 10: mailroom.ingest.v1.ImportMessagesRequest.messages:type_name -> mailroom.ingest.v1.RawMessage
-	37, // 11: mailroom.ingest.v1.ImportMessagesRequest.lane:type_name -> mailroom.mail.v1.Lane
+	39, // 11: mailroom.ingest.v1.ImportMessagesRequest.lane:type_name -> mailroom.mail.v1.Lane
 	15, // 12: mailroom.ingest.v1.ImportMessagesResponse.messages:type_name -> mailroom.ingest.v1.ImportedMessage
 	3,  // 13: mailroom.ingest.v1.SyncJob.mode:type_name -> mailroom.ingest.v1.SyncMode
 	4,  // 14: mailroom.ingest.v1.SyncJob.state:type_name -> mailroom.ingest.v1.SyncJobState
 	17, // 15: mailroom.ingest.v1.SyncJob.progress:type_name -> mailroom.ingest.v1.SyncProgress
-	36, // 16: mailroom.ingest.v1.SyncJob.create_time:type_name -> google.protobuf.Timestamp
-	36, // 17: mailroom.ingest.v1.SyncJob.end_time:type_name -> google.protobuf.Timestamp
+	38, // 16: mailroom.ingest.v1.SyncJob.create_time:type_name -> google.protobuf.Timestamp
+	38, // 17: mailroom.ingest.v1.SyncJob.end_time:type_name -> google.protobuf.Timestamp
 	3,  // 18: mailroom.ingest.v1.SyncMailboxRequest.mode:type_name -> mailroom.ingest.v1.SyncMode
 	18, // 19: mailroom.ingest.v1.SyncMailboxResponse.sync_job:type_name -> mailroom.ingest.v1.SyncJob
 	18, // 20: mailroom.ingest.v1.GetSyncJobResponse.sync_job:type_name -> mailroom.ingest.v1.SyncJob
@@ -2307,7 +2418,7 @@ var file_mailroom_ingest_v1_ingest_proto_depIdxs = []int32{
 	18, // 22: mailroom.ingest.v1.WatchSyncJobResponse.sync_job:type_name -> mailroom.ingest.v1.SyncJob
 	6,  // 23: mailroom.ingest.v1.ReconnectMailboxResponse.mailbox:type_name -> mailroom.ingest.v1.Mailbox
 	6,  // 24: mailroom.ingest.v1.CompleteAuthorizationResponse.mailbox:type_name -> mailroom.ingest.v1.Mailbox
-	35, // 25: mailroom.ingest.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.ingest.v1.PurgeUserDataResponse.DeletedEntry
+	37, // 25: mailroom.ingest.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.ingest.v1.PurgeUserDataResponse.DeletedEntry
 	7,  // 26: mailroom.ingest.v1.IngestService.CreateMailbox:input_type -> mailroom.ingest.v1.CreateMailboxRequest
 	9,  // 27: mailroom.ingest.v1.IngestService.GetMailbox:input_type -> mailroom.ingest.v1.GetMailboxRequest
 	11, // 28: mailroom.ingest.v1.IngestService.ListMailboxes:input_type -> mailroom.ingest.v1.ListMailboxesRequest
@@ -2320,20 +2431,22 @@ var file_mailroom_ingest_v1_ingest_proto_depIdxs = []int32{
 	29, // 35: mailroom.ingest.v1.IngestService.ReconnectMailbox:input_type -> mailroom.ingest.v1.ReconnectMailboxRequest
 	31, // 36: mailroom.ingest.v1.IngestService.CompleteAuthorization:input_type -> mailroom.ingest.v1.CompleteAuthorizationRequest
 	33, // 37: mailroom.ingest.v1.IngestService.PurgeUserData:input_type -> mailroom.ingest.v1.PurgeUserDataRequest
-	8,  // 38: mailroom.ingest.v1.IngestService.CreateMailbox:output_type -> mailroom.ingest.v1.CreateMailboxResponse
-	10, // 39: mailroom.ingest.v1.IngestService.GetMailbox:output_type -> mailroom.ingest.v1.GetMailboxResponse
-	12, // 40: mailroom.ingest.v1.IngestService.ListMailboxes:output_type -> mailroom.ingest.v1.ListMailboxesResponse
-	16, // 41: mailroom.ingest.v1.IngestService.ImportMessages:output_type -> mailroom.ingest.v1.ImportMessagesResponse
-	20, // 42: mailroom.ingest.v1.IngestService.SyncMailbox:output_type -> mailroom.ingest.v1.SyncMailboxResponse
-	22, // 43: mailroom.ingest.v1.IngestService.GetSyncJob:output_type -> mailroom.ingest.v1.GetSyncJobResponse
-	24, // 44: mailroom.ingest.v1.IngestService.ListSyncJobs:output_type -> mailroom.ingest.v1.ListSyncJobsResponse
-	26, // 45: mailroom.ingest.v1.IngestService.WatchSyncJob:output_type -> mailroom.ingest.v1.WatchSyncJobResponse
-	28, // 46: mailroom.ingest.v1.IngestService.DeleteMailbox:output_type -> mailroom.ingest.v1.DeleteMailboxResponse
-	30, // 47: mailroom.ingest.v1.IngestService.ReconnectMailbox:output_type -> mailroom.ingest.v1.ReconnectMailboxResponse
-	32, // 48: mailroom.ingest.v1.IngestService.CompleteAuthorization:output_type -> mailroom.ingest.v1.CompleteAuthorizationResponse
-	34, // 49: mailroom.ingest.v1.IngestService.PurgeUserData:output_type -> mailroom.ingest.v1.PurgeUserDataResponse
-	38, // [38:50] is the sub-list for method output_type
-	26, // [26:38] is the sub-list for method input_type
+	35, // 38: mailroom.ingest.v1.IngestService.NotifyGmailPush:input_type -> mailroom.ingest.v1.NotifyGmailPushRequest
+	8,  // 39: mailroom.ingest.v1.IngestService.CreateMailbox:output_type -> mailroom.ingest.v1.CreateMailboxResponse
+	10, // 40: mailroom.ingest.v1.IngestService.GetMailbox:output_type -> mailroom.ingest.v1.GetMailboxResponse
+	12, // 41: mailroom.ingest.v1.IngestService.ListMailboxes:output_type -> mailroom.ingest.v1.ListMailboxesResponse
+	16, // 42: mailroom.ingest.v1.IngestService.ImportMessages:output_type -> mailroom.ingest.v1.ImportMessagesResponse
+	20, // 43: mailroom.ingest.v1.IngestService.SyncMailbox:output_type -> mailroom.ingest.v1.SyncMailboxResponse
+	22, // 44: mailroom.ingest.v1.IngestService.GetSyncJob:output_type -> mailroom.ingest.v1.GetSyncJobResponse
+	24, // 45: mailroom.ingest.v1.IngestService.ListSyncJobs:output_type -> mailroom.ingest.v1.ListSyncJobsResponse
+	26, // 46: mailroom.ingest.v1.IngestService.WatchSyncJob:output_type -> mailroom.ingest.v1.WatchSyncJobResponse
+	28, // 47: mailroom.ingest.v1.IngestService.DeleteMailbox:output_type -> mailroom.ingest.v1.DeleteMailboxResponse
+	30, // 48: mailroom.ingest.v1.IngestService.ReconnectMailbox:output_type -> mailroom.ingest.v1.ReconnectMailboxResponse
+	32, // 49: mailroom.ingest.v1.IngestService.CompleteAuthorization:output_type -> mailroom.ingest.v1.CompleteAuthorizationResponse
+	34, // 50: mailroom.ingest.v1.IngestService.PurgeUserData:output_type -> mailroom.ingest.v1.PurgeUserDataResponse
+	36, // 51: mailroom.ingest.v1.IngestService.NotifyGmailPush:output_type -> mailroom.ingest.v1.NotifyGmailPushResponse
+	39, // [39:52] is the sub-list for method output_type
+	26, // [26:39] is the sub-list for method input_type
 	26, // [26:26] is the sub-list for extension type_name
 	26, // [26:26] is the sub-list for extension extendee
 	0,  // [0:26] is the sub-list for field type_name
@@ -2350,7 +2463,7 @@ func file_mailroom_ingest_v1_ingest_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailroom_ingest_v1_ingest_proto_rawDesc), len(file_mailroom_ingest_v1_ingest_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   31,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,7 @@ const (
 	IngestService_ReconnectMailbox_FullMethodName      = "/mailroom.ingest.v1.IngestService/ReconnectMailbox"
 	IngestService_CompleteAuthorization_FullMethodName = "/mailroom.ingest.v1.IngestService/CompleteAuthorization"
 	IngestService_PurgeUserData_FullMethodName         = "/mailroom.ingest.v1.IngestService/PurgeUserData"
+	IngestService_NotifyGmailPush_FullMethodName       = "/mailroom.ingest.v1.IngestService/NotifyGmailPush"
 )
 
 // IngestServiceClient is the client API for IngestService service.
@@ -75,6 +76,11 @@ type IngestServiceClient interface {
 	// PurgeUserData deletes every mailbox and sync job of a user. Only the
 	// auth service may call it (DeleteUser).
 	PurgeUserData(ctx context.Context, in *PurgeUserDataRequest, opts ...grpc.CallOption) (*PurgeUserDataResponse, error)
+	// NotifyGmailPush tells ingest that Gmail has new history for an address,
+	// from a Pub/Sub push that the gateway has verified: each ACTIVE Gmail
+	// mailbox of that address gets an incremental sync, coalesced with one
+	// that is queued or running. Only the gateway may call it.
+	NotifyGmailPush(ctx context.Context, in *NotifyGmailPushRequest, opts ...grpc.CallOption) (*NotifyGmailPushResponse, error)
 }
 
 type ingestServiceClient struct {
@@ -214,6 +220,16 @@ func (c *ingestServiceClient) PurgeUserData(ctx context.Context, in *PurgeUserDa
 	return out, nil
 }
 
+func (c *ingestServiceClient) NotifyGmailPush(ctx context.Context, in *NotifyGmailPushRequest, opts ...grpc.CallOption) (*NotifyGmailPushResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NotifyGmailPushResponse)
+	err := c.cc.Invoke(ctx, IngestService_NotifyGmailPush_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IngestServiceServer is the server API for IngestService service.
 // All implementations must embed UnimplementedIngestServiceServer
 // for forward compatibility.
@@ -256,6 +272,11 @@ type IngestServiceServer interface {
 	// PurgeUserData deletes every mailbox and sync job of a user. Only the
 	// auth service may call it (DeleteUser).
 	PurgeUserData(context.Context, *PurgeUserDataRequest) (*PurgeUserDataResponse, error)
+	// NotifyGmailPush tells ingest that Gmail has new history for an address,
+	// from a Pub/Sub push that the gateway has verified: each ACTIVE Gmail
+	// mailbox of that address gets an incremental sync, coalesced with one
+	// that is queued or running. Only the gateway may call it.
+	NotifyGmailPush(context.Context, *NotifyGmailPushRequest) (*NotifyGmailPushResponse, error)
 	mustEmbedUnimplementedIngestServiceServer()
 }
 
@@ -301,6 +322,9 @@ func (UnimplementedIngestServiceServer) CompleteAuthorization(context.Context, *
 }
 func (UnimplementedIngestServiceServer) PurgeUserData(context.Context, *PurgeUserDataRequest) (*PurgeUserDataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PurgeUserData not implemented")
+}
+func (UnimplementedIngestServiceServer) NotifyGmailPush(context.Context, *NotifyGmailPushRequest) (*NotifyGmailPushResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method NotifyGmailPush not implemented")
 }
 func (UnimplementedIngestServiceServer) mustEmbedUnimplementedIngestServiceServer() {}
 func (UnimplementedIngestServiceServer) testEmbeddedByValue()                       {}
@@ -532,6 +556,24 @@ func _IngestService_PurgeUserData_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IngestService_NotifyGmailPush_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NotifyGmailPushRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngestServiceServer).NotifyGmailPush(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngestService_NotifyGmailPush_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngestServiceServer).NotifyGmailPush(ctx, req.(*NotifyGmailPushRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IngestService_ServiceDesc is the grpc.ServiceDesc for IngestService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -582,6 +624,10 @@ var IngestService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PurgeUserData",
 			Handler:    _IngestService_PurgeUserData_Handler,
+		},
+		{
+			MethodName: "NotifyGmailPush",
+			Handler:    _IngestService_NotifyGmailPush_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

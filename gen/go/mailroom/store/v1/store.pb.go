@@ -81,6 +81,60 @@ func (MessageState) EnumDescriptor() ([]byte, []int) {
 	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{0}
 }
 
+// WebhookState is whether a webhook receives deliveries.
+type WebhookState int32
+
+const (
+	// WEBHOOK_STATE_UNSPECIFIED is never returned.
+	WebhookState_WEBHOOK_STATE_UNSPECIFIED WebhookState = 0
+	// WEBHOOK_STATE_ACTIVE webhooks receive deliveries.
+	WebhookState_WEBHOOK_STATE_ACTIVE WebhookState = 1
+	// WEBHOOK_STATE_DISABLED webhooks failed for longer than deliveries are
+	// retried, and receive nothing until they are created again.
+	WebhookState_WEBHOOK_STATE_DISABLED WebhookState = 2
+)
+
+// Enum value maps for WebhookState.
+var (
+	WebhookState_name = map[int32]string{
+		0: "WEBHOOK_STATE_UNSPECIFIED",
+		1: "WEBHOOK_STATE_ACTIVE",
+		2: "WEBHOOK_STATE_DISABLED",
+	}
+	WebhookState_value = map[string]int32{
+		"WEBHOOK_STATE_UNSPECIFIED": 0,
+		"WEBHOOK_STATE_ACTIVE":      1,
+		"WEBHOOK_STATE_DISABLED":    2,
+	}
+)
+
+func (x WebhookState) Enum() *WebhookState {
+	p := new(WebhookState)
+	*p = x
+	return p
+}
+
+func (x WebhookState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WebhookState) Descriptor() protoreflect.EnumDescriptor {
+	return file_mailroom_store_v1_store_proto_enumTypes[1].Descriptor()
+}
+
+func (WebhookState) Type() protoreflect.EnumType {
+	return &file_mailroom_store_v1_store_proto_enumTypes[1]
+}
+
+func (x WebhookState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WebhookState.Descriptor instead.
+func (WebhookState) EnumDescriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{1}
+}
+
 // Message is a mail's metadata and classification.
 type Message struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1346,6 +1400,765 @@ func (x *PurgeUserDataResponse) GetDeleted() map[string]int64 {
 	return nil
 }
 
+// WatchMessagesRequest is the request of WatchMessages.
+type WatchMessagesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Parent is users/{user}.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// Cursor is the cursor of the last response a previous stream delivered;
+	// the stream resumes right after it. Empty starts at the present: only
+	// changes from now on are sent.
+	Cursor string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// Filter narrows the stream to the messages it selects, as in
+	// ListMessages; changes that it skips still move the cursor.
+	Filter        string `protobuf:"bytes,3,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchMessagesRequest) Reset() {
+	*x = WatchMessagesRequest{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchMessagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchMessagesRequest) ProtoMessage() {}
+
+func (x *WatchMessagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchMessagesRequest.ProtoReflect.Descriptor instead.
+func (*WatchMessagesRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *WatchMessagesRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *WatchMessagesRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *WatchMessagesRequest) GetFilter() string {
+	if x != nil {
+		return x.Filter
+	}
+	return ""
+}
+
+// WatchMessagesResponse is one change of WatchMessages, or a heartbeat.
+type WatchMessagesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Message is the message as stored after the change (without body);
+	// unset on a heartbeat.
+	Message *Message `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	// Cursor resumes the stream right after this response.
+	Cursor string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// Heartbeat is true on a response sent because nothing changed for a
+	// while; it carries no message.
+	Heartbeat     bool `protobuf:"varint,3,opt,name=heartbeat,proto3" json:"heartbeat,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchMessagesResponse) Reset() {
+	*x = WatchMessagesResponse{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchMessagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchMessagesResponse) ProtoMessage() {}
+
+func (x *WatchMessagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchMessagesResponse.ProtoReflect.Descriptor instead.
+func (*WatchMessagesResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *WatchMessagesResponse) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *WatchMessagesResponse) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *WatchMessagesResponse) GetHeartbeat() bool {
+	if x != nil {
+		return x.Heartbeat
+	}
+	return false
+}
+
+// Webhook is an HTTPS endpoint that receives each classification of a
+// user's mail as a signed POST (see WebhookEvent).
+type Webhook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is the resource name, users/{user}/webhooks/{webhook}.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Url is where deliveries are POSTed (https, or http to an allowed host).
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// DisplayName is a label of the user's choosing.
+	DisplayName string `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// State says whether the webhook receives deliveries.
+	State WebhookState `protobuf:"varint,4,opt,name=state,proto3,enum=mailroom.store.v1.WebhookState" json:"state,omitempty"`
+	// Secret signs the deliveries (HMAC-SHA256). Output only, and only in the
+	// answer of CreateWebhook: it is never shown again.
+	Secret string `protobuf:"bytes,5,opt,name=secret,proto3" json:"secret,omitempty"`
+	// CreateTime is when the webhook was created.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// LastSuccessTime is when a delivery last succeeded.
+	LastSuccessTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=last_success_time,json=lastSuccessTime,proto3" json:"last_success_time,omitempty"`
+	// LastFailureTime is when a delivery attempt last failed.
+	LastFailureTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_failure_time,json=lastFailureTime,proto3" json:"last_failure_time,omitempty"`
+	// LastError says why the last attempt failed ("HTTP 500", "timeout").
+	LastError string `protobuf:"bytes,9,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// ConsecutiveFailures counts failed attempts since the last success.
+	ConsecutiveFailures int64 `protobuf:"varint,10,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
+	// DisableReason says why a DISABLED webhook was disabled.
+	DisableReason string `protobuf:"bytes,11,opt,name=disable_reason,json=disableReason,proto3" json:"disable_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Webhook) Reset() {
+	*x = Webhook{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Webhook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Webhook) ProtoMessage() {}
+
+func (x *Webhook) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Webhook.ProtoReflect.Descriptor instead.
+func (*Webhook) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Webhook) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Webhook) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Webhook) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *Webhook) GetState() WebhookState {
+	if x != nil {
+		return x.State
+	}
+	return WebhookState_WEBHOOK_STATE_UNSPECIFIED
+}
+
+func (x *Webhook) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *Webhook) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Webhook) GetLastSuccessTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSuccessTime
+	}
+	return nil
+}
+
+func (x *Webhook) GetLastFailureTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastFailureTime
+	}
+	return nil
+}
+
+func (x *Webhook) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *Webhook) GetConsecutiveFailures() int64 {
+	if x != nil {
+		return x.ConsecutiveFailures
+	}
+	return 0
+}
+
+func (x *Webhook) GetDisableReason() string {
+	if x != nil {
+		return x.DisableReason
+	}
+	return ""
+}
+
+// WebhookEvent is the JSON body of a delivery. The request carries the
+// headers Mailroom-Webhook-Id, Mailroom-Event-Id and Mailroom-Signature:
+// "t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" under the secret>".
+type WebhookEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id identifies the event; retries of one event carry the same id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Type is "message.classified".
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// CreateTime is when the event was made.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Webhook is the webhook's resource name.
+	Webhook string `protobuf:"bytes,4,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// Message is the classified message (without body).
+	Message       *Message `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookEvent) Reset() {
+	*x = WebhookEvent{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookEvent) ProtoMessage() {}
+
+func (x *WebhookEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookEvent.ProtoReflect.Descriptor instead.
+func (*WebhookEvent) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *WebhookEvent) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *WebhookEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *WebhookEvent) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *WebhookEvent) GetWebhook() string {
+	if x != nil {
+		return x.Webhook
+	}
+	return ""
+}
+
+func (x *WebhookEvent) GetMessage() *Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+// CreateWebhookRequest is the request of CreateWebhook.
+type CreateWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Parent is users/{user}.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// Webhook is the webhook to create; url is required.
+	Webhook *Webhook `protobuf:"bytes,2,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// WebhookId becomes the last part of the name; random when empty.
+	WebhookId     string `protobuf:"bytes,3,opt,name=webhook_id,json=webhookId,proto3" json:"webhook_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookRequest) Reset() {
+	*x = CreateWebhookRequest{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookRequest) ProtoMessage() {}
+
+func (x *CreateWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookRequest.ProtoReflect.Descriptor instead.
+func (*CreateWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CreateWebhookRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *CreateWebhookRequest) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+func (x *CreateWebhookRequest) GetWebhookId() string {
+	if x != nil {
+		return x.WebhookId
+	}
+	return ""
+}
+
+// CreateWebhookResponse is the response of CreateWebhook.
+type CreateWebhookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Webhook is the created webhook, with its secret.
+	Webhook       *Webhook `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookResponse) Reset() {
+	*x = CreateWebhookResponse{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookResponse) ProtoMessage() {}
+
+func (x *CreateWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookResponse.ProtoReflect.Descriptor instead.
+func (*CreateWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *CreateWebhookResponse) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+// GetWebhookRequest is the request of GetWebhook.
+type GetWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is users/{user}/webhooks/{webhook}.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWebhookRequest) Reset() {
+	*x = GetWebhookRequest{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWebhookRequest) ProtoMessage() {}
+
+func (x *GetWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWebhookRequest.ProtoReflect.Descriptor instead.
+func (*GetWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *GetWebhookRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// GetWebhookResponse is the response of GetWebhook.
+type GetWebhookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Webhook is the webhook, without its secret.
+	Webhook       *Webhook `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWebhookResponse) Reset() {
+	*x = GetWebhookResponse{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWebhookResponse) ProtoMessage() {}
+
+func (x *GetWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWebhookResponse.ProtoReflect.Descriptor instead.
+func (*GetWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetWebhookResponse) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+// ListWebhooksRequest is the request of ListWebhooks.
+type ListWebhooksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Parent is users/{user}.
+	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
+	// PageSize is the maximum number of webhooks to return (default 50, max 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// PageToken is a next_page_token of an earlier call.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhooksRequest) Reset() {
+	*x = ListWebhooksRequest{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksRequest) ProtoMessage() {}
+
+func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhooksRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListWebhooksRequest) GetParent() string {
+	if x != nil {
+		return x.Parent
+	}
+	return ""
+}
+
+func (x *ListWebhooksRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWebhooksRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListWebhooksResponse is the response of ListWebhooks.
+type ListWebhooksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Webhooks are the webhooks of this page, by name.
+	Webhooks []*Webhook `protobuf:"bytes,1,rep,name=webhooks,proto3" json:"webhooks,omitempty"`
+	// NextPageToken fetches the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhooksResponse) Reset() {
+	*x = ListWebhooksResponse{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksResponse) ProtoMessage() {}
+
+func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhooksResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListWebhooksResponse) GetWebhooks() []*Webhook {
+	if x != nil {
+		return x.Webhooks
+	}
+	return nil
+}
+
+func (x *ListWebhooksResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// DeleteWebhookRequest is the request of DeleteWebhook.
+type DeleteWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is users/{user}/webhooks/{webhook}.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookRequest) Reset() {
+	*x = DeleteWebhookRequest{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookRequest) ProtoMessage() {}
+
+func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookRequest.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *DeleteWebhookRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// DeleteWebhookResponse is the response of DeleteWebhook.
+type DeleteWebhookResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookResponse) Reset() {
+	*x = DeleteWebhookResponse{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookResponse) ProtoMessage() {}
+
+func (x *DeleteWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookResponse.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{29}
+}
+
 var File_mailroom_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_mailroom_store_v1_store_proto_rawDesc = "" +
@@ -1454,12 +2267,68 @@ const file_mailroom_store_v1_store_proto_rawDesc = "" +
 	"\adeleted\x18\x01 \x03(\v25.mailroom.store.v1.PurgeUserDataResponse.DeletedEntryR\adeleted\x1a:\n" +
 	"\fDeletedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\x80\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"^\n" +
+	"\x14WatchMessagesRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x16\n" +
+	"\x06filter\x18\x03 \x01(\tR\x06filter\"\x83\x01\n" +
+	"\x15WatchMessagesResponse\x124\n" +
+	"\amessage\x18\x01 \x01(\v2\x1a.mailroom.store.v1.MessageR\amessage\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x1c\n" +
+	"\theartbeat\x18\x03 \x01(\bR\theartbeat\"\xe7\x03\n" +
+	"\aWebhook\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12!\n" +
+	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x125\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x1f.mailroom.store.v1.WebhookStateR\x05state\x12\x16\n" +
+	"\x06secret\x18\x05 \x01(\tR\x06secret\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12F\n" +
+	"\x11last_success_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0flastSuccessTime\x12F\n" +
+	"\x11last_failure_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0flastFailureTime\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\t \x01(\tR\tlastError\x121\n" +
+	"\x14consecutive_failures\x18\n" +
+	" \x01(\x03R\x13consecutiveFailures\x12%\n" +
+	"\x0edisable_reason\x18\v \x01(\tR\rdisableReason\"\xbf\x01\n" +
+	"\fWebhookEvent\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12\x18\n" +
+	"\awebhook\x18\x04 \x01(\tR\awebhook\x124\n" +
+	"\amessage\x18\x05 \x01(\v2\x1a.mailroom.store.v1.MessageR\amessage\"\x83\x01\n" +
+	"\x14CreateWebhookRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x124\n" +
+	"\awebhook\x18\x02 \x01(\v2\x1a.mailroom.store.v1.WebhookR\awebhook\x12\x1d\n" +
+	"\n" +
+	"webhook_id\x18\x03 \x01(\tR\twebhookId\"M\n" +
+	"\x15CreateWebhookResponse\x124\n" +
+	"\awebhook\x18\x01 \x01(\v2\x1a.mailroom.store.v1.WebhookR\awebhook\"'\n" +
+	"\x11GetWebhookRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"J\n" +
+	"\x12GetWebhookResponse\x124\n" +
+	"\awebhook\x18\x01 \x01(\v2\x1a.mailroom.store.v1.WebhookR\awebhook\"i\n" +
+	"\x13ListWebhooksRequest\x12\x16\n" +
+	"\x06parent\x18\x01 \x01(\tR\x06parent\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"v\n" +
+	"\x14ListWebhooksResponse\x126\n" +
+	"\bwebhooks\x18\x01 \x03(\v2\x1a.mailroom.store.v1.WebhookR\bwebhooks\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"*\n" +
+	"\x14DeleteWebhookRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
+	"\x15DeleteWebhookResponse*\x80\x01\n" +
 	"\fMessageState\x12\x1d\n" +
 	"\x19MESSAGE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15MESSAGE_STATE_PENDING\x10\x01\x12\x1c\n" +
 	"\x18MESSAGE_STATE_CLASSIFIED\x10\x02\x12\x18\n" +
-	"\x14MESSAGE_STATE_FAILED\x10\x032\xbc\x04\n" +
+	"\x14MESSAGE_STATE_FAILED\x10\x03*c\n" +
+	"\fWebhookState\x12\x1d\n" +
+	"\x19WEBHOOK_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14WEBHOOK_STATE_ACTIVE\x10\x01\x12\x1a\n" +
+	"\x16WEBHOOK_STATE_DISABLED\x10\x022\xa6\b\n" +
 	"\fStoreService\x12_\n" +
 	"\fListMessages\x12&.mailroom.store.v1.ListMessagesRequest\x1a'.mailroom.store.v1.ListMessagesResponse\x12Y\n" +
 	"\n" +
@@ -1467,7 +2336,13 @@ const file_mailroom_store_v1_store_proto_rawDesc = "" +
 	"\rUpdateMessage\x12'.mailroom.store.v1.UpdateMessageRequest\x1a(.mailroom.store.v1.UpdateMessageResponse\x12S\n" +
 	"\bGetStats\x12\".mailroom.store.v1.GetStatsRequest\x1a#.mailroom.store.v1.GetStatsResponse\x12S\n" +
 	"\bGetUsage\x12\".mailroom.store.v1.GetUsageRequest\x1a#.mailroom.store.v1.GetUsageResponse\x12b\n" +
-	"\rPurgeUserData\x12'.mailroom.store.v1.PurgeUserDataRequest\x1a(.mailroom.store.v1.PurgeUserDataResponseB/Z-mailroom.dev/gen/go/mailroom/store/v1;storev1b\x06proto3"
+	"\rPurgeUserData\x12'.mailroom.store.v1.PurgeUserDataRequest\x1a(.mailroom.store.v1.PurgeUserDataResponse\x12d\n" +
+	"\rWatchMessages\x12'.mailroom.store.v1.WatchMessagesRequest\x1a(.mailroom.store.v1.WatchMessagesResponse0\x01\x12b\n" +
+	"\rCreateWebhook\x12'.mailroom.store.v1.CreateWebhookRequest\x1a(.mailroom.store.v1.CreateWebhookResponse\x12Y\n" +
+	"\n" +
+	"GetWebhook\x12$.mailroom.store.v1.GetWebhookRequest\x1a%.mailroom.store.v1.GetWebhookResponse\x12_\n" +
+	"\fListWebhooks\x12&.mailroom.store.v1.ListWebhooksRequest\x1a'.mailroom.store.v1.ListWebhooksResponse\x12b\n" +
+	"\rDeleteWebhook\x12'.mailroom.store.v1.DeleteWebhookRequest\x1a(.mailroom.store.v1.DeleteWebhookResponseB/Z-mailroom.dev/gen/go/mailroom/store/v1;storev1b\x06proto3"
 
 var (
 	file_mailroom_store_v1_store_proto_rawDescOnce sync.Once
@@ -1481,69 +2356,103 @@ func file_mailroom_store_v1_store_proto_rawDescGZIP() []byte {
 	return file_mailroom_store_v1_store_proto_rawDescData
 }
 
-var file_mailroom_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mailroom_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_mailroom_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_mailroom_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_mailroom_store_v1_store_proto_goTypes = []any{
 	(MessageState)(0),             // 0: mailroom.store.v1.MessageState
-	(*Message)(nil),               // 1: mailroom.store.v1.Message
-	(*ListMessagesRequest)(nil),   // 2: mailroom.store.v1.ListMessagesRequest
-	(*ListMessagesResponse)(nil),  // 3: mailroom.store.v1.ListMessagesResponse
-	(*GetMessageRequest)(nil),     // 4: mailroom.store.v1.GetMessageRequest
-	(*GetMessageResponse)(nil),    // 5: mailroom.store.v1.GetMessageResponse
-	(*UpdateMessageRequest)(nil),  // 6: mailroom.store.v1.UpdateMessageRequest
-	(*UpdateMessageResponse)(nil), // 7: mailroom.store.v1.UpdateMessageResponse
-	(*CategoryCount)(nil),         // 8: mailroom.store.v1.CategoryCount
-	(*MailboxCount)(nil),          // 9: mailroom.store.v1.MailboxCount
-	(*Stats)(nil),                 // 10: mailroom.store.v1.Stats
-	(*GetStatsRequest)(nil),       // 11: mailroom.store.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),      // 12: mailroom.store.v1.GetStatsResponse
-	(*Usage)(nil),                 // 13: mailroom.store.v1.Usage
-	(*ModelUsage)(nil),            // 14: mailroom.store.v1.ModelUsage
-	(*GetUsageRequest)(nil),       // 15: mailroom.store.v1.GetUsageRequest
-	(*GetUsageResponse)(nil),      // 16: mailroom.store.v1.GetUsageResponse
-	(*PurgeUserDataRequest)(nil),  // 17: mailroom.store.v1.PurgeUserDataRequest
-	(*PurgeUserDataResponse)(nil), // 18: mailroom.store.v1.PurgeUserDataResponse
-	nil,                           // 19: mailroom.store.v1.PurgeUserDataResponse.DeletedEntry
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
-	(*v1.Classification)(nil),     // 21: mailroom.mail.v1.Classification
-	(*fieldmaskpb.FieldMask)(nil), // 22: google.protobuf.FieldMask
+	(WebhookState)(0),             // 1: mailroom.store.v1.WebhookState
+	(*Message)(nil),               // 2: mailroom.store.v1.Message
+	(*ListMessagesRequest)(nil),   // 3: mailroom.store.v1.ListMessagesRequest
+	(*ListMessagesResponse)(nil),  // 4: mailroom.store.v1.ListMessagesResponse
+	(*GetMessageRequest)(nil),     // 5: mailroom.store.v1.GetMessageRequest
+	(*GetMessageResponse)(nil),    // 6: mailroom.store.v1.GetMessageResponse
+	(*UpdateMessageRequest)(nil),  // 7: mailroom.store.v1.UpdateMessageRequest
+	(*UpdateMessageResponse)(nil), // 8: mailroom.store.v1.UpdateMessageResponse
+	(*CategoryCount)(nil),         // 9: mailroom.store.v1.CategoryCount
+	(*MailboxCount)(nil),          // 10: mailroom.store.v1.MailboxCount
+	(*Stats)(nil),                 // 11: mailroom.store.v1.Stats
+	(*GetStatsRequest)(nil),       // 12: mailroom.store.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),      // 13: mailroom.store.v1.GetStatsResponse
+	(*Usage)(nil),                 // 14: mailroom.store.v1.Usage
+	(*ModelUsage)(nil),            // 15: mailroom.store.v1.ModelUsage
+	(*GetUsageRequest)(nil),       // 16: mailroom.store.v1.GetUsageRequest
+	(*GetUsageResponse)(nil),      // 17: mailroom.store.v1.GetUsageResponse
+	(*PurgeUserDataRequest)(nil),  // 18: mailroom.store.v1.PurgeUserDataRequest
+	(*PurgeUserDataResponse)(nil), // 19: mailroom.store.v1.PurgeUserDataResponse
+	(*WatchMessagesRequest)(nil),  // 20: mailroom.store.v1.WatchMessagesRequest
+	(*WatchMessagesResponse)(nil), // 21: mailroom.store.v1.WatchMessagesResponse
+	(*Webhook)(nil),               // 22: mailroom.store.v1.Webhook
+	(*WebhookEvent)(nil),          // 23: mailroom.store.v1.WebhookEvent
+	(*CreateWebhookRequest)(nil),  // 24: mailroom.store.v1.CreateWebhookRequest
+	(*CreateWebhookResponse)(nil), // 25: mailroom.store.v1.CreateWebhookResponse
+	(*GetWebhookRequest)(nil),     // 26: mailroom.store.v1.GetWebhookRequest
+	(*GetWebhookResponse)(nil),    // 27: mailroom.store.v1.GetWebhookResponse
+	(*ListWebhooksRequest)(nil),   // 28: mailroom.store.v1.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),  // 29: mailroom.store.v1.ListWebhooksResponse
+	(*DeleteWebhookRequest)(nil),  // 30: mailroom.store.v1.DeleteWebhookRequest
+	(*DeleteWebhookResponse)(nil), // 31: mailroom.store.v1.DeleteWebhookResponse
+	nil,                           // 32: mailroom.store.v1.PurgeUserDataResponse.DeletedEntry
+	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
+	(*v1.Classification)(nil),     // 34: mailroom.mail.v1.Classification
+	(*fieldmaskpb.FieldMask)(nil), // 35: google.protobuf.FieldMask
 }
 var file_mailroom_store_v1_store_proto_depIdxs = []int32{
-	20, // 0: mailroom.store.v1.Message.received_time:type_name -> google.protobuf.Timestamp
+	33, // 0: mailroom.store.v1.Message.received_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: mailroom.store.v1.Message.state:type_name -> mailroom.store.v1.MessageState
-	21, // 2: mailroom.store.v1.Message.classification:type_name -> mailroom.mail.v1.Classification
-	20, // 3: mailroom.store.v1.Message.create_time:type_name -> google.protobuf.Timestamp
-	20, // 4: mailroom.store.v1.Message.update_time:type_name -> google.protobuf.Timestamp
-	1,  // 5: mailroom.store.v1.ListMessagesResponse.messages:type_name -> mailroom.store.v1.Message
-	1,  // 6: mailroom.store.v1.GetMessageResponse.message:type_name -> mailroom.store.v1.Message
-	1,  // 7: mailroom.store.v1.UpdateMessageRequest.message:type_name -> mailroom.store.v1.Message
-	22, // 8: mailroom.store.v1.UpdateMessageRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 9: mailroom.store.v1.UpdateMessageResponse.message:type_name -> mailroom.store.v1.Message
-	8,  // 10: mailroom.store.v1.Stats.categories:type_name -> mailroom.store.v1.CategoryCount
-	9,  // 11: mailroom.store.v1.Stats.mailboxes:type_name -> mailroom.store.v1.MailboxCount
-	10, // 12: mailroom.store.v1.GetStatsResponse.stats:type_name -> mailroom.store.v1.Stats
-	20, // 13: mailroom.store.v1.Usage.start_time:type_name -> google.protobuf.Timestamp
-	20, // 14: mailroom.store.v1.Usage.end_time:type_name -> google.protobuf.Timestamp
-	14, // 15: mailroom.store.v1.Usage.models:type_name -> mailroom.store.v1.ModelUsage
-	13, // 16: mailroom.store.v1.GetUsageResponse.usage:type_name -> mailroom.store.v1.Usage
-	19, // 17: mailroom.store.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.store.v1.PurgeUserDataResponse.DeletedEntry
-	2,  // 18: mailroom.store.v1.StoreService.ListMessages:input_type -> mailroom.store.v1.ListMessagesRequest
-	4,  // 19: mailroom.store.v1.StoreService.GetMessage:input_type -> mailroom.store.v1.GetMessageRequest
-	6,  // 20: mailroom.store.v1.StoreService.UpdateMessage:input_type -> mailroom.store.v1.UpdateMessageRequest
-	11, // 21: mailroom.store.v1.StoreService.GetStats:input_type -> mailroom.store.v1.GetStatsRequest
-	15, // 22: mailroom.store.v1.StoreService.GetUsage:input_type -> mailroom.store.v1.GetUsageRequest
-	17, // 23: mailroom.store.v1.StoreService.PurgeUserData:input_type -> mailroom.store.v1.PurgeUserDataRequest
-	3,  // 24: mailroom.store.v1.StoreService.ListMessages:output_type -> mailroom.store.v1.ListMessagesResponse
-	5,  // 25: mailroom.store.v1.StoreService.GetMessage:output_type -> mailroom.store.v1.GetMessageResponse
-	7,  // 26: mailroom.store.v1.StoreService.UpdateMessage:output_type -> mailroom.store.v1.UpdateMessageResponse
-	12, // 27: mailroom.store.v1.StoreService.GetStats:output_type -> mailroom.store.v1.GetStatsResponse
-	16, // 28: mailroom.store.v1.StoreService.GetUsage:output_type -> mailroom.store.v1.GetUsageResponse
-	18, // 29: mailroom.store.v1.StoreService.PurgeUserData:output_type -> mailroom.store.v1.PurgeUserDataResponse
-	24, // [24:30] is the sub-list for method output_type
-	18, // [18:24] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	34, // 2: mailroom.store.v1.Message.classification:type_name -> mailroom.mail.v1.Classification
+	33, // 3: mailroom.store.v1.Message.create_time:type_name -> google.protobuf.Timestamp
+	33, // 4: mailroom.store.v1.Message.update_time:type_name -> google.protobuf.Timestamp
+	2,  // 5: mailroom.store.v1.ListMessagesResponse.messages:type_name -> mailroom.store.v1.Message
+	2,  // 6: mailroom.store.v1.GetMessageResponse.message:type_name -> mailroom.store.v1.Message
+	2,  // 7: mailroom.store.v1.UpdateMessageRequest.message:type_name -> mailroom.store.v1.Message
+	35, // 8: mailroom.store.v1.UpdateMessageRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 9: mailroom.store.v1.UpdateMessageResponse.message:type_name -> mailroom.store.v1.Message
+	9,  // 10: mailroom.store.v1.Stats.categories:type_name -> mailroom.store.v1.CategoryCount
+	10, // 11: mailroom.store.v1.Stats.mailboxes:type_name -> mailroom.store.v1.MailboxCount
+	11, // 12: mailroom.store.v1.GetStatsResponse.stats:type_name -> mailroom.store.v1.Stats
+	33, // 13: mailroom.store.v1.Usage.start_time:type_name -> google.protobuf.Timestamp
+	33, // 14: mailroom.store.v1.Usage.end_time:type_name -> google.protobuf.Timestamp
+	15, // 15: mailroom.store.v1.Usage.models:type_name -> mailroom.store.v1.ModelUsage
+	14, // 16: mailroom.store.v1.GetUsageResponse.usage:type_name -> mailroom.store.v1.Usage
+	32, // 17: mailroom.store.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.store.v1.PurgeUserDataResponse.DeletedEntry
+	2,  // 18: mailroom.store.v1.WatchMessagesResponse.message:type_name -> mailroom.store.v1.Message
+	1,  // 19: mailroom.store.v1.Webhook.state:type_name -> mailroom.store.v1.WebhookState
+	33, // 20: mailroom.store.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
+	33, // 21: mailroom.store.v1.Webhook.last_success_time:type_name -> google.protobuf.Timestamp
+	33, // 22: mailroom.store.v1.Webhook.last_failure_time:type_name -> google.protobuf.Timestamp
+	33, // 23: mailroom.store.v1.WebhookEvent.create_time:type_name -> google.protobuf.Timestamp
+	2,  // 24: mailroom.store.v1.WebhookEvent.message:type_name -> mailroom.store.v1.Message
+	22, // 25: mailroom.store.v1.CreateWebhookRequest.webhook:type_name -> mailroom.store.v1.Webhook
+	22, // 26: mailroom.store.v1.CreateWebhookResponse.webhook:type_name -> mailroom.store.v1.Webhook
+	22, // 27: mailroom.store.v1.GetWebhookResponse.webhook:type_name -> mailroom.store.v1.Webhook
+	22, // 28: mailroom.store.v1.ListWebhooksResponse.webhooks:type_name -> mailroom.store.v1.Webhook
+	3,  // 29: mailroom.store.v1.StoreService.ListMessages:input_type -> mailroom.store.v1.ListMessagesRequest
+	5,  // 30: mailroom.store.v1.StoreService.GetMessage:input_type -> mailroom.store.v1.GetMessageRequest
+	7,  // 31: mailroom.store.v1.StoreService.UpdateMessage:input_type -> mailroom.store.v1.UpdateMessageRequest
+	12, // 32: mailroom.store.v1.StoreService.GetStats:input_type -> mailroom.store.v1.GetStatsRequest
+	16, // 33: mailroom.store.v1.StoreService.GetUsage:input_type -> mailroom.store.v1.GetUsageRequest
+	18, // 34: mailroom.store.v1.StoreService.PurgeUserData:input_type -> mailroom.store.v1.PurgeUserDataRequest
+	20, // 35: mailroom.store.v1.StoreService.WatchMessages:input_type -> mailroom.store.v1.WatchMessagesRequest
+	24, // 36: mailroom.store.v1.StoreService.CreateWebhook:input_type -> mailroom.store.v1.CreateWebhookRequest
+	26, // 37: mailroom.store.v1.StoreService.GetWebhook:input_type -> mailroom.store.v1.GetWebhookRequest
+	28, // 38: mailroom.store.v1.StoreService.ListWebhooks:input_type -> mailroom.store.v1.ListWebhooksRequest
+	30, // 39: mailroom.store.v1.StoreService.DeleteWebhook:input_type -> mailroom.store.v1.DeleteWebhookRequest
+	4,  // 40: mailroom.store.v1.StoreService.ListMessages:output_type -> mailroom.store.v1.ListMessagesResponse
+	6,  // 41: mailroom.store.v1.StoreService.GetMessage:output_type -> mailroom.store.v1.GetMessageResponse
+	8,  // 42: mailroom.store.v1.StoreService.UpdateMessage:output_type -> mailroom.store.v1.UpdateMessageResponse
+	13, // 43: mailroom.store.v1.StoreService.GetStats:output_type -> mailroom.store.v1.GetStatsResponse
+	17, // 44: mailroom.store.v1.StoreService.GetUsage:output_type -> mailroom.store.v1.GetUsageResponse
+	19, // 45: mailroom.store.v1.StoreService.PurgeUserData:output_type -> mailroom.store.v1.PurgeUserDataResponse
+	21, // 46: mailroom.store.v1.StoreService.WatchMessages:output_type -> mailroom.store.v1.WatchMessagesResponse
+	25, // 47: mailroom.store.v1.StoreService.CreateWebhook:output_type -> mailroom.store.v1.CreateWebhookResponse
+	27, // 48: mailroom.store.v1.StoreService.GetWebhook:output_type -> mailroom.store.v1.GetWebhookResponse
+	29, // 49: mailroom.store.v1.StoreService.ListWebhooks:output_type -> mailroom.store.v1.ListWebhooksResponse
+	31, // 50: mailroom.store.v1.StoreService.DeleteWebhook:output_type -> mailroom.store.v1.DeleteWebhookResponse
+	40, // [40:51] is the sub-list for method output_type
+	29, // [29:40] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_mailroom_store_v1_store_proto_init() }
@@ -1556,8 +2465,8 @@ func file_mailroom_store_v1_store_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailroom_store_v1_store_proto_rawDesc), len(file_mailroom_store_v1_store_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   19,
+			NumEnums:      2,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

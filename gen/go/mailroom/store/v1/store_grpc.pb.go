@@ -25,6 +25,11 @@ const (
 	StoreService_GetStats_FullMethodName      = "/mailroom.store.v1.StoreService/GetStats"
 	StoreService_GetUsage_FullMethodName      = "/mailroom.store.v1.StoreService/GetUsage"
 	StoreService_PurgeUserData_FullMethodName = "/mailroom.store.v1.StoreService/PurgeUserData"
+	StoreService_WatchMessages_FullMethodName = "/mailroom.store.v1.StoreService/WatchMessages"
+	StoreService_CreateWebhook_FullMethodName = "/mailroom.store.v1.StoreService/CreateWebhook"
+	StoreService_GetWebhook_FullMethodName    = "/mailroom.store.v1.StoreService/GetWebhook"
+	StoreService_ListWebhooks_FullMethodName  = "/mailroom.store.v1.StoreService/ListWebhooks"
+	StoreService_DeleteWebhook_FullMethodName = "/mailroom.store.v1.StoreService/DeleteWebhook"
 )
 
 // StoreServiceClient is the client API for StoreService service.
@@ -51,6 +56,20 @@ type StoreServiceClient interface {
 	// refuses that user's events from then on. Only the auth service may call
 	// it (DeleteUser).
 	PurgeUserData(ctx context.Context, in *PurgeUserDataRequest, opts ...grpc.CallOption) (*PurgeUserDataResponse, error)
+	// WatchMessages streams a user's messages as they are stored and as their
+	// classifications land, oldest change first, with a heartbeat when
+	// nothing happens. Every response carries a cursor: a stream started again
+	// with the last cursor received misses no change and repeats none.
+	WatchMessages(ctx context.Context, in *WatchMessagesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchMessagesResponse], error)
+	// CreateWebhook registers an endpoint that receives every classification
+	// of the user's mail, signed with a secret that only this answer shows.
+	CreateWebhook(ctx context.Context, in *CreateWebhookRequest, opts ...grpc.CallOption) (*CreateWebhookResponse, error)
+	// GetWebhook returns a webhook with its delivery state.
+	GetWebhook(ctx context.Context, in *GetWebhookRequest, opts ...grpc.CallOption) (*GetWebhookResponse, error)
+	// ListWebhooks lists a user's webhooks.
+	ListWebhooks(ctx context.Context, in *ListWebhooksRequest, opts ...grpc.CallOption) (*ListWebhooksResponse, error)
+	// DeleteWebhook deletes a webhook; deliveries still queued for it are dropped.
+	DeleteWebhook(ctx context.Context, in *DeleteWebhookRequest, opts ...grpc.CallOption) (*DeleteWebhookResponse, error)
 }
 
 type storeServiceClient struct {
@@ -121,6 +140,65 @@ func (c *storeServiceClient) PurgeUserData(ctx context.Context, in *PurgeUserDat
 	return out, nil
 }
 
+func (c *storeServiceClient) WatchMessages(ctx context.Context, in *WatchMessagesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchMessagesResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &StoreService_ServiceDesc.Streams[0], StoreService_WatchMessages_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchMessagesRequest, WatchMessagesResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StoreService_WatchMessagesClient = grpc.ServerStreamingClient[WatchMessagesResponse]
+
+func (c *storeServiceClient) CreateWebhook(ctx context.Context, in *CreateWebhookRequest, opts ...grpc.CallOption) (*CreateWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateWebhookResponse)
+	err := c.cc.Invoke(ctx, StoreService_CreateWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeServiceClient) GetWebhook(ctx context.Context, in *GetWebhookRequest, opts ...grpc.CallOption) (*GetWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetWebhookResponse)
+	err := c.cc.Invoke(ctx, StoreService_GetWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeServiceClient) ListWebhooks(ctx context.Context, in *ListWebhooksRequest, opts ...grpc.CallOption) (*ListWebhooksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWebhooksResponse)
+	err := c.cc.Invoke(ctx, StoreService_ListWebhooks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeServiceClient) DeleteWebhook(ctx context.Context, in *DeleteWebhookRequest, opts ...grpc.CallOption) (*DeleteWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteWebhookResponse)
+	err := c.cc.Invoke(ctx, StoreService_DeleteWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StoreServiceServer is the server API for StoreService service.
 // All implementations must embed UnimplementedStoreServiceServer
 // for forward compatibility.
@@ -145,6 +223,20 @@ type StoreServiceServer interface {
 	// refuses that user's events from then on. Only the auth service may call
 	// it (DeleteUser).
 	PurgeUserData(context.Context, *PurgeUserDataRequest) (*PurgeUserDataResponse, error)
+	// WatchMessages streams a user's messages as they are stored and as their
+	// classifications land, oldest change first, with a heartbeat when
+	// nothing happens. Every response carries a cursor: a stream started again
+	// with the last cursor received misses no change and repeats none.
+	WatchMessages(*WatchMessagesRequest, grpc.ServerStreamingServer[WatchMessagesResponse]) error
+	// CreateWebhook registers an endpoint that receives every classification
+	// of the user's mail, signed with a secret that only this answer shows.
+	CreateWebhook(context.Context, *CreateWebhookRequest) (*CreateWebhookResponse, error)
+	// GetWebhook returns a webhook with its delivery state.
+	GetWebhook(context.Context, *GetWebhookRequest) (*GetWebhookResponse, error)
+	// ListWebhooks lists a user's webhooks.
+	ListWebhooks(context.Context, *ListWebhooksRequest) (*ListWebhooksResponse, error)
+	// DeleteWebhook deletes a webhook; deliveries still queued for it are dropped.
+	DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error)
 	mustEmbedUnimplementedStoreServiceServer()
 }
 
@@ -172,6 +264,21 @@ func (UnimplementedStoreServiceServer) GetUsage(context.Context, *GetUsageReques
 }
 func (UnimplementedStoreServiceServer) PurgeUserData(context.Context, *PurgeUserDataRequest) (*PurgeUserDataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PurgeUserData not implemented")
+}
+func (UnimplementedStoreServiceServer) WatchMessages(*WatchMessagesRequest, grpc.ServerStreamingServer[WatchMessagesResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchMessages not implemented")
+}
+func (UnimplementedStoreServiceServer) CreateWebhook(context.Context, *CreateWebhookRequest) (*CreateWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateWebhook not implemented")
+}
+func (UnimplementedStoreServiceServer) GetWebhook(context.Context, *GetWebhookRequest) (*GetWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetWebhook not implemented")
+}
+func (UnimplementedStoreServiceServer) ListWebhooks(context.Context, *ListWebhooksRequest) (*ListWebhooksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhooks not implemented")
+}
+func (UnimplementedStoreServiceServer) DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteWebhook not implemented")
 }
 func (UnimplementedStoreServiceServer) mustEmbedUnimplementedStoreServiceServer() {}
 func (UnimplementedStoreServiceServer) testEmbeddedByValue()                      {}
@@ -302,6 +409,89 @@ func _StoreService_PurgeUserData_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StoreService_WatchMessages_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchMessagesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(StoreServiceServer).WatchMessages(m, &grpc.GenericServerStream[WatchMessagesRequest, WatchMessagesResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type StoreService_WatchMessagesServer = grpc.ServerStreamingServer[WatchMessagesResponse]
+
+func _StoreService_CreateWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServiceServer).CreateWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StoreService_CreateWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServiceServer).CreateWebhook(ctx, req.(*CreateWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StoreService_GetWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServiceServer).GetWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StoreService_GetWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServiceServer).GetWebhook(ctx, req.(*GetWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StoreService_ListWebhooks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhooksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServiceServer).ListWebhooks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StoreService_ListWebhooks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServiceServer).ListWebhooks(ctx, req.(*ListWebhooksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StoreService_DeleteWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServiceServer).DeleteWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StoreService_DeleteWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServiceServer).DeleteWebhook(ctx, req.(*DeleteWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // StoreService_ServiceDesc is the grpc.ServiceDesc for StoreService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -333,7 +523,29 @@ var StoreService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "PurgeUserData",
 			Handler:    _StoreService_PurgeUserData_Handler,
 		},
+		{
+			MethodName: "CreateWebhook",
+			Handler:    _StoreService_CreateWebhook_Handler,
+		},
+		{
+			MethodName: "GetWebhook",
+			Handler:    _StoreService_GetWebhook_Handler,
+		},
+		{
+			MethodName: "ListWebhooks",
+			Handler:    _StoreService_ListWebhooks_Handler,
+		},
+		{
+			MethodName: "DeleteWebhook",
+			Handler:    _StoreService_DeleteWebhook_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchMessages",
+			Handler:       _StoreService_WatchMessages_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "mailroom/store/v1/store.proto",
 }

@@ -196,6 +196,20 @@ class Mailbox(_message.Message):
     state_reason: str
     def __init__(self, name: _Optional[str] = ..., provider: _Optional[_Union[Provider, str]] = ..., address: _Optional[str] = ..., display_name: _Optional[str] = ..., state: _Optional[_Union[MailboxState, str]] = ..., state_reason: _Optional[str] = ..., authorization_url: _Optional[str] = ..., imap: _Optional[_Union[ImapSettings, _Mapping]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., last_sync_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., message_count: _Optional[int] = ...) -> None: ...
 
+class NotifyGmailPushRequest(_message.Message):
+    __slots__ = ["email_address", "history_id"]
+    EMAIL_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_ID_FIELD_NUMBER: _ClassVar[int]
+    email_address: str
+    history_id: int
+    def __init__(self, email_address: _Optional[str] = ..., history_id: _Optional[int] = ...) -> None: ...
+
+class NotifyGmailPushResponse(_message.Message):
+    __slots__ = ["mailboxes"]
+    MAILBOXES_FIELD_NUMBER: _ClassVar[int]
+    mailboxes: int
+    def __init__(self, mailboxes: _Optional[int] = ...) -> None: ...
+
 class PurgeUserDataRequest(_message.Message):
     __slots__ = ["user"]
     USER_FIELD_NUMBER: _ClassVar[int]

@@ -75,6 +75,11 @@ class IngestServiceStub(object):
         request_serializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.PurgeUserDataRequest.SerializeToString,
         response_deserializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.PurgeUserDataResponse.FromString,
         )
+    self.NotifyGmailPush = channel.unary_unary(
+        '/mailroom.ingest.v1.IngestService/NotifyGmailPush',
+        request_serializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.NotifyGmailPushRequest.SerializeToString,
+        response_deserializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.NotifyGmailPushResponse.FromString,
+        )
 
 
 class IngestServiceServicer(object):
@@ -177,6 +182,16 @@ class IngestServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def NotifyGmailPush(self, request, context):
+    """NotifyGmailPush tells ingest that Gmail has new history for an address,
+    from a Pub/Sub push that the gateway has verified: each ACTIVE Gmail
+    mailbox of that address gets an incremental sync, coalesced with one
+    that is queued or running. Only the gateway may call it.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -239,6 +254,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
           servicer.PurgeUserData,
           request_deserializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.PurgeUserDataRequest.FromString,
           response_serializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.PurgeUserDataResponse.SerializeToString,
+      ),
+      'NotifyGmailPush': grpc.unary_unary_rpc_method_handler(
+          servicer.NotifyGmailPush,
+          request_deserializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.NotifyGmailPushRequest.FromString,
+          response_serializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.NotifyGmailPushResponse.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(

@@ -12,6 +12,9 @@ MESSAGE_STATE_CLASSIFIED: MessageState
 MESSAGE_STATE_FAILED: MessageState
 MESSAGE_STATE_PENDING: MessageState
 MESSAGE_STATE_UNSPECIFIED: MessageState
+WEBHOOK_STATE_ACTIVE: WebhookState
+WEBHOOK_STATE_DISABLED: WebhookState
+WEBHOOK_STATE_UNSPECIFIED: WebhookState
 
 class CategoryCount(_message.Message):
     __slots__ = ["category", "count"]
@@ -20,6 +23,32 @@ class CategoryCount(_message.Message):
     category: str
     count: int
     def __init__(self, category: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class CreateWebhookRequest(_message.Message):
+    __slots__ = ["parent", "webhook", "webhook_id"]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_ID_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    webhook: Webhook
+    webhook_id: str
+    def __init__(self, parent: _Optional[str] = ..., webhook: _Optional[_Union[Webhook, _Mapping]] = ..., webhook_id: _Optional[str] = ...) -> None: ...
+
+class CreateWebhookResponse(_message.Message):
+    __slots__ = ["webhook"]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    webhook: Webhook
+    def __init__(self, webhook: _Optional[_Union[Webhook, _Mapping]] = ...) -> None: ...
+
+class DeleteWebhookRequest(_message.Message):
+    __slots__ = ["name"]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteWebhookResponse(_message.Message):
+    __slots__ = []
+    def __init__(self) -> None: ...
 
 class GetMessageRequest(_message.Message):
     __slots__ = ["name"]
@@ -57,6 +86,18 @@ class GetUsageResponse(_message.Message):
     usage: Usage
     def __init__(self, usage: _Optional[_Union[Usage, _Mapping]] = ...) -> None: ...
 
+class GetWebhookRequest(_message.Message):
+    __slots__ = ["name"]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetWebhookResponse(_message.Message):
+    __slots__ = ["webhook"]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    webhook: Webhook
+    def __init__(self, webhook: _Optional[_Union[Webhook, _Mapping]] = ...) -> None: ...
+
 class ListMessagesRequest(_message.Message):
     __slots__ = ["filter", "page_size", "page_token", "parent"]
     FILTER_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +117,24 @@ class ListMessagesResponse(_message.Message):
     messages: _containers.RepeatedCompositeFieldContainer[Message]
     next_page_token: str
     def __init__(self, messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListWebhooksRequest(_message.Message):
+    __slots__ = ["page_size", "page_token", "parent"]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    parent: str
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListWebhooksResponse(_message.Message):
+    __slots__ = ["next_page_token", "webhooks"]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOKS_FIELD_NUMBER: _ClassVar[int]
+    next_page_token: str
+    webhooks: _containers.RepeatedCompositeFieldContainer[Webhook]
+    def __init__(self, webhooks: _Optional[_Iterable[_Union[Webhook, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class MailboxCount(_message.Message):
     __slots__ = ["classified", "count", "mailbox"]
@@ -223,5 +282,68 @@ class Usage(_message.Message):
     user_classifications: int
     def __init__(self, name: _Optional[str] = ..., classifications: _Optional[int] = ..., rule_classifications: _Optional[int] = ..., llm_classifications: _Optional[int] = ..., cache_classifications: _Optional[int] = ..., requests: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., cost_micros: _Optional[int] = ..., start_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., cached_prompt_tokens: _Optional[int] = ..., models: _Optional[_Iterable[_Union[ModelUsage, _Mapping]]] = ..., dead_letters: _Optional[int] = ..., learned_classifications: _Optional[int] = ..., user_classifications: _Optional[int] = ...) -> None: ...
 
+class WatchMessagesRequest(_message.Message):
+    __slots__ = ["cursor", "filter", "parent"]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    cursor: str
+    filter: str
+    parent: str
+    def __init__(self, parent: _Optional[str] = ..., cursor: _Optional[str] = ..., filter: _Optional[str] = ...) -> None: ...
+
+class WatchMessagesResponse(_message.Message):
+    __slots__ = ["cursor", "heartbeat", "message"]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    cursor: str
+    heartbeat: bool
+    message: Message
+    def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ..., cursor: _Optional[str] = ..., heartbeat: bool = ...) -> None: ...
+
+class Webhook(_message.Message):
+    __slots__ = ["consecutive_failures", "create_time", "disable_reason", "display_name", "last_error", "last_failure_time", "last_success_time", "name", "secret", "state", "url"]
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    DISABLE_REASON_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAST_FAILURE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LAST_SUCCESS_TIME_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    consecutive_failures: int
+    create_time: _timestamp_pb2.Timestamp
+    disable_reason: str
+    display_name: str
+    last_error: str
+    last_failure_time: _timestamp_pb2.Timestamp
+    last_success_time: _timestamp_pb2.Timestamp
+    name: str
+    secret: str
+    state: WebhookState
+    url: str
+    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ..., display_name: _Optional[str] = ..., state: _Optional[_Union[WebhookState, str]] = ..., secret: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., last_success_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., last_failure_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., consecutive_failures: _Optional[int] = ..., disable_reason: _Optional[str] = ...) -> None: ...
+
+class WebhookEvent(_message.Message):
+    __slots__ = ["create_time", "id", "message", "type", "webhook"]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    create_time: _timestamp_pb2.Timestamp
+    id: str
+    message: Message
+    type: str
+    webhook: str
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., webhook: _Optional[str] = ..., message: _Optional[_Union[Message, _Mapping]] = ...) -> None: ...
+
 class MessageState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []
+
+class WebhookState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []

@@ -44,6 +44,31 @@ class StoreServiceStub(object):
         request_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.PurgeUserDataRequest.SerializeToString,
         response_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.PurgeUserDataResponse.FromString,
         )
+    self.WatchMessages = channel.unary_stream(
+        '/mailroom.store.v1.StoreService/WatchMessages',
+        request_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.WatchMessagesRequest.SerializeToString,
+        response_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.WatchMessagesResponse.FromString,
+        )
+    self.CreateWebhook = channel.unary_unary(
+        '/mailroom.store.v1.StoreService/CreateWebhook',
+        request_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.CreateWebhookRequest.SerializeToString,
+        response_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.CreateWebhookResponse.FromString,
+        )
+    self.GetWebhook = channel.unary_unary(
+        '/mailroom.store.v1.StoreService/GetWebhook',
+        request_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.GetWebhookRequest.SerializeToString,
+        response_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.GetWebhookResponse.FromString,
+        )
+    self.ListWebhooks = channel.unary_unary(
+        '/mailroom.store.v1.StoreService/ListWebhooks',
+        request_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.ListWebhooksRequest.SerializeToString,
+        response_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.ListWebhooksResponse.FromString,
+        )
+    self.DeleteWebhook = channel.unary_unary(
+        '/mailroom.store.v1.StoreService/DeleteWebhook',
+        request_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.DeleteWebhookRequest.SerializeToString,
+        response_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.DeleteWebhookResponse.FromString,
+        )
 
 
 class StoreServiceServicer(object):
@@ -98,6 +123,45 @@ class StoreServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def WatchMessages(self, request, context):
+    """WatchMessages streams a user's messages as they are stored and as their
+    classifications land, oldest change first, with a heartbeat when
+    nothing happens. Every response carries a cursor: a stream started again
+    with the last cursor received misses no change and repeats none.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def CreateWebhook(self, request, context):
+    """CreateWebhook registers an endpoint that receives every classification
+    of the user's mail, signed with a secret that only this answer shows.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def GetWebhook(self, request, context):
+    """GetWebhook returns a webhook with its delivery state.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def ListWebhooks(self, request, context):
+    """ListWebhooks lists a user's webhooks.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def DeleteWebhook(self, request, context):
+    """DeleteWebhook deletes a webhook; deliveries still queued for it are dropped.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_StoreServiceServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -130,6 +194,31 @@ def add_StoreServiceServicer_to_server(servicer, server):
           servicer.PurgeUserData,
           request_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.PurgeUserDataRequest.FromString,
           response_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.PurgeUserDataResponse.SerializeToString,
+      ),
+      'WatchMessages': grpc.unary_stream_rpc_method_handler(
+          servicer.WatchMessages,
+          request_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.WatchMessagesRequest.FromString,
+          response_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.WatchMessagesResponse.SerializeToString,
+      ),
+      'CreateWebhook': grpc.unary_unary_rpc_method_handler(
+          servicer.CreateWebhook,
+          request_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.CreateWebhookRequest.FromString,
+          response_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.CreateWebhookResponse.SerializeToString,
+      ),
+      'GetWebhook': grpc.unary_unary_rpc_method_handler(
+          servicer.GetWebhook,
+          request_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.GetWebhookRequest.FromString,
+          response_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.GetWebhookResponse.SerializeToString,
+      ),
+      'ListWebhooks': grpc.unary_unary_rpc_method_handler(
+          servicer.ListWebhooks,
+          request_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.ListWebhooksRequest.FromString,
+          response_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.ListWebhooksResponse.SerializeToString,
+      ),
+      'DeleteWebhook': grpc.unary_unary_rpc_method_handler(
+          servicer.DeleteWebhook,
+          request_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.DeleteWebhookRequest.FromString,
+          response_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.DeleteWebhookResponse.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(

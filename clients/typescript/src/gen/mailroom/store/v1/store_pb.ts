@@ -14,7 +14,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file mailroom/store/v1/store.proto.
  */
 export const file_mailroom_store_v1_store: GenFile = /*@__PURE__*/
-  fileDesc("Ch1tYWlscm9vbS9zdG9yZS92MS9zdG9yZS5wcm90bxIRbWFpbHJvb20uc3RvcmUudjEivAMKB01lc3NhZ2USDAoEbmFtZRgBIAEoCRIPCgdtYWlsYm94GAIgASgJEhsKE3Byb3ZpZGVyX21lc3NhZ2VfaWQYAyABKAkSDwoHc3ViamVjdBgEIAEoCRIMCgRmcm9tGAUgASgJEgoKAnRvGAYgAygJEjEKDXJlY2VpdmVkX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3NuaXBwZXQYCCABKAkSEgoKc2l6ZV9ieXRlcxgJIAEoAxIYChBhdHRhY2htZW50X25hbWVzGAogAygJEi4KBXN0YXRlGAsgASgOMh8ubWFpbHJvb20uc3RvcmUudjEuTWVzc2FnZVN0YXRlEjgKDmNsYXNzaWZpY2F0aW9uGAwgASgLMiAubWFpbHJvb20ubWFpbC52MS5DbGFzc2lmaWNhdGlvbhIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGJvZHkYDyABKAkiXAoTTGlzdE1lc3NhZ2VzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSDgoGZmlsdGVyGAQgASgJIl0KFExpc3RNZXNzYWdlc1Jlc3BvbnNlEiwKCG1lc3NhZ2VzGAEgAygLMhoubWFpbHJvb20uc3RvcmUudjEuTWVzc2FnZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIQoRR2V0TWVzc2FnZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJBChJHZXRNZXNzYWdlUmVzcG9uc2USKwoHbWVzc2FnZRgBIAEoCzIaLm1haWxyb29tLnN0b3JlLnYxLk1lc3NhZ2UidAoUVXBkYXRlTWVzc2FnZVJlcXVlc3QSKwoHbWVzc2FnZRgBIAEoCzIaLm1haWxyb29tLnN0b3JlLnYxLk1lc3NhZ2USLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkQKFVVwZGF0ZU1lc3NhZ2VSZXNwb25zZRIrCgdtZXNzYWdlGAEgASgLMhoubWFpbHJvb20uc3RvcmUudjEuTWVzc2FnZSIwCg1DYXRlZ29yeUNvdW50EhAKCGNhdGVnb3J5GAEgASgJEg0KBWNvdW50GAIgASgDIkIKDE1haWxib3hDb3VudBIPCgdtYWlsYm94GAEgASgJEg0KBWNvdW50GAIgASgDEhIKCmNsYXNzaWZpZWQYAyABKAMiwwEKBVN0YXRzEgwKBG5hbWUYASABKAkSDQoFdG90YWwYAiABKAMSEgoKY2xhc3NpZmllZBgDIAEoAxIPCgdwZW5kaW5nGAQgASgDEg4KBmZhaWxlZBgFIAEoAxI0CgpjYXRlZ29yaWVzGAYgAygLMiAubWFpbHJvb20uc3RvcmUudjEuQ2F0ZWdvcnlDb3VudBIyCgltYWlsYm94ZXMYByADKAsyHy5tYWlscm9vbS5zdG9yZS52MS5NYWlsYm94Q291bnQiHwoPR2V0U3RhdHNSZXF1ZXN0EgwKBG5hbWUYASABKAkiOwoQR2V0U3RhdHNSZXNwb25zZRInCgVzdGF0cxgBIAEoCzIYLm1haWxyb29tLnN0b3JlLnYxLlN0YXRzIuEDCgVVc2FnZRIMCgRuYW1lGAEgASgJEhcKD2NsYXNzaWZpY2F0aW9ucxgCIAEoAxIcChRydWxlX2NsYXNzaWZpY2F0aW9ucxgDIAEoAxIbChNsbG1fY2xhc3NpZmljYXRpb25zGAQgASgDEh0KFWNhY2hlX2NsYXNzaWZpY2F0aW9ucxgFIAEoAxIQCghyZXF1ZXN0cxgGIAEoAxIVCg1wcm9tcHRfdG9rZW5zGAcgASgDEhkKEWNvbXBsZXRpb25fdG9rZW5zGAggASgDEhMKC2Nvc3RfbWljcm9zGAkgASgDEi4KCnN0YXJ0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIcChRjYWNoZWRfcHJvbXB0X3Rva2VucxgMIAEoAxItCgZtb2RlbHMYDSADKAsyHS5tYWlscm9vbS5zdG9yZS52MS5Nb2RlbFVzYWdlEhQKDGRlYWRfbGV0dGVycxgOIAEoAxIfChdsZWFybmVkX2NsYXNzaWZpY2F0aW9ucxgPIAEoAxIcChR1c2VyX2NsYXNzaWZpY2F0aW9ucxgQIAEoAyKSAQoKTW9kZWxVc2FnZRINCgVtb2RlbBgBIAEoCRIQCghyZXF1ZXN0cxgCIAEoAxIVCg1wcm9tcHRfdG9rZW5zGAMgASgDEhwKFGNhY2hlZF9wcm9tcHRfdG9rZW5zGAQgASgDEhkKEWNvbXBsZXRpb25fdG9rZW5zGAUgASgDEhMKC2Nvc3RfbWljcm9zGAYgASgDIh8KD0dldFVzYWdlUmVxdWVzdBIMCgRuYW1lGAEgASgJIjsKEEdldFVzYWdlUmVzcG9uc2USJwoFdXNhZ2UYASABKAsyGC5tYWlscm9vbS5zdG9yZS52MS5Vc2FnZSIkChRQdXJnZVVzZXJEYXRhUmVxdWVzdBIMCgR1c2VyGAEgASgJIo8BChVQdXJnZVVzZXJEYXRhUmVzcG9uc2USRgoHZGVsZXRlZBgBIAMoCzI1Lm1haWxyb29tLnN0b3JlLnYxLlB1cmdlVXNlckRhdGFSZXNwb25zZS5EZWxldGVkRW50cnkaLgoMRGVsZXRlZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEqgAEKDE1lc3NhZ2VTdGF0ZRIdChlNRVNTQUdFX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVTUVTU0FHRV9TVEFURV9QRU5ESU5HEAESHAoYTUVTU0FHRV9TVEFURV9DTEFTU0lGSUVEEAISGAoUTUVTU0FHRV9TVEFURV9GQUlMRUQQAzK8BAoMU3RvcmVTZXJ2aWNlEl8KDExpc3RNZXNzYWdlcxImLm1haWxyb29tLnN0b3JlLnYxLkxpc3RNZXNzYWdlc1JlcXVlc3QaJy5tYWlscm9vbS5zdG9yZS52MS5MaXN0TWVzc2FnZXNSZXNwb25zZRJZCgpHZXRNZXNzYWdlEiQubWFpbHJvb20uc3RvcmUudjEuR2V0TWVzc2FnZVJlcXVlc3QaJS5tYWlscm9vbS5zdG9yZS52MS5HZXRNZXNzYWdlUmVzcG9uc2USYgoNVXBkYXRlTWVzc2FnZRInLm1haWxyb29tLnN0b3JlLnYxLlVwZGF0ZU1lc3NhZ2VSZXF1ZXN0GigubWFpbHJvb20uc3RvcmUudjEuVXBkYXRlTWVzc2FnZVJlc3BvbnNlElMKCEdldFN0YXRzEiIubWFpbHJvb20uc3RvcmUudjEuR2V0U3RhdHNSZXF1ZXN0GiMubWFpbHJvb20uc3RvcmUudjEuR2V0U3RhdHNSZXNwb25zZRJTCghHZXRVc2FnZRIiLm1haWxyb29tLnN0b3JlLnYxLkdldFVzYWdlUmVxdWVzdBojLm1haWxyb29tLnN0b3JlLnYxLkdldFVzYWdlUmVzcG9uc2USYgoNUHVyZ2VVc2VyRGF0YRInLm1haWxyb29tLnN0b3JlLnYxLlB1cmdlVXNlckRhdGFSZXF1ZXN0GigubWFpbHJvb20uc3RvcmUudjEuUHVyZ2VVc2VyRGF0YVJlc3BvbnNlQi9aLW1haWxyb29tLmRldi9nZW4vZ28vbWFpbHJvb20vc3RvcmUvdjE7c3RvcmV2MWIGcHJvdG8z", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_mailroom_mail_v1_mail]);
+  fileDesc("Ch1tYWlscm9vbS9zdG9yZS92MS9zdG9yZS5wcm90bxIRbWFpbHJvb20uc3RvcmUudjEivAMKB01lc3NhZ2USDAoEbmFtZRgBIAEoCRIPCgdtYWlsYm94GAIgASgJEhsKE3Byb3ZpZGVyX21lc3NhZ2VfaWQYAyABKAkSDwoHc3ViamVjdBgEIAEoCRIMCgRmcm9tGAUgASgJEgoKAnRvGAYgAygJEjEKDXJlY2VpdmVkX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3NuaXBwZXQYCCABKAkSEgoKc2l6ZV9ieXRlcxgJIAEoAxIYChBhdHRhY2htZW50X25hbWVzGAogAygJEi4KBXN0YXRlGAsgASgOMh8ubWFpbHJvb20uc3RvcmUudjEuTWVzc2FnZVN0YXRlEjgKDmNsYXNzaWZpY2F0aW9uGAwgASgLMiAubWFpbHJvb20ubWFpbC52MS5DbGFzc2lmaWNhdGlvbhIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGJvZHkYDyABKAkiXAoTTGlzdE1lc3NhZ2VzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkSDgoGZmlsdGVyGAQgASgJIl0KFExpc3RNZXNzYWdlc1Jlc3BvbnNlEiwKCG1lc3NhZ2VzGAEgAygLMhoubWFpbHJvb20uc3RvcmUudjEuTWVzc2FnZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIQoRR2V0TWVzc2FnZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJBChJHZXRNZXNzYWdlUmVzcG9uc2USKwoHbWVzc2FnZRgBIAEoCzIaLm1haWxyb29tLnN0b3JlLnYxLk1lc3NhZ2UidAoUVXBkYXRlTWVzc2FnZVJlcXVlc3QSKwoHbWVzc2FnZRgBIAEoCzIaLm1haWxyb29tLnN0b3JlLnYxLk1lc3NhZ2USLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkQKFVVwZGF0ZU1lc3NhZ2VSZXNwb25zZRIrCgdtZXNzYWdlGAEgASgLMhoubWFpbHJvb20uc3RvcmUudjEuTWVzc2FnZSIwCg1DYXRlZ29yeUNvdW50EhAKCGNhdGVnb3J5GAEgASgJEg0KBWNvdW50GAIgASgDIkIKDE1haWxib3hDb3VudBIPCgdtYWlsYm94GAEgASgJEg0KBWNvdW50GAIgASgDEhIKCmNsYXNzaWZpZWQYAyABKAMiwwEKBVN0YXRzEgwKBG5hbWUYASABKAkSDQoFdG90YWwYAiABKAMSEgoKY2xhc3NpZmllZBgDIAEoAxIPCgdwZW5kaW5nGAQgASgDEg4KBmZhaWxlZBgFIAEoAxI0CgpjYXRlZ29yaWVzGAYgAygLMiAubWFpbHJvb20uc3RvcmUudjEuQ2F0ZWdvcnlDb3VudBIyCgltYWlsYm94ZXMYByADKAsyHy5tYWlscm9vbS5zdG9yZS52MS5NYWlsYm94Q291bnQiHwoPR2V0U3RhdHNSZXF1ZXN0EgwKBG5hbWUYASABKAkiOwoQR2V0U3RhdHNSZXNwb25zZRInCgVzdGF0cxgBIAEoCzIYLm1haWxyb29tLnN0b3JlLnYxLlN0YXRzIuEDCgVVc2FnZRIMCgRuYW1lGAEgASgJEhcKD2NsYXNzaWZpY2F0aW9ucxgCIAEoAxIcChRydWxlX2NsYXNzaWZpY2F0aW9ucxgDIAEoAxIbChNsbG1fY2xhc3NpZmljYXRpb25zGAQgASgDEh0KFWNhY2hlX2NsYXNzaWZpY2F0aW9ucxgFIAEoAxIQCghyZXF1ZXN0cxgGIAEoAxIVCg1wcm9tcHRfdG9rZW5zGAcgASgDEhkKEWNvbXBsZXRpb25fdG9rZW5zGAggASgDEhMKC2Nvc3RfbWljcm9zGAkgASgDEi4KCnN0YXJ0X3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIcChRjYWNoZWRfcHJvbXB0X3Rva2VucxgMIAEoAxItCgZtb2RlbHMYDSADKAsyHS5tYWlscm9vbS5zdG9yZS52MS5Nb2RlbFVzYWdlEhQKDGRlYWRfbGV0dGVycxgOIAEoAxIfChdsZWFybmVkX2NsYXNzaWZpY2F0aW9ucxgPIAEoAxIcChR1c2VyX2NsYXNzaWZpY2F0aW9ucxgQIAEoAyKSAQoKTW9kZWxVc2FnZRINCgVtb2RlbBgBIAEoCRIQCghyZXF1ZXN0cxgCIAEoAxIVCg1wcm9tcHRfdG9rZW5zGAMgASgDEhwKFGNhY2hlZF9wcm9tcHRfdG9rZW5zGAQgASgDEhkKEWNvbXBsZXRpb25fdG9rZW5zGAUgASgDEhMKC2Nvc3RfbWljcm9zGAYgASgDIh8KD0dldFVzYWdlUmVxdWVzdBIMCgRuYW1lGAEgASgJIjsKEEdldFVzYWdlUmVzcG9uc2USJwoFdXNhZ2UYASABKAsyGC5tYWlscm9vbS5zdG9yZS52MS5Vc2FnZSIkChRQdXJnZVVzZXJEYXRhUmVxdWVzdBIMCgR1c2VyGAEgASgJIo8BChVQdXJnZVVzZXJEYXRhUmVzcG9uc2USRgoHZGVsZXRlZBgBIAMoCzI1Lm1haWxyb29tLnN0b3JlLnYxLlB1cmdlVXNlckRhdGFSZXNwb25zZS5EZWxldGVkRW50cnkaLgoMRGVsZXRlZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEiRgoUV2F0Y2hNZXNzYWdlc1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEg4KBmN1cnNvchgCIAEoCRIOCgZmaWx0ZXIYAyABKAkiZwoVV2F0Y2hNZXNzYWdlc1Jlc3BvbnNlEisKB21lc3NhZ2UYASABKAsyGi5tYWlscm9vbS5zdG9yZS52MS5NZXNzYWdlEg4KBmN1cnNvchgCIAEoCRIRCgloZWFydGJlYXQYAyABKAgi4wIKB1dlYmhvb2sSDAoEbmFtZRgBIAEoCRILCgN1cmwYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEi4KBXN0YXRlGAQgASgOMh8ubWFpbHJvb20uc3RvcmUudjEuV2ViaG9va1N0YXRlEg4KBnNlY3JldBgFIAEoCRIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGFzdF9zdWNjZXNzX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjUKEWxhc3RfZmFpbHVyZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpsYXN0X2Vycm9yGAkgASgJEhwKFGNvbnNlY3V0aXZlX2ZhaWx1cmVzGAogASgDEhYKDmRpc2FibGVfcmVhc29uGAsgASgJIpcBCgxXZWJob29rRXZlbnQSCgoCaWQYASABKAkSDAoEdHlwZRgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHd2ViaG9vaxgEIAEoCRIrCgdtZXNzYWdlGAUgASgLMhoubWFpbHJvb20uc3RvcmUudjEuTWVzc2FnZSJnChRDcmVhdGVXZWJob29rUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSKwoHd2ViaG9vaxgCIAEoCzIaLm1haWxyb29tLnN0b3JlLnYxLldlYmhvb2sSEgoKd2ViaG9va19pZBgDIAEoCSJEChVDcmVhdGVXZWJob29rUmVzcG9uc2USKwoHd2ViaG9vaxgBIAEoCzIaLm1haWxyb29tLnN0b3JlLnYxLldlYmhvb2siIQoRR2V0V2ViaG9va1JlcXVlc3QSDAoEbmFtZRgBIAEoCSJBChJHZXRXZWJob29rUmVzcG9uc2USKwoHd2ViaG9vaxgBIAEoCzIaLm1haWxyb29tLnN0b3JlLnYxLldlYmhvb2siTAoTTGlzdFdlYmhvb2tzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiXQoUTGlzdFdlYmhvb2tzUmVzcG9uc2USLAoId2ViaG9va3MYASADKAsyGi5tYWlscm9vbS5zdG9yZS52MS5XZWJob29rEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIkChREZWxldGVXZWJob29rUmVxdWVzdBIMCgRuYW1lGAEgASgJIhcKFURlbGV0ZVdlYmhvb2tSZXNwb25zZSqAAQoMTWVzc2FnZVN0YXRlEh0KGU1FU1NBR0VfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVNRVNTQUdFX1NUQVRFX1BFTkRJTkcQARIcChhNRVNTQUdFX1NUQVRFX0NMQVNTSUZJRUQQAhIYChRNRVNTQUdFX1NUQVRFX0ZBSUxFRBADKmMKDFdlYmhvb2tTdGF0ZRIdChlXRUJIT09LX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUV0VCSE9PS19TVEFURV9BQ1RJVkUQARIaChZXRUJIT09LX1NUQVRFX0RJU0FCTEVEEAIypggKDFN0b3JlU2VydmljZRJfCgxMaXN0TWVzc2FnZXMSJi5tYWlscm9vbS5zdG9yZS52MS5MaXN0TWVzc2FnZXNSZXF1ZXN0GicubWFpbHJvb20uc3RvcmUudjEuTGlzdE1lc3NhZ2VzUmVzcG9uc2USWQoKR2V0TWVzc2FnZRIkLm1haWxyb29tLnN0b3JlLnYxLkdldE1lc3NhZ2VSZXF1ZXN0GiUubWFpbHJvb20uc3RvcmUudjEuR2V0TWVzc2FnZVJlc3BvbnNlEmIKDVVwZGF0ZU1lc3NhZ2USJy5tYWlscm9vbS5zdG9yZS52MS5VcGRhdGVNZXNzYWdlUmVxdWVzdBooLm1haWxyb29tLnN0b3JlLnYxLlVwZGF0ZU1lc3NhZ2VSZXNwb25zZRJTCghHZXRTdGF0cxIiLm1haWxyb29tLnN0b3JlLnYxLkdldFN0YXRzUmVxdWVzdBojLm1haWxyb29tLnN0b3JlLnYxLkdldFN0YXRzUmVzcG9uc2USUwoIR2V0VXNhZ2USIi5tYWlscm9vbS5zdG9yZS52MS5HZXRVc2FnZVJlcXVlc3QaIy5tYWlscm9vbS5zdG9yZS52MS5HZXRVc2FnZVJlc3BvbnNlEmIKDVB1cmdlVXNlckRhdGESJy5tYWlscm9vbS5zdG9yZS52MS5QdXJnZVVzZXJEYXRhUmVxdWVzdBooLm1haWxyb29tLnN0b3JlLnYxLlB1cmdlVXNlckRhdGFSZXNwb25zZRJkCg1XYXRjaE1lc3NhZ2VzEicubWFpbHJvb20uc3RvcmUudjEuV2F0Y2hNZXNzYWdlc1JlcXVlc3QaKC5tYWlscm9vbS5zdG9yZS52MS5XYXRjaE1lc3NhZ2VzUmVzcG9uc2UwARJiCg1DcmVhdGVXZWJob29rEicubWFpbHJvb20uc3RvcmUudjEuQ3JlYXRlV2ViaG9va1JlcXVlc3QaKC5tYWlscm9vbS5zdG9yZS52MS5DcmVhdGVXZWJob29rUmVzcG9uc2USWQoKR2V0V2ViaG9vaxIkLm1haWxyb29tLnN0b3JlLnYxLkdldFdlYmhvb2tSZXF1ZXN0GiUubWFpbHJvb20uc3RvcmUudjEuR2V0V2ViaG9va1Jlc3BvbnNlEl8KDExpc3RXZWJob29rcxImLm1haWxyb29tLnN0b3JlLnYxLkxpc3RXZWJob29rc1JlcXVlc3QaJy5tYWlscm9vbS5zdG9yZS52MS5MaXN0V2ViaG9va3NSZXNwb25zZRJiCg1EZWxldGVXZWJob29rEicubWFpbHJvb20uc3RvcmUudjEuRGVsZXRlV2ViaG9va1JlcXVlc3QaKC5tYWlscm9vbS5zdG9yZS52MS5EZWxldGVXZWJob29rUmVzcG9uc2VCL1otbWFpbHJvb20uZGV2L2dlbi9nby9tYWlscm9vbS9zdG9yZS92MTtzdG9yZXYxYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_mailroom_mail_v1_mail]);
 
 /**
  * Message is a mail's metadata and classification.
@@ -736,6 +736,422 @@ export const PurgeUserDataResponseSchema: GenMessage<PurgeUserDataResponse> = /*
   messageDesc(file_mailroom_store_v1_store, 17);
 
 /**
+ * WatchMessagesRequest is the request of WatchMessages.
+ *
+ * @generated from message mailroom.store.v1.WatchMessagesRequest
+ */
+export type WatchMessagesRequest = Message$1<"mailroom.store.v1.WatchMessagesRequest"> & {
+  /**
+   * Parent is users/{user}.
+   *
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
+
+  /**
+   * Cursor is the cursor of the last response a previous stream delivered;
+   * the stream resumes right after it. Empty starts at the present: only
+   * changes from now on are sent.
+   *
+   * @generated from field: string cursor = 2;
+   */
+  cursor: string;
+
+  /**
+   * Filter narrows the stream to the messages it selects, as in
+   * ListMessages; changes that it skips still move the cursor.
+   *
+   * @generated from field: string filter = 3;
+   */
+  filter: string;
+};
+
+/**
+ * Describes the message mailroom.store.v1.WatchMessagesRequest.
+ * Use `create(WatchMessagesRequestSchema)` to create a new message.
+ */
+export const WatchMessagesRequestSchema: GenMessage<WatchMessagesRequest> = /*@__PURE__*/
+  messageDesc(file_mailroom_store_v1_store, 18);
+
+/**
+ * WatchMessagesResponse is one change of WatchMessages, or a heartbeat.
+ *
+ * @generated from message mailroom.store.v1.WatchMessagesResponse
+ */
+export type WatchMessagesResponse = Message$1<"mailroom.store.v1.WatchMessagesResponse"> & {
+  /**
+   * Message is the message as stored after the change (without body);
+   * unset on a heartbeat.
+   *
+   * @generated from field: mailroom.store.v1.Message message = 1;
+   */
+  message?: Message | undefined;
+
+  /**
+   * Cursor resumes the stream right after this response.
+   *
+   * @generated from field: string cursor = 2;
+   */
+  cursor: string;
+
+  /**
+   * Heartbeat is true on a response sent because nothing changed for a
+   * while; it carries no message.
+   *
+   * @generated from field: bool heartbeat = 3;
+   */
+  heartbeat: boolean;
+};
+
+/**
+ * Describes the message mailroom.store.v1.WatchMessagesResponse.
+ * Use `create(WatchMessagesResponseSchema)` to create a new message.
+ */
+export const WatchMessagesResponseSchema: GenMessage<WatchMessagesResponse> = /*@__PURE__*/
+  messageDesc(file_mailroom_store_v1_store, 19);
+
+/**
+ * Webhook is an HTTPS endpoint that receives each classification of a
+ * user's mail as a signed POST (see WebhookEvent).
+ *
+ * @generated from message mailroom.store.v1.Webhook
+ */
+export type Webhook = Message$1<"mailroom.store.v1.Webhook"> & {
+  /**
+   * Name is the resource name, users/{user}/webhooks/{webhook}.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Url is where deliveries are POSTed (https, or http to an allowed host).
+   *
+   * @generated from field: string url = 2;
+   */
+  url: string;
+
+  /**
+   * DisplayName is a label of the user's choosing.
+   *
+   * @generated from field: string display_name = 3;
+   */
+  displayName: string;
+
+  /**
+   * State says whether the webhook receives deliveries.
+   *
+   * @generated from field: mailroom.store.v1.WebhookState state = 4;
+   */
+  state: WebhookState;
+
+  /**
+   * Secret signs the deliveries (HMAC-SHA256). Output only, and only in the
+   * answer of CreateWebhook: it is never shown again.
+   *
+   * @generated from field: string secret = 5;
+   */
+  secret: string;
+
+  /**
+   * CreateTime is when the webhook was created.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 6;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * LastSuccessTime is when a delivery last succeeded.
+   *
+   * @generated from field: google.protobuf.Timestamp last_success_time = 7;
+   */
+  lastSuccessTime?: Timestamp | undefined;
+
+  /**
+   * LastFailureTime is when a delivery attempt last failed.
+   *
+   * @generated from field: google.protobuf.Timestamp last_failure_time = 8;
+   */
+  lastFailureTime?: Timestamp | undefined;
+
+  /**
+   * LastError says why the last attempt failed ("HTTP 500", "timeout").
+   *
+   * @generated from field: string last_error = 9;
+   */
+  lastError: string;
+
+  /**
+   * ConsecutiveFailures counts failed attempts since the last success.
+   *
+   * @generated from field: int64 consecutive_failures = 10;
+   */
+  consecutiveFailures: bigint;
+
+  /**
+   * DisableReason says why a DISABLED webhook was disabled.
+   *
+   * @generated from field: string disable_reason = 11;
+   */
+  disableReason: string;
+};
+
+/**
+ * Describes the message mailroom.store.v1.Webhook.
+ * Use `create(WebhookSchema)` to create a new message.
+ */
+export const WebhookSchema: GenMessage<Webhook> = /*@__PURE__*/
+  messageDesc(file_mailroom_store_v1_store, 20);
+
+/**
+ * WebhookEvent is the JSON body of a delivery. The request carries the
+ * headers Mailroom-Webhook-Id, Mailroom-Event-Id and Mailroom-Signature:
+ * "t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" under the secret>".
+ *
+ * @generated from message mailroom.store.v1.WebhookEvent
+ */
+export type WebhookEvent = Message$1<"mailroom.store.v1.WebhookEvent"> & {
+  /**
+   * Id identifies the event; retries of one event carry the same id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Type is "message.classified".
+   *
+   * @generated from field: string type = 2;
+   */
+  type: string;
+
+  /**
+   * CreateTime is when the event was made.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 3;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * Webhook is the webhook's resource name.
+   *
+   * @generated from field: string webhook = 4;
+   */
+  webhook: string;
+
+  /**
+   * Message is the classified message (without body).
+   *
+   * @generated from field: mailroom.store.v1.Message message = 5;
+   */
+  message?: Message | undefined;
+};
+
+/**
+ * Describes the message mailroom.store.v1.WebhookEvent.
+ * Use `create(WebhookEventSchema)` to create a new message.
+ */
+export const WebhookEventSchema: GenMessage<WebhookEvent> = /*@__PURE__*/
+  messageDesc(file_mailroom_store_v1_store, 21);
+
+/**
+ * CreateWebhookRequest is the request of CreateWebhook.
+ *
+ * @generated from message mailroom.store.v1.CreateWebhookRequest
+ */
+export type CreateWebhookRequest = Message$1<"mailroom.store.v1.CreateWebhookRequest"> & {
+  /**
+   * Parent is users/{user}.
+   *
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
+
+  /**
+   * Webhook is the webhook to create; url is required.
+   *
+   * @generated from field: mailroom.store.v1.Webhook webhook = 2;
+   */
+  webhook?: Webhook | undefined;
+
+  /**
+   * WebhookId becomes the last part of the name; random when empty.
+   *
+   * @generated from field: string webhook_id = 3;
+   */
+  webhookId: string;
+};
+
+/**
+ * Describes the message mailroom.store.v1.CreateWebhookRequest.
+ * Use `create(CreateWebhookRequestSchema)` to create a new message.
+ */
+export const CreateWebhookRequestSchema: GenMessage<CreateWebhookRequest> = /*@__PURE__*/
+  messageDesc(file_mailroom_store_v1_store, 22);
+
+/**
+ * CreateWebhookResponse is the response of CreateWebhook.
+ *
+ * @generated from message mailroom.store.v1.CreateWebhookResponse
+ */
+export type CreateWebhookResponse = Message$1<"mailroom.store.v1.CreateWebhookResponse"> & {
+  /**
+   * Webhook is the created webhook, with its secret.
+   *
+   * @generated from field: mailroom.store.v1.Webhook webhook = 1;
+   */
+  webhook?: Webhook | undefined;
+};
+
+/**
+ * Describes the message mailroom.store.v1.CreateWebhookResponse.
+ * Use `create(CreateWebhookResponseSchema)` to create a new message.
+ */
+export const CreateWebhookResponseSchema: GenMessage<CreateWebhookResponse> = /*@__PURE__*/
+  messageDesc(file_mailroom_store_v1_store, 23);
+
+/**
+ * GetWebhookRequest is the request of GetWebhook.
+ *
+ * @generated from message mailroom.store.v1.GetWebhookRequest
+ */
+export type GetWebhookRequest = Message$1<"mailroom.store.v1.GetWebhookRequest"> & {
+  /**
+   * Name is users/{user}/webhooks/{webhook}.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message mailroom.store.v1.GetWebhookRequest.
+ * Use `create(GetWebhookRequestSchema)` to create a new message.
+ */
+export const GetWebhookRequestSchema: GenMessage<GetWebhookRequest> = /*@__PURE__*/
+  messageDesc(file_mailroom_store_v1_store, 24);
+
+/**
+ * GetWebhookResponse is the response of GetWebhook.
+ *
+ * @generated from message mailroom.store.v1.GetWebhookResponse
+ */
+export type GetWebhookResponse = Message$1<"mailroom.store.v1.GetWebhookResponse"> & {
+  /**
+   * Webhook is the webhook, without its secret.
+   *
+   * @generated from field: mailroom.store.v1.Webhook webhook = 1;
+   */
+  webhook?: Webhook | undefined;
+};
+
+/**
+ * Describes the message mailroom.store.v1.GetWebhookResponse.
+ * Use `create(GetWebhookResponseSchema)` to create a new message.
+ */
+export const GetWebhookResponseSchema: GenMessage<GetWebhookResponse> = /*@__PURE__*/
+  messageDesc(file_mailroom_store_v1_store, 25);
+
+/**
+ * ListWebhooksRequest is the request of ListWebhooks.
+ *
+ * @generated from message mailroom.store.v1.ListWebhooksRequest
+ */
+export type ListWebhooksRequest = Message$1<"mailroom.store.v1.ListWebhooksRequest"> & {
+  /**
+   * Parent is users/{user}.
+   *
+   * @generated from field: string parent = 1;
+   */
+  parent: string;
+
+  /**
+   * PageSize is the maximum number of webhooks to return (default 50, max 1000).
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * PageToken is a next_page_token of an earlier call.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message mailroom.store.v1.ListWebhooksRequest.
+ * Use `create(ListWebhooksRequestSchema)` to create a new message.
+ */
+export const ListWebhooksRequestSchema: GenMessage<ListWebhooksRequest> = /*@__PURE__*/
+  messageDesc(file_mailroom_store_v1_store, 26);
+
+/**
+ * ListWebhooksResponse is the response of ListWebhooks.
+ *
+ * @generated from message mailroom.store.v1.ListWebhooksResponse
+ */
+export type ListWebhooksResponse = Message$1<"mailroom.store.v1.ListWebhooksResponse"> & {
+  /**
+   * Webhooks are the webhooks of this page, by name.
+   *
+   * @generated from field: repeated mailroom.store.v1.Webhook webhooks = 1;
+   */
+  webhooks: Webhook[];
+
+  /**
+   * NextPageToken fetches the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message mailroom.store.v1.ListWebhooksResponse.
+ * Use `create(ListWebhooksResponseSchema)` to create a new message.
+ */
+export const ListWebhooksResponseSchema: GenMessage<ListWebhooksResponse> = /*@__PURE__*/
+  messageDesc(file_mailroom_store_v1_store, 27);
+
+/**
+ * DeleteWebhookRequest is the request of DeleteWebhook.
+ *
+ * @generated from message mailroom.store.v1.DeleteWebhookRequest
+ */
+export type DeleteWebhookRequest = Message$1<"mailroom.store.v1.DeleteWebhookRequest"> & {
+  /**
+   * Name is users/{user}/webhooks/{webhook}.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message mailroom.store.v1.DeleteWebhookRequest.
+ * Use `create(DeleteWebhookRequestSchema)` to create a new message.
+ */
+export const DeleteWebhookRequestSchema: GenMessage<DeleteWebhookRequest> = /*@__PURE__*/
+  messageDesc(file_mailroom_store_v1_store, 28);
+
+/**
+ * DeleteWebhookResponse is the response of DeleteWebhook.
+ *
+ * @generated from message mailroom.store.v1.DeleteWebhookResponse
+ */
+export type DeleteWebhookResponse = Message$1<"mailroom.store.v1.DeleteWebhookResponse"> & {
+};
+
+/**
+ * Describes the message mailroom.store.v1.DeleteWebhookResponse.
+ * Use `create(DeleteWebhookResponseSchema)` to create a new message.
+ */
+export const DeleteWebhookResponseSchema: GenMessage<DeleteWebhookResponse> = /*@__PURE__*/
+  messageDesc(file_mailroom_store_v1_store, 29);
+
+/**
  * MessageState is where a message is in the chain.
  *
  * @generated from enum mailroom.store.v1.MessageState
@@ -775,6 +1191,41 @@ export enum MessageState {
  */
 export const MessageStateSchema: GenEnum<MessageState> = /*@__PURE__*/
   enumDesc(file_mailroom_store_v1_store, 0);
+
+/**
+ * WebhookState is whether a webhook receives deliveries.
+ *
+ * @generated from enum mailroom.store.v1.WebhookState
+ */
+export enum WebhookState {
+  /**
+   * WEBHOOK_STATE_UNSPECIFIED is never returned.
+   *
+   * @generated from enum value: WEBHOOK_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * WEBHOOK_STATE_ACTIVE webhooks receive deliveries.
+   *
+   * @generated from enum value: WEBHOOK_STATE_ACTIVE = 1;
+   */
+  ACTIVE = 1,
+
+  /**
+   * WEBHOOK_STATE_DISABLED webhooks failed for longer than deliveries are
+   * retried, and receive nothing until they are created again.
+   *
+   * @generated from enum value: WEBHOOK_STATE_DISABLED = 2;
+   */
+  DISABLED = 2,
+}
+
+/**
+ * Describes the enum mailroom.store.v1.WebhookState.
+ */
+export const WebhookStateSchema: GenEnum<WebhookState> = /*@__PURE__*/
+  enumDesc(file_mailroom_store_v1_store, 1);
 
 /**
  * StoreService answers queries over messages and their classifications.
@@ -847,6 +1298,60 @@ export const StoreService: GenService<{
     methodKind: "unary";
     input: typeof PurgeUserDataRequestSchema;
     output: typeof PurgeUserDataResponseSchema;
+  },
+  /**
+   * WatchMessages streams a user's messages as they are stored and as their
+   * classifications land, oldest change first, with a heartbeat when
+   * nothing happens. Every response carries a cursor: a stream started again
+   * with the last cursor received misses no change and repeats none.
+   *
+   * @generated from rpc mailroom.store.v1.StoreService.WatchMessages
+   */
+  watchMessages: {
+    methodKind: "server_streaming";
+    input: typeof WatchMessagesRequestSchema;
+    output: typeof WatchMessagesResponseSchema;
+  },
+  /**
+   * CreateWebhook registers an endpoint that receives every classification
+   * of the user's mail, signed with a secret that only this answer shows.
+   *
+   * @generated from rpc mailroom.store.v1.StoreService.CreateWebhook
+   */
+  createWebhook: {
+    methodKind: "unary";
+    input: typeof CreateWebhookRequestSchema;
+    output: typeof CreateWebhookResponseSchema;
+  },
+  /**
+   * GetWebhook returns a webhook with its delivery state.
+   *
+   * @generated from rpc mailroom.store.v1.StoreService.GetWebhook
+   */
+  getWebhook: {
+    methodKind: "unary";
+    input: typeof GetWebhookRequestSchema;
+    output: typeof GetWebhookResponseSchema;
+  },
+  /**
+   * ListWebhooks lists a user's webhooks.
+   *
+   * @generated from rpc mailroom.store.v1.StoreService.ListWebhooks
+   */
+  listWebhooks: {
+    methodKind: "unary";
+    input: typeof ListWebhooksRequestSchema;
+    output: typeof ListWebhooksResponseSchema;
+  },
+  /**
+   * DeleteWebhook deletes a webhook; deliveries still queued for it are dropped.
+   *
+   * @generated from rpc mailroom.store.v1.StoreService.DeleteWebhook
+   */
+  deleteWebhook: {
+    methodKind: "unary";
+    input: typeof DeleteWebhookRequestSchema;
+    output: typeof DeleteWebhookResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_mailroom_store_v1_store, 0);

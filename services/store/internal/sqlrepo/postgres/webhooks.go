@@ -1,0 +1,138 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"mailroom.dev/services/store/internal/webhook"
+)
+
+const webhookColumns = `user_id, id, url, display_name, secret, state, create_time, last_success_time,
+    last_failure_time, last_error, consecutive_failures, disable_reason`
+
+func scanWebhook(row pgx.Row) (webhook.Webhook, error) {
+	var (
+		w               webhook.Webhook
+		state           string
+		success, failed *time.Time
+	)
+	err := row.Scan(&w.User, &w.ID, &w.URL, &w.DisplayName, &w.Secret, &state, &w.CreateTime, &success,
+		&failed, &w.LastError, &w.ConsecutiveFailures, &w.DisableReason)
+	if err != nil {
+		return webhook.Webhook{}, err
+	}
+	w.State = webhook.State(state)
+	w.CreateTime = w.CreateTime.UTC()
+	if success != nil {
+		w.LastSuccessTime = success.UTC()
+	}
+	if failed != nil {
+		w.LastFailureTime = failed.UTC()
+	}
+	return w, nil
+}
+
+// CreateWebhook implements webhook.Repository.
+func (r *Repository) CreateWebhook(ctx context.Context, w webhook.Webhook) error {
+	_, err := r.pool.Exec(ctx, `
+INSERT INTO store_webhooks (user_id, id, url, display_name, secret, state, create_time)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`, w.User, w.ID, w.URL, w.DisplayName, w.Secret, string(w.State), w.CreateTime)
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		return webhook.ErrExists
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: create webhook: %w", err)
+	}
+	return nil
+}
+
+// GetWebhook implements webhook.Repository.
+func (r *Repository) GetWebhook(ctx context.Context, user, id string) (webhook.Webhook, error) {
+	w, err := scanWebhook(r.pool.QueryRow(ctx, "SELECT "+webhookColumns+" FROM store_webhooks WHERE user_id = $1 AND id = $2", user, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return webhook.Webhook{}, webhook.ErrNotFound
+	}
+	if err != nil {
+		return webhook.Webhook{}, fmt.Errorf("postgres: get webhook: %w", err)
+	}
+	return w, nil
+}
+
+// ListWebhooks implements webhook.Repository.
+func (r *Repository) ListWebhooks(ctx context.Context, user, after string, limit int) ([]webhook.Webhook, error) {
+	rows, err := r.pool.Query(ctx, "SELECT "+webhookColumns+`
+FROM store_webhooks WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3`, user, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list webhooks: %w", err)
+	}
+	ws, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (webhook.Webhook, error) { return scanWebhook(row) })
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list webhooks: %w", err)
+	}
+	return ws, nil
+}
+
+// CountWebhooks implements webhook.Repository.
+func (r *Repository) CountWebhooks(ctx context.Context, user string) (int, error) {
+	var n int
+	if err := r.pool.QueryRow(ctx, "SELECT count(*) FROM store_webhooks WHERE user_id = $1", user).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: count webhooks: %w", err)
+	}
+	return n, nil
+}
+
+// DeleteWebhook implements webhook.Repository.
+func (r *Repository) DeleteWebhook(ctx context.Context, user, id string) error {
+	tag, err := r.pool.Exec(ctx, "DELETE FROM store_webhooks WHERE user_id = $1 AND id = $2", user, id)
+	if err != nil {
+		return fmt.Errorf("postgres: delete webhook: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return webhook.ErrNotFound
+	}
+	return nil
+}
+
+// DeleteUserWebhooks implements webhook.Repository.
+func (r *Repository) DeleteUserWebhooks(ctx context.Context, user string) (int64, error) {
+	tag, err := r.pool.Exec(ctx, "DELETE FROM store_webhooks WHERE user_id = $1", user)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete webhooks: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// RecordAttempt implements webhook.Repository.
+func (r *Repository) RecordAttempt(ctx context.Context, user, id string, at time.Time, errText string) error {
+	var err error
+	if errText == "" {
+		_, err = r.pool.Exec(ctx, `
+UPDATE store_webhooks SET last_success_time = greatest(last_success_time, $3), consecutive_failures = 0
+WHERE user_id = $1 AND id = $2`, user, id, at)
+	} else {
+		_, err = r.pool.Exec(ctx, `
+UPDATE store_webhooks SET last_failure_time = greatest(last_failure_time, $3), last_error = $4,
+    consecutive_failures = consecutive_failures + 1
+WHERE user_id = $1 AND id = $2`, user, id, at, errText)
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: record webhook attempt: %w", err)
+	}
+	return nil
+}
+
+// Disable implements webhook.Repository.
+func (r *Repository) Disable(ctx context.Context, user, id, reason string) error {
+	_, err := r.pool.Exec(ctx, `
+UPDATE store_webhooks SET state = 'disabled', disable_reason = $3 WHERE user_id = $1 AND id = $2`, user, id, reason)
+	if err != nil {
+		return fmt.Errorf("postgres: disable webhook: %w", err)
+	}
+	return nil
+}

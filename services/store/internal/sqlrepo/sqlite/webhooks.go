@@ -1,0 +1,148 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"mailroom.dev/services/store/internal/webhook"
+)
+
+const webhookColumns = `user_id, id, url, display_name, secret, state, create_time, last_success_time,
+    last_failure_time, last_error, consecutive_failures, disable_reason`
+
+func micro(t sql.NullInt64) time.Time {
+	if !t.Valid {
+		return time.Time{}
+	}
+	return time.UnixMicro(t.Int64).UTC()
+}
+
+func scanWebhook(row scanner) (webhook.Webhook, error) {
+	var (
+		w               webhook.Webhook
+		state           string
+		created         int64
+		success, failed sql.NullInt64
+	)
+	err := row.Scan(&w.User, &w.ID, &w.URL, &w.DisplayName, &w.Secret, &state, &created, &success,
+		&failed, &w.LastError, &w.ConsecutiveFailures, &w.DisableReason)
+	if err != nil {
+		return webhook.Webhook{}, err
+	}
+	w.State = webhook.State(state)
+	w.CreateTime = time.UnixMicro(created).UTC()
+	w.LastSuccessTime, w.LastFailureTime = micro(success), micro(failed)
+	return w, nil
+}
+
+// CreateWebhook implements webhook.Repository.
+func (r *Repository) CreateWebhook(ctx context.Context, w webhook.Webhook) error {
+	_, err := r.db.ExecContext(ctx, `
+INSERT INTO store_webhooks (user_id, id, url, display_name, secret, state, create_time)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`, w.User, w.ID, w.URL, w.DisplayName, w.Secret, string(w.State), w.CreateTime.UnixMicro())
+	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		return webhook.ErrExists
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: create webhook: %w", err)
+	}
+	return nil
+}
+
+// GetWebhook implements webhook.Repository.
+func (r *Repository) GetWebhook(ctx context.Context, user, id string) (webhook.Webhook, error) {
+	w, err := scanWebhook(r.db.QueryRowContext(ctx, "SELECT "+webhookColumns+" FROM store_webhooks WHERE user_id = $1 AND id = $2", user, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return webhook.Webhook{}, webhook.ErrNotFound
+	}
+	if err != nil {
+		return webhook.Webhook{}, fmt.Errorf("sqlite: get webhook: %w", err)
+	}
+	return w, nil
+}
+
+// ListWebhooks implements webhook.Repository.
+func (r *Repository) ListWebhooks(ctx context.Context, user, after string, limit int) ([]webhook.Webhook, error) {
+	rows, err := r.db.QueryContext(ctx, "SELECT "+webhookColumns+`
+FROM store_webhooks WHERE user_id = $1 AND id > $2 ORDER BY id LIMIT $3`, user, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list webhooks: %w", err)
+	}
+	defer rows.Close()
+	var out []webhook.Webhook
+	for rows.Next() {
+		w, err := scanWebhook(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list webhooks: %w", err)
+		}
+		out = append(out, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list webhooks: %w", err)
+	}
+	return out, nil
+}
+
+// CountWebhooks implements webhook.Repository.
+func (r *Repository) CountWebhooks(ctx context.Context, user string) (int, error) {
+	var n int
+	if err := r.db.QueryRowContext(ctx, "SELECT count(*) FROM store_webhooks WHERE user_id = $1", user).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: count webhooks: %w", err)
+	}
+	return n, nil
+}
+
+// DeleteWebhook implements webhook.Repository.
+func (r *Repository) DeleteWebhook(ctx context.Context, user, id string) error {
+	res, err := r.db.ExecContext(ctx, "DELETE FROM store_webhooks WHERE user_id = $1 AND id = $2", user, id)
+	if err != nil {
+		return fmt.Errorf("sqlite: delete webhook: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return webhook.ErrNotFound
+	}
+	return nil
+}
+
+// DeleteUserWebhooks implements webhook.Repository.
+func (r *Repository) DeleteUserWebhooks(ctx context.Context, user string) (int64, error) {
+	res, err := r.db.ExecContext(ctx, "DELETE FROM store_webhooks WHERE user_id = $1", user)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: delete webhooks: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// RecordAttempt implements webhook.Repository.
+func (r *Repository) RecordAttempt(ctx context.Context, user, id string, at time.Time, errText string) error {
+	var err error
+	if errText == "" {
+		_, err = r.db.ExecContext(ctx, `
+UPDATE store_webhooks SET last_success_time = max(coalesce(last_success_time, 0), $3), consecutive_failures = 0
+WHERE user_id = $1 AND id = $2`, user, id, at.UnixMicro())
+	} else {
+		_, err = r.db.ExecContext(ctx, `
+UPDATE store_webhooks SET last_failure_time = max(coalesce(last_failure_time, 0), $3), last_error = $4,
+    consecutive_failures = consecutive_failures + 1
+WHERE user_id = $1 AND id = $2`, user, id, at.UnixMicro(), errText)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: record webhook attempt: %w", err)
+	}
+	return nil
+}
+
+// Disable implements webhook.Repository.
+func (r *Repository) Disable(ctx context.Context, user, id, reason string) error {
+	_, err := r.db.ExecContext(ctx, `
+UPDATE store_webhooks SET state = 'disabled', disable_reason = $3 WHERE user_id = $1 AND id = $2`, user, id, reason)
+	if err != nil {
+		return fmt.Errorf("sqlite: disable webhook: %w", err)
+	}
+	return nil
+}

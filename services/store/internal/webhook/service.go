@@ -1,0 +1,135 @@
+package webhook
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"strings"
+	"time"
+
+	"mailroom.dev/platform/apierror"
+	"mailroom.dev/platform/netguard"
+	"mailroom.dev/platform/resname"
+)
+
+// MaxPerUser bounds a user's webhooks.
+const MaxPerUser = 20
+
+// Service is what the API does with webhooks: create (checking the URL
+// against the SSRF guard), get, list, delete.
+type Service struct {
+	repo  Repository
+	guard *netguard.Guard
+	now   func() time.Time
+}
+
+// NewService returns a service over repo whose URLs pass guard.
+func NewService(repo Repository, guard *netguard.Guard) *Service {
+	return &Service{repo: repo, guard: guard, now: time.Now}
+}
+
+// Repo returns the repository.
+func (s *Service) Repo() Repository { return s.repo }
+
+// Create registers w for user under id (random when empty) and returns it
+// with its secret.
+func (s *Service) Create(ctx context.Context, user, id string, w Webhook) (Webhook, error) {
+	if id == "" {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		id = "wh-" + hex.EncodeToString(b)
+	}
+	if !resname.ValidID(id) {
+		return Webhook{}, apierror.Invalid("webhook_id", "must be lowercase letters, digits and hyphens")
+	}
+	if why := CheckURL(w.URL, s.guard.Allowed); why != "" {
+		return Webhook{}, apierror.Invalid("webhook.url", "%s", why)
+	}
+	u, _ := url.Parse(w.URL)
+	if _, err := s.guard.Resolve(ctx, u.Hostname()); err != nil {
+		var refused *netguard.RefusedError
+		if errors.As(err, &refused) {
+			return Webhook{}, apierror.Invalid("webhook.url", "%s", refused.Error())
+		}
+		return Webhook{}, apierror.Invalid("webhook.url", "host %s does not resolve", u.Hostname())
+	}
+	if len(w.DisplayName) > 200 {
+		return Webhook{}, apierror.Invalid("webhook.display_name", "must be at most 200 characters")
+	}
+	n, err := s.repo.CountWebhooks(ctx, user)
+	if err != nil {
+		return Webhook{}, err
+	}
+	if n >= MaxPerUser {
+		return Webhook{}, apierror.Preconditionf("a user may have at most %d webhooks", MaxPerUser)
+	}
+	out := Webhook{
+		User: user, ID: id, URL: w.URL, DisplayName: w.DisplayName,
+		Secret: NewSecret(), State: StateActive, CreateTime: s.now().UTC().Truncate(time.Microsecond),
+	}
+	if err := s.repo.CreateWebhook(ctx, out); err != nil {
+		if errors.Is(err, ErrExists) {
+			return Webhook{}, apierror.AlreadyExistsf("webhook %s already exists", Name(user, id))
+		}
+		return Webhook{}, err
+	}
+	return out, nil
+}
+
+// Name returns users/{user}/webhooks/{id}.
+func Name(user, id string) string { return resname.User(user) + "/webhooks/" + id }
+
+// Get returns one of user's webhooks, without its secret.
+func (s *Service) Get(ctx context.Context, user, id string) (Webhook, error) {
+	w, err := s.repo.GetWebhook(ctx, user, id)
+	if errors.Is(err, ErrNotFound) {
+		return Webhook{}, apierror.NotFoundf("webhook %s does not exist", Name(user, id))
+	}
+	w.Secret = ""
+	return w, err
+}
+
+// List returns a page of user's webhooks, without secrets.
+func (s *Service) List(ctx context.Context, user string, size int, token string) ([]Webhook, string, error) {
+	switch {
+	case size < 0:
+		return nil, "", apierror.Invalid("page_size", "must not be negative")
+	case size == 0:
+		size = 50
+	case size > 1000:
+		size = 1000
+	}
+	var after string
+	if token != "" {
+		b, err := base64.RawURLEncoding.DecodeString(token)
+		if err != nil || !strings.HasPrefix(string(b), user+"/") {
+			return nil, "", apierror.Invalid("page_token", "is not a page token of this list")
+		}
+		after = strings.TrimPrefix(string(b), user+"/")
+	}
+	ws, err := s.repo.ListWebhooks(ctx, user, after, size+1)
+	if err != nil {
+		return nil, "", err
+	}
+	var next string
+	if len(ws) > size {
+		ws = ws[:size]
+		next = base64.RawURLEncoding.EncodeToString([]byte(user + "/" + ws[size-1].ID))
+	}
+	for i := range ws {
+		ws[i].Secret = ""
+	}
+	return ws, next, nil
+}
+
+// Delete deletes one of user's webhooks.
+func (s *Service) Delete(ctx context.Context, user, id string) error {
+	err := s.repo.DeleteWebhook(ctx, user, id)
+	if errors.Is(err, ErrNotFound) {
+		return apierror.NotFoundf("webhook %s does not exist", Name(user, id))
+	}
+	return err
+}
