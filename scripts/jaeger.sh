@@ -8,9 +8,10 @@
 # serves a placeholder page on the UI's port, and the HTTP API (/api/...)
 # in full.
 #
-# The module keeps v1 tags: v1.75.0 is the release Jaeger calls v2.12.0.
-# The first build compiles every storage backend Jaeger links (minutes);
-# later ones come from the Go build cache.
+# The Go module keeps v1 tags for the v2 binary. The first build compiles
+# the ~2,300 packages Jaeger links, every storage backend included (31 min
+# of wall time, 8 min of CPU, on this project's loaded 2-core machine);
+# later ones take their packages from the Go build cache and only link.
 #
 # usage: scripts/jaeger.sh OUT_DIR   (JAEGER_VERSION overrides the version)
 set -euo pipefail
@@ -24,6 +25,5 @@ if [ -z "$dir" ] || [ ! -d "$dir" ]; then
   exit 1
 fi
 cd "$dir"
-GOWORK=off CGO_ENABLED=0 go build -trimpath -o "$out/jaeger" ./cmd/jaeger
-"$out/jaeger" version 2>/dev/null | head -n 3 || true
+GOWORK=off CGO_ENABLED=0 go build -trimpath -ldflags "-X $mod/internal/version.latestVersion=$version" -o "$out/jaeger" ./cmd/jaeger
 echo "built $out/jaeger ($mod $version)"
