@@ -158,6 +158,11 @@ func TestHealthFollowsTheDatabase(t *testing.T) {
 	r.waitStatus(t, healthpb.HealthCheckResponse_SERVING, http.StatusOK)
 	proxy.setDown(true)
 	r.waitStatus(t, healthpb.HealthCheckResponse_NOT_SERVING, http.StatusServiceUnavailable)
+	// The process is alive: a liveness probe must not restart it.
+	resp, err := r.health.Check(context.Background(), &healthpb.HealthCheckRequest{Service: grpcserver.LivenessService})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("liveness: %v %v, want SERVING while the database is down", resp.GetStatus(), err)
+	}
 	proxy.setDown(false)
 	r.waitStatus(t, healthpb.HealthCheckResponse_SERVING, http.StatusOK)
 }
