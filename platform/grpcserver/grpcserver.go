@@ -113,6 +113,7 @@ func (s *Server) GRPC() *grpc.Server { return s.grpc }
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	s.mu.Lock()
 	s.started = true
+	s.health.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	s.publishLocked()
 	s.mu.Unlock()
 
@@ -144,6 +145,12 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	}
 	return nil
 }
+
+// LivenessService is the grpc.health.v1 service name that is SERVING for
+// as long as the server runs, whatever SetServing says: what a liveness
+// probe asks (the server as a whole, "", is NOT_SERVING while a
+// dependency is down, which calls for no restart).
+const LivenessService = "liveness"
 
 // SetServing sets what grpc.health.v1 says of every service of the server
 // (and of the server as a whole, ""): SERVING when reason is empty,

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
-	"sync"
 	"testing"
 	"time"
 
@@ -146,9 +144,9 @@ func TestHealthFollowsNATS(t *testing.T) {
 // can again.
 func TestHealthFollowsTheDatabase(t *testing.T) {
 	target := testenv.PostgresURL(t)
-	proxy := startProxy(t, target)
+	proxy := testenv.StartProxy(t, target)
 	r := serve(t, func(ctx context.Context, b *service.Base) {
-		pool, err := sqldb.OpenPostgres(ctx, proxy.url)
+		pool, err := sqldb.OpenPostgres(ctx, proxy.URL)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,71 +154,13 @@ func TestHealthFollowsTheDatabase(t *testing.T) {
 		b.CheckDB(&sqldb.DB{Backend: sqldb.Postgres, Pool: pool})
 	})
 	r.waitStatus(t, healthpb.HealthCheckResponse_SERVING, http.StatusOK)
-	proxy.setDown(true)
+	proxy.SetDown(true)
 	r.waitStatus(t, healthpb.HealthCheckResponse_NOT_SERVING, http.StatusServiceUnavailable)
-	proxy.setDown(false)
+	// The process is alive: a liveness probe must not restart it.
+	resp, err := r.health.Check(context.Background(), &healthpb.HealthCheckRequest{Service: grpcserver.LivenessService})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("liveness: %v %v, want SERVING while the database is down", resp.GetStatus(), err)
+	}
+	proxy.SetDown(false)
 	r.waitStatus(t, healthpb.HealthCheckResponse_SERVING, http.StatusOK)
-}
-
-// proxy forwards TCP connections to a database server; down, it cuts the
-// connections it carries and refuses new ones, as a lost network would.
-type proxy struct {
-	url   string
-	mu    sync.Mutex
-	down  bool
-	conns []net.Conn
-}
-
-func startProxy(t *testing.T, dbURL string) *proxy {
-	t.Helper()
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lis.Close() })
-	target := u.Host
-	u.Host = lis.Addr().String()
-	p := &proxy{url: u.String()}
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			p.mu.Lock()
-			down := p.down
-			p.mu.Unlock()
-			if down {
-				c.Close()
-				continue
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(s, c); s.Close() }()
-			go func() { _, _ = io.Copy(c, s); c.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *proxy) setDown(down bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = down
-	if down {
-		for _, c := range p.conns {
-			c.Close()
-		}
-		p.conns = nil
-	}
 }

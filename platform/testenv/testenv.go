@@ -23,6 +23,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // NATS starts an embedded NATS server with JetStream, storing under a
@@ -109,7 +111,38 @@ func ExternalNATS(t testing.TB) (url, prefix string) {
 		t.Skipf("testenv: no NATS server at %s: %v", url, err)
 	}
 	c.Close()
-	return url, "t" + RandomID(6) + "."
+	prefix = "t" + RandomID(6) + "."
+	t.Cleanup(func() { deleteStreams(url, prefix) })
+	return url, prefix
+}
+
+// deleteStreams deletes the streams (and key-value buckets) that a test
+// made under prefix on the shared server: each work stream reserves its
+// byte limit of the server's storage, and what tests leave behind would
+// fill it for everyone.
+func deleteStreams(url, prefix string) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	mark := strings.ToUpper(strings.TrimSuffix(prefix, ".")) + "_"
+	names := js.StreamNames(ctx)
+	var mine []string
+	for name := range names.Name() {
+		if strings.HasPrefix(name, mark) || strings.HasPrefix(name, "KV_"+mark) {
+			mine = append(mine, name)
+		}
+	}
+	for _, name := range mine {
+		_ = js.DeleteStream(ctx, name)
+	}
 }
 
 // RandomID returns n random bytes, hex encoded.

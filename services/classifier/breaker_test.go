@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	"mailroom.dev/fakes/fakeopenai"
+	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/testenv"
 	"mailroom.dev/services/classifier"
@@ -99,6 +102,58 @@ func TestPublishOutageHoldsMailWithoutDeadLetters(t *testing.T) {
 	got := classifiedInStream(t, e, len(evs))
 	if len(got) != len(evs) {
 		t.Errorf("%d of %d mails classified after the outage", len(got), len(evs))
+	}
+	waitSettled(t, e)
+	if dead := deadLetters(t, e); len(dead) > 0 {
+		t.Errorf("%d mails dead-lettered, want none", len(dead))
+	}
+}
+
+// When the NATS server stops in the middle of a backlog, the classifier
+// says NOT_SERVING until it is back, then finishes the backlog: every
+// mail classified, none dead-lettered.
+func TestNATSRestartLosesNothing(t *testing.T) {
+	srv := testenv.StartNATS(t)
+	_, tune := withModel(t, fakeopenai.Config{Latency: 300 * time.Millisecond}, func(c *classifier.Config) { c.MaxDeliver = 2 })
+	e := startWith(t, srv.URL, "", tune)
+	_, cc := client(t, e)
+	health := healthpb.NewHealthClient(cc)
+	waitHealth := func(want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+			resp, err := health.Check(as(t, ""), &healthpb.HealthCheckRequest{Service: classifierv1.ClassifierService_ServiceDesc.ServiceName})
+			if err == nil && resp.GetStatus() == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("health %v (%v), want %v", resp.GetStatus(), err, want)
+			}
+		}
+	}
+	waitHealth(healthpb.HealthCheckResponse_SERVING)
+	evs := personal("ada", 12)
+	for _, ev := range evs {
+		publish(t, e, ev, "inbox/"+ev.GetProviderMessageId())
+	}
+	// The mail is at the model when the server stops.
+	time.Sleep(100 * time.Millisecond)
+	srv.Stop()
+	waitHealth(healthpb.HealthCheckResponse_NOT_SERVING)
+	time.Sleep(3 * time.Second)
+	srv.Start()
+	waitHealth(healthpb.HealthCheckResponse_SERVING)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var classified int
+	for ctx.Err() == nil {
+		if classified = len(classifiedNow(t, e)); classified == len(evs) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if classified != len(evs) {
+		t.Errorf("%d of %d mails classified after the restart", classified, len(evs))
 	}
 	waitSettled(t, e)
 	if dead := deadLetters(t, e); len(dead) > 0 {
