@@ -50,7 +50,6 @@ func clusterUpCommand(c *cli) *cobra.Command {
 	var (
 		o          cluster.Options
 		foreground bool
-		timeout    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -79,7 +78,7 @@ this terminal instead, until Ctrl-C, which stops the cluster as down does.`,
 				o.Log = c.stderr
 				return cluster.Run(ctx, o, func(st cluster.State) { clusterBanner(c.stdout, o.Dir, st, true) })
 			}
-			return clusterDetach(ctx, c, o, timeout)
+			return clusterDetach(ctx, c, o)
 		},
 	}
 	f := cmd.Flags()
@@ -89,14 +88,14 @@ this terminal instead, until Ctrl-C, which stops the cluster as down does.`,
 	f.StringVar(&o.NATSServer, "nats-server", "", "the nats-server binary, 2.10 or newer (default: nats-server in --bin, else on PATH)")
 	f.StringVar(&o.OpenAI, "openai", cluster.OpenAIAuto, "the classifiers' model: auto (env when OPENAI_API_KEY(S) is set, else fake), env, fake or none")
 	f.BoolVar(&foreground, "foreground", false, "supervise in this terminal until Ctrl-C instead of in the background")
-	f.DurationVar(&timeout, "timeout", 3*time.Minute, "how long up waits for every process to be ready")
+	f.DurationVar(&o.ReadyTimeout, "timeout", 3*time.Minute, "how long up waits for every process to be ready (then stops the cluster)")
 	return cmd
 }
 
 // clusterDetach starts `mailroom cluster up --foreground` as a background
 // supervisor in a session of its own (the terminal closing does not stop
 // it) and waits until the cluster is ready.
-func clusterDetach(ctx context.Context, c *cli, o cluster.Options, timeout time.Duration) error {
+func clusterDetach(ctx context.Context, c *cli, o cluster.Options) error {
 	if pid := cluster.SupervisorPID(o.Dir); pid != 0 {
 		return fmt.Errorf("a cluster is already running in %s (supervisor pid %d): mailroom cluster down --dir %s", o.Dir, pid, o.Dir)
 	}
@@ -115,7 +114,7 @@ func clusterDetach(ctx context.Context, c *cli, o cluster.Options, timeout time.
 		return err
 	}
 	sup := exec.Command(self, "cluster", "up", "--foreground", "--dir", o.Dir, "--replicas", strconv.Itoa(o.Replicas),
-		"--bin", o.BinDir, "--nats-server", o.NATSServer, "--openai", o.OpenAI)
+		"--bin", o.BinDir, "--nats-server", o.NATSServer, "--openai", o.OpenAI, "--timeout", o.ReadyTimeout.String())
 	sup.Stdout, sup.Stderr = log, log
 	sup.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := sup.Start(); err != nil {
@@ -125,7 +124,9 @@ func clusterDetach(ctx context.Context, c *cli, o cluster.Options, timeout time.
 	// Reap it if it dies while we wait, so that it is seen gone.
 	go func() { _ = sup.Wait() }()
 	fmt.Fprintf(c.stderr, "mailroom cluster: supervisor started (pid %d); waiting for every process to be ready …\n", pid)
-	st, err := cluster.WaitReady(ctx, o.Dir, timeout, pid)
+	// The supervisor gives up (and stops) after the same time; a little
+	// more here sees it go.
+	st, err := cluster.WaitReady(ctx, o.Dir, o.ReadyTimeout+30*time.Second, pid)
 	if err != nil {
 		return fmt.Errorf("%w\n(see %s and %s)", err, logPath, filepath.Join(o.Dir, "logs"))
 	}

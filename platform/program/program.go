@@ -7,6 +7,7 @@ package program
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -60,6 +61,14 @@ func start(ctx context.Context, name string, run func(context.Context, *slog.Log
 	}()
 	logger.Info("starting")
 	if err := run(context.WithValue(ctx, metricsKey{}, m), logger); err != nil {
+		// SIGTERM while the service was still starting is an orderly
+		// stop, not a failure (a supervisor or the kubelet stopping a
+		// pod that had just been started): what was starting gave up
+		// with the signal's cancellation.
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			logger.Info("stopped while starting", "reason", err.Error())
+			return nil
+		}
 		return err
 	}
 	logger.Info("stopped")

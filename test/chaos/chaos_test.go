@@ -42,6 +42,8 @@ type scenario struct {
 	label string
 	ci    bool // part of the third that make test (CI) runs
 	when  trigger
+	// sync backfills through IMAP syncs instead of imports.
+	sync bool
 	// fault breaks something and returns when the fault is over.
 	fault func(t *testing.T, h *harness) time.Time
 }
@@ -68,6 +70,7 @@ var scenarios = []scenario{
 	{name: "killclassifier", label: "kill -9 a classifier replica", ci: true, when: afterClassified, fault: kill9("classifier-1")},
 	{name: "killstore", label: "kill -9 a store replica", ci: true, when: afterClassified, fault: kill9("store-1")},
 	{name: "killingest", label: "kill -9 an ingest replica during imports", when: whileImporting, fault: kill9("ingest-1")},
+	{name: "killingestsync", label: "kill -9 an ingest replica during IMAP syncs", when: whileImporting, sync: true, fault: kill9("ingest-1")},
 	{name: "killgateway", label: "kill -9 a gateway during imports", when: whileImporting, fault: kill9("gateway-1")},
 	{name: "stopclassifier", label: "SIGSTOP a classifier 40 s (AckWait 30 s), SIGCONT", when: afterClassified,
 		fault: func(t *testing.T, h *harness) time.Time {
@@ -175,7 +178,12 @@ func runScenario(t *testing.T, h *harness, sc scenario, users, mails int) result
 	defer cancel()
 	total := users * mails
 	r := result{label: sc.label}
-	bf := h.startBackfill(ctx, sc.name, users, mails)
+	var bf *backfill
+	if sc.sync {
+		bf = h.startSyncBackfill(ctx, t, sc.name, users, mails)
+	} else {
+		bf = h.startBackfill(ctx, sc.name, users, mails)
+	}
 	// Strike at the trigger.
 	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {

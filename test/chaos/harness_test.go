@@ -197,6 +197,8 @@ func startHarness(t testing.TB, replicas int, m *model) *harness {
 		// The backfill imports with one admin key from one address: the
 		// gateway's per-key and per-user rates would make it slow, not test it.
 		"MAILROOM_KEY_RATE=0", "MAILROOM_USER_RATE=0",
+		// The IMAP server of the sync scenario is on loopback.
+		"MAILROOM_IMAP_ALLOW_HOSTS=127.0.0.1",
 		"MAILROOM_LOG_LEVEL=info",
 	)
 	out, err := h.mailroom(6*time.Minute, "cluster", "up", "--dir", h.dir, "--replicas", strconv.Itoa(replicas))

@@ -113,7 +113,8 @@ func TestClusterWalkthrough(t *testing.T) {
 		}
 	}
 
-	// The supervisor restarts a process that dies, and cluster.json follows.
+	// The supervisor restarts a process that dies, cluster.json follows,
+	// and the restarted process serves again.
 	var store1 int
 	for _, p := range st.Processes {
 		if p.Name == "store-1" {
@@ -132,10 +133,14 @@ func TestClusterWalkthrough(t *testing.T) {
 			}
 		}
 		if restarted != 0 {
-			break
+			// ... and it serves again.
+			out, _ := mailroom(time.Minute, "cluster", "status", "--dir", ".mailroom")
+			if regexp.MustCompile(`(?m)^store-1 .* yes$`).MatchString(out) {
+				break
+			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("store-1 (pid %d, killed) was not restarted within 2 minutes", store1)
+			t.Fatalf("store-1 (pid %d, killed) was not restarted and ready within 2 minutes", store1)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

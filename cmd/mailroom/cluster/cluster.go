@@ -79,6 +79,9 @@ type Options struct {
 	Migrate func(ctx context.Context, databaseURL string) error
 	// Log receives the supervisor's own lines.
 	Log io.Writer
+	// ReadyTimeout bounds the wait for every process to be ready at start
+	// (default 3 minutes); the cluster is stopped if it is not.
+	ReadyTimeout time.Duration
 }
 
 // Validate says what is wrong with o, naming the flag or variable.
@@ -121,6 +124,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
+	}
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 3 * time.Minute
 	}
 	return nil
 }
@@ -186,7 +192,7 @@ func Run(ctx context.Context, o Options, ready func(State)) (err error) {
 	if err := s.start(ctx); err != nil {
 		return err
 	}
-	st, err := WaitReady(ctx, o.Dir, 3*time.Minute, 0)
+	st, err := WaitReady(ctx, o.Dir, o.ReadyTimeout, 0)
 	if err != nil {
 		return err
 	}
