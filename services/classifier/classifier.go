@@ -102,6 +102,13 @@ type Config struct {
 	// messages wait and the rules tier keeps working.
 	DailyBudgetUSD float64 `env:"MAILROOM_DAILY_BUDGET_USD, default=0"`
 	CreditUSD      float64 `env:"MAILROOM_CREDIT_USD, default=0"`
+	// QuotaModelTokensPerDay and QuotaMailsPerDay are each user's daily
+	// quotas unless an admin set the user's own (UpdateQuota): model tokens
+	// (prompt and completion) and mails classified per UTC day; -1 is no
+	// limit. Past one, Classify answers RESOURCE_EXHAUSTED and the user's
+	// imported and synced mail waits in the stream until midnight UTC.
+	QuotaModelTokensPerDay int64 `env:"MAILROOM_QUOTA_MODEL_TOKENS_PER_DAY, default=2000000"`
+	QuotaMailsPerDay       int64 `env:"MAILROOM_QUOTA_MAILS_PER_DAY, default=5000"`
 	// CacheTTL is how long a verdict is reused for the same content.
 	CacheTTL time.Duration `env:"MAILROOM_CLASSIFIER_CACHE_TTL, default=720h"`
 	// ReplicaID names this replica among those sharing the keys (default:
@@ -168,6 +175,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("nats", c.NATS),
 		slog.Int("workers", c.workers()),
 		slog.Int("max_ack_pending", c.MaxAckPending),
+		slog.Int64("quota_model_tokens_per_day", c.QuotaModelTokensPerDay),
+		slog.Int64("quota_mails_per_day", c.QuotaMailsPerDay),
 		slog.String("ack_wait", c.AckWait.String()),
 		slog.Int("max_deliver", c.MaxDeliver),
 		slog.Any("openai_keys", c.maskedKeys()),
@@ -215,7 +224,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		return nil, fmt.Errorf("classifier.New: language model: %w", err)
 	}
 	taxonomies := classify.NewTaxonomies(repo, 30*time.Second)
-	pipeline := &classify.Service{Taxonomies: taxonomies, Pipeline: classify.NewPipeline(tiers...)}
+	quotas := &classify.Quotas{Store: repo, Defaults: classify.QuotaLimits{
+		ModelTokensPerDay: cfg.QuotaModelTokensPerDay, MailsPerDay: cfg.QuotaMailsPerDay}}
+	pipeline := &classify.Service{Taxonomies: taxonomies, Pipeline: classify.NewPipeline(tiers...), Quotas: quotas}
 	var lags []consumer.Lag
 	for _, lane := range lanes {
 		c := consumer.New(js, consumer.Config{Topology: topo, Lane: string(lane), Workers: cfg.workers(),
@@ -234,7 +245,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		return nil, fmt.Errorf("classifier.New: consumer metrics: %w", err)
 	}
 	s.Go("cache expiry", func(ctx context.Context) error {
-		return service.Every(ctx, time.Hour, func(ctx context.Context) { expireCache(ctx, s.Logger, repo, cfg.CacheTTL) })
+		return service.Every(ctx, time.Hour, func(ctx context.Context) {
+			expireCache(ctx, s.Logger, repo, cfg.CacheTTL)
+			// Yesterday's use stays visible a day; older goes.
+			if _, err := repo.ExpireQuotaUse(ctx, time.Now().UTC().Add(-48*time.Hour).Format(time.DateOnly)); err != nil {
+				s.Logger.Warn("expiring quota use failed", "error", err.Error())
+			}
+		})
 	})
 	_, guard, err := s.DialAuth()
 	if err != nil {
@@ -245,6 +262,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		Classifier:  pipeline,
 		Limits:      limits,
 		Taxonomies:  taxonomies,
+		Quotas:      quotas,
 		DeadLetters: dead,
 		Purge:       purgeUser(repo, taxonomies, dead),
 	}))

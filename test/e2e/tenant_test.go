@@ -78,6 +78,8 @@ var isolationRequests = map[string]string{
 	"mailroom.classifier.v1.ClassifierService.Classify":         `{"parent":"users/bob","subject":"hello","body":"hi"}`,
 	"mailroom.classifier.v1.ClassifierService.GetTaxonomy":      `{"name":"users/bob/taxonomy"}`,
 	"mailroom.classifier.v1.ClassifierService.UpdateTaxonomy":   `{"taxonomy":{"name":"users/bob/taxonomy","categories":[{"name":"other","description":"All of it."}]}}`,
+	"mailroom.classifier.v1.ClassifierService.GetQuota":         `{"name":"users/bob/quota"}`,
+	"mailroom.classifier.v1.ClassifierService.UpdateQuota":      `{"quota":{"name":"users/bob/quota","mailsPerDay":"1"}}`,
 	"mailroom.classifier.v1.ClassifierService.ListDeadLetters":  `{"parent":"users/bob"}`,
 	"mailroom.classifier.v1.ClassifierService.ReplayDeadLetter": `{"name":"users/bob/deadLetters/1"}`,
 	"mailroom.classifier.v1.ClassifierService.PurgeUserData":    `{"user":"bob"}`,
