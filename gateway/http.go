@@ -53,6 +53,7 @@ func (g *Gateway) buildHandler() http.Handler {
 	handle("/metrics", g.limitKeys(g.requireAdmin(g.metricsHandler())))
 	handle("/openapi.json", http.HandlerFunc(serveOpenAPI))
 	handle("/oauth/google/callback", http.HandlerFunc(g.handleGoogleCallback))
+	handle("/oauth/google/start", http.HandlerFunc(g.handleGoogleStart))
 	root.Handle("/", g.limitKeys(g.limitBody(g.mux)))
 
 	h := g.observe(root)

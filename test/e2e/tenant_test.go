@@ -43,6 +43,7 @@ var isolationExempt = map[string]string{
 	"mailroom.auth.v1.AuthService.ExchangeApiKey":            "public: the API key it is given is the credential",
 	"mailroom.auth.v1.AuthService.GetJwks":                   "public: the keys that verify tokens",
 	"mailroom.ingest.v1.IngestService.CompleteAuthorization": "public: the single-use OAuth state is the credential",
+	"mailroom.ingest.v1.IngestService.StartAuthorization":    "public: the single-use OAuth state is the credential",
 	"mailroom.classifier.v1.ClassifierService.GetLimits":     "no user's data: the limiter's state",
 }
 

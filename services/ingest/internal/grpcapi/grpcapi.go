@@ -229,10 +229,20 @@ func (s *Server) ReconnectMailbox(ctx context.Context, req *ingestv1.ReconnectMa
 	return &ingestv1.ReconnectMailboxResponse{Mailbox: mailboxToProto(m)}, nil
 }
 
+// StartAuthorization implements ingestv1.IngestServiceServer. It is
+// public: the state is the credential.
+func (s *Server) StartAuthorization(ctx context.Context, req *ingestv1.StartAuthorizationRequest) (*ingestv1.StartAuthorizationResponse, error) {
+	u, err := s.svc.StartAuthorization(ctx, req.GetState(), req.GetBinding())
+	if err != nil {
+		return nil, err
+	}
+	return &ingestv1.StartAuthorizationResponse{GoogleAuthorizationUrl: u}, nil
+}
+
 // CompleteAuthorization implements ingestv1.IngestServiceServer. It is
 // public: the single-use state is its credential.
 func (s *Server) CompleteAuthorization(ctx context.Context, req *ingestv1.CompleteAuthorizationRequest) (*ingestv1.CompleteAuthorizationResponse, error) {
-	m, err := s.svc.CompleteAuthorization(ctx, req.GetState(), req.GetCode(), req.GetError())
+	m, err := s.svc.CompleteAuthorization(ctx, req.GetState(), req.GetCode(), req.GetError(), req.GetBinding())
 	if err != nil {
 		return nil, err
 	}

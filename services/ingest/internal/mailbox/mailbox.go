@@ -218,6 +218,9 @@ type AuthState struct {
 	MailboxID  string
 	Verifier   string
 	ExpireTime time.Time
+	// BindingHash is the hash of the binding of the browser that opened
+	// the consent first; empty until one did.
+	BindingHash string
 }
 
 // Repository keeps mailboxes, sync jobs, message records and consent
@@ -279,6 +282,10 @@ type Repository interface {
 
 	// CreateAuthState stores a pending consent.
 	CreateAuthState(ctx context.Context, a AuthState) error
+	// BindAuthState sets the binding hash of the unbound consent whose
+	// state hashes to hash and returns it; ErrNotFound when there is no
+	// such consent or it is bound already.
+	BindAuthState(ctx context.Context, hash, bindingHash string) (AuthState, error)
 	// TakeAuthState deletes and returns the consent whose state hashes to
 	// hash; ErrNotFound when there is none. A state is thus used once.
 	TakeAuthState(ctx context.Context, hash string) (AuthState, error)

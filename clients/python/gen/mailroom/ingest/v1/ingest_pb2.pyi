@@ -29,14 +29,16 @@ SYNC_MODE_INCREMENTAL: SyncMode
 SYNC_MODE_UNSPECIFIED: SyncMode
 
 class CompleteAuthorizationRequest(_message.Message):
-    __slots__ = ["code", "error", "state"]
+    __slots__ = ["binding", "code", "error", "state"]
+    BINDING_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    binding: str
     code: str
     error: str
     state: str
-    def __init__(self, state: _Optional[str] = ..., code: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+    def __init__(self, state: _Optional[str] = ..., code: _Optional[str] = ..., error: _Optional[str] = ..., binding: _Optional[str] = ...) -> None: ...
 
 class CompleteAuthorizationResponse(_message.Message):
     __slots__ = ["mailbox"]
@@ -232,6 +234,20 @@ class ReconnectMailboxResponse(_message.Message):
     MAILBOX_FIELD_NUMBER: _ClassVar[int]
     mailbox: Mailbox
     def __init__(self, mailbox: _Optional[_Union[Mailbox, _Mapping]] = ...) -> None: ...
+
+class StartAuthorizationRequest(_message.Message):
+    __slots__ = ["binding", "state"]
+    BINDING_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    binding: str
+    state: str
+    def __init__(self, state: _Optional[str] = ..., binding: _Optional[str] = ...) -> None: ...
+
+class StartAuthorizationResponse(_message.Message):
+    __slots__ = ["google_authorization_url"]
+    GOOGLE_AUTHORIZATION_URL_FIELD_NUMBER: _ClassVar[int]
+    google_authorization_url: str
+    def __init__(self, google_authorization_url: _Optional[str] = ...) -> None: ...
 
 class SyncJob(_message.Message):
     __slots__ = ["create_time", "end_time", "error", "mailbox", "max_messages", "mode", "name", "progress", "state"]
