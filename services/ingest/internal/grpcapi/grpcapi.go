@@ -70,7 +70,7 @@ func (s *Server) CreateMailbox(ctx context.Context, req *ingestv1.CreateMailboxR
 		if err != nil {
 			return nil, err
 		}
-		m.IMAP = &mailbox.IMAPSettings{Host: is.GetHost(), Port: int(is.GetPort()), Username: is.GetUsername(), Security: sec}
+		m.IMAP = &mailbox.IMAPSettings{Host: is.GetHost(), Port: int(is.GetPort()), Username: is.GetUsername(), Security: sec, Folders: is.GetFolders()}
 		password = is.GetPassword()
 	}
 	m, err = s.svc.CreateMailbox(ctx, user, m, req.GetMailboxId(), password)
@@ -380,7 +380,7 @@ func mailboxToProto(m mailbox.Mailbox) *ingestv1.Mailbox {
 	}
 	if m.IMAP != nil {
 		// The password is input only: it is in the vault, never returned.
-		out.Imap = &ingestv1.ImapSettings{Host: m.IMAP.Host, Port: int32(m.IMAP.Port), Username: m.IMAP.Username, Security: securityToProto(m.IMAP.Security)}
+		out.Imap = &ingestv1.ImapSettings{Host: m.IMAP.Host, Port: int32(m.IMAP.Port), Username: m.IMAP.Username, Security: securityToProto(m.IMAP.Security), Folders: m.IMAP.Folders}
 	}
 	return out
 }

@@ -51,6 +51,22 @@ type IMAPSettings struct {
 	Port     int          `json:"port"`
 	Username string       `json:"username"`
 	Security IMAPSecurity `json:"security"`
+	// Folders are the folders synced; empty is INBOX alone.
+	Folders []string `json:"folders,omitempty"`
+}
+
+// DefaultIMAPFolder is the folder synced when none is named.
+const DefaultIMAPFolder = "INBOX"
+
+// MaxIMAPFolders bounds the folders of one IMAP mailbox.
+const MaxIMAPFolders = 20
+
+// FolderList returns the folders to sync: Folders, or INBOX alone.
+func (s IMAPSettings) FolderList() []string {
+	if len(s.Folders) == 0 {
+		return []string{DefaultIMAPFolder}
+	}
+	return s.Folders
 }
 
 // Mailbox is a source of a user's mail.

@@ -3,8 +3,8 @@ package mailbox
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -376,6 +376,28 @@ func validateIMAP(st *IMAPSettings, password string) error {
 	case st.Port < 0 || st.Port > 65535:
 		return apierror.Invalid("mailbox.imap.port", "%d is not a port", st.Port)
 	}
+	if len(st.Folders) > MaxIMAPFolders {
+		return apierror.Invalid("mailbox.imap.folders", "has %d folders; at most %d are synced", len(st.Folders), MaxIMAPFolders)
+	}
+	var folders []string
+	seen := map[string]bool{}
+	for i, f := range st.Folders {
+		f = strings.TrimSpace(f)
+		if strings.EqualFold(f, DefaultIMAPFolder) {
+			f = DefaultIMAPFolder
+		}
+		switch {
+		case f == "":
+			return apierror.Invalid(fmt.Sprintf("mailbox.imap.folders[%d]", i), "is empty")
+		case len(f) > maxIMAPField || strings.ContainsAny(f, "\r\n\x00*%"):
+			return apierror.Invalid(fmt.Sprintf("mailbox.imap.folders[%d]", i), "is not a folder name")
+		case seen[f]:
+			continue
+		}
+		seen[f] = true
+		folders = append(folders, f)
+	}
+	st.Folders = folders
 	switch st.Security {
 	case "":
 		st.Security = IMAPTLS

@@ -320,7 +320,10 @@ type ImapSettings struct {
 	// Password is input only: it goes to the vault and is never returned.
 	Password string `protobuf:"bytes,4,opt,name=password,proto3" json:"password,omitempty"`
 	// Security is how the connection is protected.
-	Security      ImapSecurity `protobuf:"varint,5,opt,name=security,proto3,enum=mailroom.ingest.v1.ImapSecurity" json:"security,omitempty"`
+	Security ImapSecurity `protobuf:"varint,5,opt,name=security,proto3,enum=mailroom.ingest.v1.ImapSecurity" json:"security,omitempty"`
+	// Folders are the folders synced, each with its own UIDVALIDITY and last
+	// UID; empty is INBOX alone. At most 20; each must exist on the server.
+	Folders       []string `protobuf:"bytes,6,rep,name=folders,proto3" json:"folders,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -388,6 +391,13 @@ func (x *ImapSettings) GetSecurity() ImapSecurity {
 		return x.Security
 	}
 	return ImapSecurity_IMAP_SECURITY_UNSPECIFIED
+}
+
+func (x *ImapSettings) GetFolders() []string {
+	if x != nil {
+		return x.Folders
+	}
+	return nil
 }
 
 // Mailbox is a source of a user's mail.
@@ -2184,13 +2194,14 @@ var File_mailroom_ingest_v1_ingest_proto protoreflect.FileDescriptor
 
 const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
 	"\n" +
-	"\x1fmailroom/ingest/v1/ingest.proto\x12\x12mailroom.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmailroom/mail/v1/mail.proto\"\xac\x01\n" +
+	"\x1fmailroom/ingest/v1/ingest.proto\x12\x12mailroom.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmailroom/mail/v1/mail.proto\"\xc6\x01\n" +
 	"\fImapSettings\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\x05R\x04port\x12\x1a\n" +
 	"\busername\x18\x03 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x04 \x01(\tR\bpassword\x12<\n" +
-	"\bsecurity\x18\x05 \x01(\x0e2 .mailroom.ingest.v1.ImapSecurityR\bsecurity\"\xf6\x03\n" +
+	"\bsecurity\x18\x05 \x01(\x0e2 .mailroom.ingest.v1.ImapSecurityR\bsecurity\x12\x18\n" +
+	"\afolders\x18\x06 \x03(\tR\afolders\"\xf6\x03\n" +
 	"\aMailbox\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x128\n" +
 	"\bprovider\x18\x02 \x01(\x0e2\x1c.mailroom.ingest.v1.ProviderR\bprovider\x12\x18\n" +

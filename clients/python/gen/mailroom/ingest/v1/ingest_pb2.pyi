@@ -97,18 +97,20 @@ class GetSyncJobResponse(_message.Message):
     def __init__(self, sync_job: _Optional[_Union[SyncJob, _Mapping]] = ...) -> None: ...
 
 class ImapSettings(_message.Message):
-    __slots__ = ["host", "password", "port", "security", "username"]
+    __slots__ = ["folders", "host", "password", "port", "security", "username"]
+    FOLDERS_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
     SECURITY_FIELD_NUMBER: _ClassVar[int]
     USERNAME_FIELD_NUMBER: _ClassVar[int]
+    folders: _containers.RepeatedScalarFieldContainer[str]
     host: str
     password: str
     port: int
     security: ImapSecurity
     username: str
-    def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., security: _Optional[_Union[ImapSecurity, str]] = ...) -> None: ...
+    def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., security: _Optional[_Union[ImapSecurity, str]] = ..., folders: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ImportMessagesRequest(_message.Message):
     __slots__ = ["lane", "messages", "parent"]
