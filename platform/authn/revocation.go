@@ -292,6 +292,15 @@ func (r *Revocations) Watch(ctx context.Context, s *RevocationStore) error {
 var errDisconnected = errors.New("disconnected from NATS")
 
 func (r *Revocations) watchOnce(ctx context.Context, s *RevocationStore, status chan nats.Status) error {
+	// Changes queued before this attempt are history: the connection's
+	// state now is what counts.
+	for drained := false; !drained; {
+		select {
+		case <-status:
+		default:
+			drained = true
+		}
+	}
 	if !s.nc.IsConnected() {
 		return errDisconnected
 	}
