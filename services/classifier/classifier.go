@@ -109,6 +109,9 @@ type Config struct {
 	// imported and synced mail waits in the stream until midnight UTC.
 	QuotaModelTokensPerDay int64 `env:"MAILROOM_QUOTA_MODEL_TOKENS_PER_DAY, default=2000000"`
 	QuotaMailsPerDay       int64 `env:"MAILROOM_QUOTA_MAILS_PER_DAY, default=5000"`
+	// QuotaClock is the quotas' clock (default time.Now): tests move it
+	// close to midnight UTC. Never read from the environment.
+	QuotaClock func() time.Time
 	// CacheTTL is how long a verdict is reused for the same content.
 	CacheTTL time.Duration `env:"MAILROOM_CLASSIFIER_CACHE_TTL, default=720h"`
 	// ReplicaID names this replica among those sharing the keys (default:
@@ -224,7 +227,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		return nil, fmt.Errorf("classifier.New: language model: %w", err)
 	}
 	taxonomies := classify.NewTaxonomies(repo, 30*time.Second)
-	quotas := &classify.Quotas{Store: repo, Defaults: classify.QuotaLimits{
+	quotas := &classify.Quotas{Store: repo, Now: cfg.QuotaClock, Defaults: classify.QuotaLimits{
 		ModelTokensPerDay: cfg.QuotaModelTokensPerDay, MailsPerDay: cfg.QuotaMailsPerDay}}
 	pipeline := &classify.Service{Taxonomies: taxonomies, Pipeline: classify.NewPipeline(tiers...), Quotas: quotas}
 	var lags []consumer.Lag

@@ -64,6 +64,8 @@ type QuotaError struct {
 	Quota string
 	Limit int64
 	Reset time.Time
+	// RetryAfter is how long until Reset.
+	RetryAfter time.Duration
 }
 
 func (e *QuotaError) Error() string {
@@ -135,7 +137,7 @@ func (q *Quotas) Take(ctx context.Context, user string) (string, error) {
 		return "", err
 	}
 	if l := s.Effective.ModelTokensPerDay; l >= 0 && s.Used.ModelTokens >= l {
-		return "", &QuotaError{User: user, Quota: "model tokens", Limit: l, Reset: s.Reset}
+		return "", &QuotaError{User: user, Quota: "model tokens", Limit: l, Reset: s.Reset, RetryAfter: s.Reset.Sub(q.now())}
 	}
 	d := day(s.Reset.Add(-time.Hour))
 	ok, err := q.Store.TakeMail(ctx, user, d, s.Effective.MailsPerDay)
@@ -143,7 +145,7 @@ func (q *Quotas) Take(ctx context.Context, user string) (string, error) {
 		return "", fmt.Errorf("quota use of %s: %w", user, err)
 	}
 	if !ok {
-		return "", &QuotaError{User: user, Quota: "mails", Limit: s.Effective.MailsPerDay, Reset: s.Reset}
+		return "", &QuotaError{User: user, Quota: "mails", Limit: s.Effective.MailsPerDay, Reset: s.Reset, RetryAfter: s.Reset.Sub(q.now())}
 	}
 	return d, nil
 }

@@ -329,7 +329,10 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 		// MaxDeliver days before it would reach the dead letters).
 		span.SetStatus(codes.Error, "over quota")
 		log.InfoContext(ctx, "the user is over a daily quota; the event waits for its reset", "quota", quota.Quota, "reset", quota.Reset.UTC().Format(time.RFC3339))
-		if err := msg.NakWithDelay(time.Until(quota.Reset) + time.Duration(rand.Int64N(int64(time.Minute)))); err != nil {
+		// Spread the redeliveries a little, so that not all of a user's
+		// waiting mail comes back in the same instant.
+		jitter := time.Duration(rand.Int64N(int64(min(time.Minute, quota.RetryAfter/10)) + 1))
+		if err := msg.NakWithDelay(max(quota.RetryAfter, 0) + jitter); err != nil {
 			log.WarnContext(ctx, "nak failed; the event will be redelivered", "error", err.Error())
 		}
 		return
