@@ -57,6 +57,7 @@ func (g *Gateway) buildHandler() http.Handler {
 		setRoute(r.Context(), "/push/gmail")
 		g.handleGmailPush(w, r)
 	}))
+	handle("/oauth/google/start", http.HandlerFunc(g.handleGoogleStart))
 	root.Handle("/", g.limitKeys(g.limitBody(g.streams.wrap(lastEventID(g.mux)))))
 
 	h := g.observe(root)

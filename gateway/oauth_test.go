@@ -100,3 +100,77 @@ func TestGoogleCallback(t *testing.T) {
 		}
 	}
 }
+
+// startFake is ingest's StartAuthorization and CompleteAuthorization.
+type startFake struct {
+	ingestv1.UnimplementedIngestServiceServer
+	bound    map[string]string
+	complete chan *ingestv1.CompleteAuthorizationRequest
+}
+
+func (f *startFake) StartAuthorization(_ context.Context, req *ingestv1.StartAuthorizationRequest) (*ingestv1.StartAuthorizationResponse, error) {
+	if _, ok := f.bound[req.GetState()]; ok || req.GetState() != "s1" {
+		return nil, status.Error(codes.InvalidArgument, "state: is unknown, was used already or was opened in another browser")
+	}
+	f.bound[req.GetState()] = req.GetBinding()
+	return &ingestv1.StartAuthorizationResponse{GoogleAuthorizationUrl: "https://accounts.google.example/o/oauth2/auth?state=s1"}, nil
+}
+
+func (f *startFake) CompleteAuthorization(_ context.Context, req *ingestv1.CompleteAuthorizationRequest) (*ingestv1.CompleteAuthorizationResponse, error) {
+	f.complete <- req
+	return nil, status.Error(codes.PermissionDenied, "this consent was started in another browser")
+}
+
+// TestGoogleStartBindsTheBrowser: the authorization URL's start sets an
+// HttpOnly, SameSite cookie holding a random binding, gives ingest the
+// same binding and sends the browser to Google; the callback hands the
+// cookie's binding to ingest (and none from a browser without it).
+func TestGoogleStartBindsTheBrowser(t *testing.T) {
+	fake := &startFake{bound: map[string]string{}, complete: make(chan *ingestv1.CompleteAuthorizationRequest, 1)}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	ingestv1.RegisterIngestServiceServer(srv, fake)
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	cfg := Config{Addrs: grpcconn.Addrs{Auth: "127.0.0.1:1", Ingest: lis.Addr().String(), Classifier: "127.0.0.1:1", Store: "127.0.0.1:1"}}
+	if err := config.Defaults(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+
+	rec := httptest.NewRecorder()
+	g.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/oauth/google/start?state=s1", nil))
+	if rec.Code != http.StatusFound || rec.Header().Get("Location") != "https://accounts.google.example/o/oauth2/auth?state=s1" {
+		t.Fatalf("start: %d to %q", rec.Code, rec.Header().Get("Location"))
+	}
+	cookies := rec.Result().Cookies()
+	if len(cookies) != 1 || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteLaxMode || cookies[0].Path != "/oauth/google/" ||
+		len(cookies[0].Value) < 40 || cookies[0].Value != fake.bound["s1"] || strings.Contains(cookies[0].Value, "s1") {
+		t.Fatalf("start set cookies %v (ingest bound %q)", cookies, fake.bound["s1"])
+	}
+	// Opened again (another browser): refused, no cookie.
+	rec = httptest.NewRecorder()
+	g.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/oauth/google/start?state=s1", nil))
+	if rec.Code != http.StatusBadRequest || len(rec.Result().Cookies()) != 0 {
+		t.Errorf("second start: %d, cookies %v", rec.Code, rec.Result().Cookies())
+	}
+
+	for name, withCookie := range map[string]bool{"same browser": true, "another browser": false} {
+		req := httptest.NewRequest(http.MethodGet, "/oauth/google/callback?state=s1&code=4/x", nil)
+		if withCookie {
+			req.AddCookie(cookies[0])
+		}
+		g.Handler().ServeHTTP(httptest.NewRecorder(), req)
+		got := <-fake.complete
+		if want := map[bool]string{true: fake.bound["s1"], false: ""}[withCookie]; got.GetBinding() != want {
+			t.Errorf("%s: ingest got binding %q, want %q", name, got.GetBinding(), want)
+		}
+	}
+}

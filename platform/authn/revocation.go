@@ -274,13 +274,19 @@ func (r *Revocations) setLive(live bool) {
 func (r *Revocations) Watch(ctx context.Context, s *RevocationStore) error {
 	status := s.nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
 	defer s.nc.RemoveStatusListener(status)
+	warned := false
 	for {
-		err := r.watchOnce(ctx, s, status)
+		wasLive := false
+		err := r.watchOnce(ctx, s, status, &wasLive)
 		r.setLive(false)
 		if ctx.Err() != nil {
 			return nil
 		}
-		r.logger().WarnContext(ctx, "revocations are not watched; API key exchanges are cached for "+r.fallbackTTL().String()+" until they are", "error", err.Error())
+		if wasLive || !warned {
+			// Once per outage, not at every attempt.
+			r.logger().WarnContext(ctx, "revocations are not watched; API key exchanges are cached for "+r.fallbackTTL().String()+" until they are", "error", err.Error())
+			warned = true
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -291,7 +297,16 @@ func (r *Revocations) Watch(ctx context.Context, s *RevocationStore) error {
 
 var errDisconnected = errors.New("disconnected from NATS")
 
-func (r *Revocations) watchOnce(ctx context.Context, s *RevocationStore, status chan nats.Status) error {
+func (r *Revocations) watchOnce(ctx context.Context, s *RevocationStore, status chan nats.Status, wasLive *bool) error {
+	// Changes queued before this attempt are history: the connection's
+	// state now is what counts.
+	for drained := false; !drained; {
+		select {
+		case <-status:
+		default:
+			drained = true
+		}
+	}
 	if !s.nc.IsConnected() {
 		return errDisconnected
 	}
@@ -302,6 +317,9 @@ func (r *Revocations) watchOnce(ctx context.Context, s *RevocationStore, status 
 		return fmt.Errorf("watch: %w", err)
 	}
 	defer func() { _ = w.Stop() }()
+	// Not live from the moment the watch is lost, not once it is stopped
+	// (stopping may wait for a server that is gone).
+	defer r.setLive(false)
 	initial := true
 	for {
 		select {
@@ -319,6 +337,7 @@ func (r *Revocations) watchOnce(ctx context.Context, s *RevocationStore, status 
 				// Every record is read: the copy is current.
 				if initial {
 					initial = false
+					*wasLive = true
 					r.setLive(true)
 				}
 			case e.Operation() != jetstream.KeyValuePut:

@@ -13,6 +13,7 @@ import (
 	"mailroom.dev/platform/authn"
 	"mailroom.dev/platform/authn/authntest"
 	"mailroom.dev/platform/eventbus"
+	"mailroom.dev/platform/testenv"
 )
 
 func startNATS(t *testing.T) *server.Server {
@@ -121,4 +122,44 @@ func TestRevocationsDropCachesAndFailSafe(t *testing.T) {
 		t.Fatal("not cached at all without NATS")
 	}
 	eventually(t, "fallback TTL", authn.DefaultFallbackTTL+500*time.Millisecond, func() bool { return !cache.Cached("key-2") })
+}
+
+// TestRevocationsWithTheDeploymentsNATSUsers: with the users and subject
+// permissions of deploy/k8s, auth records a revocation and the gateway's
+// user watches it; the gateway's user cannot write one.
+func TestRevocationsWithTheDeploymentsNATSUsers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n := testenv.NATSWithDeployAuth(t, "../../deploy/k8s/components/nats/nats.yaml")
+	_, authJS, err := eventbus.Connect(n.URL("auth"), "auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := authn.OpenRevocations(ctx, authJS, authn.RevocationBucket, 1)
+	if err != nil {
+		t.Fatalf("auth opening the bucket: %v", err)
+	}
+	_, gwJS, err := eventbus.Connect(n.URL("gateway"), "gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	watched, err := authn.BindRevocations(ctx, gwJS, authn.RevocationBucket)
+	if err != nil {
+		t.Fatalf("the gateway binding the bucket: %v", err)
+	}
+	rev := authn.NewRevocations()
+	wctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = rev.Watch(wctx, watched) }()
+	defer func() { stop(); <-done }()
+	eventually(t, "the gateway's watch live", 5*time.Second, rev.Live)
+	if err := store.RevokeUser(ctx, "ada", time.Now()); err != nil {
+		t.Fatalf("auth recording a revocation: %v", err)
+	}
+	eventually(t, "the gateway sees it", time.Second, func() bool { return rev.TokenRevoked("ada", "", time.Now().Add(-time.Minute)) })
+	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+	defer pcancel()
+	if err := watched.RevokeUser(pctx, "bob", time.Now()); err == nil {
+		t.Error("the gateway's NATS user wrote a revocation")
+	}
 }

@@ -131,6 +131,16 @@ type Config struct {
 	LearnThreshold     int     `env:"MAILROOM_LEARN_THRESHOLD, default=3"`
 	LearnMinConfidence float64 `env:"MAILROOM_LEARN_MIN_CONFIDENCE, default=0.7"`
 	LearnSampleRate    float64 `env:"MAILROOM_LEARN_SAMPLE_RATE, default=0.05"`
+	// QuotaModelTokensPerDay and QuotaMailsPerDay are each user's daily
+	// quotas unless an admin set the user's own (UpdateQuota): model tokens
+	// (prompt and completion) and mails classified per UTC day; -1 is no
+	// limit. Past one, Classify answers RESOURCE_EXHAUSTED and the user's
+	// imported and synced mail waits in the stream until midnight UTC.
+	QuotaModelTokensPerDay int64 `env:"MAILROOM_QUOTA_MODEL_TOKENS_PER_DAY, default=2000000"`
+	QuotaMailsPerDay       int64 `env:"MAILROOM_QUOTA_MAILS_PER_DAY, default=5000"`
+	// QuotaClock is the quotas' clock (default time.Now): tests move it
+	// close to midnight UTC. Never read from the environment.
+	QuotaClock func() time.Time
 	// CacheTTL is how long a verdict is reused for the same content.
 	CacheTTL time.Duration `env:"MAILROOM_CLASSIFIER_CACHE_TTL, default=720h"`
 	// ReplicaID names this replica among those sharing the keys (default:
@@ -241,6 +251,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("nats", c.NATS),
 		slog.Int("workers", c.workers()),
 		slog.Int("max_ack_pending", c.MaxAckPending),
+		slog.Int64("quota_model_tokens_per_day", c.QuotaModelTokensPerDay),
+		slog.Int64("quota_mails_per_day", c.QuotaMailsPerDay),
 		slog.String("ack_wait", c.AckWait.String()),
 		slog.Int("max_deliver", c.MaxDeliver),
 		slog.Int("openai_max_attempts", c.OpenAIMaxAttempts),
@@ -317,7 +329,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		Threshold: threshold, MinConfidence: cfg.LearnMinConfidence, SampleRate: cfg.LearnSampleRate,
 	})
 	tiers = []classify.Tier{tiers[0], learn}
-	pipeline := &classify.Service{Taxonomies: taxonomies, Pipeline: classify.NewPipeline(tiers...)}
+	quotas := &classify.Quotas{Store: repo, Now: cfg.QuotaClock, Defaults: classify.QuotaLimits{
+		ModelTokensPerDay: cfg.QuotaModelTokensPerDay, MailsPerDay: cfg.QuotaMailsPerDay}}
+	pipeline := &classify.Service{Taxonomies: taxonomies, Pipeline: classify.NewPipeline(tiers...), Quotas: quotas}
 	var lags []consumer.Lag
 	// One breaker for the database and NATS, shared by the lanes.
 	infra := breaker.New(breaker.Config{OnChange: func(open bool) {
@@ -354,7 +368,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	s.KeepConsumer(js, topo, topo.AdvisoryStreamName(), advisories.ConsumerConfig())
 	s.Go("max-deliveries advisories", advisories.Run)
 	s.Go("cache expiry", func(ctx context.Context) error {
-		return service.Every(ctx, time.Hour, func(ctx context.Context) { expireCache(ctx, s.Logger, repo, cfg.CacheTTL) })
+		return service.Every(ctx, time.Hour, func(ctx context.Context) {
+			expireCache(ctx, s.Logger, repo, cfg.CacheTTL)
+			// Yesterday's use stays visible a day; older goes.
+			if _, err := repo.ExpireQuotaUse(ctx, time.Now().UTC().Add(-48*time.Hour).Format(time.DateOnly)); err != nil {
+				s.Logger.Warn("expiring quota use failed", "error", err.Error())
+			}
+		})
 	})
 	_, guard, err := s.DialAuth()
 	if err != nil {
@@ -365,6 +385,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		Classifier:  pipeline,
 		Limits:      limits,
 		Taxonomies:  taxonomies,
+		Quotas:      quotas,
 		DeadLetters: dead,
 		Corrector:   corrector{learn: learn, taxonomies: taxonomies},
 		Purge:       purgeUser(repo, taxonomies, dead),

@@ -32,7 +32,13 @@ func TestGmailConsent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := mustURL(t, created.GetMailbox().GetAuthorizationUrl())
+	googleURL, binding := startConsent(t, h, created.GetMailbox().GetAuthorizationUrl())
+	// The authorization URL binds once: another browser opening it later
+	// is refused.
+	_, err = h.client.StartAuthorization(context.Background(), &ingestv1.StartAuthorizationRequest{
+		State: mustURL(t, created.GetMailbox().GetAuthorizationUrl()).Query().Get("state"), Binding: "another-browser-" + testenv.RandomID(8)})
+	wantStatus(t, err, codes.InvalidArgument, "state: is unknown, was used already or was opened in another browser: start the connection again by reconnecting the mailbox")
+	u := mustURL(t, googleURL)
 	q := u.Query()
 	for k, want := range map[string]string{
 		"client_id":             fake.ClientID,
@@ -67,10 +73,10 @@ func TestGmailConsent(t *testing.T) {
 	// A wrong state, then a wrong code (the state is then used up).
 	_, err = h.client.CompleteAuthorization(public, &ingestv1.CompleteAuthorizationRequest{State: "forged", Code: rq.Get("code")})
 	wantStatus(t, err, codes.InvalidArgument, "state: is unknown or was used already: start the connection again by creating the mailbox")
-	if _, err := h.client.CompleteAuthorization(public, &ingestv1.CompleteAuthorizationRequest{State: rq.Get("state"), Code: rq.Get("code")}); err != nil {
+	if _, err := h.client.CompleteAuthorization(public, &ingestv1.CompleteAuthorizationRequest{State: rq.Get("state"), Code: rq.Get("code"), Binding: binding}); err != nil {
 		t.Fatalf("CompleteAuthorization: %v", err)
 	}
-	_, err = h.client.CompleteAuthorization(public, &ingestv1.CompleteAuthorizationRequest{State: rq.Get("state"), Code: rq.Get("code")})
+	_, err = h.client.CompleteAuthorization(public, &ingestv1.CompleteAuthorizationRequest{State: rq.Get("state"), Code: rq.Get("code"), Binding: binding})
 	wantStatus(t, err, codes.InvalidArgument, "state: is unknown or was used already: start the connection again by creating the mailbox")
 
 	// The user refuses consent on a second mailbox.
@@ -80,7 +86,8 @@ func TestGmailConsent(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := mustURL(t, created.GetMailbox().GetAuthorizationUrl()).Query().Get("state")
-	_, err = h.client.CompleteAuthorization(public, &ingestv1.CompleteAuthorizationRequest{State: state, Error: "access_denied"})
+	_, binding = startConsent(t, h, created.GetMailbox().GetAuthorizationUrl())
+	_, err = h.client.CompleteAuthorization(public, &ingestv1.CompleteAuthorizationRequest{State: state, Error: "access_denied", Binding: binding})
 	wantStatus(t, err, codes.FailedPrecondition, "Google did not grant access to mailbox users/ada/mailboxes/refused (access_denied)")
 	got, _ = h.client.GetMailbox(ada, &ingestv1.GetMailboxRequest{Name: "users/ada/mailboxes/refused"})
 	if got.GetMailbox().GetState() != ingestv1.MailboxState_MAILBOX_STATE_DISCONNECTED {
@@ -272,5 +279,44 @@ func TestSyncJobs(t *testing.T) {
 	list, err := h.client.ListMailboxes(ada, &ingestv1.ListMailboxesRequest{Parent: "users/ada"})
 	if err != nil || len(list.GetMailboxes()) != 0 {
 		t.Errorf("mailboxes after purge = %v, %v", list.GetMailboxes(), err)
+	}
+}
+
+// TestGmailConsentBoundToTheBrowser: eve starts connecting a Gmail mailbox
+// and gets ada's browser to come back from Google with ada's consent (the
+// login CSRF of OAuth): without the binding of the browser that opened
+// eve's authorization URL, the consent does not complete, and ada's
+// mailbox is not attached to eve's account.
+func TestGmailConsentBoundToTheBrowser(t *testing.T) {
+	fake := fakegmail.New()
+	defer fake.Close()
+	fake.AddAccount("ada@gmail.example")
+	h := newWorld(t).start(t, testenv.SQLiteURL(t), gmailConfig(fake))
+	eve := h.as(t, "eve", "user")
+	created, err := h.client.CreateMailbox(eve, &ingestv1.CreateMailboxRequest{Parent: "users/eve", MailboxId: "stolen",
+		Mailbox: &ingestv1.Mailbox{Provider: ingestv1.Provider_PROVIDER_GMAIL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// eve's own browser opens the link (or ada's does: either way the
+	// binding is that browser's, and ada's browser comes back without it).
+	googleURL, _ := startConsent(t, h, created.GetMailbox().GetAuthorizationUrl())
+	redirect, err := fake.Consents(googleURL) // ada consents, as ada@gmail.example
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := mustURL(t, redirect).Query()
+	for _, binding := range []string{"", "adas-browser-" + testenv.RandomID(8)} {
+		_, err = h.client.CompleteAuthorization(context.Background(), &ingestv1.CompleteAuthorizationRequest{State: q.Get("state"), Code: q.Get("code"), Binding: binding})
+		if codeOf(err) != codes.PermissionDenied && codeOf(err) != codes.InvalidArgument {
+			t.Errorf("CompleteAuthorization from another browser (binding %q): %v, want PermissionDenied (then the state is spent)", binding, err)
+		}
+	}
+	got, err := h.client.GetMailbox(eve, &ingestv1.GetMailboxRequest{Name: "users/eve/mailboxes/stolen"})
+	if err != nil || got.GetMailbox().GetState() == ingestv1.MailboxState_MAILBOX_STATE_ACTIVE || got.GetMailbox().GetAddress() == "ada@gmail.example" {
+		t.Errorf("eve's mailbox after ada's browser came back = %v, %v; want it not connected", got.GetMailbox(), err)
+	}
+	if _, ok := h.auth.Secret("users/eve/mailboxes/stolen/credential"); ok {
+		t.Error("ada's Gmail token is in eve's vault")
 	}
 }

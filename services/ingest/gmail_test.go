@@ -101,6 +101,25 @@ func checkUnique(t *testing.T, evs []event) {
 }
 
 // connectGmail creates a GMAIL mailbox for ada and completes its consent at fake.
+// startConsent does what the gateway's /oauth/google/start does for a
+// browser opening authURL: it binds the consent to a new browser binding
+// and returns Google's consent URL and the binding.
+func startConsent(t *testing.T, h *harness, authURL string) (googleURL, binding string) {
+	t.Helper()
+	u := mustURL(t, authURL)
+	if got := u.Scheme + "://" + u.Host + u.Path; got != "http://mailroom.test:8080/oauth/google/start" {
+		t.Fatalf("authorization URL %s, want the gateway's /oauth/google/start", authURL)
+	}
+	binding = "browser-" + testenv.RandomID(16)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := h.client.StartAuthorization(ctx, &ingestv1.StartAuthorizationRequest{State: u.Query().Get("state"), Binding: binding})
+	if err != nil {
+		t.Fatalf("StartAuthorization: %v", err)
+	}
+	return resp.GetGoogleAuthorizationUrl(), binding
+}
+
 func connectGmail(t *testing.T, h *harness, fake *fakegmail.Server, id string) *ingestv1.Mailbox {
 	t.Helper()
 	ada := h.as(t, "ada", "user")
@@ -114,7 +133,8 @@ func connectGmail(t *testing.T, h *harness, fake *fakegmail.Server, id string) *
 	if mb.GetState() != ingestv1.MailboxState_MAILBOX_STATE_PENDING_AUTHORIZATION || mb.GetAuthorizationUrl() == "" {
 		t.Fatalf("created = %v, want PENDING_AUTHORIZATION with an authorization URL", mb)
 	}
-	redirect, err := fake.Consents(mb.GetAuthorizationUrl())
+	googleURL, binding := startConsent(t, h, mb.GetAuthorizationUrl())
+	redirect, err := fake.Consents(googleURL)
 	if err != nil {
 		t.Fatalf("consent: %v", err)
 	}
@@ -122,7 +142,7 @@ func connectGmail(t *testing.T, h *harness, fake *fakegmail.Server, id string) *
 	// The callback is public: no credential on this call.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	done, err := h.client.CompleteAuthorization(ctx, &ingestv1.CompleteAuthorizationRequest{State: q.Get("state"), Code: q.Get("code")})
+	done, err := h.client.CompleteAuthorization(ctx, &ingestv1.CompleteAuthorizationRequest{State: q.Get("state"), Code: q.Get("code"), Binding: binding})
 	if err != nil {
 		t.Fatalf("CompleteAuthorization: %v", err)
 	}
@@ -492,12 +512,13 @@ func TestReconnectKeepsTheMailboxsHistory(t *testing.T) {
 	if m := re.GetMailbox(); m.GetState() != ingestv1.MailboxState_MAILBOX_STATE_PENDING_AUTHORIZATION || m.GetAuthorizationUrl() == "" {
 		t.Fatalf("reconnected = %v, want PENDING_AUTHORIZATION with a new authorization URL", m)
 	}
-	redirect, err := fake.Consents(re.GetMailbox().GetAuthorizationUrl())
+	googleURL, binding := startConsent(t, h, re.GetMailbox().GetAuthorizationUrl())
+	redirect, err := fake.Consents(googleURL)
 	if err != nil {
 		t.Fatalf("consent: %v", err)
 	}
 	q := mustURL(t, redirect).Query()
-	done, err := h.client.CompleteAuthorization(context.Background(), &ingestv1.CompleteAuthorizationRequest{State: q.Get("state"), Code: q.Get("code")})
+	done, err := h.client.CompleteAuthorization(context.Background(), &ingestv1.CompleteAuthorizationRequest{State: q.Get("state"), Code: q.Get("code"), Binding: binding})
 	if err != nil || done.GetMailbox().GetState() != ingestv1.MailboxState_MAILBOX_STATE_ACTIVE {
 		t.Fatalf("CompleteAuthorization after reconnect: %v, %v", done.GetMailbox(), err)
 	}

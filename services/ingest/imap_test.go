@@ -248,3 +248,96 @@ func TestScheduler(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// appendTo appends mails numbered from..to-1 to folder.
+func (s *imapServer) appendTo(t *testing.T, folder string, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		raw := fmt.Sprintf("From: Sender <s%d@example.com>\r\nTo: ada@example.com\r\nSubject: %s %d\r\n"+
+			"Date: Mon, 2 Jun 2025 10:00:00 +0000\r\nMessage-ID: <%s-%d@example.com>\r\n\r\nBody %d.\r\n", i, folder, i, folder, i, i)
+		_, err := s.user.Append(folder, literal{bytes.NewReader([]byte(raw))}, &imap.AppendOptions{
+			Time: time.Date(2025, 6, 2, 10, 0, i, 0, time.UTC),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestIMAPFolders syncs INBOX and a second folder chosen on the mailbox,
+// each with its own UIDVALIDITY and last UID: in capped steps across both,
+// then incrementally, then through a renumbering of one folder alone. A
+// folder the server does not have is refused at creation.
+func TestIMAPFolders(t *testing.T) {
+	srv := startIMAP(t)
+	if err := srv.user.Create("Archive", nil); err != nil {
+		t.Fatal(err)
+	}
+	srv.appendMails(t, 0, 10)
+	srv.appendTo(t, "Archive", 0, 15)
+	h := newWorld(t).start(t, testenv.SQLiteURL(t), func(c *ingest.Config) {
+		c.IMAPAllowHosts = []string{"127.0.0.1"}
+		c.IMAPCAFile = srv.caFile
+	})
+	ada := h.as(t, "ada", "user")
+	settings := func(folders ...string) *ingestv1.Mailbox {
+		return &ingestv1.Mailbox{Provider: ingestv1.Provider_PROVIDER_IMAP, Address: "ada@example.com", Imap: &ingestv1.ImapSettings{
+			Host: "127.0.0.1", Port: int32(srv.addr.Port), Username: "ada", Password: "s3cret", Security: ingestv1.ImapSecurity_IMAP_SECURITY_TLS,
+			Folders: folders}}
+	}
+	_, err := h.client.CreateMailbox(ada, &ingestv1.CreateMailboxRequest{Parent: "users/ada", MailboxId: "imap", Mailbox: settings("INBOX", "Nowhere")})
+	wantStatus(t, err, codes.InvalidArgument, `mailbox.imap.folders[1]: the IMAP server has no folder "Nowhere" it would open`)
+	created, err := h.client.CreateMailbox(ada, &ingestv1.CreateMailboxRequest{Parent: "users/ada", MailboxId: "imap", Mailbox: settings("inbox", "Archive", "Archive")})
+	if err != nil {
+		t.Fatalf("CreateMailbox: %v", err)
+	}
+	mb := created.GetMailbox()
+	if got := mb.GetImap().GetFolders(); len(got) != 2 || got[0] != "INBOX" || got[1] != "Archive" {
+		t.Errorf("folders = %q, want INBOX and Archive", got)
+	}
+
+	// 25 mails in two folders, 20 at a time: the cap spans the folders.
+	j := syncAndWait(t, h, mb.GetName(), ingestv1.SyncMode_SYNC_MODE_UNSPECIFIED, 20)
+	wantProgress(t, j, ingestv1.SyncJobState_SYNC_JOB_STATE_SUCCEEDED, 20)
+	j = syncAndWait(t, h, mb.GetName(), ingestv1.SyncMode_SYNC_MODE_UNSPECIFIED, 20)
+	wantProgress(t, j, ingestv1.SyncJobState_SYNC_JOB_STATE_SUCCEEDED, 5)
+	evs := h.events(t)
+	checkUnique(t, evs)
+	archived := 0
+	for _, e := range evs {
+		if strings.HasPrefix(e.e.GetContent().GetSubject(), "Archive ") {
+			archived++
+		}
+	}
+	if len(evs) != 25 || archived != 15 {
+		t.Fatalf("%d events, %d from Archive; want 25 and 15", len(evs), archived)
+	}
+
+	// New mail in Archive only: incremental, on the live lane.
+	srv.appendTo(t, "Archive", 15, 18)
+	j = syncAndWait(t, h, mb.GetName(), ingestv1.SyncMode_SYNC_MODE_UNSPECIFIED, 20)
+	wantProgress(t, j, ingestv1.SyncJobState_SYNC_JOB_STATE_SUCCEEDED, 3)
+	if j.GetProgress().GetListed() != 3 {
+		t.Errorf("the incremental sync listed %d, want the 3 new", j.GetProgress().GetListed())
+	}
+
+	// Archive is renumbered (new UIDVALIDITY) with one more mail; INBOX
+	// keeps its cursor.
+	if err := srv.user.Delete("Archive"); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.user.Create("Archive", nil); err != nil {
+		t.Fatal(err)
+	}
+	srv.appendTo(t, "Archive", 0, 19)
+	j = syncAndWait(t, h, mb.GetName(), ingestv1.SyncMode_SYNC_MODE_UNSPECIFIED, 100)
+	wantProgress(t, j, ingestv1.SyncJobState_SYNC_JOB_STATE_SUCCEEDED, 1)
+	if j.GetProgress().GetListed() != 19 || j.GetProgress().GetSkipped() != 18 {
+		t.Errorf("resync of Archive listed %d, skipped %d; want 19 and 18 (INBOX listed nothing)", j.GetProgress().GetListed(), j.GetProgress().GetSkipped())
+	}
+	evs = h.events(t)
+	if len(evs) != 29 {
+		t.Errorf("%d events, want 29", len(evs))
+	}
+	checkUnique(t, evs)
+}

@@ -163,7 +163,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, fmt.Errorf("ingest.New: %w", err)
 	}
-	authClient, guard, err := s.DialAuth(ingestv1.IngestService_CompleteAuthorization_FullMethodName)
+	authClient, guard, err := s.DialAuth(ingestv1.IngestService_CompleteAuthorization_FullMethodName, ingestv1.IngestService_StartAuthorization_FullMethodName)
 	if err != nil {
 		return nil, fmt.Errorf("ingest.New: %w", err)
 	}
@@ -229,6 +229,7 @@ func mailboxConfig(cfg Config, logger *slog.Logger) (mailbox.Config, error) {
 		Providers:       map[mailbox.Kind]mailbox.Provider{mailbox.KindIMAP: imapProvider},
 		IMAP:            imapProvider,
 		AuthStateTTL:    cfg.GmailAuthTTL,
+		ConsentStartURL: strings.TrimSuffix(cfg.PublicURL, "/") + StartPath,
 		Lease:           cfg.SyncLease,
 		Poll:            cfg.SyncPoll,
 		MaxJobs:         cfg.MaxSyncJobs,
@@ -278,6 +279,10 @@ func imapRoots(path string) (*x509.CertPool, error) {
 	}
 	return roots, nil
 }
+
+// StartPath is the gateway's route that a Gmail mailbox's authorization
+// URL names: it binds the browser to the consent and sends it to Google.
+const StartPath = "/oauth/google/start"
 
 // CallbackPath is the gateway's route that Google sends the browser back
 // to after a Gmail consent.

@@ -91,3 +91,22 @@ func chain(t *testing.T, e *env) {
 	}
 	e.must(403, "GET", "/v1/"+name, bob, nil)
 }
+
+// TestChainWithTheDeploymentsNATSUsers runs the chain with each service
+// (and the gateway) connected to NATS as its own user, with the subject
+// permissions of deploy/k8s, then deletes the user (revocations).
+func TestChainWithTheDeploymentsNATSUsers(t *testing.T) {
+	n := testenv.NATSWithDeployAuth(t, "../../deploy/k8s/components/nats/nats.yaml")
+	extra := map[string]string{}
+	for _, name := range []string{"auth", "ingest", "classifier", "store", "gateway"} {
+		extra["NATS_URL_"+strings.ToUpper(name)] = n.URL(name)
+	}
+	e := start(t, options{natsURL: n.URL("store"), extra: extra})
+	chain(t, e)
+	e.must(200, "DELETE", "/v1/users/ada", e.admin, nil)
+	for _, bad := range []string{"revocations are not watched", "ermissions", "not authorized"} {
+		if strings.Contains(e.logs.String(), bad) {
+			t.Errorf("the services' logs say %q", bad)
+		}
+	}
+}

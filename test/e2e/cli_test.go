@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -439,19 +438,7 @@ func TestCLIGmail(t *testing.T) {
 				t.Fatalf("mailroom %s printed no consent URL: %v\n%s", strings.Join(args, " "), err, printed.String())
 			}
 		}
-		redirect, err := fake.Consents(authURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		i := strings.Index(redirect, "/oauth/google/callback")
-		if i < 0 {
-			t.Fatalf("redirect %s", redirect)
-		}
-		resp, err := http.Get(e.gateway + redirect[i:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		browse(t, e.gateway, authURL, nil)
 		go func() { _, _ = io.Copy(io.Discard, stderr) }()
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("mailroom %s: %v\n%s", strings.Join(args, " "), err, printed.String())

@@ -4,8 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -125,19 +123,7 @@ func TestEveryDashboardPanelHasData(t *testing.T) {
 	// A Gmail mailbox, connected and synced.
 	gm := e.must(200, "POST", "/v1/users/ada/mailboxes?mailboxId=gmail", ada, map[string]any{"provider": "GMAIL"})
 	authURL, _ := gm["authorizationUrl"].(string)
-	redirect, err := gmail.Consents(authURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ru, err := url.Parse(redirect)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Get(e.url + ru.Path + "?" + ru.RawQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	browse(t, e.url, authURL, nil)
 	job := e.must(200, "POST", "/v1/users/ada/mailboxes/gmail:sync", ada, map[string]any{"maxMessages": 50})
 	name, _ := job["name"].(string)
 	if last := e.watch(ada, name); last["state"] != "SYNC_JOB_STATE_SUCCEEDED" {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -40,23 +39,11 @@ func TestGmailThroughTheGateway(t *testing.T) {
 	if mb["state"] != "MAILBOX_STATE_PENDING_AUTHORIZATION" || authURL == "" {
 		t.Fatalf("created mailbox = %v", mb)
 	}
-	// The browser: Google's consent page redirects to the callback, which
-	// is the gateway's (the public URL names where it is published).
-	redirect, err := fake.Consents(authURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ru, err := url.Parse(redirect)
-	if err != nil || ru.Path != "/oauth/google/callback" {
-		t.Fatalf("redirect = %s, %v", redirect, err)
-	}
-	resp, err := http.Get(e.url + ru.Path + "?" + ru.RawQuery)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("callback answered %d", resp.StatusCode)
+	// The browser: the gateway's start binds it and sends it to Google,
+	// whose consent page redirects to the callback, which is the gateway's
+	// (the public URL names where it is published).
+	if status := browse(t, e.url, authURL, nil); status != http.StatusOK {
+		t.Fatalf("callback answered %d", status)
 	}
 	got := e.must(200, "GET", "/v1/users/ada/mailboxes/gmail", key, nil)
 	if got["state"] != "MAILBOX_STATE_ACTIVE" || got["address"] != "ada@gmail.example" {

@@ -43,6 +43,7 @@ var isolationExempt = map[string]string{
 	"mailroom.auth.v1.AuthService.ExchangeApiKey":            "public: the API key it is given is the credential",
 	"mailroom.auth.v1.AuthService.GetJwks":                   "public: the keys that verify tokens",
 	"mailroom.ingest.v1.IngestService.CompleteAuthorization": "public: the single-use OAuth state is the credential",
+	"mailroom.ingest.v1.IngestService.StartAuthorization":    "public: the single-use OAuth state is the credential",
 	"mailroom.classifier.v1.ClassifierService.GetLimits":     "no user's data: the limiter's state",
 }
 
@@ -79,6 +80,8 @@ var isolationRequests = map[string]string{
 	"mailroom.classifier.v1.ClassifierService.Classify":         `{"parent":"users/bob","subject":"hello","body":"hi"}`,
 	"mailroom.classifier.v1.ClassifierService.GetTaxonomy":      `{"name":"users/bob/taxonomy"}`,
 	"mailroom.classifier.v1.ClassifierService.UpdateTaxonomy":   `{"taxonomy":{"name":"users/bob/taxonomy","categories":[{"name":"other","description":"All of it."}]}}`,
+	"mailroom.classifier.v1.ClassifierService.GetQuota":         `{"name":"users/bob/quota"}`,
+	"mailroom.classifier.v1.ClassifierService.UpdateQuota":      `{"quota":{"name":"users/bob/quota","mailsPerDay":"1"}}`,
 	"mailroom.classifier.v1.ClassifierService.ListDeadLetters":  `{"parent":"users/bob"}`,
 	"mailroom.classifier.v1.ClassifierService.ReplayDeadLetter": `{"name":"users/bob/deadLetters/1"}`,
 	"mailroom.classifier.v1.ClassifierService.PurgeUserData":    `{"user":"bob"}`,

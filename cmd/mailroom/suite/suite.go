@@ -201,7 +201,13 @@ func Start(ctx context.Context, cfg Config) (_ *Suite, err error) {
 			"MAILROOM_SERVICE_KEY":  serviceKeys[name],
 			"MAILROOM_SERVICE_KEYS": strings.Join(keyList, ","),
 		})
-		if err := config.Load(ctx, target, envconfig.MultiLookuper(over, own, cfg.Env)); err != nil {
+		// NATS_URL_<NAME> gives one service a NATS URL of its own (its
+		// NATS user, as in deploy/k8s).
+		perService := map[string]string{}
+		if u := env("NATS_URL_"+strings.ToUpper(name), ""); u != "" {
+			perService["NATS_URL"] = u
+		}
+		if err := config.Load(ctx, target, envconfig.MultiLookuper(envconfig.MapLookuper(perService), over, own, cfg.Env)); err != nil {
 			return fmt.Errorf("suite: %s %w", name, err)
 		}
 		return nil

@@ -277,10 +277,28 @@ func (e *GiveUpError) Error() string {
 type Service struct {
 	Taxonomies *Taxonomies
 	Pipeline   *Pipeline
+	// Quotas, when set, refuses (or, for the consumers, holds) the mail
+	// of a user past a daily quota, and counts what each verdict used.
+	Quotas *Quotas
 }
 
-// Classify loads the user's taxonomy (unless req has one) and runs the pipeline.
+// Classify loads the user's taxonomy (unless req has one) and runs the
+// pipeline, within the user's daily quotas (a *QuotaError past them).
 func (s *Service) Classify(ctx context.Context, req Request) (Verdict, error) {
+	if s.Quotas != nil {
+		day, err := s.Quotas.Take(ctx, req.User)
+		if err != nil {
+			return Verdict{}, err
+		}
+		v, err := s.classify(ctx, req)
+		// The verdict is had: a failure to count it does not undo it.
+		_ = s.Quotas.Done(context.WithoutCancel(ctx), req.User, day, v, err != nil)
+		return v, err
+	}
+	return s.classify(ctx, req)
+}
+
+func (s *Service) classify(ctx context.Context, req Request) (Verdict, error) {
 	if len(req.Taxonomy) == 0 && s.Taxonomies != nil {
 		t, _, err := s.Taxonomies.Get(ctx, req.User)
 		if err != nil {

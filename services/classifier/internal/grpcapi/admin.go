@@ -148,3 +148,56 @@ func singleton(ctx context.Context, field, pattern, name string) (string, error)
 	}
 	return authn.Authorize(ctx, field, ids[0])
 }
+
+// GetQuota returns the user's daily quotas and today's use; a user sees
+// its own.
+func (s *Server) GetQuota(ctx context.Context, req *classifierv1.GetQuotaRequest) (*classifierv1.GetQuotaResponse, error) {
+	user, err := singleton(ctx, "name", "users/*/quota", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.Quotas.Status(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	return &classifierv1.GetQuotaResponse{Quota: quotaProto(user, st)}, nil
+}
+
+// UpdateQuota sets the user's daily quotas; only an admin may.
+func (s *Server) UpdateQuota(ctx context.Context, req *classifierv1.UpdateQuotaRequest) (*classifierv1.UpdateQuotaResponse, error) {
+	q := req.GetQuota()
+	if q == nil {
+		return nil, apierror.Invalid("quota", "is required")
+	}
+	user, err := singleton(ctx, "quota.name", "users/*/quota", q.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if err := authn.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	if q.GetModelTokensPerDay() < classify.NoLimit {
+		return nil, apierror.Invalid("quota.model_tokens_per_day", "is %d: give a limit, 0 for the default or -1 for none", q.GetModelTokensPerDay())
+	}
+	if q.GetMailsPerDay() < classify.NoLimit {
+		return nil, apierror.Invalid("quota.mails_per_day", "is %d: give a limit, 0 for the default or -1 for none", q.GetMailsPerDay())
+	}
+	st, err := s.Quotas.Set(ctx, user, classify.QuotaLimits{ModelTokensPerDay: q.GetModelTokensPerDay(), MailsPerDay: q.GetMailsPerDay()})
+	if err != nil {
+		return nil, err
+	}
+	return &classifierv1.UpdateQuotaResponse{Quota: quotaProto(user, st)}, nil
+}
+
+func quotaProto(user string, st classify.QuotaStatus) *classifierv1.Quota {
+	return &classifierv1.Quota{
+		Name:                       resname.User(user) + "/quota",
+		ModelTokensPerDay:          st.Set.ModelTokensPerDay,
+		MailsPerDay:                st.Set.MailsPerDay,
+		EffectiveModelTokensPerDay: st.Effective.ModelTokensPerDay,
+		EffectiveMailsPerDay:       st.Effective.MailsPerDay,
+		ModelTokensUsed:            st.Used.ModelTokens,
+		MailsUsed:                  st.Used.Mails,
+		ResetTime:                  timestamppb.New(st.Reset),
+	}
+}

@@ -5,7 +5,10 @@ package grpcapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
 	"mailroom.dev/platform/apierror"
@@ -29,6 +32,7 @@ type Deps struct {
 	Classifier  Classifier
 	Limits      classify.LimitsReporter
 	Taxonomies  *classify.Taxonomies
+	Quotas      *classify.Quotas
 	DeadLetters DeadLetters
 	// Corrector records users' corrections.
 	Corrector Corrector
@@ -66,6 +70,13 @@ func (s *Server) Classify(ctx context.Context, req *classifierv1.ClassifyRequest
 		return nil, err
 	}
 	v, err := s.Classifier.Classify(ctx, classify.Request{User: user, Lane: classify.LaneInteractive, Message: msg})
+	var quota *classify.QuotaError
+	if errors.As(err, &quota) {
+		return nil, (&apierror.Error{Kind: apierror.ResourceExhausted, Reason: "QUOTA_EXCEEDED", Message: quota.Error()}).
+			WithMetadata("quota", quota.Quota).
+			WithMetadata("limit", strconv.FormatInt(quota.Limit, 10)).
+			WithMetadata("reset_time", quota.Reset.UTC().Format(time.RFC3339))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("classify: %w", err)
 	}

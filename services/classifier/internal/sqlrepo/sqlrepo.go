@@ -166,7 +166,7 @@ func (r *Repo) PurgeUser(ctx context.Context, user string) (taxonomies, cached i
 		}
 		cached, _ = res.RowsAffected()
 		// What was learned of the user's senders, and their corrections.
-		for _, table := range []string{"classifier_senders", "classifier_examples"} {
+		for _, table := range []string{"classifier_senders", "classifier_examples", "classifier_quotas", "classifier_quota_use"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE user_id = $1`, user); err != nil {
 				return err
 			}
@@ -184,6 +184,87 @@ func (r *Repo) ExpireCache(ctx context.Context, before time.Time) (int64, error)
 	res, err := r.db.ExecContext(ctx, `DELETE FROM classifier_cache WHERE create_time < $1`, before.UnixMicro())
 	if err != nil {
 		return 0, fmt.Errorf("sqlrepo: expire cache: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// Quota implements classify.QuotaStore.
+func (r *Repo) Quota(ctx context.Context, user string) (classify.QuotaLimits, error) {
+	var q classify.QuotaLimits
+	err := r.db.QueryRowContext(ctx, `SELECT model_tokens_per_day, mails_per_day FROM classifier_quotas WHERE user_id = $1`, user).
+		Scan(&q.ModelTokensPerDay, &q.MailsPerDay)
+	if errors.Is(err, sql.ErrNoRows) {
+		return classify.QuotaLimits{}, nil
+	}
+	if err != nil {
+		return q, fmt.Errorf("sqlrepo: quota: %w", err)
+	}
+	return q, nil
+}
+
+// SetQuota implements classify.QuotaStore.
+func (r *Repo) SetQuota(ctx context.Context, user string, q classify.QuotaLimits, now time.Time) error {
+	_, err := r.db.ExecContext(ctx, `INSERT INTO classifier_quotas (user_id, model_tokens_per_day, mails_per_day, update_time)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (user_id) DO UPDATE SET model_tokens_per_day = excluded.model_tokens_per_day,
+  mails_per_day = excluded.mails_per_day, update_time = excluded.update_time`,
+		user, q.ModelTokensPerDay, q.MailsPerDay, now.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("sqlrepo: set quota: %w", err)
+	}
+	return nil
+}
+
+// QuotaUse implements classify.QuotaStore.
+func (r *Repo) QuotaUse(ctx context.Context, user, day string) (classify.QuotaUse, error) {
+	var u classify.QuotaUse
+	err := r.db.QueryRowContext(ctx, `SELECT model_tokens, mails FROM classifier_quota_use WHERE user_id = $1 AND day = $2`, user, day).
+		Scan(&u.ModelTokens, &u.Mails)
+	if errors.Is(err, sql.ErrNoRows) {
+		return classify.QuotaUse{}, nil
+	}
+	if err != nil {
+		return u, fmt.Errorf("sqlrepo: quota use: %w", err)
+	}
+	return u, nil
+}
+
+// AddQuotaUse implements classify.QuotaStore.
+func (r *Repo) AddQuotaUse(ctx context.Context, user, day string, u classify.QuotaUse) error {
+	_, err := r.db.ExecContext(ctx, `INSERT INTO classifier_quota_use AS q (user_id, day, model_tokens, mails)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (user_id, day) DO UPDATE SET model_tokens = q.model_tokens + excluded.model_tokens,
+  mails = q.mails + excluded.mails`, user, day, u.ModelTokens, u.Mails)
+	if err != nil {
+		return fmt.Errorf("sqlrepo: add quota use: %w", err)
+	}
+	return nil
+}
+
+// TakeMail implements classify.QuotaStore: one conditional UPDATE, so
+// that concurrent takes never pass the limit.
+func (r *Repo) TakeMail(ctx context.Context, user, day string, limit int64) (bool, error) {
+	if _, err := r.db.ExecContext(ctx, `INSERT INTO classifier_quota_use (user_id, day, model_tokens, mails)
+VALUES ($1, $2, 0, 0) ON CONFLICT (user_id, day) DO NOTHING`, user, day); err != nil {
+		return false, fmt.Errorf("sqlrepo: take mail: %w", err)
+	}
+	res, err := r.db.ExecContext(ctx, `UPDATE classifier_quota_use SET mails = mails + 1
+WHERE user_id = $1 AND day = $2 AND ($3 < 0 OR mails < $3)`, user, day, limit)
+	if err != nil {
+		return false, fmt.Errorf("sqlrepo: take mail: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("sqlrepo: take mail: %w", err)
+	}
+	return n == 1, nil
+}
+
+// ExpireQuotaUse deletes the use of days before day.
+func (r *Repo) ExpireQuotaUse(ctx context.Context, day string) (int64, error) {
+	res, err := r.db.ExecContext(ctx, `DELETE FROM classifier_quota_use WHERE day < $1`, day)
+	if err != nil {
+		return 0, fmt.Errorf("sqlrepo: expire quota use: %w", err)
 	}
 	return res.RowsAffected()
 }

@@ -70,7 +70,7 @@ func (s *Server) CreateMailbox(ctx context.Context, req *ingestv1.CreateMailboxR
 		if err != nil {
 			return nil, err
 		}
-		m.IMAP = &mailbox.IMAPSettings{Host: is.GetHost(), Port: int(is.GetPort()), Username: is.GetUsername(), Security: sec}
+		m.IMAP = &mailbox.IMAPSettings{Host: is.GetHost(), Port: int(is.GetPort()), Username: is.GetUsername(), Security: sec, Folders: is.GetFolders()}
 		password = is.GetPassword()
 	}
 	m, err = s.svc.CreateMailbox(ctx, user, m, req.GetMailboxId(), password)
@@ -229,10 +229,20 @@ func (s *Server) ReconnectMailbox(ctx context.Context, req *ingestv1.ReconnectMa
 	return &ingestv1.ReconnectMailboxResponse{Mailbox: mailboxToProto(m)}, nil
 }
 
+// StartAuthorization implements ingestv1.IngestServiceServer. It is
+// public: the state is the credential.
+func (s *Server) StartAuthorization(ctx context.Context, req *ingestv1.StartAuthorizationRequest) (*ingestv1.StartAuthorizationResponse, error) {
+	u, err := s.svc.StartAuthorization(ctx, req.GetState(), req.GetBinding())
+	if err != nil {
+		return nil, err
+	}
+	return &ingestv1.StartAuthorizationResponse{GoogleAuthorizationUrl: u}, nil
+}
+
 // CompleteAuthorization implements ingestv1.IngestServiceServer. It is
 // public: the single-use state is its credential.
 func (s *Server) CompleteAuthorization(ctx context.Context, req *ingestv1.CompleteAuthorizationRequest) (*ingestv1.CompleteAuthorizationResponse, error) {
-	m, err := s.svc.CompleteAuthorization(ctx, req.GetState(), req.GetCode(), req.GetError())
+	m, err := s.svc.CompleteAuthorization(ctx, req.GetState(), req.GetCode(), req.GetError(), req.GetBinding())
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +380,7 @@ func mailboxToProto(m mailbox.Mailbox) *ingestv1.Mailbox {
 	}
 	if m.IMAP != nil {
 		// The password is input only: it is in the vault, never returned.
-		out.Imap = &ingestv1.ImapSettings{Host: m.IMAP.Host, Port: int32(m.IMAP.Port), Username: m.IMAP.Username, Security: securityToProto(m.IMAP.Security)}
+		out.Imap = &ingestv1.ImapSettings{Host: m.IMAP.Host, Port: int32(m.IMAP.Port), Username: m.IMAP.Username, Security: securityToProto(m.IMAP.Security), Folders: m.IMAP.Folders}
 	}
 	return out
 }

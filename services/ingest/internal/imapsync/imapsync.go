@@ -160,7 +160,8 @@ func tlsReason(err error) string {
 	return "handshake error"
 }
 
-// CheckIMAP implements mailbox.IMAPChecker: it connects and logs in.
+// CheckIMAP implements mailbox.IMAPChecker: it connects, logs in and
+// opens each folder to sync.
 func (m *IMAP) CheckIMAP(ctx context.Context, s mailbox.IMAPSettings, password string) error {
 	c, err := m.dial(ctx, s, password)
 	if errors.Is(err, errLogin) {
@@ -169,12 +170,22 @@ func (m *IMAP) CheckIMAP(ctx context.Context, s mailbox.IMAPSettings, password s
 	if err != nil {
 		return err
 	}
-	c.close()
+	defer c.close()
+	for i, f := range s.FolderList() {
+		c.arm()
+		if _, err := c.c.Select(f, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+			var ie *imap.Error
+			if errors.As(err, &ie) {
+				return apierror.Invalid(fmt.Sprintf("mailbox.imap.folders[%d]", i), "the IMAP server has no folder %q it would open", f)
+			}
+			return apierror.Unavailablef(err, "the IMAP server did not open %q", f)
+		}
+	}
 	return nil
 }
 
-// cursor is an IMAP mailbox's position: the UIDVALIDITY of INBOX, the last
-// UID whose messages (and all before it) were handed over, and whether the
+// cursor is one IMAP folder's position: its UIDVALIDITY, the last UID
+// whose messages (and all before it) were handed over, and whether the
 // backfill is still going on.
 type cursor struct {
 	UIDValidity uint32 `json:"uidValidity"`
@@ -182,27 +193,52 @@ type cursor struct {
 	Backfill    bool   `json:"backfill,omitempty"`
 }
 
-func (c cursor) String() string {
-	b, _ := json.Marshal(c)
+// position is an IMAP mailbox's cursor: one per folder synced. (A cursor
+// of INBOX alone, as stored before folders, reads as INBOX's.)
+type position struct {
+	Folders map[string]cursor `json:"folders"`
+}
+
+func (p position) String() string {
+	b, _ := json.Marshal(p)
 	return string(b)
 }
 
-// Sync implements mailbox.Provider on INBOX, read-only.
+func parsePosition(s string) (position, error) {
+	var p position
+	if s == "" {
+		return position{Folders: map[string]cursor{}}, nil
+	}
+	if err := json.Unmarshal([]byte(s), &p); err != nil {
+		return p, err
+	}
+	if p.Folders == nil {
+		var old cursor
+		if err := json.Unmarshal([]byte(s), &old); err != nil {
+			return p, err
+		}
+		p.Folders = map[string]cursor{mailbox.DefaultIMAPFolder: old}
+	}
+	return p, nil
+}
+
+// Sync implements mailbox.Provider on the mailbox's folders (INBOX
+// unless it names others), read-only, one after the other, within the
+// job's cap for all of them.
 //
-// A first sync, a FULL sync, a sync while the backfill goes on, and a sync
-// after UIDVALIDITY changed search every UID; other syncs search the UIDs
-// after the last one. Either way the messages are identified (envelope,
-// date, size), the recorded ones skipped, and at most the job's cap of the
+// In each folder, a first sync, a FULL sync, a sync while the backfill
+// goes on, and a sync after UIDVALIDITY changed search every UID; other
+// syncs search the UIDs after the last one. Either way the messages are
+// identified (envelope, date, size), the recorded ones skipped (a message
+// in two folders is delivered once), and at most the job's cap of the
 // others fetched and delivered, newest first.
 func (m *IMAP) Sync(ctx context.Context, run *mailbox.SyncRun) (string, error) {
 	if run.Mailbox.IMAP == nil {
 		return "", errors.New("imap: mailbox has no settings")
 	}
-	var cur cursor
-	if run.Mailbox.Cursor != "" {
-		if err := json.Unmarshal([]byte(run.Mailbox.Cursor), &cur); err != nil {
-			return "", fmt.Errorf("imap: cursor: %w", err)
-		}
+	pos, err := parsePosition(run.Mailbox.Cursor)
+	if err != nil {
+		return "", fmt.Errorf("imap: cursor: %w", err)
 	}
 	c, err := m.dial(ctx, *run.Mailbox.IMAP, string(run.Secret))
 	if errors.Is(err, errLogin) {
@@ -213,17 +249,32 @@ func (m *IMAP) Sync(ctx context.Context, run *mailbox.SyncRun) (string, error) {
 	}
 	defer c.close()
 
+	next := position{Folders: map[string]cursor{}}
+	for _, f := range run.Mailbox.IMAP.FolderList() {
+		cur := pos.Folders[f]
+		if run.Remaining() > 0 {
+			if cur, err = m.syncFolder(ctx, c, run, f, cur); err != nil {
+				return "", err
+			}
+		}
+		next.Folders[f] = cur
+	}
+	return next.String(), nil
+}
+
+// syncFolder syncs one folder from cur and returns its new cursor.
+func (m *IMAP) syncFolder(ctx context.Context, c *conn, run *mailbox.SyncRun, folder string, cur cursor) (cursor, error) {
 	c.arm()
-	sel, err := c.c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait()
+	sel, err := c.c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
-		return "", apierror.Unavailablef(err, "the IMAP server did not open INBOX")
+		return cur, apierror.Unavailablef(err, "the IMAP server did not open %q", folder)
 	}
 	lane := mailbox.LaneLive
 	renumbered := cur.UIDValidity != 0 && cur.UIDValidity != sel.UIDValidity
 	full := cur.UIDValidity == 0 || renumbered || cur.Backfill || run.Job.Mode == mailbox.SyncFull
 	switch {
 	case renumbered:
-		run.Logger.InfoContext(ctx, "imap UIDVALIDITY changed; resyncing without duplicates", "old", cur.UIDValidity, "new", sel.UIDValidity)
+		run.Logger.InfoContext(ctx, "imap UIDVALIDITY changed; resyncing without duplicates", "folder", folder, "old", cur.UIDValidity, "new", sel.UIDValidity)
 		cur = cursor{UIDValidity: sel.UIDValidity}
 	case full:
 		lane = mailbox.LaneBackfill
@@ -239,7 +290,7 @@ func (m *IMAP) Sync(ctx context.Context, run *mailbox.SyncRun) (string, error) {
 		c.arm()
 		data, err := c.c.UIDSearch(criteria, nil).Wait()
 		if err != nil {
-			return "", apierror.Unavailablef(err, "the IMAP server did not answer a search")
+			return cur, apierror.Unavailablef(err, "the IMAP server did not answer a search")
 		}
 		for _, u := range data.AllUIDs() {
 			// "n:*" matches the last message even when its UID is below n.
@@ -254,7 +305,7 @@ func (m *IMAP) Sync(ctx context.Context, run *mailbox.SyncRun) (string, error) {
 
 	complete, err := m.deliver(ctx, c, run, uids, lane)
 	if err != nil {
-		return "", err
+		return cur, err
 	}
 	switch {
 	case complete && len(uids) > 0:
@@ -266,7 +317,7 @@ func (m *IMAP) Sync(ctx context.Context, run *mailbox.SyncRun) (string, error) {
 		// The cap stopped a full listing: the next sync lists again.
 		cur.Backfill = true
 	}
-	return cur.String(), nil
+	return cur, nil
 }
 
 // chunk is how many messages one metadata FETCH asks for.

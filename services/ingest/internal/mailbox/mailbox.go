@@ -51,6 +51,22 @@ type IMAPSettings struct {
 	Port     int          `json:"port"`
 	Username string       `json:"username"`
 	Security IMAPSecurity `json:"security"`
+	// Folders are the folders synced; empty is INBOX alone.
+	Folders []string `json:"folders,omitempty"`
+}
+
+// DefaultIMAPFolder is the folder synced when none is named.
+const DefaultIMAPFolder = "INBOX"
+
+// MaxIMAPFolders bounds the folders of one IMAP mailbox.
+const MaxIMAPFolders = 20
+
+// FolderList returns the folders to sync: Folders, or INBOX alone.
+func (s IMAPSettings) FolderList() []string {
+	if len(s.Folders) == 0 {
+		return []string{DefaultIMAPFolder}
+	}
+	return s.Folders
 }
 
 // Mailbox is a source of a user's mail.
@@ -221,6 +237,9 @@ type AuthState struct {
 	MailboxID  string
 	Verifier   string
 	ExpireTime time.Time
+	// BindingHash is the hash of the binding of the browser that opened
+	// the consent first; empty until one did.
+	BindingHash string
 }
 
 // Repository keeps mailboxes, sync jobs, message records and consent
@@ -282,6 +301,10 @@ type Repository interface {
 
 	// CreateAuthState stores a pending consent.
 	CreateAuthState(ctx context.Context, a AuthState) error
+	// BindAuthState sets the binding hash of the unbound consent whose
+	// state hashes to hash and returns it; ErrNotFound when there is no
+	// such consent or it is bound already.
+	BindAuthState(ctx context.Context, hash, bindingHash string) (AuthState, error)
 	// TakeAuthState deletes and returns the consent whose state hashes to
 	// hash; ErrNotFound when there is none. A state is thus used once.
 	TakeAuthState(ctx context.Context, hash string) (AuthState, error)

@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -76,6 +78,11 @@ type Config struct {
 	Gmail GmailAuth
 	// IMAP checks IMAP settings at creation.
 	IMAP IMAPChecker
+	// ConsentStartURL is the gateway's /oauth/google/start: the
+	// authorization URL of a Gmail mailbox is it with the state, so that
+	// the browser that opens it is bound to the consent (a cookie) before
+	// it goes on to Google.
+	ConsentStartURL string
 	// AuthStateTTL is how long a Gmail authorization URL stays valid (default 15m).
 	AuthStateTTL time.Duration
 	// MaxMessageAge, when set, is the store's retention: a sync does not
@@ -261,7 +268,37 @@ func (s *Service) newConsent(ctx context.Context, m Mailbox, now time.Time) (str
 	if err != nil {
 		return "", fmt.Errorf("create auth state: %w", err)
 	}
-	return s.cfg.Gmail.AuthCodeURL(state, verifier), nil
+	if s.cfg.ConsentStartURL == "" {
+		return "", errors.New("no consent start URL is configured")
+	}
+	return s.cfg.ConsentStartURL + "?" + url.Values{"state": {state}}.Encode(), nil
+}
+
+// StartAuthorization binds the pending consent of state to binding (a
+// secret the gateway keeps in the cookie of the browser that opened the
+// authorization URL first) and returns Google's consent URL. A state binds
+// once: a second browser, or a link opened again, is refused.
+func (s *Service) StartAuthorization(ctx context.Context, state, binding string) (string, error) {
+	if s.cfg.Gmail == nil {
+		return "", apierror.Preconditionf("Gmail is not configured on this server")
+	}
+	if state == "" || len(state) > 200 {
+		return "", apierror.Invalid("state", "is required: it is the state parameter of the authorization URL")
+	}
+	if len(binding) < 16 || len(binding) > 200 {
+		return "", apierror.Invalid("binding", "is required: a random secret of the browser")
+	}
+	a, err := s.repo.BindAuthState(ctx, hashState(state), hashState(binding))
+	if errors.Is(err, ErrNotFound) {
+		return "", apierror.Invalid("state", "is unknown, was used already or was opened in another browser: start the connection again by reconnecting the mailbox")
+	}
+	if err != nil {
+		return "", fmt.Errorf("bind auth state: %w", err)
+	}
+	if s.now().After(a.ExpireTime) {
+		return "", apierror.Preconditionf("the authorization URL expired: reconnect the mailbox for a new one")
+	}
+	return s.cfg.Gmail.AuthCodeURL(state, a.Verifier), nil
 }
 
 // ReconnectMailbox starts a new consent for a Gmail mailbox that is
@@ -349,6 +386,28 @@ func validateIMAP(st *IMAPSettings, password string) error {
 	case st.Port < 0 || st.Port > 65535:
 		return apierror.Invalid("mailbox.imap.port", "%d is not a port", st.Port)
 	}
+	if len(st.Folders) > MaxIMAPFolders {
+		return apierror.Invalid("mailbox.imap.folders", "has %d folders; at most %d are synced", len(st.Folders), MaxIMAPFolders)
+	}
+	var folders []string
+	seen := map[string]bool{}
+	for i, f := range st.Folders {
+		f = strings.TrimSpace(f)
+		if strings.EqualFold(f, DefaultIMAPFolder) {
+			f = DefaultIMAPFolder
+		}
+		switch {
+		case f == "":
+			return apierror.Invalid(fmt.Sprintf("mailbox.imap.folders[%d]", i), "is empty")
+		case len(f) > maxIMAPField || strings.ContainsAny(f, "\r\n\x00*%"):
+			return apierror.Invalid(fmt.Sprintf("mailbox.imap.folders[%d]", i), "is not a folder name")
+		case seen[f]:
+			continue
+		}
+		seen[f] = true
+		folders = append(folders, f)
+	}
+	st.Folders = folders
 	switch st.Security {
 	case "":
 		st.Security = IMAPTLS
@@ -509,7 +568,7 @@ func (s *Service) PurgeUserData(ctx context.Context, user string) (Purged, error
 // the pending mailbox, code is traded for a refresh token, which goes to
 // the vault, and the mailbox becomes ACTIVE. oauthError is Google's error
 // when the user refused.
-func (s *Service) CompleteAuthorization(ctx context.Context, state, code, oauthError string) (Mailbox, error) {
+func (s *Service) CompleteAuthorization(ctx context.Context, state, code, oauthError, binding string) (Mailbox, error) {
 	if s.cfg.Gmail == nil {
 		return Mailbox{}, apierror.Preconditionf("Gmail is not configured on this server")
 	}
@@ -525,6 +584,12 @@ func (s *Service) CompleteAuthorization(ctx context.Context, state, code, oauthE
 	}
 	if err != nil {
 		return Mailbox{}, fmt.Errorf("take auth state: %w", err)
+	}
+	if a.BindingHash == "" || binding == "" || subtle.ConstantTimeCompare([]byte(a.BindingHash), []byte(hashState(binding))) != 1 {
+		// Another browser than the one that opened the authorization URL:
+		// someone else's link. The state is spent; the mailbox stays as it
+		// was, and its owner reconnects it for a new URL.
+		return Mailbox{}, apierror.Denied("this consent was started in another browser: open the authorization URL of your own mailbox in this browser")
 	}
 	mb, err := s.GetMailbox(ctx, a.User, a.MailboxID)
 	if err != nil {

@@ -583,6 +583,27 @@ func (r *Repo) DeleteExpiredAuthStates(ctx context.Context, before time.Time) (i
 	return res.RowsAffected()
 }
 
+// BindAuthState implements mailbox.Repository: the UPDATE binds an unbound
+// state once, whatever the concurrency.
+func (r *Repo) BindAuthState(ctx context.Context, hash, bindingHash string) (mailbox.AuthState, error) {
+	var (
+		a   mailbox.AuthState
+		exp int64
+	)
+	err := r.db.QueryRowContext(ctx, `
+		UPDATE auth_states SET binding_hash = $2 WHERE state_hash = $1 AND binding_hash = ''
+		RETURNING state_hash, user_id, mailbox_id, verifier, expire_time, binding_hash`, hash, bindingHash).
+		Scan(&a.Hash, &a.User, &a.MailboxID, &a.Verifier, &exp, &a.BindingHash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return mailbox.AuthState{}, mailbox.ErrNotFound
+	}
+	if err != nil {
+		return mailbox.AuthState{}, fmt.Errorf("sqlrepo: bind auth state: %w", err)
+	}
+	a.ExpireTime = fromMicros(exp)
+	return a, nil
+}
+
 // TakeAuthState implements mailbox.Repository: the DELETE … RETURNING
 // makes a state usable once, whatever the concurrency.
 func (r *Repo) TakeAuthState(ctx context.Context, hash string) (mailbox.AuthState, error) {
@@ -592,8 +613,8 @@ func (r *Repo) TakeAuthState(ctx context.Context, hash string) (mailbox.AuthStat
 	)
 	err := r.db.QueryRowContext(ctx, `
 		DELETE FROM auth_states WHERE state_hash = $1
-		RETURNING state_hash, user_id, mailbox_id, verifier, expire_time`, hash).
-		Scan(&a.Hash, &a.User, &a.MailboxID, &a.Verifier, &exp)
+		RETURNING state_hash, user_id, mailbox_id, verifier, expire_time, binding_hash`, hash).
+		Scan(&a.Hash, &a.User, &a.MailboxID, &a.Verifier, &exp, &a.BindingHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return mailbox.AuthState{}, mailbox.ErrNotFound
 	}

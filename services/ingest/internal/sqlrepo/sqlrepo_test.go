@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -364,12 +365,12 @@ func testMailboxLifecycle(t *testing.T, repo mailbox.Repository) {
 	ctx := context.Background()
 	m := newMailbox("life", "imap")
 	m.Kind = mailbox.KindIMAP
-	m.IMAP = &mailbox.IMAPSettings{Host: "imap.example.com", Port: 993, Username: "ada", Security: mailbox.IMAPTLS}
+	m.IMAP = &mailbox.IMAPSettings{Host: "imap.example.com", Port: 993, Username: "ada", Security: mailbox.IMAPTLS, Folders: []string{"INBOX", "Archive"}}
 	if err := repo.CreateMailbox(ctx, m); err != nil {
 		t.Fatal(err)
 	}
 	got, err := repo.GetMailbox(ctx, "life", "imap")
-	if err != nil || got.IMAP == nil || *got.IMAP != *m.IMAP {
+	if err != nil || got.IMAP == nil || !reflect.DeepEqual(*got.IMAP, *m.IMAP) {
 		t.Fatalf("IMAP settings = %+v, %v", got.IMAP, err)
 	}
 	if err := repo.SetMailboxState(ctx, "life", "imap", mailbox.StateDisconnected, "revoked", ""); err != nil {

@@ -713,6 +713,305 @@ func (x *Taxonomy) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// Quota is what a user may have classified in one day (UTC): mails, and
+// tokens of the language model. Past either, Classify answers
+// RESOURCE_EXHAUSTED and imported or synced mail waits, unclassified and
+// kept, until the quota resets.
+type Quota struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is users/{user}/quota.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// ModelTokensPerDay is the user's own limit of model tokens (prompt and
+	// completion) a day; 0 takes the server's default
+	// (MAILROOM_QUOTA_MODEL_TOKENS_PER_DAY), -1 is no limit.
+	ModelTokensPerDay int64 `protobuf:"varint,2,opt,name=model_tokens_per_day,json=modelTokensPerDay,proto3" json:"model_tokens_per_day,omitempty"`
+	// MailsPerDay is the user's own limit of mails classified a day; 0 takes
+	// the server's default (MAILROOM_QUOTA_MAILS_PER_DAY), -1 is no limit.
+	MailsPerDay int64 `protobuf:"varint,3,opt,name=mails_per_day,json=mailsPerDay,proto3" json:"mails_per_day,omitempty"`
+	// EffectiveModelTokensPerDay is the limit in force (-1: none). Output only.
+	EffectiveModelTokensPerDay int64 `protobuf:"varint,4,opt,name=effective_model_tokens_per_day,json=effectiveModelTokensPerDay,proto3" json:"effective_model_tokens_per_day,omitempty"`
+	// EffectiveMailsPerDay is the limit in force (-1: none). Output only.
+	EffectiveMailsPerDay int64 `protobuf:"varint,5,opt,name=effective_mails_per_day,json=effectiveMailsPerDay,proto3" json:"effective_mails_per_day,omitempty"`
+	// ModelTokensUsed are the model tokens used today. Output only.
+	ModelTokensUsed int64 `protobuf:"varint,6,opt,name=model_tokens_used,json=modelTokensUsed,proto3" json:"model_tokens_used,omitempty"`
+	// MailsUsed are the mails classified today. Output only.
+	MailsUsed int64 `protobuf:"varint,7,opt,name=mails_used,json=mailsUsed,proto3" json:"mails_used,omitempty"`
+	// ResetTime is when today's use goes back to zero (midnight UTC). Output only.
+	ResetTime     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=reset_time,json=resetTime,proto3" json:"reset_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Quota) Reset() {
+	*x = Quota{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Quota) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Quota) ProtoMessage() {}
+
+func (x *Quota) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Quota.ProtoReflect.Descriptor instead.
+func (*Quota) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Quota) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Quota) GetModelTokensPerDay() int64 {
+	if x != nil {
+		return x.ModelTokensPerDay
+	}
+	return 0
+}
+
+func (x *Quota) GetMailsPerDay() int64 {
+	if x != nil {
+		return x.MailsPerDay
+	}
+	return 0
+}
+
+func (x *Quota) GetEffectiveModelTokensPerDay() int64 {
+	if x != nil {
+		return x.EffectiveModelTokensPerDay
+	}
+	return 0
+}
+
+func (x *Quota) GetEffectiveMailsPerDay() int64 {
+	if x != nil {
+		return x.EffectiveMailsPerDay
+	}
+	return 0
+}
+
+func (x *Quota) GetModelTokensUsed() int64 {
+	if x != nil {
+		return x.ModelTokensUsed
+	}
+	return 0
+}
+
+func (x *Quota) GetMailsUsed() int64 {
+	if x != nil {
+		return x.MailsUsed
+	}
+	return 0
+}
+
+func (x *Quota) GetResetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ResetTime
+	}
+	return nil
+}
+
+// GetQuotaRequest is the request of GetQuota.
+type GetQuotaRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is users/{user}/quota.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetQuotaRequest) Reset() {
+	*x = GetQuotaRequest{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetQuotaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetQuotaRequest) ProtoMessage() {}
+
+func (x *GetQuotaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetQuotaRequest.ProtoReflect.Descriptor instead.
+func (*GetQuotaRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetQuotaRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// GetQuotaResponse is the response of GetQuota.
+type GetQuotaResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Quota is the user's quota and its use today.
+	Quota         *Quota `protobuf:"bytes,1,opt,name=quota,proto3" json:"quota,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetQuotaResponse) Reset() {
+	*x = GetQuotaResponse{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetQuotaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetQuotaResponse) ProtoMessage() {}
+
+func (x *GetQuotaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetQuotaResponse.ProtoReflect.Descriptor instead.
+func (*GetQuotaResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetQuotaResponse) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+// UpdateQuotaRequest is the request of UpdateQuota.
+type UpdateQuotaRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Quota holds the new limits; its name says whose.
+	Quota         *Quota `protobuf:"bytes,1,opt,name=quota,proto3" json:"quota,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateQuotaRequest) Reset() {
+	*x = UpdateQuotaRequest{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateQuotaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateQuotaRequest) ProtoMessage() {}
+
+func (x *UpdateQuotaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateQuotaRequest.ProtoReflect.Descriptor instead.
+func (*UpdateQuotaRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UpdateQuotaRequest) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+// UpdateQuotaResponse is the response of UpdateQuota.
+type UpdateQuotaResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Quota is the stored quota and its use today.
+	Quota         *Quota `protobuf:"bytes,1,opt,name=quota,proto3" json:"quota,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateQuotaResponse) Reset() {
+	*x = UpdateQuotaResponse{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateQuotaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateQuotaResponse) ProtoMessage() {}
+
+func (x *UpdateQuotaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateQuotaResponse.ProtoReflect.Descriptor instead.
+func (*UpdateQuotaResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *UpdateQuotaResponse) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
 // GetTaxonomyRequest is the request of GetTaxonomy.
 type GetTaxonomyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -724,7 +1023,7 @@ type GetTaxonomyRequest struct {
 
 func (x *GetTaxonomyRequest) Reset() {
 	*x = GetTaxonomyRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[9]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -736,7 +1035,7 @@ func (x *GetTaxonomyRequest) String() string {
 func (*GetTaxonomyRequest) ProtoMessage() {}
 
 func (x *GetTaxonomyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[9]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -749,7 +1048,7 @@ func (x *GetTaxonomyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaxonomyRequest.ProtoReflect.Descriptor instead.
 func (*GetTaxonomyRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{9}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetTaxonomyRequest) GetName() string {
@@ -770,7 +1069,7 @@ type GetTaxonomyResponse struct {
 
 func (x *GetTaxonomyResponse) Reset() {
 	*x = GetTaxonomyResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[10]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -782,7 +1081,7 @@ func (x *GetTaxonomyResponse) String() string {
 func (*GetTaxonomyResponse) ProtoMessage() {}
 
 func (x *GetTaxonomyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[10]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -795,7 +1094,7 @@ func (x *GetTaxonomyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaxonomyResponse.ProtoReflect.Descriptor instead.
 func (*GetTaxonomyResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{10}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetTaxonomyResponse) GetTaxonomy() *Taxonomy {
@@ -816,7 +1115,7 @@ type UpdateTaxonomyRequest struct {
 
 func (x *UpdateTaxonomyRequest) Reset() {
 	*x = UpdateTaxonomyRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[11]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -828,7 +1127,7 @@ func (x *UpdateTaxonomyRequest) String() string {
 func (*UpdateTaxonomyRequest) ProtoMessage() {}
 
 func (x *UpdateTaxonomyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[11]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -841,7 +1140,7 @@ func (x *UpdateTaxonomyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTaxonomyRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTaxonomyRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{11}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateTaxonomyRequest) GetTaxonomy() *Taxonomy {
@@ -862,7 +1161,7 @@ type UpdateTaxonomyResponse struct {
 
 func (x *UpdateTaxonomyResponse) Reset() {
 	*x = UpdateTaxonomyResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[12]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +1173,7 @@ func (x *UpdateTaxonomyResponse) String() string {
 func (*UpdateTaxonomyResponse) ProtoMessage() {}
 
 func (x *UpdateTaxonomyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[12]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +1186,7 @@ func (x *UpdateTaxonomyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTaxonomyResponse.ProtoReflect.Descriptor instead.
 func (*UpdateTaxonomyResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{12}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateTaxonomyResponse) GetTaxonomy() *Taxonomy {
@@ -918,7 +1217,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[13]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1229,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[13]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1242,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{13}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeadLetter) GetName() string {
@@ -1003,7 +1302,7 @@ type ListDeadLettersRequest struct {
 
 func (x *ListDeadLettersRequest) Reset() {
 	*x = ListDeadLettersRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[14]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1015,7 +1314,7 @@ func (x *ListDeadLettersRequest) String() string {
 func (*ListDeadLettersRequest) ProtoMessage() {}
 
 func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[14]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1028,7 +1327,7 @@ func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{14}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListDeadLettersRequest) GetParent() string {
@@ -1065,7 +1364,7 @@ type ListDeadLettersResponse struct {
 
 func (x *ListDeadLettersResponse) Reset() {
 	*x = ListDeadLettersResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[15]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1376,7 @@ func (x *ListDeadLettersResponse) String() string {
 func (*ListDeadLettersResponse) ProtoMessage() {}
 
 func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[15]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1389,7 @@ func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{15}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
@@ -1118,7 +1417,7 @@ type ReplayDeadLetterRequest struct {
 
 func (x *ReplayDeadLetterRequest) Reset() {
 	*x = ReplayDeadLetterRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[16]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1429,7 @@ func (x *ReplayDeadLetterRequest) String() string {
 func (*ReplayDeadLetterRequest) ProtoMessage() {}
 
 func (x *ReplayDeadLetterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[16]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1442,7 @@ func (x *ReplayDeadLetterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDeadLetterRequest.ProtoReflect.Descriptor instead.
 func (*ReplayDeadLetterRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{16}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReplayDeadLetterRequest) GetName() string {
@@ -1164,7 +1463,7 @@ type ReplayDeadLetterResponse struct {
 
 func (x *ReplayDeadLetterResponse) Reset() {
 	*x = ReplayDeadLetterResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[17]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1475,7 @@ func (x *ReplayDeadLetterResponse) String() string {
 func (*ReplayDeadLetterResponse) ProtoMessage() {}
 
 func (x *ReplayDeadLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[17]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1488,7 @@ func (x *ReplayDeadLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDeadLetterResponse.ProtoReflect.Descriptor instead.
 func (*ReplayDeadLetterResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{17}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReplayDeadLetterResponse) GetMessage() string {
@@ -1210,7 +1509,7 @@ type PurgeUserDataRequest struct {
 
 func (x *PurgeUserDataRequest) Reset() {
 	*x = PurgeUserDataRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[18]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1521,7 @@ func (x *PurgeUserDataRequest) String() string {
 func (*PurgeUserDataRequest) ProtoMessage() {}
 
 func (x *PurgeUserDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[18]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1534,7 @@ func (x *PurgeUserDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeUserDataRequest.ProtoReflect.Descriptor instead.
 func (*PurgeUserDataRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{18}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PurgeUserDataRequest) GetUser() string {
@@ -1256,7 +1555,7 @@ type PurgeUserDataResponse struct {
 
 func (x *PurgeUserDataResponse) Reset() {
 	*x = PurgeUserDataResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[19]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1567,7 @@ func (x *PurgeUserDataResponse) String() string {
 func (*PurgeUserDataResponse) ProtoMessage() {}
 
 func (x *PurgeUserDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[19]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1580,7 @@ func (x *PurgeUserDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeUserDataResponse.ProtoReflect.Descriptor instead.
 func (*PurgeUserDataResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{19}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PurgeUserDataResponse) GetDeleted() map[string]int64 {
@@ -1313,7 +1612,7 @@ type Correction struct {
 
 func (x *Correction) Reset() {
 	*x = Correction{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[20]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1325,7 +1624,7 @@ func (x *Correction) String() string {
 func (*Correction) ProtoMessage() {}
 
 func (x *Correction) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[20]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1338,7 +1637,7 @@ func (x *Correction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Correction.ProtoReflect.Descriptor instead.
 func (*Correction) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{20}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Correction) GetMessage() string {
@@ -1396,7 +1695,7 @@ type CreateCorrectionRequest struct {
 
 func (x *CreateCorrectionRequest) Reset() {
 	*x = CreateCorrectionRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[21]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +1707,7 @@ func (x *CreateCorrectionRequest) String() string {
 func (*CreateCorrectionRequest) ProtoMessage() {}
 
 func (x *CreateCorrectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[21]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +1720,7 @@ func (x *CreateCorrectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCorrectionRequest.ProtoReflect.Descriptor instead.
 func (*CreateCorrectionRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{21}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateCorrectionRequest) GetParent() string {
@@ -1449,7 +1748,7 @@ type CreateCorrectionResponse struct {
 
 func (x *CreateCorrectionResponse) Reset() {
 	*x = CreateCorrectionResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[22]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1760,7 @@ func (x *CreateCorrectionResponse) String() string {
 func (*CreateCorrectionResponse) ProtoMessage() {}
 
 func (x *CreateCorrectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[22]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1773,7 @@ func (x *CreateCorrectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCorrectionResponse.ProtoReflect.Descriptor instead.
 func (*CreateCorrectionResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{22}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateCorrectionResponse) GetCorrection() *Correction {
@@ -1540,7 +1839,26 @@ const file_mailroom_classifier_v1_classifier_proto_rawDesc = "" +
 	"categories\x18\x02 \x03(\v2 .mailroom.classifier.v1.CategoryR\n" +
 	"categories\x12;\n" +
 	"\vupdate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"(\n" +
+	"updateTime\"\xf1\x02\n" +
+	"\x05Quota\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
+	"\x14model_tokens_per_day\x18\x02 \x01(\x03R\x11modelTokensPerDay\x12\"\n" +
+	"\rmails_per_day\x18\x03 \x01(\x03R\vmailsPerDay\x12B\n" +
+	"\x1eeffective_model_tokens_per_day\x18\x04 \x01(\x03R\x1aeffectiveModelTokensPerDay\x125\n" +
+	"\x17effective_mails_per_day\x18\x05 \x01(\x03R\x14effectiveMailsPerDay\x12*\n" +
+	"\x11model_tokens_used\x18\x06 \x01(\x03R\x0fmodelTokensUsed\x12\x1d\n" +
+	"\n" +
+	"mails_used\x18\a \x01(\x03R\tmailsUsed\x129\n" +
+	"\n" +
+	"reset_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tresetTime\"%\n" +
+	"\x0fGetQuotaRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"G\n" +
+	"\x10GetQuotaResponse\x123\n" +
+	"\x05quota\x18\x01 \x01(\v2\x1d.mailroom.classifier.v1.QuotaR\x05quota\"I\n" +
+	"\x12UpdateQuotaRequest\x123\n" +
+	"\x05quota\x18\x01 \x01(\v2\x1d.mailroom.classifier.v1.QuotaR\x05quota\"J\n" +
+	"\x13UpdateQuotaResponse\x123\n" +
+	"\x05quota\x18\x01 \x01(\v2\x1d.mailroom.classifier.v1.QuotaR\x05quota\"(\n" +
 	"\x12GetTaxonomyRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"S\n" +
 	"\x13GetTaxonomyResponse\x12<\n" +
@@ -1592,7 +1910,7 @@ const file_mailroom_classifier_v1_classifier_proto_rawDesc = "" +
 	"\x18CreateCorrectionResponse\x12B\n" +
 	"\n" +
 	"correction\x18\x01 \x01(\v2\".mailroom.classifier.v1.CorrectionR\n" +
-	"correction2\xfd\x06\n" +
+	"correction2\xc4\b\n" +
 	"\x11ClassifierService\x12]\n" +
 	"\bClassify\x12'.mailroom.classifier.v1.ClassifyRequest\x1a(.mailroom.classifier.v1.ClassifyResponse\x12`\n" +
 	"\tGetLimits\x12(.mailroom.classifier.v1.GetLimitsRequest\x1a).mailroom.classifier.v1.GetLimitsResponse\x12f\n" +
@@ -1600,7 +1918,9 @@ const file_mailroom_classifier_v1_classifier_proto_rawDesc = "" +
 	"\x0eUpdateTaxonomy\x12-.mailroom.classifier.v1.UpdateTaxonomyRequest\x1a..mailroom.classifier.v1.UpdateTaxonomyResponse\x12r\n" +
 	"\x0fListDeadLetters\x12..mailroom.classifier.v1.ListDeadLettersRequest\x1a/.mailroom.classifier.v1.ListDeadLettersResponse\x12u\n" +
 	"\x10ReplayDeadLetter\x12/.mailroom.classifier.v1.ReplayDeadLetterRequest\x1a0.mailroom.classifier.v1.ReplayDeadLetterResponse\x12u\n" +
-	"\x10CreateCorrection\x12/.mailroom.classifier.v1.CreateCorrectionRequest\x1a0.mailroom.classifier.v1.CreateCorrectionResponse\x12l\n" +
+	"\x10CreateCorrection\x12/.mailroom.classifier.v1.CreateCorrectionRequest\x1a0.mailroom.classifier.v1.CreateCorrectionResponse\x12]\n" +
+	"\bGetQuota\x12'.mailroom.classifier.v1.GetQuotaRequest\x1a(.mailroom.classifier.v1.GetQuotaResponse\x12f\n" +
+	"\vUpdateQuota\x12*.mailroom.classifier.v1.UpdateQuotaRequest\x1a+.mailroom.classifier.v1.UpdateQuotaResponse\x12l\n" +
 	"\rPurgeUserData\x12,.mailroom.classifier.v1.PurgeUserDataRequest\x1a-.mailroom.classifier.v1.PurgeUserDataResponseB9Z7mailroom.dev/gen/go/mailroom/classifier/v1;classifierv1b\x06proto3"
 
 var (
@@ -1615,7 +1935,7 @@ func file_mailroom_classifier_v1_classifier_proto_rawDescGZIP() []byte {
 	return file_mailroom_classifier_v1_classifier_proto_rawDescData
 }
 
-var file_mailroom_classifier_v1_classifier_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_mailroom_classifier_v1_classifier_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_mailroom_classifier_v1_classifier_proto_goTypes = []any{
 	(*ClassifyRequest)(nil),          // 0: mailroom.classifier.v1.ClassifyRequest
 	(*ClassifyResponse)(nil),         // 1: mailroom.classifier.v1.ClassifyResponse
@@ -1626,64 +1946,77 @@ var file_mailroom_classifier_v1_classifier_proto_goTypes = []any{
 	(*Budget)(nil),                   // 6: mailroom.classifier.v1.Budget
 	(*Category)(nil),                 // 7: mailroom.classifier.v1.Category
 	(*Taxonomy)(nil),                 // 8: mailroom.classifier.v1.Taxonomy
-	(*GetTaxonomyRequest)(nil),       // 9: mailroom.classifier.v1.GetTaxonomyRequest
-	(*GetTaxonomyResponse)(nil),      // 10: mailroom.classifier.v1.GetTaxonomyResponse
-	(*UpdateTaxonomyRequest)(nil),    // 11: mailroom.classifier.v1.UpdateTaxonomyRequest
-	(*UpdateTaxonomyResponse)(nil),   // 12: mailroom.classifier.v1.UpdateTaxonomyResponse
-	(*DeadLetter)(nil),               // 13: mailroom.classifier.v1.DeadLetter
-	(*ListDeadLettersRequest)(nil),   // 14: mailroom.classifier.v1.ListDeadLettersRequest
-	(*ListDeadLettersResponse)(nil),  // 15: mailroom.classifier.v1.ListDeadLettersResponse
-	(*ReplayDeadLetterRequest)(nil),  // 16: mailroom.classifier.v1.ReplayDeadLetterRequest
-	(*ReplayDeadLetterResponse)(nil), // 17: mailroom.classifier.v1.ReplayDeadLetterResponse
-	(*PurgeUserDataRequest)(nil),     // 18: mailroom.classifier.v1.PurgeUserDataRequest
-	(*PurgeUserDataResponse)(nil),    // 19: mailroom.classifier.v1.PurgeUserDataResponse
-	(*Correction)(nil),               // 20: mailroom.classifier.v1.Correction
-	(*CreateCorrectionRequest)(nil),  // 21: mailroom.classifier.v1.CreateCorrectionRequest
-	(*CreateCorrectionResponse)(nil), // 22: mailroom.classifier.v1.CreateCorrectionResponse
-	nil,                              // 23: mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
-	(*v1.Header)(nil),                // 24: mailroom.mail.v1.Header
-	(*v1.Classification)(nil),        // 25: mailroom.mail.v1.Classification
-	(v1.Lane)(0),                     // 26: mailroom.mail.v1.Lane
-	(*timestamppb.Timestamp)(nil),    // 27: google.protobuf.Timestamp
+	(*Quota)(nil),                    // 9: mailroom.classifier.v1.Quota
+	(*GetQuotaRequest)(nil),          // 10: mailroom.classifier.v1.GetQuotaRequest
+	(*GetQuotaResponse)(nil),         // 11: mailroom.classifier.v1.GetQuotaResponse
+	(*UpdateQuotaRequest)(nil),       // 12: mailroom.classifier.v1.UpdateQuotaRequest
+	(*UpdateQuotaResponse)(nil),      // 13: mailroom.classifier.v1.UpdateQuotaResponse
+	(*GetTaxonomyRequest)(nil),       // 14: mailroom.classifier.v1.GetTaxonomyRequest
+	(*GetTaxonomyResponse)(nil),      // 15: mailroom.classifier.v1.GetTaxonomyResponse
+	(*UpdateTaxonomyRequest)(nil),    // 16: mailroom.classifier.v1.UpdateTaxonomyRequest
+	(*UpdateTaxonomyResponse)(nil),   // 17: mailroom.classifier.v1.UpdateTaxonomyResponse
+	(*DeadLetter)(nil),               // 18: mailroom.classifier.v1.DeadLetter
+	(*ListDeadLettersRequest)(nil),   // 19: mailroom.classifier.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),  // 20: mailroom.classifier.v1.ListDeadLettersResponse
+	(*ReplayDeadLetterRequest)(nil),  // 21: mailroom.classifier.v1.ReplayDeadLetterRequest
+	(*ReplayDeadLetterResponse)(nil), // 22: mailroom.classifier.v1.ReplayDeadLetterResponse
+	(*PurgeUserDataRequest)(nil),     // 23: mailroom.classifier.v1.PurgeUserDataRequest
+	(*PurgeUserDataResponse)(nil),    // 24: mailroom.classifier.v1.PurgeUserDataResponse
+	(*Correction)(nil),               // 25: mailroom.classifier.v1.Correction
+	(*CreateCorrectionRequest)(nil),  // 26: mailroom.classifier.v1.CreateCorrectionRequest
+	(*CreateCorrectionResponse)(nil), // 27: mailroom.classifier.v1.CreateCorrectionResponse
+	nil,                              // 28: mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
+	(*v1.Header)(nil),                // 29: mailroom.mail.v1.Header
+	(*v1.Classification)(nil),        // 30: mailroom.mail.v1.Classification
+	(v1.Lane)(0),                     // 31: mailroom.mail.v1.Lane
+	(*timestamppb.Timestamp)(nil),    // 32: google.protobuf.Timestamp
 }
 var file_mailroom_classifier_v1_classifier_proto_depIdxs = []int32{
-	24, // 0: mailroom.classifier.v1.ClassifyRequest.headers:type_name -> mailroom.mail.v1.Header
-	25, // 1: mailroom.classifier.v1.ClassifyResponse.classification:type_name -> mailroom.mail.v1.Classification
-	26, // 2: mailroom.classifier.v1.LaneQueue.lane:type_name -> mailroom.mail.v1.Lane
+	29, // 0: mailroom.classifier.v1.ClassifyRequest.headers:type_name -> mailroom.mail.v1.Header
+	30, // 1: mailroom.classifier.v1.ClassifyResponse.classification:type_name -> mailroom.mail.v1.Classification
+	31, // 2: mailroom.classifier.v1.LaneQueue.lane:type_name -> mailroom.mail.v1.Lane
 	4,  // 3: mailroom.classifier.v1.GetLimitsResponse.keys:type_name -> mailroom.classifier.v1.KeyLimits
 	3,  // 4: mailroom.classifier.v1.GetLimitsResponse.lanes:type_name -> mailroom.classifier.v1.LaneQueue
 	6,  // 5: mailroom.classifier.v1.GetLimitsResponse.budget:type_name -> mailroom.classifier.v1.Budget
 	7,  // 6: mailroom.classifier.v1.Taxonomy.categories:type_name -> mailroom.classifier.v1.Category
-	27, // 7: mailroom.classifier.v1.Taxonomy.update_time:type_name -> google.protobuf.Timestamp
-	8,  // 8: mailroom.classifier.v1.GetTaxonomyResponse.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
-	8,  // 9: mailroom.classifier.v1.UpdateTaxonomyRequest.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
-	8,  // 10: mailroom.classifier.v1.UpdateTaxonomyResponse.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
-	27, // 11: mailroom.classifier.v1.DeadLetter.dead_time:type_name -> google.protobuf.Timestamp
-	13, // 12: mailroom.classifier.v1.ListDeadLettersResponse.dead_letters:type_name -> mailroom.classifier.v1.DeadLetter
-	23, // 13: mailroom.classifier.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
-	20, // 14: mailroom.classifier.v1.CreateCorrectionRequest.correction:type_name -> mailroom.classifier.v1.Correction
-	20, // 15: mailroom.classifier.v1.CreateCorrectionResponse.correction:type_name -> mailroom.classifier.v1.Correction
-	0,  // 16: mailroom.classifier.v1.ClassifierService.Classify:input_type -> mailroom.classifier.v1.ClassifyRequest
-	2,  // 17: mailroom.classifier.v1.ClassifierService.GetLimits:input_type -> mailroom.classifier.v1.GetLimitsRequest
-	9,  // 18: mailroom.classifier.v1.ClassifierService.GetTaxonomy:input_type -> mailroom.classifier.v1.GetTaxonomyRequest
-	11, // 19: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:input_type -> mailroom.classifier.v1.UpdateTaxonomyRequest
-	14, // 20: mailroom.classifier.v1.ClassifierService.ListDeadLetters:input_type -> mailroom.classifier.v1.ListDeadLettersRequest
-	16, // 21: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:input_type -> mailroom.classifier.v1.ReplayDeadLetterRequest
-	21, // 22: mailroom.classifier.v1.ClassifierService.CreateCorrection:input_type -> mailroom.classifier.v1.CreateCorrectionRequest
-	18, // 23: mailroom.classifier.v1.ClassifierService.PurgeUserData:input_type -> mailroom.classifier.v1.PurgeUserDataRequest
-	1,  // 24: mailroom.classifier.v1.ClassifierService.Classify:output_type -> mailroom.classifier.v1.ClassifyResponse
-	5,  // 25: mailroom.classifier.v1.ClassifierService.GetLimits:output_type -> mailroom.classifier.v1.GetLimitsResponse
-	10, // 26: mailroom.classifier.v1.ClassifierService.GetTaxonomy:output_type -> mailroom.classifier.v1.GetTaxonomyResponse
-	12, // 27: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:output_type -> mailroom.classifier.v1.UpdateTaxonomyResponse
-	15, // 28: mailroom.classifier.v1.ClassifierService.ListDeadLetters:output_type -> mailroom.classifier.v1.ListDeadLettersResponse
-	17, // 29: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:output_type -> mailroom.classifier.v1.ReplayDeadLetterResponse
-	22, // 30: mailroom.classifier.v1.ClassifierService.CreateCorrection:output_type -> mailroom.classifier.v1.CreateCorrectionResponse
-	19, // 31: mailroom.classifier.v1.ClassifierService.PurgeUserData:output_type -> mailroom.classifier.v1.PurgeUserDataResponse
-	24, // [24:32] is the sub-list for method output_type
-	16, // [16:24] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	32, // 7: mailroom.classifier.v1.Taxonomy.update_time:type_name -> google.protobuf.Timestamp
+	32, // 8: mailroom.classifier.v1.Quota.reset_time:type_name -> google.protobuf.Timestamp
+	9,  // 9: mailroom.classifier.v1.GetQuotaResponse.quota:type_name -> mailroom.classifier.v1.Quota
+	9,  // 10: mailroom.classifier.v1.UpdateQuotaRequest.quota:type_name -> mailroom.classifier.v1.Quota
+	9,  // 11: mailroom.classifier.v1.UpdateQuotaResponse.quota:type_name -> mailroom.classifier.v1.Quota
+	8,  // 12: mailroom.classifier.v1.GetTaxonomyResponse.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
+	8,  // 13: mailroom.classifier.v1.UpdateTaxonomyRequest.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
+	8,  // 14: mailroom.classifier.v1.UpdateTaxonomyResponse.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
+	32, // 15: mailroom.classifier.v1.DeadLetter.dead_time:type_name -> google.protobuf.Timestamp
+	18, // 16: mailroom.classifier.v1.ListDeadLettersResponse.dead_letters:type_name -> mailroom.classifier.v1.DeadLetter
+	28, // 17: mailroom.classifier.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
+	25, // 18: mailroom.classifier.v1.CreateCorrectionRequest.correction:type_name -> mailroom.classifier.v1.Correction
+	25, // 19: mailroom.classifier.v1.CreateCorrectionResponse.correction:type_name -> mailroom.classifier.v1.Correction
+	0,  // 20: mailroom.classifier.v1.ClassifierService.Classify:input_type -> mailroom.classifier.v1.ClassifyRequest
+	2,  // 21: mailroom.classifier.v1.ClassifierService.GetLimits:input_type -> mailroom.classifier.v1.GetLimitsRequest
+	14, // 22: mailroom.classifier.v1.ClassifierService.GetTaxonomy:input_type -> mailroom.classifier.v1.GetTaxonomyRequest
+	16, // 23: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:input_type -> mailroom.classifier.v1.UpdateTaxonomyRequest
+	19, // 24: mailroom.classifier.v1.ClassifierService.ListDeadLetters:input_type -> mailroom.classifier.v1.ListDeadLettersRequest
+	21, // 25: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:input_type -> mailroom.classifier.v1.ReplayDeadLetterRequest
+	26, // 26: mailroom.classifier.v1.ClassifierService.CreateCorrection:input_type -> mailroom.classifier.v1.CreateCorrectionRequest
+	10, // 27: mailroom.classifier.v1.ClassifierService.GetQuota:input_type -> mailroom.classifier.v1.GetQuotaRequest
+	12, // 28: mailroom.classifier.v1.ClassifierService.UpdateQuota:input_type -> mailroom.classifier.v1.UpdateQuotaRequest
+	23, // 29: mailroom.classifier.v1.ClassifierService.PurgeUserData:input_type -> mailroom.classifier.v1.PurgeUserDataRequest
+	1,  // 30: mailroom.classifier.v1.ClassifierService.Classify:output_type -> mailroom.classifier.v1.ClassifyResponse
+	5,  // 31: mailroom.classifier.v1.ClassifierService.GetLimits:output_type -> mailroom.classifier.v1.GetLimitsResponse
+	15, // 32: mailroom.classifier.v1.ClassifierService.GetTaxonomy:output_type -> mailroom.classifier.v1.GetTaxonomyResponse
+	17, // 33: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:output_type -> mailroom.classifier.v1.UpdateTaxonomyResponse
+	20, // 34: mailroom.classifier.v1.ClassifierService.ListDeadLetters:output_type -> mailroom.classifier.v1.ListDeadLettersResponse
+	22, // 35: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:output_type -> mailroom.classifier.v1.ReplayDeadLetterResponse
+	27, // 36: mailroom.classifier.v1.ClassifierService.CreateCorrection:output_type -> mailroom.classifier.v1.CreateCorrectionResponse
+	11, // 37: mailroom.classifier.v1.ClassifierService.GetQuota:output_type -> mailroom.classifier.v1.GetQuotaResponse
+	13, // 38: mailroom.classifier.v1.ClassifierService.UpdateQuota:output_type -> mailroom.classifier.v1.UpdateQuotaResponse
+	24, // 39: mailroom.classifier.v1.ClassifierService.PurgeUserData:output_type -> mailroom.classifier.v1.PurgeUserDataResponse
+	30, // [30:40] is the sub-list for method output_type
+	20, // [20:30] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_mailroom_classifier_v1_classifier_proto_init() }
@@ -1697,7 +2030,7 @@ func file_mailroom_classifier_v1_classifier_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailroom_classifier_v1_classifier_proto_rawDesc), len(file_mailroom_classifier_v1_classifier_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -265,6 +265,90 @@ func local_request_ClassifierService_ReplayDeadLetter_0(ctx context.Context, mar
 	return msg, metadata, err
 }
 
+func request_ClassifierService_GetQuota_0(ctx context.Context, marshaler runtime.Marshaler, client ClassifierServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetQuotaRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetQuota(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ClassifierService_GetQuota_0(ctx context.Context, marshaler runtime.Marshaler, server ClassifierServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetQuotaRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "name")
+	}
+	protoReq.Name, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "name", err)
+	}
+	msg, err := server.GetQuota(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_ClassifierService_UpdateQuota_0(ctx context.Context, marshaler runtime.Marshaler, client ClassifierServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq UpdateQuotaRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq.Quota); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["quota.name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "quota.name")
+	}
+	err = runtime.PopulateFieldFromPath(&protoReq, "quota.name", val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "quota.name", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.UpdateQuota(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_ClassifierService_UpdateQuota_0(ctx context.Context, marshaler runtime.Marshaler, server ClassifierServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq UpdateQuotaRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq.Quota); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["quota.name"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "quota.name")
+	}
+	err = runtime.PopulateFieldFromPath(&protoReq, "quota.name", val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "quota.name", err)
+	}
+	msg, err := server.UpdateQuota(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterClassifierServiceHandlerServer registers the http handlers for service ClassifierService to "mux".
 // UnaryRPC     :call ClassifierServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -390,6 +474,46 @@ func RegisterClassifierServiceHandlerServer(ctx context.Context, mux *runtime.Se
 			return
 		}
 		forward_ClassifierService_ReplayDeadLetter_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_ClassifierService_GetQuota_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailroom.classifier.v1.ClassifierService/GetQuota", runtime.WithHTTPPathPattern("/v1/{name=users/*/quota}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ClassifierService_GetQuota_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClassifierService_GetQuota_0(annotatedContext, mux, outboundMarshaler, w, req, response_ClassifierService_GetQuota_0{resp.(*GetQuotaResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPatch, pattern_ClassifierService_UpdateQuota_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mailroom.classifier.v1.ClassifierService/UpdateQuota", runtime.WithHTTPPathPattern("/v1/{quota.name=users/*/quota}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_ClassifierService_UpdateQuota_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClassifierService_UpdateQuota_0(annotatedContext, mux, outboundMarshaler, w, req, response_ClassifierService_UpdateQuota_0{resp.(*UpdateQuotaResponse)}, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -533,6 +657,40 @@ func RegisterClassifierServiceHandlerClient(ctx context.Context, mux *runtime.Se
 		}
 		forward_ClassifierService_ReplayDeadLetter_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_ClassifierService_GetQuota_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailroom.classifier.v1.ClassifierService/GetQuota", runtime.WithHTTPPathPattern("/v1/{name=users/*/quota}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ClassifierService_GetQuota_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClassifierService_GetQuota_0(annotatedContext, mux, outboundMarshaler, w, req, response_ClassifierService_GetQuota_0{resp.(*GetQuotaResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPatch, pattern_ClassifierService_UpdateQuota_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mailroom.classifier.v1.ClassifierService/UpdateQuota", runtime.WithHTTPPathPattern("/v1/{quota.name=users/*/quota}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_ClassifierService_UpdateQuota_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_ClassifierService_UpdateQuota_0(annotatedContext, mux, outboundMarshaler, w, req, response_ClassifierService_UpdateQuota_0{resp.(*UpdateQuotaResponse)}, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -554,6 +712,24 @@ func (m response_ClassifierService_UpdateTaxonomy_0) XXX_ResponseBody() interfac
 	return response.Taxonomy
 }
 
+type response_ClassifierService_GetQuota_0 struct {
+	*GetQuotaResponse
+}
+
+func (m response_ClassifierService_GetQuota_0) XXX_ResponseBody() interface{} {
+	response := m.GetQuotaResponse
+	return response.Quota
+}
+
+type response_ClassifierService_UpdateQuota_0 struct {
+	*UpdateQuotaResponse
+}
+
+func (m response_ClassifierService_UpdateQuota_0) XXX_ResponseBody() interface{} {
+	response := m.UpdateQuotaResponse
+	return response.Quota
+}
+
 var (
 	pattern_ClassifierService_Classify_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "classify"}, ""))
 	pattern_ClassifierService_GetLimits_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1}, []string{"v1", "limits"}, ""))
@@ -561,6 +737,8 @@ var (
 	pattern_ClassifierService_UpdateTaxonomy_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 4, 3, 5, 3}, []string{"v1", "users", "taxonomy", "taxonomy.name"}, ""))
 	pattern_ClassifierService_ListDeadLetters_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 2, 5, 2, 2, 3}, []string{"v1", "users", "parent", "deadLetters"}, ""))
 	pattern_ClassifierService_ReplayDeadLetter_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 1, 0, 4, 4, 5, 3}, []string{"v1", "users", "deadLetters", "name"}, "replay"))
+	pattern_ClassifierService_GetQuota_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 4, 3, 5, 3}, []string{"v1", "users", "quota", "name"}, ""))
+	pattern_ClassifierService_UpdateQuota_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 2, 2, 4, 3, 5, 3}, []string{"v1", "users", "quota", "quota.name"}, ""))
 )
 
 var (
@@ -570,4 +748,6 @@ var (
 	forward_ClassifierService_UpdateTaxonomy_0   = runtime.ForwardResponseMessage
 	forward_ClassifierService_ListDeadLetters_0  = runtime.ForwardResponseMessage
 	forward_ClassifierService_ReplayDeadLetter_0 = runtime.ForwardResponseMessage
+	forward_ClassifierService_GetQuota_0         = runtime.ForwardResponseMessage
+	forward_ClassifierService_UpdateQuota_0      = runtime.ForwardResponseMessage
 )

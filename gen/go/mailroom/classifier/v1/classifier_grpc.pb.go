@@ -26,6 +26,8 @@ const (
 	ClassifierService_ListDeadLetters_FullMethodName  = "/mailroom.classifier.v1.ClassifierService/ListDeadLetters"
 	ClassifierService_ReplayDeadLetter_FullMethodName = "/mailroom.classifier.v1.ClassifierService/ReplayDeadLetter"
 	ClassifierService_CreateCorrection_FullMethodName = "/mailroom.classifier.v1.ClassifierService/CreateCorrection"
+	ClassifierService_GetQuota_FullMethodName         = "/mailroom.classifier.v1.ClassifierService/GetQuota"
+	ClassifierService_UpdateQuota_FullMethodName      = "/mailroom.classifier.v1.ClassifierService/UpdateQuota"
 	ClassifierService_PurgeUserData_FullMethodName    = "/mailroom.classifier.v1.ClassifierService/PurgeUserData"
 )
 
@@ -53,6 +55,10 @@ type ClassifierServiceClient interface {
 	// the mail becomes a few-shot example in the user's prompt. The category
 	// must be in the user's taxonomy.
 	CreateCorrection(ctx context.Context, in *CreateCorrectionRequest, opts ...grpc.CallOption) (*CreateCorrectionResponse, error)
+	// GetQuota returns a user's daily quotas and what is used of them today.
+	GetQuota(ctx context.Context, in *GetQuotaRequest, opts ...grpc.CallOption) (*GetQuotaResponse, error)
+	// UpdateQuota sets a user's daily quotas. Only an admin may call it.
+	UpdateQuota(ctx context.Context, in *UpdateQuotaRequest, opts ...grpc.CallOption) (*UpdateQuotaResponse, error)
 	// PurgeUserData deletes a user's taxonomy and cache entries. Only the auth
 	// service may call it (DeleteUser).
 	PurgeUserData(ctx context.Context, in *PurgeUserDataRequest, opts ...grpc.CallOption) (*PurgeUserDataResponse, error)
@@ -136,6 +142,26 @@ func (c *classifierServiceClient) CreateCorrection(ctx context.Context, in *Crea
 	return out, nil
 }
 
+func (c *classifierServiceClient) GetQuota(ctx context.Context, in *GetQuotaRequest, opts ...grpc.CallOption) (*GetQuotaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetQuotaResponse)
+	err := c.cc.Invoke(ctx, ClassifierService_GetQuota_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *classifierServiceClient) UpdateQuota(ctx context.Context, in *UpdateQuotaRequest, opts ...grpc.CallOption) (*UpdateQuotaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateQuotaResponse)
+	err := c.cc.Invoke(ctx, ClassifierService_UpdateQuota_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *classifierServiceClient) PurgeUserData(ctx context.Context, in *PurgeUserDataRequest, opts ...grpc.CallOption) (*PurgeUserDataResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PurgeUserDataResponse)
@@ -170,6 +196,10 @@ type ClassifierServiceServer interface {
 	// the mail becomes a few-shot example in the user's prompt. The category
 	// must be in the user's taxonomy.
 	CreateCorrection(context.Context, *CreateCorrectionRequest) (*CreateCorrectionResponse, error)
+	// GetQuota returns a user's daily quotas and what is used of them today.
+	GetQuota(context.Context, *GetQuotaRequest) (*GetQuotaResponse, error)
+	// UpdateQuota sets a user's daily quotas. Only an admin may call it.
+	UpdateQuota(context.Context, *UpdateQuotaRequest) (*UpdateQuotaResponse, error)
 	// PurgeUserData deletes a user's taxonomy and cache entries. Only the auth
 	// service may call it (DeleteUser).
 	PurgeUserData(context.Context, *PurgeUserDataRequest) (*PurgeUserDataResponse, error)
@@ -203,6 +233,12 @@ func (UnimplementedClassifierServiceServer) ReplayDeadLetter(context.Context, *R
 }
 func (UnimplementedClassifierServiceServer) CreateCorrection(context.Context, *CreateCorrectionRequest) (*CreateCorrectionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateCorrection not implemented")
+}
+func (UnimplementedClassifierServiceServer) GetQuota(context.Context, *GetQuotaRequest) (*GetQuotaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetQuota not implemented")
+}
+func (UnimplementedClassifierServiceServer) UpdateQuota(context.Context, *UpdateQuotaRequest) (*UpdateQuotaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateQuota not implemented")
 }
 func (UnimplementedClassifierServiceServer) PurgeUserData(context.Context, *PurgeUserDataRequest) (*PurgeUserDataResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PurgeUserData not implemented")
@@ -354,6 +390,42 @@ func _ClassifierService_CreateCorrection_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClassifierService_GetQuota_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetQuotaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClassifierServiceServer).GetQuota(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClassifierService_GetQuota_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClassifierServiceServer).GetQuota(ctx, req.(*GetQuotaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClassifierService_UpdateQuota_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateQuotaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClassifierServiceServer).UpdateQuota(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClassifierService_UpdateQuota_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClassifierServiceServer).UpdateQuota(ctx, req.(*UpdateQuotaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ClassifierService_PurgeUserData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PurgeUserDataRequest)
 	if err := dec(in); err != nil {
@@ -406,6 +478,14 @@ var ClassifierService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateCorrection",
 			Handler:    _ClassifierService_CreateCorrection_Handler,
+		},
+		{
+			MethodName: "GetQuota",
+			Handler:    _ClassifierService_GetQuota_Handler,
+		},
+		{
+			MethodName: "UpdateQuota",
+			Handler:    _ClassifierService_UpdateQuota_Handler,
 		},
 		{
 			MethodName: "PurgeUserData",

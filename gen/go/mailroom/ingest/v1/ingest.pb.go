@@ -320,7 +320,10 @@ type ImapSettings struct {
 	// Password is input only: it goes to the vault and is never returned.
 	Password string `protobuf:"bytes,4,opt,name=password,proto3" json:"password,omitempty"`
 	// Security is how the connection is protected.
-	Security      ImapSecurity `protobuf:"varint,5,opt,name=security,proto3,enum=mailroom.ingest.v1.ImapSecurity" json:"security,omitempty"`
+	Security ImapSecurity `protobuf:"varint,5,opt,name=security,proto3,enum=mailroom.ingest.v1.ImapSecurity" json:"security,omitempty"`
+	// Folders are the folders synced, each with its own UIDVALIDITY and last
+	// UID; empty is INBOX alone. At most 20; each must exist on the server.
+	Folders       []string `protobuf:"bytes,6,rep,name=folders,proto3" json:"folders,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -388,6 +391,13 @@ func (x *ImapSettings) GetSecurity() ImapSecurity {
 		return x.Security
 	}
 	return ImapSecurity_IMAP_SECURITY_UNSPECIFIED
+}
+
+func (x *ImapSettings) GetFolders() []string {
+	if x != nil {
+		return x.Folders
+	}
+	return nil
 }
 
 // Mailbox is a source of a user's mail.
@@ -1873,7 +1883,12 @@ type CompleteAuthorizationRequest struct {
 	// Code is the authorization code Google returned.
 	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
 	// Error is the error Google returned instead of a code ("access_denied").
-	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// Binding is the browser's binding (from its cookie) given to
+	// StartAuthorization: a consent completes only in the browser that
+	// started it, so that nobody can have another person's browser attach
+	// that person's mailbox to their own account.
+	Binding       string `protobuf:"bytes,4,opt,name=binding,proto3" json:"binding,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1929,6 +1944,114 @@ func (x *CompleteAuthorizationRequest) GetError() string {
 	return ""
 }
 
+func (x *CompleteAuthorizationRequest) GetBinding() string {
+	if x != nil {
+		return x.Binding
+	}
+	return ""
+}
+
+// StartAuthorizationRequest is the request of StartAuthorization.
+type StartAuthorizationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// State is the state parameter of the authorization URL.
+	State string `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	// Binding is a random secret the gateway keeps in the browser's cookie.
+	Binding       string `protobuf:"bytes,2,opt,name=binding,proto3" json:"binding,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartAuthorizationRequest) Reset() {
+	*x = StartAuthorizationRequest{}
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartAuthorizationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartAuthorizationRequest) ProtoMessage() {}
+
+func (x *StartAuthorizationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartAuthorizationRequest.ProtoReflect.Descriptor instead.
+func (*StartAuthorizationRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *StartAuthorizationRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *StartAuthorizationRequest) GetBinding() string {
+	if x != nil {
+		return x.Binding
+	}
+	return ""
+}
+
+// StartAuthorizationResponse is the response of StartAuthorization.
+type StartAuthorizationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// GoogleAuthorizationUrl is Google's consent page, for the browser.
+	GoogleAuthorizationUrl string `protobuf:"bytes,1,opt,name=google_authorization_url,json=googleAuthorizationUrl,proto3" json:"google_authorization_url,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *StartAuthorizationResponse) Reset() {
+	*x = StartAuthorizationResponse{}
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartAuthorizationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartAuthorizationResponse) ProtoMessage() {}
+
+func (x *StartAuthorizationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartAuthorizationResponse.ProtoReflect.Descriptor instead.
+func (*StartAuthorizationResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *StartAuthorizationResponse) GetGoogleAuthorizationUrl() string {
+	if x != nil {
+		return x.GoogleAuthorizationUrl
+	}
+	return ""
+}
+
 // CompleteAuthorizationResponse is the response of CompleteAuthorization.
 type CompleteAuthorizationResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1940,7 +2063,7 @@ type CompleteAuthorizationResponse struct {
 
 func (x *CompleteAuthorizationResponse) Reset() {
 	*x = CompleteAuthorizationResponse{}
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[27]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1952,7 +2075,7 @@ func (x *CompleteAuthorizationResponse) String() string {
 func (*CompleteAuthorizationResponse) ProtoMessage() {}
 
 func (x *CompleteAuthorizationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[27]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1965,7 +2088,7 @@ func (x *CompleteAuthorizationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteAuthorizationResponse.ProtoReflect.Descriptor instead.
 func (*CompleteAuthorizationResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{27}
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CompleteAuthorizationResponse) GetMailbox() *Mailbox {
@@ -1986,7 +2109,7 @@ type PurgeUserDataRequest struct {
 
 func (x *PurgeUserDataRequest) Reset() {
 	*x = PurgeUserDataRequest{}
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[28]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1998,7 +2121,7 @@ func (x *PurgeUserDataRequest) String() string {
 func (*PurgeUserDataRequest) ProtoMessage() {}
 
 func (x *PurgeUserDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[28]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2011,7 +2134,7 @@ func (x *PurgeUserDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeUserDataRequest.ProtoReflect.Descriptor instead.
 func (*PurgeUserDataRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{28}
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PurgeUserDataRequest) GetUser() string {
@@ -2032,7 +2155,7 @@ type PurgeUserDataResponse struct {
 
 func (x *PurgeUserDataResponse) Reset() {
 	*x = PurgeUserDataResponse{}
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[29]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2044,7 +2167,7 @@ func (x *PurgeUserDataResponse) String() string {
 func (*PurgeUserDataResponse) ProtoMessage() {}
 
 func (x *PurgeUserDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[29]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2057,7 +2180,7 @@ func (x *PurgeUserDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeUserDataResponse.ProtoReflect.Descriptor instead.
 func (*PurgeUserDataResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{29}
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PurgeUserDataResponse) GetDeleted() map[string]int64 {
@@ -2080,7 +2203,7 @@ type NotifyGmailPushRequest struct {
 
 func (x *NotifyGmailPushRequest) Reset() {
 	*x = NotifyGmailPushRequest{}
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[30]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2092,7 +2215,7 @@ func (x *NotifyGmailPushRequest) String() string {
 func (*NotifyGmailPushRequest) ProtoMessage() {}
 
 func (x *NotifyGmailPushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[30]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2105,7 +2228,7 @@ func (x *NotifyGmailPushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyGmailPushRequest.ProtoReflect.Descriptor instead.
 func (*NotifyGmailPushRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{30}
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *NotifyGmailPushRequest) GetEmailAddress() string {
@@ -2133,7 +2256,7 @@ type NotifyGmailPushResponse struct {
 
 func (x *NotifyGmailPushResponse) Reset() {
 	*x = NotifyGmailPushResponse{}
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[31]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2145,7 +2268,7 @@ func (x *NotifyGmailPushResponse) String() string {
 func (*NotifyGmailPushResponse) ProtoMessage() {}
 
 func (x *NotifyGmailPushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[31]
+	mi := &file_mailroom_ingest_v1_ingest_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2158,7 +2281,7 @@ func (x *NotifyGmailPushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyGmailPushResponse.ProtoReflect.Descriptor instead.
 func (*NotifyGmailPushResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{31}
+	return file_mailroom_ingest_v1_ingest_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *NotifyGmailPushResponse) GetMailboxes() int32 {
@@ -2172,13 +2295,14 @@ var File_mailroom_ingest_v1_ingest_proto protoreflect.FileDescriptor
 
 const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
 	"\n" +
-	"\x1fmailroom/ingest/v1/ingest.proto\x12\x12mailroom.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmailroom/mail/v1/mail.proto\"\xac\x01\n" +
+	"\x1fmailroom/ingest/v1/ingest.proto\x12\x12mailroom.ingest.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmailroom/mail/v1/mail.proto\"\xc6\x01\n" +
 	"\fImapSettings\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
 	"\x04port\x18\x02 \x01(\x05R\x04port\x12\x1a\n" +
 	"\busername\x18\x03 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x04 \x01(\tR\bpassword\x12<\n" +
-	"\bsecurity\x18\x05 \x01(\x0e2 .mailroom.ingest.v1.ImapSecurityR\bsecurity\"\xf6\x03\n" +
+	"\bsecurity\x18\x05 \x01(\x0e2 .mailroom.ingest.v1.ImapSecurityR\bsecurity\x12\x18\n" +
+	"\afolders\x18\x06 \x03(\tR\afolders\"\xf6\x03\n" +
 	"\aMailbox\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x128\n" +
 	"\bprovider\x18\x02 \x01(\x0e2\x1c.mailroom.ingest.v1.ProviderR\bprovider\x12\x18\n" +
@@ -2273,11 +2397,17 @@ const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x17ReconnectMailboxRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"Q\n" +
 	"\x18ReconnectMailboxResponse\x125\n" +
-	"\amailbox\x18\x01 \x01(\v2\x1b.mailroom.ingest.v1.MailboxR\amailbox\"^\n" +
+	"\amailbox\x18\x01 \x01(\v2\x1b.mailroom.ingest.v1.MailboxR\amailbox\"x\n" +
 	"\x1cCompleteAuthorizationRequest\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"V\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x18\n" +
+	"\abinding\x18\x04 \x01(\tR\abinding\"K\n" +
+	"\x19StartAuthorizationRequest\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x18\n" +
+	"\abinding\x18\x02 \x01(\tR\abinding\"V\n" +
+	"\x1aStartAuthorizationResponse\x128\n" +
+	"\x18google_authorization_url\x18\x01 \x01(\tR\x16googleAuthorizationUrl\"V\n" +
 	"\x1dCompleteAuthorizationResponse\x125\n" +
 	"\amailbox\x18\x01 \x01(\v2\x1b.mailroom.ingest.v1.MailboxR\amailbox\"*\n" +
 	"\x14PurgeUserDataRequest\x12\x12\n" +
@@ -2317,8 +2447,7 @@ const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x16SYNC_JOB_STATE_PENDING\x10\x01\x12\x1a\n" +
 	"\x16SYNC_JOB_STATE_RUNNING\x10\x02\x12\x1c\n" +
 	"\x18SYNC_JOB_STATE_SUCCEEDED\x10\x03\x12\x19\n" +
-	"\x15SYNC_JOB_STATE_FAILED\x10\x042\xcb\n" +
-	"\n" +
+	"\x15SYNC_JOB_STATE_FAILED\x10\x042\xc0\v\n" +
 	"\rIngestService\x12d\n" +
 	"\rCreateMailbox\x12(.mailroom.ingest.v1.CreateMailboxRequest\x1a).mailroom.ingest.v1.CreateMailboxResponse\x12[\n" +
 	"\n" +
@@ -2331,7 +2460,8 @@ const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
 	"\fListSyncJobs\x12'.mailroom.ingest.v1.ListSyncJobsRequest\x1a(.mailroom.ingest.v1.ListSyncJobsResponse\x12c\n" +
 	"\fWatchSyncJob\x12'.mailroom.ingest.v1.WatchSyncJobRequest\x1a(.mailroom.ingest.v1.WatchSyncJobResponse0\x01\x12d\n" +
 	"\rDeleteMailbox\x12(.mailroom.ingest.v1.DeleteMailboxRequest\x1a).mailroom.ingest.v1.DeleteMailboxResponse\x12m\n" +
-	"\x10ReconnectMailbox\x12+.mailroom.ingest.v1.ReconnectMailboxRequest\x1a,.mailroom.ingest.v1.ReconnectMailboxResponse\x12|\n" +
+	"\x10ReconnectMailbox\x12+.mailroom.ingest.v1.ReconnectMailboxRequest\x1a,.mailroom.ingest.v1.ReconnectMailboxResponse\x12s\n" +
+	"\x12StartAuthorization\x12-.mailroom.ingest.v1.StartAuthorizationRequest\x1a..mailroom.ingest.v1.StartAuthorizationResponse\x12|\n" +
 	"\x15CompleteAuthorization\x120.mailroom.ingest.v1.CompleteAuthorizationRequest\x1a1.mailroom.ingest.v1.CompleteAuthorizationResponse\x12d\n" +
 	"\rPurgeUserData\x12(.mailroom.ingest.v1.PurgeUserDataRequest\x1a).mailroom.ingest.v1.PurgeUserDataResponse\x12j\n" +
 	"\x0fNotifyGmailPush\x12*.mailroom.ingest.v1.NotifyGmailPushRequest\x1a+.mailroom.ingest.v1.NotifyGmailPushResponseB1Z/mailroom.dev/gen/go/mailroom/ingest/v1;ingestv1b\x06proto3"
@@ -2349,7 +2479,7 @@ func file_mailroom_ingest_v1_ingest_proto_rawDescGZIP() []byte {
 }
 
 var file_mailroom_ingest_v1_ingest_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_mailroom_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_mailroom_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_mailroom_ingest_v1_ingest_proto_goTypes = []any{
 	(Provider)(0),                         // 0: mailroom.ingest.v1.Provider
 	(MailboxState)(0),                     // 1: mailroom.ingest.v1.MailboxState
@@ -2383,34 +2513,36 @@ var file_mailroom_ingest_v1_ingest_proto_goTypes = []any{
 	(*ReconnectMailboxRequest)(nil),       // 29: mailroom.ingest.v1.ReconnectMailboxRequest
 	(*ReconnectMailboxResponse)(nil),      // 30: mailroom.ingest.v1.ReconnectMailboxResponse
 	(*CompleteAuthorizationRequest)(nil),  // 31: mailroom.ingest.v1.CompleteAuthorizationRequest
-	(*CompleteAuthorizationResponse)(nil), // 32: mailroom.ingest.v1.CompleteAuthorizationResponse
-	(*PurgeUserDataRequest)(nil),          // 33: mailroom.ingest.v1.PurgeUserDataRequest
-	(*PurgeUserDataResponse)(nil),         // 34: mailroom.ingest.v1.PurgeUserDataResponse
-	(*NotifyGmailPushRequest)(nil),        // 35: mailroom.ingest.v1.NotifyGmailPushRequest
-	(*NotifyGmailPushResponse)(nil),       // 36: mailroom.ingest.v1.NotifyGmailPushResponse
-	nil,                                   // 37: mailroom.ingest.v1.PurgeUserDataResponse.DeletedEntry
-	(*timestamppb.Timestamp)(nil),         // 38: google.protobuf.Timestamp
-	(v1.Lane)(0),                          // 39: mailroom.mail.v1.Lane
+	(*StartAuthorizationRequest)(nil),     // 32: mailroom.ingest.v1.StartAuthorizationRequest
+	(*StartAuthorizationResponse)(nil),    // 33: mailroom.ingest.v1.StartAuthorizationResponse
+	(*CompleteAuthorizationResponse)(nil), // 34: mailroom.ingest.v1.CompleteAuthorizationResponse
+	(*PurgeUserDataRequest)(nil),          // 35: mailroom.ingest.v1.PurgeUserDataRequest
+	(*PurgeUserDataResponse)(nil),         // 36: mailroom.ingest.v1.PurgeUserDataResponse
+	(*NotifyGmailPushRequest)(nil),        // 37: mailroom.ingest.v1.NotifyGmailPushRequest
+	(*NotifyGmailPushResponse)(nil),       // 38: mailroom.ingest.v1.NotifyGmailPushResponse
+	nil,                                   // 39: mailroom.ingest.v1.PurgeUserDataResponse.DeletedEntry
+	(*timestamppb.Timestamp)(nil),         // 40: google.protobuf.Timestamp
+	(v1.Lane)(0),                          // 41: mailroom.mail.v1.Lane
 }
 var file_mailroom_ingest_v1_ingest_proto_depIdxs = []int32{
 	2,  // 0: mailroom.ingest.v1.ImapSettings.security:type_name -> mailroom.ingest.v1.ImapSecurity
 	0,  // 1: mailroom.ingest.v1.Mailbox.provider:type_name -> mailroom.ingest.v1.Provider
 	1,  // 2: mailroom.ingest.v1.Mailbox.state:type_name -> mailroom.ingest.v1.MailboxState
 	5,  // 3: mailroom.ingest.v1.Mailbox.imap:type_name -> mailroom.ingest.v1.ImapSettings
-	38, // 4: mailroom.ingest.v1.Mailbox.create_time:type_name -> google.protobuf.Timestamp
-	38, // 5: mailroom.ingest.v1.Mailbox.last_sync_time:type_name -> google.protobuf.Timestamp
+	40, // 4: mailroom.ingest.v1.Mailbox.create_time:type_name -> google.protobuf.Timestamp
+	40, // 5: mailroom.ingest.v1.Mailbox.last_sync_time:type_name -> google.protobuf.Timestamp
 	6,  // 6: mailroom.ingest.v1.CreateMailboxRequest.mailbox:type_name -> mailroom.ingest.v1.Mailbox
 	6,  // 7: mailroom.ingest.v1.CreateMailboxResponse.mailbox:type_name -> mailroom.ingest.v1.Mailbox
 	6,  // 8: mailroom.ingest.v1.GetMailboxResponse.mailbox:type_name -> mailroom.ingest.v1.Mailbox
 	6,  // 9: mailroom.ingest.v1.ListMailboxesResponse.mailboxes:type_name -> mailroom.ingest.v1.Mailbox
 	13, // 10: mailroom.ingest.v1.ImportMessagesRequest.messages:type_name -> mailroom.ingest.v1.RawMessage
-	39, // 11: mailroom.ingest.v1.ImportMessagesRequest.lane:type_name -> mailroom.mail.v1.Lane
+	41, // 11: mailroom.ingest.v1.ImportMessagesRequest.lane:type_name -> mailroom.mail.v1.Lane
 	15, // 12: mailroom.ingest.v1.ImportMessagesResponse.messages:type_name -> mailroom.ingest.v1.ImportedMessage
 	3,  // 13: mailroom.ingest.v1.SyncJob.mode:type_name -> mailroom.ingest.v1.SyncMode
 	4,  // 14: mailroom.ingest.v1.SyncJob.state:type_name -> mailroom.ingest.v1.SyncJobState
 	17, // 15: mailroom.ingest.v1.SyncJob.progress:type_name -> mailroom.ingest.v1.SyncProgress
-	38, // 16: mailroom.ingest.v1.SyncJob.create_time:type_name -> google.protobuf.Timestamp
-	38, // 17: mailroom.ingest.v1.SyncJob.end_time:type_name -> google.protobuf.Timestamp
+	40, // 16: mailroom.ingest.v1.SyncJob.create_time:type_name -> google.protobuf.Timestamp
+	40, // 17: mailroom.ingest.v1.SyncJob.end_time:type_name -> google.protobuf.Timestamp
 	3,  // 18: mailroom.ingest.v1.SyncMailboxRequest.mode:type_name -> mailroom.ingest.v1.SyncMode
 	18, // 19: mailroom.ingest.v1.SyncMailboxResponse.sync_job:type_name -> mailroom.ingest.v1.SyncJob
 	18, // 20: mailroom.ingest.v1.GetSyncJobResponse.sync_job:type_name -> mailroom.ingest.v1.SyncJob
@@ -2418,7 +2550,7 @@ var file_mailroom_ingest_v1_ingest_proto_depIdxs = []int32{
 	18, // 22: mailroom.ingest.v1.WatchSyncJobResponse.sync_job:type_name -> mailroom.ingest.v1.SyncJob
 	6,  // 23: mailroom.ingest.v1.ReconnectMailboxResponse.mailbox:type_name -> mailroom.ingest.v1.Mailbox
 	6,  // 24: mailroom.ingest.v1.CompleteAuthorizationResponse.mailbox:type_name -> mailroom.ingest.v1.Mailbox
-	37, // 25: mailroom.ingest.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.ingest.v1.PurgeUserDataResponse.DeletedEntry
+	39, // 25: mailroom.ingest.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.ingest.v1.PurgeUserDataResponse.DeletedEntry
 	7,  // 26: mailroom.ingest.v1.IngestService.CreateMailbox:input_type -> mailroom.ingest.v1.CreateMailboxRequest
 	9,  // 27: mailroom.ingest.v1.IngestService.GetMailbox:input_type -> mailroom.ingest.v1.GetMailboxRequest
 	11, // 28: mailroom.ingest.v1.IngestService.ListMailboxes:input_type -> mailroom.ingest.v1.ListMailboxesRequest
@@ -2429,24 +2561,26 @@ var file_mailroom_ingest_v1_ingest_proto_depIdxs = []int32{
 	25, // 33: mailroom.ingest.v1.IngestService.WatchSyncJob:input_type -> mailroom.ingest.v1.WatchSyncJobRequest
 	27, // 34: mailroom.ingest.v1.IngestService.DeleteMailbox:input_type -> mailroom.ingest.v1.DeleteMailboxRequest
 	29, // 35: mailroom.ingest.v1.IngestService.ReconnectMailbox:input_type -> mailroom.ingest.v1.ReconnectMailboxRequest
-	31, // 36: mailroom.ingest.v1.IngestService.CompleteAuthorization:input_type -> mailroom.ingest.v1.CompleteAuthorizationRequest
-	33, // 37: mailroom.ingest.v1.IngestService.PurgeUserData:input_type -> mailroom.ingest.v1.PurgeUserDataRequest
-	35, // 38: mailroom.ingest.v1.IngestService.NotifyGmailPush:input_type -> mailroom.ingest.v1.NotifyGmailPushRequest
-	8,  // 39: mailroom.ingest.v1.IngestService.CreateMailbox:output_type -> mailroom.ingest.v1.CreateMailboxResponse
-	10, // 40: mailroom.ingest.v1.IngestService.GetMailbox:output_type -> mailroom.ingest.v1.GetMailboxResponse
-	12, // 41: mailroom.ingest.v1.IngestService.ListMailboxes:output_type -> mailroom.ingest.v1.ListMailboxesResponse
-	16, // 42: mailroom.ingest.v1.IngestService.ImportMessages:output_type -> mailroom.ingest.v1.ImportMessagesResponse
-	20, // 43: mailroom.ingest.v1.IngestService.SyncMailbox:output_type -> mailroom.ingest.v1.SyncMailboxResponse
-	22, // 44: mailroom.ingest.v1.IngestService.GetSyncJob:output_type -> mailroom.ingest.v1.GetSyncJobResponse
-	24, // 45: mailroom.ingest.v1.IngestService.ListSyncJobs:output_type -> mailroom.ingest.v1.ListSyncJobsResponse
-	26, // 46: mailroom.ingest.v1.IngestService.WatchSyncJob:output_type -> mailroom.ingest.v1.WatchSyncJobResponse
-	28, // 47: mailroom.ingest.v1.IngestService.DeleteMailbox:output_type -> mailroom.ingest.v1.DeleteMailboxResponse
-	30, // 48: mailroom.ingest.v1.IngestService.ReconnectMailbox:output_type -> mailroom.ingest.v1.ReconnectMailboxResponse
-	32, // 49: mailroom.ingest.v1.IngestService.CompleteAuthorization:output_type -> mailroom.ingest.v1.CompleteAuthorizationResponse
-	34, // 50: mailroom.ingest.v1.IngestService.PurgeUserData:output_type -> mailroom.ingest.v1.PurgeUserDataResponse
-	36, // 51: mailroom.ingest.v1.IngestService.NotifyGmailPush:output_type -> mailroom.ingest.v1.NotifyGmailPushResponse
-	39, // [39:52] is the sub-list for method output_type
-	26, // [26:39] is the sub-list for method input_type
+	32, // 36: mailroom.ingest.v1.IngestService.StartAuthorization:input_type -> mailroom.ingest.v1.StartAuthorizationRequest
+	31, // 37: mailroom.ingest.v1.IngestService.CompleteAuthorization:input_type -> mailroom.ingest.v1.CompleteAuthorizationRequest
+	35, // 38: mailroom.ingest.v1.IngestService.PurgeUserData:input_type -> mailroom.ingest.v1.PurgeUserDataRequest
+	37, // 39: mailroom.ingest.v1.IngestService.NotifyGmailPush:input_type -> mailroom.ingest.v1.NotifyGmailPushRequest
+	8,  // 40: mailroom.ingest.v1.IngestService.CreateMailbox:output_type -> mailroom.ingest.v1.CreateMailboxResponse
+	10, // 41: mailroom.ingest.v1.IngestService.GetMailbox:output_type -> mailroom.ingest.v1.GetMailboxResponse
+	12, // 42: mailroom.ingest.v1.IngestService.ListMailboxes:output_type -> mailroom.ingest.v1.ListMailboxesResponse
+	16, // 43: mailroom.ingest.v1.IngestService.ImportMessages:output_type -> mailroom.ingest.v1.ImportMessagesResponse
+	20, // 44: mailroom.ingest.v1.IngestService.SyncMailbox:output_type -> mailroom.ingest.v1.SyncMailboxResponse
+	22, // 45: mailroom.ingest.v1.IngestService.GetSyncJob:output_type -> mailroom.ingest.v1.GetSyncJobResponse
+	24, // 46: mailroom.ingest.v1.IngestService.ListSyncJobs:output_type -> mailroom.ingest.v1.ListSyncJobsResponse
+	26, // 47: mailroom.ingest.v1.IngestService.WatchSyncJob:output_type -> mailroom.ingest.v1.WatchSyncJobResponse
+	28, // 48: mailroom.ingest.v1.IngestService.DeleteMailbox:output_type -> mailroom.ingest.v1.DeleteMailboxResponse
+	30, // 49: mailroom.ingest.v1.IngestService.ReconnectMailbox:output_type -> mailroom.ingest.v1.ReconnectMailboxResponse
+	33, // 50: mailroom.ingest.v1.IngestService.StartAuthorization:output_type -> mailroom.ingest.v1.StartAuthorizationResponse
+	34, // 51: mailroom.ingest.v1.IngestService.CompleteAuthorization:output_type -> mailroom.ingest.v1.CompleteAuthorizationResponse
+	36, // 52: mailroom.ingest.v1.IngestService.PurgeUserData:output_type -> mailroom.ingest.v1.PurgeUserDataResponse
+	38, // 53: mailroom.ingest.v1.IngestService.NotifyGmailPush:output_type -> mailroom.ingest.v1.NotifyGmailPushResponse
+	40, // [40:54] is the sub-list for method output_type
+	26, // [26:40] is the sub-list for method input_type
 	26, // [26:26] is the sub-list for extension type_name
 	26, // [26:26] is the sub-list for extension extendee
 	0,  // [0:26] is the sub-list for field type_name
@@ -2463,7 +2597,7 @@ func file_mailroom_ingest_v1_ingest_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailroom_ingest_v1_ingest_proto_rawDesc), len(file_mailroom_ingest_v1_ingest_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   33,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const (
 	IngestService_WatchSyncJob_FullMethodName          = "/mailroom.ingest.v1.IngestService/WatchSyncJob"
 	IngestService_DeleteMailbox_FullMethodName         = "/mailroom.ingest.v1.IngestService/DeleteMailbox"
 	IngestService_ReconnectMailbox_FullMethodName      = "/mailroom.ingest.v1.IngestService/ReconnectMailbox"
+	IngestService_StartAuthorization_FullMethodName    = "/mailroom.ingest.v1.IngestService/StartAuthorization"
 	IngestService_CompleteAuthorization_FullMethodName = "/mailroom.ingest.v1.IngestService/CompleteAuthorization"
 	IngestService_PurgeUserData_FullMethodName         = "/mailroom.ingest.v1.IngestService/PurgeUserData"
 	IngestService_NotifyGmailPush_FullMethodName       = "/mailroom.ingest.v1.IngestService/NotifyGmailPush"
@@ -68,6 +69,12 @@ type IngestServiceClient interface {
 	// Its cursor, its records and its messages are kept, so the next sync
 	// goes on where the last one stopped.
 	ReconnectMailbox(ctx context.Context, in *ReconnectMailboxRequest, opts ...grpc.CallOption) (*ReconnectMailboxResponse, error)
+	// StartAuthorization binds a pending Gmail consent to the browser that
+	// opens its authorization URL first: the gateway's /oauth/google/start
+	// hands over the state and a random binding it keeps in a cookie of that
+	// browser, and redirects to the Google consent URL returned. The state
+	// is the credential of this call; it binds once.
+	StartAuthorization(ctx context.Context, in *StartAuthorizationRequest, opts ...grpc.CallOption) (*StartAuthorizationResponse, error)
 	// CompleteAuthorization finishes a Gmail consent flow: the gateway's
 	// /oauth/google/callback hands over the state and code that Google
 	// returned. The state (single use, bound to the user, short-lived) is the
@@ -200,6 +207,16 @@ func (c *ingestServiceClient) ReconnectMailbox(ctx context.Context, in *Reconnec
 	return out, nil
 }
 
+func (c *ingestServiceClient) StartAuthorization(ctx context.Context, in *StartAuthorizationRequest, opts ...grpc.CallOption) (*StartAuthorizationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartAuthorizationResponse)
+	err := c.cc.Invoke(ctx, IngestService_StartAuthorization_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *ingestServiceClient) CompleteAuthorization(ctx context.Context, in *CompleteAuthorizationRequest, opts ...grpc.CallOption) (*CompleteAuthorizationResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CompleteAuthorizationResponse)
@@ -264,6 +281,12 @@ type IngestServiceServer interface {
 	// Its cursor, its records and its messages are kept, so the next sync
 	// goes on where the last one stopped.
 	ReconnectMailbox(context.Context, *ReconnectMailboxRequest) (*ReconnectMailboxResponse, error)
+	// StartAuthorization binds a pending Gmail consent to the browser that
+	// opens its authorization URL first: the gateway's /oauth/google/start
+	// hands over the state and a random binding it keeps in a cookie of that
+	// browser, and redirects to the Google consent URL returned. The state
+	// is the credential of this call; it binds once.
+	StartAuthorization(context.Context, *StartAuthorizationRequest) (*StartAuthorizationResponse, error)
 	// CompleteAuthorization finishes a Gmail consent flow: the gateway's
 	// /oauth/google/callback hands over the state and code that Google
 	// returned. The state (single use, bound to the user, short-lived) is the
@@ -316,6 +339,9 @@ func (UnimplementedIngestServiceServer) DeleteMailbox(context.Context, *DeleteMa
 }
 func (UnimplementedIngestServiceServer) ReconnectMailbox(context.Context, *ReconnectMailboxRequest) (*ReconnectMailboxResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReconnectMailbox not implemented")
+}
+func (UnimplementedIngestServiceServer) StartAuthorization(context.Context, *StartAuthorizationRequest) (*StartAuthorizationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartAuthorization not implemented")
 }
 func (UnimplementedIngestServiceServer) CompleteAuthorization(context.Context, *CompleteAuthorizationRequest) (*CompleteAuthorizationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CompleteAuthorization not implemented")
@@ -520,6 +546,24 @@ func _IngestService_ReconnectMailbox_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IngestService_StartAuthorization_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartAuthorizationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngestServiceServer).StartAuthorization(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IngestService_StartAuthorization_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngestServiceServer).StartAuthorization(ctx, req.(*StartAuthorizationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _IngestService_CompleteAuthorization_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CompleteAuthorizationRequest)
 	if err := dec(in); err != nil {
@@ -616,6 +660,10 @@ var IngestService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReconnectMailbox",
 			Handler:    _IngestService_ReconnectMailbox_Handler,
+		},
+		{
+			MethodName: "StartAuthorization",
+			Handler:    _IngestService_StartAuthorization_Handler,
 		},
 		{
 			MethodName: "CompleteAuthorization",

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -367,7 +368,21 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 		log.WarnContext(ctx, "classification failed while a dependency is down; holding the event", "error", err.Error())
 	}
 	var giveUp *classify.GiveUpError
+	var quota *classify.QuotaError
 	switch {
+	case errors.As(err, &quota):
+		// The user is past a daily quota: the event waits in the stream,
+		// not in a worker, until the quota resets (one delivery a day, so
+		// MaxDeliver days before it would reach the dead letters).
+		span.SetStatus(codes.Error, "over quota")
+		log.InfoContext(ctx, "the user is over a daily quota; the event waits for its reset", "quota", quota.Quota, "reset", quota.Reset.UTC().Format(time.RFC3339))
+		// Spread the redeliveries a little, so that not all of a user's
+		// waiting mail comes back in the same instant.
+		jitter := time.Duration(rand.Int64N(int64(min(time.Minute, quota.RetryAfter/10)) + 1))
+		if err := msg.NakWithDelay(max(quota.RetryAfter, 0) + jitter); err != nil {
+			log.WarnContext(ctx, "nak failed; the event will be redelivered", "error", err.Error())
+		}
+		return
 	case errors.As(err, &giveUp):
 		c.deadLetter(ctx, span, log, msg, &ev, delivered, ReasonGaveUp, giveUp.Reason, giveUp.Attempts, giveUp.Usage)
 		return

@@ -111,6 +111,18 @@ class GetLimitsResponse(_message.Message):
     replicas: int
     def __init__(self, keys: _Optional[_Iterable[_Union[KeyLimits, _Mapping]]] = ..., lanes: _Optional[_Iterable[_Union[LaneQueue, _Mapping]]] = ..., replicas: _Optional[int] = ..., model: _Optional[str] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ...) -> None: ...
 
+class GetQuotaRequest(_message.Message):
+    __slots__ = ["name"]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetQuotaResponse(_message.Message):
+    __slots__ = ["quota"]
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    quota: Quota
+    def __init__(self, quota: _Optional[_Union[Quota, _Mapping]] = ...) -> None: ...
+
 class GetTaxonomyRequest(_message.Message):
     __slots__ = ["name"]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -204,6 +216,26 @@ class PurgeUserDataResponse(_message.Message):
     deleted: _containers.ScalarMap[str, int]
     def __init__(self, deleted: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
+class Quota(_message.Message):
+    __slots__ = ["effective_mails_per_day", "effective_model_tokens_per_day", "mails_per_day", "mails_used", "model_tokens_per_day", "model_tokens_used", "name", "reset_time"]
+    EFFECTIVE_MAILS_PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_MODEL_TOKENS_PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    MAILS_PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    MAILS_USED_FIELD_NUMBER: _ClassVar[int]
+    MODEL_TOKENS_PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_TOKENS_USED_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    RESET_TIME_FIELD_NUMBER: _ClassVar[int]
+    effective_mails_per_day: int
+    effective_model_tokens_per_day: int
+    mails_per_day: int
+    mails_used: int
+    model_tokens_per_day: int
+    model_tokens_used: int
+    name: str
+    reset_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., model_tokens_per_day: _Optional[int] = ..., mails_per_day: _Optional[int] = ..., effective_model_tokens_per_day: _Optional[int] = ..., effective_mails_per_day: _Optional[int] = ..., model_tokens_used: _Optional[int] = ..., mails_used: _Optional[int] = ..., reset_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class ReplayDeadLetterRequest(_message.Message):
     __slots__ = ["name"]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -225,6 +257,18 @@ class Taxonomy(_message.Message):
     name: str
     update_time: _timestamp_pb2.Timestamp
     def __init__(self, name: _Optional[str] = ..., categories: _Optional[_Iterable[_Union[Category, _Mapping]]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class UpdateQuotaRequest(_message.Message):
+    __slots__ = ["quota"]
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    quota: Quota
+    def __init__(self, quota: _Optional[_Union[Quota, _Mapping]] = ...) -> None: ...
+
+class UpdateQuotaResponse(_message.Message):
+    __slots__ = ["quota"]
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    quota: Quota
+    def __init__(self, quota: _Optional[_Union[Quota, _Mapping]] = ...) -> None: ...
 
 class UpdateTaxonomyRequest(_message.Message):
     __slots__ = ["taxonomy"]

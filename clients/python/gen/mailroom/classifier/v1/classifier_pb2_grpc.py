@@ -50,6 +50,16 @@ class ClassifierServiceStub(object):
         request_serializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.CreateCorrectionRequest.SerializeToString,
         response_deserializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.CreateCorrectionResponse.FromString,
         )
+    self.GetQuota = channel.unary_unary(
+        '/mailroom.classifier.v1.ClassifierService/GetQuota',
+        request_serializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.GetQuotaRequest.SerializeToString,
+        response_deserializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.GetQuotaResponse.FromString,
+        )
+    self.UpdateQuota = channel.unary_unary(
+        '/mailroom.classifier.v1.ClassifierService/UpdateQuota',
+        request_serializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.UpdateQuotaRequest.SerializeToString,
+        response_deserializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.UpdateQuotaResponse.FromString,
+        )
     self.PurgeUserData = channel.unary_unary(
         '/mailroom.classifier.v1.ClassifierService/PurgeUserData',
         request_serializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.PurgeUserDataRequest.SerializeToString,
@@ -114,6 +124,20 @@ class ClassifierServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def GetQuota(self, request, context):
+    """GetQuota returns a user's daily quotas and what is used of them today.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def UpdateQuota(self, request, context):
+    """UpdateQuota sets a user's daily quotas. Only an admin may call it.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
   def PurgeUserData(self, request, context):
     """PurgeUserData deletes a user's taxonomy and cache entries. Only the auth
     service may call it (DeleteUser).
@@ -159,6 +183,16 @@ def add_ClassifierServiceServicer_to_server(servicer, server):
           servicer.CreateCorrection,
           request_deserializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.CreateCorrectionRequest.FromString,
           response_serializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.CreateCorrectionResponse.SerializeToString,
+      ),
+      'GetQuota': grpc.unary_unary_rpc_method_handler(
+          servicer.GetQuota,
+          request_deserializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.GetQuotaRequest.FromString,
+          response_serializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.GetQuotaResponse.SerializeToString,
+      ),
+      'UpdateQuota': grpc.unary_unary_rpc_method_handler(
+          servicer.UpdateQuota,
+          request_deserializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.UpdateQuotaRequest.FromString,
+          response_serializer=mailroom_dot_classifier_dot_v1_dot_classifier__pb2.UpdateQuotaResponse.SerializeToString,
       ),
       'PurgeUserData': grpc.unary_unary_rpc_method_handler(
           servicer.PurgeUserData,

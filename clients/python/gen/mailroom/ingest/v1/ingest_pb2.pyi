@@ -29,14 +29,16 @@ SYNC_MODE_INCREMENTAL: SyncMode
 SYNC_MODE_UNSPECIFIED: SyncMode
 
 class CompleteAuthorizationRequest(_message.Message):
-    __slots__ = ["code", "error", "state"]
+    __slots__ = ["binding", "code", "error", "state"]
+    BINDING_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    binding: str
     code: str
     error: str
     state: str
-    def __init__(self, state: _Optional[str] = ..., code: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+    def __init__(self, state: _Optional[str] = ..., code: _Optional[str] = ..., error: _Optional[str] = ..., binding: _Optional[str] = ...) -> None: ...
 
 class CompleteAuthorizationResponse(_message.Message):
     __slots__ = ["mailbox"]
@@ -95,18 +97,20 @@ class GetSyncJobResponse(_message.Message):
     def __init__(self, sync_job: _Optional[_Union[SyncJob, _Mapping]] = ...) -> None: ...
 
 class ImapSettings(_message.Message):
-    __slots__ = ["host", "password", "port", "security", "username"]
+    __slots__ = ["folders", "host", "password", "port", "security", "username"]
+    FOLDERS_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
     SECURITY_FIELD_NUMBER: _ClassVar[int]
     USERNAME_FIELD_NUMBER: _ClassVar[int]
+    folders: _containers.RepeatedScalarFieldContainer[str]
     host: str
     password: str
     port: int
     security: ImapSecurity
     username: str
-    def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., security: _Optional[_Union[ImapSecurity, str]] = ...) -> None: ...
+    def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ..., username: _Optional[str] = ..., password: _Optional[str] = ..., security: _Optional[_Union[ImapSecurity, str]] = ..., folders: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ImportMessagesRequest(_message.Message):
     __slots__ = ["lane", "messages", "parent"]
@@ -246,6 +250,20 @@ class ReconnectMailboxResponse(_message.Message):
     MAILBOX_FIELD_NUMBER: _ClassVar[int]
     mailbox: Mailbox
     def __init__(self, mailbox: _Optional[_Union[Mailbox, _Mapping]] = ...) -> None: ...
+
+class StartAuthorizationRequest(_message.Message):
+    __slots__ = ["binding", "state"]
+    BINDING_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    binding: str
+    state: str
+    def __init__(self, state: _Optional[str] = ..., binding: _Optional[str] = ...) -> None: ...
+
+class StartAuthorizationResponse(_message.Message):
+    __slots__ = ["google_authorization_url"]
+    GOOGLE_AUTHORIZATION_URL_FIELD_NUMBER: _ClassVar[int]
+    google_authorization_url: str
+    def __init__(self, google_authorization_url: _Optional[str] = ...) -> None: ...
 
 class SyncJob(_message.Message):
     __slots__ = ["create_time", "end_time", "error", "mailbox", "max_messages", "mode", "name", "progress", "state"]

@@ -65,6 +65,11 @@ class IngestServiceStub(object):
         request_serializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.ReconnectMailboxRequest.SerializeToString,
         response_deserializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.ReconnectMailboxResponse.FromString,
         )
+    self.StartAuthorization = channel.unary_unary(
+        '/mailroom.ingest.v1.IngestService/StartAuthorization',
+        request_serializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.StartAuthorizationRequest.SerializeToString,
+        response_deserializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.StartAuthorizationResponse.FromString,
+        )
     self.CompleteAuthorization = channel.unary_unary(
         '/mailroom.ingest.v1.IngestService/CompleteAuthorization',
         request_serializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.CompleteAuthorizationRequest.SerializeToString,
@@ -164,6 +169,17 @@ class IngestServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def StartAuthorization(self, request, context):
+    """StartAuthorization binds a pending Gmail consent to the browser that
+    opens its authorization URL first: the gateway's /oauth/google/start
+    hands over the state and a random binding it keeps in a cookie of that
+    browser, and redirects to the Google consent URL returned. The state
+    is the credential of this call; it binds once.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
   def CompleteAuthorization(self, request, context):
     """CompleteAuthorization finishes a Gmail consent flow: the gateway's
     /oauth/google/callback hands over the state and code that Google
@@ -244,6 +260,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
           servicer.ReconnectMailbox,
           request_deserializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.ReconnectMailboxRequest.FromString,
           response_serializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.ReconnectMailboxResponse.SerializeToString,
+      ),
+      'StartAuthorization': grpc.unary_unary_rpc_method_handler(
+          servicer.StartAuthorization,
+          request_deserializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.StartAuthorizationRequest.FromString,
+          response_serializer=mailroom_dot_ingest_dot_v1_dot_ingest__pb2.StartAuthorizationResponse.SerializeToString,
       ),
       'CompleteAuthorization': grpc.unary_unary_rpc_method_handler(
           servicer.CompleteAuthorization,

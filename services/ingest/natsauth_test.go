@@ -1,0 +1,70 @@
+package ingest_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
+	"mailroom.dev/platform/eventbus"
+	"mailroom.dev/platform/testenv"
+)
+
+// TestNATSPermissionsOfTheDeployment runs ingest against a NATS server
+// with the users and subject permissions of deploy/k8s: ingest works as
+// its own user (streams, the revocation bucket, publishing mail.received),
+// and that user cannot publish mail.classified, which the classifier's can.
+func TestNATSPermissionsOfTheDeployment(t *testing.T) {
+	n := testenv.NATSWithDeployAuth(t, "../../deploy/k8s/components/nats/nats.yaml")
+	w := newWorld(t)
+	w.natsURL, w.topo = n.URL("ingest"), eventbus.Topology{Replicas: 1} // the deployment's subjects have no prefix
+	h := w.start(t, testenv.SQLiteURL(t), nil)
+	ada := h.as(t, "ada", "user")
+	if _, err := h.client.CreateMailbox(ada, &ingestv1.CreateMailboxRequest{Parent: "users/ada", MailboxId: "inbox",
+		Mailbox: &ingestv1.Mailbox{Provider: ingestv1.Provider_PROVIDER_IMPORT}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.ImportMessages(ada, &ingestv1.ImportMessagesRequest{Parent: "users/ada/mailboxes/inbox",
+		Messages: []*ingestv1.RawMessage{{Raw: mail(t, "alternative.eml")}}}); err != nil {
+		t.Fatalf("ImportMessages as the NATS user ingest: %v", err)
+	}
+	if got := len(h.received(t)); got != 1 {
+		t.Fatalf("%d received events, want 1", got)
+	}
+
+	publishClassified := func(user string) error {
+		violations := make(chan error, 4)
+		nc, err := nats.Connect(n.URL(user), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			violations <- err
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, perr := js.Publish(ctx, "mail.classified.ada", []byte("forged"))
+		select {
+		case v := <-violations:
+			return v
+		case <-time.After(200 * time.Millisecond):
+		}
+		return perr
+	}
+	err := publishClassified("ingest")
+	if err == nil || !errors.Is(err, nats.ErrPermissionViolation) && !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+		t.Errorf("ingest publishing mail.classified: %v, want a permissions violation", err)
+	}
+	if err := publishClassified("classifier"); err != nil {
+		t.Errorf("the classifier publishing mail.classified: %v, want it stored", err)
+	}
+}
