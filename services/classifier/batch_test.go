@@ -1,0 +1,101 @@
+package classifier_test
+
+import (
+	"testing"
+	"time"
+
+	"mailroom.dev/fakes/fakeopenai"
+	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
+	"mailroom.dev/platform/testenv"
+	"mailroom.dev/services/classifier"
+)
+
+func withBatches(c *classifier.Config) {
+	c.OpenAIBatchThreshold = 10
+	c.OpenAIBatchWindow = 300 * time.Millisecond
+	c.OpenAIBatchPoll = 50 * time.Millisecond
+	c.LearnSenders = false
+}
+
+// TestBackfillGoesThroughTheBatchAPI sends a backfill larger than the
+// threshold: it goes through the fake's Files and Batch APIs (no realtime
+// call), and every mail is classified exactly once, at the batch price.
+func TestBackfillGoesThroughTheBatchAPI(t *testing.T) {
+	fake, tune := withModel(t, fakeopenai.Config{Batch: fakeopenai.BatchConfig{Validation: 100 * time.Millisecond, Completion: 300 * time.Millisecond}}, withBatches)
+	e := startWith(t, testenv.NATS(t), "", tune)
+	evs := personal("ada", 30)
+	for _, ev := range evs {
+		publish(t, e, ev, "inbox/"+ev.GetProviderMessageId())
+	}
+	got := classifiedInStream(t, e, len(evs))
+	waitSettled(t, e)
+	got = classifiedNow(t, e) // fails on a message classified twice
+	if len(got) != len(evs) {
+		t.Fatalf("%d classified, want %d", len(got), len(evs))
+	}
+	for _, ev := range evs {
+		c := got[ev.GetMessage()]
+		if c == nil {
+			t.Errorf("%s not classified", ev.GetMessage())
+			continue
+		}
+		u := c.GetUsage()
+		if c.GetClassification().GetSource() != mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LLM || len(u.GetModels()) != 1 || !u.GetModels()[0].GetBatch() || u.GetCostMicros() <= 0 {
+			t.Errorf("%s: %v usage %v; want the model's verdict through a batch, paid", ev.GetMessage(), c.GetClassification(), u)
+		}
+	}
+	if st := fake.BatchStats(); st.Batches != 1 || st.Requests != int64(len(evs)) {
+		t.Errorf("batch stats = %+v; want one batch of %d", st, len(evs))
+	}
+	if n := fake.Stats().Keys[fakeKey].Requests; n != 0 {
+		t.Errorf("%d realtime requests; want none", n)
+	}
+}
+
+// TestExpiredBatchSendsTheRestToRealtime: a batch that expires part-way
+// has its finished mail classified from the batch and the rest through the
+// realtime path; none lost, none twice.
+func TestExpiredBatchSendsTheRestToRealtime(t *testing.T) {
+	fake, tune := withModel(t, fakeopenai.Config{Batch: fakeopenai.BatchConfig{Completion: 200 * time.Millisecond}}, withBatches)
+	fake.InjectBatch(fakeopenai.BatchFate{Status: "expired", Done: 12})
+	e := startWith(t, testenv.NATS(t), "", tune)
+	evs := personal("ada", 30)
+	for _, ev := range evs {
+		publish(t, e, ev, "inbox/"+ev.GetProviderMessageId())
+	}
+	classifiedInStream(t, e, len(evs))
+	waitSettled(t, e)
+	got := classifiedNow(t, e)
+	batched := 0
+	for _, ev := range evs {
+		c := got[ev.GetMessage()]
+		if c == nil {
+			t.Errorf("%s lost", ev.GetMessage())
+			continue
+		}
+		if c.GetUsage().GetModels()[0].GetBatch() {
+			batched++
+		}
+	}
+	if batched != 12 {
+		t.Errorf("%d classified from the batch, want 12", batched)
+	}
+	if n := fake.Stats().Keys[fakeKey].Requests; n != 18 {
+		t.Errorf("%d realtime requests, want 18 (the unfinished)", n)
+	}
+}
+
+// TestSmallBackfillStaysRealtime: below the threshold nothing waits for a
+// batch.
+func TestSmallBackfillStaysRealtime(t *testing.T) {
+	fake, tune := withModel(t, fakeopenai.Config{}, withBatches)
+	e := startWith(t, testenv.NATS(t), "", tune)
+	evs := personal("ada", 5)
+	for _, ev := range evs {
+		publish(t, e, ev, "inbox/"+ev.GetProviderMessageId())
+	}
+	classifiedInStream(t, e, len(evs))
+	if st := fake.BatchStats(); st.Batches != 0 {
+		t.Errorf("a batch for 5 mails (threshold 10): %+v", st)
+	}
+}
