@@ -104,6 +104,10 @@ bench-classifier: ## classifier benchmark (~11 min): 10,000 mails against the fa
 	go run ./services/classifier/internal/benchmark/run -out bench/out/classifier $(ARGS)
 	go run ./bench/cmd/charts bench/out/classifier
 
+.PHONY: bench-cost
+bench-cost: ## cost benchmark (~10 min): 20 users × 500 mails (bench/cost/workload.jsonl.gz) through the suite against the fake OpenAI, four configurations; bench/out/cost/report.md
+	go run ./cmd/mailroom/costbench -out bench/out/cost
+
 .PHONY: dev
 dev: ## run the whole suite in one process (embedded NATS and SQLite under ./.mailroom/)
 	go run ./cmd/mailroom dev
