@@ -204,7 +204,8 @@ func readWorkload(path string) ([]Mail, error) {
 func kinds(mails []Mail) string {
 	n := map[string]int{}
 	for _, m := range mails {
-		n[strings.TrimSuffix(m.Kind, "-resend")]++
+		kind, _, _ := strings.Cut(m.Kind, "-resend")
+		n[kind]++
 	}
 	var ks []string
 	for k := range n {
