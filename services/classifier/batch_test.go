@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"mailroom.dev/fakes/fakeopenai"
+	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
 	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
 	"mailroom.dev/platform/testenv"
 	"mailroom.dev/services/classifier"
@@ -79,6 +80,14 @@ func TestExpiredBatchSendsTheRestToRealtime(t *testing.T) {
 	}
 	if batched != 12 {
 		t.Errorf("%d classified from the batch, want 12", batched)
+	}
+	c, _ := client(t, e)
+	resp, err := c.GetLimits(as(t, e.auth.Token("ada", false)), &classifierv1.GetLimitsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := resp.GetBatches(); b.GetBatches() != 1 || b.GetAnswered() != 12 || b.GetRealtime() != 18 || b.GetWaiting() != 0 {
+		t.Errorf("GetLimits batches = %v; want 1 batch, 12 answered, 18 realtime, none waiting", b)
 	}
 	if n := fake.Stats().Keys[fakeKey].Requests; n != 18 {
 		t.Errorf("%d realtime requests, want 18 (the unfinished)", n)

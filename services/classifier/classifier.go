@@ -468,7 +468,10 @@ func (s *Service) modelTier(ctx context.Context, cfg Config, prices pricing.Tabl
 	s.Go("replicas", func(ctx context.Context) error { membership.Run(ctx); return nil })
 	s.Logger.Info("classifier mode: rules, then the language model under the limiter", "mode", "llm",
 		"openai_keys", masked, "openai_model", cfg.OpenAIModel, "rpm", cfg.OpenAIRPM, "tpm", cfg.OpenAITPM)
-	var paid classify.Tier = model
+	var (
+		paid    classify.Tier = model
+		batches *batch.Tier
+	)
 	if cfg.OpenAIBatch != "off" {
 		// Batches go through the first key's organization.
 		bt := batch.New(model, batch.Config{
@@ -484,12 +487,13 @@ func (s *Service) modelTier(ctx context.Context, cfg Config, prices pricing.Tabl
 		})
 		s.OnClose(bt.Close)
 		paid = bt
+		batches = bt
 	}
 	if cfg.VerdictCache {
 		paid = classify.CachedTier{Cache: repo, Next: paid}
 	}
 	tiers = append(tiers, paid)
-	return tiers, &limitsReporter{l: lim, budget: guard, membership: membership, model: cfg.OpenAIModel}, nil
+	return tiers, &limitsReporter{l: lim, budget: guard, membership: membership, model: cfg.OpenAIModel, batches: batches}, nil
 }
 
 // backlog returns how many events wait undelivered for the durable
@@ -534,6 +538,7 @@ type limitsReporter struct {
 	budget     *budget.Guard
 	membership *replicas.Membership
 	model      string
+	batches    *batch.Tier // nil with OPENAI_BATCH=off
 }
 
 func (r *limitsReporter) Limits(ctx context.Context) classify.Limits {
@@ -559,6 +564,10 @@ func (r *limitsReporter) Limits(ctx context.Context) classify.Limits {
 	}
 	for _, lane := range lanes {
 		out.Lanes = append(out.Lanes, classify.LaneQueue{Lane: lane, Waiting: int64(st.Waiting[llm.LimiterLane(lane)])})
+	}
+	if r.batches != nil {
+		st := r.batches.Stats()
+		out.Batches = classify.BatchQueue{Waiting: int64(st.Waiting), Batches: st.Batches, Answered: st.Answered, Realtime: st.Realtime}
 	}
 	b := r.budget.Status(ctx)
 	out.Budget = classify.BudgetStatus{DailyMicros: b.DailyMicros, SpentTodayMicros: b.SpentTodayMicros, CreditRemainingMicros: b.CreditRemainingMicros, Exhausted: b.Exhausted}

@@ -15,7 +15,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from mailroom.mail.v1 import mail_pb2 as mailroom_dot_mail_dot_v1_dot_mail__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'mailroom/classifier/v1/classifier.proto\x12\x16mailroom.classifier.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmailroom/mail/v1/mail.proto\"\x86\x01\n\x0f\x43lassifyRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x0b\n\x03raw\x18\x02 \x01(\x0c\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0c\n\x04\x66rom\x18\x04 \x01(\t\x12\x0c\n\x04\x62ody\x18\x05 \x01(\t\x12)\n\x07headers\x18\x06 \x03(\x0b\x32\x18.mailroom.mail.v1.Header\"L\n\x10\x43lassifyResponse\x12\x38\n\x0e\x63lassification\x18\x01 \x01(\x0b\x32 .mailroom.mail.v1.Classification\"\x12\n\x10GetLimitsRequest\"B\n\tLaneQueue\x12$\n\x04lane\x18\x01 \x01(\x0e\x32\x16.mailroom.mail.v1.Lane\x12\x0f\n\x07waiting\x18\x02 \x01(\x03\"\xc2\x03\n\tKeyLimits\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05model\x18\n \x01(\t\x12\x1b\n\x13requests_per_minute\x18\x02 \x01(\x01\x12\x19\n\x11tokens_per_minute\x18\x03 \x01(\x01\x12&\n\x1e\x63onfigured_requests_per_minute\x18\x0b \x01(\x01\x12$\n\x1c\x63onfigured_tokens_per_minute\x18\x0c \x01(\x01\x12&\n\x1e\x61\x64vertised_requests_per_minute\x18\r \x01(\x01\x12$\n\x1c\x61\x64vertised_tokens_per_minute\x18\x0e \x01(\x01\x12\x14\n\x0climit_source\x18\x0f \x01(\t\x12\x0f\n\x07\x63\x65iling\x18\x10 \x01(\x01\x12\x1a\n\x12requests_available\x18\x04 \x01(\x01\x12\x18\n\x10tokens_available\x18\x05 \x01(\x01\x12\x11\n\tin_flight\x18\x06 \x01(\x03\x12 \n\x18rate_limited_last_minute\x18\x07 \x01(\x03\x12\x1b\n\x13retries_last_minute\x18\x08 \x01(\x03\x12\x16\n\x0e\x66rozen_seconds\x18\t \x01(\x01\"\xc7\x01\n\x11GetLimitsResponse\x12/\n\x04keys\x18\x01 \x03(\x0b\x32!.mailroom.classifier.v1.KeyLimits\x12\x30\n\x05lanes\x18\x02 \x03(\x0b\x32!.mailroom.classifier.v1.LaneQueue\x12\x10\n\x08replicas\x18\x03 \x01(\x05\x12\r\n\x05model\x18\x04 \x01(\t\x12.\n\x06\x62udget\x18\x05 \x01(\x0b\x32\x1e.mailroom.classifier.v1.Budget\"t\n\x06\x42udget\x12\x1a\n\x12\x64\x61ily_limit_micros\x18\x01 \x01(\x03\x12\x1a\n\x12spent_today_micros\x18\x02 \x01(\x03\x12\x1f\n\x17\x63redit_remaining_micros\x18\x03 \x01(\x03\x12\x11\n\texhausted\x18\x04 \x01(\x08\"-\n\x08\x43\x61tegory\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\x7f\n\x08Taxonomy\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x34\n\ncategories\x18\x02 \x03(\x0b\x32 .mailroom.classifier.v1.Category\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x12GetTaxonomyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x13GetTaxonomyResponse\x12\x32\n\x08taxonomy\x18\x01 \x01(\x0b\x32 .mailroom.classifier.v1.Taxonomy\"K\n\x15UpdateTaxonomyRequest\x12\x32\n\x08taxonomy\x18\x01 \x01(\x0b\x32 .mailroom.classifier.v1.Taxonomy\"L\n\x16UpdateTaxonomyResponse\x12\x32\n\x08taxonomy\x18\x01 \x01(\x0b\x32 .mailroom.classifier.v1.Taxonomy\"\x8d\x01\n\nDeadLetter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07mailbox\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12-\n\tdead_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"O\n\x16ListDeadLettersRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"l\n\x17ListDeadLettersResponse\x12\x38\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\".mailroom.classifier.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x17ReplayDeadLetterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"+\n\x18ReplayDeadLetterResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"$\n\x14PurgeUserDataRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\"\x94\x01\n\x15PurgeUserDataResponse\x12K\n\x07\x64\x65leted\x18\x01 \x03(\x0b\x32:.mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry\x1a.\n\x0c\x44\x65letedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"w\n\nCorrection\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x16\n\x0esender_address\x18\x02 \x01(\t\x12\x0c\n\x04\x66rom\x18\x03 \x01(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12\x0f\n\x07list_id\x18\x06 \x01(\t\"a\n\x17\x43reateCorrectionRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x36\n\ncorrection\x18\x02 \x01(\x0b\x32\".mailroom.classifier.v1.Correction\"R\n\x18\x43reateCorrectionResponse\x12\x36\n\ncorrection\x18\x01 \x01(\x0b\x32\".mailroom.classifier.v1.Correction2\xfd\x06\n\x11\x43lassifierService\x12]\n\x08\x43lassify\x12\'.mailroom.classifier.v1.ClassifyRequest\x1a(.mailroom.classifier.v1.ClassifyResponse\x12`\n\tGetLimits\x12(.mailroom.classifier.v1.GetLimitsRequest\x1a).mailroom.classifier.v1.GetLimitsResponse\x12\x66\n\x0bGetTaxonomy\x12*.mailroom.classifier.v1.GetTaxonomyRequest\x1a+.mailroom.classifier.v1.GetTaxonomyResponse\x12o\n\x0eUpdateTaxonomy\x12-.mailroom.classifier.v1.UpdateTaxonomyRequest\x1a..mailroom.classifier.v1.UpdateTaxonomyResponse\x12r\n\x0fListDeadLetters\x12..mailroom.classifier.v1.ListDeadLettersRequest\x1a/.mailroom.classifier.v1.ListDeadLettersResponse\x12u\n\x10ReplayDeadLetter\x12/.mailroom.classifier.v1.ReplayDeadLetterRequest\x1a\x30.mailroom.classifier.v1.ReplayDeadLetterResponse\x12u\n\x10\x43reateCorrection\x12/.mailroom.classifier.v1.CreateCorrectionRequest\x1a\x30.mailroom.classifier.v1.CreateCorrectionResponse\x12l\n\rPurgeUserData\x12,.mailroom.classifier.v1.PurgeUserDataRequest\x1a-.mailroom.classifier.v1.PurgeUserDataResponseB9Z7mailroom.dev/gen/go/mailroom/classifier/v1;classifierv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'mailroom/classifier/v1/classifier.proto\x12\x16mailroom.classifier.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bmailroom/mail/v1/mail.proto\"\x86\x01\n\x0f\x43lassifyRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x0b\n\x03raw\x18\x02 \x01(\x0c\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0c\n\x04\x66rom\x18\x04 \x01(\t\x12\x0c\n\x04\x62ody\x18\x05 \x01(\t\x12)\n\x07headers\x18\x06 \x03(\x0b\x32\x18.mailroom.mail.v1.Header\"L\n\x10\x43lassifyResponse\x12\x38\n\x0e\x63lassification\x18\x01 \x01(\x0b\x32 .mailroom.mail.v1.Classification\"\x12\n\x10GetLimitsRequest\"B\n\tLaneQueue\x12$\n\x04lane\x18\x01 \x01(\x0e\x32\x16.mailroom.mail.v1.Lane\x12\x0f\n\x07waiting\x18\x02 \x01(\x03\"\xc2\x03\n\tKeyLimits\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05model\x18\n \x01(\t\x12\x1b\n\x13requests_per_minute\x18\x02 \x01(\x01\x12\x19\n\x11tokens_per_minute\x18\x03 \x01(\x01\x12&\n\x1e\x63onfigured_requests_per_minute\x18\x0b \x01(\x01\x12$\n\x1c\x63onfigured_tokens_per_minute\x18\x0c \x01(\x01\x12&\n\x1e\x61\x64vertised_requests_per_minute\x18\r \x01(\x01\x12$\n\x1c\x61\x64vertised_tokens_per_minute\x18\x0e \x01(\x01\x12\x14\n\x0climit_source\x18\x0f \x01(\t\x12\x0f\n\x07\x63\x65iling\x18\x10 \x01(\x01\x12\x1a\n\x12requests_available\x18\x04 \x01(\x01\x12\x18\n\x10tokens_available\x18\x05 \x01(\x01\x12\x11\n\tin_flight\x18\x06 \x01(\x03\x12 \n\x18rate_limited_last_minute\x18\x07 \x01(\x03\x12\x1b\n\x13retries_last_minute\x18\x08 \x01(\x03\x12\x16\n\x0e\x66rozen_seconds\x18\t \x01(\x01\"\xfc\x01\n\x11GetLimitsResponse\x12/\n\x04keys\x18\x01 \x03(\x0b\x32!.mailroom.classifier.v1.KeyLimits\x12\x30\n\x05lanes\x18\x02 \x03(\x0b\x32!.mailroom.classifier.v1.LaneQueue\x12\x10\n\x08replicas\x18\x03 \x01(\x05\x12\r\n\x05model\x18\x04 \x01(\t\x12.\n\x06\x62udget\x18\x05 \x01(\x0b\x32\x1e.mailroom.classifier.v1.Budget\x12\x33\n\x07\x62\x61tches\x18\x06 \x01(\x0b\x32\".mailroom.classifier.v1.BatchQueue\"R\n\nBatchQueue\x12\x0f\n\x07waiting\x18\x01 \x01(\x03\x12\x0f\n\x07\x62\x61tches\x18\x02 \x01(\x03\x12\x10\n\x08\x61nswered\x18\x03 \x01(\x03\x12\x10\n\x08realtime\x18\x04 \x01(\x03\"t\n\x06\x42udget\x12\x1a\n\x12\x64\x61ily_limit_micros\x18\x01 \x01(\x03\x12\x1a\n\x12spent_today_micros\x18\x02 \x01(\x03\x12\x1f\n\x17\x63redit_remaining_micros\x18\x03 \x01(\x03\x12\x11\n\texhausted\x18\x04 \x01(\x08\"-\n\x08\x43\x61tegory\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\x7f\n\x08Taxonomy\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x34\n\ncategories\x18\x02 \x03(\x0b\x32 .mailroom.classifier.v1.Category\x12/\n\x0bupdate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x12GetTaxonomyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x13GetTaxonomyResponse\x12\x32\n\x08taxonomy\x18\x01 \x01(\x0b\x32 .mailroom.classifier.v1.Taxonomy\"K\n\x15UpdateTaxonomyRequest\x12\x32\n\x08taxonomy\x18\x01 \x01(\x0b\x32 .mailroom.classifier.v1.Taxonomy\"L\n\x16UpdateTaxonomyResponse\x12\x32\n\x08taxonomy\x18\x01 \x01(\x0b\x32 .mailroom.classifier.v1.Taxonomy\"\x8d\x01\n\nDeadLetter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07mailbox\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12-\n\tdead_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"O\n\x16ListDeadLettersRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"l\n\x17ListDeadLettersResponse\x12\x38\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\".mailroom.classifier.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x17ReplayDeadLetterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"+\n\x18ReplayDeadLetterResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"$\n\x14PurgeUserDataRequest\x12\x0c\n\x04user\x18\x01 \x01(\t\"\x94\x01\n\x15PurgeUserDataResponse\x12K\n\x07\x64\x65leted\x18\x01 \x03(\x0b\x32:.mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry\x1a.\n\x0c\x44\x65letedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"w\n\nCorrection\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x16\n\x0esender_address\x18\x02 \x01(\t\x12\x0c\n\x04\x66rom\x18\x03 \x01(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12\x0f\n\x07list_id\x18\x06 \x01(\t\"a\n\x17\x43reateCorrectionRequest\x12\x0e\n\x06parent\x18\x01 \x01(\t\x12\x36\n\ncorrection\x18\x02 \x01(\x0b\x32\".mailroom.classifier.v1.Correction\"R\n\x18\x43reateCorrectionResponse\x12\x36\n\ncorrection\x18\x01 \x01(\x0b\x32\".mailroom.classifier.v1.Correction2\xfd\x06\n\x11\x43lassifierService\x12]\n\x08\x43lassify\x12\'.mailroom.classifier.v1.ClassifyRequest\x1a(.mailroom.classifier.v1.ClassifyResponse\x12`\n\tGetLimits\x12(.mailroom.classifier.v1.GetLimitsRequest\x1a).mailroom.classifier.v1.GetLimitsResponse\x12\x66\n\x0bGetTaxonomy\x12*.mailroom.classifier.v1.GetTaxonomyRequest\x1a+.mailroom.classifier.v1.GetTaxonomyResponse\x12o\n\x0eUpdateTaxonomy\x12-.mailroom.classifier.v1.UpdateTaxonomyRequest\x1a..mailroom.classifier.v1.UpdateTaxonomyResponse\x12r\n\x0fListDeadLetters\x12..mailroom.classifier.v1.ListDeadLettersRequest\x1a/.mailroom.classifier.v1.ListDeadLettersResponse\x12u\n\x10ReplayDeadLetter\x12/.mailroom.classifier.v1.ReplayDeadLetterRequest\x1a\x30.mailroom.classifier.v1.ReplayDeadLetterResponse\x12u\n\x10\x43reateCorrection\x12/.mailroom.classifier.v1.CreateCorrectionRequest\x1a\x30.mailroom.classifier.v1.CreateCorrectionResponse\x12l\n\rPurgeUserData\x12,.mailroom.classifier.v1.PurgeUserDataRequest\x1a-.mailroom.classifier.v1.PurgeUserDataResponseB9Z7mailroom.dev/gen/go/mailroom/classifier/v1;classifierv1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mailroom.classifier.v1.classifier_pb2', globals())
@@ -36,43 +36,45 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _KEYLIMITS._serialized_start=433
   _KEYLIMITS._serialized_end=883
   _GETLIMITSRESPONSE._serialized_start=886
-  _GETLIMITSRESPONSE._serialized_end=1085
-  _BUDGET._serialized_start=1087
-  _BUDGET._serialized_end=1203
-  _CATEGORY._serialized_start=1205
-  _CATEGORY._serialized_end=1250
-  _TAXONOMY._serialized_start=1252
-  _TAXONOMY._serialized_end=1379
-  _GETTAXONOMYREQUEST._serialized_start=1381
-  _GETTAXONOMYREQUEST._serialized_end=1415
-  _GETTAXONOMYRESPONSE._serialized_start=1417
-  _GETTAXONOMYRESPONSE._serialized_end=1490
-  _UPDATETAXONOMYREQUEST._serialized_start=1492
-  _UPDATETAXONOMYREQUEST._serialized_end=1567
-  _UPDATETAXONOMYRESPONSE._serialized_start=1569
-  _UPDATETAXONOMYRESPONSE._serialized_end=1645
-  _DEADLETTER._serialized_start=1648
-  _DEADLETTER._serialized_end=1789
-  _LISTDEADLETTERSREQUEST._serialized_start=1791
-  _LISTDEADLETTERSREQUEST._serialized_end=1870
-  _LISTDEADLETTERSRESPONSE._serialized_start=1872
-  _LISTDEADLETTERSRESPONSE._serialized_end=1980
-  _REPLAYDEADLETTERREQUEST._serialized_start=1982
-  _REPLAYDEADLETTERREQUEST._serialized_end=2021
-  _REPLAYDEADLETTERRESPONSE._serialized_start=2023
-  _REPLAYDEADLETTERRESPONSE._serialized_end=2066
-  _PURGEUSERDATAREQUEST._serialized_start=2068
-  _PURGEUSERDATAREQUEST._serialized_end=2104
-  _PURGEUSERDATARESPONSE._serialized_start=2107
-  _PURGEUSERDATARESPONSE._serialized_end=2255
-  _PURGEUSERDATARESPONSE_DELETEDENTRY._serialized_start=2209
-  _PURGEUSERDATARESPONSE_DELETEDENTRY._serialized_end=2255
-  _CORRECTION._serialized_start=2257
-  _CORRECTION._serialized_end=2376
-  _CREATECORRECTIONREQUEST._serialized_start=2378
-  _CREATECORRECTIONREQUEST._serialized_end=2475
-  _CREATECORRECTIONRESPONSE._serialized_start=2477
-  _CREATECORRECTIONRESPONSE._serialized_end=2559
-  _CLASSIFIERSERVICE._serialized_start=2562
-  _CLASSIFIERSERVICE._serialized_end=3455
+  _GETLIMITSRESPONSE._serialized_end=1138
+  _BATCHQUEUE._serialized_start=1140
+  _BATCHQUEUE._serialized_end=1222
+  _BUDGET._serialized_start=1224
+  _BUDGET._serialized_end=1340
+  _CATEGORY._serialized_start=1342
+  _CATEGORY._serialized_end=1387
+  _TAXONOMY._serialized_start=1389
+  _TAXONOMY._serialized_end=1516
+  _GETTAXONOMYREQUEST._serialized_start=1518
+  _GETTAXONOMYREQUEST._serialized_end=1552
+  _GETTAXONOMYRESPONSE._serialized_start=1554
+  _GETTAXONOMYRESPONSE._serialized_end=1627
+  _UPDATETAXONOMYREQUEST._serialized_start=1629
+  _UPDATETAXONOMYREQUEST._serialized_end=1704
+  _UPDATETAXONOMYRESPONSE._serialized_start=1706
+  _UPDATETAXONOMYRESPONSE._serialized_end=1782
+  _DEADLETTER._serialized_start=1785
+  _DEADLETTER._serialized_end=1926
+  _LISTDEADLETTERSREQUEST._serialized_start=1928
+  _LISTDEADLETTERSREQUEST._serialized_end=2007
+  _LISTDEADLETTERSRESPONSE._serialized_start=2009
+  _LISTDEADLETTERSRESPONSE._serialized_end=2117
+  _REPLAYDEADLETTERREQUEST._serialized_start=2119
+  _REPLAYDEADLETTERREQUEST._serialized_end=2158
+  _REPLAYDEADLETTERRESPONSE._serialized_start=2160
+  _REPLAYDEADLETTERRESPONSE._serialized_end=2203
+  _PURGEUSERDATAREQUEST._serialized_start=2205
+  _PURGEUSERDATAREQUEST._serialized_end=2241
+  _PURGEUSERDATARESPONSE._serialized_start=2244
+  _PURGEUSERDATARESPONSE._serialized_end=2392
+  _PURGEUSERDATARESPONSE_DELETEDENTRY._serialized_start=2346
+  _PURGEUSERDATARESPONSE_DELETEDENTRY._serialized_end=2392
+  _CORRECTION._serialized_start=2394
+  _CORRECTION._serialized_end=2513
+  _CREATECORRECTIONREQUEST._serialized_start=2515
+  _CREATECORRECTIONREQUEST._serialized_end=2612
+  _CREATECORRECTIONRESPONSE._serialized_start=2614
+  _CREATECORRECTIONRESPONSE._serialized_end=2696
+  _CLASSIFIERSERVICE._serialized_start=2699
+  _CLASSIFIERSERVICE._serialized_end=3592
 # @@protoc_insertion_point(module_scope)
