@@ -483,6 +483,7 @@ func (s *Service) modelTier(ctx context.Context, cfg Config, prices pricing.Tabl
 			Client:         openai.NewClient(option.WithAPIKey(keys[0]), option.WithBaseURL(cfg.OpenAIBaseURL), option.WithMaxRetries(2)),
 			Budget:         guard,
 			Backlog:        backlog(js, topo.ReceivedStreamName(), "classifier-"+string(classify.LaneBackfill)),
+			Ledger:         repo,
 			Logger:         s.Logger,
 		})
 		s.OnClose(bt.Close)

@@ -75,7 +75,18 @@ type Config struct {
 	// when they and the backlog reach Threshold (the backlog's own mail
 	// joins the next windows). Nil counts the window's requests alone.
 	Backlog func(ctx context.Context) int
-	Logger  *slog.Logger
+	// Ledger, when set, remembers which mail is in which unfinished batch,
+	// so that after a restart a redelivered mail waits for its batch
+	// instead of being sent (and paid for) again.
+	Ledger Ledger
+	Logger *slog.Logger
+}
+
+// Ledger keeps the mail of unfinished batches.
+type Ledger interface {
+	AddBatchMail(ctx context.Context, batch string, messages []string, at time.Time) error
+	BatchOf(ctx context.Context, message string) (string, bool, error)
+	DoneBatch(ctx context.Context, batch string) error
 }
 
 func (c *Config) defaults() {
@@ -116,6 +127,17 @@ type Tier struct {
 	enqueued int64              // prompt tokens of the batches in progress
 	freed    chan struct{}      // closed when enqueued tokens are freed
 	stats    Stats
+	resumed  map[string]*resumed // batches of an earlier process, by id
+}
+
+// resumed is a batch an earlier process created: its mail comes back as
+// redelivered events, which wait for it here.
+type resumed struct {
+	waiters map[string]*waiter
+	// results holds the answers by custom id once the batch is final, for
+	// the mail redelivered after that; final is set then.
+	results map[string]*openai.ChatCompletion
+	final   bool
 }
 
 // Stats counts the tier's work.
@@ -142,7 +164,7 @@ type waiter struct {
 func New(model Model, cfg Config) *Tier {
 	cfg.defaults()
 	ctx, stop := context.WithCancel(context.Background())
-	return &Tier{cfg: cfg, model: model, ctx: ctx, stop: stop, byID: map[string]*waiter{}, freed: make(chan struct{})}
+	return &Tier{cfg: cfg, model: model, ctx: ctx, stop: stop, byID: map[string]*waiter{}, freed: make(chan struct{}), resumed: map[string]*resumed{}}
 }
 
 // Close stops polling; requests waiting in a batch return with an error
@@ -163,7 +185,10 @@ func (t *Tier) Classify(ctx context.Context, req classify.Request) (classify.Ver
 	if t.cfg.Mode == "off" || req.Lane != classify.LaneBackfill || req.ID == "" {
 		return t.model.Classify(ctx, req)
 	}
-	w := t.join(req)
+	w := t.resume(ctx, req)
+	if w == nil {
+		w = t.join(req)
+	}
 	select {
 	case <-w.done:
 	case <-ctx.Done():
@@ -311,6 +336,20 @@ func (t *Tier) run(ws []*waiter, tokens int64) {
 	t.mu.Unlock()
 	log = log.With("batch", b.ID)
 	log.Info("batch: sent backfill mail through the Batch API")
+	if t.cfg.Ledger != nil {
+		ids := make([]string, len(ws))
+		for i, w := range ws {
+			ids[i] = w.req.ID
+		}
+		if err := t.cfg.Ledger.AddBatchMail(t.ctx, b.ID, ids, time.Now()); err != nil {
+			log.Warn("batch: recording the batch's mail failed; after a restart it would be sent again", "error", err.Error())
+		}
+		defer func() {
+			if t.ctx.Err() == nil {
+				_ = t.cfg.Ledger.DoneBatch(context.WithoutCancel(t.ctx), b.ID)
+			}
+		}()
+	}
 	for !final(b.Status) {
 		select {
 		case <-t.ctx.Done():
@@ -340,6 +379,145 @@ func (t *Tier) run(ws []*waiter, tokens int64) {
 		log.Warn("batch: reading the output failed; the mail goes to the realtime path", "error", err.Error())
 	}
 	log.Info("batch: done", "status", string(b.Status), "answered", len(verdicts), "cost_micros", spent)
+}
+
+// resume returns the waiter of a redelivered mail whose batch an earlier
+// process created, starting to follow that batch if need be; nil when the
+// mail is in no such batch.
+func (t *Tier) resume(ctx context.Context, req classify.Request) *waiter {
+	if t.cfg.Ledger == nil {
+		return nil
+	}
+	t.mu.Lock()
+	_, here := t.byID[req.ID]
+	t.mu.Unlock()
+	if here {
+		return nil // this process's own batch: join finds it
+	}
+	id, ok, err := t.cfg.Ledger.BatchOf(ctx, req.ID)
+	if err != nil || !ok {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.resumed[id]
+	if r == nil {
+		r = &resumed{waiters: map[string]*waiter{}}
+		t.resumed[id] = r
+		go t.follow(id, r)
+	}
+	if w, ok := r.waiters[req.ID]; ok {
+		return w
+	}
+	w := &waiter{req: req, done: make(chan struct{})}
+	if r.final {
+		t.answerLocked(w, r.results[req.ID])
+		return w
+	}
+	r.waiters[req.ID] = w
+	return w
+}
+
+// answerLocked hands w the verdict of c (nil: the realtime path).
+func (t *Tier) answerLocked(w *waiter, c *openai.ChatCompletion) {
+	if c != nil {
+		if v, problem := t.model.BatchVerdict(w.req, c); problem == "" {
+			w.v, w.ok = v, true
+			t.stats.Answered++
+		}
+	}
+	if !w.ok {
+		t.stats.Realtime++
+	}
+	close(w.done)
+}
+
+// follow polls a batch of an earlier process until it is final, then
+// answers the mail waiting for it, and keeps the answers for an hour for
+// the mail redelivered later.
+func (t *Tier) follow(id string, r *resumed) {
+	log := t.cfg.Logger.With("component", "batch", "batch", id)
+	log.Info("batch: following a batch of an earlier process")
+	results := map[string]*openai.ChatCompletion{}
+	for {
+		b, err := t.cfg.Client.Batches.Get(t.ctx, id)
+		if err == nil && final(b.Status) {
+			if b.OutputFileID != "" {
+				if err := t.readRaw(b.OutputFileID, results); err != nil {
+					log.Warn("batch: reading the output failed; the mail goes to the realtime path", "error", err.Error())
+				}
+			}
+			break
+		}
+		var apiErr *openai.Error
+		if errors.As(err, &apiErr) && apiErr.StatusCode == 404 {
+			break // gone: its mail goes to the realtime path
+		}
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-time.After(t.cfg.Poll):
+		}
+	}
+	if t.cfg.Budget != nil && len(results) > 0 {
+		// The earlier process's reservation died with it: book the spend.
+		var spent int64
+		for _, c := range results {
+			v, _ := t.model.BatchVerdict(classify.Request{}, c)
+			spent += v.Usage.CostMicros
+		}
+		go func() {
+			if settle, err := t.cfg.Budget.Reserve(t.ctx, 0); err == nil {
+				settle(spent)
+			}
+		}()
+	}
+	t.mu.Lock()
+	r.final, r.results = true, results
+	for _, w := range r.waiters {
+		t.answerLocked(w, results[w.req.ID])
+	}
+	r.waiters = nil
+	t.mu.Unlock()
+	_ = t.cfg.Ledger.DoneBatch(t.ctx, id)
+	select {
+	case <-t.ctx.Done():
+	case <-time.After(time.Hour):
+	}
+	t.mu.Lock()
+	delete(t.resumed, id)
+	t.mu.Unlock()
+}
+
+// readRaw reads an output file's successful answers by custom id.
+func (t *Tier) readRaw(fileID string, out map[string]*openai.ChatCompletion) error {
+	resp, err := t.cfg.Client.Files.Content(t.ctx, fileID)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 32<<20)
+	for sc.Scan() {
+		var line struct {
+			CustomID string `json:"custom_id"`
+			Response *struct {
+				StatusCode int             `json:"status_code"`
+				Body       json.RawMessage `json:"body"`
+			} `json:"response"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			return fmt.Errorf("an output line is not JSON: %w", err)
+		}
+		if line.Response == nil || line.Response.StatusCode != 200 {
+			continue
+		}
+		var c openai.ChatCompletion
+		if json.Unmarshal(line.Response.Body, &c) == nil {
+			out[line.CustomID] = &c
+		}
+	}
+	return sc.Err()
 }
 
 // read parses an output file into verdicts by custom id and returns their cost.

@@ -118,8 +118,12 @@ type Tier struct {
 // a backfill holds many mails of one sender, and once Threshold verdicts
 // agree the rest need no model call.
 type gate struct {
-	n    int
-	free chan struct{} // closed when a call ends
+	n int
+	// full is set when Threshold calls are in flight, and cleared when the
+	// last of them ends: the waiting look at the record their verdicts
+	// made before any of them goes to the model.
+	full bool
+	free chan struct{} // closed when full clears
 }
 
 type cachedExamples struct {
@@ -225,8 +229,9 @@ func (t *Tier) Classify(ctx context.Context, req classify.Request) (classify.Ver
 	return v, nil
 }
 
-// enter takes one of the sender's Threshold places at the model, waiting
-// for one when all are taken (the caller then looks at the record again).
+// enter takes one of the sender's Threshold places at the model; when all
+// are taken it waits until the calls holding them have all ended (the
+// caller then looks at the record again).
 func (t *Tier) enter(ctx context.Context, k string) error {
 	for {
 		t.mu.Lock()
@@ -235,8 +240,9 @@ func (t *Tier) enter(ctx context.Context, k string) error {
 			g = &gate{free: make(chan struct{})}
 			t.gates[k] = g
 		}
-		if g.n < t.cfg.Threshold {
+		if !g.full {
 			g.n++
+			g.full = g.n >= t.cfg.Threshold
 			t.mu.Unlock()
 			return nil
 		}
@@ -255,9 +261,8 @@ func (t *Tier) leave(k string) {
 	defer t.mu.Unlock()
 	g := t.gates[k]
 	g.n--
-	close(g.free)
-	g.free = make(chan struct{})
 	if g.n == 0 {
+		close(g.free)
 		delete(t.gates, k)
 	}
 }
