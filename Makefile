@@ -121,6 +121,10 @@ bench-classifier: ## classifier benchmark (~11 min): 10,000 mails against the fa
 jaeger: ## build Jaeger v2 all-in-one (OTLP in, in-memory storage, query API on :16686) into .bin/ from its Go module (JAEGER_VERSION, default v1.75.0)
 	scripts/jaeger.sh $(BIN)
 
+.PHONY: bench-cost
+bench-cost: ## cost benchmark (~10 min): 20 users × 500 mails (bench/cost/workload.jsonl.gz) through the suite against the fake OpenAI, four configurations; bench/out/cost/report.md
+	go run ./cmd/mailroom/costbench -out bench/out/cost
+
 .PHONY: dev
 dev: ## run the whole suite in one process (embedded NATS and SQLite under ./.mailroom/)
 	go run ./cmd/mailroom dev

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 	"go.opentelemetry.io/otel/metric"
 
 	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
@@ -28,6 +30,7 @@ import (
 	"mailroom.dev/platform/grpcserver"
 	"mailroom.dev/platform/service"
 	"mailroom.dev/platform/sqldb"
+	"mailroom.dev/services/classifier/internal/batch"
 	"mailroom.dev/services/classifier/internal/budget"
 	"mailroom.dev/services/classifier/internal/classify"
 	"mailroom.dev/services/classifier/internal/grpcapi"
@@ -122,6 +125,21 @@ type Config struct {
 	// every model in use must be priced or the service does not start.
 	OpenAIPrices     string `env:"OPENAI_PRICES"`
 	OpenAIPricesFile string `env:"OPENAI_PRICES_FILE"`
+	// OpenAIBatch is "auto" (backfill mail goes through the Batch API, at
+	// half price, when at least OpenAIBatchThreshold backfill mails gather
+	// within OpenAIBatchWindow) or "off". Batches are polled every
+	// OpenAIBatchPoll and keep the model's enqueued tokens under
+	// OpenAIBatchEnqueuedTokens.
+	OpenAIBatch               string        `env:"OPENAI_BATCH, default=auto"`
+	OpenAIBatchThreshold      int           `env:"OPENAI_BATCH_THRESHOLD, default=200"`
+	OpenAIBatchWindow         time.Duration `env:"OPENAI_BATCH_WINDOW, default=2s"`
+	OpenAIBatchPoll           time.Duration `env:"OPENAI_BATCH_POLL, default=30s"`
+	OpenAIBatchEnqueuedTokens int64         `env:"OPENAI_BATCH_ENQUEUED_TOKENS, default=2000000"`
+	// RulesTier and VerdictCache turn the rules tier and the verdict cache
+	// on (the default); off, every mail goes to the model (a benchmark's
+	// baseline: the old way).
+	RulesTier    bool `env:"MAILROOM_RULES_TIER, default=true"`
+	VerdictCache bool `env:"MAILROOM_VERDICT_CACHE, default=true"`
 	// LearnSenders turns on learned senders: after LearnThreshold confident
 	// (≥ LearnMinConfidence) model verdicts in a row put a sender's mail in
 	// one category, later mail from it is classified from that record
@@ -269,6 +287,10 @@ func (c Config) LogValue() slog.Value {
 		slog.String("openai_prices", c.OpenAIPrices),
 		slog.String("openai_prices_file", c.OpenAIPricesFile),
 		slog.String("replica_id", c.replicaID()),
+		slog.String("openai_batch", c.OpenAIBatch),
+		slog.Int("openai_batch_threshold", c.OpenAIBatchThreshold),
+		slog.Bool("rules_tier", c.RulesTier),
+		slog.Bool("verdict_cache", c.VerdictCache),
 		slog.Bool("learn_senders", c.LearnSenders),
 		slog.Int("learn_threshold", c.LearnThreshold),
 		slog.Float64("learn_min_confidence", c.LearnMinConfidence),
@@ -287,6 +309,9 @@ type Service struct {
 // New opens the database, connects to NATS, ensures the streams and the
 // durable consumers, and builds the pipeline and the gRPC server.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err error) {
+	if cfg.OpenAIBatch != "auto" && cfg.OpenAIBatch != "off" {
+		return nil, fmt.Errorf("classifier.New: OPENAI_BATCH is %q: want auto or off", cfg.OpenAIBatch)
+	}
 	prices, err := cfg.CheckPrices()
 	if err != nil {
 		return nil, fmt.Errorf("classifier.New: prices: %w", err)
@@ -328,7 +353,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	learn := learned.New(repo, paid, learned.Config{
 		Threshold: threshold, MinConfidence: cfg.LearnMinConfidence, SampleRate: cfg.LearnSampleRate,
 	})
-	tiers = []classify.Tier{tiers[0], learn}
+	tiers = []classify.Tier{learn}
+	if cfg.RulesTier {
+		tiers = []classify.Tier{rules.Tier{}, learn}
+	}
 	quotas := &classify.Quotas{Store: repo, Now: cfg.QuotaClock, Defaults: classify.QuotaLimits{
 		ModelTokensPerDay: cfg.QuotaModelTokensPerDay, MailsPerDay: cfg.QuotaMailsPerDay}}
 	pipeline := &classify.Service{Taxonomies: taxonomies, Pipeline: classify.NewPipeline(tiers...), Quotas: quotas}
@@ -499,8 +527,51 @@ func (s *Service) modelTier(ctx context.Context, cfg Config, prices pricing.Tabl
 	s.Go("replicas", func(ctx context.Context) error { membership.Run(ctx); return nil })
 	s.Logger.Info("classifier mode: rules, then the language model under the limiter", "mode", "llm",
 		"openai_keys", masked, "openai_model", cfg.OpenAIModel, "rpm", cfg.OpenAIRPM, "tpm", cfg.OpenAITPM)
-	tiers = append(tiers, classify.CachedTier{Cache: repo, Next: model})
-	return tiers, &limitsReporter{l: lim, budget: guard, membership: membership, model: cfg.OpenAIModel}, nil
+	var (
+		paid    classify.Tier = model
+		batches *batch.Tier
+	)
+	if cfg.OpenAIBatch != "off" {
+		// Batches go through the first key's organization.
+		bt := batch.New(model, batch.Config{
+			Mode:           cfg.OpenAIBatch,
+			Threshold:      cfg.OpenAIBatchThreshold,
+			Window:         cfg.OpenAIBatchWindow,
+			Poll:           cfg.OpenAIBatchPoll,
+			EnqueuedTokens: cfg.OpenAIBatchEnqueuedTokens,
+			Client:         openai.NewClient(option.WithAPIKey(keys[0]), option.WithBaseURL(cfg.OpenAIBaseURL), option.WithMaxRetries(2)),
+			Budget:         guard,
+			Backlog:        backlog(js, topo.ReceivedStreamName(), "classifier-"+string(classify.LaneBackfill)),
+			Ledger:         repo,
+			Logger:         s.Logger,
+		})
+		s.OnClose(bt.Close)
+		paid = bt
+		batches = bt
+	}
+	if cfg.VerdictCache {
+		paid = classify.CachedTier{Cache: repo, Next: paid}
+	}
+	tiers = append(tiers, paid)
+	return tiers, &limitsReporter{l: lim, budget: guard, membership: membership, model: cfg.OpenAIModel, batches: batches}, nil
+}
+
+// backlog returns how many events wait undelivered for the durable
+// consumer (0 when that cannot be read: the mail then counts alone).
+func backlog(js jetstream.JetStream, stream, durable string) func(context.Context) int {
+	return func(ctx context.Context) int {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		c, err := js.Consumer(ctx, stream, durable)
+		if err != nil {
+			return 0
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return 0
+		}
+		return int(info.NumPending)
+	}
 }
 
 // register keeps the observable gauges' callbacks registered until Close.
@@ -527,6 +598,7 @@ type limitsReporter struct {
 	budget     *budget.Guard
 	membership *replicas.Membership
 	model      string
+	batches    *batch.Tier // nil with OPENAI_BATCH=off
 }
 
 func (r *limitsReporter) Limits(ctx context.Context) classify.Limits {
@@ -552,6 +624,10 @@ func (r *limitsReporter) Limits(ctx context.Context) classify.Limits {
 	}
 	for _, lane := range lanes {
 		out.Lanes = append(out.Lanes, classify.LaneQueue{Lane: lane, Waiting: int64(st.Waiting[llm.LimiterLane(lane)])})
+	}
+	if r.batches != nil {
+		st := r.batches.Stats()
+		out.Batches = classify.BatchQueue{Waiting: int64(st.Waiting), Batches: st.Batches, Answered: st.Answered, Realtime: st.Realtime}
 	}
 	b := r.budget.Status(ctx)
 	out.Budget = classify.BudgetStatus{DailyMicros: b.DailyMicros, SpentTodayMicros: b.SpentTodayMicros, CreditRemainingMicros: b.CreditRemainingMicros, Exhausted: b.Exhausted}

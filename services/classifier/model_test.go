@@ -40,6 +40,9 @@ func withModel(t *testing.T, fcfg fakeopenai.Config, tune func(*classifier.Confi
 		c.OpenAITimeout = time.Second
 		c.MaxAckPending = 200
 		c.Workers = 0 // the default for the model path
+		// These tests are about the model path: every mail goes to it
+		// (learned senders have tests of their own).
+		c.LearnSenders = false
 		if tune != nil {
 			tune(c)
 		}
@@ -152,6 +155,11 @@ func TestEveryMessageEndsClassifiedOrDeadLettered(t *testing.T) {
 	for _, d := range dead {
 		if d.GetAttempts() != 2 || d.GetReason() == "" || strings.Contains(d.GetReason(), "item") {
 			t.Errorf("dead letter attempts %d reason %q: want 2 attempts and a reason without mail content", d.GetAttempts(), d.GetReason())
+		}
+		// The failed attempts were paid for: the dead letter carries their
+		// usage, by model, for the store's ledger.
+		if u := d.GetUsage(); u.GetRequests() < 2 || len(u.GetModels()) != 1 || u.GetModels()[0].GetModel() != "gpt-4o-mini" || u.GetModels()[0].GetRequests() != u.GetRequests() {
+			t.Errorf("dead letter usage = %v; want at least its 2 attempts, on gpt-4o-mini", u)
 		}
 	}
 	t.Logf("%d classified, %d dead-lettered; fake: %d requests, %d faults %v", len(classified), len(dead), st.Requests, len(st.Faults), st.Faults)

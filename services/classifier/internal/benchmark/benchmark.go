@@ -430,6 +430,9 @@ func startClassifiers(s Setup, dir, natsURL, fakeURL string, n int, logger *slog
 			rs.stop()
 			return nil, err
 		}
+		// This benchmark measures the realtime path and its limiter: every
+		// mail goes to the model (no batches, no learned senders).
+		cfg.OpenAIBatch, cfg.LearnSenders = "off", false
 		svc, err := classifier.New(ctx, cfg, logger.With("replica", i+1))
 		if err != nil {
 			rs.stop()

@@ -15,6 +15,13 @@ type Limits struct {
 	Model string
 	// Budget is the spending guard's state.
 	Budget BudgetStatus
+	// Batches is the backfill mail in OpenAI batches.
+	Batches BatchQueue
+}
+
+// BatchQueue is the backfill mail sent through the Batch API.
+type BatchQueue struct {
+	Waiting, Batches, Answered, Realtime int64
 }
 
 // BudgetStatus is the spending guard's state; amounts in millionths of a

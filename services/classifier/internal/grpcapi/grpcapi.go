@@ -127,7 +127,8 @@ func (s *Server) GetLimits(ctx context.Context, _ *classifierv1.GetLimitsRequest
 		return nil, apierror.Unauthenticatedf("no credential was presented")
 	}
 	l := s.Limits.Limits(ctx)
-	resp := &classifierv1.GetLimitsResponse{Replicas: int32(l.Replicas), Model: l.Model}
+	resp := &classifierv1.GetLimitsResponse{Replicas: int32(l.Replicas), Model: l.Model,
+		Batches: &classifierv1.BatchQueue{Waiting: l.Batches.Waiting, Batches: l.Batches.Batches, Answered: l.Batches.Answered, Realtime: l.Batches.Realtime}}
 	for _, q := range l.Lanes {
 		resp.Lanes = append(resp.Lanes, &classifierv1.LaneQueue{Lane: protoconv.LaneProto(q.Lane), Waiting: q.Waiting})
 	}

@@ -16,6 +16,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -64,7 +65,7 @@ type Store interface {
 // Config configures a Tier. Zero fields take the defaults named.
 type Config struct {
 	// Threshold is how many agreeing confident verdicts make a record
-	// answer (default 3).
+	// answer (default 3); math.MaxInt learns from corrections only.
 	Threshold int
 	// MinConfidence is what a verdict needs to count (default 0.7).
 	MinConfidence float64
@@ -110,6 +111,19 @@ type Tier struct {
 
 	mu       sync.Mutex
 	examples map[string]cachedExamples
+	gates    map[string]*gate // backfill model calls in flight per sender
+}
+
+// gate bounds one sender's backfill mail at the model to Threshold at once:
+// a backfill holds many mails of one sender, and once Threshold verdicts
+// agree the rest need no model call.
+type gate struct {
+	n int
+	// full is set when Threshold calls are in flight, and cleared when the
+	// last of them ends: the waiting look at the record their verdicts
+	// made before any of them goes to the model.
+	full bool
+	free chan struct{} // closed when full clears
 }
 
 type cachedExamples struct {
@@ -120,7 +134,7 @@ type cachedExamples struct {
 // New returns a tier over store in front of next.
 func New(store Store, next classify.Tier, cfg Config) *Tier {
 	cfg.defaults()
-	return &Tier{cfg: cfg, store: store, next: next, examples: map[string]cachedExamples{}}
+	return &Tier{cfg: cfg, store: store, next: next, examples: map[string]cachedExamples{}, gates: map[string]*gate{}}
 }
 
 // Key is the sender key of a mail: "list:<List-Id>" for a mailing list
@@ -173,6 +187,19 @@ func (t *Tier) Classify(ctx context.Context, req classify.Request) (classify.Ver
 	if key != "" {
 		rec, learned = t.record(ctx, req, key)
 	}
+	if !learned && key != "" && req.Lane == classify.LaneBackfill && t.cfg.Threshold < math.MaxInt {
+		// Wait while Threshold of this sender's mails are at the model; their
+		// verdicts may make the record that answers this one.
+		gk := req.User + "\x00" + key
+		if err := t.enter(ctx, gk); err != nil {
+			return classify.Verdict{}, err
+		}
+		if rec, learned = t.record(ctx, req, key); learned {
+			t.leave(gk)
+		} else {
+			defer t.leave(gk)
+		}
+	}
 	id := req.ID
 	if id == "" {
 		id = classify.ContentHash(req.Message)
@@ -196,10 +223,48 @@ func (t *Tier) Classify(ctx context.Context, req classify.Request) (classify.Ver
 	case learned && v.Category != rec.Category:
 		// The sample disagrees: the record is wrong, or the sender changed.
 		_ = t.store.ResetSender(ctx, req.User, key)
-	case v.Confidence >= t.cfg.MinConfidence:
+	case v.Confidence >= t.cfg.MinConfidence && t.cfg.Threshold < math.MaxInt:
 		_, _ = t.store.ObserveSender(ctx, req.User, key, v.Category, v.Model, t.cfg.Now())
 	}
 	return v, nil
+}
+
+// enter takes one of the sender's Threshold places at the model; when all
+// are taken it waits until the calls holding them have all ended (the
+// caller then looks at the record again).
+func (t *Tier) enter(ctx context.Context, k string) error {
+	for {
+		t.mu.Lock()
+		g := t.gates[k]
+		if g == nil {
+			g = &gate{free: make(chan struct{})}
+			t.gates[k] = g
+		}
+		if !g.full {
+			g.n++
+			g.full = g.n >= t.cfg.Threshold
+			t.mu.Unlock()
+			return nil
+		}
+		free := g.free
+		t.mu.Unlock()
+		select {
+		case <-free:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (t *Tier) leave(k string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	g := t.gates[k]
+	g.n--
+	if g.n == 0 {
+		close(g.free)
+		delete(t.gates, k)
+	}
 }
 
 // record returns the record that answers for the mail, if any: a

@@ -220,3 +220,38 @@ func TestSampleIsDeterministicAndNearItsRate(t *testing.T) {
 		t.Errorf("sampled %d of 20000 at 5%%, want about 1000", n)
 	}
 }
+
+// TestBackfillOfOneSenderAsksTheModelThresholdTimes: a backfill's many
+// mails of one sender arrive at once; Threshold go to the model, and the
+// rest wait for the record their verdicts make.
+func TestBackfillOfOneSenderAsksTheModelThresholdTimes(t *testing.T) {
+	repo := repos(t)["sqlite"]
+	m := &model{category: "finance", confidence: 0.9}
+	tier := learned.New(repo, m, learned.Config{Threshold: 3, SampleRate: -1})
+	var wg sync.WaitGroup
+	sources := make(chan classify.Source, 40)
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := mail(fmt.Sprint("b", i), "Shop <receipts@shop.example>", "receipt")
+			req.Lane = classify.LaneBackfill
+			v, err := tier.Classify(context.Background(), req)
+			if err != nil {
+				t.Error(err)
+			}
+			sources <- v.Source
+		}()
+	}
+	wg.Wait()
+	close(sources)
+	learnedN := 0
+	for s := range sources {
+		if s == classify.SourceLearned {
+			learnedN++
+		}
+	}
+	if m.count() != 3 || learnedN != 37 {
+		t.Errorf("model calls %d, learned %d; want 3 and 37", m.count(), learnedN)
+	}
+}

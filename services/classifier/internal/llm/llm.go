@@ -239,33 +239,8 @@ func (t *Tier) Classify(ctx context.Context, req classify.Request) (classify.Ver
 
 // ask asks one model, adding its usage to usage.
 func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxonomy, model string, usage classify.Usage) (classify.Verdict, error) {
-	taxKey := classify.TaxonomyKey(tax)
-	system := systemPrompt(tax)
-	user := userPrompt(req.Message, t.tok, t.cfg.MaxBodyTokens)
-	messages := []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(system)}
-	promptTokens := t.tok.prompt(taxKey, system, user)
-	if ex := examplesPrompt(req.Examples, t.tok); ex != "" {
-		messages = append(messages, openai.SystemMessage(ex))
-		promptTokens += tokensPerMessage + t.tok.count("system") + t.tok.count(ex)
-	}
-	messages = append(messages, openai.UserMessage(user))
+	params, promptTokens := t.params(req, tax, model)
 	admission := promptTokens + t.cfg.MaxCompletionTokens
-	params := openai.ChatCompletionNewParams{
-		Model:               shared.ChatModel(model),
-		Messages:            messages,
-		MaxCompletionTokens: openai.Int(int64(t.cfg.MaxCompletionTokens)),
-		Temperature:         openai.Float(0),
-		PromptCacheKey:      openai.String("mailroom-" + taxKey),
-		ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{
-			OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{
-				JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{
-					Name:   "classification",
-					Strict: openai.Bool(true),
-					Schema: schema(tax),
-				},
-			},
-		},
-	}
 
 	var (
 		failures []string
@@ -359,6 +334,74 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 			return classify.Verdict{}, err
 		}
 	}
+}
+
+// params builds the request of req for model and counts its prompt tokens.
+func (t *Tier) params(req classify.Request, tax classify.Taxonomy, model string) (openai.ChatCompletionNewParams, int) {
+	taxKey := classify.TaxonomyKey(tax)
+	system := systemPrompt(tax)
+	user := userPrompt(req.Message, t.tok, t.cfg.MaxBodyTokens)
+	messages := []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(system)}
+	promptTokens := t.tok.prompt(taxKey, system, user)
+	if ex := examplesPrompt(req.Examples, t.tok); ex != "" {
+		messages = append(messages, openai.SystemMessage(ex))
+		promptTokens += tokensPerMessage + t.tok.count("system") + t.tok.count(ex)
+	}
+	messages = append(messages, openai.UserMessage(user))
+	return openai.ChatCompletionNewParams{
+		Model:               shared.ChatModel(model),
+		Messages:            messages,
+		MaxCompletionTokens: openai.Int(int64(t.cfg.MaxCompletionTokens)),
+		Temperature:         openai.Float(0),
+		PromptCacheKey:      openai.String("mailroom-" + taxKey),
+		ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{
+			OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{
+				JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{
+					Name:   "classification",
+					Strict: openai.Bool(true),
+					Schema: schema(tax),
+				},
+			},
+		},
+	}, promptTokens
+}
+
+// BatchRequest is the request body of one mail for the Batch API (a line's
+// body), for the tier's model, with its prompt tokens and the most its
+// answer may cost in completion tokens.
+func (t *Tier) BatchRequest(req classify.Request) (body openai.ChatCompletionNewParams, promptTokens, maxCompletion int) {
+	tax := req.Taxonomy
+	if len(tax) == 0 {
+		tax = classify.DefaultTaxonomy()
+	}
+	p, n := t.params(req, tax, t.cfg.Model)
+	return p, n, t.cfg.MaxCompletionTokens
+}
+
+// BatchVerdict turns a batch line's chat completion into a verdict, with
+// the usage at the model's batch price; problem says what is wrong with an
+// answer that cannot be used (the mail then goes to the realtime path).
+func (t *Tier) BatchVerdict(req classify.Request, c *openai.ChatCompletion) (v classify.Verdict, problem string) {
+	tax := req.Taxonomy
+	if len(tax) == 0 {
+		tax = classify.DefaultTaxonomy()
+	}
+	if len(c.Choices) == 0 {
+		return classify.Verdict{}, "the answer has no choices"
+	}
+	v, problem = verdict(c.Choices[0].Message.Content, c.Choices[0].Message.Refusal, tax)
+	p, _ := t.prices.Lookup(t.cfg.Model)
+	u := c.Usage
+	cost := p.Batch().CostMicros(u.PromptTokens, u.PromptTokensDetails.CachedTokens, u.CompletionTokens)
+	v.Usage.Add(t.cfg.Model, true, u.PromptTokens, u.PromptTokensDetails.CachedTokens, u.CompletionTokens, cost)
+	v.Model = c.Model
+	return v, problem
+}
+
+// BatchCostMicros is the most a batch line of promptTokens may cost.
+func (t *Tier) BatchCostMicros(promptTokens int) int64 {
+	p, _ := t.prices.Lookup(t.cfg.Model)
+	return p.Batch().CostMicros(int64(promptTokens), 0, int64(t.cfg.MaxCompletionTokens))
 }
 
 // result is one attempt's outcome.

@@ -450,7 +450,9 @@ type GetLimitsResponse struct {
 	// Model is the language model in use; empty when only rules run.
 	Model string `protobuf:"bytes,4,opt,name=model,proto3" json:"model,omitempty"`
 	// Budget is the spending guard.
-	Budget        *Budget `protobuf:"bytes,5,opt,name=budget,proto3" json:"budget,omitempty"`
+	Budget *Budget `protobuf:"bytes,5,opt,name=budget,proto3" json:"budget,omitempty"`
+	// Batches is the backfill mail in OpenAI batches (this replica's).
+	Batches       *BatchQueue `protobuf:"bytes,6,opt,name=batches,proto3" json:"batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -520,6 +522,87 @@ func (x *GetLimitsResponse) GetBudget() *Budget {
 	return nil
 }
 
+func (x *GetLimitsResponse) GetBatches() *BatchQueue {
+	if x != nil {
+		return x.Batches
+	}
+	return nil
+}
+
+// BatchQueue is the backfill mail sent through the Batch API.
+type BatchQueue struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Waiting is the mail gathering for a batch or waiting in one now.
+	Waiting int64 `protobuf:"varint,1,opt,name=waiting,proto3" json:"waiting,omitempty"`
+	// Batches is the batches created since the replica started.
+	Batches int64 `protobuf:"varint,2,opt,name=batches,proto3" json:"batches,omitempty"`
+	// Answered is the mail a batch answered.
+	Answered int64 `protobuf:"varint,3,opt,name=answered,proto3" json:"answered,omitempty"`
+	// Realtime is the backfill mail sent to the realtime path instead (too
+	// little for a batch, or a batch that expired or failed).
+	Realtime      int64 `protobuf:"varint,4,opt,name=realtime,proto3" json:"realtime,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchQueue) Reset() {
+	*x = BatchQueue{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchQueue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchQueue) ProtoMessage() {}
+
+func (x *BatchQueue) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchQueue.ProtoReflect.Descriptor instead.
+func (*BatchQueue) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *BatchQueue) GetWaiting() int64 {
+	if x != nil {
+		return x.Waiting
+	}
+	return 0
+}
+
+func (x *BatchQueue) GetBatches() int64 {
+	if x != nil {
+		return x.Batches
+	}
+	return 0
+}
+
+func (x *BatchQueue) GetAnswered() int64 {
+	if x != nil {
+		return x.Answered
+	}
+	return 0
+}
+
+func (x *BatchQueue) GetRealtime() int64 {
+	if x != nil {
+		return x.Realtime
+	}
+	return 0
+}
+
 // Budget is the classifier's spending guard: past it, messages wait (none
 // are lost) and only the rules tier runs.
 type Budget struct {
@@ -538,7 +621,7 @@ type Budget struct {
 
 func (x *Budget) Reset() {
 	*x = Budget{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[6]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +633,7 @@ func (x *Budget) String() string {
 func (*Budget) ProtoMessage() {}
 
 func (x *Budget) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[6]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +646,7 @@ func (x *Budget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Budget.ProtoReflect.Descriptor instead.
 func (*Budget) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{6}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Budget) GetDailyLimitMicros() int64 {
@@ -607,7 +690,7 @@ type Category struct {
 
 func (x *Category) Reset() {
 	*x = Category{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[7]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +702,7 @@ func (x *Category) String() string {
 func (*Category) ProtoMessage() {}
 
 func (x *Category) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[7]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +715,7 @@ func (x *Category) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Category.ProtoReflect.Descriptor instead.
 func (*Category) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{7}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Category) GetName() string {
@@ -664,7 +747,7 @@ type Taxonomy struct {
 
 func (x *Taxonomy) Reset() {
 	*x = Taxonomy{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[8]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +759,7 @@ func (x *Taxonomy) String() string {
 func (*Taxonomy) ProtoMessage() {}
 
 func (x *Taxonomy) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[8]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +772,7 @@ func (x *Taxonomy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Taxonomy.ProtoReflect.Descriptor instead.
 func (*Taxonomy) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{8}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Taxonomy) GetName() string {
@@ -744,7 +827,7 @@ type Quota struct {
 
 func (x *Quota) Reset() {
 	*x = Quota{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[9]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +839,7 @@ func (x *Quota) String() string {
 func (*Quota) ProtoMessage() {}
 
 func (x *Quota) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[9]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +852,7 @@ func (x *Quota) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Quota.ProtoReflect.Descriptor instead.
 func (*Quota) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{9}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Quota) GetName() string {
@@ -839,7 +922,7 @@ type GetQuotaRequest struct {
 
 func (x *GetQuotaRequest) Reset() {
 	*x = GetQuotaRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[10]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +934,7 @@ func (x *GetQuotaRequest) String() string {
 func (*GetQuotaRequest) ProtoMessage() {}
 
 func (x *GetQuotaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[10]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +947,7 @@ func (x *GetQuotaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQuotaRequest.ProtoReflect.Descriptor instead.
 func (*GetQuotaRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{10}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetQuotaRequest) GetName() string {
@@ -885,7 +968,7 @@ type GetQuotaResponse struct {
 
 func (x *GetQuotaResponse) Reset() {
 	*x = GetQuotaResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[11]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +980,7 @@ func (x *GetQuotaResponse) String() string {
 func (*GetQuotaResponse) ProtoMessage() {}
 
 func (x *GetQuotaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[11]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +993,7 @@ func (x *GetQuotaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQuotaResponse.ProtoReflect.Descriptor instead.
 func (*GetQuotaResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{11}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetQuotaResponse) GetQuota() *Quota {
@@ -931,7 +1014,7 @@ type UpdateQuotaRequest struct {
 
 func (x *UpdateQuotaRequest) Reset() {
 	*x = UpdateQuotaRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[12]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1026,7 @@ func (x *UpdateQuotaRequest) String() string {
 func (*UpdateQuotaRequest) ProtoMessage() {}
 
 func (x *UpdateQuotaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[12]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1039,7 @@ func (x *UpdateQuotaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateQuotaRequest.ProtoReflect.Descriptor instead.
 func (*UpdateQuotaRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{12}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateQuotaRequest) GetQuota() *Quota {
@@ -977,7 +1060,7 @@ type UpdateQuotaResponse struct {
 
 func (x *UpdateQuotaResponse) Reset() {
 	*x = UpdateQuotaResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[13]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1072,7 @@ func (x *UpdateQuotaResponse) String() string {
 func (*UpdateQuotaResponse) ProtoMessage() {}
 
 func (x *UpdateQuotaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[13]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1085,7 @@ func (x *UpdateQuotaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateQuotaResponse.ProtoReflect.Descriptor instead.
 func (*UpdateQuotaResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{13}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateQuotaResponse) GetQuota() *Quota {
@@ -1023,7 +1106,7 @@ type GetTaxonomyRequest struct {
 
 func (x *GetTaxonomyRequest) Reset() {
 	*x = GetTaxonomyRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[14]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1118,7 @@ func (x *GetTaxonomyRequest) String() string {
 func (*GetTaxonomyRequest) ProtoMessage() {}
 
 func (x *GetTaxonomyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[14]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1131,7 @@ func (x *GetTaxonomyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaxonomyRequest.ProtoReflect.Descriptor instead.
 func (*GetTaxonomyRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{14}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetTaxonomyRequest) GetName() string {
@@ -1069,7 +1152,7 @@ type GetTaxonomyResponse struct {
 
 func (x *GetTaxonomyResponse) Reset() {
 	*x = GetTaxonomyResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[15]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1164,7 @@ func (x *GetTaxonomyResponse) String() string {
 func (*GetTaxonomyResponse) ProtoMessage() {}
 
 func (x *GetTaxonomyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[15]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1177,7 @@ func (x *GetTaxonomyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaxonomyResponse.ProtoReflect.Descriptor instead.
 func (*GetTaxonomyResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{15}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetTaxonomyResponse) GetTaxonomy() *Taxonomy {
@@ -1115,7 +1198,7 @@ type UpdateTaxonomyRequest struct {
 
 func (x *UpdateTaxonomyRequest) Reset() {
 	*x = UpdateTaxonomyRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[16]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1127,7 +1210,7 @@ func (x *UpdateTaxonomyRequest) String() string {
 func (*UpdateTaxonomyRequest) ProtoMessage() {}
 
 func (x *UpdateTaxonomyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[16]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1140,7 +1223,7 @@ func (x *UpdateTaxonomyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTaxonomyRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTaxonomyRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{16}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateTaxonomyRequest) GetTaxonomy() *Taxonomy {
@@ -1161,7 +1244,7 @@ type UpdateTaxonomyResponse struct {
 
 func (x *UpdateTaxonomyResponse) Reset() {
 	*x = UpdateTaxonomyResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[17]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1173,7 +1256,7 @@ func (x *UpdateTaxonomyResponse) String() string {
 func (*UpdateTaxonomyResponse) ProtoMessage() {}
 
 func (x *UpdateTaxonomyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[17]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1186,7 +1269,7 @@ func (x *UpdateTaxonomyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTaxonomyResponse.ProtoReflect.Descriptor instead.
 func (*UpdateTaxonomyResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{17}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpdateTaxonomyResponse) GetTaxonomy() *Taxonomy {
@@ -1217,7 +1300,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[18]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1229,7 +1312,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[18]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1242,7 +1325,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{18}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeadLetter) GetName() string {
@@ -1302,7 +1385,7 @@ type ListDeadLettersRequest struct {
 
 func (x *ListDeadLettersRequest) Reset() {
 	*x = ListDeadLettersRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[19]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1397,7 @@ func (x *ListDeadLettersRequest) String() string {
 func (*ListDeadLettersRequest) ProtoMessage() {}
 
 func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[19]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1410,7 @@ func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{19}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListDeadLettersRequest) GetParent() string {
@@ -1364,7 +1447,7 @@ type ListDeadLettersResponse struct {
 
 func (x *ListDeadLettersResponse) Reset() {
 	*x = ListDeadLettersResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[20]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1376,7 +1459,7 @@ func (x *ListDeadLettersResponse) String() string {
 func (*ListDeadLettersResponse) ProtoMessage() {}
 
 func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[20]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1389,7 +1472,7 @@ func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{20}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
@@ -1417,7 +1500,7 @@ type ReplayDeadLetterRequest struct {
 
 func (x *ReplayDeadLetterRequest) Reset() {
 	*x = ReplayDeadLetterRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[21]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1512,7 @@ func (x *ReplayDeadLetterRequest) String() string {
 func (*ReplayDeadLetterRequest) ProtoMessage() {}
 
 func (x *ReplayDeadLetterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[21]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1525,7 @@ func (x *ReplayDeadLetterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDeadLetterRequest.ProtoReflect.Descriptor instead.
 func (*ReplayDeadLetterRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{21}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReplayDeadLetterRequest) GetName() string {
@@ -1463,7 +1546,7 @@ type ReplayDeadLetterResponse struct {
 
 func (x *ReplayDeadLetterResponse) Reset() {
 	*x = ReplayDeadLetterResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[22]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1475,7 +1558,7 @@ func (x *ReplayDeadLetterResponse) String() string {
 func (*ReplayDeadLetterResponse) ProtoMessage() {}
 
 func (x *ReplayDeadLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[22]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1488,7 +1571,7 @@ func (x *ReplayDeadLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDeadLetterResponse.ProtoReflect.Descriptor instead.
 func (*ReplayDeadLetterResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{22}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReplayDeadLetterResponse) GetMessage() string {
@@ -1509,7 +1592,7 @@ type PurgeUserDataRequest struct {
 
 func (x *PurgeUserDataRequest) Reset() {
 	*x = PurgeUserDataRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[23]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1521,7 +1604,7 @@ func (x *PurgeUserDataRequest) String() string {
 func (*PurgeUserDataRequest) ProtoMessage() {}
 
 func (x *PurgeUserDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[23]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1534,7 +1617,7 @@ func (x *PurgeUserDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeUserDataRequest.ProtoReflect.Descriptor instead.
 func (*PurgeUserDataRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{23}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PurgeUserDataRequest) GetUser() string {
@@ -1555,7 +1638,7 @@ type PurgeUserDataResponse struct {
 
 func (x *PurgeUserDataResponse) Reset() {
 	*x = PurgeUserDataResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[24]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1567,7 +1650,7 @@ func (x *PurgeUserDataResponse) String() string {
 func (*PurgeUserDataResponse) ProtoMessage() {}
 
 func (x *PurgeUserDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[24]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1580,7 +1663,7 @@ func (x *PurgeUserDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeUserDataResponse.ProtoReflect.Descriptor instead.
 func (*PurgeUserDataResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{24}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PurgeUserDataResponse) GetDeleted() map[string]int64 {
@@ -1612,7 +1695,7 @@ type Correction struct {
 
 func (x *Correction) Reset() {
 	*x = Correction{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[25]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1707,7 @@ func (x *Correction) String() string {
 func (*Correction) ProtoMessage() {}
 
 func (x *Correction) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[25]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1720,7 @@ func (x *Correction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Correction.ProtoReflect.Descriptor instead.
 func (*Correction) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{25}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Correction) GetMessage() string {
@@ -1695,7 +1778,7 @@ type CreateCorrectionRequest struct {
 
 func (x *CreateCorrectionRequest) Reset() {
 	*x = CreateCorrectionRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[26]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1790,7 @@ func (x *CreateCorrectionRequest) String() string {
 func (*CreateCorrectionRequest) ProtoMessage() {}
 
 func (x *CreateCorrectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[26]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1803,7 @@ func (x *CreateCorrectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCorrectionRequest.ProtoReflect.Descriptor instead.
 func (*CreateCorrectionRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{26}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateCorrectionRequest) GetParent() string {
@@ -1748,7 +1831,7 @@ type CreateCorrectionResponse struct {
 
 func (x *CreateCorrectionResponse) Reset() {
 	*x = CreateCorrectionResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[27]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1760,7 +1843,7 @@ func (x *CreateCorrectionResponse) String() string {
 func (*CreateCorrectionResponse) ProtoMessage() {}
 
 func (x *CreateCorrectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[27]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1773,7 +1856,7 @@ func (x *CreateCorrectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCorrectionResponse.ProtoReflect.Descriptor instead.
 func (*CreateCorrectionResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{27}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreateCorrectionResponse) GetCorrection() *Correction {
@@ -1818,13 +1901,20 @@ const file_mailroom_classifier_v1_classifier_proto_rawDesc = "" +
 	"\tin_flight\x18\x06 \x01(\x03R\binFlight\x127\n" +
 	"\x18rate_limited_last_minute\x18\a \x01(\x03R\x15rateLimitedLastMinute\x12.\n" +
 	"\x13retries_last_minute\x18\b \x01(\x03R\x11retriesLastMinute\x12%\n" +
-	"\x0efrozen_seconds\x18\t \x01(\x01R\rfrozenSeconds\"\xed\x01\n" +
+	"\x0efrozen_seconds\x18\t \x01(\x01R\rfrozenSeconds\"\xab\x02\n" +
 	"\x11GetLimitsResponse\x125\n" +
 	"\x04keys\x18\x01 \x03(\v2!.mailroom.classifier.v1.KeyLimitsR\x04keys\x127\n" +
 	"\x05lanes\x18\x02 \x03(\v2!.mailroom.classifier.v1.LaneQueueR\x05lanes\x12\x1a\n" +
 	"\breplicas\x18\x03 \x01(\x05R\breplicas\x12\x14\n" +
 	"\x05model\x18\x04 \x01(\tR\x05model\x126\n" +
-	"\x06budget\x18\x05 \x01(\v2\x1e.mailroom.classifier.v1.BudgetR\x06budget\"\xba\x01\n" +
+	"\x06budget\x18\x05 \x01(\v2\x1e.mailroom.classifier.v1.BudgetR\x06budget\x12<\n" +
+	"\abatches\x18\x06 \x01(\v2\".mailroom.classifier.v1.BatchQueueR\abatches\"x\n" +
+	"\n" +
+	"BatchQueue\x12\x18\n" +
+	"\awaiting\x18\x01 \x01(\x03R\awaiting\x12\x18\n" +
+	"\abatches\x18\x02 \x01(\x03R\abatches\x12\x1a\n" +
+	"\banswered\x18\x03 \x01(\x03R\banswered\x12\x1a\n" +
+	"\brealtime\x18\x04 \x01(\x03R\brealtime\"\xba\x01\n" +
 	"\x06Budget\x12,\n" +
 	"\x12daily_limit_micros\x18\x01 \x01(\x03R\x10dailyLimitMicros\x12,\n" +
 	"\x12spent_today_micros\x18\x02 \x01(\x03R\x10spentTodayMicros\x126\n" +
@@ -1935,7 +2025,7 @@ func file_mailroom_classifier_v1_classifier_proto_rawDescGZIP() []byte {
 	return file_mailroom_classifier_v1_classifier_proto_rawDescData
 }
 
-var file_mailroom_classifier_v1_classifier_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_mailroom_classifier_v1_classifier_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_mailroom_classifier_v1_classifier_proto_goTypes = []any{
 	(*ClassifyRequest)(nil),          // 0: mailroom.classifier.v1.ClassifyRequest
 	(*ClassifyResponse)(nil),         // 1: mailroom.classifier.v1.ClassifyResponse
@@ -1943,80 +2033,82 @@ var file_mailroom_classifier_v1_classifier_proto_goTypes = []any{
 	(*LaneQueue)(nil),                // 3: mailroom.classifier.v1.LaneQueue
 	(*KeyLimits)(nil),                // 4: mailroom.classifier.v1.KeyLimits
 	(*GetLimitsResponse)(nil),        // 5: mailroom.classifier.v1.GetLimitsResponse
-	(*Budget)(nil),                   // 6: mailroom.classifier.v1.Budget
-	(*Category)(nil),                 // 7: mailroom.classifier.v1.Category
-	(*Taxonomy)(nil),                 // 8: mailroom.classifier.v1.Taxonomy
-	(*Quota)(nil),                    // 9: mailroom.classifier.v1.Quota
-	(*GetQuotaRequest)(nil),          // 10: mailroom.classifier.v1.GetQuotaRequest
-	(*GetQuotaResponse)(nil),         // 11: mailroom.classifier.v1.GetQuotaResponse
-	(*UpdateQuotaRequest)(nil),       // 12: mailroom.classifier.v1.UpdateQuotaRequest
-	(*UpdateQuotaResponse)(nil),      // 13: mailroom.classifier.v1.UpdateQuotaResponse
-	(*GetTaxonomyRequest)(nil),       // 14: mailroom.classifier.v1.GetTaxonomyRequest
-	(*GetTaxonomyResponse)(nil),      // 15: mailroom.classifier.v1.GetTaxonomyResponse
-	(*UpdateTaxonomyRequest)(nil),    // 16: mailroom.classifier.v1.UpdateTaxonomyRequest
-	(*UpdateTaxonomyResponse)(nil),   // 17: mailroom.classifier.v1.UpdateTaxonomyResponse
-	(*DeadLetter)(nil),               // 18: mailroom.classifier.v1.DeadLetter
-	(*ListDeadLettersRequest)(nil),   // 19: mailroom.classifier.v1.ListDeadLettersRequest
-	(*ListDeadLettersResponse)(nil),  // 20: mailroom.classifier.v1.ListDeadLettersResponse
-	(*ReplayDeadLetterRequest)(nil),  // 21: mailroom.classifier.v1.ReplayDeadLetterRequest
-	(*ReplayDeadLetterResponse)(nil), // 22: mailroom.classifier.v1.ReplayDeadLetterResponse
-	(*PurgeUserDataRequest)(nil),     // 23: mailroom.classifier.v1.PurgeUserDataRequest
-	(*PurgeUserDataResponse)(nil),    // 24: mailroom.classifier.v1.PurgeUserDataResponse
-	(*Correction)(nil),               // 25: mailroom.classifier.v1.Correction
-	(*CreateCorrectionRequest)(nil),  // 26: mailroom.classifier.v1.CreateCorrectionRequest
-	(*CreateCorrectionResponse)(nil), // 27: mailroom.classifier.v1.CreateCorrectionResponse
-	nil,                              // 28: mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
-	(*v1.Header)(nil),                // 29: mailroom.mail.v1.Header
-	(*v1.Classification)(nil),        // 30: mailroom.mail.v1.Classification
-	(v1.Lane)(0),                     // 31: mailroom.mail.v1.Lane
-	(*timestamppb.Timestamp)(nil),    // 32: google.protobuf.Timestamp
+	(*BatchQueue)(nil),               // 6: mailroom.classifier.v1.BatchQueue
+	(*Budget)(nil),                   // 7: mailroom.classifier.v1.Budget
+	(*Category)(nil),                 // 8: mailroom.classifier.v1.Category
+	(*Taxonomy)(nil),                 // 9: mailroom.classifier.v1.Taxonomy
+	(*Quota)(nil),                    // 10: mailroom.classifier.v1.Quota
+	(*GetQuotaRequest)(nil),          // 11: mailroom.classifier.v1.GetQuotaRequest
+	(*GetQuotaResponse)(nil),         // 12: mailroom.classifier.v1.GetQuotaResponse
+	(*UpdateQuotaRequest)(nil),       // 13: mailroom.classifier.v1.UpdateQuotaRequest
+	(*UpdateQuotaResponse)(nil),      // 14: mailroom.classifier.v1.UpdateQuotaResponse
+	(*GetTaxonomyRequest)(nil),       // 15: mailroom.classifier.v1.GetTaxonomyRequest
+	(*GetTaxonomyResponse)(nil),      // 16: mailroom.classifier.v1.GetTaxonomyResponse
+	(*UpdateTaxonomyRequest)(nil),    // 17: mailroom.classifier.v1.UpdateTaxonomyRequest
+	(*UpdateTaxonomyResponse)(nil),   // 18: mailroom.classifier.v1.UpdateTaxonomyResponse
+	(*DeadLetter)(nil),               // 19: mailroom.classifier.v1.DeadLetter
+	(*ListDeadLettersRequest)(nil),   // 20: mailroom.classifier.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),  // 21: mailroom.classifier.v1.ListDeadLettersResponse
+	(*ReplayDeadLetterRequest)(nil),  // 22: mailroom.classifier.v1.ReplayDeadLetterRequest
+	(*ReplayDeadLetterResponse)(nil), // 23: mailroom.classifier.v1.ReplayDeadLetterResponse
+	(*PurgeUserDataRequest)(nil),     // 24: mailroom.classifier.v1.PurgeUserDataRequest
+	(*PurgeUserDataResponse)(nil),    // 25: mailroom.classifier.v1.PurgeUserDataResponse
+	(*Correction)(nil),               // 26: mailroom.classifier.v1.Correction
+	(*CreateCorrectionRequest)(nil),  // 27: mailroom.classifier.v1.CreateCorrectionRequest
+	(*CreateCorrectionResponse)(nil), // 28: mailroom.classifier.v1.CreateCorrectionResponse
+	nil,                              // 29: mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
+	(*v1.Header)(nil),                // 30: mailroom.mail.v1.Header
+	(*v1.Classification)(nil),        // 31: mailroom.mail.v1.Classification
+	(v1.Lane)(0),                     // 32: mailroom.mail.v1.Lane
+	(*timestamppb.Timestamp)(nil),    // 33: google.protobuf.Timestamp
 }
 var file_mailroom_classifier_v1_classifier_proto_depIdxs = []int32{
-	29, // 0: mailroom.classifier.v1.ClassifyRequest.headers:type_name -> mailroom.mail.v1.Header
-	30, // 1: mailroom.classifier.v1.ClassifyResponse.classification:type_name -> mailroom.mail.v1.Classification
-	31, // 2: mailroom.classifier.v1.LaneQueue.lane:type_name -> mailroom.mail.v1.Lane
+	30, // 0: mailroom.classifier.v1.ClassifyRequest.headers:type_name -> mailroom.mail.v1.Header
+	31, // 1: mailroom.classifier.v1.ClassifyResponse.classification:type_name -> mailroom.mail.v1.Classification
+	32, // 2: mailroom.classifier.v1.LaneQueue.lane:type_name -> mailroom.mail.v1.Lane
 	4,  // 3: mailroom.classifier.v1.GetLimitsResponse.keys:type_name -> mailroom.classifier.v1.KeyLimits
 	3,  // 4: mailroom.classifier.v1.GetLimitsResponse.lanes:type_name -> mailroom.classifier.v1.LaneQueue
-	6,  // 5: mailroom.classifier.v1.GetLimitsResponse.budget:type_name -> mailroom.classifier.v1.Budget
-	7,  // 6: mailroom.classifier.v1.Taxonomy.categories:type_name -> mailroom.classifier.v1.Category
-	32, // 7: mailroom.classifier.v1.Taxonomy.update_time:type_name -> google.protobuf.Timestamp
-	32, // 8: mailroom.classifier.v1.Quota.reset_time:type_name -> google.protobuf.Timestamp
-	9,  // 9: mailroom.classifier.v1.GetQuotaResponse.quota:type_name -> mailroom.classifier.v1.Quota
-	9,  // 10: mailroom.classifier.v1.UpdateQuotaRequest.quota:type_name -> mailroom.classifier.v1.Quota
-	9,  // 11: mailroom.classifier.v1.UpdateQuotaResponse.quota:type_name -> mailroom.classifier.v1.Quota
-	8,  // 12: mailroom.classifier.v1.GetTaxonomyResponse.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
-	8,  // 13: mailroom.classifier.v1.UpdateTaxonomyRequest.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
-	8,  // 14: mailroom.classifier.v1.UpdateTaxonomyResponse.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
-	32, // 15: mailroom.classifier.v1.DeadLetter.dead_time:type_name -> google.protobuf.Timestamp
-	18, // 16: mailroom.classifier.v1.ListDeadLettersResponse.dead_letters:type_name -> mailroom.classifier.v1.DeadLetter
-	28, // 17: mailroom.classifier.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
-	25, // 18: mailroom.classifier.v1.CreateCorrectionRequest.correction:type_name -> mailroom.classifier.v1.Correction
-	25, // 19: mailroom.classifier.v1.CreateCorrectionResponse.correction:type_name -> mailroom.classifier.v1.Correction
-	0,  // 20: mailroom.classifier.v1.ClassifierService.Classify:input_type -> mailroom.classifier.v1.ClassifyRequest
-	2,  // 21: mailroom.classifier.v1.ClassifierService.GetLimits:input_type -> mailroom.classifier.v1.GetLimitsRequest
-	14, // 22: mailroom.classifier.v1.ClassifierService.GetTaxonomy:input_type -> mailroom.classifier.v1.GetTaxonomyRequest
-	16, // 23: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:input_type -> mailroom.classifier.v1.UpdateTaxonomyRequest
-	19, // 24: mailroom.classifier.v1.ClassifierService.ListDeadLetters:input_type -> mailroom.classifier.v1.ListDeadLettersRequest
-	21, // 25: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:input_type -> mailroom.classifier.v1.ReplayDeadLetterRequest
-	26, // 26: mailroom.classifier.v1.ClassifierService.CreateCorrection:input_type -> mailroom.classifier.v1.CreateCorrectionRequest
-	10, // 27: mailroom.classifier.v1.ClassifierService.GetQuota:input_type -> mailroom.classifier.v1.GetQuotaRequest
-	12, // 28: mailroom.classifier.v1.ClassifierService.UpdateQuota:input_type -> mailroom.classifier.v1.UpdateQuotaRequest
-	23, // 29: mailroom.classifier.v1.ClassifierService.PurgeUserData:input_type -> mailroom.classifier.v1.PurgeUserDataRequest
-	1,  // 30: mailroom.classifier.v1.ClassifierService.Classify:output_type -> mailroom.classifier.v1.ClassifyResponse
-	5,  // 31: mailroom.classifier.v1.ClassifierService.GetLimits:output_type -> mailroom.classifier.v1.GetLimitsResponse
-	15, // 32: mailroom.classifier.v1.ClassifierService.GetTaxonomy:output_type -> mailroom.classifier.v1.GetTaxonomyResponse
-	17, // 33: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:output_type -> mailroom.classifier.v1.UpdateTaxonomyResponse
-	20, // 34: mailroom.classifier.v1.ClassifierService.ListDeadLetters:output_type -> mailroom.classifier.v1.ListDeadLettersResponse
-	22, // 35: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:output_type -> mailroom.classifier.v1.ReplayDeadLetterResponse
-	27, // 36: mailroom.classifier.v1.ClassifierService.CreateCorrection:output_type -> mailroom.classifier.v1.CreateCorrectionResponse
-	11, // 37: mailroom.classifier.v1.ClassifierService.GetQuota:output_type -> mailroom.classifier.v1.GetQuotaResponse
-	13, // 38: mailroom.classifier.v1.ClassifierService.UpdateQuota:output_type -> mailroom.classifier.v1.UpdateQuotaResponse
-	24, // 39: mailroom.classifier.v1.ClassifierService.PurgeUserData:output_type -> mailroom.classifier.v1.PurgeUserDataResponse
-	30, // [30:40] is the sub-list for method output_type
-	20, // [20:30] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	7,  // 5: mailroom.classifier.v1.GetLimitsResponse.budget:type_name -> mailroom.classifier.v1.Budget
+	6,  // 6: mailroom.classifier.v1.GetLimitsResponse.batches:type_name -> mailroom.classifier.v1.BatchQueue
+	8,  // 7: mailroom.classifier.v1.Taxonomy.categories:type_name -> mailroom.classifier.v1.Category
+	33, // 8: mailroom.classifier.v1.Taxonomy.update_time:type_name -> google.protobuf.Timestamp
+	33, // 9: mailroom.classifier.v1.Quota.reset_time:type_name -> google.protobuf.Timestamp
+	10, // 10: mailroom.classifier.v1.GetQuotaResponse.quota:type_name -> mailroom.classifier.v1.Quota
+	10, // 11: mailroom.classifier.v1.UpdateQuotaRequest.quota:type_name -> mailroom.classifier.v1.Quota
+	10, // 12: mailroom.classifier.v1.UpdateQuotaResponse.quota:type_name -> mailroom.classifier.v1.Quota
+	9,  // 13: mailroom.classifier.v1.GetTaxonomyResponse.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
+	9,  // 14: mailroom.classifier.v1.UpdateTaxonomyRequest.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
+	9,  // 15: mailroom.classifier.v1.UpdateTaxonomyResponse.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
+	33, // 16: mailroom.classifier.v1.DeadLetter.dead_time:type_name -> google.protobuf.Timestamp
+	19, // 17: mailroom.classifier.v1.ListDeadLettersResponse.dead_letters:type_name -> mailroom.classifier.v1.DeadLetter
+	29, // 18: mailroom.classifier.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
+	26, // 19: mailroom.classifier.v1.CreateCorrectionRequest.correction:type_name -> mailroom.classifier.v1.Correction
+	26, // 20: mailroom.classifier.v1.CreateCorrectionResponse.correction:type_name -> mailroom.classifier.v1.Correction
+	0,  // 21: mailroom.classifier.v1.ClassifierService.Classify:input_type -> mailroom.classifier.v1.ClassifyRequest
+	2,  // 22: mailroom.classifier.v1.ClassifierService.GetLimits:input_type -> mailroom.classifier.v1.GetLimitsRequest
+	15, // 23: mailroom.classifier.v1.ClassifierService.GetTaxonomy:input_type -> mailroom.classifier.v1.GetTaxonomyRequest
+	17, // 24: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:input_type -> mailroom.classifier.v1.UpdateTaxonomyRequest
+	20, // 25: mailroom.classifier.v1.ClassifierService.ListDeadLetters:input_type -> mailroom.classifier.v1.ListDeadLettersRequest
+	22, // 26: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:input_type -> mailroom.classifier.v1.ReplayDeadLetterRequest
+	27, // 27: mailroom.classifier.v1.ClassifierService.CreateCorrection:input_type -> mailroom.classifier.v1.CreateCorrectionRequest
+	11, // 28: mailroom.classifier.v1.ClassifierService.GetQuota:input_type -> mailroom.classifier.v1.GetQuotaRequest
+	13, // 29: mailroom.classifier.v1.ClassifierService.UpdateQuota:input_type -> mailroom.classifier.v1.UpdateQuotaRequest
+	24, // 30: mailroom.classifier.v1.ClassifierService.PurgeUserData:input_type -> mailroom.classifier.v1.PurgeUserDataRequest
+	1,  // 31: mailroom.classifier.v1.ClassifierService.Classify:output_type -> mailroom.classifier.v1.ClassifyResponse
+	5,  // 32: mailroom.classifier.v1.ClassifierService.GetLimits:output_type -> mailroom.classifier.v1.GetLimitsResponse
+	16, // 33: mailroom.classifier.v1.ClassifierService.GetTaxonomy:output_type -> mailroom.classifier.v1.GetTaxonomyResponse
+	18, // 34: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:output_type -> mailroom.classifier.v1.UpdateTaxonomyResponse
+	21, // 35: mailroom.classifier.v1.ClassifierService.ListDeadLetters:output_type -> mailroom.classifier.v1.ListDeadLettersResponse
+	23, // 36: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:output_type -> mailroom.classifier.v1.ReplayDeadLetterResponse
+	28, // 37: mailroom.classifier.v1.ClassifierService.CreateCorrection:output_type -> mailroom.classifier.v1.CreateCorrectionResponse
+	12, // 38: mailroom.classifier.v1.ClassifierService.GetQuota:output_type -> mailroom.classifier.v1.GetQuotaResponse
+	14, // 39: mailroom.classifier.v1.ClassifierService.UpdateQuota:output_type -> mailroom.classifier.v1.UpdateQuotaResponse
+	25, // 40: mailroom.classifier.v1.ClassifierService.PurgeUserData:output_type -> mailroom.classifier.v1.PurgeUserDataResponse
+	31, // [31:41] is the sub-list for method output_type
+	21, // [21:31] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_mailroom_classifier_v1_classifier_proto_init() }
@@ -2030,7 +2122,7 @@ func file_mailroom_classifier_v1_classifier_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailroom_classifier_v1_classifier_proto_rawDesc), len(file_mailroom_classifier_v1_classifier_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -7,6 +7,18 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class BatchQueue(_message.Message):
+    __slots__ = ["answered", "batches", "realtime", "waiting"]
+    ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    REALTIME_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    answered: int
+    batches: int
+    realtime: int
+    waiting: int
+    def __init__(self, waiting: _Optional[int] = ..., batches: _Optional[int] = ..., answered: _Optional[int] = ..., realtime: _Optional[int] = ...) -> None: ...
+
 class Budget(_message.Message):
     __slots__ = ["credit_remaining_micros", "daily_limit_micros", "exhausted", "spent_today_micros"]
     CREDIT_REMAINING_MICROS_FIELD_NUMBER: _ClassVar[int]
@@ -98,18 +110,20 @@ class GetLimitsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetLimitsResponse(_message.Message):
-    __slots__ = ["budget", "keys", "lanes", "model", "replicas"]
+    __slots__ = ["batches", "budget", "keys", "lanes", "model", "replicas"]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
     BUDGET_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     LANES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    batches: BatchQueue
     budget: Budget
     keys: _containers.RepeatedCompositeFieldContainer[KeyLimits]
     lanes: _containers.RepeatedCompositeFieldContainer[LaneQueue]
     model: str
     replicas: int
-    def __init__(self, keys: _Optional[_Iterable[_Union[KeyLimits, _Mapping]]] = ..., lanes: _Optional[_Iterable[_Union[LaneQueue, _Mapping]]] = ..., replicas: _Optional[int] = ..., model: _Optional[str] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ...) -> None: ...
+    def __init__(self, keys: _Optional[_Iterable[_Union[KeyLimits, _Mapping]]] = ..., lanes: _Optional[_Iterable[_Union[LaneQueue, _Mapping]]] = ..., replicas: _Optional[int] = ..., model: _Optional[str] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., batches: _Optional[_Union[BatchQueue, _Mapping]] = ...) -> None: ...
 
 class GetQuotaRequest(_message.Message):
     __slots__ = ["name"]

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mailroom/classifier/v1/classifier.proto.
  */
 export const file_mailroom_classifier_v1_classifier: GenFile = /*@__PURE__*/
-  fileDesc("CidtYWlscm9vbS9jbGFzc2lmaWVyL3YxL2NsYXNzaWZpZXIucHJvdG8SFm1haWxyb29tLmNsYXNzaWZpZXIudjEihgEKD0NsYXNzaWZ5UmVxdWVzdBIOCgZwYXJlbnQYASABKAkSCwoDcmF3GAIgASgMEg8KB3N1YmplY3QYAyABKAkSDAoEZnJvbRgEIAEoCRIMCgRib2R5GAUgASgJEikKB2hlYWRlcnMYBiADKAsyGC5tYWlscm9vbS5tYWlsLnYxLkhlYWRlciJMChBDbGFzc2lmeVJlc3BvbnNlEjgKDmNsYXNzaWZpY2F0aW9uGAEgASgLMiAubWFpbHJvb20ubWFpbC52MS5DbGFzc2lmaWNhdGlvbiISChBHZXRMaW1pdHNSZXF1ZXN0IkIKCUxhbmVRdWV1ZRIkCgRsYW5lGAEgASgOMhYubWFpbHJvb20ubWFpbC52MS5MYW5lEg8KB3dhaXRpbmcYAiABKAMiwgMKCUtleUxpbWl0cxILCgNrZXkYASABKAkSDQoFbW9kZWwYCiABKAkSGwoTcmVxdWVzdHNfcGVyX21pbnV0ZRgCIAEoARIZChF0b2tlbnNfcGVyX21pbnV0ZRgDIAEoARImCh5jb25maWd1cmVkX3JlcXVlc3RzX3Blcl9taW51dGUYCyABKAESJAocY29uZmlndXJlZF90b2tlbnNfcGVyX21pbnV0ZRgMIAEoARImCh5hZHZlcnRpc2VkX3JlcXVlc3RzX3Blcl9taW51dGUYDSABKAESJAocYWR2ZXJ0aXNlZF90b2tlbnNfcGVyX21pbnV0ZRgOIAEoARIUCgxsaW1pdF9zb3VyY2UYDyABKAkSDwoHY2VpbGluZxgQIAEoARIaChJyZXF1ZXN0c19hdmFpbGFibGUYBCABKAESGAoQdG9rZW5zX2F2YWlsYWJsZRgFIAEoARIRCglpbl9mbGlnaHQYBiABKAMSIAoYcmF0ZV9saW1pdGVkX2xhc3RfbWludXRlGAcgASgDEhsKE3JldHJpZXNfbGFzdF9taW51dGUYCCABKAMSFgoOZnJvemVuX3NlY29uZHMYCSABKAEixwEKEUdldExpbWl0c1Jlc3BvbnNlEi8KBGtleXMYASADKAsyIS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLktleUxpbWl0cxIwCgVsYW5lcxgCIAMoCzIhLm1haWxyb29tLmNsYXNzaWZpZXIudjEuTGFuZVF1ZXVlEhAKCHJlcGxpY2FzGAMgASgFEg0KBW1vZGVsGAQgASgJEi4KBmJ1ZGdldBgFIAEoCzIeLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQnVkZ2V0InQKBkJ1ZGdldBIaChJkYWlseV9saW1pdF9taWNyb3MYASABKAMSGgoSc3BlbnRfdG9kYXlfbWljcm9zGAIgASgDEh8KF2NyZWRpdF9yZW1haW5pbmdfbWljcm9zGAMgASgDEhEKCWV4aGF1c3RlZBgEIAEoCCItCghDYXRlZ29yeRIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIn8KCFRheG9ub215EgwKBG5hbWUYASABKAkSNAoKY2F0ZWdvcmllcxgCIAMoCzIgLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ2F0ZWdvcnkSLwoLdXBkYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIvIBCgVRdW90YRIMCgRuYW1lGAEgASgJEhwKFG1vZGVsX3Rva2Vuc19wZXJfZGF5GAIgASgDEhUKDW1haWxzX3Blcl9kYXkYAyABKAMSJgoeZWZmZWN0aXZlX21vZGVsX3Rva2Vuc19wZXJfZGF5GAQgASgDEh8KF2VmZmVjdGl2ZV9tYWlsc19wZXJfZGF5GAUgASgDEhkKEW1vZGVsX3Rva2Vuc191c2VkGAYgASgDEhIKCm1haWxzX3VzZWQYByABKAMSLgoKcmVzZXRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiHwoPR2V0UXVvdGFSZXF1ZXN0EgwKBG5hbWUYASABKAkiQAoQR2V0UXVvdGFSZXNwb25zZRIsCgVxdW90YRgBIAEoCzIdLm1haWxyb29tLmNsYXNzaWZpZXIudjEuUXVvdGEiQgoSVXBkYXRlUXVvdGFSZXF1ZXN0EiwKBXF1b3RhGAEgASgLMh0ubWFpbHJvb20uY2xhc3NpZmllci52MS5RdW90YSJDChNVcGRhdGVRdW90YVJlc3BvbnNlEiwKBXF1b3RhGAEgASgLMh0ubWFpbHJvb20uY2xhc3NpZmllci52MS5RdW90YSIiChJHZXRUYXhvbm9teVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJJChNHZXRUYXhvbm9teVJlc3BvbnNlEjIKCHRheG9ub215GAEgASgLMiAubWFpbHJvb20uY2xhc3NpZmllci52MS5UYXhvbm9teSJLChVVcGRhdGVUYXhvbm9teVJlcXVlc3QSMgoIdGF4b25vbXkYASABKAsyIC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlRheG9ub215IkwKFlVwZGF0ZVRheG9ub215UmVzcG9uc2USMgoIdGF4b25vbXkYASABKAsyIC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlRheG9ub215Io0BCgpEZWFkTGV0dGVyEgwKBG5hbWUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIPCgdtYWlsYm94GAMgASgJEg4KBnJlYXNvbhgEIAEoCRIQCghhdHRlbXB0cxgFIAEoBRItCglkZWFkX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk8KFkxpc3REZWFkTGV0dGVyc1JlcXVlc3QSDgoGcGFyZW50GAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImwKF0xpc3REZWFkTGV0dGVyc1Jlc3BvbnNlEjgKDGRlYWRfbGV0dGVycxgBIAMoCzIiLm1haWxyb29tLmNsYXNzaWZpZXIudjEuRGVhZExldHRlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJwoXUmVwbGF5RGVhZExldHRlclJlcXVlc3QSDAoEbmFtZRgBIAEoCSIrChhSZXBsYXlEZWFkTGV0dGVyUmVzcG9uc2USDwoHbWVzc2FnZRgBIAEoCSIkChRQdXJnZVVzZXJEYXRhUmVxdWVzdBIMCgR1c2VyGAEgASgJIpQBChVQdXJnZVVzZXJEYXRhUmVzcG9uc2USSwoHZGVsZXRlZBgBIAMoCzI6Lm1haWxyb29tLmNsYXNzaWZpZXIudjEuUHVyZ2VVc2VyRGF0YVJlc3BvbnNlLkRlbGV0ZWRFbnRyeRouCgxEZWxldGVkRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgDOgI4ASJ3CgpDb3JyZWN0aW9uEg8KB21lc3NhZ2UYASABKAkSFgoOc2VuZGVyX2FkZHJlc3MYAiABKAkSDAoEZnJvbRgDIAEoCRIPCgdzdWJqZWN0GAQgASgJEhAKCGNhdGVnb3J5GAUgASgJEg8KB2xpc3RfaWQYBiABKAkiYQoXQ3JlYXRlQ29ycmVjdGlvblJlcXVlc3QSDgoGcGFyZW50GAEgASgJEjYKCmNvcnJlY3Rpb24YAiABKAsyIi5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkNvcnJlY3Rpb24iUgoYQ3JlYXRlQ29ycmVjdGlvblJlc3BvbnNlEjYKCmNvcnJlY3Rpb24YASABKAsyIi5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkNvcnJlY3Rpb24yxAgKEUNsYXNzaWZpZXJTZXJ2aWNlEl0KCENsYXNzaWZ5EicubWFpbHJvb20uY2xhc3NpZmllci52MS5DbGFzc2lmeVJlcXVlc3QaKC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkNsYXNzaWZ5UmVzcG9uc2USYAoJR2V0TGltaXRzEigubWFpbHJvb20uY2xhc3NpZmllci52MS5HZXRMaW1pdHNSZXF1ZXN0GikubWFpbHJvb20uY2xhc3NpZmllci52MS5HZXRMaW1pdHNSZXNwb25zZRJmCgtHZXRUYXhvbm9teRIqLm1haWxyb29tLmNsYXNzaWZpZXIudjEuR2V0VGF4b25vbXlSZXF1ZXN0GisubWFpbHJvb20uY2xhc3NpZmllci52MS5HZXRUYXhvbm9teVJlc3BvbnNlEm8KDlVwZGF0ZVRheG9ub215Ei0ubWFpbHJvb20uY2xhc3NpZmllci52MS5VcGRhdGVUYXhvbm9teVJlcXVlc3QaLi5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlVwZGF0ZVRheG9ub215UmVzcG9uc2UScgoPTGlzdERlYWRMZXR0ZXJzEi4ubWFpbHJvb20uY2xhc3NpZmllci52MS5MaXN0RGVhZExldHRlcnNSZXF1ZXN0Gi8ubWFpbHJvb20uY2xhc3NpZmllci52MS5MaXN0RGVhZExldHRlcnNSZXNwb25zZRJ1ChBSZXBsYXlEZWFkTGV0dGVyEi8ubWFpbHJvb20uY2xhc3NpZmllci52MS5SZXBsYXlEZWFkTGV0dGVyUmVxdWVzdBowLm1haWxyb29tLmNsYXNzaWZpZXIudjEuUmVwbGF5RGVhZExldHRlclJlc3BvbnNlEnUKEENyZWF0ZUNvcnJlY3Rpb24SLy5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkNyZWF0ZUNvcnJlY3Rpb25SZXF1ZXN0GjAubWFpbHJvb20uY2xhc3NpZmllci52MS5DcmVhdGVDb3JyZWN0aW9uUmVzcG9uc2USXQoIR2V0UXVvdGESJy5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkdldFF1b3RhUmVxdWVzdBooLm1haWxyb29tLmNsYXNzaWZpZXIudjEuR2V0UXVvdGFSZXNwb25zZRJmCgtVcGRhdGVRdW90YRIqLm1haWxyb29tLmNsYXNzaWZpZXIudjEuVXBkYXRlUXVvdGFSZXF1ZXN0GisubWFpbHJvb20uY2xhc3NpZmllci52MS5VcGRhdGVRdW90YVJlc3BvbnNlEmwKDVB1cmdlVXNlckRhdGESLC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlB1cmdlVXNlckRhdGFSZXF1ZXN0Gi0ubWFpbHJvb20uY2xhc3NpZmllci52MS5QdXJnZVVzZXJEYXRhUmVzcG9uc2VCOVo3bWFpbHJvb20uZGV2L2dlbi9nby9tYWlscm9vbS9jbGFzc2lmaWVyL3YxO2NsYXNzaWZpZXJ2MWIGcHJvdG8z", [file_google_protobuf_timestamp, file_mailroom_mail_v1_mail]);
+  fileDesc("CidtYWlscm9vbS9jbGFzc2lmaWVyL3YxL2NsYXNzaWZpZXIucHJvdG8SFm1haWxyb29tLmNsYXNzaWZpZXIudjEihgEKD0NsYXNzaWZ5UmVxdWVzdBIOCgZwYXJlbnQYASABKAkSCwoDcmF3GAIgASgMEg8KB3N1YmplY3QYAyABKAkSDAoEZnJvbRgEIAEoCRIMCgRib2R5GAUgASgJEikKB2hlYWRlcnMYBiADKAsyGC5tYWlscm9vbS5tYWlsLnYxLkhlYWRlciJMChBDbGFzc2lmeVJlc3BvbnNlEjgKDmNsYXNzaWZpY2F0aW9uGAEgASgLMiAubWFpbHJvb20ubWFpbC52MS5DbGFzc2lmaWNhdGlvbiISChBHZXRMaW1pdHNSZXF1ZXN0IkIKCUxhbmVRdWV1ZRIkCgRsYW5lGAEgASgOMhYubWFpbHJvb20ubWFpbC52MS5MYW5lEg8KB3dhaXRpbmcYAiABKAMiwgMKCUtleUxpbWl0cxILCgNrZXkYASABKAkSDQoFbW9kZWwYCiABKAkSGwoTcmVxdWVzdHNfcGVyX21pbnV0ZRgCIAEoARIZChF0b2tlbnNfcGVyX21pbnV0ZRgDIAEoARImCh5jb25maWd1cmVkX3JlcXVlc3RzX3Blcl9taW51dGUYCyABKAESJAocY29uZmlndXJlZF90b2tlbnNfcGVyX21pbnV0ZRgMIAEoARImCh5hZHZlcnRpc2VkX3JlcXVlc3RzX3Blcl9taW51dGUYDSABKAESJAocYWR2ZXJ0aXNlZF90b2tlbnNfcGVyX21pbnV0ZRgOIAEoARIUCgxsaW1pdF9zb3VyY2UYDyABKAkSDwoHY2VpbGluZxgQIAEoARIaChJyZXF1ZXN0c19hdmFpbGFibGUYBCABKAESGAoQdG9rZW5zX2F2YWlsYWJsZRgFIAEoARIRCglpbl9mbGlnaHQYBiABKAMSIAoYcmF0ZV9saW1pdGVkX2xhc3RfbWludXRlGAcgASgDEhsKE3JldHJpZXNfbGFzdF9taW51dGUYCCABKAMSFgoOZnJvemVuX3NlY29uZHMYCSABKAEi/AEKEUdldExpbWl0c1Jlc3BvbnNlEi8KBGtleXMYASADKAsyIS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLktleUxpbWl0cxIwCgVsYW5lcxgCIAMoCzIhLm1haWxyb29tLmNsYXNzaWZpZXIudjEuTGFuZVF1ZXVlEhAKCHJlcGxpY2FzGAMgASgFEg0KBW1vZGVsGAQgASgJEi4KBmJ1ZGdldBgFIAEoCzIeLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQnVkZ2V0EjMKB2JhdGNoZXMYBiABKAsyIi5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkJhdGNoUXVldWUiUgoKQmF0Y2hRdWV1ZRIPCgd3YWl0aW5nGAEgASgDEg8KB2JhdGNoZXMYAiABKAMSEAoIYW5zd2VyZWQYAyABKAMSEAoIcmVhbHRpbWUYBCABKAMidAoGQnVkZ2V0EhoKEmRhaWx5X2xpbWl0X21pY3JvcxgBIAEoAxIaChJzcGVudF90b2RheV9taWNyb3MYAiABKAMSHwoXY3JlZGl0X3JlbWFpbmluZ19taWNyb3MYAyABKAMSEQoJZXhoYXVzdGVkGAQgASgIIi0KCENhdGVnb3J5EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkifwoIVGF4b25vbXkSDAoEbmFtZRgBIAEoCRI0CgpjYXRlZ29yaWVzGAIgAygLMiAubWFpbHJvb20uY2xhc3NpZmllci52MS5DYXRlZ29yeRIvCgt1cGRhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi8gEKBVF1b3RhEgwKBG5hbWUYASABKAkSHAoUbW9kZWxfdG9rZW5zX3Blcl9kYXkYAiABKAMSFQoNbWFpbHNfcGVyX2RheRgDIAEoAxImCh5lZmZlY3RpdmVfbW9kZWxfdG9rZW5zX3Blcl9kYXkYBCABKAMSHwoXZWZmZWN0aXZlX21haWxzX3Blcl9kYXkYBSABKAMSGQoRbW9kZWxfdG9rZW5zX3VzZWQYBiABKAMSEgoKbWFpbHNfdXNlZBgHIAEoAxIuCgpyZXNldF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIfCg9HZXRRdW90YVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJAChBHZXRRdW90YVJlc3BvbnNlEiwKBXF1b3RhGAEgASgLMh0ubWFpbHJvb20uY2xhc3NpZmllci52MS5RdW90YSJCChJVcGRhdGVRdW90YVJlcXVlc3QSLAoFcXVvdGEYASABKAsyHS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlF1b3RhIkMKE1VwZGF0ZVF1b3RhUmVzcG9uc2USLAoFcXVvdGEYASABKAsyHS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlF1b3RhIiIKEkdldFRheG9ub215UmVxdWVzdBIMCgRuYW1lGAEgASgJIkkKE0dldFRheG9ub215UmVzcG9uc2USMgoIdGF4b25vbXkYASABKAsyIC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlRheG9ub215IksKFVVwZGF0ZVRheG9ub215UmVxdWVzdBIyCgh0YXhvbm9teRgBIAEoCzIgLm1haWxyb29tLmNsYXNzaWZpZXIudjEuVGF4b25vbXkiTAoWVXBkYXRlVGF4b25vbXlSZXNwb25zZRIyCgh0YXhvbm9teRgBIAEoCzIgLm1haWxyb29tLmNsYXNzaWZpZXIudjEuVGF4b25vbXkijQEKCkRlYWRMZXR0ZXISDAoEbmFtZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEg8KB21haWxib3gYAyABKAkSDgoGcmVhc29uGAQgASgJEhAKCGF0dGVtcHRzGAUgASgFEi0KCWRlYWRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTwoWTGlzdERlYWRMZXR0ZXJzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkibAoXTGlzdERlYWRMZXR0ZXJzUmVzcG9uc2USOAoMZGVhZF9sZXR0ZXJzGAEgAygLMiIubWFpbHJvb20uY2xhc3NpZmllci52MS5EZWFkTGV0dGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSInChdSZXBsYXlEZWFkTGV0dGVyUmVxdWVzdBIMCgRuYW1lGAEgASgJIisKGFJlcGxheURlYWRMZXR0ZXJSZXNwb25zZRIPCgdtZXNzYWdlGAEgASgJIiQKFFB1cmdlVXNlckRhdGFSZXF1ZXN0EgwKBHVzZXIYASABKAkilAEKFVB1cmdlVXNlckRhdGFSZXNwb25zZRJLCgdkZWxldGVkGAEgAygLMjoubWFpbHJvb20uY2xhc3NpZmllci52MS5QdXJnZVVzZXJEYXRhUmVzcG9uc2UuRGVsZXRlZEVudHJ5Gi4KDERlbGV0ZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIncKCkNvcnJlY3Rpb24SDwoHbWVzc2FnZRgBIAEoCRIWCg5zZW5kZXJfYWRkcmVzcxgCIAEoCRIMCgRmcm9tGAMgASgJEg8KB3N1YmplY3QYBCABKAkSEAoIY2F0ZWdvcnkYBSABKAkSDwoHbGlzdF9pZBgGIAEoCSJhChdDcmVhdGVDb3JyZWN0aW9uUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSNgoKY29ycmVjdGlvbhgCIAEoCzIiLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ29ycmVjdGlvbiJSChhDcmVhdGVDb3JyZWN0aW9uUmVzcG9uc2USNgoKY29ycmVjdGlvbhgBIAEoCzIiLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ29ycmVjdGlvbjLECAoRQ2xhc3NpZmllclNlcnZpY2USXQoIQ2xhc3NpZnkSJy5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkNsYXNzaWZ5UmVxdWVzdBooLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ2xhc3NpZnlSZXNwb25zZRJgCglHZXRMaW1pdHMSKC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkdldExpbWl0c1JlcXVlc3QaKS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkdldExpbWl0c1Jlc3BvbnNlEmYKC0dldFRheG9ub215EioubWFpbHJvb20uY2xhc3NpZmllci52MS5HZXRUYXhvbm9teVJlcXVlc3QaKy5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkdldFRheG9ub215UmVzcG9uc2USbwoOVXBkYXRlVGF4b25vbXkSLS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlVwZGF0ZVRheG9ub215UmVxdWVzdBouLm1haWxyb29tLmNsYXNzaWZpZXIudjEuVXBkYXRlVGF4b25vbXlSZXNwb25zZRJyCg9MaXN0RGVhZExldHRlcnMSLi5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkxpc3REZWFkTGV0dGVyc1JlcXVlc3QaLy5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkxpc3REZWFkTGV0dGVyc1Jlc3BvbnNlEnUKEFJlcGxheURlYWRMZXR0ZXISLy5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlJlcGxheURlYWRMZXR0ZXJSZXF1ZXN0GjAubWFpbHJvb20uY2xhc3NpZmllci52MS5SZXBsYXlEZWFkTGV0dGVyUmVzcG9uc2USdQoQQ3JlYXRlQ29ycmVjdGlvbhIvLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ3JlYXRlQ29ycmVjdGlvblJlcXVlc3QaMC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkNyZWF0ZUNvcnJlY3Rpb25SZXNwb25zZRJdCghHZXRRdW90YRInLm1haWxyb29tLmNsYXNzaWZpZXIudjEuR2V0UXVvdGFSZXF1ZXN0GigubWFpbHJvb20uY2xhc3NpZmllci52MS5HZXRRdW90YVJlc3BvbnNlEmYKC1VwZGF0ZVF1b3RhEioubWFpbHJvb20uY2xhc3NpZmllci52MS5VcGRhdGVRdW90YVJlcXVlc3QaKy5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlVwZGF0ZVF1b3RhUmVzcG9uc2USbAoNUHVyZ2VVc2VyRGF0YRIsLm1haWxyb29tLmNsYXNzaWZpZXIudjEuUHVyZ2VVc2VyRGF0YVJlcXVlc3QaLS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlB1cmdlVXNlckRhdGFSZXNwb25zZUI5WjdtYWlscm9vbS5kZXYvZ2VuL2dvL21haWxyb29tL2NsYXNzaWZpZXIvdjE7Y2xhc3NpZmllcnYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_mailroom_mail_v1_mail]);
 
 /**
  * ClassifyRequest is the request of Classify. Give either raw or the parts.
@@ -307,6 +307,13 @@ export type GetLimitsResponse = Message<"mailroom.classifier.v1.GetLimitsRespons
    * @generated from field: mailroom.classifier.v1.Budget budget = 5;
    */
   budget?: Budget | undefined;
+
+  /**
+   * Batches is the backfill mail in OpenAI batches (this replica's).
+   *
+   * @generated from field: mailroom.classifier.v1.BatchQueue batches = 6;
+   */
+  batches?: BatchQueue | undefined;
 };
 
 /**
@@ -315,6 +322,49 @@ export type GetLimitsResponse = Message<"mailroom.classifier.v1.GetLimitsRespons
  */
 export const GetLimitsResponseSchema: GenMessage<GetLimitsResponse> = /*@__PURE__*/
   messageDesc(file_mailroom_classifier_v1_classifier, 5);
+
+/**
+ * BatchQueue is the backfill mail sent through the Batch API.
+ *
+ * @generated from message mailroom.classifier.v1.BatchQueue
+ */
+export type BatchQueue = Message<"mailroom.classifier.v1.BatchQueue"> & {
+  /**
+   * Waiting is the mail gathering for a batch or waiting in one now.
+   *
+   * @generated from field: int64 waiting = 1;
+   */
+  waiting: bigint;
+
+  /**
+   * Batches is the batches created since the replica started.
+   *
+   * @generated from field: int64 batches = 2;
+   */
+  batches: bigint;
+
+  /**
+   * Answered is the mail a batch answered.
+   *
+   * @generated from field: int64 answered = 3;
+   */
+  answered: bigint;
+
+  /**
+   * Realtime is the backfill mail sent to the realtime path instead (too
+   * little for a batch, or a batch that expired or failed).
+   *
+   * @generated from field: int64 realtime = 4;
+   */
+  realtime: bigint;
+};
+
+/**
+ * Describes the message mailroom.classifier.v1.BatchQueue.
+ * Use `create(BatchQueueSchema)` to create a new message.
+ */
+export const BatchQueueSchema: GenMessage<BatchQueue> = /*@__PURE__*/
+  messageDesc(file_mailroom_classifier_v1_classifier, 6);
 
 /**
  * Budget is the classifier's spending guard: past it, messages wait (none
@@ -357,7 +407,7 @@ export type Budget = Message<"mailroom.classifier.v1.Budget"> & {
  * Use `create(BudgetSchema)` to create a new message.
  */
 export const BudgetSchema: GenMessage<Budget> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 6);
+  messageDesc(file_mailroom_classifier_v1_classifier, 7);
 
 /**
  * Category is one class of the taxonomy.
@@ -385,7 +435,7 @@ export type Category = Message<"mailroom.classifier.v1.Category"> & {
  * Use `create(CategorySchema)` to create a new message.
  */
 export const CategorySchema: GenMessage<Category> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 7);
+  messageDesc(file_mailroom_classifier_v1_classifier, 8);
 
 /**
  * Taxonomy is the set of categories a user's mail is sorted into.
@@ -420,7 +470,7 @@ export type Taxonomy = Message<"mailroom.classifier.v1.Taxonomy"> & {
  * Use `create(TaxonomySchema)` to create a new message.
  */
 export const TaxonomySchema: GenMessage<Taxonomy> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 8);
+  messageDesc(file_mailroom_classifier_v1_classifier, 9);
 
 /**
  * Quota is what a user may have classified in one day (UTC): mails, and
@@ -496,7 +546,7 @@ export type Quota = Message<"mailroom.classifier.v1.Quota"> & {
  * Use `create(QuotaSchema)` to create a new message.
  */
 export const QuotaSchema: GenMessage<Quota> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 9);
+  messageDesc(file_mailroom_classifier_v1_classifier, 10);
 
 /**
  * GetQuotaRequest is the request of GetQuota.
@@ -517,7 +567,7 @@ export type GetQuotaRequest = Message<"mailroom.classifier.v1.GetQuotaRequest"> 
  * Use `create(GetQuotaRequestSchema)` to create a new message.
  */
 export const GetQuotaRequestSchema: GenMessage<GetQuotaRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 10);
+  messageDesc(file_mailroom_classifier_v1_classifier, 11);
 
 /**
  * GetQuotaResponse is the response of GetQuota.
@@ -538,7 +588,7 @@ export type GetQuotaResponse = Message<"mailroom.classifier.v1.GetQuotaResponse"
  * Use `create(GetQuotaResponseSchema)` to create a new message.
  */
 export const GetQuotaResponseSchema: GenMessage<GetQuotaResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 11);
+  messageDesc(file_mailroom_classifier_v1_classifier, 12);
 
 /**
  * UpdateQuotaRequest is the request of UpdateQuota.
@@ -559,7 +609,7 @@ export type UpdateQuotaRequest = Message<"mailroom.classifier.v1.UpdateQuotaRequ
  * Use `create(UpdateQuotaRequestSchema)` to create a new message.
  */
 export const UpdateQuotaRequestSchema: GenMessage<UpdateQuotaRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 12);
+  messageDesc(file_mailroom_classifier_v1_classifier, 13);
 
 /**
  * UpdateQuotaResponse is the response of UpdateQuota.
@@ -580,7 +630,7 @@ export type UpdateQuotaResponse = Message<"mailroom.classifier.v1.UpdateQuotaRes
  * Use `create(UpdateQuotaResponseSchema)` to create a new message.
  */
 export const UpdateQuotaResponseSchema: GenMessage<UpdateQuotaResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 13);
+  messageDesc(file_mailroom_classifier_v1_classifier, 14);
 
 /**
  * GetTaxonomyRequest is the request of GetTaxonomy.
@@ -601,7 +651,7 @@ export type GetTaxonomyRequest = Message<"mailroom.classifier.v1.GetTaxonomyRequ
  * Use `create(GetTaxonomyRequestSchema)` to create a new message.
  */
 export const GetTaxonomyRequestSchema: GenMessage<GetTaxonomyRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 14);
+  messageDesc(file_mailroom_classifier_v1_classifier, 15);
 
 /**
  * GetTaxonomyResponse is the response of GetTaxonomy.
@@ -622,7 +672,7 @@ export type GetTaxonomyResponse = Message<"mailroom.classifier.v1.GetTaxonomyRes
  * Use `create(GetTaxonomyResponseSchema)` to create a new message.
  */
 export const GetTaxonomyResponseSchema: GenMessage<GetTaxonomyResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 15);
+  messageDesc(file_mailroom_classifier_v1_classifier, 16);
 
 /**
  * UpdateTaxonomyRequest is the request of UpdateTaxonomy.
@@ -643,7 +693,7 @@ export type UpdateTaxonomyRequest = Message<"mailroom.classifier.v1.UpdateTaxono
  * Use `create(UpdateTaxonomyRequestSchema)` to create a new message.
  */
 export const UpdateTaxonomyRequestSchema: GenMessage<UpdateTaxonomyRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 16);
+  messageDesc(file_mailroom_classifier_v1_classifier, 17);
 
 /**
  * UpdateTaxonomyResponse is the response of UpdateTaxonomy.
@@ -664,7 +714,7 @@ export type UpdateTaxonomyResponse = Message<"mailroom.classifier.v1.UpdateTaxon
  * Use `create(UpdateTaxonomyResponseSchema)` to create a new message.
  */
 export const UpdateTaxonomyResponseSchema: GenMessage<UpdateTaxonomyResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 17);
+  messageDesc(file_mailroom_classifier_v1_classifier, 18);
 
 /**
  * DeadLetter is a message the classifier gave up on.
@@ -720,7 +770,7 @@ export type DeadLetter = Message<"mailroom.classifier.v1.DeadLetter"> & {
  * Use `create(DeadLetterSchema)` to create a new message.
  */
 export const DeadLetterSchema: GenMessage<DeadLetter> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 18);
+  messageDesc(file_mailroom_classifier_v1_classifier, 19);
 
 /**
  * ListDeadLettersRequest is the request of ListDeadLetters.
@@ -755,7 +805,7 @@ export type ListDeadLettersRequest = Message<"mailroom.classifier.v1.ListDeadLet
  * Use `create(ListDeadLettersRequestSchema)` to create a new message.
  */
 export const ListDeadLettersRequestSchema: GenMessage<ListDeadLettersRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 19);
+  messageDesc(file_mailroom_classifier_v1_classifier, 20);
 
 /**
  * ListDeadLettersResponse is the response of ListDeadLetters.
@@ -783,7 +833,7 @@ export type ListDeadLettersResponse = Message<"mailroom.classifier.v1.ListDeadLe
  * Use `create(ListDeadLettersResponseSchema)` to create a new message.
  */
 export const ListDeadLettersResponseSchema: GenMessage<ListDeadLettersResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 20);
+  messageDesc(file_mailroom_classifier_v1_classifier, 21);
 
 /**
  * ReplayDeadLetterRequest is the request of ReplayDeadLetter.
@@ -804,7 +854,7 @@ export type ReplayDeadLetterRequest = Message<"mailroom.classifier.v1.ReplayDead
  * Use `create(ReplayDeadLetterRequestSchema)` to create a new message.
  */
 export const ReplayDeadLetterRequestSchema: GenMessage<ReplayDeadLetterRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 21);
+  messageDesc(file_mailroom_classifier_v1_classifier, 22);
 
 /**
  * ReplayDeadLetterResponse is the response of ReplayDeadLetter.
@@ -825,7 +875,7 @@ export type ReplayDeadLetterResponse = Message<"mailroom.classifier.v1.ReplayDea
  * Use `create(ReplayDeadLetterResponseSchema)` to create a new message.
  */
 export const ReplayDeadLetterResponseSchema: GenMessage<ReplayDeadLetterResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 22);
+  messageDesc(file_mailroom_classifier_v1_classifier, 23);
 
 /**
  * PurgeUserDataRequest is the request of PurgeUserData.
@@ -846,7 +896,7 @@ export type PurgeUserDataRequest = Message<"mailroom.classifier.v1.PurgeUserData
  * Use `create(PurgeUserDataRequestSchema)` to create a new message.
  */
 export const PurgeUserDataRequestSchema: GenMessage<PurgeUserDataRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 23);
+  messageDesc(file_mailroom_classifier_v1_classifier, 24);
 
 /**
  * PurgeUserDataResponse is the response of PurgeUserData.
@@ -867,7 +917,7 @@ export type PurgeUserDataResponse = Message<"mailroom.classifier.v1.PurgeUserDat
  * Use `create(PurgeUserDataResponseSchema)` to create a new message.
  */
 export const PurgeUserDataResponseSchema: GenMessage<PurgeUserDataResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 24);
+  messageDesc(file_mailroom_classifier_v1_classifier, 25);
 
 /**
  * Correction is a user's correction of one message's category.
@@ -924,7 +974,7 @@ export type Correction = Message<"mailroom.classifier.v1.Correction"> & {
  * Use `create(CorrectionSchema)` to create a new message.
  */
 export const CorrectionSchema: GenMessage<Correction> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 25);
+  messageDesc(file_mailroom_classifier_v1_classifier, 26);
 
 /**
  * CreateCorrectionRequest is the request of CreateCorrection.
@@ -952,7 +1002,7 @@ export type CreateCorrectionRequest = Message<"mailroom.classifier.v1.CreateCorr
  * Use `create(CreateCorrectionRequestSchema)` to create a new message.
  */
 export const CreateCorrectionRequestSchema: GenMessage<CreateCorrectionRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 26);
+  messageDesc(file_mailroom_classifier_v1_classifier, 27);
 
 /**
  * CreateCorrectionResponse is the response of CreateCorrection.
@@ -973,7 +1023,7 @@ export type CreateCorrectionResponse = Message<"mailroom.classifier.v1.CreateCor
  * Use `create(CreateCorrectionResponseSchema)` to create a new message.
  */
 export const CreateCorrectionResponseSchema: GenMessage<CreateCorrectionResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 27);
+  messageDesc(file_mailroom_classifier_v1_classifier, 28);
 
 /**
  * ClassifierService classifies mail and reports on the limiter that keeps

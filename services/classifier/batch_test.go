@@ -1,0 +1,200 @@
+package classifier_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"mailroom.dev/fakes/fakeopenai"
+	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
+	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
+	"mailroom.dev/platform/authn/authntest"
+	"mailroom.dev/platform/config"
+	"mailroom.dev/platform/eventbus"
+	"mailroom.dev/platform/testenv"
+	"mailroom.dev/services/classifier"
+)
+
+func withBatches(c *classifier.Config) {
+	c.OpenAIBatchThreshold = 10
+	c.OpenAIBatchWindow = 300 * time.Millisecond
+	c.OpenAIBatchPoll = 50 * time.Millisecond
+	c.LearnSenders = false
+}
+
+// TestBackfillGoesThroughTheBatchAPI sends a backfill larger than the
+// threshold: it goes through the fake's Files and Batch APIs (no realtime
+// call), and every mail is classified exactly once, at the batch price.
+func TestBackfillGoesThroughTheBatchAPI(t *testing.T) {
+	fake, tune := withModel(t, fakeopenai.Config{Batch: fakeopenai.BatchConfig{Validation: 100 * time.Millisecond, Completion: 300 * time.Millisecond}}, withBatches)
+	e := startWith(t, testenv.NATS(t), "", tune)
+	evs := personal("ada", 30)
+	for _, ev := range evs {
+		publish(t, e, ev, "inbox/"+ev.GetProviderMessageId())
+	}
+	got := classifiedInStream(t, e, len(evs))
+	waitSettled(t, e)
+	got = classifiedNow(t, e) // fails on a message classified twice
+	if len(got) != len(evs) {
+		t.Fatalf("%d classified, want %d", len(got), len(evs))
+	}
+	for _, ev := range evs {
+		c := got[ev.GetMessage()]
+		if c == nil {
+			t.Errorf("%s not classified", ev.GetMessage())
+			continue
+		}
+		u := c.GetUsage()
+		if c.GetClassification().GetSource() != mailv1.ClassificationSource_CLASSIFICATION_SOURCE_LLM || len(u.GetModels()) != 1 || !u.GetModels()[0].GetBatch() || u.GetCostMicros() <= 0 {
+			t.Errorf("%s: %v usage %v; want the model's verdict through a batch, paid", ev.GetMessage(), c.GetClassification(), u)
+		}
+	}
+	if st := fake.BatchStats(); st.Batches != 1 || st.Requests != int64(len(evs)) {
+		t.Errorf("batch stats = %+v; want one batch of %d", st, len(evs))
+	}
+	if n := fake.Stats().Keys[fakeKey].Requests; n != 0 {
+		t.Errorf("%d realtime requests; want none", n)
+	}
+}
+
+// TestExpiredBatchSendsTheRestToRealtime: a batch that expires part-way
+// has its finished mail classified from the batch and the rest through the
+// realtime path; none lost, none twice.
+func TestExpiredBatchSendsTheRestToRealtime(t *testing.T) {
+	fake, tune := withModel(t, fakeopenai.Config{Batch: fakeopenai.BatchConfig{Completion: 200 * time.Millisecond}}, withBatches)
+	fake.InjectBatch(fakeopenai.BatchFate{Status: "expired", Done: 12})
+	e := startWith(t, testenv.NATS(t), "", tune)
+	evs := personal("ada", 30)
+	for _, ev := range evs {
+		publish(t, e, ev, "inbox/"+ev.GetProviderMessageId())
+	}
+	classifiedInStream(t, e, len(evs))
+	waitSettled(t, e)
+	got := classifiedNow(t, e)
+	batched := 0
+	for _, ev := range evs {
+		c := got[ev.GetMessage()]
+		if c == nil {
+			t.Errorf("%s lost", ev.GetMessage())
+			continue
+		}
+		if c.GetUsage().GetModels()[0].GetBatch() {
+			batched++
+		}
+	}
+	if batched != 12 {
+		t.Errorf("%d classified from the batch, want 12", batched)
+	}
+	c, _ := client(t, e)
+	resp, err := c.GetLimits(as(t, e.auth.Token("ada", false)), &classifierv1.GetLimitsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := resp.GetBatches(); b.GetBatches() != 1 || b.GetAnswered() != 12 || b.GetRealtime() != 18 || b.GetWaiting() != 0 {
+		t.Errorf("GetLimits batches = %v; want 1 batch, 12 answered, 18 realtime, none waiting", b)
+	}
+	if n := fake.Stats().Keys[fakeKey].Requests; n != 18 {
+		t.Errorf("%d realtime requests, want 18 (the unfinished)", n)
+	}
+}
+
+// TestSmallBackfillStaysRealtime: below the threshold nothing waits for a
+// batch.
+func TestSmallBackfillStaysRealtime(t *testing.T) {
+	fake, tune := withModel(t, fakeopenai.Config{}, withBatches)
+	e := startWith(t, testenv.NATS(t), "", tune)
+	evs := personal("ada", 5)
+	for _, ev := range evs {
+		publish(t, e, ev, "inbox/"+ev.GetProviderMessageId())
+	}
+	classifiedInStream(t, e, len(evs))
+	if st := fake.BatchStats(); st.Batches != 0 {
+		t.Errorf("a batch for 5 mails (threshold 10): %+v", st)
+	}
+}
+
+// TestBatchSurvivesARestart: the classifier stops while its batch runs;
+// the next one gets the mail again (redelivered), finds it in the batch
+// the first one created, and waits for that batch: nothing is sent twice,
+// nothing is lost, nothing is classified twice.
+func TestBatchSurvivesARestart(t *testing.T) {
+	fake, tune := withModel(t, fakeopenai.Config{Batch: fakeopenai.BatchConfig{Completion: 3 * time.Second}}, withBatches)
+	db := testenv.SQLiteURL(t)
+	same := func(c *classifier.Config) {
+		tune(c)
+		c.DatabaseURL = db
+		c.AckWait = 2 * time.Second
+	}
+	url := testenv.NATS(t)
+	prefix := "restart" + testenv.RandomID(6) + "."
+	first := startStoppable(t, url, prefix, same)
+	e := first.env
+	evs := personal("ada", 30)
+	for _, ev := range evs {
+		publish(t, e, ev, "inbox/"+ev.GetProviderMessageId())
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for fake.BatchStats().Batches == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no batch was created")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	first.stop()
+
+	second := startWith(t, url, prefix, same)
+	classifiedInStream(t, second, len(evs))
+	waitSettled(t, second)
+	got := classifiedNow(t, second)
+	for _, ev := range evs {
+		c := got[ev.GetMessage()]
+		if c == nil {
+			t.Errorf("%s lost", ev.GetMessage())
+			continue
+		}
+		if !c.GetUsage().GetModels()[0].GetBatch() {
+			t.Errorf("%s was not answered by the batch", ev.GetMessage())
+		}
+	}
+	if st := fake.BatchStats(); st.Batches != 1 || st.Requests != int64(len(evs)) {
+		t.Errorf("batch stats = %+v; want the one batch of %d", st, len(evs))
+	}
+	if n := fake.Stats().Keys[fakeKey].Requests; n != 0 {
+		t.Errorf("%d realtime requests; want none", n)
+	}
+	if !strings.Contains(second.logs.String(), "following a batch of an earlier process") {
+		t.Error("the second classifier did not follow the first one's batch")
+	}
+}
+
+type stoppable struct {
+	env  *env
+	stop func()
+}
+
+// startStoppable is startWith for a service the test stops itself.
+func startStoppable(t *testing.T, url, prefix string, tune func(*classifier.Config)) stoppable {
+	t.Helper()
+	auth := authntest.Start(t)
+	cfg := classifier.Config{Workers: 4}
+	cfg.NATS.URL, cfg.NATS.Prefix = url, prefix
+	cfg.Addrs.Auth, cfg.DatabaseURL = auth.Addr, testenv.SQLiteURL(t)
+	if err := config.Defaults(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	tune(&cfg)
+	svc, err := classifier.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	addr, stop := testenv.Serve(t, svc)
+	nc, js, err := eventbus.Connect(url, "classifier-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return stoppable{env: &env{addr: addr, auth: auth, topo: eventbus.Topology{Prefix: prefix}, nc: nc, js: js, logs: &syncBuffer{}}, stop: stop}
+}
