@@ -14,7 +14,7 @@ import (
 
 // ErrNoIdle is the error of Idle on a server without the IDLE extension
 // (or IMAP4rev2): such mailboxes keep being polled.
-var ErrNoIdle = errors.New("imap: the server does not support IDLE")
+var ErrNoIdle = mailbox.ErrNoIdle
 
 // IdleReissue is how often an IDLE is ended and issued again: under the
 // 30 minutes after which RFC 2177 lets a server drop an idle client.
