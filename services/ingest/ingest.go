@@ -86,6 +86,11 @@ type Config struct {
 	// GmailPushSyncFactor stretches MAILROOM_SYNC_INTERVAL for Gmail
 	// mailboxes while pushes arrive (scheduled syncs are then a safety net).
 	GmailPushSyncFactor int `env:"MAILROOM_GMAIL_PUSH_SYNC_FACTOR, default=4"`
+	// IMAPIdleMax bounds the IMAP IDLE connections one replica holds (0:
+	// none; every IMAP mailbox is polled).
+	IMAPIdleMax int `env:"MAILROOM_IMAP_IDLE_MAX, default=100"`
+	// IMAPIdleReissue is how often an IDLE is ended and issued again.
+	IMAPIdleReissue time.Duration `env:"MAILROOM_IMAP_IDLE_REISSUE, default=29m"`
 	// SyncLease is how long a replica's claim on a running job lasts
 	// unless renewed; SyncPoll how often replicas look for jobs.
 	SyncLease time.Duration `env:"MAILROOM_SYNC_LEASE, default=30s"`
@@ -119,6 +124,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("sync_interval", c.SyncInterval.String()),
 		slog.String("gmail_pubsub_topic", c.GmailPubSubTopic),
 		slog.Int("gmail_push_sync_factor", c.GmailPushSyncFactor),
+		slog.Int("imap_idle_max", c.IMAPIdleMax),
+		slog.String("imap_idle_reissue", c.IMAPIdleReissue.String()),
 		slog.String("sync_lease", c.SyncLease.String()),
 		slog.Int("max_sync_jobs", c.MaxSyncJobs),
 	)
@@ -187,6 +194,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	s.Go("sync jobs", domain.RunJobs)
 	s.Go("scheduler", domain.RunScheduler)
 	s.Go("gmail pushes", domain.RunPushes)
+	s.Go("imap idle", domain.RunIdle)
 	s.Go("auth state purge", func(ctx context.Context) error {
 		return service.Every(ctx, cfg.GmailAuthTTL, func(ctx context.Context) {
 			if n, err := domain.PurgeAuthStates(ctx); err != nil && ctx.Err() == nil {
@@ -236,6 +244,9 @@ func mailboxConfig(cfg Config, logger *slog.Logger) (mailbox.Config, error) {
 		MaxMessageAge:   time.Duration(cfg.RetentionDays) * 24 * time.Hour,
 		SyncInterval:    cfg.SyncInterval,
 		PushSyncFactor:  cfg.GmailPushSyncFactor,
+		Idler:           imapProvider,
+		MaxIdle:         cfg.IMAPIdleMax,
+		IdleReissue:     cfg.IMAPIdleReissue,
 	}
 	if cfg.GoogleClientID != "" {
 		g := gmailsync.New(gmailsync.Config{

@@ -97,6 +97,12 @@ var errLogin = errors.New("imap: login refused")
 
 // dial connects to s as its settings say and logs in.
 func (m *IMAP) dial(ctx context.Context, s mailbox.IMAPSettings, password string) (*conn, error) {
+	return m.dialWith(ctx, s, password, nil)
+}
+
+// dialWith is dial whose client hands unilateral data (EXISTS during IDLE)
+// to handler.
+func (m *IMAP) dialWith(ctx context.Context, s mailbox.IMAPSettings, password string, handler *imapclient.UnilateralDataHandler) (*conn, error) {
 	if s.Security == mailbox.IMAPNone && !m.cfg.Guard.Allowed(s.Host) {
 		return nil, apierror.Invalid("mailbox.imap.security",
 			"NONE sends the password in the clear; it is allowed only for hosts in MAILROOM_IMAP_ALLOW_HOSTS: use TLS or STARTTLS")
@@ -111,7 +117,7 @@ func (m *IMAP) dial(ctx context.Context, s mailbox.IMAPSettings, password string
 	}
 	_ = raw.SetDeadline(time.Now().Add(m.cfg.CommandTimeout))
 	tlsConfig := &tls.Config{ServerName: s.Host, RootCAs: m.cfg.RootCAs, MinVersion: tls.VersionTLS12}
-	opts := &imapclient.Options{TLSConfig: tlsConfig}
+	opts := &imapclient.Options{TLSConfig: tlsConfig, UnilateralDataHandler: handler}
 	var c *imapclient.Client
 	switch s.Security {
 	case mailbox.IMAPTLS, "":

@@ -108,6 +108,12 @@ type Config struct {
 	// PushSyncFactor stretches SyncInterval for Gmail mailboxes while
 	// pushes arrive (0 or 1: never).
 	PushSyncFactor int
+	// Idler holds IMAP IDLE; MaxIdle bounds the connections this process
+	// holds (0: none); IdleReissue is how often an IDLE is issued again
+	// (0: the Idler's default).
+	Idler       Idler
+	MaxIdle     int
+	IdleReissue time.Duration
 	// WatchInterval is how often WatchSyncJob looks at its job (default 500ms).
 	WatchInterval time.Duration
 	// MeterProvider makes the sync metrics (mailroom_sync_*); nil means the
