@@ -28,6 +28,7 @@ import (
 	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
 	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
 	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
+	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
 	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
 )
 
@@ -688,7 +689,7 @@ func (c *cli) syncJobTable(tw *tabwriter.Writer, js ...*ingestv1.SyncJob) {
 // ---- messages
 
 func messagesCommand(c *cli) *cobra.Command {
-	cmd := &cobra.Command{Use: "messages", Aliases: []string{"message", "msg"}, Short: "messages: list, get, watch", Args: noArgs, RunE: groupRun}
+	cmd := &cobra.Command{Use: "messages", Aliases: []string{"message", "msg"}, Short: "messages: list, get, watch, correct", Args: noArgs, RunE: groupRun}
 	var user, filter, category string
 	var limit int
 	list := &cobra.Command{
@@ -814,7 +815,22 @@ an earlier watch instead of printing the newest messages first.`,
 	watch.Flags().DurationVar(&interval, "interval", 0, "ignored: the watch is a stream")
 	_ = watch.Flags().MarkDeprecated("interval", "the watch is a stream; it no longer polls")
 	_ = watch.RegisterFlagCompletionFunc("category", c.completeCategories)
-	cmd.AddCommand(list, get, watch)
+	correct := &cobra.Command{
+		Use:               "correct ID CATEGORY",
+		Short:             "correct a message's category (the sender is learned, the mail becomes an example for the model)",
+		Args:              exactArgs(2),
+		ValidArgsFunction: c.completeMessages,
+		RunE: c.apiRun(func(ctx context.Context, api *apiClient, args []string) error {
+			body := &storev1.Message{Classification: &mailv1.Classification{Category: args[1]}}
+			m := &storev1.Message{}
+			if err := api.do(ctx, "PATCH", "/v1/users/"+esc(user)+"/messages/"+esc(short(args[0]))+"?updateMask=classification.category", body, m); err != nil {
+				return err
+			}
+			return c.print(m, func(tw *tabwriter.Writer) { c.messageTable(tw, []*storev1.Message{m}) })
+		}),
+	}
+	userFlag(correct, &user)
+	cmd.AddCommand(list, get, watch, correct)
 	return cmd
 }
 

@@ -314,6 +314,12 @@ func TestCLI(t *testing.T) {
 		t.Errorf("taxonomy edit without change: %d %q", r.code, r.stderr)
 	}
 
+	// messages correct: the new taxonomy's receipts; a category outside it
+	// is the server's error, naming the taxonomy.
+	wantIn(t, "messages correct", e.ok("messages", "correct", id, "receipts"), "Gopher Weekly #412", "receipts")
+	wantIn(t, "messages get after correct", e.ok("messages", "get", id), "Category:", "receipts")
+	e.fails(1, `category "vacation" is not in the user's taxonomy`, "messages", "correct", id, "vacation")
+
 	// dead letters: none here; replaying a missing one is the server's error.
 	e.ok("dead-letters", "list")
 	e.fails(1, "", "dead-letters", "replay", "nope")

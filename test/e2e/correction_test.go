@@ -106,4 +106,10 @@ func TestCorrectionThroughTheGateway(t *testing.T) {
 	if u["userClassifications"] != "1" || u["learnedClassifications"] != "1" {
 		t.Errorf("usage = %v; want one correction and one learned classification", u)
 	}
+	// The spend is split by model: the one model call, on gpt-4o-mini.
+	models, _ := u["models"].([]any)
+	if len(models) != 1 || models[0].(map[string]any)["model"] != "gpt-4o-mini" || models[0].(map[string]any)["requests"] != "1" ||
+		models[0].(map[string]any)["costMicros"] != u["costMicros"] {
+		t.Errorf("usage by model = %v (total cost %v); want gpt-4o-mini with the one request and the whole cost", models, u["costMicros"])
+	}
 }
