@@ -238,8 +238,8 @@ func testVault(t *testing.T, dbURL string) {
 		t.Fatalf("GetCredential as ingest = %v, %v", got, err)
 	}
 
-	// Only ingest reaches the vault: not another service, not the admin,
-	// not the credential's owner.
+	// Only ingest reaches a mailbox's credential: not another service, not
+	// the admin, not the credential's owner.
 	for who, ctx := range map[string]context.Context{"store": asStore, "admin": asAdmin, "ada": asAda} {
 		_, err := c.GetCredential(ctx, &authv1.GetCredentialRequest{Name: "users/ada/mailboxes/work/credential"})
 		wantCode(t, who+" GetCredential", err, codes.PermissionDenied)
