@@ -238,8 +238,8 @@ func testVault(t *testing.T, dbURL string) {
 		t.Fatalf("GetCredential as ingest = %v, %v", got, err)
 	}
 
-	// Only ingest reaches the vault: not another service, not the admin,
-	// not the credential's owner.
+	// Only ingest reaches a mailbox's credential: not another service, not
+	// the admin, not the credential's owner.
 	for who, ctx := range map[string]context.Context{"store": asStore, "admin": asAdmin, "ada": asAda} {
 		_, err := c.GetCredential(ctx, &authv1.GetCredentialRequest{Name: "users/ada/mailboxes/work/credential"})
 		wantCode(t, who+" GetCredential", err, codes.PermissionDenied)
@@ -248,6 +248,35 @@ func testVault(t *testing.T, dbURL string) {
 		_, err = c.DeleteCredential(ctx, &authv1.DeleteCredentialRequest{Name: "users/ada/mailboxes/work/credential"})
 		wantCode(t, who+" DeleteCredential", err, codes.PermissionDenied)
 	}
+	// The store, and only the store, keeps webhook secrets there; a webhook
+	// named like a mailbox does not touch the mailbox's credential.
+	whsec := "whsec_" + testenv.RandomID(40)
+	const whName = "users/ada/webhooks/work/secret"
+	whPut, err := c.PutCredential(asStore, &authv1.PutCredentialRequest{Credential: &authv1.Credential{
+		Name: whName, Kind: authv1.CredentialKind_CREDENTIAL_KIND_WEBHOOK_SECRET, Secret: []byte(whsec),
+	}})
+	if err != nil || whPut.GetCredential().GetName() != whName || whPut.GetCredential().GetSecret() != nil {
+		t.Fatalf("PutCredential(webhook secret) as store = %v, %v", whPut, err)
+	}
+	whGot, err := c.GetCredential(asStore, &authv1.GetCredentialRequest{Name: whName})
+	if err != nil || string(whGot.GetCredential().GetSecret()) != whsec || whGot.GetCredential().GetKind() != authv1.CredentialKind_CREDENTIAL_KIND_WEBHOOK_SECRET {
+		t.Fatalf("GetCredential(webhook secret) as store = %v, %v", whGot, err)
+	}
+	if got, err := c.GetCredential(asIngest, &authv1.GetCredentialRequest{Name: "users/ada/mailboxes/work/credential"}); err != nil || string(got.GetCredential().GetSecret()) != secrets["work"] {
+		t.Fatalf("the mailbox credential after a webhook secret of the same id = %v, %v", got, err)
+	}
+	for who, ctx := range map[string]context.Context{"ingest": asIngest, "admin": asAdmin, "ada": asAda} {
+		_, err := c.GetCredential(ctx, &authv1.GetCredentialRequest{Name: whName})
+		wantCode(t, who+" GetCredential(webhook secret)", err, codes.PermissionDenied)
+		_, err = c.PutCredential(ctx, &authv1.PutCredentialRequest{Credential: &authv1.Credential{Name: whName, Kind: 3, Secret: []byte("x")}})
+		wantCode(t, who+" PutCredential(webhook secret)", err, codes.PermissionDenied)
+		_, err = c.DeleteCredential(ctx, &authv1.DeleteCredentialRequest{Name: whName})
+		wantCode(t, who+" DeleteCredential(webhook secret)", err, codes.PermissionDenied)
+	}
+	_, err = c.PutCredential(asStore, &authv1.PutCredentialRequest{Credential: &authv1.Credential{Name: whName, Kind: authv1.CredentialKind_CREDENTIAL_KIND_IMAP_PASSWORD, Secret: []byte("x")}})
+	wantCode(t, "PutCredential(webhook secret as an IMAP password)", err, codes.InvalidArgument)
+	_, err = c.PutCredential(asIngest, &authv1.PutCredentialRequest{Credential: &authv1.Credential{Name: "users/ada/mailboxes/x/credential", Kind: authv1.CredentialKind_CREDENTIAL_KIND_WEBHOOK_SECRET, Secret: []byte("x")}})
+	wantCode(t, "PutCredential(a mailbox credential as a webhook secret)", err, codes.InvalidArgument)
 	_, err = c.GetCredential(ctx, &authv1.GetCredentialRequest{Name: "users/ada/mailboxes/work/credential"})
 	wantCode(t, "GetCredential without a credential", err, codes.Unauthenticated)
 	_, err = c.GetCredential(asIngest, &authv1.GetCredentialRequest{Name: "users/ada/mailboxes/work"})
@@ -279,8 +308,8 @@ func testVault(t *testing.T, dbURL string) {
 	_, err = c.RotateVaultKey(asIngest, &authv1.RotateVaultKeyRequest{})
 	wantCode(t, "ingest RotateVaultKey", err, codes.PermissionDenied)
 	rot, err := c.RotateVaultKey(asAdmin, &authv1.RotateVaultKeyRequest{})
-	if err != nil || rot.GetRotated() != 2 || rot.GetKeyId() != "k2" {
-		t.Fatalf("RotateVaultKey = %v, %v; want 2 credentials now under k2", rot, err)
+	if err != nil || rot.GetRotated() != 3 || rot.GetKeyId() != "k2" {
+		t.Fatalf("RotateVaultKey = %v, %v; want 3 credentials now under k2", rot, err)
 	}
 	srv.stop()
 	cfg.VaultKeys = k2
@@ -292,10 +321,13 @@ func testVault(t *testing.T, dbURL string) {
 			t.Errorf("with k2 alone, GetCredential(%s) = %v, %v", mailbox, got, err)
 		}
 	}
+	if got, err := c.GetCredential(asStore, &authv1.GetCredentialRequest{Name: whName}); err != nil || string(got.GetCredential().GetSecret()) != whsec || got.GetCredential().GetKeyId() != "k2" {
+		t.Errorf("with k2 alone, GetCredential(webhook secret) = %v, %v", got, err)
+	}
 	srv.stop()
 
 	// Nothing of value in the logs, the spans or a dump of the database.
-	planted := []string{bootstrap, ingestKey, storeKey, adaKey.GetApiKey().GetKey(), ex.GetToken(), secrets["work"], secrets["gmail"]}
+	planted := []string{bootstrap, ingestKey, storeKey, adaKey.GetApiKey().GetKey(), ex.GetToken(), secrets["work"], secrets["gmail"], whsec}
 	for _, k := range []string{k1, k2} {
 		_, material, _ := strings.Cut(k, ":")
 		planted = append(planted, material)

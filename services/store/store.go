@@ -32,7 +32,15 @@ import (
 	"mailroom.dev/services/store/internal/jetstream/webhookqueue"
 	"mailroom.dev/services/store/internal/mailstore"
 	"mailroom.dev/services/store/internal/sqlrepo"
+	"mailroom.dev/services/store/internal/vaultclient"
 	"mailroom.dev/services/store/internal/webhook"
+)
+
+// How long, and how many, webhook signing secrets are kept in memory after
+// being read from the vault.
+const (
+	webhookSecretTTL       = 5 * time.Minute
+	webhookSecretCacheSize = 10000
 )
 
 // Config configures the service; cmd/store fills it from the environment.
@@ -187,7 +195,18 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, fmt.Errorf("store.New: %w", err)
 	}
-	queue, err := webhookqueue.New(ctx, js, topo, db.Webhooks, webhook.NewDeliverer(netGuard, cfg.WebhookTimeout), s.Logger, webhookqueue.Options{
+	authClient, guard, err := s.DialAuth()
+	if err != nil {
+		return nil, fmt.Errorf("store.New: %w", err)
+	}
+	// Webhooks' signing secrets live in auth's vault, read as the store's
+	// service identity and kept in memory for a few minutes.
+	identity := s.Identity(authClient)
+	if identity == nil {
+		s.Logger.Warn("MAILROOM_SERVICE_KEY is not set: webhooks cannot reach their secrets in the credential vault")
+	}
+	secrets := webhook.NewSecretCache(vaultclient.New(authClient, identity), webhookSecretTTL, webhookSecretCacheSize)
+	queue, err := webhookqueue.New(ctx, js, topo, db.Webhooks, webhook.NewDeliverer(netGuard, cfg.WebhookTimeout, secrets), s.Logger, webhookqueue.Options{
 		Policy:  webhook.Policy{RetryFor: cfg.WebhookRetryFor, MinBackoff: cfg.WebhookMinBackoff, MaxBackoff: cfg.WebhookMaxBackoff},
 		Workers: cfg.WebhookWorkers,
 		Timeout: cfg.WebhookTimeout,
@@ -196,10 +215,6 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		return nil, fmt.Errorf("store.New: %w", err)
 	}
 	s.Go("webhook deliveries", queue.Run)
-	_, guard, err := s.DialAuth()
-	if err != nil {
-		return nil, fmt.Errorf("store.New: %w", err)
-	}
 	// Corrections go through the classifier, which checks them against the
 	// user's taxonomy and learns them.
 	cc, err := s.Dial(service.Classifier)
@@ -208,7 +223,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	}
 	storev1.RegisterStoreServiceServer(s.Serve(guard, grpcserver.Options{}), grpcapi.New(s.svc, func(ctx context.Context, user string) (int64, error) {
 		return eventbus.PurgeSubject(ctx, js, topo.ClassifiedStreamName(), topo.ClassifiedSubject(user))
-	}, classifierv1.NewClassifierServiceClient(cc)).WithWatch(db.Changes, hub, cfg.WatchHeartbeat).WithWebhooks(webhook.NewService(db.Webhooks, netGuard)))
+	}, classifierv1.NewClassifierServiceClient(cc)).WithWatch(db.Changes, hub, cfg.WatchHeartbeat).WithWebhooks(webhook.NewService(db.Webhooks, secrets, netGuard)))
 	return s, nil
 }
 

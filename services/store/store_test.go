@@ -51,6 +51,7 @@ func TestService(t *testing.T) {
 }
 
 type env struct {
+	dbURL  string
 	auth   *authntest.Server
 	client storev1.StoreServiceClient
 	health healthpb.HealthClient
@@ -58,14 +59,19 @@ type env struct {
 	topo   eventbus.Topology
 }
 
+// storeServiceKey is the store's service key in the fake auth.
+const storeServiceKey = "mr_store_service_key"
+
 func start(t *testing.T, databaseURL string, tweaks ...func(*store.Config)) env {
 	t.Helper()
 	natsURL := testenv.NATS(t)
 	auth := authntest.Start(t)
 	auth.AddAPIKey("mr_adas_key", "ada", false)
+	auth.AddKey(storeServiceKey, authn.Caller{Service: authn.ServiceStore})
 	cfg := store.Config{BatchSize: 200}
 	cfg.NATS.URL, cfg.NATS.Prefix = natsURL, "t1."
 	cfg.Addrs.Auth, cfg.DatabaseURL = auth.Addr, databaseURL
+	cfg.ServiceKey = storeServiceKey // to reach the vault (webhook secrets)
 	if err := config.Defaults(&cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +97,7 @@ func start(t *testing.T, databaseURL string, tweaks ...func(*store.Config)) env 
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	return env{auth: auth, client: storev1.NewStoreServiceClient(cc), health: healthpb.NewHealthClient(cc), js: js, topo: cfg.NATS.Topology()}
+	return env{dbURL: databaseURL, auth: auth, client: storev1.NewStoreServiceClient(cc), health: healthpb.NewHealthClient(cc), js: js, topo: cfg.NATS.Topology()}
 }
 
 type testWriter struct{ t *testing.T }

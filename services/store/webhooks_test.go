@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,12 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
 	"mailroom.dev/platform/authn"
 	"mailroom.dev/platform/eventbus"
+	"mailroom.dev/platform/sqldb"
 	"mailroom.dev/platform/testenv"
 	"mailroom.dev/services/store"
 )
@@ -147,6 +151,9 @@ func TestWebhooks(t *testing.T) {
 		t.Fatalf("created webhook = %v", w)
 	}
 	fails.secret = w.GetSecret()
+	if v, ok := e.auth.Secret("users/ada/webhooks/crm/secret"); !ok || string(v) != w.GetSecret() {
+		t.Errorf("the vault holds %q, want the webhook's secret", v)
+	}
 	got, err := e.client.GetWebhook(ada, &storev1.GetWebhookRequest{Name: "users/me/webhooks/crm"})
 	if err != nil || got.GetWebhook().GetSecret() != "" || got.GetWebhook().GetUrl() != fails.srv.URL+"/hook" {
 		t.Errorf("GetWebhook = %v, %v; want it without its secret", got, err)
@@ -213,6 +220,126 @@ func TestWebhooks(t *testing.T) {
 	if _, err := e.client.GetWebhook(ada, &storev1.GetWebhookRequest{Name: "users/ada/webhooks/crm"}); status.Code(err) != codes.NotFound {
 		t.Errorf("GetWebhook after delete: %v", err)
 	}
+	if _, ok := e.auth.Secret("users/ada/webhooks/crm/secret"); ok {
+		t.Error("the secret of a deleted webhook is still in the vault")
+	}
+}
+
+// TestWebhookSecretNotInDatabase checks that a webhook's secret is in
+// auth's vault and nowhere in the store's tables, on both backends, and
+// that purging the user deletes it from the vault.
+func TestWebhookSecretNotInDatabase(t *testing.T) {
+	for backend, url := range testenv.DatabaseURLs() {
+		t.Run(backend, func(t *testing.T) {
+			e := start(t, url(t), func(c *store.Config) { c.WebhookAllowHosts = []string{"127.0.0.1"} })
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			ada := authn.OutgoingToken(ctx, e.auth.Token("ada", false))
+			var secrets []string
+			for _, id := range []string{"one", "two"} {
+				created, err := e.client.CreateWebhook(ada, &storev1.CreateWebhookRequest{
+					Parent: "users/ada", WebhookId: id, Webhook: &storev1.Webhook{Url: "http://127.0.0.1:9/hook"},
+				})
+				if err != nil {
+					t.Fatalf("CreateWebhook: %v", err)
+				}
+				secret := created.GetWebhook().GetSecret()
+				if v, ok := e.auth.Secret("users/ada/webhooks/" + id + "/secret"); !ok || string(v) != secret {
+					t.Fatalf("the vault holds %q for %s, want its secret", v, id)
+				}
+				secrets = append(secrets, secret)
+			}
+			dump := dumpTables(t, e.dbURL)
+			if !strings.Contains(dump, "http://127.0.0.1:9/hook") {
+				t.Fatalf("the dump does not show the webhooks: %s", dump)
+			}
+			for _, secret := range secrets {
+				if strings.Contains(dump, secret) || strings.Contains(dump, secret[len("whsec_"):]) {
+					t.Errorf("the store's database holds a webhook secret")
+				}
+			}
+			auth := authn.OutgoingToken(ctx, e.auth.ServiceToken("auth"))
+			resp, err := e.client.PurgeUserData(auth, &storev1.PurgeUserDataRequest{User: "ada"})
+			if err != nil || resp.GetDeleted()["webhooks"] != 2 {
+				t.Fatalf("PurgeUserData = %v, %v; want 2 webhooks deleted", resp, err)
+			}
+			for _, id := range []string{"one", "two"} {
+				if _, ok := e.auth.Secret("users/ada/webhooks/" + id + "/secret"); ok {
+					t.Errorf("the secret of %s outlived the user's purge", id)
+				}
+			}
+		})
+	}
+}
+
+// dumpTables returns every row of every table of the database at dbURL
+// as text.
+func dumpTables(t *testing.T, dbURL string) string {
+	t.Helper()
+	ctx := context.Background()
+	backend, dsn, err := sqldb.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var db *sql.DB
+	listTables := `SELECT name FROM sqlite_master WHERE type = 'table'`
+	if backend == sqldb.Postgres {
+		pool, err := sqldb.OpenPostgres(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pool.Close()
+		db = stdlib.OpenDBFromPool(pool)
+		listTables = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`
+	} else if db, err = sqldb.OpenSQLite(ctx, dsn); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var tables []string
+	rows, err := db.QueryContext(ctx, listTables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	rows.Close()
+	var out strings.Builder
+	for _, table := range tables {
+		rows, err := db.QueryContext(ctx, `SELECT * FROM "`+table+`"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range vals {
+				if b, ok := v.([]byte); ok {
+					out.Write(b)
+				} else {
+					fmt.Fprint(&out, v)
+				}
+				out.WriteByte('|')
+			}
+			out.WriteByte('\n')
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	return out.String()
 }
 
 func TestWebhookDisabledAfterPersistentFailure(t *testing.T) {

@@ -2,12 +2,19 @@ package e2e_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,10 +85,45 @@ func TestNoSecretInLogsSpansOrAnswers(t *testing.T) {
 		"MAILROOM_GMAIL_QUOTA_PER_MINUTE": "1000000",
 		"MAILROOM_IMAP_ALLOW_HOSTS":       "127.0.0.1",
 		"MAILROOM_SYNC_INTERVAL":          "0",
+		"MAILROOM_WEBHOOK_ALLOW_HOSTS":    "127.0.0.1",
+		"MAILROOM_WEBHOOK_MIN_BACKOFF":    "100ms",
+		"MAILROOM_WEBHOOK_MAX_BACKOFF":    "1s",
 	}})
 	ada := e.user("ada")
 	badKey := "mr_planted_" + testenv.RandomID(16)
 	e.must(401, "GET", "/v1/users/me/messages", badKey, nil)
+
+	// A webhook: its secret is shown once, kept in auth's vault, and signs
+	// every delivery (a delivery before the test knows it is retried).
+	var (
+		hookMu                   sync.Mutex
+		hookSecret               string
+		hookSigned, hookUnsigned int
+	)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		hookMu.Lock()
+		defer hookMu.Unlock()
+		switch {
+		case hookSecret == "":
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case signedBy(hookSecret, r.Header.Get("Mailroom-Signature"), body):
+			hookSigned++
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			hookUnsigned++
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	}))
+	defer hook.Close()
+	wh := e.must(200, "POST", "/v1/users/ada/webhooks?webhookId=planted", ada, map[string]any{"url": hook.URL + "/hook"})
+	whSecret, _ := wh["secret"].(string)
+	if !strings.HasPrefix(whSecret, "whsec_") {
+		t.Fatalf("CreateWebhook answered %v, want a whsec_ secret", wh)
+	}
+	hookMu.Lock()
+	hookSecret = whSecret
+	hookMu.Unlock()
 
 	// Imported mail goes through the model (no rule is sure of it).
 	mb := e.mailbox("ada", ada, "inbox")
@@ -122,6 +164,28 @@ func TestNoSecretInLogsSpansOrAnswers(t *testing.T) {
 		}
 	}
 
+	// The webhook: deliveries signed with the secret from the vault; the
+	// secret is in no later answer.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		hookMu.Lock()
+		n, bad := hookSigned, hookUnsigned
+		hookMu.Unlock()
+		if bad > 0 {
+			t.Fatalf("%d webhook deliveries were not signed with the webhook's secret", bad)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no signed webhook delivery within 30s")
+		}
+	}
+	for _, got := range []map[string]any{e.must(200, "GET", "/v1/users/ada/webhooks/planted", ada, nil), e.must(200, "GET", "/v1/users/ada/webhooks", ada, nil)} {
+		if s := fmt.Sprint(got); strings.Contains(s, whSecret) {
+			t.Errorf("an answer carries the webhook secret: %s", s)
+		}
+	}
+
 	vaultKey, err := os.ReadFile(filepath.Join(e.dir, "vault-key"))
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +202,7 @@ func TestNoSecretInLogsSpansOrAnswers(t *testing.T) {
 		"the mail's body":          plantedBody,
 		"the mail's sender":        plantedSender,
 		"the Google client secret": gmail.ClientSecret,
+		"the webhook secret":       whSecret,
 	}
 	for i, s := range gmail.Secrets() {
 		secrets[fmt.Sprintf("Google token #%d", i)] = s
@@ -258,3 +323,23 @@ func startIMAP(t *testing.T, user, password string, mails ...[]byte) string {
 type literal struct{ *bytes.Reader }
 
 func (l literal) Size() int64 { return l.Reader.Size() }
+
+// signedBy says whether header (Mailroom-Signature: t=…,v1=…) is the
+// HMAC-SHA256 under secret of t, a period and body, as the README tells a
+// receiver to check.
+func signedBy(secret, header string, body []byte) bool {
+	var ts, v1 string
+	for part := range strings.SplitSeq(header, ",") {
+		k, v, _ := strings.Cut(part, "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			v1 = v
+		}
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	return ts != "" && hmac.Equal([]byte(hex.EncodeToString(mac.Sum(nil))), []byte(v1))
+}

@@ -12,6 +12,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -185,17 +186,21 @@ func (s *Server) lookup(key string) (authn.Caller, bool) {
 	return authn.Caller{}, false
 }
 
-// vaultCall lets only the ingest service reach the vault, as auth does.
-func vaultCall(ctx context.Context) error {
+// vaultCall lets only the store reach webhooks' secrets and only ingest
+// the other credentials, as auth does.
+func vaultCall(ctx context.Context, name string) error {
+	if strings.HasPrefix(name, "users/") && strings.Contains(name, "/webhooks/") {
+		return authn.RequireService(ctx, authn.ServiceStore)
+	}
 	return authn.RequireService(ctx, authn.ServiceIngest)
 }
 
 // PutCredential stores a credential in the fake vault.
 func (s *Server) PutCredential(ctx context.Context, req *authv1.PutCredentialRequest) (*authv1.PutCredentialResponse, error) {
-	if err := vaultCall(ctx); err != nil {
+	c := req.GetCredential()
+	if err := vaultCall(ctx, c.GetName()); err != nil {
 		return nil, err
 	}
-	c := req.GetCredential()
 	if c.GetKind() == authv1.CredentialKind_CREDENTIAL_KIND_UNSPECIFIED || len(c.GetSecret()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "credential kind and secret are required")
 	}
@@ -207,7 +212,7 @@ func (s *Server) PutCredential(ctx context.Context, req *authv1.PutCredentialReq
 
 // GetCredential returns a credential of the fake vault.
 func (s *Server) GetCredential(ctx context.Context, req *authv1.GetCredentialRequest) (*authv1.GetCredentialResponse, error) {
-	if err := vaultCall(ctx); err != nil {
+	if err := vaultCall(ctx, req.GetName()); err != nil {
 		return nil, err
 	}
 	secret, ok := s.Secret(req.GetName())
@@ -219,7 +224,7 @@ func (s *Server) GetCredential(ctx context.Context, req *authv1.GetCredentialReq
 
 // DeleteCredential deletes a credential of the fake vault.
 func (s *Server) DeleteCredential(ctx context.Context, req *authv1.DeleteCredentialRequest) (*authv1.DeleteCredentialResponse, error) {
-	if err := vaultCall(ctx); err != nil {
+	if err := vaultCall(ctx, req.GetName()); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()

@@ -208,15 +208,37 @@ func (s *Server) DeleteUser(ctx context.Context, req *authv1.DeleteUserRequest) 
 	return &authv1.DeleteUserResponse{Deleted: counts}, nil
 }
 
-// credentialPattern is the name of a mailbox's credential.
-const credentialPattern = "users/*/mailboxes/*/credential"
+// The names of credentials, and the one service that may reach each:
+// ingest a mailbox's credential, the store a webhook's signing secret.
+const (
+	mailboxCredentialPattern = "users/*/mailboxes/*/credential"
+	webhookSecretPattern     = "users/*/webhooks/*/secret"
+)
 
-// PutCredential implements authv1.AuthServiceServer. Only ingest may call it.
-func (s *Server) PutCredential(ctx context.Context, req *authv1.PutCredentialRequest) (*authv1.PutCredentialResponse, error) {
-	if err := authn.RequireService(ctx, authn.ServiceIngest); err != nil {
-		return nil, err
+// credentialOwner parses a credential's name in field, checks that the
+// caller is the service that owns such credentials, and returns the user
+// and the MailboxID it is stored under.
+func credentialOwner(ctx context.Context, field, name string) (user, mailboxID string, err error) {
+	if ids, err := resname.Parse(field, webhookSecretPattern, name); err == nil {
+		if err := authn.RequireService(ctx, authn.ServiceStore); err != nil {
+			return "", "", err
+		}
+		return ids[0], identity.WebhookCredentialID(ids[1]), nil
 	}
-	ids, err := resname.Parse("credential.name", credentialPattern, req.GetCredential().GetName())
+	if err := authn.RequireService(ctx, authn.ServiceIngest); err != nil {
+		return "", "", err
+	}
+	ids, err := resname.Parse(field, mailboxCredentialPattern, name)
+	if err != nil {
+		return "", "", err
+	}
+	return ids[0], ids[1], nil
+}
+
+// PutCredential implements authv1.AuthServiceServer. Only ingest may call
+// it for a mailbox, only the store for a webhook.
+func (s *Server) PutCredential(ctx context.Context, req *authv1.PutCredentialRequest) (*authv1.PutCredentialResponse, error) {
+	user, id, err := credentialOwner(ctx, "credential.name", req.GetCredential().GetName())
 	if err != nil {
 		return nil, err
 	}
@@ -224,24 +246,21 @@ func (s *Server) PutCredential(ctx context.Context, req *authv1.PutCredentialReq
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.svc.PutCredential(ctx, identity.Credential{UserID: ids[0], MailboxID: ids[1], Kind: kind, Secret: req.GetCredential().GetSecret()})
+	c, err := s.svc.PutCredential(ctx, identity.Credential{UserID: user, MailboxID: id, Kind: kind, Secret: req.GetCredential().GetSecret()})
 	if err != nil {
 		return nil, err
 	}
 	return &authv1.PutCredentialResponse{Credential: credentialToProto(c)}, nil
 }
 
-// GetCredential implements authv1.AuthServiceServer. Only ingest may call
-// it: it is the one way a decrypted credential leaves auth.
+// GetCredential implements authv1.AuthServiceServer, for the same callers
+// as PutCredential: it is the one way a decrypted credential leaves auth.
 func (s *Server) GetCredential(ctx context.Context, req *authv1.GetCredentialRequest) (*authv1.GetCredentialResponse, error) {
-	if err := authn.RequireService(ctx, authn.ServiceIngest); err != nil {
-		return nil, err
-	}
-	ids, err := resname.Parse("name", credentialPattern, req.GetName())
+	user, id, err := credentialOwner(ctx, "name", req.GetName())
 	if err != nil {
 		return nil, err
 	}
-	c, err := s.svc.GetCredential(ctx, ids[0], ids[1])
+	c, err := s.svc.GetCredential(ctx, user, id)
 	if err != nil {
 		return nil, err
 	}
@@ -250,16 +269,14 @@ func (s *Server) GetCredential(ctx context.Context, req *authv1.GetCredentialReq
 	return &authv1.GetCredentialResponse{Credential: pb}, nil
 }
 
-// DeleteCredential implements authv1.AuthServiceServer. Only ingest may call it.
+// DeleteCredential implements authv1.AuthServiceServer, for the same
+// callers as PutCredential.
 func (s *Server) DeleteCredential(ctx context.Context, req *authv1.DeleteCredentialRequest) (*authv1.DeleteCredentialResponse, error) {
-	if err := authn.RequireService(ctx, authn.ServiceIngest); err != nil {
-		return nil, err
-	}
-	ids, err := resname.Parse("name", credentialPattern, req.GetName())
+	user, id, err := credentialOwner(ctx, "name", req.GetName())
 	if err != nil {
 		return nil, err
 	}
-	if err := s.svc.DeleteCredential(ctx, ids[0], ids[1]); err != nil {
+	if err := s.svc.DeleteCredential(ctx, user, id); err != nil {
 		return nil, err
 	}
 	return &authv1.DeleteCredentialResponse{}, nil
@@ -355,8 +372,10 @@ func kindFromProto(k authv1.CredentialKind) (identity.CredentialKind, error) {
 		return identity.CredentialGmailRefreshToken, nil
 	case authv1.CredentialKind_CREDENTIAL_KIND_IMAP_PASSWORD:
 		return identity.CredentialIMAPPassword, nil
+	case authv1.CredentialKind_CREDENTIAL_KIND_WEBHOOK_SECRET:
+		return identity.CredentialWebhookSecret, nil
 	}
-	return "", apierror.Invalid("credential.kind", "must be CREDENTIAL_KIND_GMAIL_REFRESH_TOKEN or CREDENTIAL_KIND_IMAP_PASSWORD")
+	return "", apierror.Invalid("credential.kind", "must be CREDENTIAL_KIND_GMAIL_REFRESH_TOKEN, CREDENTIAL_KIND_IMAP_PASSWORD or CREDENTIAL_KIND_WEBHOOK_SECRET")
 }
 
 func kindToProto(k identity.CredentialKind) authv1.CredentialKind {
@@ -365,6 +384,8 @@ func kindToProto(k identity.CredentialKind) authv1.CredentialKind {
 		return authv1.CredentialKind_CREDENTIAL_KIND_GMAIL_REFRESH_TOKEN
 	case identity.CredentialIMAPPassword:
 		return authv1.CredentialKind_CREDENTIAL_KIND_IMAP_PASSWORD
+	case identity.CredentialWebhookSecret:
+		return authv1.CredentialKind_CREDENTIAL_KIND_WEBHOOK_SECRET
 	}
 	return authv1.CredentialKind_CREDENTIAL_KIND_UNSPECIFIED
 }

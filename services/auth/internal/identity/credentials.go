@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"mailroom.dev/platform/apierror"
 	"mailroom.dev/platform/resname"
@@ -14,8 +15,19 @@ import (
 // passwords are far shorter.
 const MaxCredentialSecret = 16 << 10
 
-// CredentialName returns users/{user}/mailboxes/{mailbox}/credential.
+// webhookPrefix starts the MailboxID of a webhook's secret.
+const webhookPrefix = "webhooks/"
+
+// WebhookCredentialID returns the MailboxID under which the secret of
+// webhook webhookID is stored.
+func WebhookCredentialID(webhookID string) string { return webhookPrefix + webhookID }
+
+// CredentialName returns users/{user}/mailboxes/{mailbox}/credential, or
+// users/{user}/webhooks/{webhook}/secret for a webhook's secret.
 func CredentialName(userID, mailboxID string) string {
+	if id, ok := strings.CutPrefix(mailboxID, webhookPrefix); ok {
+		return resname.User(userID) + "/webhooks/" + id + "/secret"
+	}
 	return resname.Mailbox(userID, mailboxID) + "/credential"
 }
 
@@ -25,14 +37,23 @@ func noVault() error {
 	return apierror.Preconditionf("the credential vault has no key-encryption key: the operator must set MAILROOM_VAULT_KEYS").WithReason("VAULT_NOT_CONFIGURED")
 }
 
-func validKind(k CredentialKind) bool {
+// validKind says whether k is a kind of credential that may be stored
+// under mailboxID: a webhook's secret under a webhook, the others under a
+// mailbox.
+func validKind(k CredentialKind, mailboxID string) bool {
+	if strings.HasPrefix(mailboxID, webhookPrefix) {
+		return k == CredentialWebhookSecret
+	}
 	return k == CredentialGmailRefreshToken || k == CredentialIMAPPassword
 }
 
 // PutCredential encrypts c.Secret and stores it as the credential of
-// c's mailbox, replacing an earlier one. The result has no secret.
+// c's mailbox (or webhook), replacing an earlier one. The result has no secret.
 func (s *Service) PutCredential(ctx context.Context, c Credential) (Credential, error) {
-	if !validKind(c.Kind) {
+	if !validKind(c.Kind, c.MailboxID) {
+		if strings.HasPrefix(c.MailboxID, webhookPrefix) {
+			return Credential{}, apierror.Invalid("credential.kind", "must be CREDENTIAL_KIND_WEBHOOK_SECRET for a webhook's secret")
+		}
 		return Credential{}, apierror.Invalid("credential.kind", "must be CREDENTIAL_KIND_GMAIL_REFRESH_TOKEN or CREDENTIAL_KIND_IMAP_PASSWORD")
 	}
 	if len(c.Secret) == 0 {
@@ -62,7 +83,8 @@ func (s *Service) PutCredential(ctx context.Context, c Credential) (Credential, 
 	return credentialOf(stored), nil
 }
 
-// GetCredential returns a mailbox's credential with its decrypted secret.
+// GetCredential returns a mailbox's (or webhook's) credential with its
+// decrypted secret.
 func (s *Service) GetCredential(ctx context.Context, userID, mailboxID string) (Credential, error) {
 	if s.vault == nil {
 		return Credential{}, noVault()
@@ -89,7 +111,7 @@ func (s *Service) GetCredential(ctx context.Context, userID, mailboxID string) (
 	return c, nil
 }
 
-// DeleteCredential deletes a mailbox's credential.
+// DeleteCredential deletes a mailbox's (or webhook's) credential.
 func (s *Service) DeleteCredential(ctx context.Context, userID, mailboxID string) error {
 	name := CredentialName(userID, mailboxID)
 	err := s.repo.DeleteCredential(ctx, userID, mailboxID)

@@ -89,19 +89,26 @@ type ServiceKey struct {
 	CreateTime time.Time
 }
 
-// CredentialKind is what a mailbox credential is; its values are the
-// stored form, and part of the associated data of the ciphertext.
+// CredentialKind is what a credential is; its values are the stored form,
+// and part of the associated data of the ciphertext.
 type CredentialKind string
 
 // The kinds of credential.
 const (
 	CredentialGmailRefreshToken CredentialKind = "gmail_refresh_token"
 	CredentialIMAPPassword      CredentialKind = "imap_password"
+	// CredentialWebhookSecret is the store's: the secret that signs a
+	// webhook's deliveries.
+	CredentialWebhookSecret CredentialKind = "webhook_secret"
 )
 
-// Credential is a mailbox's secret: users/{UserID}/mailboxes/{MailboxID}/credential.
+// Credential is a mailbox's secret, users/{UserID}/mailboxes/{MailboxID}/credential,
+// or a webhook's, users/{UserID}/webhooks/{id}/secret.
 type Credential struct {
-	UserID    string
+	UserID string
+	// MailboxID is the mailbox's id, or for a webhook's secret
+	// WebhookCredentialID(id): both live in one table, keyed by user and
+	// this column, and a mailbox id has no slash.
 	MailboxID string
 	Kind      CredentialKind
 	// Secret is the plaintext: input of PutCredential, output of

@@ -233,7 +233,8 @@ func open(aead cipher.AEAD, sealed, aad []byte) ([]byte, error) {
 	return pt, nil
 }
 
-// CredentialAAD is the associated data of a mailbox credential: it binds
+// CredentialAAD is the associated data of a credential (for a webhook's
+// secret, mailbox is "webhooks/{id}", which no mailbox id is): it binds
 // the ciphertext to users/{user}/mailboxes/{mailbox} and to its kind.
 func CredentialAAD(user, mailbox, kind string) []byte {
 	return []byte("credential\x00users/" + user + "/mailboxes/" + mailbox + "\x00" + kind)

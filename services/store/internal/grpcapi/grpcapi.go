@@ -189,7 +189,7 @@ func (s *Server) PurgeUserData(ctx context.Context, req *storev1.PurgeUserDataRe
 		"usage_records": p.UsageRecords,
 	}
 	if s.webhooks != nil {
-		n, err := s.webhooks.Repo().DeleteUserWebhooks(ctx, user)
+		n, err := s.webhooks.DeleteUser(ctx, user)
 		if err != nil {
 			return nil, err
 		}

@@ -18,13 +18,15 @@ import (
 // guard (to the very address it checked), following no redirect and using
 // no proxy.
 type Deliverer struct {
-	client *http.Client
-	now    func() time.Time
+	client  *http.Client
+	secrets Vault
+	now     func() time.Time
 }
 
-// NewDeliverer returns a deliverer whose attempts dial through guard and
+// NewDeliverer returns a deliverer that signs with the secrets of secrets
+// (a SecretCache in production) and whose attempts dial through guard and
 // last at most timeout.
-func NewDeliverer(guard *netguard.Guard, timeout time.Duration) *Deliverer {
+func NewDeliverer(guard *netguard.Guard, timeout time.Duration, secrets Vault) *Deliverer {
 	tr := &http.Transport{
 		Proxy: nil,
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
@@ -49,14 +51,23 @@ func NewDeliverer(guard *netguard.Guard, timeout time.Duration) *Deliverer {
 			Timeout:       timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		now: time.Now,
+		secrets: secrets,
+		now:     time.Now,
 	}
 }
 
-// Deliver POSTs body (a WebhookEvent's JSON) to w, signed with its secret.
-// A 2xx answer is a success; anything else is an error whose text says what
-// happened without quoting the answer.
+// Deliver POSTs body (a WebhookEvent's JSON) to w, signed with its secret
+// from the vault. A 2xx answer is a success; anything else is an error
+// whose text says what happened without quoting the answer (nor the
+// vault's).
 func (d *Deliverer) Deliver(ctx context.Context, w Webhook, eventID string, body []byte) error {
+	secret, err := d.secrets.GetSecret(ctx, w.User, w.ID)
+	switch {
+	case errors.Is(err, ErrNoSecret):
+		return errors.New("no signing secret in the vault")
+	case err != nil:
+		return errors.New("signing secret unavailable")
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
 	if err != nil {
 		return errors.New("bad URL")
@@ -65,7 +76,7 @@ func (d *Deliverer) Deliver(ctx context.Context, w Webhook, eventID string, body
 	req.Header.Set("User-Agent", "mailroom-webhooks/1")
 	req.Header.Set("Mailroom-Webhook-Id", Name(w.User, w.ID))
 	req.Header.Set("Mailroom-Event-Id", eventID)
-	req.Header.Set("Mailroom-Signature", Sign(w.Secret, d.now(), body))
+	req.Header.Set("Mailroom-Signature", Sign(secret, d.now(), body))
 	resp, err := d.client.Do(req)
 	if err != nil {
 		return describe(err)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"time"
@@ -19,23 +20,22 @@ import (
 const MaxPerUser = 20
 
 // Service is what the API does with webhooks: create (checking the URL
-// against the SSRF guard), get, list, delete.
+// against the SSRF guard), get, list, delete. Secrets go to the vault.
 type Service struct {
 	repo  Repository
+	vault Vault
 	guard *netguard.Guard
 	now   func() time.Time
 }
 
-// NewService returns a service over repo whose URLs pass guard.
-func NewService(repo Repository, guard *netguard.Guard) *Service {
-	return &Service{repo: repo, guard: guard, now: time.Now}
+// NewService returns a service over repo, keeping secrets in vault, whose
+// URLs pass guard.
+func NewService(repo Repository, vault Vault, guard *netguard.Guard) *Service {
+	return &Service{repo: repo, vault: vault, guard: guard, now: time.Now}
 }
 
-// Repo returns the repository.
-func (s *Service) Repo() Repository { return s.repo }
-
-// Create registers w for user under id (random when empty) and returns it
-// with its secret.
+// Create registers w for user under id (random when empty), puts a new
+// secret in the vault, and returns w with it: the one time it is shown.
 func (s *Service) Create(ctx context.Context, user, id string, w Webhook) (Webhook, error) {
 	if id == "" {
 		b := make([]byte, 8)
@@ -70,11 +70,20 @@ func (s *Service) Create(ctx context.Context, user, id string, w Webhook) (Webho
 		User: user, ID: id, URL: w.URL, DisplayName: w.DisplayName,
 		Secret: NewSecret(), State: StateActive, CreateTime: s.now().UTC().Truncate(time.Microsecond),
 	}
+	// The row first: an id already taken must not replace the secret of
+	// the webhook that has it. Until the secret is in the vault, a delivery
+	// to the new webhook fails and is retried.
 	if err := s.repo.CreateWebhook(ctx, out); err != nil {
 		if errors.Is(err, ErrExists) {
 			return Webhook{}, apierror.AlreadyExistsf("webhook %s already exists", Name(user, id))
 		}
 		return Webhook{}, err
+	}
+	if err := s.vault.PutSecret(ctx, user, id, out.Secret); err != nil {
+		if derr := s.repo.DeleteWebhook(ctx, user, id); derr != nil && !errors.Is(derr, ErrNotFound) {
+			err = errors.Join(err, derr)
+		}
+		return Webhook{}, apierror.Unavailablef(err, "webhook %s could not be created now (its secret could not be stored); retry", Name(user, id))
 	}
 	return out, nil
 }
@@ -125,11 +134,42 @@ func (s *Service) List(ctx context.Context, user string, size int, token string)
 	return ws, next, nil
 }
 
-// Delete deletes one of user's webhooks.
+// Delete deletes one of user's webhooks and its secret. The row goes
+// first, so that a failure leaves at worst a secret that nothing uses,
+// which deleting again (NotFound) still removes.
 func (s *Service) Delete(ctx context.Context, user, id string) error {
 	err := s.repo.DeleteWebhook(ctx, user, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if verr := s.vault.DeleteSecret(ctx, user, id); verr != nil {
+		return apierror.Unavailablef(verr, "the secret of webhook %s could not be deleted now; delete it again", Name(user, id))
+	}
 	if errors.Is(err, ErrNotFound) {
 		return apierror.NotFoundf("webhook %s does not exist", Name(user, id))
 	}
-	return err
+	return nil
+}
+
+// DeleteUser deletes every webhook of user and their secrets (the secrets
+// first, so that a failure is finished by calling it again), and counts
+// the webhooks.
+func (s *Service) DeleteUser(ctx context.Context, user string) (int64, error) {
+	after := ""
+	for {
+		ws, err := s.repo.ListWebhooks(ctx, user, after, 100)
+		if err != nil {
+			return 0, err
+		}
+		for _, w := range ws {
+			if err := s.vault.DeleteSecret(ctx, user, w.ID); err != nil {
+				return 0, fmt.Errorf("delete the secret of %s: %w", Name(user, w.ID), err)
+			}
+			after = w.ID
+		}
+		if len(ws) < 100 {
+			break
+		}
+	}
+	return s.repo.DeleteUserWebhooks(ctx, user)
 }

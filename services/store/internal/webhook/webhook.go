@@ -51,7 +51,8 @@ type Webhook struct {
 	ID          string
 	URL         string
 	DisplayName string
-	// Secret keys the signatures; shown to the user once, at creation.
+	// Secret keys the signatures. It is kept in the Vault, never in the
+	// Repository, and set only in Create's result: the user sees it once.
 	Secret              string
 	State               State
 	CreateTime          time.Time
@@ -64,9 +65,9 @@ type Webhook struct {
 
 // Repository keeps webhooks; the postgres and sqlite adapters implement it.
 type Repository interface {
-	// CreateWebhook stores w, or returns ErrExists.
+	// CreateWebhook stores w but not its secret, or returns ErrExists.
 	CreateWebhook(ctx context.Context, w Webhook) error
-	// GetWebhook returns one webhook, secret included, or ErrNotFound.
+	// GetWebhook returns one webhook (without secret), or ErrNotFound.
 	GetWebhook(ctx context.Context, user, id string) (Webhook, error)
 	// ListWebhooks returns up to limit of user's webhooks with ids after
 	// after, by id.

@@ -89,6 +89,9 @@ const (
 	CredentialKind_CREDENTIAL_KIND_GMAIL_REFRESH_TOKEN CredentialKind = 1
 	// CREDENTIAL_KIND_IMAP_PASSWORD is an IMAP password.
 	CredentialKind_CREDENTIAL_KIND_IMAP_PASSWORD CredentialKind = 2
+	// CREDENTIAL_KIND_WEBHOOK_SECRET is the secret that signs a webhook's
+	// deliveries (the store's).
+	CredentialKind_CREDENTIAL_KIND_WEBHOOK_SECRET CredentialKind = 3
 )
 
 // Enum value maps for CredentialKind.
@@ -97,11 +100,13 @@ var (
 		0: "CREDENTIAL_KIND_UNSPECIFIED",
 		1: "CREDENTIAL_KIND_GMAIL_REFRESH_TOKEN",
 		2: "CREDENTIAL_KIND_IMAP_PASSWORD",
+		3: "CREDENTIAL_KIND_WEBHOOK_SECRET",
 	}
 	CredentialKind_value = map[string]int32{
 		"CREDENTIAL_KIND_UNSPECIFIED":         0,
 		"CREDENTIAL_KIND_GMAIL_REFRESH_TOKEN": 1,
 		"CREDENTIAL_KIND_IMAP_PASSWORD":       2,
+		"CREDENTIAL_KIND_WEBHOOK_SECRET":      3,
 	}
 )
 
@@ -1299,10 +1304,11 @@ func (x *DeleteUserResponse) GetDeleted() map[string]int64 {
 	return nil
 }
 
-// Credential is a mailbox's secret, kept encrypted in the vault.
+// Credential is a mailbox's or a webhook's secret, kept encrypted in the vault.
 type Credential struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Name is users/{user}/mailboxes/{mailbox}/credential.
+	// Name is users/{user}/mailboxes/{mailbox}/credential, or
+	// users/{user}/webhooks/{webhook}/secret.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Kind is what the secret is.
 	Kind CredentialKind `protobuf:"varint,2,opt,name=kind,proto3,enum=mailroom.auth.v1.CredentialKind" json:"kind,omitempty"`
@@ -1476,7 +1482,8 @@ func (x *PutCredentialResponse) GetCredential() *Credential {
 // GetCredentialRequest is the request of GetCredential.
 type GetCredentialRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Name is users/{user}/mailboxes/{mailbox}/credential.
+	// Name is users/{user}/mailboxes/{mailbox}/credential, or
+	// users/{user}/webhooks/{webhook}/secret.
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1568,7 +1575,8 @@ func (x *GetCredentialResponse) GetCredential() *Credential {
 // DeleteCredentialRequest is the request of DeleteCredential.
 type DeleteCredentialRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Name is users/{user}/mailboxes/{mailbox}/credential.
+	// Name is users/{user}/mailboxes/{mailbox}/credential, or
+	// users/{user}/webhooks/{webhook}/secret.
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1851,11 +1859,12 @@ const file_mailroom_auth_v1_auth_proto_rawDesc = "" +
 	"\tROLE_USER\x10\x01\x12\x0e\n" +
 	"\n" +
 	"ROLE_ADMIN\x10\x02\x12\x10\n" +
-	"\fROLE_SERVICE\x10\x03*}\n" +
+	"\fROLE_SERVICE\x10\x03*\xa1\x01\n" +
 	"\x0eCredentialKind\x12\x1f\n" +
 	"\x1bCREDENTIAL_KIND_UNSPECIFIED\x10\x00\x12'\n" +
 	"#CREDENTIAL_KIND_GMAIL_REFRESH_TOKEN\x10\x01\x12!\n" +
-	"\x1dCREDENTIAL_KIND_IMAP_PASSWORD\x10\x022\xc8\t\n" +
+	"\x1dCREDENTIAL_KIND_IMAP_PASSWORD\x10\x02\x12\"\n" +
+	"\x1eCREDENTIAL_KIND_WEBHOOK_SECRET\x10\x032\xc8\t\n" +
 	"\vAuthService\x12W\n" +
 	"\n" +
 	"CreateUser\x12#.mailroom.auth.v1.CreateUserRequest\x1a$.mailroom.auth.v1.CreateUserResponse\x12N\n" +

@@ -62,13 +62,15 @@ type AuthServiceClient interface {
 	// messages, mailboxes, sync jobs, credentials, cache entries, API keys. The
 	// user itself or an admin may call it. It reports what it deleted.
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
-	// PutCredential stores a mailbox credential in the vault, encrypted.
-	// Only the ingest service may call it.
+	// PutCredential stores a credential in the vault, encrypted. Only the
+	// ingest service may call it for a mailbox's credential, only the store
+	// for a webhook's signing secret.
 	PutCredential(ctx context.Context, in *PutCredentialRequest, opts ...grpc.CallOption) (*PutCredentialResponse, error)
-	// GetCredential returns a decrypted mailbox credential. Only the ingest
-	// service may call it.
+	// GetCredential returns a decrypted credential. The same services as for
+	// PutCredential may call it.
 	GetCredential(ctx context.Context, in *GetCredentialRequest, opts ...grpc.CallOption) (*GetCredentialResponse, error)
-	// DeleteCredential deletes a mailbox credential. Only the ingest service may call it.
+	// DeleteCredential deletes a credential. The same services as for
+	// PutCredential may call it.
 	DeleteCredential(ctx context.Context, in *DeleteCredentialRequest, opts ...grpc.CallOption) (*DeleteCredentialResponse, error)
 	// RotateVaultKey re-encrypts every credential's data key under the active
 	// key-encryption key. Admin only.
@@ -241,13 +243,15 @@ type AuthServiceServer interface {
 	// messages, mailboxes, sync jobs, credentials, cache entries, API keys. The
 	// user itself or an admin may call it. It reports what it deleted.
 	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
-	// PutCredential stores a mailbox credential in the vault, encrypted.
-	// Only the ingest service may call it.
+	// PutCredential stores a credential in the vault, encrypted. Only the
+	// ingest service may call it for a mailbox's credential, only the store
+	// for a webhook's signing secret.
 	PutCredential(context.Context, *PutCredentialRequest) (*PutCredentialResponse, error)
-	// GetCredential returns a decrypted mailbox credential. Only the ingest
-	// service may call it.
+	// GetCredential returns a decrypted credential. The same services as for
+	// PutCredential may call it.
 	GetCredential(context.Context, *GetCredentialRequest) (*GetCredentialResponse, error)
-	// DeleteCredential deletes a mailbox credential. Only the ingest service may call it.
+	// DeleteCredential deletes a credential. The same services as for
+	// PutCredential may call it.
 	DeleteCredential(context.Context, *DeleteCredentialRequest) (*DeleteCredentialResponse, error)
 	// RotateVaultKey re-encrypts every credential's data key under the active
 	// key-encryption key. Admin only.

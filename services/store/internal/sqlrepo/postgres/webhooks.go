@@ -12,7 +12,7 @@ import (
 	"mailroom.dev/services/store/internal/webhook"
 )
 
-const webhookColumns = `user_id, id, url, display_name, secret, state, create_time, last_success_time,
+const webhookColumns = `user_id, id, url, display_name, state, create_time, last_success_time,
     last_failure_time, last_error, consecutive_failures, disable_reason`
 
 func scanWebhook(row pgx.Row) (webhook.Webhook, error) {
@@ -21,7 +21,7 @@ func scanWebhook(row pgx.Row) (webhook.Webhook, error) {
 		state           string
 		success, failed *time.Time
 	)
-	err := row.Scan(&w.User, &w.ID, &w.URL, &w.DisplayName, &w.Secret, &state, &w.CreateTime, &success,
+	err := row.Scan(&w.User, &w.ID, &w.URL, &w.DisplayName, &state, &w.CreateTime, &success,
 		&failed, &w.LastError, &w.ConsecutiveFailures, &w.DisableReason)
 	if err != nil {
 		return webhook.Webhook{}, err
@@ -40,8 +40,8 @@ func scanWebhook(row pgx.Row) (webhook.Webhook, error) {
 // CreateWebhook implements webhook.Repository.
 func (r *Repository) CreateWebhook(ctx context.Context, w webhook.Webhook) error {
 	_, err := r.pool.Exec(ctx, `
-INSERT INTO store_webhooks (user_id, id, url, display_name, secret, state, create_time)
-VALUES ($1, $2, $3, $4, $5, $6, $7)`, w.User, w.ID, w.URL, w.DisplayName, w.Secret, string(w.State), w.CreateTime)
+INSERT INTO store_webhooks (user_id, id, url, display_name, state, create_time)
+VALUES ($1, $2, $3, $4, $5, $6)`, w.User, w.ID, w.URL, w.DisplayName, string(w.State), w.CreateTime)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" {
 		return webhook.ErrExists

@@ -11,7 +11,7 @@ import (
 	"mailroom.dev/services/store/internal/webhook"
 )
 
-const webhookColumns = `user_id, id, url, display_name, secret, state, create_time, last_success_time,
+const webhookColumns = `user_id, id, url, display_name, state, create_time, last_success_time,
     last_failure_time, last_error, consecutive_failures, disable_reason`
 
 func micro(t sql.NullInt64) time.Time {
@@ -28,7 +28,7 @@ func scanWebhook(row scanner) (webhook.Webhook, error) {
 		created         int64
 		success, failed sql.NullInt64
 	)
-	err := row.Scan(&w.User, &w.ID, &w.URL, &w.DisplayName, &w.Secret, &state, &created, &success,
+	err := row.Scan(&w.User, &w.ID, &w.URL, &w.DisplayName, &state, &created, &success,
 		&failed, &w.LastError, &w.ConsecutiveFailures, &w.DisableReason)
 	if err != nil {
 		return webhook.Webhook{}, err
@@ -42,8 +42,8 @@ func scanWebhook(row scanner) (webhook.Webhook, error) {
 // CreateWebhook implements webhook.Repository.
 func (r *Repository) CreateWebhook(ctx context.Context, w webhook.Webhook) error {
 	_, err := r.db.ExecContext(ctx, `
-INSERT INTO store_webhooks (user_id, id, url, display_name, secret, state, create_time)
-VALUES ($1, $2, $3, $4, $5, $6, $7)`, w.User, w.ID, w.URL, w.DisplayName, w.Secret, string(w.State), w.CreateTime.UnixMicro())
+INSERT INTO store_webhooks (user_id, id, url, display_name, state, create_time)
+VALUES ($1, $2, $3, $4, $5, $6)`, w.User, w.ID, w.URL, w.DisplayName, string(w.State), w.CreateTime.UnixMicro())
 	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
 		return webhook.ErrExists
 	}

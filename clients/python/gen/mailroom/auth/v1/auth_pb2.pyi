@@ -8,6 +8,7 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 CREDENTIAL_KIND_GMAIL_REFRESH_TOKEN: CredentialKind
 CREDENTIAL_KIND_IMAP_PASSWORD: CredentialKind
 CREDENTIAL_KIND_UNSPECIFIED: CredentialKind
+CREDENTIAL_KIND_WEBHOOK_SECRET: CredentialKind
 DESCRIPTOR: _descriptor.FileDescriptor
 ROLE_ADMIN: Role
 ROLE_SERVICE: Role

@@ -154,23 +154,25 @@ class AuthServiceServicer(object):
     raise NotImplementedError('Method not implemented!')
 
   def PutCredential(self, request, context):
-    """PutCredential stores a mailbox credential in the vault, encrypted.
-    Only the ingest service may call it.
+    """PutCredential stores a credential in the vault, encrypted. Only the
+    ingest service may call it for a mailbox's credential, only the store
+    for a webhook's signing secret.
     """
     context.set_code(grpc.StatusCode.UNIMPLEMENTED)
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
   def GetCredential(self, request, context):
-    """GetCredential returns a decrypted mailbox credential. Only the ingest
-    service may call it.
+    """GetCredential returns a decrypted credential. The same services as for
+    PutCredential may call it.
     """
     context.set_code(grpc.StatusCode.UNIMPLEMENTED)
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
   def DeleteCredential(self, request, context):
-    """DeleteCredential deletes a mailbox credential. Only the ingest service may call it.
+    """DeleteCredential deletes a credential. The same services as for
+    PutCredential may call it.
     """
     context.set_code(grpc.StatusCode.UNIMPLEMENTED)
     context.set_details('Method not implemented!')
