@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -51,13 +50,9 @@ func TestBenchRealtime(t *testing.T) {
 	fake.SetPush(e.url+"/push/gmail", audience, pusher, topic)
 	key := e.user("ada")
 	mb := e.must(200, "POST", "/v1/users/ada/mailboxes?mailboxId=gmail", key, map[string]any{"provider": "GMAIL"})
-	redirect, err := fake.Consents(mb["authorizationUrl"].(string))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ru, _ := url.Parse(redirect)
-	if resp, err := http.Get(e.url + ru.Path + "?" + ru.RawQuery); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("callback: %v", err)
+	// As a browser does: the gateway binds the consent to it with a cookie.
+	if code := browse(t, e.url, mb["authorizationUrl"].(string), nil); code != http.StatusOK {
+		t.Fatalf("consent: the callback answered %d", code)
 	}
 	job := e.must(200, "POST", "/v1/users/ada/mailboxes/gmail:sync", key, map[string]any{})
 	e.watch(key, job["name"].(string))
