@@ -3,9 +3,16 @@
 // de-duplication id and the trace context in its headers, and reading the
 // trace context back on the consuming side.
 //
+// The work streams (mail.received, mail.classified) never expire what no
+// consumer has processed: they are bounded by bytes (Topology.MaxBytes)
+// with discard-new, so that a full stream refuses a publish (ErrStreamFull)
+// instead of dropping old mail, and Trim removes what every consumer that
+// needs a message has acknowledged.
+//
 // The minimum NATS server version is 2.9.0 (the consumer create API with a
-// filter subject in the request subject). Tests run against the embedded
-// 2.15 library and the Debian 2.9 server.
+// filter subject in the request subject, purge up to a sequence, the
+// max-deliveries advisory). Tests run against the embedded 2.15 library and
+// the Debian 2.9 server.
 package eventbus
 
 import (
@@ -35,9 +42,15 @@ type Topology struct {
 	Prefix string
 	// Replicas is the stream replica count (3 in production, 1 in development).
 	Replicas int
-	// MaxAge bounds how long an event is kept (default 7 days).
-	MaxAge time.Duration
+	// MaxBytes bounds each work stream (mail.received, mail.classified);
+	// when one is full, a publish to it fails with ErrStreamFull. 0 or less
+	// leaves them unbounded.
+	MaxBytes int64
 }
+
+// DeadLetterMaxAge is how long a dead letter is kept (the store has
+// recorded it as FAILED long before).
+const DeadLetterMaxAge = 30 * 24 * time.Hour
 
 // Stream names, before the prefix.
 const (
@@ -90,10 +103,15 @@ func (t Topology) DeadLetterSubject(user string) string { return t.Prefix + "mai
 // DeadLetterAll matches every mail.dead subject.
 func (t Topology) DeadLetterAll() string { return t.Prefix + "mail.dead.>" }
 
-// Connect connects to the NATS server at url, naming the connection for the
-// server's monitoring, and reconnecting forever.
+// Connect connects to the NATS server at url (or to any of a comma list
+// of servers of one cluster), naming the connection for the server's
+// monitoring. It reconnects forever, every second plus a random jitter of
+// up to 2 s (so that replicas do not all come back at once), and pings the
+// server every 10 s, so that a server that stopped answering without
+// closing the connection is left after three missed pings.
 func Connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
+	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		nats.ReconnectJitter(500*time.Millisecond, 2*time.Second), nats.PingInterval(10*time.Second), nats.MaxPingsOutstanding(3))
 	if err != nil {
 		return nil, nil, fmt.Errorf("eventbus: connect %s: %w", redact.URL(url), err)
 	}
@@ -107,32 +125,70 @@ func Connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
 
 // EnsureStreams creates or updates the streams. Every service calls it at
 // start, so that any of them may start first.
+//
+// A stream created by an older mailroom (limits retention, a maximum age
+// of 7 days, discard-old) is updated in place: its age limit goes, the
+// byte limit and discard-new come. Its retention policy stays limits,
+// which a stream cannot change and which is what the work streams use.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, t Topology) error {
-	replicas := t.Replicas
-	if replicas == 0 {
-		replicas = 1
-	}
-	maxAge := t.MaxAge
-	if maxAge == 0 {
-		maxAge = 7 * 24 * time.Hour
-	}
-	for _, sc := range []jetstream.StreamConfig{
-		{Name: t.ReceivedStreamName(), Subjects: []string{t.ReceivedAll()}},
-		{Name: t.ClassifiedStreamName(), Subjects: []string{t.ClassifiedAll()}},
-		{Name: t.DeadLetterStreamName(), Subjects: []string{t.DeadLetterAll()}, MaxAge: 30 * 24 * time.Hour},
-	} {
-		sc.Storage = jetstream.FileStorage
-		sc.Retention = jetstream.LimitsPolicy
-		sc.Replicas = replicas
-		sc.Duplicates = 2 * time.Minute
-		if sc.MaxAge == 0 {
-			sc.MaxAge = maxAge
-		}
+	for _, sc := range t.StreamConfigs() {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("eventbus: stream %s: %w", sc.Name, err)
 		}
 	}
 	return nil
+}
+
+// StreamConfigs are the configurations EnsureStreams gives the streams.
+//
+// The work streams keep limits retention rather than interest or
+// work-queue retention: one mail.received event is read by four durable
+// consumers (three lanes of the classifier, each filtered to its lane,
+// and the store), and an interest stream drops a message published while
+// no consumer exists yet, or when the only consumer that still needed it
+// is deleted; Trim does the same job without those two losses.
+func (t Topology) StreamConfigs() []jetstream.StreamConfig {
+	replicas := t.Replicas
+	if replicas == 0 {
+		replicas = 1
+	}
+	maxBytes := t.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = -1
+	}
+	work := func(name, subject string) jetstream.StreamConfig {
+		return jetstream.StreamConfig{Name: name, Subjects: []string{subject},
+			MaxBytes: maxBytes, Discard: jetstream.DiscardNew}
+	}
+	out := []jetstream.StreamConfig{
+		work(t.ReceivedStreamName(), t.ReceivedAll()),
+		work(t.ClassifiedStreamName(), t.ClassifiedAll()),
+		{Name: t.DeadLetterStreamName(), Subjects: []string{t.DeadLetterAll()}, MaxAge: DeadLetterMaxAge},
+		{Name: t.AdvisoryStreamName(), Subjects: []string{t.MaxDeliveriesSubject("*")}, MaxAge: DeadLetterMaxAge},
+	}
+	for i := range out {
+		out[i].Storage = jetstream.FileStorage
+		out[i].Retention = jetstream.LimitsPolicy
+		out[i].Replicas = replicas
+		out[i].Duplicates = 2 * time.Minute
+	}
+	return out
+}
+
+// ErrStreamFull is the error of a publish that a full work stream refused:
+// the queue is full until consumers catch up (or MaxBytes grows).
+var ErrStreamFull = errors.New("eventbus: the stream is full")
+
+// isStreamFull reports whether err is the server refusing a message for
+// the stream's limits under discard-new ("maximum bytes exceeded",
+// "maximum messages exceeded").
+func isStreamFull(err error) bool {
+	msg := err.Error()
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		msg = apiErr.Description
+	}
+	return strings.Contains(msg, "maximum bytes exceeded") || strings.Contains(msg, "maximum messages exceeded")
 }
 
 // Publish publishes m on subject with Nats-Msg-Id msgID and the trace context
@@ -172,6 +228,9 @@ func Publish(ctx context.Context, js jetstream.JetStream, subject, msgID string,
 	ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID))
 	if err != nil {
 		span.SetStatus(codes.Error, "publish failed")
+		if isStreamFull(err) {
+			return nil, fmt.Errorf("eventbus: publish %s: %w (%w)", SubjectTemplate(subject), ErrStreamFull, err)
+		}
 		return nil, fmt.Errorf("eventbus: publish %s: %w", subject, err)
 	}
 	span.SetAttributes(
@@ -244,3 +303,129 @@ func PurgeSubject(ctx context.Context, js jetstream.JetStream, stream, subject s
 
 // ReceivedOfUser matches every mail.received subject of user, in every lane.
 func (t Topology) ReceivedOfUser(user string) string { return t.Prefix + "mail.received.*." + user }
+
+// AdvisoryStream is the stream that keeps JetStream's max-deliveries
+// advisories about the mail.received consumers, before the prefix.
+const AdvisoryStream = "MAIL_ADVISORIES"
+
+// AdvisoryStreamName is the stream that keeps the max-deliveries
+// advisories of the mail.received stream's consumers: an advisory is a
+// core NATS message that no one would see while every classifier is down,
+// and kept in a stream it waits for one.
+func (t Topology) AdvisoryStreamName() string { return t.stream(AdvisoryStream) }
+
+// MaxDeliveriesSubject is the subject of JetStream's advisory that a
+// message of the mail.received stream was delivered as often as consumer
+// allows without being acknowledged ("*": any consumer).
+func (t Topology) MaxDeliveriesSubject(consumer string) string {
+	return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + t.ReceivedStreamName() + "." + consumer
+}
+
+// MaxDeliveries is JetStream's max-deliveries advisory
+// (io.nats.jetstream.advisory.v1.max_deliver).
+type MaxDeliveries struct {
+	Type       string `json:"type"`
+	ID         string `json:"id"`
+	Stream     string `json:"stream"`
+	Consumer   string `json:"consumer"`
+	StreamSeq  uint64 `json:"stream_seq"`
+	Deliveries uint64 `json:"deliveries"`
+}
+
+// Trim removes from stream the messages that every one of consumers has
+// acknowledged (or was never to receive: a filtered consumer with nothing
+// pending), and returns the first sequence kept (0 when nothing was
+// removed). It removes nothing while one of consumers does not exist —
+// the code that needs it re-creates it and must find its messages — nor
+// while a consumer of idle still has work: the max-deliveries advisories
+// name messages of stream that must still be there when they are handled.
+//
+// Trim is what interest retention would do, done by hand so that a
+// message published before the consumers exist, or one whose consumer was
+// deleted, is kept (see StreamConfigs).
+func Trim(ctx context.Context, js jetstream.JetStream, stream string, consumers []string, idle ...ConsumerRef) (uint64, error) {
+	for _, ref := range idle {
+		c, err := js.Consumer(ctx, ref.Stream, ref.Consumer)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("eventbus: trim %s: consumer %s: %w", stream, ref.Consumer, err)
+		}
+		if ci := c.CachedInfo(); ci.NumPending > 0 || ci.NumAckPending > 0 {
+			return 0, nil
+		}
+	}
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("eventbus: trim %s: %w", stream, err)
+	}
+	// The stream's state first: a consumer that has nothing pending after
+	// it was read has finished every message up to its last sequence.
+	st := s.CachedInfo().State
+	if st.Msgs == 0 {
+		return 0, nil
+	}
+	floor := st.LastSeq
+	for _, name := range consumers {
+		c, err := s.Consumer(ctx, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("eventbus: trim %s: consumer %s: %w", stream, name, err)
+		}
+		ci := c.CachedInfo()
+		if ci.NumPending > 0 || ci.NumAckPending > 0 {
+			floor = min(floor, ci.AckFloor.Stream)
+		}
+	}
+	if floor < st.FirstSeq {
+		return 0, nil
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSequence(floor+1)); err != nil {
+		return 0, fmt.Errorf("eventbus: trim %s: %w", stream, err)
+	}
+	return floor + 1, nil
+}
+
+// ConsumerRef names a consumer of a stream.
+type ConsumerRef struct{ Stream, Consumer string }
+
+// WorkConsumers are, for each work stream, the durable consumers that
+// must process each of its messages before Trim removes it: the
+// classifier's three lanes and the store on mail.received, the store and
+// ingest's progress counter on mail.classified. The services name their
+// consumers so (their tests check it).
+func (t Topology) WorkConsumers() map[string][]string {
+	return map[string][]string{
+		t.ReceivedStreamName():   {"classifier-interactive", "classifier-live", "classifier-backfill", "store-received"},
+		t.ClassifiedStreamName(): {"store-classified", "ingest-progress"},
+	}
+}
+
+// DeadLetterDurable is the classifier's durable consumer of the advisory
+// stream: it turns each max-deliveries advisory into a dead letter.
+const DeadLetterDurable = "classifier-max-deliveries"
+
+// KeepConsumer makes sure that the durable consumer of cfg exists on
+// stream: when it is gone (deleted, or lost with a NATS server) it is
+// created again, with topo's streams first when they are gone too, and
+// recreated says so.
+func KeepConsumer(ctx context.Context, js jetstream.JetStream, topo Topology, stream string, cfg jetstream.ConsumerConfig) (recreated bool, err error) {
+	_, err = js.Consumer(ctx, stream, cfg.Durable)
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		if err := EnsureStreams(ctx, js, topo); err != nil {
+			return false, err
+		}
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return false, fmt.Errorf("eventbus: consumer %s: %w", cfg.Durable, err)
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, stream, cfg); err != nil {
+		return false, fmt.Errorf("eventbus: re-create consumer %s: %w", cfg.Durable, err)
+	}
+	return true, nil
+}

@@ -2,7 +2,10 @@ package eventbus_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,11 +42,7 @@ func TestPublishDeduplicatesAndCarriesTrace(t *testing.T) {
 		if err := eventbus.EnsureStreams(ctx, js, topo); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			for _, s := range []string{topo.ReceivedStreamName(), topo.ClassifiedStreamName(), topo.DeadLetterStreamName()} {
-				_ = js.DeleteStream(context.Background(), s)
-			}
-		})
+		deleteStreams(t, js, topo)
 		// EnsureStreams is idempotent: a second service starting does the same.
 		if err := eventbus.EnsureStreams(ctx, js, topo); err != nil {
 			t.Fatalf("second EnsureStreams: %v", err)
@@ -122,11 +121,7 @@ func TestPurgeSubjectTakesOneUsersEvents(t *testing.T) {
 		if err := eventbus.EnsureStreams(ctx, js, topo); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			for _, s := range []string{topo.ReceivedStreamName(), topo.ClassifiedStreamName(), topo.DeadLetterStreamName()} {
-				_ = js.DeleteStream(context.Background(), s)
-			}
-		})
+		deleteStreams(t, js, topo)
 		for i, subj := range []string{
 			topo.ReceivedSubject("live", "bob"), topo.ReceivedSubject("backfill", "bob"),
 			topo.ReceivedSubject("backfill", "bob"), topo.ReceivedSubject("backfill", "ada"),
@@ -147,5 +142,221 @@ func TestPurgeSubjectTakesOneUsersEvents(t *testing.T) {
 		if n, err := eventbus.PurgeSubject(ctx, js, topo.ReceivedStreamName(), topo.ReceivedOfUser("bob")); err != nil || n != 0 {
 			t.Errorf("second purge = %d, %v; want 0", n, err)
 		}
+	})
+}
+
+// deleteStreams deletes topo's streams when the test ends (the shared
+// server keeps them otherwise).
+func deleteStreams(t *testing.T, js jetstream.JetStream, topo eventbus.Topology) {
+	t.Cleanup(func() {
+		for _, sc := range topo.StreamConfigs() {
+			_ = js.DeleteStream(context.Background(), sc.Name)
+		}
+	})
+}
+
+// A stream made by an older mailroom (limits retention, 7 days' maximum
+// age, discard-old) is updated in place: no age limit, a byte limit,
+// discard-new, and its messages kept.
+func TestEnsureStreamsUpgradesAnOldStream(t *testing.T) {
+	servers(t, func(t *testing.T, url, prefix string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		nc, js, err := eventbus.Connect(url, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		topo := eventbus.Topology{Prefix: prefix, MaxBytes: 1 << 20}
+		deleteStreams(t, js, topo)
+		// What EnsureStreams made before.
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: topo.ReceivedStreamName(), Subjects: []string{topo.ReceivedAll()},
+			Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy, Replicas: 1, Duplicates: 2 * time.Minute,
+			MaxAge: 7 * 24 * time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := eventbus.Publish(ctx, js, topo.ReceivedSubject("live", "ada"), "m1", &eventsv1.MailReceived{User: "ada"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := eventbus.EnsureStreams(ctx, js, topo); err != nil {
+			t.Fatalf("EnsureStreams over the old stream: %v", err)
+		}
+		s, err := js.Stream(ctx, topo.ReceivedStreamName())
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := s.CachedInfo()
+		if c := info.Config; c.MaxAge != 0 || c.MaxBytes != 1<<20 || c.Discard != jetstream.DiscardNew || c.Retention != jetstream.LimitsPolicy {
+			t.Errorf("upgraded stream: max age %v, max bytes %d, discard %v, retention %v; want 0, %d, new, limits",
+				c.MaxAge, c.MaxBytes, c.Discard, c.Retention, 1<<20)
+		}
+		if info.State.Msgs != 1 {
+			t.Errorf("upgraded stream keeps %d messages, want 1", info.State.Msgs)
+		}
+	})
+}
+
+// A full work stream refuses the next mail with ErrStreamFull and keeps
+// the mail it holds.
+func TestFullStreamRefusesNewMail(t *testing.T) {
+	servers(t, func(t *testing.T, url, prefix string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		nc, js, err := eventbus.Connect(url, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		topo := eventbus.Topology{Prefix: prefix, MaxBytes: 8 << 10}
+		deleteStreams(t, js, topo)
+		if err := eventbus.EnsureStreams(ctx, js, topo); err != nil {
+			t.Fatal(err)
+		}
+		ev := &eventsv1.MailReceived{User: "ada", Message: strings.Repeat("x", 1000)}
+		published := 0
+		var perr error
+		for i := range 100 {
+			if _, perr = eventbus.Publish(ctx, js, topo.ReceivedSubject("live", "ada"), fmt.Sprint(i), ev); perr != nil {
+				break
+			}
+			published++
+		}
+		if !errors.Is(perr, eventbus.ErrStreamFull) {
+			t.Fatalf("after %d mails the publish says %v, want ErrStreamFull", published, perr)
+		}
+		s, _ := js.Stream(ctx, topo.ReceivedStreamName())
+		info, err := s.Info(ctx)
+		if err != nil || info.State.Msgs != uint64(published) || info.State.FirstSeq != 1 {
+			t.Errorf("stream holds %d messages from %d (%v), want the %d published from 1", info.State.Msgs, info.State.FirstSeq, err, published)
+		}
+	})
+}
+
+// Trim removes what every work consumer has acknowledged, nothing while
+// one of them is missing, and nothing while advisories wait.
+func TestTrimRemovesOnlyWhatEveryConsumerFinished(t *testing.T) {
+	servers(t, func(t *testing.T, url, prefix string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		nc, js, err := eventbus.Connect(url, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		topo := eventbus.Topology{Prefix: prefix}
+		deleteStreams(t, js, topo)
+		if err := eventbus.EnsureStreams(ctx, js, topo); err != nil {
+			t.Fatal(err)
+		}
+		stream := topo.ReceivedStreamName()
+		for i := range 6 {
+			lane := []string{"live", "backfill"}[i%2]
+			if _, err := eventbus.Publish(ctx, js, topo.ReceivedSubject(lane, "ada"), fmt.Sprint(i), &eventsv1.MailReceived{User: "ada"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		consume := func(name, filter string, acks int) {
+			t.Helper()
+			c, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: name, FilterSubject: filter,
+				AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if acks == 0 {
+				return
+			}
+			b, err := c.Fetch(acks, jetstream.FetchMaxWait(2*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for m := range b.Messages() {
+				if err := m.DoubleAck(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		consume("all", topo.ReceivedAll(), 6)
+		consume("live", topo.ReceivedLane("live"), 3)         // seqs 1, 3, 5: all its mail
+		consume("backfill", topo.ReceivedLane("backfill"), 1) // seq 2 of 2, 4, 6
+		names := []string{"all", "live", "backfill"}
+		if first, err := eventbus.Trim(ctx, js, stream, append(names, "missing")); err != nil || first != 0 {
+			t.Errorf("Trim with a consumer missing = %d, %v; want nothing removed", first, err)
+		}
+		adv := eventbus.ConsumerRef{Stream: topo.AdvisoryStreamName(), Consumer: "adv"}
+		if _, err := eventbus.Publish(ctx, js, topo.MaxDeliveriesSubject("live"), "a1", &eventsv1.MailReceived{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.CreateOrUpdateConsumer(ctx, adv.Stream, jetstream.ConsumerConfig{Durable: adv.Consumer, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+			t.Fatal(err)
+		}
+		if first, err := eventbus.Trim(ctx, js, stream, names, adv); err != nil || first != 0 {
+			t.Errorf("Trim while an advisory waits = %d, %v; want nothing removed", first, err)
+		}
+		first, err := eventbus.Trim(ctx, js, stream, names)
+		if err != nil || first != 3 {
+			t.Fatalf("Trim = %d, %v; want 3 (backfill has acknowledged up to 2)", first, err)
+		}
+		s, _ := js.Stream(ctx, stream)
+		info, err := s.Info(ctx)
+		if err != nil || info.State.FirstSeq != 3 || info.State.Msgs != 4 {
+			t.Errorf("stream keeps %d messages from %d (%v), want 4 from 3", info.State.Msgs, info.State.FirstSeq, err)
+		}
+	})
+}
+
+// A message whose last delivery is never acknowledged is named by a
+// max-deliveries advisory, which the advisory stream keeps.
+func TestMaxDeliveriesAdvisoryIsKept(t *testing.T) {
+	servers(t, func(t *testing.T, url, prefix string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		nc, js, err := eventbus.Connect(url, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		topo := eventbus.Topology{Prefix: prefix}
+		deleteStreams(t, js, topo)
+		if err := eventbus.EnsureStreams(ctx, js, topo); err != nil {
+			t.Fatal(err)
+		}
+		ack, err := eventbus.Publish(ctx, js, topo.ReceivedSubject("live", "ada"), "m1", &eventsv1.MailReceived{User: "ada"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := js.CreateOrUpdateConsumer(ctx, topo.ReceivedStreamName(), jetstream.ConsumerConfig{Durable: "never-acks",
+			AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Second, MaxDeliver: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		adv, err := js.CreateOrUpdateConsumer(ctx, topo.AdvisoryStreamName(), jetstream.ConsumerConfig{Durable: "test", AckPolicy: jetstream.AckExplicitPolicy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Deliveries without an ack: the server redelivers after AckWait,
+		// then gives up and says so.
+		for ctx.Err() == nil {
+			b, err := c.Fetch(1, jetstream.FetchMaxWait(time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range b.Messages() {
+			}
+			a, err := adv.Fetch(1, jetstream.FetchMaxWait(time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for m := range a.Messages() {
+				var got eventbus.MaxDeliveries
+				if err := json.Unmarshal(m.Data(), &got); err != nil {
+					t.Fatal(err)
+				}
+				if got.StreamSeq != ack.Sequence || got.Consumer != "never-acks" || got.Stream != topo.ReceivedStreamName() {
+					t.Errorf("advisory %+v, want stream %s consumer never-acks seq %d", got, topo.ReceivedStreamName(), ack.Sequence)
+				}
+				return
+			}
+		}
+		t.Fatal("no max-deliveries advisory")
 	})
 }

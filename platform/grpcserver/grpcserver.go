@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -54,6 +55,12 @@ type Server struct {
 	health  *health.Server
 	logger  *slog.Logger
 	timeout time.Duration
+
+	mu       sync.Mutex
+	started  bool
+	stopping bool
+	// notServing is the reason the server is not serving, "" when it is.
+	notServing string
 }
 
 // New returns a server; register services on GRPC() before Serve.
@@ -104,10 +111,11 @@ func (s *Server) GRPC() *grpc.Server { return s.grpc }
 // timeout, and the rest are cut. It returns nil after a shutdown that ctx
 // asked for.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
-	for name := range s.grpc.GetServiceInfo() {
-		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.mu.Lock()
+	s.started = true
+	s.health.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
+	s.publishLocked()
+	s.mu.Unlock()
 
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(lis) }()
@@ -116,7 +124,10 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		return fmt.Errorf("grpc serve %s: %w", lis.Addr(), err)
 	case <-ctx.Done():
 	}
+	s.mu.Lock()
+	s.stopping = true
 	s.health.Shutdown()
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -133,6 +144,47 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		return fmt.Errorf("grpc serve %s: %w", lis.Addr(), err)
 	}
 	return nil
+}
+
+// LivenessService is the grpc.health.v1 service name that is SERVING for
+// as long as the server runs, whatever SetServing says: what a liveness
+// probe asks (the server as a whole, "", is NOT_SERVING while a
+// dependency is down, which calls for no restart).
+const LivenessService = "liveness"
+
+// SetServing sets what grpc.health.v1 says of every service of the server
+// (and of the server as a whole, ""): SERVING when reason is empty,
+// NOT_SERVING otherwise. A server that is shutting down stays NOT_SERVING.
+// It may be called before Serve, which starts with the last status set.
+func (s *Server) SetServing(reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.notServing == reason {
+		return
+	}
+	if (s.notServing == "") != (reason == "") {
+		if reason == "" {
+			s.logger.Info("serving again")
+		} else {
+			s.logger.Warn("not serving", "reason", reason)
+		}
+	}
+	s.notServing = reason
+	s.publishLocked()
+}
+
+func (s *Server) publishLocked() {
+	if !s.started || s.stopping {
+		return
+	}
+	st := healthpb.HealthCheckResponse_SERVING
+	if s.notServing != "" {
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	for name := range s.grpc.GetServiceInfo() {
+		s.health.SetServingStatus(name, st)
+	}
+	s.health.SetServingStatus("", st)
 }
 
 func logUnary(l *slog.Logger) grpc.UnaryServerInterceptor {

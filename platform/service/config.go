@@ -101,15 +101,21 @@ type NATS struct {
 	Prefix string `env:"MAILROOM_NATS_PREFIX"`
 	// StreamReplicas is the replica count of the streams a service ensures.
 	StreamReplicas int `env:"MAILROOM_STREAM_REPLICAS, default=1"`
+	// StreamMaxBytes bounds each work stream (mail.received,
+	// mail.classified; default 1 GiB): when one is full, ingest refuses
+	// new mail (RESOURCE_EXHAUSTED) until the consumers catch up. Nothing
+	// in them expires by age. The server reserves this much storage per
+	// stream (and replica).
+	StreamMaxBytes int64 `env:"MAILROOM_STREAM_MAX_BYTES, default=1073741824"`
 }
 
 // Topology is the streams' and subjects' naming for this configuration.
 func (n NATS) Topology() eventbus.Topology {
-	return eventbus.Topology{Prefix: n.Prefix, Replicas: n.StreamReplicas}
+	return eventbus.Topology{Prefix: n.Prefix, Replicas: n.StreamReplicas, MaxBytes: n.StreamMaxBytes}
 }
 
 // LogValue logs the configuration with the credentials in the URL masked.
 func (n NATS) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("url", redact.URL(n.URL)), slog.String("prefix", n.Prefix),
-		slog.Int("stream_replicas", n.StreamReplicas))
+		slog.Int("stream_replicas", n.StreamReplicas), slog.Int64("stream_max_bytes", n.StreamMaxBytes))
 }

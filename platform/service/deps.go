@@ -19,6 +19,7 @@ func (b *Base) OpenDB(ctx context.Context, m sqldb.Migrations) (*sqldb.DB, error
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	b.OnClose(db.Close)
+	b.CheckDB(db)
 	return db, nil
 }
 
@@ -36,6 +37,7 @@ func (b *Base) ConnectNATS(ctx context.Context, n NATS) (jetstream.JetStream, ev
 		return nil, eventbus.Topology{}, fmt.Errorf("connect to NATS: %w", err)
 	}
 	b.OnClose(func() error { nc.Close(); return nil })
+	b.Check("nats", checkNATS(nc, js))
 	topo := n.Topology()
 	if err := eventbus.EnsureStreams(ctx, js, topo); err != nil {
 		return nil, topo, fmt.Errorf("ensure streams: %w", err)

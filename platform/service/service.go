@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -36,6 +38,9 @@ type Base struct {
 	server      *grpcserver.Server
 	parts       []part
 	closers     []func() error
+	checks      []check
+	health      health
+	adminAddr   atomic.Pointer[string]
 }
 
 type part struct {
@@ -51,6 +56,11 @@ func New(name string, cfg Config, logger *slog.Logger) (*Base, error) {
 		logger = slog.Default()
 	}
 	b := &Base{Name: name, Logger: logger, cfg: cfg}
+	b.health.changed = func(reason string) {
+		if b.server != nil {
+			b.server.SetServing(reason)
+		}
+	}
 	if !cfg.Migrate.Valid() {
 		return nil, fmt.Errorf("MAILROOM_MIGRATE is %q: want auto or wait", cfg.Migrate)
 	}
@@ -120,6 +130,7 @@ func (b *Base) Serve(guard *authn.Guard, opts grpcserver.Options) *grpc.Server {
 	opts.Unary = append(opts.Unary, guard.Unary())
 	opts.Stream = append(opts.Stream, guard.Stream())
 	b.server = grpcserver.New(opts)
+	b.server.SetServing(b.health.reason())
 	return b.server.GRPC()
 }
 
@@ -135,9 +146,12 @@ func (b *Base) OnClose(release func() error) {
 
 // Run serves gRPC on lis and runs every part until ctx is done, then
 // drains: the server turns NOT_SERVING and finishes in-flight calls, the
-// parts return. Beside them, when the config's Telemetry has a Gatherer,
-// /metrics is served on MetricsAddr. If one part fails, the others are stopped too and its
-// error, naming the part, is returned.
+// parts return. Beside them, the readiness checks run (gRPC health is
+// NOT_SERVING while one fails), and, when the config's Telemetry has a
+// Gatherer, the admin HTTP server answers on MetricsAddr: /metrics,
+// /healthz (the process is up) and /readyz (503 while a check fails). If
+// one part fails, the others are stopped too and its error, naming the
+// part, is returned.
 func (b *Base) Run(ctx context.Context, lis net.Listener) error {
 	if b.server == nil {
 		return errors.New(b.Name + ": Run before Serve")
@@ -149,10 +163,20 @@ func (b *Base) Run(ctx context.Context, lis net.Listener) error {
 		if err != nil {
 			return err
 		}
-		h := promhttp.HandlerFor(gather, promhttp.HandlerOpts{})
+		routes := map[string]http.Handler{
+			"GET /metrics": promhttp.HandlerFor(gather, promhttp.HandlerOpts{}),
+			"GET /readyz":  http.HandlerFunc(b.readyz),
+		}
 		g.Go(func() error {
-			return telemetry.ServeMetrics(gctx, addr, h, func(a net.Addr) { b.Logger.Info("serving metrics", "addr", a.String()) })
+			return telemetry.ServeAdmin(gctx, addr, routes, func(a net.Addr) {
+				s := a.String()
+				b.adminAddr.Store(&s)
+				b.Logger.Info("serving metrics", "addr", s)
+			})
 		})
+	}
+	if len(b.checks) > 0 {
+		g.Go(func() error { return b.runChecks(gctx) })
 	}
 	for _, p := range b.parts {
 		g.Go(func() error {
@@ -163,6 +187,15 @@ func (b *Base) Run(ctx context.Context, lis net.Listener) error {
 		})
 	}
 	return g.Wait()
+}
+
+// AdminAddr is the address the admin HTTP server (/metrics, /healthz,
+// /readyz) listens on, "" before Run has started it or without one.
+func (b *Base) AdminAddr() string {
+	if p := b.adminAddr.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // Close releases what the service opened, last opened first. Call it

@@ -188,3 +188,11 @@ func IsUniqueViolation(err error) bool {
 	}
 	return false
 }
+
+// Ping checks that the database answers: readiness checks call it.
+func (db *DB) Ping(ctx context.Context) error {
+	if db.Pool != nil {
+		return db.Pool.Ping(ctx)
+	}
+	return db.SQL.PingContext(ctx)
+}

@@ -202,6 +202,12 @@ func MetricsAddr(metricsAddr, grpcAddr string) (string, error) {
 // returns when ctx ends. ready, when not nil, receives the bound address
 // (addr may name port 0).
 func ServeMetrics(ctx context.Context, addr string, h http.Handler, ready func(net.Addr)) error {
+	return ServeAdmin(ctx, addr, map[string]http.Handler{"GET /metrics": h}, ready)
+}
+
+// ServeAdmin is ServeMetrics with the routes given (patterns of
+// http.ServeMux, "GET /metrics", "GET /readyz"), beside /healthz.
+func ServeAdmin(ctx context.Context, addr string, routes map[string]http.Handler, ready func(net.Addr)) error {
 	if addr == "" {
 		<-ctx.Done()
 		return nil
@@ -214,7 +220,9 @@ func ServeMetrics(ctx context.Context, addr string, h http.Handler, ready func(n
 		ready(ln.Addr())
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", h)
+	for pattern, h := range routes {
+		mux.Handle(pattern, h)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)

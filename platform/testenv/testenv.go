@@ -23,30 +23,73 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // NATS starts an embedded NATS server with JetStream, storing under a
 // temporary directory, and returns its URL. It stops when the test ends.
 func NATS(t testing.TB) string {
 	t.Helper()
-	opts := &server.Options{
+	return StartNATS(t).URL
+}
+
+// EmbeddedNATS is an embedded NATS server with JetStream that a test can
+// stop and start again, on the same port and with the same store.
+type EmbeddedNATS struct {
+	// URL is the server's client URL.
+	URL  string
+	t    testing.TB
+	opts server.Options
+	mu   sync.Mutex
+	s    *server.Server
+}
+
+// StartNATS starts an embedded NATS server with JetStream, storing under
+// a temporary directory. It stops when the test ends.
+func StartNATS(t testing.TB) *EmbeddedNATS {
+	t.Helper()
+	n := &EmbeddedNATS{t: t, opts: server.Options{
 		Host:      "127.0.0.1",
 		Port:      -1,
 		JetStream: true,
 		StoreDir:  t.TempDir(),
 		NoLog:     true,
 		NoSigs:    true,
-	}
-	s, err := server.NewServer(opts)
+	}}
+	n.Start()
+	n.opts.Port = n.s.Addr().(*net.TCPAddr).Port
+	n.URL = n.s.ClientURL()
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// Start starts the server (again).
+func (n *EmbeddedNATS) Start() {
+	n.t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	opts := n.opts
+	s, err := server.NewServer(&opts)
 	if err != nil {
-		t.Fatalf("testenv: nats server: %v", err)
+		n.t.Fatalf("testenv: nats server: %v", err)
 	}
 	go s.Start()
 	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("testenv: nats server not ready")
+		n.t.Fatal("testenv: nats server not ready")
 	}
-	t.Cleanup(s.Shutdown)
-	return s.ClientURL()
+	n.s = s
+}
+
+// Stop shuts the server down; Start starts it again.
+func (n *EmbeddedNATS) Stop() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.s != nil {
+		n.s.Shutdown()
+		n.s.WaitForShutdown()
+		n.s = nil
+	}
 }
 
 // ExternalNATS returns the URL of the shared NATS server (NATS_TEST_URL,
@@ -68,7 +111,38 @@ func ExternalNATS(t testing.TB) (url, prefix string) {
 		t.Skipf("testenv: no NATS server at %s: %v", url, err)
 	}
 	c.Close()
-	return url, "t" + RandomID(6) + "."
+	prefix = "t" + RandomID(6) + "."
+	t.Cleanup(func() { deleteStreams(url, prefix) })
+	return url, prefix
+}
+
+// deleteStreams deletes the streams (and key-value buckets) that a test
+// made under prefix on the shared server: each work stream reserves its
+// byte limit of the server's storage, and what tests leave behind would
+// fill it for everyone.
+func deleteStreams(url, prefix string) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	mark := strings.ToUpper(strings.TrimSuffix(prefix, ".")) + "_"
+	names := js.StreamNames(ctx)
+	var mine []string
+	for name := range names.Name() {
+		if strings.HasPrefix(name, mark) || strings.HasPrefix(name, "KV_"+mark) {
+			mine = append(mine, name)
+		}
+	}
+	for _, name := range mine {
+		_ = js.DeleteStream(ctx, name)
+	}
 }
 
 // RandomID returns n random bytes, hex encoded.

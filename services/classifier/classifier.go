@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
+	"mailroom.dev/platform/breaker"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcserver"
 	"mailroom.dev/platform/service"
@@ -96,6 +97,14 @@ type Config struct {
 	// OpenAIMaxAttempts is how many failed attempts (5xx, timeouts, broken
 	// answers; never 429s) a message gets before it is dead-lettered.
 	OpenAIMaxAttempts int `env:"OPENAI_MAX_ATTEMPTS, default=4"`
+	// OpenAIBreakerThreshold is how many failures of the API in a row
+	// (5xx, timeouts, no connection, a refused key) open the circuit
+	// breaker: then every message waits, without using up its attempts or
+	// deliveries, while one request at a time probes the API (after 1 s,
+	// then twice as long after each failed probe, up to 30 s). Keep it
+	// below OPENAI_MAX_ATTEMPTS, so that a lone mail in an outage is held
+	// rather than given up on.
+	OpenAIBreakerThreshold int `env:"OPENAI_BREAKER_THRESHOLD, default=3"`
 
 	// DailyBudgetUSD caps the model's spend per UTC day; CreditUSD caps
 	// its total spend (the credit there is). 0 means no cap. Past either,
@@ -170,6 +179,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("max_ack_pending", c.MaxAckPending),
 		slog.String("ack_wait", c.AckWait.String()),
 		slog.Int("max_deliver", c.MaxDeliver),
+		slog.Int("openai_max_attempts", c.OpenAIMaxAttempts),
+		slog.Int("openai_breaker_threshold", c.OpenAIBreakerThreshold),
 		slog.Any("openai_keys", c.maskedKeys()),
 		slog.String("openai_base_url", c.OpenAIBaseURL),
 		slog.String("openai_model", c.OpenAIModel),
@@ -205,6 +216,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		return nil, fmt.Errorf("classifier.New: open database: %w", err)
 	}
 	s.OnClose(db.Close)
+	s.CheckDB(db)
 	repo := sqlrepo.New(db.SQL)
 	js, topo, err := s.ConnectNATS(ctx, cfg.NATS)
 	if err != nil {
@@ -217,14 +229,23 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	taxonomies := classify.NewTaxonomies(repo, 30*time.Second)
 	pipeline := &classify.Service{Taxonomies: taxonomies, Pipeline: classify.NewPipeline(tiers...)}
 	var lags []consumer.Lag
+	// One breaker for the database and NATS, shared by the lanes.
+	infra := breaker.New(breaker.Config{OnChange: func(open bool) {
+		if open {
+			s.Logger.Warn("classification failing for every mail (database or NATS): circuit breaker open, messages held")
+		} else {
+			s.Logger.Info("classification working again: circuit breaker closed")
+		}
+	}})
 	for _, lane := range lanes {
 		c := consumer.New(js, consumer.Config{Topology: topo, Lane: string(lane), Workers: cfg.workers(),
-			AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}, pipeline, s.Logger)
+			AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending, Breaker: infra}, pipeline, s.Logger)
 		cons, err := c.Ensure(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("classifier.New: %s consumer: %w", lane, err)
 		}
 		lags = append(lags, consumer.Lag{Stream: topo.ReceivedStreamName(), Consumer: cons.CachedInfo().Name})
+		s.KeepConsumer(js, topo, c.Stream(), c.ConsumerConfig())
 		s.Go(string(lane)+" consumer", c.Run)
 	}
 	// The consumers' lag and the dead letters waiting, read from JetStream
@@ -232,6 +253,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err := s.register(consumer.RegisterMetrics(nil, js, lags, topo.DeadLetterStreamName())); err != nil {
 		return nil, fmt.Errorf("classifier.New: consumer metrics: %w", err)
 	}
+	// A mail whose last delivery failed unseen (a crash, AckWait) is
+	// named by the server's max-deliveries advisory: it goes to the dead
+	// letters too.
+	advisories := deadletters.NewAdvisories(js, topo, s.Logger)
+	if _, err := js.CreateOrUpdateConsumer(ctx, topo.AdvisoryStreamName(), advisories.ConsumerConfig()); err != nil {
+		return nil, fmt.Errorf("classifier.New: advisory consumer: %w", err)
+	}
+	s.KeepConsumer(js, topo, topo.AdvisoryStreamName(), advisories.ConsumerConfig())
+	s.Go("max-deliveries advisories", advisories.Run)
 	s.Go("cache expiry", func(ctx context.Context) error {
 		return service.Every(ctx, time.Hour, func(ctx context.Context) { expireCache(ctx, s.Logger, repo, cfg.CacheTTL) })
 	})
@@ -316,7 +346,14 @@ func (s *Service) modelTier(ctx context.Context, cfg Config, repo *sqlrepo.Repo,
 		MaxBodyTokens:       cfg.OpenAIMaxBodyTokens,
 		RequestTimeout:      cfg.OpenAITimeout,
 		MaxAttempts:         cfg.OpenAIMaxAttempts,
-		Logger:              s.Logger,
+		Breaker: breaker.New(breaker.Config{Threshold: cfg.OpenAIBreakerThreshold, OnChange: func(open bool) {
+			if open {
+				s.Logger.Warn("language model API failing: circuit breaker open, messages held", "threshold", cfg.OpenAIBreakerThreshold)
+			} else {
+				s.Logger.Info("language model API answering again: circuit breaker closed")
+			}
+		}}),
+		Logger: s.Logger,
 	})
 	if err != nil {
 		return nil, nil, err

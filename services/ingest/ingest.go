@@ -181,6 +181,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 			}
 		})
 	})
+	s.KeepConsumer(js, topo, topo.ClassifiedStreamName(), consumer.Config(topo))
 	s.Go("classified consumer", classified.Run)
 	srv := s.Serve(guard, grpcserver.Options{MaxRecvMsgSize: max(minRecvMsgSize, cfg.MaxMessageBytes+(1<<20))})
 	ingestv1.RegisterIngestServiceServer(srv, grpcapi.New(domain))

@@ -18,6 +18,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcserver"
@@ -121,7 +123,16 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	if err != nil {
 		return nil, fmt.Errorf("store.New: consumers: %w", err)
 	}
+	s.CheckDB(db.DB)
+	for _, k := range consumers.Kept() {
+		s.KeepConsumer(js, topo, k.Stream, k.Config)
+	}
 	s.Go("consumers", consumers.Run)
+	// The work streams keep every message until each consumer that needs
+	// it has acknowledged it; the store, the last of them, removes those.
+	s.Go("stream trim", func(ctx context.Context) error {
+		return service.Every(ctx, time.Minute, func(ctx context.Context) { trim(ctx, s.Logger, js, topo) })
+	})
 	if cfg.RetentionInterval > 0 {
 		s.Go("retention purge", func(ctx context.Context) error {
 			s.purge(ctx)
@@ -150,5 +161,23 @@ func (s *Service) purge(ctx context.Context) {
 	case p != (mailstore.Purged{}):
 		s.Logger.InfoContext(ctx, "retention purge", "messages", p.Messages, "usage_records", p.UsageRecords,
 			"tombstones", p.Tombstones, "duration", time.Since(start).String())
+	}
+}
+
+// trim removes from the work streams what every consumer has acknowledged
+// (eventbus.Trim); mail.received waits while max-deliveries advisories,
+// which name its messages, wait for the classifier.
+func trim(ctx context.Context, logger *slog.Logger, js jetstream.JetStream, topo eventbus.Topology) {
+	idle := map[string][]eventbus.ConsumerRef{
+		topo.ReceivedStreamName(): {{Stream: topo.AdvisoryStreamName(), Consumer: eventbus.DeadLetterDurable}},
+	}
+	for stream, consumers := range topo.WorkConsumers() {
+		first, err := eventbus.Trim(ctx, js, stream, consumers, idle[stream]...)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.WarnContext(ctx, "trimming a stream failed; the next round tries again", "stream", stream, "error", err.Error())
+		case first > 0:
+			logger.DebugContext(ctx, "stream trimmed", "stream", stream, "first_seq", first)
+		}
 	}
 }

@@ -17,8 +17,10 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
 	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
+
 	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
 	"mailroom.dev/platform/authn"
 	"mailroom.dev/platform/authn/authntest"
@@ -51,6 +53,7 @@ func TestService(t *testing.T) {
 type env struct {
 	auth   *authntest.Server
 	client storev1.StoreServiceClient
+	health healthpb.HealthClient
 	js     jetstream.JetStream
 	topo   eventbus.Topology
 }
@@ -88,7 +91,7 @@ func start(t *testing.T, databaseURL string, tweaks ...func(*store.Config)) env 
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	return env{auth: auth, client: storev1.NewStoreServiceClient(cc), js: js, topo: cfg.NATS.Topology()}
+	return env{auth: auth, client: storev1.NewStoreServiceClient(cc), health: healthpb.NewHealthClient(cc), js: js, topo: cfg.NATS.Topology()}
 }
 
 type testWriter struct{ t *testing.T }

@@ -15,6 +15,13 @@
 // or an answer that breaks the schema is a failure: the request backs off
 // exponentially with full jitter and tries again, up to MaxAttempts, then
 // the tier gives up (classify.GiveUpError) and the message is dead-lettered.
+//
+// A circuit breaker (Config.Breaker) tells an outage from a bad mail:
+// failures of the API itself (5xx, timeouts, no connection, a revoked key
+// or an exhausted quota) that come in a row open it, and then every
+// request waits (the message held, its delivery not spent) while one at a
+// time probes the API; such failures while it is open count against no
+// mail. A mail that fails while others succeed uses up its attempts.
 package llm
 
 import (
@@ -34,6 +41,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"mailroom.dev/platform/breaker"
 	"mailroom.dev/services/classifier/internal/classify"
 	"mailroom.dev/services/classifier/internal/limiter"
 )
@@ -95,6 +103,8 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxAttempts bounds the failed attempts before giving up (default 4).
 	MaxAttempts int
+	// Breaker, when set, holds every request while the API is down.
+	Breaker *breaker.Breaker
 	// BackoffBase and BackoffCap shape the backoff after a failure
 	// (defaults 500 ms and 30 s): attempt n waits a random time up to
 	// min(cap, base·2ⁿ).
@@ -265,10 +275,17 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 		retry    bool
 	)
 	for {
+		// While the API is down the request waits here, before it takes
+		// budget or rate-limit capacity.
+		ticket, err := t.cfg.Breaker.Wait(ctx)
+		if err != nil {
+			return classify.Verdict{}, err
+		}
 		settle := func(int64) {}
 		if t.cfg.Budget != nil {
 			s, err := t.cfg.Budget.Reserve(ctx, t.cost(model, int64(promptTokens), 0, int64(t.cfg.MaxCompletionTokens)))
 			if err != nil {
+				ticket.Release()
 				return classify.Verdict{}, err
 			}
 			settle = s
@@ -276,11 +293,13 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 		permit, err := t.cfg.Limiter.Acquire(ctx, limiter.Request{User: req.User, Lane: LimiterLane(req.Lane), Model: model, Tokens: admission, Retry: retry})
 		if errors.Is(err, limiter.ErrTooLarge) {
 			settle(0)
+			ticket.Release()
 			failures = append(failures, fmt.Sprintf("the request (%d tokens) is larger than %s's token limit", admission, model))
 			return classify.Verdict{}, &classify.GiveUpError{Attempts: len(failures), Reason: summarize(failures), Usage: usage}
 		}
 		if err != nil {
 			settle(0)
+			ticket.Release()
 			return classify.Verdict{}, err
 		}
 		if usage.Requests == 0 {
@@ -313,7 +332,22 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 		if res.rateLimited {
 			// Not a failure: the key is frozen until the named reset, and
 			// the request waits in the limiter for it.
+			ticket.Release()
 			continue
+		}
+		if ctx.Err() != nil {
+			ticket.Release()
+			return classify.Verdict{}, ctx.Err()
+		}
+		if res.dependency {
+			if ticket.Failure() {
+				// The API is down, not this mail: hold it, count nothing.
+				t.logger.WarnContext(ctx, "language model unavailable; holding the message", "key", permit.Key, "status", res.outcome.Status, "error", res.err.Error())
+				continue
+			}
+		} else {
+			// The API answered (perhaps badly for this mail): it is up.
+			ticket.Success()
 		}
 		if res.err == nil {
 			if problem == "" {
@@ -323,12 +357,9 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 			}
 			res.err, res.permanent = errors.New(problem), false
 		}
-		if ctx.Err() != nil {
-			return classify.Verdict{}, ctx.Err()
-		}
 		failures = append(failures, res.err.Error())
 		t.logger.WarnContext(ctx, "language model attempt failed", "attempt", len(failures), "key", permit.Key, "status", res.outcome.Status, "error", res.err.Error())
-		if res.permanent || len(failures) >= t.cfg.MaxAttempts {
+		if res.permanent && !res.dependency || len(failures) >= t.cfg.MaxAttempts {
 			return classify.Verdict{}, &classify.GiveUpError{Attempts: len(failures), Reason: summarize(failures), Usage: usage}
 		}
 		if err := sleep(ctx, backoff(len(failures), t.cfg.BackoffBase, t.cfg.BackoffCap)); err != nil {
@@ -342,8 +373,12 @@ type result struct {
 	outcome     limiter.Outcome
 	rateLimited bool
 	// err is a failure; permanent when trying again cannot help (a 400).
-	err        error
-	permanent  bool
+	err       error
+	permanent bool
+	// dependency marks a failure of the API rather than of the request:
+	// a 5xx, a timeout, no answer, a key refused (401, 403), a model not
+	// found (404) or an exhausted quota. The breaker counts those.
+	dependency bool
 	content    string
 	refusal    string
 	model      string
@@ -380,6 +415,13 @@ func (t *Tier) call(ctx context.Context, keyID string, params openai.ChatComplet
 				r.rateLimited = true
 			case apiErr.StatusCode >= 500 || apiErr.StatusCode == http.StatusRequestTimeout || apiErr.StatusCode == http.StatusConflict:
 				r.err = fmt.Errorf("model API answered %d", apiErr.StatusCode)
+				r.dependency = true
+			case apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden ||
+				apiErr.StatusCode == http.StatusNotFound || apiErr.StatusCode == http.StatusTooManyRequests:
+				// The key, the model or the account, not this mail:
+				// the same for every mail until someone fixes it.
+				r.err = fmt.Errorf("model API answered %d (%s)", apiErr.StatusCode, safeCode(apiErr.Code))
+				r.permanent, r.dependency = true, true
 			default:
 				// 400, 401, 403, 404, and 429 insufficient_quota: asking
 				// again will not help.
@@ -391,6 +433,7 @@ func (t *Tier) call(ctx context.Context, keyID string, params openai.ChatComplet
 		// No answer: a timeout, a reset connection, a refused dial.
 		r.outcome.Status = 0
 		r.err = fmt.Errorf("no answer from the model API: %s", transportReason(ctx, err))
+		r.dependency = true
 		return r
 	}
 	r.model = resp.Model

@@ -3,7 +3,9 @@
 // a NATS key-value bucket whose entries expire after a TTL; the number of
 // keys is the number of live replicas. A replica that stops deletes its key
 // (the others see it at their next count); one that dies is gone after the
-// TTL. Until then the others run below the limit, never above it.
+// TTL. Until then the others run below the limit, never above it. The
+// bucket is kept in memory: a NATS server that restarts loses it, and the
+// next heartbeat makes it again.
 package replicas
 
 import (
@@ -11,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -35,6 +38,8 @@ type Config struct {
 // Membership is this replica's heartbeat.
 type Membership struct {
 	cfg Config
+	js  jetstream.JetStream
+	mu  sync.Mutex
 	kv  jetstream.KeyValue
 }
 
@@ -49,26 +54,53 @@ func Join(ctx context.Context, js jetstream.JetStream, cfg Config) (*Membership,
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      cfg.Bucket,
-		Description: "mailroom classifier replicas (heartbeats)",
-		TTL:         cfg.TTL,
-		History:     1,
-		Replicas:    cfg.Replicas,
-		Storage:     jetstream.MemoryStorage,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("replicas: bucket %s: %w", cfg.Bucket, err)
+	m := &Membership{cfg: cfg, js: js}
+	if err := m.bucket(ctx); err != nil {
+		return nil, err
 	}
-	m := &Membership{cfg: cfg, kv: kv}
 	if err := m.beat(ctx); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
+// bucket creates (or opens) the bucket.
+func (m *Membership) bucket(ctx context.Context) error {
+	kv, err := m.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      m.cfg.Bucket,
+		Description: "mailroom classifier replicas (heartbeats)",
+		TTL:         m.cfg.TTL,
+		History:     1,
+		Replicas:    m.cfg.Replicas,
+		Storage:     jetstream.MemoryStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("replicas: bucket %s: %w", m.cfg.Bucket, err)
+	}
+	m.mu.Lock()
+	m.kv = kv
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *Membership) store() jetstream.KeyValue {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.kv
+}
+
+// beat puts this replica's heartbeat, making the bucket again when it is
+// gone (a NATS server restarted without it).
 func (m *Membership) beat(ctx context.Context) error {
-	if _, err := m.kv.Put(ctx, m.cfg.ID, []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
+	value := []byte(time.Now().UTC().Format(time.RFC3339Nano))
+	_, err := m.store().Put(ctx, m.cfg.ID, value)
+	if err != nil && (errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrBucketNotFound)) {
+		if berr := m.bucket(ctx); berr != nil {
+			return berr
+		}
+		_, err = m.store().Put(ctx, m.cfg.ID, value)
+	}
+	if err != nil {
 		return fmt.Errorf("replicas: heartbeat: %w", err)
 	}
 	return nil
@@ -76,7 +108,7 @@ func (m *Membership) beat(ctx context.Context) error {
 
 // Count returns the number of live replicas (at least 1: this one).
 func (m *Membership) Count(ctx context.Context) (int, error) {
-	lister, err := m.kv.ListKeys(ctx)
+	lister, err := m.store().ListKeys(ctx)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrNoKeysFound) {
 			return 1, nil
@@ -118,7 +150,7 @@ func (m *Membership) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			_ = m.kv.Delete(dctx, m.cfg.ID)
+			_ = m.store().Delete(dctx, m.cfg.ID)
 			cancel()
 			return
 		case <-t.C:

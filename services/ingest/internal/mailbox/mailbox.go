@@ -166,6 +166,9 @@ var (
 	// ErrNotRecorded: a message was published but its record is not
 	// committed yet (records follow publishes in batches); try again soon.
 	ErrNotRecorded = errors.New("mailbox: the message is not recorded yet")
+	// ErrQueueFull is a publish refused because the queue of mail waiting
+	// for classification is full (MAILROOM_STREAM_MAX_BYTES).
+	ErrQueueFull = errors.New("mailbox: the mail queue is full")
 )
 
 // RecordStatus is what became of a message a mailbox handed over.

@@ -43,6 +43,10 @@ const (
 // ReasonMessageTooLarge is the ErrorInfo reason of a message over the size limit.
 const ReasonMessageTooLarge = apierror.ReasonMessageTooLarge
 
+// ReasonQueueFull is the ErrorInfo reason of an import refused because
+// the queue of mail waiting for classification is full.
+const ReasonQueueFull = "QUEUE_FULL"
+
 // ReasonSyncRunning is the ErrorInfo reason of a sync refused because the
 // mailbox has a job running.
 const ReasonSyncRunning = "SYNC_ALREADY_RUNNING"
@@ -669,6 +673,10 @@ func (s *Service) ImportMessages(ctx context.Context, user, mailboxID string, ra
 		if !dup {
 			if _, err := s.pub.PublishReceived(ctx, r); err != nil {
 				failed = apierror.Unavailablef(err, "publishing messages[%d] failed; the %d messages before it were accepted, and sending the batch again is safe (re-imports are de-duplicated)", i, i)
+				if errors.Is(err, ErrQueueFull) {
+					failed = &apierror.Error{Kind: apierror.ResourceExhausted, Reason: ReasonQueueFull, Err: err,
+						Message: fmt.Sprintf("the queue of mail waiting for classification is full: messages[%d] and the rest were not accepted (the %d before it were); send them again once the backlog has been processed", i, i)}
+				}
 				break
 			}
 			recs = append(recs, Record{

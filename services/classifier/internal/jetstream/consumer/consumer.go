@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
+	"mailroom.dev/platform/breaker"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/resname"
 	"mailroom.dev/services/classifier/internal/classify"
@@ -62,6 +63,9 @@ type Config struct {
 	// consumer is asked to stop (default 10 s); what is still running is
 	// then cancelled and handed back to the server.
 	ShutdownTimeout time.Duration
+	// Breaker, shared by the lanes, holds events while the database or
+	// NATS fails for every event (nil: never).
+	Breaker *breaker.Breaker
 	// MeterProvider makes the consumer's instruments
 	// (mailroom_classifications_total, mailroom_dead_letters_total); nil
 	// means the global one.
@@ -118,14 +122,16 @@ func New(js jetstream.JetStream, cfg Config, classifier Classifier, logger *slog
 	}
 }
 
-// Ensure creates the durable consumer, or updates its configuration.
-func (c *Consumer) Ensure(ctx context.Context) (jetstream.Consumer, error) {
-	stream := c.cfg.Topology.ReceivedStreamName()
+// Stream is the stream the consumer reads.
+func (c *Consumer) Stream() string { return c.cfg.Topology.ReceivedStreamName() }
+
+// ConsumerConfig is the durable consumer's configuration.
+func (c *Consumer) ConsumerConfig() jetstream.ConsumerConfig {
 	filter := c.cfg.Topology.ReceivedAll()
 	if c.cfg.Lane != "" {
 		filter = c.cfg.Topology.ReceivedLane(c.cfg.Lane)
 	}
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+	return jetstream.ConsumerConfig{
 		Durable:       c.cfg.Durable,
 		Description:   "mailroom classifier: mail.received → mail.classified",
 		FilterSubject: filter,
@@ -134,9 +140,14 @@ func (c *Consumer) Ensure(ctx context.Context) (jetstream.Consumer, error) {
 		AckWait:       c.cfg.AckWait,
 		MaxDeliver:    c.cfg.MaxDeliver,
 		MaxAckPending: c.cfg.MaxAckPending,
-	})
+	}
+}
+
+// Ensure creates the durable consumer, or updates its configuration.
+func (c *Consumer) Ensure(ctx context.Context) (jetstream.Consumer, error) {
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.Stream(), c.ConsumerConfig())
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s on %s: %w", c.cfg.Durable, stream, err)
+		return nil, fmt.Errorf("consumer %s on %s: %w", c.cfg.Durable, c.Stream(), err)
 	}
 	return cons, nil
 }
@@ -178,7 +189,12 @@ func (c *Consumer) consume(ctx, work context.Context, sem chan struct{}, wg *syn
 			var it jetstream.MessagesContext
 			// Fetching no more than the workers can take keeps events
 			// from waiting in this process while another replica is idle.
-			it, err = cons.Messages(jetstream.PullMaxMessages(c.cfg.Workers))
+			//
+			// Heartbeats every 2 s let the iterator notice within
+			// seconds that the consumer has gone (deleted, or lost with
+			// its server) and pull again from the one that replaces it.
+			it, err = cons.Messages(jetstream.PullMaxMessages(c.cfg.Workers),
+				jetstream.PullExpiry(10*time.Second), jetstream.PullHeartbeat(2*time.Second))
 			if err == nil {
 				stop := context.AfterFunc(ctx, it.Drain)
 				err = c.loop(ctx, work, it, sem, wg)
@@ -296,20 +312,50 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 	stopKeepAlive := keepAlive(msg, c.cfg.AckWait/3)
 	defer stopKeepAlive()
 
-	cctx, cancel := context.WithCancel(ctx)
-	unhook := context.AfterFunc(stop, cancel)
-	v, err := c.classifier.Classify(cctx, classify.Request{
-		User:     ev.GetUser(),
-		Lane:     protoconv.Lane(ev.GetLane()),
-		Message:  protoconv.Message(ev.GetContent()),
-		Received: received(&ev),
-	})
-	unhook()
-	cancel()
-	if err != nil && stop.Err() != nil {
-		// Stopping: hand the event back now, for another replica.
-		_ = msg.Nak()
-		return
+	var (
+		v      classify.Verdict
+		err    error
+		ticket breaker.Ticket
+	)
+	for {
+		// While the database or NATS is down the event waits here, kept
+		// alive, without spending a delivery.
+		if ticket, err = c.cfg.Breaker.Wait(stop); err != nil {
+			_ = msg.Nak()
+			return
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		unhook := context.AfterFunc(stop, cancel)
+		v, err = c.classifier.Classify(cctx, classify.Request{
+			User:     ev.GetUser(),
+			Lane:     protoconv.Lane(ev.GetLane()),
+			Message:  protoconv.Message(ev.GetContent()),
+			Received: received(&ev),
+		})
+		unhook()
+		cancel()
+		if err != nil && stop.Err() != nil {
+			// Stopping: hand the event back now, for another replica.
+			ticket.Release()
+			_ = msg.Nak()
+			return
+		}
+		var giveUp *classify.GiveUpError
+		if errors.As(err, &giveUp) {
+			ticket.Success()
+			break
+		}
+		if err == nil {
+			// The ticket's verdict waits for the publish.
+			break
+		}
+		// Not the mail's fault (the model's own failures are the
+		// model breaker's): the database or NATS. Held while they are
+		// down, counted as a delivery otherwise.
+		if !ticket.Failure() {
+			break
+		}
+		log.WarnContext(ctx, "classification failed while a dependency is down; holding the event", "error", err.Error())
 	}
 	var giveUp *classify.GiveUpError
 	switch {
@@ -342,12 +388,25 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 		IngestTime:        ev.GetIngestTime(),
 		SyncJob:           ev.GetSyncJob(),
 	}
-	pctx, cancel := context.WithTimeout(ctx, c.cfg.PublishTimeout)
-	_, err = eventbus.Publish(pctx, c.js, c.cfg.Topology.ClassifiedSubject(ev.GetUser()), ClassifiedMsgID(ev.GetMessage()), out)
-	cancel()
-	if err != nil {
-		c.retry(ctx, span, log, msg, delivered, "publish", err)
-		return
+	for {
+		pctx, cancel := context.WithTimeout(ctx, c.cfg.PublishTimeout)
+		_, err = eventbus.Publish(pctx, c.js, c.cfg.Topology.ClassifiedSubject(ev.GetUser()), ClassifiedMsgID(ev.GetMessage()), out)
+		cancel()
+		if err == nil {
+			ticket.Success()
+			break
+		}
+		if stop.Err() != nil || !ticket.Failure() {
+			c.retry(ctx, span, log, msg, delivered, "publish", err)
+			return
+		}
+		// NATS is down, or the classified stream full: keep the verdict
+		// and the event, and publish once it is back.
+		log.WarnContext(ctx, "publish failed while NATS is unavailable; holding the event", "error", err.Error())
+		if ticket, err = c.cfg.Breaker.Wait(stop); err != nil {
+			_ = msg.Nak()
+			return
+		}
 	}
 	stopKeepAlive()
 	if err := msg.DoubleAck(ctx); err != nil {

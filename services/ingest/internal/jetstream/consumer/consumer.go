@@ -37,10 +37,13 @@ type Consumer struct {
 	logger  *slog.Logger
 }
 
-// New creates (or updates) the durable consumer. It delivers only events
-// published from its creation on: older ones belong to no job running now.
-func New(ctx context.Context, js jetstream.JetStream, topo eventbus.Topology, counter Counter, logger *slog.Logger) (*Consumer, error) {
-	cons, err := js.CreateOrUpdateConsumer(ctx, topo.ClassifiedStreamName(), jetstream.ConsumerConfig{
+// Config is the durable consumer's configuration. It delivers only events
+// published from its creation on: older ones belong to no job running now
+// (and a consumer re-created after it vanished skips what was published
+// meanwhile: those mails are classified and stored, only the jobs'
+// progress counts miss them).
+func Config(topo eventbus.Topology) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
 		Durable:       Durable,
 		Description:   "mailroom ingest: counts classified messages in their sync jobs",
 		FilterSubject: topo.ClassifiedAll(),
@@ -49,7 +52,12 @@ func New(ctx context.Context, js jetstream.JetStream, topo eventbus.Topology, co
 		AckWait:       30 * time.Second,
 		MaxDeliver:    10,
 		MaxAckPending: 5000,
-	})
+	}
+}
+
+// New creates (or updates) the durable consumer.
+func New(ctx context.Context, js jetstream.JetStream, topo eventbus.Topology, counter Counter, logger *slog.Logger) (*Consumer, error) {
+	cons, err := js.CreateOrUpdateConsumer(ctx, topo.ClassifiedStreamName(), Config(topo))
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", Durable, err)
 	}

@@ -5,6 +5,8 @@ package publisher
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -35,6 +37,9 @@ var _ mailbox.Publisher = (*Publisher)(nil)
 // stream's acknowledgement, which tells whether the message was a duplicate.
 func (p *Publisher) PublishReceived(ctx context.Context, r mailbox.Received) (bool, error) {
 	ack, err := eventbus.Publish(ctx, p.js, p.topo.ReceivedSubject(string(r.Lane), r.User), r.DedupID(), Event(r))
+	if errors.Is(err, eventbus.ErrStreamFull) {
+		return false, fmt.Errorf("%w: %w", mailbox.ErrQueueFull, err)
+	}
 	if err != nil {
 		return false, err
 	}

@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"mailroom.dev/platform/breaker"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/services/store/internal/mailstore"
 )
@@ -61,6 +62,10 @@ type Options struct {
 	// NakDelay is the first redelivery delay after a failure; it doubles
 	// with every delivery, up to a minute (default 1 s).
 	NakDelay time.Duration
+	// Breaker, shared by the streams, stops the fetching while every
+	// batch fails (the database is down), one batch at a time probing
+	// it; nil: a breaker of its own with the default configuration.
+	Breaker *breaker.Breaker
 	// MeterProvider makes the write metrics (mailroom_store_*); nil means
 	// the global one.
 	MeterProvider metric.MeterProvider
@@ -85,10 +90,18 @@ func (o *Options) defaults() {
 	if o.NakDelay <= 0 {
 		o.NakDelay = time.Second
 	}
+	if o.Breaker == nil {
+		// A batch whose events all fail one by one too is a strong sign:
+		// two in a row open the breaker. Probes are one batch's write,
+		// cheap enough to try every 5 s at most, so that the store
+		// resumes soon after the database.
+		o.Breaker = breaker.New(breaker.Config{Threshold: 2, MaxCooldown: 5 * time.Second})
+	}
 }
 
 // Consumers are the store's JetStream consumers.
 type Consumers struct {
+	keep       []Kept
 	received   *pipe[mailstore.Message]
 	classified *pipe[mailstore.Classified]
 	dead       *pipe[mailstore.Failed]
@@ -112,21 +125,24 @@ func New(ctx context.Context, js jetstream.JetStream, topo eventbus.Topology, re
 			MaxAckPending: opts.MaxAckPending,
 		}
 	}
-	received, err := js.CreateOrUpdateConsumer(ctx, topo.ReceivedStreamName(), cfg(ReceivedDurable, topo.ReceivedAll()))
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", ReceivedDurable, err)
+	keep := []Kept{
+		{topo.ReceivedStreamName(), cfg(ReceivedDurable, topo.ReceivedAll())},
+		{topo.ClassifiedStreamName(), cfg(ClassifiedDurable, topo.ClassifiedAll())},
+		{topo.DeadLetterStreamName(), cfg(DeadDurable, topo.DeadLetterAll())},
 	}
-	classified, err := js.CreateOrUpdateConsumer(ctx, topo.ClassifiedStreamName(), cfg(ClassifiedDurable, topo.ClassifiedAll()))
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", ClassifiedDurable, err)
+	cons := make([]jetstream.Consumer, len(keep))
+	for i, k := range keep {
+		c, err := js.CreateOrUpdateConsumer(ctx, k.Stream, k.Config)
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", k.Config.Durable, err)
+		}
+		cons[i] = c
 	}
-	dead, err := js.CreateOrUpdateConsumer(ctx, topo.DeadLetterStreamName(), cfg(DeadDurable, topo.DeadLetterAll()))
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", DeadDurable, err)
-	}
+	received, classified, dead := cons[0], cons[1], cons[2]
 	tracer := otel.Tracer("mailroom.dev/services/store/internal/jetstream/consumer")
 	m := newMetrics(opts.MeterProvider)
 	return &Consumers{
+		keep: keep,
 		received: &pipe[mailstore.Message]{
 			cons: received, durable: ReceivedDurable, kind: KindMessage, metrics: m, span: "store process mail.received",
 			decode: decodeReceived, record: rec.RecordReceived,
@@ -144,6 +160,16 @@ func New(ctx context.Context, js jetstream.JetStream, topo eventbus.Topology, re
 		},
 	}, nil
 }
+
+// Kept is a durable consumer and its stream.
+type Kept struct {
+	Stream string
+	Config jetstream.ConsumerConfig
+}
+
+// Kept are the durable consumers, for the service to keep (re-create when
+// they vanish): the pipes go on fetching from the consumer of the same name.
+func (c *Consumers) Kept() []Kept { return c.keep }
 
 // Run consumes the streams until ctx is done; the batches in hand are
 // still recorded and acked. It returns nil after ctx is done.
@@ -201,8 +227,27 @@ func (p *pipe[T]) run(ctx context.Context) {
 		}
 		wg.Go(func() {
 			defer func() { <-writers }()
-			// The batch in hand is finished even when shutdown has begun.
-			p.process(context.WithoutCancel(ctx), msgs)
+			// While the database is down the batch waits here, kept
+			// alive, its deliveries unspent, until it may probe or the
+			// breaker closes; the fetching stops meanwhile, every writer
+			// holding a batch.
+			for {
+				stopKeepAlive := keepAlive(msgs, p.opts.AckWait/3)
+				ticket, err := p.opts.Breaker.Wait(ctx)
+				stopKeepAlive()
+				if err != nil {
+					for _, m := range msgs {
+						_ = m.Nak()
+					}
+					return
+				}
+				// The batch in hand is finished even when shutdown has
+				// begun; a batch that failed while the database is down is
+				// held and tried again.
+				if !p.process(context.WithoutCancel(ctx), msgs, ticket) {
+					return
+				}
+			}
 		})
 	}
 }
@@ -240,7 +285,11 @@ func (p *pipe[T]) fetch(ctx context.Context) ([]jetstream.Msg, error) {
 // process records msgs in one transaction and acks them after the commit.
 // When the batch fails, each event is tried alone, so that one event the
 // database refuses cannot keep the others out; the failures are Nak'd.
-func (p *pipe[T]) process(ctx context.Context, msgs []jetstream.Msg) {
+//
+// It returns true, having acked and nakked nothing, when the batch failed
+// while the database is down (ticket.Failure says so): the caller holds
+// the batch and tries it again after the breaker lets it.
+func (p *pipe[T]) process(ctx context.Context, msgs []jetstream.Msg, ticket breaker.Ticket) (held bool) {
 	items := make([]item[T], 0, len(msgs))
 	for _, m := range msgs {
 		it := item[T]{msg: m}
@@ -275,7 +324,8 @@ func (p *pipe[T]) process(ctx context.Context, msgs []jetstream.Msg) {
 		items = append(items, it)
 	}
 	if len(items) == 0 {
-		return
+		ticket.Release()
+		return false
 	}
 
 	// Leave time to ack before the server redelivers.
@@ -288,39 +338,72 @@ func (p *pipe[T]) process(ctx context.Context, msgs []jetstream.Msg) {
 	started := time.Now()
 	err := p.record(rctx, values)
 	if err == nil {
+		ticket.Success()
 		p.metrics.recorded(ctx, p.kind, len(values), time.Since(started))
 		p.ackAll(items)
-		return
+		return false
 	}
 	p.metrics.recorded(ctx, p.kind, 0, time.Since(started))
-	if len(items) == 1 {
-		p.logger.ErrorContext(items[0].ctx, "recording event failed", "consumer", p.durable, "error", err.Error())
-		p.metrics.failed(ctx, p.kind, 1)
-		p.nak(items[0], err)
-		return
+	if len(items) == 1 || p.opts.Breaker.Open() {
+		// One event, or a batch failing while the database is known to
+		// be down: trying the events one by one would tell nothing.
+		held := ticket.Failure()
+		p.logger.ErrorContext(ctx, "recording events failed", "consumer", p.durable, "events", len(items), "error", err.Error())
+		p.metrics.failed(ctx, p.kind, len(items))
+		if held {
+			endHeld(items, err)
+			return true
+		}
+		for _, it := range items {
+			p.nak(it, err, false)
+		}
+		return false
 	}
 	p.logger.ErrorContext(ctx, "recording batch failed; retrying its events one by one",
 		"consumer", p.durable, "events", len(items), "error", err.Error())
-	failed := 0
+	var failed []item[T]
+	var causes []error
 	for _, it := range items {
 		if rctx.Err() != nil {
-			p.nak(it, rctx.Err())
-			failed++
+			failed, causes = append(failed, it), append(causes, rctx.Err())
 			continue
 		}
 		started := time.Now()
 		if err := p.record(rctx, []T{it.value}); err != nil {
 			p.metrics.recorded(ctx, p.kind, 0, time.Since(started))
-			p.nak(it, err)
-			failed++
+			failed, causes = append(failed, it), append(causes, err)
 			continue
 		}
 		p.metrics.recorded(ctx, p.kind, 1, time.Since(started))
 		p.ack(it)
 	}
-	p.metrics.failed(ctx, p.kind, failed)
-	if failed > 0 {
-		p.logger.ErrorContext(ctx, "events not recorded; they will be redelivered", "consumer", p.durable, "failed", failed, "events", len(items))
+	p.metrics.failed(ctx, p.kind, len(failed))
+	// Every event failing is the database; some recorded, it works.
+	if len(failed) == len(items) {
+		held = ticket.Failure()
+	} else {
+		ticket.Success()
+	}
+	if held {
+		// None was recorded: the whole batch is held.
+		endHeld(items, causes[0])
+		return true
+	}
+	for i, it := range failed {
+		p.nak(it, causes[i], false)
+	}
+	if len(failed) > 0 {
+		p.logger.ErrorContext(ctx, "events not recorded; they will be redelivered", "consumer", p.durable, "failed", len(failed), "events", len(items))
+	}
+	return false
+}
+
+// endHeld ends the spans of a batch that is held while the database is down.
+func endHeld[T any](items []item[T], cause error) {
+	for _, it := range items {
+		it.span.RecordError(cause)
+		it.span.SetStatus(codes.Error, "held: the database is down")
+		it.span.End()
 	}
 }
 
@@ -351,12 +434,16 @@ func (p *pipe[T]) ack(it item[T]) {
 	}
 }
 
-func (p *pipe[T]) nak(it item[T], cause error) {
+// nak hands it back: after NakDelay doubled with each delivery (up to a
+// minute), or after NakDelay alone when held (the database is down, not
+// the event at fault: its delivery should be back as soon as a probe can
+// take it).
+func (p *pipe[T]) nak(it item[T], cause error, held bool) {
 	defer it.span.End()
 	it.span.RecordError(cause)
 	it.span.SetStatus(codes.Error, "not recorded")
 	delay := p.opts.NakDelay
-	if md, err := it.msg.Metadata(); err == nil {
+	if md, err := it.msg.Metadata(); err == nil && !held {
 		for i := uint64(1); i < md.NumDelivered && delay < time.Minute; i++ {
 			delay *= 2
 		}
@@ -382,4 +469,27 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// keepAlive tells the server every interval that msgs are in progress,
+// until the returned function is called.
+func keepAlive(msgs []jetstream.Msg, every time.Duration) func() {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
 }
