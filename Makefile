@@ -93,7 +93,7 @@ test-short: ## the tests alone, no generation or lint
 	$(GOTEST) -timeout 20m $(PKGS)
 
 .PHONY: chaos
-chaos: ## the chaos suite, every scenario, on mailroom cluster with a Postgres of its own (~30 min; make test runs a third); MAILROOM_CHAOS=name,… picks some
+chaos: ## the chaos suite, every scenario, on mailroom cluster with a Postgres of its own (~15 min; make test runs a third); MAILROOM_CHAOS=name,… picks some
 	MAILROOM_CHAOS=$(or $(MAILROOM_CHAOS),all) $(GOTEST) -timeout 90m -v -run TestChaos ./test/chaos/
 
 .PHONY: bench-cluster
