@@ -192,6 +192,12 @@ type Request struct {
 	// Examples are the user's corrections, shown to the model after the
 	// stable prefix of its prompt.
 	Examples []Example
+	// Recheck, when set, looks again for a verdict another replica made
+	// for the same mail meanwhile (the verdict cache's): a tier that had to
+	// wait for capacity asks it just before it pays for a model call, so
+	// that mail redelivered to another replica while this one waited (a
+	// replica paused past AckWait) is not paid for twice.
+	Recheck func(ctx context.Context) (Verdict, bool)
 }
 
 // Example is a user's correction, shown to the model as a few-shot example.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"mailroom.dev/services/classifier/internal/classify"
 )
@@ -133,5 +134,47 @@ func TestTaxonomyDescriptionsAreBounded(t *testing.T) {
 	tax[0].Description += "d"
 	if err := tax.Validate(); err == nil || !strings.Contains(err.Error(), "at most 300 characters") {
 		t.Fatalf("a description of %d characters: %v, want refused", classify.MaxDescription+1, err)
+	}
+}
+
+type mapCache map[classify.CacheKey]classify.Verdict
+
+func (m mapCache) Cached(_ context.Context, k classify.CacheKey) (classify.Verdict, bool, error) {
+	v, ok := m[k]
+	return v, ok, nil
+}
+
+func (m mapCache) Cache(_ context.Context, k classify.CacheKey, v classify.Verdict, _ time.Time) error {
+	m[k] = v
+	return nil
+}
+
+// TestCachedTierRecheckFindsAnotherReplicasVerdict: the paid tier behind
+// the cache gets a Recheck that finds a verdict cached while it waited (by
+// another replica), as a cache hit that costs nothing.
+func TestCachedTierRecheckFindsAnotherReplicasVerdict(t *testing.T) {
+	cache := mapCache{}
+	req := classify.Request{User: "ada", Message: classify.Message{Subject: "Invoice", Body: "Due in 14 days."}}
+	var got classify.Verdict
+	var found bool
+	next := classify.TierFunc(func(ctx context.Context, r classify.Request) (classify.Verdict, error) {
+		if r.Recheck == nil {
+			t.Fatal("the paid tier got no Recheck")
+		}
+		if _, ok := r.Recheck(ctx); ok {
+			t.Fatal("Recheck found a verdict before anyone made one")
+		}
+		// Another replica classifies the same mail meanwhile.
+		k := classify.CacheKey{User: "ada", TaxonomyKey: classify.TaxonomyKey(r.Taxonomy), ContentHash: classify.ContentHash(r.Message)}
+		cache[k] = classify.Verdict{Category: "finance", Source: classify.SourceLLM, Usage: classify.Usage{Requests: 1}}
+		got, found = r.Recheck(ctx)
+		return got, nil
+	})
+	v, err := classify.CachedTier{Cache: cache, Next: next}.Classify(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !found || got.Category != "finance" || got.Source != classify.SourceCache || got.Usage.Requests != 0 || v.Source != classify.SourceCache {
+		t.Fatalf("recheck gave %+v (found %v), tier answered %+v: want the other replica's verdict as a free cache hit", got, found, v)
 	}
 }

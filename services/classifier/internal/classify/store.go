@@ -120,6 +120,15 @@ func (c CachedTier) Classify(ctx context.Context, req Request) (Verdict, error) 
 		v.Usage = Usage{}
 		return v, nil
 	}
+	req.Recheck = func(ctx context.Context) (Verdict, bool) {
+		v, ok, err := c.Cache.Cached(ctx, k)
+		if err != nil || !ok {
+			return Verdict{}, false
+		}
+		v.Source, v.Confident = SourceCache, true
+		v.Usage = Usage{}
+		return v, true
+	}
 	v, err := c.Next.Classify(ctx, req)
 	if err != nil || v.Category == "" || v.Source != SourceLLM {
 		return v, err

@@ -231,7 +231,7 @@ func (t *Tier) Classify(ctx context.Context, req classify.Request) (classify.Ver
 		tax = classify.DefaultTaxonomy()
 	}
 	v, err := t.ask(ctx, req, tax, t.cfg.Model, classify.Usage{})
-	if err != nil || t.cfg.EscalateModel == "" || !t.escalate[strings.ToLower(v.Category)] {
+	if err != nil || t.cfg.EscalateModel == "" || v.Source != classify.SourceLLM || !t.escalate[strings.ToLower(v.Category)] {
 		return v, err
 	}
 	return t.ask(ctx, req, tax, t.cfg.EscalateModel, v.Usage)
@@ -273,6 +273,17 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 			settle(0)
 			ticket.Release()
 			return classify.Verdict{}, err
+		}
+		if req.Recheck != nil {
+			// The wait may have been long (a backlog, or this process
+			// paused): another replica may have answered for this mail.
+			if v, ok := req.Recheck(ctx); ok {
+				permit.Cancel()
+				settle(0)
+				ticket.Release()
+				v.Usage = usage
+				return v, nil
+			}
 		}
 		if usage.Requests == 0 {
 			t.metrics.sent(ctx, req)

@@ -294,3 +294,36 @@ func TestEveryFieldIsCappedByTokens(t *testing.T) {
 		t.Errorf("the huge mail's prompt is %d tokens over an ordinary one's, want at most the caps (~2,100)", extra)
 	}
 }
+
+// TestRecheckAfterTheWaitSendsNothing: when the verdict another replica
+// made for the mail is found after the wait for capacity (Request.Recheck,
+// the verdict cache's), the tier answers with it, gives the capacity back
+// and sends nothing (chaos: a replica paused past AckWait, whose mail
+// another replica classified meanwhile, paid for it again).
+func TestRecheckAfterTheWaitSendsNothing(t *testing.T) {
+	f := setup(t, fakeopenai.Config{}, nil)
+	req := request("Your invoice for November", "Payment is due in 14 days.")
+	rechecked := 0
+	req.Recheck = func(context.Context) (classify.Verdict, bool) {
+		rechecked++
+		return classify.Verdict{Category: "finance", Source: classify.SourceCache, Confident: true}, true
+	}
+	v, err := f.tier.Classify(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rechecked != 1 || v.Source != classify.SourceCache || v.Category != "finance" || v.Usage.Requests != 0 {
+		t.Fatalf("verdict %+v after %d rechecks: want the cached verdict, one recheck, no request", v, rechecked)
+	}
+	if n := f.fake.Stats().Keys["sk-test-key-0001"].Requests; n != 0 {
+		t.Errorf("%d requests reached the server, want none", n)
+	}
+	if s := f.lim.Status().Keys[0]; s.InFlight != 0 {
+		t.Errorf("%d permits in flight after the recheck, want 0 (capacity given back)", s.InFlight)
+	}
+	// Nothing found: the model is asked as usual.
+	req.Recheck = func(context.Context) (classify.Verdict, bool) { return classify.Verdict{}, false }
+	if v, err := f.tier.Classify(context.Background(), req); err != nil || v.Source != classify.SourceLLM || v.Usage.Requests != 1 {
+		t.Fatalf("verdict %+v, %v: want the model's, one request", v, err)
+	}
+}
