@@ -376,8 +376,13 @@ func (g *Gateway) Run(ctx context.Context, lis net.Listener) error {
 // away; meanwhile API key exchanges are cached for a second), waits for
 // the bucket that auth creates, and watches it.
 func (g *Gateway) watchRevocations(ctx context.Context) {
-	nc, err := nats.Connect(g.cfg.NATSURL, nats.Name("mailroom-gateway"), nats.MaxReconnects(-1),
-		nats.ReconnectWait(time.Second), nats.RetryOnFailedConnect(true))
+	tlsOpts, err := eventbus.TLSOptions(g.cfg.NATSURL, g.cfg.Transport)
+	if err != nil {
+		g.logger.ErrorContext(ctx, "revocations: NATS", "url", redact.URL(g.cfg.NATSURL), "error", err.Error())
+		return
+	}
+	nc, err := nats.Connect(g.cfg.NATSURL, append([]nats.Option{nats.Name("mailroom-gateway"), nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second), nats.RetryOnFailedConnect(true)}, tlsOpts...)...)
 	if err != nil {
 		g.logger.ErrorContext(ctx, "revocations: NATS", "url", redact.URL(g.cfg.NATSURL), "error", err.Error())
 		return

@@ -33,6 +33,7 @@ import (
 
 	"mailroom.dev/platform/redact"
 	"mailroom.dev/platform/telemetry"
+	"mailroom.dev/platform/transport"
 )
 
 // Topology names the streams and subjects. Prefix, when set, is put in front
@@ -109,9 +110,10 @@ func (t Topology) DeadLetterAll() string { return t.Prefix + "mail.dead.>" }
 // up to 2 s (so that replicas do not all come back at once), and pings the
 // server every 10 s, so that a server that stopped answering without
 // closing the connection is left after three missed pings.
-func Connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
-		nats.ReconnectJitter(500*time.Millisecond, 2*time.Second), nats.PingInterval(10*time.Second), nats.MaxPingsOutstanding(3))
+func Connect(url, name string, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	opts := append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+		nats.ReconnectJitter(500*time.Millisecond, 2*time.Second), nats.PingInterval(10 * time.Second), nats.MaxPingsOutstanding(3)}, extra...)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("eventbus: connect %s: %w", redact.URL(url), err)
 	}
@@ -121,6 +123,30 @@ func Connect(url, name string) (*nats.Conn, jetstream.JetStream, error) {
 		return nil, nil, fmt.Errorf("eventbus: jetstream: %w", err)
 	}
 	return nc, js, nil
+}
+
+// TLSOptions are the connection options that t (the gRPC transport,
+// MAILROOM_TLS_*) gives a NATS connection to url: its TLS (CA, and the
+// certificate presented) when a server of url is tls://, nothing
+// otherwise, so that one PKI serves gRPC and NATS.
+func TLSOptions(url string, t transport.Config) ([]nats.Option, error) {
+	secure := false
+	for _, u := range strings.Split(url, ",") {
+		if strings.HasPrefix(strings.ToLower(strings.TrimSpace(u)), "tls://") {
+			secure = true
+		}
+	}
+	if !secure {
+		return nil, nil
+	}
+	tc, err := t.ClientTLS()
+	if err != nil {
+		return nil, fmt.Errorf("NATS TLS: %w", err)
+	}
+	if tc == nil {
+		return nil, nil // tls:// against the system roots, as nats.go does
+	}
+	return []nats.Option{nats.Secure(tc)}, nil
 }
 
 // EnsureStreams creates or updates the streams. Every service calls it at

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"mailroom.dev/platform/authn"
@@ -34,11 +35,10 @@ func (b *Base) DBOptions() []sqldb.Option {
 // ensures the streams of n's topology, then watches the revocations
 // (WatchRevocations); Close closes the connection.
 func (b *Base) ConnectNATS(ctx context.Context, n NATS) (jetstream.JetStream, eventbus.Topology, error) {
-	nc, js, err := eventbus.Connect(n.URL, "mailroom-"+b.Name)
+	nc, js, err := b.DialNATS(n.URL)
 	if err != nil {
-		return nil, eventbus.Topology{}, fmt.Errorf("connect to NATS: %w", err)
+		return nil, eventbus.Topology{}, err
 	}
-	b.OnClose(func() error { nc.Close(); return nil })
 	b.Check("nats", checkNATS(nc, js))
 	topo := n.Topology()
 	if err := eventbus.EnsureStreams(ctx, js, topo); err != nil {
@@ -48,6 +48,23 @@ func (b *Base) ConnectNATS(ctx context.Context, n NATS) (jetstream.JetStream, ev
 		return nil, topo, err
 	}
 	return js, topo, nil
+}
+
+// DialNATS connects to the NATS servers of url as "mailroom-<name>";
+// Close closes the connection. When url asks for TLS (tls://) and TLS is
+// configured for gRPC (MAILROOM_TLS_*), the connection uses the same CA
+// and presents the same certificate, so that one PKI serves both.
+func (b *Base) DialNATS(url string) (*nats.Conn, jetstream.JetStream, error) {
+	opts, err := eventbus.TLSOptions(url, b.cfg.Transport)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, js, err := eventbus.Connect(url, "mailroom-"+b.Name, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	b.OnClose(func() error { nc.Close(); return nil })
+	return nc, js, nil
 }
 
 // ReportLag reports the lag of the service's durable consumers as gauges

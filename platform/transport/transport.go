@@ -146,11 +146,26 @@ func (c Config) ServerCredentials() (credentials.TransportCredentials, error) {
 // the server against CAFile (or the system roots), presenting this
 // process's certificate when the server asks for one.
 func (c Config) ClientCredentials() (credentials.TransportCredentials, error) {
+	cfg, err := c.ClientTLS()
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		return insecure.NewCredentials(), nil
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// ClientTLS is the TLS configuration of a client connection (gRPC's, and
+// NATS's when its URL asks for TLS): nil when TLS is not enabled;
+// otherwise TLS 1.3 verifying the server against CAFile (or the system
+// roots), presenting this process's certificate when the server asks.
+func (c Config) ClientTLS() (*tls.Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	if !c.Enabled() {
-		return insecure.NewCredentials(), nil
+		return nil, nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS13, ServerName: c.ServerName}
 	if c.CAFile != "" {
@@ -167,7 +182,7 @@ func (c Config) ClientCredentials() (credentials.TransportCredentials, error) {
 		}
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert.get() }
 	}
-	return credentials.NewTLS(cfg), nil
+	return cfg, nil
 }
 
 // recheck is how often the files are looked at again (a stat each).

@@ -18,7 +18,6 @@ import (
 
 	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
 	"mailroom.dev/platform/authn"
-	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/grpcserver"
 	"mailroom.dev/platform/service"
 	"mailroom.dev/platform/sqldb"
@@ -196,11 +195,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	}
 	// Revocations are recorded in NATS before they take effect, and
 	// auth's own guard watches them too.
-	nc, js, err := eventbus.Connect(cfg.NATS.URL, "mailroom-auth")
+	_, js, err := s.DialNATS(cfg.NATS.URL)
 	if err != nil {
-		return nil, fmt.Errorf("auth.New: connect to NATS: %w", err)
+		return nil, fmt.Errorf("auth.New: %w", err)
 	}
-	s.OnClose(func() error { nc.Close(); return nil })
 	revocations, err := s.WatchRevocations(ctx, js, cfg.NATS.Topology())
 	if err != nil {
 		return nil, fmt.Errorf("auth.New: %w", err)
