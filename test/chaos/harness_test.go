@@ -200,6 +200,12 @@ func startHarness(t testing.TB, replicas int, m *model) *harness {
 		// The IMAP server of the sync scenario is on loopback.
 		"MAILROOM_IMAP_ALLOW_HOSTS=127.0.0.1",
 		"MAILROOM_LOG_LEVEL=info",
+		// Every mail of the backfill must go to the model, in realtime,
+		// where the faults are played: no OpenAI batches (their expiry and
+		// failure have tests of their own) and no learned senders (a
+		// colleague's fourth mail, the poison mail among them, would be
+		// classified from the record without the model).
+		"OPENAI_BATCH=off", "MAILROOM_LEARN_SENDERS=false",
 	)
 	out, err := h.mailroom(6*time.Minute, "cluster", "up", "--dir", h.dir, "--replicas", strconv.Itoa(replicas))
 	t.Cleanup(func() {
