@@ -93,8 +93,9 @@ func (w *world) start(t *testing.T, dbURL string, configure func(*ingest.Config)
 	if err := config.Defaults(&cfg); err != nil {
 		t.Fatal(err)
 	}
-	// Tests start the syncs they want, and their mail may be of any age.
-	cfg.SyncInterval, cfg.RetentionDays = 0, 0
+	// Tests start the syncs they want (no scheduler, no IMAP IDLE, whose
+	// syncs would race theirs), and their mail may be of any age.
+	cfg.SyncInterval, cfg.RetentionDays, cfg.IMAPIdleMax = 0, 0, 0
 	if configure != nil {
 		configure(&cfg)
 	}
