@@ -58,7 +58,13 @@ const (
 	ReceivedStream   = "MAIL_RECEIVED"
 	ClassifiedStream = "MAIL_CLASSIFIED"
 	DeadLetterStream = "MAIL_DEAD"
+	BatchStream      = "MAIL_BATCH"
 )
+
+// BatchMaxAge is how long a mail.batch event is kept: it only updates a
+// sync job's progress (how much of its mail waits in an OpenAI batch),
+// and a batch ends within its 24-hour completion window.
+const BatchMaxAge = 7 * 24 * time.Hour
 
 func (t Topology) stream(name string) string {
 	if t.Prefix == "" {
@@ -80,6 +86,16 @@ func (t Topology) ClassifiedStreamName() string { return t.stream(ClassifiedStre
 
 // DeadLetterStreamName is the stream of messages that could not be classified.
 func (t Topology) DeadLetterStreamName() string { return t.stream(DeadLetterStream) }
+
+// BatchStreamName is the stream of mail.batch events.
+func (t Topology) BatchStreamName() string { return t.stream(BatchStream) }
+
+// BatchSubject is "mail.batch.<user>": a user's mail entering or leaving
+// an OpenAI batch (eventsv1.MailBatched).
+func (t Topology) BatchSubject(user string) string { return t.Prefix + "mail.batch." + user }
+
+// BatchAll matches every mail.batch subject.
+func (t Topology) BatchAll() string { return t.Prefix + "mail.batch.>" }
 
 // ReceivedSubject is "mail.received.<lane>.<user>".
 func (t Topology) ReceivedSubject(lane, user string) string {
@@ -191,6 +207,7 @@ func (t Topology) StreamConfigs() []jetstream.StreamConfig {
 		work(t.ClassifiedStreamName(), t.ClassifiedAll()),
 		{Name: t.DeadLetterStreamName(), Subjects: []string{t.DeadLetterAll()}, MaxAge: DeadLetterMaxAge},
 		{Name: t.AdvisoryStreamName(), Subjects: []string{t.MaxDeliveriesSubject("*")}, MaxAge: DeadLetterMaxAge},
+		{Name: t.BatchStreamName(), Subjects: []string{t.BatchAll()}, MaxAge: BatchMaxAge},
 	}
 	for i := range out {
 		out[i].Storage = jetstream.FileStorage

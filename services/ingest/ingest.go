@@ -184,11 +184,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	mc.Vault = vaultclient.New(authClient, identity)
 	mc.Deleted = s.Revocations().Deleted
 	domain := mailbox.NewService(sqlrepo.New(db.SQL), publisher.New(js, topo), mc)
-	classified, err := consumer.New(ctx, js, topo, domain, s.Logger)
+	classified, err := consumer.New(ctx, js, topo, domain, s.Logger, consumer.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("ingest.New: classified consumer: %w", err)
 	}
-	if err := s.ReportLag(js, eventbus.Durable{Stream: topo.ClassifiedStreamName(), Consumer: consumer.Durable}); err != nil {
+	if err := s.ReportLag(js, eventbus.Durable{Stream: topo.ClassifiedStreamName(), Consumer: consumer.Durable},
+		eventbus.Durable{Stream: topo.BatchStreamName(), Consumer: consumer.BatchDurable}); err != nil {
 		return nil, fmt.Errorf("ingest.New: %w", err)
 	}
 	s.Go("sync jobs", domain.RunJobs)
@@ -205,6 +206,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		})
 	})
 	s.KeepConsumer(js, topo, topo.ClassifiedStreamName(), consumer.Config(topo))
+	s.KeepConsumer(js, topo, topo.BatchStreamName(), consumer.BatchConfig(topo))
 	s.Go("classified consumer", classified.Run)
 	srv := s.Serve(guard, grpcserver.Options{MaxRecvMsgSize: max(minRecvMsgSize, cfg.MaxMessageBytes+(1<<20))})
 	ingestv1.RegisterIngestServiceServer(srv, grpcapi.New(domain))

@@ -399,6 +399,7 @@ func syncJobToProto(j mailbox.SyncJob) *ingestv1.SyncJob {
 			Skipped:    j.Progress.Skipped,
 			Failed:     j.Progress.Failed,
 			Classified: j.Progress.Classified,
+			Batched:    j.Progress.Batched,
 		},
 		Error:      j.Error,
 		CreateTime: timestamp(j.CreateTime),

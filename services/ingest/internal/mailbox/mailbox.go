@@ -131,6 +131,10 @@ type Progress struct {
 	Failed    int64
 	// Classified counts the job's messages the classifier has classified.
 	Classified int64
+	// Batched counts the job's messages that wait in an OpenAI batch now
+	// (gathering or submitted); they move to Classified when their
+	// answers land, or leave for the realtime path.
+	Batched int64
 }
 
 // SyncJob is one sync of a mailbox.
@@ -279,6 +283,13 @@ type Repository interface {
 	// first time only, counts it in the progress of job (when not empty).
 	// It reports whether this was the first time.
 	MarkClassified(ctx context.Context, user, mailboxID, providerMessageID, job string) (bool, error)
+	// MarkBatched notes that user's messages (message ids) entered an
+	// OpenAI batch (entered) or left one for the realtime path, as of at;
+	// each message's sync job counts it in Progress.Batched while it is in
+	// one. An event older than the last applied to a message changes
+	// nothing to it, so applying one twice is harmless. ErrNotRecorded when
+	// some message has no record yet (the others are marked).
+	MarkBatched(ctx context.Context, user string, messageIDs []string, entered bool, at time.Time) error
 
 	// CreateSyncJob inserts j; ErrAlreadyExists when its name is taken,
 	// ErrJobActive when j is PENDING or RUNNING and its mailbox has such a job.

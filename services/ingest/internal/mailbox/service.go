@@ -1004,6 +1004,13 @@ func (s *Service) CountClassified(ctx context.Context, user, mailboxID, provider
 	return err
 }
 
+// CountBatched notes that the classifier put user's messages (message
+// ids) in an OpenAI batch (entered) or took them out of one for the
+// realtime path, as of at; their sync jobs show them as batched meanwhile.
+func (s *Service) CountBatched(ctx context.Context, user string, messageIDs []string, entered bool, at time.Time) error {
+	return s.repo.MarkBatched(ctx, user, messageIDs, entered, at)
+}
+
 // randomID returns 16 random lowercase hex digits, a valid resource id.
 func randomID() string {
 	b := make([]byte, 8)

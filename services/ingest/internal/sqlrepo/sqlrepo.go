@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -383,8 +384,23 @@ func (r *Repo) MarkClassified(ctx context.Context, user, mailboxID, providerMess
 		if job != "" {
 			_, err = tx.ExecContext(ctx,
 				`UPDATE sync_jobs SET classified = classified + 1 WHERE user_id = $1 AND id = $2`, user, job)
+			if err != nil {
+				return err
+			}
 		}
-		return err
+		// A message that waited in a batch leaves it with its answer.
+		rows, err := tx.QueryContext(ctx, `
+			UPDATE mailbox_messages SET batch_state = 2
+			WHERE user_id = $1 AND mailbox_id = $2 AND provider_message_id = $3 AND batch_state = 1
+			RETURNING sync_job_id`, user, mailboxID, providerMessageID)
+		if err != nil {
+			return err
+		}
+		deltas, err := jobDeltas(rows, -1, nil)
+		if err != nil {
+			return err
+		}
+		return addBatched(ctx, tx, user, deltas)
 	})
 	if errors.Is(err, mailbox.ErrNotRecorded) {
 		return false, err
@@ -395,8 +411,110 @@ func (r *Repo) MarkClassified(ctx context.Context, user, mailboxID, providerMess
 	return first, nil
 }
 
+// MarkBatched implements mailbox.Repository. Each message's batch state
+// moves only forward in time (batch_time), so a redelivered or late event
+// changes nothing; a job's batched count moves with its messages' state in
+// the same transaction.
+func (r *Repo) MarkBatched(ctx context.Context, user string, messageIDs []string, entered bool, at time.Time) error {
+	ids := slices.Clone(messageIDs)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	t := micros(at)
+	missing := 0
+	err := sqldb.InTx(ctx, r.db, func(tx *sql.Tx) error {
+		deltas := map[string]int64{}
+		missing = 0
+		for chunk := range slices.Chunk(ids, 500) {
+			in := ` AND message_id IN (` + placeholders(3, len(chunk)) + `)`
+			args := []any{user, t}
+			for _, id := range chunk {
+				args = append(args, id)
+			}
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM mailbox_messages WHERE user_id = $1 AND message_id IN (`+placeholders(2, len(chunk))+`)`,
+				append([]any{user}, args[2:]...)...).Scan(&n); err != nil {
+				return err
+			}
+			// The recorded ones are marked now; the event comes back for
+			// the others.
+			missing += len(chunk) - n
+			var (
+				move, rest string
+				delta      int64
+			)
+			if entered {
+				// Into a batch: not a classified message; one already in a
+				// batch (of an earlier process) only takes the newer time.
+				move = `UPDATE mailbox_messages SET batch_state = 1, batch_time = $2
+					WHERE user_id = $1 AND batch_time < $2 AND batch_state <> 1 AND classified = 0` + in + ` RETURNING sync_job_id`
+				rest = `UPDATE mailbox_messages SET batch_time = $2
+					WHERE user_id = $1 AND batch_time < $2 AND batch_state = 1` + in
+				delta = 1
+			} else {
+				move = `UPDATE mailbox_messages SET batch_state = 2, batch_time = $2
+					WHERE user_id = $1 AND batch_time < $2 AND batch_state = 1` + in + ` RETURNING sync_job_id`
+				// A message whose entry is still on its way: that entry,
+				// older, will change nothing.
+				rest = `UPDATE mailbox_messages SET batch_state = 2, batch_time = $2
+					WHERE user_id = $1 AND batch_time < $2 AND batch_state = 0` + in
+				delta = -1
+			}
+			rows, err := tx.QueryContext(ctx, move, args...)
+			if err != nil {
+				return err
+			}
+			if _, err := jobDeltas(rows, delta, deltas); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, rest, args...); err != nil {
+				return err
+			}
+		}
+		return addBatched(ctx, tx, user, deltas)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlrepo: mark batched: %w", err)
+	}
+	if missing > 0 {
+		return fmt.Errorf("%w (%d of %d messages)", mailbox.ErrNotRecorded, missing, len(ids))
+	}
+	return nil
+}
+
+// jobDeltas adds delta to into (made when nil) for each sync job id rows
+// return, and closes rows.
+func jobDeltas(rows *sql.Rows, delta int64, into map[string]int64) (map[string]int64, error) {
+	defer rows.Close()
+	if into == nil {
+		into = map[string]int64{}
+	}
+	for rows.Next() {
+		var job string
+		if err := rows.Scan(&job); err != nil {
+			return nil, err
+		}
+		if job != "" {
+			into[job] += delta
+		}
+	}
+	return into, rows.Err()
+}
+
+// addBatched adds each delta to its sync job's batched count.
+func addBatched(ctx context.Context, tx *sql.Tx, user string, deltas map[string]int64) error {
+	for job, d := range deltas {
+		if d == 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE sync_jobs SET batched = batched + $3 WHERE user_id = $1 AND id = $2`, user, job, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 const jobColumns = `user_id, id, mailbox_id, mode, max_messages, state,
-	listed, fetched, published, skipped, failed, classified, error,
+	listed, fetched, published, skipped, failed, classified, batched, error,
 	create_time, update_time, end_time, owner, lease_until`
 
 func scanJob(row interface{ Scan(...any) error }) (mailbox.SyncJob, error) {
@@ -408,7 +526,7 @@ func scanJob(row interface{ Scan(...any) error }) (mailbox.SyncJob, error) {
 	)
 	err := row.Scan(&j.User, &j.ID, &j.MailboxID, &mode, &j.MaxMessages, &state,
 		&j.Progress.Listed, &j.Progress.Fetched, &j.Progress.Published, &j.Progress.Skipped, &j.Progress.Failed,
-		&j.Progress.Classified, &j.Error, &created, &update, &end, &j.Owner, &lease)
+		&j.Progress.Classified, &j.Progress.Batched, &j.Error, &created, &update, &end, &j.Owner, &lease)
 	if err != nil {
 		return mailbox.SyncJob{}, err
 	}

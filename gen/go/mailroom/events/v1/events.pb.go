@@ -23,6 +23,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// State says whether the messages entered or left a batch.
+type MailBatched_State int32
+
+const (
+	// STATE_UNSPECIFIED is not used.
+	MailBatched_STATE_UNSPECIFIED MailBatched_State = 0
+	// STATE_ENTERED: the messages wait in a batch (gathering or submitted).
+	MailBatched_STATE_ENTERED MailBatched_State = 1
+	// STATE_LEFT: the messages left the batch for the realtime path.
+	MailBatched_STATE_LEFT MailBatched_State = 2
+)
+
+// Enum value maps for MailBatched_State.
+var (
+	MailBatched_State_name = map[int32]string{
+		0: "STATE_UNSPECIFIED",
+		1: "STATE_ENTERED",
+		2: "STATE_LEFT",
+	}
+	MailBatched_State_value = map[string]int32{
+		"STATE_UNSPECIFIED": 0,
+		"STATE_ENTERED":     1,
+		"STATE_LEFT":        2,
+	}
+)
+
+func (x MailBatched_State) Enum() *MailBatched_State {
+	p := new(MailBatched_State)
+	*p = x
+	return p
+}
+
+func (x MailBatched_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MailBatched_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_mailroom_events_v1_events_proto_enumTypes[0].Descriptor()
+}
+
+func (MailBatched_State) Type() protoreflect.EnumType {
+	return &file_mailroom_events_v1_events_proto_enumTypes[0]
+}
+
+func (x MailBatched_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MailBatched_State.Descriptor instead.
+func (MailBatched_State) EnumDescriptor() ([]byte, []int) {
+	return file_mailroom_events_v1_events_proto_rawDescGZIP(), []int{3, 0}
+}
+
 // MailReceived is published by ingest on "mail.received.<lane>.<user>" once
 // per message, with Nats-Msg-Id "<user>/<mailbox id>/<provider message id>".
 type MailReceived struct {
@@ -337,6 +390,96 @@ func (x *MailDeadLettered) GetUsage() *Usage {
 	return nil
 }
 
+// MailBatched is published by the classifier on "mail.batch.<user>" when
+// some of a user's backfill mail enters an OpenAI batch (the Batch API) or
+// leaves one for the realtime path (the batch expired, failed, could not
+// be created, or answered a mail unusably). A mail a batch answered leaves
+// it through its MailClassified. Ingest keeps each mail's batch state from
+// these, so a sync job shows how much of its mail waits in a batch; the
+// state only moves forward in event_time, so a redelivered or late event
+// changes nothing.
+type MailBatched struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// User is the owner's user id.
+	User string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// Messages are the message resource names, users/{user}/messages/{message}.
+	Messages []string `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	// State is the messages' new batch state.
+	State MailBatched_State `protobuf:"varint,3,opt,name=state,proto3,enum=mailroom.events.v1.MailBatched_State" json:"state,omitempty"`
+	// Batch is the OpenAI batch id, empty before the batch is created.
+	Batch string `protobuf:"bytes,4,opt,name=batch,proto3" json:"batch,omitempty"`
+	// EventTime is when the classifier saw the change; ingest applies an
+	// event to a message only when it is newer than the last one applied.
+	EventTime     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=event_time,json=eventTime,proto3" json:"event_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MailBatched) Reset() {
+	*x = MailBatched{}
+	mi := &file_mailroom_events_v1_events_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MailBatched) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MailBatched) ProtoMessage() {}
+
+func (x *MailBatched) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_events_v1_events_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MailBatched.ProtoReflect.Descriptor instead.
+func (*MailBatched) Descriptor() ([]byte, []int) {
+	return file_mailroom_events_v1_events_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MailBatched) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *MailBatched) GetMessages() []string {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
+func (x *MailBatched) GetState() MailBatched_State {
+	if x != nil {
+		return x.State
+	}
+	return MailBatched_STATE_UNSPECIFIED
+}
+
+func (x *MailBatched) GetBatch() string {
+	if x != nil {
+		return x.Batch
+	}
+	return ""
+}
+
+func (x *MailBatched) GetEventTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EventTime
+	}
+	return nil
+}
+
 // Usage is what one classification cost.
 type Usage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -359,7 +502,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_mailroom_events_v1_events_proto_msgTypes[3]
+	mi := &file_mailroom_events_v1_events_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -371,7 +514,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_events_v1_events_proto_msgTypes[3]
+	mi := &file_mailroom_events_v1_events_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -384,7 +527,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_mailroom_events_v1_events_proto_rawDescGZIP(), []int{3}
+	return file_mailroom_events_v1_events_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Usage) GetPromptTokens() int64 {
@@ -452,7 +595,7 @@ type ModelUsage struct {
 
 func (x *ModelUsage) Reset() {
 	*x = ModelUsage{}
-	mi := &file_mailroom_events_v1_events_proto_msgTypes[4]
+	mi := &file_mailroom_events_v1_events_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +607,7 @@ func (x *ModelUsage) String() string {
 func (*ModelUsage) ProtoMessage() {}
 
 func (x *ModelUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_events_v1_events_proto_msgTypes[4]
+	mi := &file_mailroom_events_v1_events_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +620,7 @@ func (x *ModelUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ModelUsage.ProtoReflect.Descriptor instead.
 func (*ModelUsage) Descriptor() ([]byte, []int) {
-	return file_mailroom_events_v1_events_proto_rawDescGZIP(), []int{4}
+	return file_mailroom_events_v1_events_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ModelUsage) GetModel() string {
@@ -560,7 +703,19 @@ const file_mailroom_events_v1_events_proto_rawDesc = "" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1a\n" +
 	"\battempts\x18\x03 \x01(\x05R\battempts\x127\n" +
 	"\tdead_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadTime\x12/\n" +
-	"\x05usage\x18\x05 \x01(\v2\x19.mailroom.events.v1.UsageR\x05usage\"\x80\x02\n" +
+	"\x05usage\x18\x05 \x01(\v2\x19.mailroom.events.v1.UsageR\x05usage\"\x8e\x02\n" +
+	"\vMailBatched\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1a\n" +
+	"\bmessages\x18\x02 \x03(\tR\bmessages\x12;\n" +
+	"\x05state\x18\x03 \x01(\x0e2%.mailroom.events.v1.MailBatched.StateR\x05state\x12\x14\n" +
+	"\x05batch\x18\x04 \x01(\tR\x05batch\x129\n" +
+	"\n" +
+	"event_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\teventTime\"A\n" +
+	"\x05State\x12\x15\n" +
+	"\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rSTATE_ENTERED\x10\x01\x12\x0e\n" +
+	"\n" +
+	"STATE_LEFT\x10\x02\"\x80\x02\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x03R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x03R\x10completionTokens\x120\n" +
@@ -592,35 +747,40 @@ func file_mailroom_events_v1_events_proto_rawDescGZIP() []byte {
 	return file_mailroom_events_v1_events_proto_rawDescData
 }
 
-var file_mailroom_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_mailroom_events_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_mailroom_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_mailroom_events_v1_events_proto_goTypes = []any{
-	(*MailReceived)(nil),          // 0: mailroom.events.v1.MailReceived
-	(*MailClassified)(nil),        // 1: mailroom.events.v1.MailClassified
-	(*MailDeadLettered)(nil),      // 2: mailroom.events.v1.MailDeadLettered
-	(*Usage)(nil),                 // 3: mailroom.events.v1.Usage
-	(*ModelUsage)(nil),            // 4: mailroom.events.v1.ModelUsage
-	(v1.Lane)(0),                  // 5: mailroom.mail.v1.Lane
-	(*v1.NormalizedMessage)(nil),  // 6: mailroom.mail.v1.NormalizedMessage
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(*v1.Classification)(nil),     // 8: mailroom.mail.v1.Classification
+	(MailBatched_State)(0),        // 0: mailroom.events.v1.MailBatched.State
+	(*MailReceived)(nil),          // 1: mailroom.events.v1.MailReceived
+	(*MailClassified)(nil),        // 2: mailroom.events.v1.MailClassified
+	(*MailDeadLettered)(nil),      // 3: mailroom.events.v1.MailDeadLettered
+	(*MailBatched)(nil),           // 4: mailroom.events.v1.MailBatched
+	(*Usage)(nil),                 // 5: mailroom.events.v1.Usage
+	(*ModelUsage)(nil),            // 6: mailroom.events.v1.ModelUsage
+	(v1.Lane)(0),                  // 7: mailroom.mail.v1.Lane
+	(*v1.NormalizedMessage)(nil),  // 8: mailroom.mail.v1.NormalizedMessage
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*v1.Classification)(nil),     // 10: mailroom.mail.v1.Classification
 }
 var file_mailroom_events_v1_events_proto_depIdxs = []int32{
-	5,  // 0: mailroom.events.v1.MailReceived.lane:type_name -> mailroom.mail.v1.Lane
-	6,  // 1: mailroom.events.v1.MailReceived.content:type_name -> mailroom.mail.v1.NormalizedMessage
-	7,  // 2: mailroom.events.v1.MailReceived.ingest_time:type_name -> google.protobuf.Timestamp
-	6,  // 3: mailroom.events.v1.MailClassified.content:type_name -> mailroom.mail.v1.NormalizedMessage
-	8,  // 4: mailroom.events.v1.MailClassified.classification:type_name -> mailroom.mail.v1.Classification
-	3,  // 5: mailroom.events.v1.MailClassified.usage:type_name -> mailroom.events.v1.Usage
-	7,  // 6: mailroom.events.v1.MailClassified.ingest_time:type_name -> google.protobuf.Timestamp
-	0,  // 7: mailroom.events.v1.MailDeadLettered.received:type_name -> mailroom.events.v1.MailReceived
-	7,  // 8: mailroom.events.v1.MailDeadLettered.dead_time:type_name -> google.protobuf.Timestamp
-	3,  // 9: mailroom.events.v1.MailDeadLettered.usage:type_name -> mailroom.events.v1.Usage
-	4,  // 10: mailroom.events.v1.Usage.models:type_name -> mailroom.events.v1.ModelUsage
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	7,  // 0: mailroom.events.v1.MailReceived.lane:type_name -> mailroom.mail.v1.Lane
+	8,  // 1: mailroom.events.v1.MailReceived.content:type_name -> mailroom.mail.v1.NormalizedMessage
+	9,  // 2: mailroom.events.v1.MailReceived.ingest_time:type_name -> google.protobuf.Timestamp
+	8,  // 3: mailroom.events.v1.MailClassified.content:type_name -> mailroom.mail.v1.NormalizedMessage
+	10, // 4: mailroom.events.v1.MailClassified.classification:type_name -> mailroom.mail.v1.Classification
+	5,  // 5: mailroom.events.v1.MailClassified.usage:type_name -> mailroom.events.v1.Usage
+	9,  // 6: mailroom.events.v1.MailClassified.ingest_time:type_name -> google.protobuf.Timestamp
+	1,  // 7: mailroom.events.v1.MailDeadLettered.received:type_name -> mailroom.events.v1.MailReceived
+	9,  // 8: mailroom.events.v1.MailDeadLettered.dead_time:type_name -> google.protobuf.Timestamp
+	5,  // 9: mailroom.events.v1.MailDeadLettered.usage:type_name -> mailroom.events.v1.Usage
+	0,  // 10: mailroom.events.v1.MailBatched.state:type_name -> mailroom.events.v1.MailBatched.State
+	9,  // 11: mailroom.events.v1.MailBatched.event_time:type_name -> google.protobuf.Timestamp
+	6,  // 12: mailroom.events.v1.Usage.models:type_name -> mailroom.events.v1.ModelUsage
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_mailroom_events_v1_events_proto_init() }
@@ -633,13 +793,14 @@ func file_mailroom_events_v1_events_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailroom_events_v1_events_proto_rawDesc), len(file_mailroom_events_v1_events_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   5,
+			NumEnums:      1,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_mailroom_events_v1_events_proto_goTypes,
 		DependencyIndexes: file_mailroom_events_v1_events_proto_depIdxs,
+		EnumInfos:         file_mailroom_events_v1_events_proto_enumTypes,
 		MessageInfos:      file_mailroom_events_v1_events_proto_msgTypes,
 	}.Build()
 	File_mailroom_events_v1_events_proto = out.File

@@ -1091,7 +1091,11 @@ type SyncProgress struct {
 	// Failed is how many could not be fetched or parsed.
 	Failed int64 `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
 	// Classified is how many of the published messages have been classified.
-	Classified    int64 `protobuf:"varint,6,opt,name=classified,proto3" json:"classified,omitempty"`
+	Classified int64 `protobuf:"varint,6,opt,name=classified,proto3" json:"classified,omitempty"`
+	// Batched is how many of this job's published messages wait in an OpenAI
+	// batch now (gathering or submitted); they count as classified when their
+	// results land, or leave the batch for the realtime path.
+	Batched       int64 `protobuf:"varint,7,opt,name=batched,proto3" json:"batched,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1164,6 +1168,13 @@ func (x *SyncProgress) GetFailed() int64 {
 func (x *SyncProgress) GetClassified() int64 {
 	if x != nil {
 		return x.Classified
+	}
+	return 0
+}
+
+func (x *SyncProgress) GetBatched() int64 {
+	if x != nil {
+		return x.Batched
 	}
 	return 0
 }
@@ -2348,7 +2359,7 @@ const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x13provider_message_id\x18\x02 \x01(\tR\x11providerMessageId\x12\x18\n" +
 	"\asubject\x18\x03 \x01(\tR\asubject\"Y\n" +
 	"\x16ImportMessagesResponse\x12?\n" +
-	"\bmessages\x18\x01 \x03(\v2#.mailroom.ingest.v1.ImportedMessageR\bmessages\"\xb0\x01\n" +
+	"\bmessages\x18\x01 \x03(\v2#.mailroom.ingest.v1.ImportedMessageR\bmessages\"\xca\x01\n" +
 	"\fSyncProgress\x12\x16\n" +
 	"\x06listed\x18\x01 \x01(\x03R\x06listed\x12\x18\n" +
 	"\afetched\x18\x02 \x01(\x03R\afetched\x12\x1c\n" +
@@ -2357,7 +2368,8 @@ const file_mailroom_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x06failed\x18\x05 \x01(\x03R\x06failed\x12\x1e\n" +
 	"\n" +
 	"classified\x18\x06 \x01(\x03R\n" +
-	"classified\"\x8c\x03\n" +
+	"classified\x12\x18\n" +
+	"\abatched\x18\a \x01(\x03R\abatched\"\x8c\x03\n" +
 	"\aSyncJob\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\amailbox\x18\x02 \x01(\tR\amailbox\x120\n" +

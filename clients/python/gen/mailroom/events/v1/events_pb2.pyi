@@ -1,11 +1,31 @@
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from mailroom.mail.v1 import mail_pb2 as _mail_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class MailBatched(_message.Message):
+    __slots__ = ["batch", "event_time", "messages", "state", "user"]
+    class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = []
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    STATE_ENTERED: MailBatched.State
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STATE_LEFT: MailBatched.State
+    STATE_UNSPECIFIED: MailBatched.State
+    USER_FIELD_NUMBER: _ClassVar[int]
+    batch: str
+    event_time: _timestamp_pb2.Timestamp
+    messages: _containers.RepeatedScalarFieldContainer[str]
+    state: MailBatched.State
+    user: str
+    def __init__(self, user: _Optional[str] = ..., messages: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[MailBatched.State, str]] = ..., batch: _Optional[str] = ..., event_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class MailClassified(_message.Message):
     __slots__ = ["classification", "content", "ingest_time", "mailbox", "message", "provider_message_id", "sync_job", "usage", "user"]

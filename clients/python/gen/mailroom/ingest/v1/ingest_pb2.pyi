@@ -304,20 +304,22 @@ class SyncMailboxResponse(_message.Message):
     def __init__(self, sync_job: _Optional[_Union[SyncJob, _Mapping]] = ...) -> None: ...
 
 class SyncProgress(_message.Message):
-    __slots__ = ["classified", "failed", "fetched", "listed", "published", "skipped"]
+    __slots__ = ["batched", "classified", "failed", "fetched", "listed", "published", "skipped"]
+    BATCHED_FIELD_NUMBER: _ClassVar[int]
     CLASSIFIED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     FETCHED_FIELD_NUMBER: _ClassVar[int]
     LISTED_FIELD_NUMBER: _ClassVar[int]
     PUBLISHED_FIELD_NUMBER: _ClassVar[int]
     SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    batched: int
     classified: int
     failed: int
     fetched: int
     listed: int
     published: int
     skipped: int
-    def __init__(self, listed: _Optional[int] = ..., fetched: _Optional[int] = ..., published: _Optional[int] = ..., skipped: _Optional[int] = ..., failed: _Optional[int] = ..., classified: _Optional[int] = ...) -> None: ...
+    def __init__(self, listed: _Optional[int] = ..., fetched: _Optional[int] = ..., published: _Optional[int] = ..., skipped: _Optional[int] = ..., failed: _Optional[int] = ..., classified: _Optional[int] = ..., batched: _Optional[int] = ...) -> None: ...
 
 class WatchSyncJobRequest(_message.Message):
     __slots__ = ["name"]

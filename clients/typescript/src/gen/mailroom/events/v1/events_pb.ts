@@ -2,8 +2,8 @@
 // @generated from file mailroom/events/v1/events.proto (package mailroom.events.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Classification, Lane, NormalizedMessage } from "../../mail/v1/mail_pb.js";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mailroom/events/v1/events.proto.
  */
 export const file_mailroom_events_v1_events: GenFile = /*@__PURE__*/
-  fileDesc("Ch9tYWlscm9vbS9ldmVudHMvdjEvZXZlbnRzLnByb3RvEhJtYWlscm9vbS5ldmVudHMudjEi+gEKDE1haWxSZWNlaXZlZBIMCgR1c2VyGAEgASgJEg8KB21haWxib3gYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIbChNwcm92aWRlcl9tZXNzYWdlX2lkGAQgASgJEiQKBGxhbmUYBSABKA4yFi5tYWlscm9vbS5tYWlsLnYxLkxhbmUSNAoHY29udGVudBgGIAEoCzIjLm1haWxyb29tLm1haWwudjEuTm9ybWFsaXplZE1lc3NhZ2USLwoLaW5nZXN0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHN5bmNfam9iGAggASgJIroCCg5NYWlsQ2xhc3NpZmllZBIMCgR1c2VyGAEgASgJEg8KB21haWxib3gYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIbChNwcm92aWRlcl9tZXNzYWdlX2lkGAQgASgJEjQKB2NvbnRlbnQYBSABKAsyIy5tYWlscm9vbS5tYWlsLnYxLk5vcm1hbGl6ZWRNZXNzYWdlEjgKDmNsYXNzaWZpY2F0aW9uGAYgASgLMiAubWFpbHJvb20ubWFpbC52MS5DbGFzc2lmaWNhdGlvbhIoCgV1c2FnZRgHIAEoCzIZLm1haWxyb29tLmV2ZW50cy52MS5Vc2FnZRIvCgtpbmdlc3RfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIc3luY19qb2IYCSABKAkiwQEKEE1haWxEZWFkTGV0dGVyZWQSMgoIcmVjZWl2ZWQYASABKAsyIC5tYWlscm9vbS5ldmVudHMudjEuTWFpbFJlY2VpdmVkEg4KBnJlYXNvbhgCIAEoCRIQCghhdHRlbXB0cxgDIAEoBRItCglkZWFkX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKBXVzYWdlGAUgASgLMhkubWFpbHJvb20uZXZlbnRzLnYxLlVzYWdlIq4BCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgDEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgDEhwKFGNhY2hlZF9wcm9tcHRfdG9rZW5zGAMgASgDEhMKC2Nvc3RfbWljcm9zGAQgASgDEhAKCHJlcXVlc3RzGAUgASgDEi4KBm1vZGVscxgGIAMoCzIeLm1haWxyb29tLmV2ZW50cy52MS5Nb2RlbFVzYWdlIqEBCgpNb2RlbFVzYWdlEg0KBW1vZGVsGAEgASgJEhUKDXByb21wdF90b2tlbnMYAiABKAMSGQoRY29tcGxldGlvbl90b2tlbnMYAyABKAMSHAoUY2FjaGVkX3Byb21wdF90b2tlbnMYBCABKAMSEwoLY29zdF9taWNyb3MYBSABKAMSEAoIcmVxdWVzdHMYBiABKAMSDQoFYmF0Y2gYByABKAhCMVovbWFpbHJvb20uZGV2L2dlbi9nby9tYWlscm9vbS9ldmVudHMvdjE7ZXZlbnRzdjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_mailroom_mail_v1_mail]);
+  fileDesc("Ch9tYWlscm9vbS9ldmVudHMvdjEvZXZlbnRzLnByb3RvEhJtYWlscm9vbS5ldmVudHMudjEi+gEKDE1haWxSZWNlaXZlZBIMCgR1c2VyGAEgASgJEg8KB21haWxib3gYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIbChNwcm92aWRlcl9tZXNzYWdlX2lkGAQgASgJEiQKBGxhbmUYBSABKA4yFi5tYWlscm9vbS5tYWlsLnYxLkxhbmUSNAoHY29udGVudBgGIAEoCzIjLm1haWxyb29tLm1haWwudjEuTm9ybWFsaXplZE1lc3NhZ2USLwoLaW5nZXN0X3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhAKCHN5bmNfam9iGAggASgJIroCCg5NYWlsQ2xhc3NpZmllZBIMCgR1c2VyGAEgASgJEg8KB21haWxib3gYAiABKAkSDwoHbWVzc2FnZRgDIAEoCRIbChNwcm92aWRlcl9tZXNzYWdlX2lkGAQgASgJEjQKB2NvbnRlbnQYBSABKAsyIy5tYWlscm9vbS5tYWlsLnYxLk5vcm1hbGl6ZWRNZXNzYWdlEjgKDmNsYXNzaWZpY2F0aW9uGAYgASgLMiAubWFpbHJvb20ubWFpbC52MS5DbGFzc2lmaWNhdGlvbhIoCgV1c2FnZRgHIAEoCzIZLm1haWxyb29tLmV2ZW50cy52MS5Vc2FnZRIvCgtpbmdlc3RfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIc3luY19qb2IYCSABKAkiwQEKEE1haWxEZWFkTGV0dGVyZWQSMgoIcmVjZWl2ZWQYASABKAsyIC5tYWlscm9vbS5ldmVudHMudjEuTWFpbFJlY2VpdmVkEg4KBnJlYXNvbhgCIAEoCRIQCghhdHRlbXB0cxgDIAEoBRItCglkZWFkX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKBXVzYWdlGAUgASgLMhkubWFpbHJvb20uZXZlbnRzLnYxLlVzYWdlIuUBCgtNYWlsQmF0Y2hlZBIMCgR1c2VyGAEgASgJEhAKCG1lc3NhZ2VzGAIgAygJEjQKBXN0YXRlGAMgASgOMiUubWFpbHJvb20uZXZlbnRzLnYxLk1haWxCYXRjaGVkLlN0YXRlEg0KBWJhdGNoGAQgASgJEi4KCmV2ZW50X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkEKBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEQoNU1RBVEVfRU5URVJFRBABEg4KClNUQVRFX0xFRlQQAiKuAQoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoAxIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoAxIcChRjYWNoZWRfcHJvbXB0X3Rva2VucxgDIAEoAxITCgtjb3N0X21pY3JvcxgEIAEoAxIQCghyZXF1ZXN0cxgFIAEoAxIuCgZtb2RlbHMYBiADKAsyHi5tYWlscm9vbS5ldmVudHMudjEuTW9kZWxVc2FnZSKhAQoKTW9kZWxVc2FnZRINCgVtb2RlbBgBIAEoCRIVCg1wcm9tcHRfdG9rZW5zGAIgASgDEhkKEWNvbXBsZXRpb25fdG9rZW5zGAMgASgDEhwKFGNhY2hlZF9wcm9tcHRfdG9rZW5zGAQgASgDEhMKC2Nvc3RfbWljcm9zGAUgASgDEhAKCHJlcXVlc3RzGAYgASgDEg0KBWJhdGNoGAcgASgIQjFaL21haWxyb29tLmRldi9nZW4vZ28vbWFpbHJvb20vZXZlbnRzL3YxO2V2ZW50c3YxYgZwcm90bzM", [file_google_protobuf_timestamp, file_mailroom_mail_v1_mail]);
 
 /**
  * MailReceived is published by ingest on "mail.received.<lane>.<user>" once
@@ -218,6 +218,97 @@ export const MailDeadLetteredSchema: GenMessage<MailDeadLettered> = /*@__PURE__*
   messageDesc(file_mailroom_events_v1_events, 2);
 
 /**
+ * MailBatched is published by the classifier on "mail.batch.<user>" when
+ * some of a user's backfill mail enters an OpenAI batch (the Batch API) or
+ * leaves one for the realtime path (the batch expired, failed, could not
+ * be created, or answered a mail unusably). A mail a batch answered leaves
+ * it through its MailClassified. Ingest keeps each mail's batch state from
+ * these, so a sync job shows how much of its mail waits in a batch; the
+ * state only moves forward in event_time, so a redelivered or late event
+ * changes nothing.
+ *
+ * @generated from message mailroom.events.v1.MailBatched
+ */
+export type MailBatched = Message<"mailroom.events.v1.MailBatched"> & {
+  /**
+   * User is the owner's user id.
+   *
+   * @generated from field: string user = 1;
+   */
+  user: string;
+
+  /**
+   * Messages are the message resource names, users/{user}/messages/{message}.
+   *
+   * @generated from field: repeated string messages = 2;
+   */
+  messages: string[];
+
+  /**
+   * State is the messages' new batch state.
+   *
+   * @generated from field: mailroom.events.v1.MailBatched.State state = 3;
+   */
+  state: MailBatched_State;
+
+  /**
+   * Batch is the OpenAI batch id, empty before the batch is created.
+   *
+   * @generated from field: string batch = 4;
+   */
+  batch: string;
+
+  /**
+   * EventTime is when the classifier saw the change; ingest applies an
+   * event to a message only when it is newer than the last one applied.
+   *
+   * @generated from field: google.protobuf.Timestamp event_time = 5;
+   */
+  eventTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message mailroom.events.v1.MailBatched.
+ * Use `create(MailBatchedSchema)` to create a new message.
+ */
+export const MailBatchedSchema: GenMessage<MailBatched> = /*@__PURE__*/
+  messageDesc(file_mailroom_events_v1_events, 3);
+
+/**
+ * State says whether the messages entered or left a batch.
+ *
+ * @generated from enum mailroom.events.v1.MailBatched.State
+ */
+export enum MailBatched_State {
+  /**
+   * STATE_UNSPECIFIED is not used.
+   *
+   * @generated from enum value: STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * STATE_ENTERED: the messages wait in a batch (gathering or submitted).
+   *
+   * @generated from enum value: STATE_ENTERED = 1;
+   */
+  ENTERED = 1,
+
+  /**
+   * STATE_LEFT: the messages left the batch for the realtime path.
+   *
+   * @generated from enum value: STATE_LEFT = 2;
+   */
+  LEFT = 2,
+}
+
+/**
+ * Describes the enum mailroom.events.v1.MailBatched.State.
+ */
+export const MailBatched_StateSchema: GenEnum<MailBatched_State> = /*@__PURE__*/
+  enumDesc(file_mailroom_events_v1_events, 3, 0);
+
+/**
  * Usage is what one classification cost.
  *
  * @generated from message mailroom.events.v1.Usage
@@ -272,7 +363,7 @@ export type Usage = Message<"mailroom.events.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_mailroom_events_v1_events, 3);
+  messageDesc(file_mailroom_events_v1_events, 4);
 
 /**
  * ModelUsage is what one model's requests cost.
@@ -335,5 +426,5 @@ export type ModelUsage = Message<"mailroom.events.v1.ModelUsage"> & {
  * Use `create(ModelUsageSchema)` to create a new message.
  */
 export const ModelUsageSchema: GenMessage<ModelUsage> = /*@__PURE__*/
-  messageDesc(file_mailroom_events_v1_events, 4);
+  messageDesc(file_mailroom_events_v1_events, 5);
 
