@@ -641,8 +641,8 @@ func (c *cli) watchSync(ctx context.Context, api *apiClient, job *ingestv1.SyncJ
 		if p.GetListed() > 0 {
 			done = int(int64(width) * min(p.GetPublished()+p.GetSkipped()+p.GetFailed(), p.GetListed()) / p.GetListed())
 		}
-		fmt.Fprintf(c.stderr, "\r[%s%s] %d/%d published, %d skipped, %d failed  %s ", strings.Repeat("#", done), strings.Repeat(".", width-done),
-			p.GetPublished(), p.GetListed(), p.GetSkipped(), p.GetFailed(), enumShort(j.GetState(), "SYNC_JOB_STATE_"))
+		fmt.Fprintf(c.stderr, "\r[%s%s] %d/%d published, %d skipped, %d failed, %d classified, %d batched  %s ", strings.Repeat("#", done), strings.Repeat(".", width-done),
+			p.GetPublished(), p.GetListed(), p.GetSkipped(), p.GetFailed(), p.GetClassified(), p.GetBatched(), enumShort(j.GetState(), "SYNC_JOB_STATE_"))
 	}
 	for !syncDone(job.GetState()) {
 		err := api.stream(ctx, "/v1/"+job.GetName()+":watch", func(b json.RawMessage) error {
@@ -667,9 +667,9 @@ func (c *cli) watchSync(ctx context.Context, api *apiClient, job *ingestv1.SyncJ
 	}
 	draw(job)
 	p := job.GetProgress()
-	fmt.Fprintf(c.stderr, "\nsync %s %s in %s: %d listed, %d fetched, %d published, %d skipped, %d failed\n",
+	fmt.Fprintf(c.stderr, "\nsync %s %s in %s: %d listed, %d fetched, %d published, %d skipped, %d failed; %d classified, %d waiting in an OpenAI batch\n",
 		short(job.GetName()), strings.ToLower(enumShort(job.GetState(), "SYNC_JOB_STATE_")), time.Since(start).Round(100*time.Millisecond),
-		p.GetListed(), p.GetFetched(), p.GetPublished(), p.GetSkipped(), p.GetFailed())
+		p.GetListed(), p.GetFetched(), p.GetPublished(), p.GetSkipped(), p.GetFailed(), p.GetClassified(), p.GetBatched())
 	return job, nil
 }
 
@@ -678,11 +678,11 @@ func (c *cli) printSyncJob(j *ingestv1.SyncJob) error {
 }
 
 func (c *cli) syncJobTable(tw *tabwriter.Writer, js ...*ingestv1.SyncJob) {
-	c.header(tw, "JOB", "MAILBOX", "STATE", "LISTED", "PUBLISHED", "SKIPPED", "FAILED", "STARTED")
+	c.header(tw, "JOB", "MAILBOX", "STATE", "LISTED", "PUBLISHED", "SKIPPED", "FAILED", "CLASSIFIED", "BATCHED", "STARTED")
 	for _, j := range js {
 		p := j.GetProgress()
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", short(j.GetName()), short(j.GetMailbox()), enumShort(j.GetState(), "SYNC_JOB_STATE_"),
-			p.GetListed(), p.GetPublished(), p.GetSkipped(), p.GetFailed(), ts(j.GetCreateTime(), j.GetCreateTime() != nil))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", short(j.GetName()), short(j.GetMailbox()), enumShort(j.GetState(), "SYNC_JOB_STATE_"),
+			p.GetListed(), p.GetPublished(), p.GetSkipped(), p.GetFailed(), p.GetClassified(), p.GetBatched(), ts(j.GetCreateTime(), j.GetCreateTime() != nil))
 	}
 }
 

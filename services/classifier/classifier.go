@@ -31,6 +31,7 @@ import (
 	"mailroom.dev/platform/service"
 	"mailroom.dev/platform/sqldb"
 	"mailroom.dev/services/classifier/internal/batch"
+	"mailroom.dev/services/classifier/internal/batch/batchevents"
 	"mailroom.dev/services/classifier/internal/budget"
 	"mailroom.dev/services/classifier/internal/classify"
 	"mailroom.dev/services/classifier/internal/grpcapi"
@@ -532,7 +533,10 @@ func (s *Service) modelTier(ctx context.Context, cfg Config, prices pricing.Tabl
 		batches *batch.Tier
 	)
 	if cfg.OpenAIBatch != "off" {
-		// Batches go through the first key's organization.
+		// Batches go through the first key's organization; ingest hears
+		// of the mail waiting in them (mail.batch).
+		progress := batchevents.New(js, topo, s.Logger)
+		s.OnClose(progress.Close)
 		bt := batch.New(model, batch.Config{
 			Mode:           cfg.OpenAIBatch,
 			Threshold:      cfg.OpenAIBatchThreshold,
@@ -543,6 +547,7 @@ func (s *Service) modelTier(ctx context.Context, cfg Config, prices pricing.Tabl
 			Budget:         guard,
 			Backlog:        backlog(js, topo.ReceivedStreamName(), "classifier-"+string(classify.LaneBackfill)),
 			Ledger:         repo,
+			Progress:       progress,
 			Logger:         s.Logger,
 		})
 		s.OnClose(bt.Close)

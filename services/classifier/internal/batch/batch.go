@@ -14,6 +14,11 @@
 // of the batches in progress) and the budget (a batch reserves its
 // worst-case cost at the batch price before it is sent).
 //
+// Progress hears of the mail chosen for a batch (it waits in it from then
+// on, while the batch is assembled, submitted and processed) and of the
+// mail that leaves a batch for the realtime path, so that ingest can show a
+// sync job's mail waiting in a batch (package batchevents publishes it).
+//
 // A request waits in its batch while the consumer keeps its event in
 // progress. A redelivered event of a mail already in a batch waits for that
 // batch instead of sending the mail again.
@@ -75,11 +80,34 @@ type Config struct {
 	// when they and the backlog reach Threshold (the backlog's own mail
 	// joins the next windows). Nil counts the window's requests alone.
 	Backlog func(ctx context.Context) int
+	// Progress, when set, hears of mail entering a batch (when a window's
+	// mail is chosen for one, before it is submitted) and leaving one for
+	// the realtime path; mail a batch answered leaves it with its
+	// classification. It must not block.
+	Progress Progress
 	// Ledger, when set, remembers which mail is in which unfinished batch,
 	// so that after a restart a redelivered mail waits for its batch
 	// instead of being sent (and paid for) again.
 	Ledger Ledger
 	Logger *slog.Logger
+}
+
+// Move is some of a user's mail entering a batch or leaving one for the
+// realtime path.
+type Move struct {
+	User string
+	// Messages are the mail's ids (message resource names).
+	Messages []string
+	Entered  bool
+	// Batch is the OpenAI batch id, when there is one yet.
+	Batch string
+	At    time.Time
+}
+
+// Progress hears of mail moving in and out of batches (a sync job shows
+// the mail that waits in one).
+type Progress interface {
+	Moved(m Move)
 }
 
 // Ledger keeps the mail of unfinished batches.
@@ -242,6 +270,7 @@ func (t *Tier) decide() {
 		return
 	}
 	t.mu.Unlock()
+	t.moved(ws, true, "")
 	// Batches of at most MaxRequests and at most the enqueued-token limit.
 	var chunk []*waiter
 	var tokens int64
@@ -259,7 +288,8 @@ func (t *Tier) decide() {
 }
 
 // finish hands each waiter its verdict, or the realtime path.
-func (t *Tier) finish(ws []*waiter, verdicts map[string]classify.Verdict) {
+func (t *Tier) finish(ws []*waiter, verdicts map[string]classify.Verdict, batchID string) {
+	var left []*waiter
 	t.mu.Lock()
 	for _, w := range ws {
 		if v, ok := verdicts[w.req.ID]; ok {
@@ -267,10 +297,16 @@ func (t *Tier) finish(ws []*waiter, verdicts map[string]classify.Verdict) {
 			t.stats.Answered++
 		} else {
 			t.stats.Realtime++
+			left = append(left, w)
 		}
 		delete(t.byID, w.req.ID)
 	}
 	t.mu.Unlock()
+	if t.ctx.Err() == nil {
+		// Stopping is no leaving: the mail comes back redelivered, and
+		// waits for its batch again.
+		t.moved(left, false, batchID)
+	}
 	for _, w := range ws {
 		close(w.done)
 	}
@@ -279,7 +315,8 @@ func (t *Tier) finish(ws []*waiter, verdicts map[string]classify.Verdict) {
 // run sends one batch and waits for it.
 func (t *Tier) run(ws []*waiter, tokens int64) {
 	verdicts := map[string]classify.Verdict{}
-	defer func() { t.finish(ws, verdicts) }()
+	var batchID string
+	defer func() { t.finish(ws, verdicts, batchID) }()
 	log := t.cfg.Logger.With("component", "batch", "requests", len(ws), "tokens", tokens)
 
 	// The model's enqueued-token limit: wait for earlier batches.
@@ -330,6 +367,7 @@ func (t *Tier) run(ws []*waiter, tokens int64) {
 		log.Warn("batch: creating the batch failed; the mail goes to the realtime path", "error", err.Error())
 		return
 	}
+	batchID = b.ID
 	t.mu.Lock()
 	t.stats.Batches++
 	t.stats.Sent += int64(len(ws))
@@ -411,15 +449,18 @@ func (t *Tier) resume(ctx context.Context, req classify.Request) *waiter {
 	}
 	w := &waiter{req: req, done: make(chan struct{})}
 	if r.final {
-		t.answerLocked(w, r.results[req.ID])
+		if !t.answerLocked(w, r.results[req.ID]) {
+			go t.moved([]*waiter{w}, false, id)
+		}
 		return w
 	}
 	r.waiters[req.ID] = w
 	return w
 }
 
-// answerLocked hands w the verdict of c (nil: the realtime path).
-func (t *Tier) answerLocked(w *waiter, c *openai.ChatCompletion) {
+// answerLocked hands w the verdict of c (nil: the realtime path), and
+// reports whether it had one.
+func (t *Tier) answerLocked(w *waiter, c *openai.ChatCompletion) bool {
 	if c != nil {
 		if v, problem := t.model.BatchVerdict(w.req, c); problem == "" {
 			w.v, w.ok = v, true
@@ -430,6 +471,27 @@ func (t *Tier) answerLocked(w *waiter, c *openai.ChatCompletion) {
 		t.stats.Realtime++
 	}
 	close(w.done)
+	return w.ok
+}
+
+// moved tells Progress that ws entered a batch or left one, one Move per
+// user.
+func (t *Tier) moved(ws []*waiter, entered bool, batchID string) {
+	if t.cfg.Progress == nil || len(ws) == 0 {
+		return
+	}
+	now := time.Now()
+	byUser := map[string][]string{}
+	var users []string
+	for _, w := range ws {
+		if _, ok := byUser[w.req.User]; !ok {
+			users = append(users, w.req.User)
+		}
+		byUser[w.req.User] = append(byUser[w.req.User], w.req.ID)
+	}
+	for _, u := range users {
+		t.cfg.Progress.Moved(Move{User: u, Messages: byUser[u], Entered: entered, Batch: batchID, At: now})
+	}
 }
 
 // follow polls a batch of an earlier process until it is final, then
@@ -474,11 +536,15 @@ func (t *Tier) follow(id string, r *resumed) {
 	}
 	t.mu.Lock()
 	r.final, r.results = true, results
+	var left []*waiter
 	for _, w := range r.waiters {
-		t.answerLocked(w, results[w.req.ID])
+		if !t.answerLocked(w, results[w.req.ID]) {
+			left = append(left, w)
+		}
 	}
 	r.waiters = nil
 	t.mu.Unlock()
+	t.moved(left, false, id)
 	_ = t.cfg.Ledger.DoneBatch(t.ctx, id)
 	select {
 	case <-t.ctx.Done():

@@ -40,6 +40,7 @@ func TestRepository(t *testing.T) {
 			t.Run("list", func(t *testing.T) { testList(t, repo) })
 			t.Run("counts", func(t *testing.T) { testCounts(t, repo) })
 			t.Run("sync jobs", func(t *testing.T) { testSyncJobs(t, repo) })
+			t.Run("batched", func(t *testing.T) { testBatched(t, repo) })
 			t.Run("due", func(t *testing.T) { testDue(t, repo) })
 			t.Run("lifecycle", func(t *testing.T) { testMailboxLifecycle(t, repo) })
 		})
@@ -325,6 +326,98 @@ func testSyncJobs(t *testing.T, repo mailbox.Repository) {
 	if got, _ := repo.GetSyncJob(ctx, "syncer", "job-1"); got.Progress.Classified != 1 {
 		t.Errorf("classified = %d, want 1", got.Progress.Classified)
 	}
+}
+
+// testBatched: a job's batched count follows its messages in and out of
+// OpenAI batches, whatever the order and repetition of the events: each
+// message's state moves only forward in event time, and classified mail
+// leaves its batch with its answer.
+func testBatched(t *testing.T, repo mailbox.Repository) {
+	ctx := context.Background()
+	if err := repo.CreateMailbox(ctx, newMailbox("batcher", "inbox")); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.CreateMailbox(ctx, newMailbox("eve", "inbox")); err != nil {
+		t.Fatal(err)
+	}
+	job := mailbox.SyncJob{User: "batcher", ID: "job-b", MailboxID: "inbox", Mode: mailbox.SyncFull, MaxMessages: 100,
+		State: mailbox.JobRunning, CreateTime: t0, UpdateTime: t0}
+	if err := repo.CreateSyncJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	var recs []mailbox.Record
+	for i := 1; i <= 5; i++ {
+		recs = append(recs, mailbox.Record{User: "batcher", MailboxID: "inbox", ProviderMessageID: fmt.Sprintf("p%d", i),
+			MessageID: fmt.Sprintf("m%d", i), SyncJobID: "job-b", Status: mailbox.RecordPublished, CreateTime: t0})
+	}
+	// Eve has a message with the same id: hers is never touched.
+	recs2 := []mailbox.Record{{User: "eve", MailboxID: "inbox", ProviderMessageID: "p1", MessageID: "m1", SyncJobID: "job-e", Status: mailbox.RecordPublished, CreateTime: t0}}
+	if _, err := repo.RecordMessages(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.RecordMessages(ctx, recs2); err != nil {
+		t.Fatal(err)
+	}
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	check := func(step string, wantBatched, wantClassified int64) {
+		t.Helper()
+		got, err := repo.GetSyncJob(ctx, "batcher", "job-b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Progress.Batched != wantBatched || got.Progress.Classified != wantClassified {
+			t.Errorf("%s: batched %d, classified %d; want %d, %d", step, got.Progress.Batched, got.Progress.Classified, wantBatched, wantClassified)
+		}
+	}
+	mark := func(ids []string, entered bool, s int) {
+		t.Helper()
+		if err := repo.MarkBatched(ctx, "batcher", ids, entered, at(s)); err != nil {
+			t.Fatalf("MarkBatched(%v, %v, %d): %v", ids, entered, s, err)
+		}
+	}
+	mark([]string{"m1", "m2", "m3", "m3"}, true, 10)
+	check("three entered", 3, 0)
+	mark([]string{"m1", "m2", "m3"}, true, 10)
+	check("the entry redelivered", 3, 0)
+	mark([]string{"m1"}, false, 20)
+	check("m1 left for the realtime path", 2, 0)
+	mark([]string{"m1"}, false, 20)
+	mark([]string{"m1"}, true, 10)
+	check("the leave redelivered, the entry late", 2, 0)
+	if _, err := repo.MarkClassified(ctx, "batcher", "inbox", "p2", "job-b"); err != nil {
+		t.Fatal(err)
+	}
+	check("m2 answered by its batch", 1, 1)
+	mark([]string{"m2"}, true, 30)
+	check("a classified message enters no batch", 1, 1)
+	if _, err := repo.MarkClassified(ctx, "batcher", "inbox", "p1", "job-b"); err != nil {
+		t.Fatal(err)
+	}
+	check("m1 classified in realtime", 1, 2)
+	// A leave overtaking its entry: the entry, older, changes nothing.
+	mark([]string{"m4"}, false, 40)
+	mark([]string{"m4"}, true, 35)
+	check("m4's leave before its entry", 1, 2)
+	// A later batch (after a restart) takes m5 after it left an earlier one.
+	mark([]string{"m5"}, true, 50)
+	mark([]string{"m5"}, false, 51)
+	mark([]string{"m5"}, true, 52)
+	check("m5 in a second batch", 2, 2)
+	// An unrecorded message: the others are marked, the event comes back.
+	if err := repo.MarkBatched(ctx, "batcher", []string{"m5", "nope"}, false, at(60)); !errors.Is(err, mailbox.ErrNotRecorded) {
+		t.Errorf("MarkBatched with an unrecorded message = %v, want ErrNotRecorded", err)
+	}
+	check("m5 left, nope unknown", 1, 2)
+	// Another user's event names only that user's messages.
+	if err := repo.MarkBatched(ctx, "eve", []string{"m3"}, false, at(70)); !errors.Is(err, mailbox.ErrNotRecorded) {
+		t.Errorf("eve's event about m3 = %v, want ErrNotRecorded (she has no m3)", err)
+	}
+	if err := repo.MarkBatched(ctx, "eve", []string{"m1"}, true, at(70)); err != nil {
+		t.Fatal(err)
+	}
+	check("eve's events", 1, 2)
+	mark([]string{"m3"}, false, 80)
+	check("all out", 0, 2)
 }
 
 func testDue(t *testing.T, repo mailbox.Repository) {
