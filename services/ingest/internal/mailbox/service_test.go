@@ -267,3 +267,70 @@ func TestPurgeAuthStates(t *testing.T) {
 		t.Errorf("the live state: %v, %v; want it kept", a, err)
 	}
 }
+
+// TestWatchSyncJobShowsBatched: a watcher gets an update whenever the
+// job's mail enters a batch, leaves one, or is classified out of one.
+func TestWatchSyncJobShowsBatched(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqldb.Open(ctx, testenv.SQLiteURL(t), sqlrepo.Migrations())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	repo := sqlrepo.New(db.SQL)
+	svc := mailbox.NewService(repo, &recorder{}, mailbox.Config{MaxMessageBytes: 1 << 20, WatchInterval: 10 * time.Millisecond})
+	if _, err := svc.CreateMailbox(ctx, "ada", mailbox.Mailbox{Kind: mailbox.KindImport}, "inbox", ""); err != nil {
+		t.Fatal(err)
+	}
+	job := mailbox.SyncJob{User: "ada", ID: "job1", MailboxID: "inbox", Mode: mailbox.SyncFull, MaxMessages: 10,
+		State: mailbox.JobRunning, Owner: "me", CreateTime: now, UpdateTime: now}
+	if err := repo.CreateSyncJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	var recs []mailbox.Record
+	for _, id := range []string{"a", "b", "c"} {
+		recs = append(recs, mailbox.Record{User: "ada", MailboxID: "inbox", ProviderMessageID: "p" + id, MessageID: "m" + id,
+			SyncJobID: "job1", Status: mailbox.RecordPublished, CreateTime: now})
+	}
+	if _, err := repo.RecordMessages(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	updates := make(chan mailbox.Progress, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- svc.WatchSyncJob(ctx, "ada", "job1", func(j mailbox.SyncJob) error { updates <- j.Progress; return nil })
+	}()
+	next := func(step string, batched, classified int64) {
+		t.Helper()
+		select {
+		case p := <-updates:
+			if p.Batched != batched || p.Classified != classified {
+				t.Errorf("%s: update with batched %d, classified %d; want %d, %d", step, p.Batched, p.Classified, batched, classified)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no update", step)
+		}
+	}
+	next("the job as it is", 0, 0)
+	at := time.Now()
+	if err := svc.CountBatched(ctx, "ada", []string{"ma", "mb", "mc"}, true, at); err != nil {
+		t.Fatal(err)
+	}
+	next("three in a batch", 3, 0)
+	if err := svc.CountClassified(ctx, "ada", "inbox", "pa", "job1"); err != nil {
+		t.Fatal(err)
+	}
+	next("one answered", 2, 1)
+	if err := svc.CountBatched(ctx, "ada", []string{"mb", "mc"}, false, at.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	next("two sent to the realtime path", 0, 1)
+	job.State, job.EndTime = mailbox.JobSucceeded, now
+	if err := repo.UpdateSyncJob(ctx, job, "me"); err != nil {
+		t.Fatal(err)
+	}
+	next("the end", 0, 1)
+	if err := <-done; err != nil {
+		t.Errorf("WatchSyncJob = %v", err)
+	}
+}
