@@ -37,7 +37,7 @@ func TestNATSPermissionsOfTheDeployment(t *testing.T) {
 		t.Fatalf("%d received events, want 1", got)
 	}
 
-	publishClassified := func(user string) error {
+	publishAs := func(user, subject string) error {
 		violations := make(chan error, 4)
 		nc, err := nats.Connect(n.URL(user), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			violations <- err
@@ -52,7 +52,7 @@ func TestNATSPermissionsOfTheDeployment(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_, perr := js.Publish(ctx, "mail.classified.ada", []byte("forged"))
+		_, perr := js.Publish(ctx, subject, []byte("forged"))
 		select {
 		case v := <-violations:
 			return v
@@ -60,11 +60,15 @@ func TestNATSPermissionsOfTheDeployment(t *testing.T) {
 		}
 		return perr
 	}
-	err := publishClassified("ingest")
-	if err == nil || !errors.Is(err, nats.ErrPermissionViolation) && !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
-		t.Errorf("ingest publishing mail.classified: %v, want a permissions violation", err)
-	}
-	if err := publishClassified("classifier"); err != nil {
-		t.Errorf("the classifier publishing mail.classified: %v, want it stored", err)
+	// mail.classified, and mail.batch (the mail waiting in OpenAI batches,
+	// which ingest counts in its sync jobs), are the classifier's to publish.
+	for _, subject := range []string{"mail.classified.ada", "mail.batch.ada"} {
+		err := publishAs("ingest", subject)
+		if err == nil || !errors.Is(err, nats.ErrPermissionViolation) && !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Errorf("ingest publishing %s: %v, want a permissions violation", subject, err)
+		}
+		if err := publishAs("classifier", subject); err != nil {
+			t.Errorf("the classifier publishing %s: %v, want it stored", subject, err)
+		}
 	}
 }
