@@ -177,8 +177,8 @@ func TestBatchEvents(t *testing.T) {
 	now := timestamppb.Now()
 	for i, ev := range []*eventsv1.MailBatched{
 		{User: "ada", Messages: []string{"users/ada/messages/m1", "users/ada/messages/m2", "users/bob/messages/m9", "nonsense"}, State: eventsv1.MailBatched_STATE_ENTERED, EventTime: now},
-		{User: "ada", Messages: []string{"users/ada/messages/m3"}, EventTime: now},                                        // no state: terminated
-		{User: "ada", Messages: []string{"users/ada/messages/m4"}, State: eventsv1.MailBatched_STATE_LEFT},                // no time: terminated
+		{User: "ada", Messages: []string{"users/ada/messages/m3"}, EventTime: now},                                         // no state: terminated
+		{User: "ada", Messages: []string{"users/ada/messages/m4"}, State: eventsv1.MailBatched_STATE_LEFT},                 // no time: terminated
 		{User: "ada", Messages: []string{"users/ada/messages/m1"}, State: eventsv1.MailBatched_STATE_LEFT, EventTime: now}, // applied
 	} {
 		if _, err := eventbus.Publish(ctx, js, topo.BatchSubject(ev.GetUser()), fmt.Sprint("b", i), ev); err != nil {
