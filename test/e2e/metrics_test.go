@@ -71,7 +71,7 @@ func TestDevMetricsCarryEveryService(t *testing.T) {
 	wantConsumers := map[string][]string{
 		"classifier": {"classifier-interactive", "classifier-live", "classifier-backfill"},
 		"store":      {"store-received", "store-classified", "store-dead-letters"},
-		"ingest":     {"ingest-progress"},
+		"ingest":     {"ingest-progress", "ingest-batch"},
 	}
 	var families map[string]*dto.MetricFamily
 	var missing []string
