@@ -47,9 +47,18 @@ func (p *Publisher) PublishReceived(ctx context.Context, r mailbox.Received) (bo
 }
 
 // PurgeUser implements mailbox.EventPurger: it deletes the user's
-// received events, in every lane, from the stream.
+// received events, in every lane, from the stream, and returns how many
+// there were; the user's mail.batch events (which name its messages) go
+// too, uncounted.
 func (p *Publisher) PurgeUser(ctx context.Context, user string) (int64, error) {
-	return eventbus.PurgeSubject(ctx, p.js, p.topo.ReceivedStreamName(), p.topo.ReceivedOfUser(user))
+	n, err := eventbus.PurgeSubject(ctx, p.js, p.topo.ReceivedStreamName(), p.topo.ReceivedOfUser(user))
+	if err != nil {
+		return n, err
+	}
+	if _, err := eventbus.PurgeSubject(ctx, p.js, p.topo.BatchStreamName(), p.topo.BatchSubject(user)); err != nil {
+		return n, err
+	}
+	return n, nil
 }
 
 // Event is the MailReceived event of r.
