@@ -8,9 +8,9 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"mailroom.dev/fakes/fakegmail"
 	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
 	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
-	"mailroom.dev/fakes/fakegmail"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/testenv"
 )
