@@ -8,8 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
 	"mailroom.dev/fakes/fakeopenai"
 	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
+	eventsv1 "mailroom.dev/gen/go/mailroom/events/v1"
 	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
 	"mailroom.dev/platform/authn/authntest"
 	"mailroom.dev/platform/config"
@@ -58,6 +62,9 @@ func TestBackfillGoesThroughTheBatchAPI(t *testing.T) {
 	if n := fake.Stats().Keys[fakeKey].Requests; n != 0 {
 		t.Errorf("%d realtime requests; want none", n)
 	}
+	if in, out := batchMoves(t, e); in != len(evs) || out != 0 {
+		t.Errorf("mail.batch events: %d entered, %d left; want %d, 0", in, out, len(evs))
+	}
 }
 
 // TestExpiredBatchSendsTheRestToRealtime: a batch that expires part-way
@@ -99,6 +106,50 @@ func TestExpiredBatchSendsTheRestToRealtime(t *testing.T) {
 	if n := fake.Stats().Keys[fakeKey].Requests; n != 18 {
 		t.Errorf("%d realtime requests, want 18 (the unfinished)", n)
 	}
+	// Ingest heard of it: the 30 entered the batch, the 18 unfinished left it.
+	if in, out := batchMoves(t, e); in != 30 || out != 18 {
+		t.Errorf("mail.batch events: %d entered, %d left; want 30, 18", in, out)
+	}
+}
+
+// batchMoves waits a moment for the background publishes, then counts
+// the distinct messages of the mail.batch events that entered a batch and
+// that left one.
+func batchMoves(t *testing.T, e *env) (entered, left int) {
+	t.Helper()
+	ctx := context.Background()
+	stream, err := e.js.Stream(ctx, e.topo.BatchStreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, out := map[string]bool{}, map[string]bool{}
+	for range info.State.Msgs {
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev eventsv1.MailBatched
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ev.GetMessages() {
+			if ev.GetState() == eventsv1.MailBatched_STATE_ENTERED {
+				in[m] = true
+			} else {
+				out[m] = true
+			}
+		}
+	}
+	return len(in), len(out)
 }
 
 // TestSmallBackfillStaysRealtime: below the threshold nothing waits for a
@@ -167,6 +218,11 @@ func TestBatchSurvivesARestart(t *testing.T) {
 	}
 	if !strings.Contains(second.logs.String(), "following a batch of an earlier process") {
 		t.Error("the second classifier did not follow the first one's batch")
+	}
+	// The first classifier said the 30 entered the batch; stopping is no
+	// leaving, and the second one's answers take them out (mail.classified).
+	if in, out := batchMoves(t, second); in != 30 || out != 0 {
+		t.Errorf("mail.batch events: %d entered, %d left; want 30, 0", in, out)
 	}
 }
 
