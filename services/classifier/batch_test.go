@@ -152,6 +152,33 @@ func batchMoves(t *testing.T, e *env) (entered, left int) {
 	return len(in), len(out)
 }
 
+// TestFailedBatchLeavesForRealtime: a batch that fails sends all its mail
+// to the realtime path, and says so on mail.batch (ingest's batched count
+// falls back to 0).
+func TestFailedBatchLeavesForRealtime(t *testing.T) {
+	fake, tune := withModel(t, fakeopenai.Config{Batch: fakeopenai.BatchConfig{Completion: 200 * time.Millisecond}}, withBatches)
+	fake.InjectBatch(fakeopenai.BatchFate{Status: "failed"})
+	e := startWith(t, testenv.NATS(t), "", tune)
+	evs := personal("ada", 20)
+	for _, ev := range evs {
+		publish(t, e, ev, "inbox/"+ev.GetProviderMessageId())
+	}
+	classifiedInStream(t, e, len(evs))
+	waitSettled(t, e)
+	if got := classifiedNow(t, e); len(got) != len(evs) {
+		t.Errorf("%d classified, want %d", len(got), len(evs))
+	}
+	if st := fake.BatchStats(); st.Failed != 1 {
+		t.Errorf("batch stats = %+v; want the one failed batch", st)
+	}
+	if n := fake.Stats().Keys[fakeKey].Requests; n != int64(len(evs)) {
+		t.Errorf("%d realtime requests, want %d", n, len(evs))
+	}
+	if in, out := batchMoves(t, e); in != len(evs) || out != len(evs) {
+		t.Errorf("mail.batch events: %d entered, %d left; want %d, %d", in, out, len(evs), len(evs))
+	}
+}
+
 // TestSmallBackfillStaysRealtime: below the threshold nothing waits for a
 // batch.
 func TestSmallBackfillStaysRealtime(t *testing.T) {
@@ -164,6 +191,9 @@ func TestSmallBackfillStaysRealtime(t *testing.T) {
 	classifiedInStream(t, e, len(evs))
 	if st := fake.BatchStats(); st.Batches != 0 {
 		t.Errorf("a batch for 5 mails (threshold 10): %+v", st)
+	}
+	if in, out := batchMoves(t, e); in != 0 || out != 0 {
+		t.Errorf("mail.batch events: %d entered, %d left; want none for mail that never waited in a batch", in, out)
 	}
 }
 
