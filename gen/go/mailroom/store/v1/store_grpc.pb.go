@@ -30,6 +30,7 @@ const (
 	StoreService_GetWebhook_FullMethodName    = "/mailroom.store.v1.StoreService/GetWebhook"
 	StoreService_ListWebhooks_FullMethodName  = "/mailroom.store.v1.StoreService/ListWebhooks"
 	StoreService_DeleteWebhook_FullMethodName = "/mailroom.store.v1.StoreService/DeleteWebhook"
+	StoreService_UpdateWebhook_FullMethodName = "/mailroom.store.v1.StoreService/UpdateWebhook"
 )
 
 // StoreServiceClient is the client API for StoreService service.
@@ -70,6 +71,11 @@ type StoreServiceClient interface {
 	ListWebhooks(ctx context.Context, in *ListWebhooksRequest, opts ...grpc.CallOption) (*ListWebhooksResponse, error)
 	// DeleteWebhook deletes a webhook; deliveries still queued for it are dropped.
 	DeleteWebhook(ctx context.Context, in *DeleteWebhookRequest, opts ...grpc.CallOption) (*DeleteWebhookResponse, error)
+	// UpdateWebhook changes a webhook's url, display_name or state, as the
+	// update mask names them. Setting state to ACTIVE re-enables a webhook
+	// that was disabled (clearing its disable reason and failure count);
+	// setting it to DISABLED pauses deliveries. The secret stays as it was.
+	UpdateWebhook(ctx context.Context, in *UpdateWebhookRequest, opts ...grpc.CallOption) (*UpdateWebhookResponse, error)
 }
 
 type storeServiceClient struct {
@@ -199,6 +205,16 @@ func (c *storeServiceClient) DeleteWebhook(ctx context.Context, in *DeleteWebhoo
 	return out, nil
 }
 
+func (c *storeServiceClient) UpdateWebhook(ctx context.Context, in *UpdateWebhookRequest, opts ...grpc.CallOption) (*UpdateWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateWebhookResponse)
+	err := c.cc.Invoke(ctx, StoreService_UpdateWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StoreServiceServer is the server API for StoreService service.
 // All implementations must embed UnimplementedStoreServiceServer
 // for forward compatibility.
@@ -237,6 +253,11 @@ type StoreServiceServer interface {
 	ListWebhooks(context.Context, *ListWebhooksRequest) (*ListWebhooksResponse, error)
 	// DeleteWebhook deletes a webhook; deliveries still queued for it are dropped.
 	DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error)
+	// UpdateWebhook changes a webhook's url, display_name or state, as the
+	// update mask names them. Setting state to ACTIVE re-enables a webhook
+	// that was disabled (clearing its disable reason and failure count);
+	// setting it to DISABLED pauses deliveries. The secret stays as it was.
+	UpdateWebhook(context.Context, *UpdateWebhookRequest) (*UpdateWebhookResponse, error)
 	mustEmbedUnimplementedStoreServiceServer()
 }
 
@@ -279,6 +300,9 @@ func (UnimplementedStoreServiceServer) ListWebhooks(context.Context, *ListWebhoo
 }
 func (UnimplementedStoreServiceServer) DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteWebhook not implemented")
+}
+func (UnimplementedStoreServiceServer) UpdateWebhook(context.Context, *UpdateWebhookRequest) (*UpdateWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateWebhook not implemented")
 }
 func (UnimplementedStoreServiceServer) mustEmbedUnimplementedStoreServiceServer() {}
 func (UnimplementedStoreServiceServer) testEmbeddedByValue()                      {}
@@ -492,6 +516,24 @@ func _StoreService_DeleteWebhook_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StoreService_UpdateWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServiceServer).UpdateWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StoreService_UpdateWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServiceServer).UpdateWebhook(ctx, req.(*UpdateWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // StoreService_ServiceDesc is the grpc.ServiceDesc for StoreService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -538,6 +580,10 @@ var StoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteWebhook",
 			Handler:    _StoreService_DeleteWebhook_Handler,
+		},
+		{
+			MethodName: "UpdateWebhook",
+			Handler:    _StoreService_UpdateWebhook_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
