@@ -1,15 +1,21 @@
 package store_test
 
 import (
+	"context"
+	"database/sql"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	storev1 "mailroom.dev/gen/go/mailroom/store/v1"
+	"mailroom.dev/platform/sqldb"
 	"mailroom.dev/platform/testenv"
 )
 
@@ -138,6 +144,44 @@ func TestUpdateWebhook(t *testing.T) {
 			if !slices.Equal(names, []string{"users/ada/messages/a2", "users/ada/messages/a4"}) {
 				t.Errorf("crm received %v, want a2 and a4 (nothing while paused)", names)
 			}
+
+			// A webhook from before the secrets moved to the vault (store
+			// migration 00006) has none: it cannot be re-enabled.
+			legacyWebhook(t, e.dbURL, "ada", "old")
+			_, err = e.client.UpdateWebhook(ada, &storev1.UpdateWebhookRequest{
+				Webhook: &storev1.Webhook{Name: "users/ada/webhooks/old", State: storev1.WebhookState_WEBHOOK_STATE_ACTIVE},
+			})
+			if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "create it again") {
+				t.Errorf("re-enabling a webhook without a secret: %v, want FailedPrecondition", err)
+			}
 		})
+	}
+}
+
+// legacyWebhook inserts a disabled webhook row, as migration 00006 left
+// those made before it, with no secret in the vault.
+func legacyWebhook(t *testing.T, dbURL, user, id string) {
+	t.Helper()
+	ctx := context.Background()
+	backend, dsn, err := sqldb.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var db *sql.DB
+	created := any(time.Now().UnixMicro())
+	if backend == sqldb.Postgres {
+		pool, err := sqldb.OpenPostgres(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pool.Close()
+		db, created = stdlib.OpenDBFromPool(pool), time.Now()
+	} else if db, err = sqldb.OpenSQLite(ctx, dsn); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `INSERT INTO store_webhooks (user_id, id, url, display_name, state, create_time, disable_reason)
+VALUES ($1, $2, 'https://example.com/hook', '', 'disabled', $3, 'created before signing secrets moved to the vault')`, user, id, created); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -121,6 +121,10 @@ func (s *Server) UpdateWebhook(ctx context.Context, req *storev1.UpdateWebhookRe
 	var u webhook.Update
 	for _, p := range paths {
 		switch p {
+		case "displayName": // as a REST client may spell it in ?updateMask=
+			p = "display_name"
+		}
+		switch p {
 		case "url":
 			v := in.GetUrl()
 			u.URL = &v

@@ -132,6 +132,20 @@ func (s *Service) Update(ctx context.Context, user, id string, u Update) (Webhoo
 			return Webhook{}, apierror.Invalid("webhook.state", "must be WEBHOOK_STATE_ACTIVE or WEBHOOK_STATE_DISABLED")
 		}
 	}
+	if u.State != nil && *u.State == StateActive {
+		// A webhook made before the secrets moved to the vault has none:
+		// active again, every delivery would fail until it is disabled again.
+		if _, err := s.repo.GetWebhook(ctx, user, id); errors.Is(err, ErrNotFound) {
+			return Webhook{}, apierror.NotFoundf("webhook %s does not exist", Name(user, id))
+		} else if err != nil {
+			return Webhook{}, err
+		}
+		if _, err := s.vault.GetSecret(ctx, user, id); errors.Is(err, ErrNoSecret) {
+			return Webhook{}, apierror.Preconditionf("webhook %s has no signing secret (it was made before the secrets moved to the vault): delete it and create it again", Name(user, id))
+		} else if err != nil {
+			return Webhook{}, apierror.Unavailablef(err, "webhook %s could not be re-enabled now (its secret could not be read); retry", Name(user, id))
+		}
+	}
 	w, err := s.repo.UpdateWebhook(ctx, user, id, u)
 	if errors.Is(err, ErrNotFound) {
 		return Webhook{}, apierror.NotFoundf("webhook %s does not exist", Name(user, id))
