@@ -17,8 +17,9 @@ import (
 
 // TestReadmeWalkthrough builds the mailroom binary, runs `mailroom dev` as a
 // newcomer would (in a fresh directory, no configuration), and runs the
-// README's curl, grpcurl and CLI walkthroughs against it with bash, exactly as
-// written, only with the loopback ports moved to free ones. Then it stops
+// README's curl, real-time (watch, webhooks, Gmail push), grpcurl and CLI
+// walkthroughs against it with bash, exactly as written, only with the
+// loopback ports moved to free ones. Then it stops
 // `mailroom dev` with SIGINT, as Ctrl-C does, and expects a clean exit.
 func TestReadmeWalkthrough(t *testing.T) {
 	if testing.Short() {
@@ -45,15 +46,21 @@ func TestReadmeWalkthrough(t *testing.T) {
 		{"127.0.0.1:9102", "MAILROOM_INGEST_ADDR"},
 		{"127.0.0.1:9103", "MAILROOM_CLASSIFIER_ADDR"},
 		{"127.0.0.1:9104", "MAILROOM_STORE_ADDR"},
+		{"127.0.0.1:8025", ""}, // the fake Gmail's delivery door (mailroom dev --fake-gmail)
+		{"127.0.0.1:8099", ""}, // the webhook receiver of the webhooks walkthrough
 	} {
 		ports[p.def] = freeAddr(t)
-		env = append(env, p.envVar+"="+ports[p.def])
+		if p.envVar != "" {
+			env = append(env, p.envVar+"="+ports[p.def])
+		}
 	}
 	// A newcomer's machine: no database, NATS or token configured.
 	env = withoutVars(env, "DATABASE_URL", "NATS_URL", "MAILROOM_BOOTSTRAP_TOKEN", "OPENAI_API_KEY", "OPENAI_API_KEYS", "MAILROOM_NATS_PREFIX")
 
+	// As the README's Gmail push walkthrough has it started: with the fake
+	// Gmail, which the other walkthroughs do not use.
 	var devOut syncBuffer
-	dev := exec.Command(filepath.Join(bin, "mailroom"), "dev")
+	dev := exec.Command(filepath.Join(bin, "mailroom"), "dev", "--fake-gmail", ports["127.0.0.1:8025"])
 	dev.Dir, dev.Env, dev.Stdout, dev.Stderr = work, env, &devOut, &devOut
 	if err := dev.Start(); err != nil {
 		t.Fatal(err)
@@ -88,9 +95,28 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 	// The real-time walkthrough continues the curl one (it uses ADA_KEY and
 	// the inbox): the watch saw the digest stored and classified.
-	out = runScript(t, work, env, curlScript+"\n"+walkthrough(t, readme, "realtime"), ports)
+	// The webhooks and Gmail push walkthroughs continue it: a receiver on
+	// this machine verifies a signed delivery (mailroom dev lets webhooks
+	// reach loopback), and mail delivered at the fake Gmail is pushed,
+	// synced and classified.
+	out = runScript(t, work, env, curlScript+"\n"+walkthrough(t, readme, "realtime")+"\n"+
+		walkthrough(t, readme, "webhooks")+"\n"+walkthrough(t, readme, "gmail-push"), ports)
 	if !strings.Contains(out, `"subject":"Rust Digest #90"`) {
 		t.Errorf("the real-time walkthrough did not watch the digest arrive; it printed:\n%s", out)
+	}
+	if !regexp.MustCompile(`(?m)^verified evt_[0-9a-f]+ Go Time #300 -> newsletters$`).MatchString(out) || strings.Contains(out, "REFUSED") {
+		t.Errorf("the webhooks walkthrough's receiver did not verify a signed delivery of Go Time #300; it printed:\n%s", out)
+	}
+	if !strings.Contains(out, "\"state\":\"WEBHOOK_STATE_ACTIVE\"\n\"state\":\"WEBHOOK_STATE_DISABLED\"\n\"state\":\"WEBHOOK_STATE_ACTIVE\"\n") {
+		t.Errorf("the webhooks walkthrough did not pause and re-enable the webhook; it printed:\n%s", out)
+	}
+	for _, want := range []string{"Gmail connected", `"subject":"Changelog Weekly #512"`, `"category":"newsletters"`, `"watching":true`, `"mode":"SYNC_MODE_INCREMENTAL"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the Gmail push walkthrough did not print %s; it printed:\n%s", want, out)
+		}
+	}
+	if m := regexp.MustCompile(`"pushes":(\d+)`).FindStringSubmatch(out); m == nil || m[1] == "0" {
+		t.Errorf("the fake Gmail made no push the gateway accepted (%v); the walkthrough printed:\n%s", m, out)
 	}
 
 	// The admin key never appears in the printed output of mailroom dev.
@@ -158,6 +184,9 @@ func runScript(t *testing.T, dir string, env []string, script string, ports map[
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir, cmd.Env = dir, env
+	// A walkthrough that fails before it kills what it started in the
+	// background must not leave Wait waiting on their output.
+	cmd.WaitDelay = 10 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
