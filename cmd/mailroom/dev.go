@@ -23,6 +23,7 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", ".mailroom", "directory for the embedded NATS store, the SQLite file, the admin key and the log")
 	fakeGmail := fs.String("fake-gmail", "", "run a fake Gmail (with push) for Gmail mailboxes, and serve its delivery door on this address (e.g. 127.0.0.1:8025): POST /deliver puts a mail into "+devGmailAccount)
+	fakeIMAP := fs.String("fake-imap", "", "run an IMAP server with IDLE (go-imap's, in memory; user "+devIMAPUser+", password "+devIMAPPassword+") on this address (e.g. 127.0.0.1:1143), which ingest may reach in plain text")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -77,6 +78,15 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		env = envconfig.MultiLookuper(envconfig.MapLookuper(gmail.env()), env)
 	}
 
+	var imapSrv *devIMAP
+	if *fakeIMAP != "" {
+		if imapSrv, err = startDevIMAP(*fakeIMAP); err != nil {
+			return err
+		}
+		defer imapSrv.Close()
+		env = envconfig.MultiLookuper(envconfig.MapLookuper(imapSrv.env()), env)
+	}
+
 	s, err := suite.Start(ctx, suite.Config{Dir: *dir, Logger: logger, Telemetry: tel, Env: env})
 	if err != nil {
 		return err
@@ -92,6 +102,14 @@ and pushes to %s/push/gmail. Deliver a mail to it:
 
   curl -s -X POST http://%s/deliver --data-binary @mail.eml
 `, devGmailAccount, s.HTTPURL, gmail.Addr)
+	}
+	if imapSrv != nil {
+		fmt.Fprintf(stdout, `
+An IMAP server with IDLE listens on %s (user %s, password %s, no TLS).
+Append a mail to its INBOX:
+
+  curl -s -T mail.eml imap://%s/INBOX -u %s:%s
+`, imapSrv.Addr, devIMAPUser, devIMAPPassword, imapSrv.Addr, devIMAPUser, devIMAPPassword)
 	}
 	err = s.Wait()
 	fmt.Fprintln(stdout, "mailroom dev stopped")

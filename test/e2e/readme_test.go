@@ -48,6 +48,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 		{"127.0.0.1:9104", "MAILROOM_STORE_ADDR"},
 		{"127.0.0.1:8025", ""}, // the fake Gmail's delivery door (mailroom dev --fake-gmail)
 		{"127.0.0.1:8099", ""}, // the webhook receiver of the webhooks walkthrough
+		{"127.0.0.1:1143", ""}, // the IMAP server of mailroom dev --fake-imap
 	} {
 		ports[p.def] = freeAddr(t)
 		if p.envVar != "" {
@@ -57,10 +58,11 @@ func TestReadmeWalkthrough(t *testing.T) {
 	// A newcomer's machine: no database, NATS or token configured.
 	env = withoutVars(env, "DATABASE_URL", "NATS_URL", "MAILROOM_BOOTSTRAP_TOKEN", "OPENAI_API_KEY", "OPENAI_API_KEYS", "MAILROOM_NATS_PREFIX")
 
-	// As the README's Gmail push walkthrough has it started: with the fake
-	// Gmail, which the other walkthroughs do not use.
+	// As the README's Gmail push and IMAP IDLE walkthroughs have it
+	// started: with the fake Gmail and IMAP server, which the other
+	// walkthroughs do not use.
 	var devOut syncBuffer
-	dev := exec.Command(filepath.Join(bin, "mailroom"), "dev", "--fake-gmail", ports["127.0.0.1:8025"])
+	dev := exec.Command(filepath.Join(bin, "mailroom"), "dev", "--fake-gmail", ports["127.0.0.1:8025"], "--fake-imap", ports["127.0.0.1:1143"])
 	dev.Dir, dev.Env, dev.Stdout, dev.Stderr = work, env, &devOut, &devOut
 	if err := dev.Start(); err != nil {
 		t.Fatal(err)
@@ -95,12 +97,13 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 	// The real-time walkthrough continues the curl one (it uses ADA_KEY and
 	// the inbox): the watch saw the digest stored and classified.
-	// The webhooks and Gmail push walkthroughs continue it: a receiver on
-	// this machine verifies a signed delivery (mailroom dev lets webhooks
-	// reach loopback), and mail delivered at the fake Gmail is pushed,
-	// synced and classified.
+	// The webhooks, Gmail push and IMAP IDLE walkthroughs continue it: a
+	// receiver on this machine verifies a signed delivery (mailroom dev lets
+	// webhooks reach loopback); mail delivered at the fake Gmail is pushed,
+	// synced and classified; mail appended on the IMAP server is announced
+	// to ingest's IDLE, synced and classified.
 	out = runScript(t, work, env, curlScript+"\n"+walkthrough(t, readme, "realtime")+"\n"+
-		walkthrough(t, readme, "webhooks")+"\n"+walkthrough(t, readme, "gmail-push"), ports)
+		walkthrough(t, readme, "webhooks")+"\n"+walkthrough(t, readme, "gmail-push")+"\n"+walkthrough(t, readme, "imap-idle"), ports)
 	if !strings.Contains(out, `"subject":"Rust Digest #90"`) {
 		t.Errorf("the real-time walkthrough did not watch the digest arrive; it printed:\n%s", out)
 	}
@@ -117,6 +120,9 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 	if m := regexp.MustCompile(`"pushes":(\d+)`).FindStringSubmatch(out); m == nil || m[1] == "0" {
 		t.Errorf("the fake Gmail made no push the gateway accepted (%v); the walkthrough printed:\n%s", m, out)
+	}
+	if !strings.Contains(out, "\"subject\":\"Idle Weekly #1\"\n\"state\":\"MESSAGE_STATE_CLASSIFIED\"\n\"category\":\"newsletters\"") {
+		t.Errorf("the IMAP IDLE walkthrough did not list the appended mail classified; it printed:\n%s", out)
 	}
 
 	// The admin key never appears in the printed output of mailroom dev.
