@@ -23,8 +23,9 @@ import (
 // re-enables it at a working URL with UpdateWebhook: the disable reason and
 // failure count are cleared, the secret is kept, and the next
 // classification is delivered, signed as before. Then the user pauses it
-// (DISABLED) and nothing is delivered until it is ACTIVE again. On both
-// backends, with the real NATS.
+// (DISABLED) and nothing is delivered until it is ACTIVE again; its
+// secret is rotated and the next delivery is signed with the new one. On
+// both backends, with the real NATS.
 func TestUpdateWebhook(t *testing.T) {
 	for backend, dbURL := range testenv.DatabaseURLs() {
 		t.Run(backend, func(t *testing.T) {
@@ -145,6 +146,34 @@ func TestUpdateWebhook(t *testing.T) {
 				t.Errorf("crm received %v, want a2 and a4 (nothing while paused)", names)
 			}
 
+			// A new secret, shown once, signs the next delivery (the
+			// receiver refuses any other signature).
+			rot, err := e.client.RotateWebhookSecret(ada, &storev1.RotateWebhookSecretRequest{Name: "users/me/webhooks/crm"})
+			if err != nil {
+				t.Fatalf("RotateWebhookSecret: %v", err)
+			}
+			fresh := rot.GetWebhook().GetSecret()
+			if !strings.HasPrefix(fresh, "whsec_") || fresh == created.GetWebhook().GetSecret() || rot.GetWebhook().GetState() != storev1.WebhookState_WEBHOOK_STATE_ACTIVE {
+				t.Errorf("rotated webhook = %v", rot.GetWebhook())
+			}
+			if v, ok := e.auth.Secret("users/ada/webhooks/crm/secret"); !ok || string(v) != fresh {
+				t.Error("the vault does not hold the rotated secret")
+			}
+			if g := get(); g.GetSecret() != "" {
+				t.Errorf("GetWebhook shows the secret after rotation: %v", g)
+			}
+			up.mu.Lock()
+			up.secret = fresh
+			up.mu.Unlock()
+			classify(t, e, "ada", "a5")
+			up.waitFor("a5 signed with the new secret", func(d []delivery) bool { return len(d) >= 3 })
+			if _, err := e.client.RotateWebhookSecret(ada, &storev1.RotateWebhookSecretRequest{Name: "users/bob/webhooks/crm"}); status.Code(err) != codes.PermissionDenied {
+				t.Errorf("rotating bob's secret as ada: %v", err)
+			}
+			if _, err := e.client.RotateWebhookSecret(ada, &storev1.RotateWebhookSecretRequest{Name: "users/ada/webhooks/nope"}); status.Code(err) != codes.NotFound {
+				t.Errorf("rotating a webhook that does not exist: %v", err)
+			}
+
 			// A webhook from before the secrets moved to the vault (store
 			// migration 00006) has none: it cannot be re-enabled.
 			legacyWebhook(t, e.dbURL, "ada", "old")
@@ -153,6 +182,16 @@ func TestUpdateWebhook(t *testing.T) {
 			})
 			if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "create it again") {
 				t.Errorf("re-enabling a webhook without a secret: %v, want FailedPrecondition", err)
+			}
+			// Given a secret, it can.
+			if _, err := e.client.RotateWebhookSecret(ada, &storev1.RotateWebhookSecretRequest{Name: "users/ada/webhooks/old"}); err != nil {
+				t.Fatal(err)
+			}
+			re, err := e.client.UpdateWebhook(ada, &storev1.UpdateWebhookRequest{
+				Webhook: &storev1.Webhook{Name: "users/ada/webhooks/old", State: storev1.WebhookState_WEBHOOK_STATE_ACTIVE},
+			})
+			if err != nil || re.GetWebhook().GetState() != storev1.WebhookState_WEBHOOK_STATE_ACTIVE || re.GetWebhook().GetDisableReason() != "" {
+				t.Errorf("re-enabling the old webhook after rotating its secret: %v, %v", re, err)
 			}
 		})
 	}

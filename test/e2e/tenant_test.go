@@ -99,6 +99,7 @@ var isolationRequests = map[string]string{
 	"mailroom.store.v1.StoreService.ListWebhooks":               `{"parent":"users/bob"}`,
 	"mailroom.store.v1.StoreService.DeleteWebhook":              `{"name":"WEBHOOK"}`,
 	"mailroom.store.v1.StoreService.UpdateWebhook":              `{"webhook":{"name":"WEBHOOK","state":2},"updateMask":"state"}`,
+	"mailroom.store.v1.StoreService.RotateWebhookSecret":        `{"name":"WEBHOOK"}`,
 }
 
 // TestTenantIsolation calls every RPC of every service as ada against bob's

@@ -85,6 +85,22 @@ func (s *Server) DeleteWebhook(ctx context.Context, req *storev1.DeleteWebhookRe
 	return &storev1.DeleteWebhookResponse{}, nil
 }
 
+// RotateWebhookSecret implements storev1.StoreServiceServer.
+func (s *Server) RotateWebhookSecret(ctx context.Context, req *storev1.RotateWebhookSecretRequest) (*storev1.RotateWebhookSecretResponse, error) {
+	ids, err := user(ctx, "name", "users/*/webhooks/*", req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if s.webhooks == nil {
+		return s.UnimplementedStoreServiceServer.RotateWebhookSecret(ctx, req)
+	}
+	w, err := s.webhooks.RotateSecret(ctx, ids[0], ids[1])
+	if err != nil {
+		return nil, err
+	}
+	return &storev1.RotateWebhookSecretResponse{Webhook: webhookProto(w)}, nil
+}
+
 // updatable are the fields of a webhook that UpdateWebhook changes.
 var updatable = []string{"url", "display_name", "state"}
 

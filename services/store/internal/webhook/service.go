@@ -141,7 +141,7 @@ func (s *Service) Update(ctx context.Context, user, id string, u Update) (Webhoo
 			return Webhook{}, err
 		}
 		if _, err := s.vault.GetSecret(ctx, user, id); errors.Is(err, ErrNoSecret) {
-			return Webhook{}, apierror.Preconditionf("webhook %s has no signing secret (it was made before the secrets moved to the vault): delete it and create it again", Name(user, id))
+			return Webhook{}, apierror.Preconditionf("webhook %s has no signing secret (it was made before the secrets moved to the vault): rotate its secret first (:rotateSecret), or create it again", Name(user, id))
 		} else if err != nil {
 			return Webhook{}, apierror.Unavailablef(err, "webhook %s could not be re-enabled now (its secret could not be read); retry", Name(user, id))
 		}
@@ -152,6 +152,24 @@ func (s *Service) Update(ctx context.Context, user, id string, u Update) (Webhoo
 	}
 	w.Secret = ""
 	return w, err
+}
+
+// RotateSecret puts a new secret for user's webhook id in the vault and
+// returns the webhook with it: the one time it is shown. A webhook made
+// before the secrets moved to the vault gets its first one this way.
+func (s *Service) RotateSecret(ctx context.Context, user, id string) (Webhook, error) {
+	w, err := s.repo.GetWebhook(ctx, user, id)
+	if errors.Is(err, ErrNotFound) {
+		return Webhook{}, apierror.NotFoundf("webhook %s does not exist", Name(user, id))
+	}
+	if err != nil {
+		return Webhook{}, err
+	}
+	w.Secret = NewSecret()
+	if err := s.vault.PutSecret(ctx, user, id, w.Secret); err != nil {
+		return Webhook{}, apierror.Unavailablef(err, "the secret of webhook %s could not be rotated now; retry (the old one still signs)", Name(user, id))
+	}
+	return w, nil
 }
 
 // Name returns users/{user}/webhooks/{id}.

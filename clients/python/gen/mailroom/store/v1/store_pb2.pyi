@@ -214,6 +214,18 @@ class PurgeUserDataResponse(_message.Message):
     deleted: _containers.ScalarMap[str, int]
     def __init__(self, deleted: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
+class RotateWebhookSecretRequest(_message.Message):
+    __slots__ = ["name"]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RotateWebhookSecretResponse(_message.Message):
+    __slots__ = ["webhook"]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    webhook: Webhook
+    def __init__(self, webhook: _Optional[_Union[Webhook, _Mapping]] = ...) -> None: ...
+
 class Stats(_message.Message):
     __slots__ = ["categories", "classified", "failed", "mailboxes", "name", "pending", "total"]
     CATEGORIES_FIELD_NUMBER: _ClassVar[int]

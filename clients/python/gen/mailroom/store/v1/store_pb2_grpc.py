@@ -74,6 +74,11 @@ class StoreServiceStub(object):
         request_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.UpdateWebhookRequest.SerializeToString,
         response_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.UpdateWebhookResponse.FromString,
         )
+    self.RotateWebhookSecret = channel.unary_unary(
+        '/mailroom.store.v1.StoreService/RotateWebhookSecret',
+        request_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.RotateWebhookSecretRequest.SerializeToString,
+        response_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.RotateWebhookSecretResponse.FromString,
+        )
 
 
 class StoreServiceServicer(object):
@@ -177,6 +182,16 @@ class StoreServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def RotateWebhookSecret(self, request, context):
+    """RotateWebhookSecret gives a webhook a new signing secret, shown in this
+    answer only. Deliveries are signed with it at once by the replica that
+    answered, and by every replica within five minutes (they cache
+    secrets): a receiver accepts either secret meanwhile.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_StoreServiceServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -239,6 +254,11 @@ def add_StoreServiceServicer_to_server(servicer, server):
           servicer.UpdateWebhook,
           request_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.UpdateWebhookRequest.FromString,
           response_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.UpdateWebhookResponse.SerializeToString,
+      ),
+      'RotateWebhookSecret': grpc.unary_unary_rpc_method_handler(
+          servicer.RotateWebhookSecret,
+          request_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.RotateWebhookSecretRequest.FromString,
+          response_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.RotateWebhookSecretResponse.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(
