@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sethvargo/go-envconfig"
+
 	"mailroom.dev/cmd/mailroom/suite"
 	"mailroom.dev/platform/redact"
 	"mailroom.dev/platform/telemetry"
@@ -20,6 +22,8 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", ".mailroom", "directory for the embedded NATS store, the SQLite file, the admin key and the log")
+	fakeGmail := fs.String("fake-gmail", "", "run a fake Gmail (with push) for Gmail mailboxes, and serve its delivery door on this address (e.g. 127.0.0.1:8025): POST /deliver puts a mail into "+devGmailAccount)
+	fakeIMAP := fs.String("fake-imap", "", "run an IMAP server with IDLE (go-imap's, in memory; user "+devIMAPUser+", password "+devIMAPPassword+") on this address (e.g. 127.0.0.1:1143), which ingest may reach in plain text")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,11 +63,54 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_ = tel.Shutdown(sctx)
 	}()
 
-	s, err := suite.Start(ctx, suite.Config{Dir: *dir, Logger: logger, Telemetry: tel})
+	// Under dev, webhooks may go to a receiver on this machine over plain
+	// http (a production setting leaves loopback refused); the environment
+	// still decides when it names MAILROOM_WEBHOOK_ALLOW_HOSTS, even empty.
+	env := envconfig.MultiLookuper(envconfig.OsLookuper(), envconfig.MapLookuper(map[string]string{
+		"MAILROOM_WEBHOOK_ALLOW_HOSTS": "127.0.0.1,localhost",
+	}))
+	var gmail *devGmail
+	if *fakeGmail != "" {
+		if gmail, err = startDevGmail(*fakeGmail, logger); err != nil {
+			return err
+		}
+		defer gmail.Close()
+		env = envconfig.MultiLookuper(envconfig.MapLookuper(gmail.env()), env)
+	}
+
+	var imapSrv *devIMAP
+	if *fakeIMAP != "" {
+		if imapSrv, err = startDevIMAP(*fakeIMAP); err != nil {
+			return err
+		}
+		defer imapSrv.Close()
+		env = envconfig.MultiLookuper(envconfig.MapLookuper(imapSrv.env()), env)
+	}
+
+	s, err := suite.Start(ctx, suite.Config{Dir: *dir, Logger: logger, Telemetry: tel, Env: env})
 	if err != nil {
 		return err
 	}
+	if gmail != nil {
+		gmail.pushTo(s.HTTPURL)
+	}
 	banner(stdout, s, logPath)
+	if gmail != nil {
+		fmt.Fprintf(stdout, `
+A fake Gmail runs for Gmail mailboxes (its consent page consents at once, as %s),
+and pushes to %s/push/gmail. Deliver a mail to it:
+
+  curl -s -X POST http://%s/deliver --data-binary @mail.eml
+`, devGmailAccount, s.HTTPURL, gmail.Addr)
+	}
+	if imapSrv != nil {
+		fmt.Fprintf(stdout, `
+An IMAP server with IDLE listens on %s (user %s, password %s, no TLS).
+Append a mail to its INBOX:
+
+  curl -s -T mail.eml imap://%s/INBOX -u %s:%s
+`, imapSrv.Addr, devIMAPUser, devIMAPPassword, imapSrv.Addr, devIMAPUser, devIMAPPassword)
+	}
 	err = s.Wait()
 	fmt.Fprintln(stdout, "mailroom dev stopped")
 	return err

@@ -116,7 +116,11 @@ func (r *receiver) waitFor(what string, cond func([]delivery) bool) []delivery {
 }
 
 func webhookEnv(t *testing.T, retryFor time.Duration) (env, context.Context) {
-	e := start(t, testenv.SQLiteURL(t), func(c *store.Config) {
+	return webhookEnvOn(t, testenv.SQLiteURL(t), retryFor)
+}
+
+func webhookEnvOn(t *testing.T, databaseURL string, retryFor time.Duration) (env, context.Context) {
+	e := start(t, databaseURL, func(c *store.Config) {
 		c.WebhookAllowHosts = []string{"127.0.0.1"}
 		c.WebhookMinBackoff, c.WebhookMaxBackoff = 20*time.Millisecond, 100*time.Millisecond
 		c.WebhookRetryFor = retryFor

@@ -17,8 +17,9 @@ import (
 
 // TestReadmeWalkthrough builds the mailroom binary, runs `mailroom dev` as a
 // newcomer would (in a fresh directory, no configuration), and runs the
-// README's curl, grpcurl and CLI walkthroughs against it with bash, exactly as
-// written, only with the loopback ports moved to free ones. Then it stops
+// README's curl, real-time (watch, webhooks, Gmail push), grpcurl and CLI
+// walkthroughs against it with bash, exactly as written, only with the
+// loopback ports moved to free ones. Then it stops
 // `mailroom dev` with SIGINT, as Ctrl-C does, and expects a clean exit.
 func TestReadmeWalkthrough(t *testing.T) {
 	if testing.Short() {
@@ -45,15 +46,23 @@ func TestReadmeWalkthrough(t *testing.T) {
 		{"127.0.0.1:9102", "MAILROOM_INGEST_ADDR"},
 		{"127.0.0.1:9103", "MAILROOM_CLASSIFIER_ADDR"},
 		{"127.0.0.1:9104", "MAILROOM_STORE_ADDR"},
+		{"127.0.0.1:8025", ""}, // the fake Gmail's delivery door (mailroom dev --fake-gmail)
+		{"127.0.0.1:8099", ""}, // the webhook receiver of the webhooks walkthrough
+		{"127.0.0.1:1143", ""}, // the IMAP server of mailroom dev --fake-imap
 	} {
 		ports[p.def] = freeAddr(t)
-		env = append(env, p.envVar+"="+ports[p.def])
+		if p.envVar != "" {
+			env = append(env, p.envVar+"="+ports[p.def])
+		}
 	}
 	// A newcomer's machine: no database, NATS or token configured.
 	env = withoutVars(env, "DATABASE_URL", "NATS_URL", "MAILROOM_BOOTSTRAP_TOKEN", "OPENAI_API_KEY", "OPENAI_API_KEYS", "MAILROOM_NATS_PREFIX")
 
+	// As the README's Gmail push and IMAP IDLE walkthroughs have it
+	// started: with the fake Gmail and IMAP server, which the other
+	// walkthroughs do not use.
 	var devOut syncBuffer
-	dev := exec.Command(filepath.Join(bin, "mailroom"), "dev")
+	dev := exec.Command(filepath.Join(bin, "mailroom"), "dev", "--fake-gmail", ports["127.0.0.1:8025"], "--fake-imap", ports["127.0.0.1:1143"])
 	dev.Dir, dev.Env, dev.Stdout, dev.Stderr = work, env, &devOut, &devOut
 	if err := dev.Start(); err != nil {
 		t.Fatal(err)
@@ -88,9 +97,34 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 	// The real-time walkthrough continues the curl one (it uses ADA_KEY and
 	// the inbox): the watch saw the digest stored and classified.
-	out = runScript(t, work, env, curlScript+"\n"+walkthrough(t, readme, "realtime"), ports)
+	// The webhooks, Gmail push and IMAP IDLE walkthroughs continue it: a
+	// receiver on this machine verifies a signed delivery (mailroom dev lets
+	// webhooks reach loopback); mail delivered at the fake Gmail is pushed,
+	// synced and classified; mail appended on the IMAP server is announced
+	// to ingest's IDLE, synced and classified.
+	out = runScript(t, work, env, curlScript+"\n"+walkthrough(t, readme, "realtime")+"\n"+
+		walkthrough(t, readme, "webhooks")+"\n"+walkthrough(t, readme, "gmail-push")+"\n"+walkthrough(t, readme, "imap-idle"), ports)
 	if !strings.Contains(out, `"subject":"Rust Digest #90"`) {
 		t.Errorf("the real-time walkthrough did not watch the digest arrive; it printed:\n%s", out)
+	}
+	for _, issue := range []string{"#300", "#301"} { // #301 after the secret was rotated
+		if !regexp.MustCompile(`(?m)^verified evt_[0-9a-f]+ Go Time `+issue+` -> newsletters$`).MatchString(out) || strings.Contains(out, "REFUSED") {
+			t.Errorf("the webhooks walkthrough's receiver did not verify a signed delivery of Go Time %s; it printed:\n%s", issue, out)
+		}
+	}
+	if !strings.Contains(out, "\"state\":\"WEBHOOK_STATE_ACTIVE\"\n\"state\":\"WEBHOOK_STATE_DISABLED\"\n\"state\":\"WEBHOOK_STATE_ACTIVE\"\n") {
+		t.Errorf("the webhooks walkthrough did not pause and re-enable the webhook; it printed:\n%s", out)
+	}
+	for _, want := range []string{"Gmail connected", `"subject":"Changelog Weekly #512"`, `"category":"newsletters"`, `"watching":true`, `"mode":"SYNC_MODE_INCREMENTAL"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the Gmail push walkthrough did not print %s; it printed:\n%s", want, out)
+		}
+	}
+	if m := regexp.MustCompile(`"pushes":(\d+)`).FindStringSubmatch(out); m == nil || m[1] == "0" {
+		t.Errorf("the fake Gmail made no push the gateway accepted (%v); the walkthrough printed:\n%s", m, out)
+	}
+	if !strings.Contains(out, "\"subject\":\"Idle Weekly #1\"\n\"state\":\"MESSAGE_STATE_CLASSIFIED\"\n\"category\":\"newsletters\"") {
+		t.Errorf("the IMAP IDLE walkthrough did not list the appended mail classified; it printed:\n%s", out)
 	}
 
 	// The admin key never appears in the printed output of mailroom dev.
@@ -158,6 +192,9 @@ func runScript(t *testing.T, dir string, env []string, script string, ports map[
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir, cmd.Env = dir, env
+	// A walkthrough that fails before it kills what it started in the
+	// background must not leave Wait waiting on their output.
+	cmd.WaitDelay = 10 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {

@@ -98,6 +98,8 @@ var isolationRequests = map[string]string{
 	"mailroom.store.v1.StoreService.GetWebhook":                 `{"name":"WEBHOOK"}`,
 	"mailroom.store.v1.StoreService.ListWebhooks":               `{"parent":"users/bob"}`,
 	"mailroom.store.v1.StoreService.DeleteWebhook":              `{"name":"WEBHOOK"}`,
+	"mailroom.store.v1.StoreService.UpdateWebhook":              `{"webhook":{"name":"WEBHOOK","state":2},"updateMask":"state"}`,
+	"mailroom.store.v1.StoreService.RotateWebhookSecret":        `{"name":"WEBHOOK"}`,
 }
 
 // TestTenantIsolation calls every RPC of every service as ada against bob's
@@ -179,8 +181,9 @@ func TestTenantIsolation(t *testing.T) {
 	if got := e.must(200, "GET", "/v1/users/bob/apiKeys", bob, nil); len(got["apiKeys"].([]any)) != 1 {
 		t.Errorf("bob's keys: %v", got)
 	}
-	if got := e.must(200, "GET", "/v1/users/bob/webhooks", bob, nil); len(got["webhooks"].([]any)) != 1 {
-		t.Errorf("bob's webhooks (ada may neither plant nor delete one): %v", got)
+	if got := e.must(200, "GET", "/v1/users/bob/webhooks", bob, nil); len(got["webhooks"].([]any)) != 1 ||
+		got["webhooks"].([]any)[0].(map[string]any)["state"] != "WEBHOOK_STATE_ACTIVE" {
+		t.Errorf("bob's webhooks (ada may neither plant, delete nor pause one): %v", got)
 	}
 	if got := e.must(200, "GET", "/v1/users/bob/mailboxes", bob, nil); len(got["mailboxes"].([]any)) != 1 {
 		t.Errorf("bob's mailboxes (ada may not plant one): %v", got)

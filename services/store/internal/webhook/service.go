@@ -45,19 +45,11 @@ func (s *Service) Create(ctx context.Context, user, id string, w Webhook) (Webho
 	if !resname.ValidID(id) {
 		return Webhook{}, apierror.Invalid("webhook_id", "must be lowercase letters, digits and hyphens")
 	}
-	if why := CheckURL(w.URL, s.guard.Allowed); why != "" {
-		return Webhook{}, apierror.Invalid("webhook.url", "%s", why)
+	if err := s.checkURL(ctx, w.URL); err != nil {
+		return Webhook{}, err
 	}
-	u, _ := url.Parse(w.URL)
-	if _, err := s.guard.Resolve(ctx, u.Hostname()); err != nil {
-		var refused *netguard.RefusedError
-		if errors.As(err, &refused) {
-			return Webhook{}, apierror.Invalid("webhook.url", "%s", refused.Error())
-		}
-		return Webhook{}, apierror.Invalid("webhook.url", "host %s does not resolve", u.Hostname())
-	}
-	if len(w.DisplayName) > 200 {
-		return Webhook{}, apierror.Invalid("webhook.display_name", "must be at most 200 characters")
+	if err := checkDisplayName(w.DisplayName); err != nil {
+		return Webhook{}, err
 	}
 	n, err := s.repo.CountWebhooks(ctx, user)
 	if err != nil {
@@ -86,6 +78,98 @@ func (s *Service) Create(ctx context.Context, user, id string, w Webhook) (Webho
 		return Webhook{}, apierror.Unavailablef(err, "webhook %s could not be created now (its secret could not be stored); retry", Name(user, id))
 	}
 	return out, nil
+}
+
+// checkURL refuses a URL that CheckURL refuses or whose host the SSRF
+// guard refuses or cannot resolve.
+func (s *Service) checkURL(ctx context.Context, raw string) error {
+	if why := CheckURL(raw, s.guard.Allowed); why != "" {
+		return apierror.Invalid("webhook.url", "%s", why)
+	}
+	u, _ := url.Parse(raw)
+	if _, err := s.guard.Resolve(ctx, u.Hostname()); err != nil {
+		var refused *netguard.RefusedError
+		if errors.As(err, &refused) {
+			return apierror.Invalid("webhook.url", "%s", refused.Error())
+		}
+		return apierror.Invalid("webhook.url", "host %s does not resolve", u.Hostname())
+	}
+	return nil
+}
+
+func checkDisplayName(name string) error {
+	if len(name) > 200 {
+		return apierror.Invalid("webhook.display_name", "must be at most 200 characters")
+	}
+	return nil
+}
+
+// PausedReason is the disable reason of a webhook that its user set DISABLED.
+const PausedReason = "disabled by its user"
+
+// Update changes the fields of user's webhook id that u sets, after the
+// same checks as Create's (the URL through the SSRF guard), and returns
+// the webhook without its secret. Setting StateActive re-enables a
+// disabled webhook: its disable reason and failure count are cleared, and
+// it receives the classifications made from then on.
+func (s *Service) Update(ctx context.Context, user, id string, u Update) (Webhook, error) {
+	if u.URL != nil {
+		if err := s.checkURL(ctx, *u.URL); err != nil {
+			return Webhook{}, err
+		}
+	}
+	if u.DisplayName != nil {
+		if err := checkDisplayName(*u.DisplayName); err != nil {
+			return Webhook{}, err
+		}
+	}
+	if u.State != nil {
+		switch *u.State {
+		case StateActive:
+		case StateDisabled:
+			u.DisableReason = PausedReason
+		default:
+			return Webhook{}, apierror.Invalid("webhook.state", "must be WEBHOOK_STATE_ACTIVE or WEBHOOK_STATE_DISABLED")
+		}
+	}
+	if u.State != nil && *u.State == StateActive {
+		// A webhook made before the secrets moved to the vault has none:
+		// active again, every delivery would fail until it is disabled again.
+		if _, err := s.repo.GetWebhook(ctx, user, id); errors.Is(err, ErrNotFound) {
+			return Webhook{}, apierror.NotFoundf("webhook %s does not exist", Name(user, id))
+		} else if err != nil {
+			return Webhook{}, err
+		}
+		if _, err := s.vault.GetSecret(ctx, user, id); errors.Is(err, ErrNoSecret) {
+			return Webhook{}, apierror.Preconditionf("webhook %s has no signing secret (it was made before the secrets moved to the vault): rotate its secret first (:rotateSecret), or create it again", Name(user, id))
+		} else if err != nil {
+			return Webhook{}, apierror.Unavailablef(err, "webhook %s could not be re-enabled now (its secret could not be read); retry", Name(user, id))
+		}
+	}
+	w, err := s.repo.UpdateWebhook(ctx, user, id, u)
+	if errors.Is(err, ErrNotFound) {
+		return Webhook{}, apierror.NotFoundf("webhook %s does not exist", Name(user, id))
+	}
+	w.Secret = ""
+	return w, err
+}
+
+// RotateSecret puts a new secret for user's webhook id in the vault and
+// returns the webhook with it: the one time it is shown. A webhook made
+// before the secrets moved to the vault gets its first one this way.
+func (s *Service) RotateSecret(ctx context.Context, user, id string) (Webhook, error) {
+	w, err := s.repo.GetWebhook(ctx, user, id)
+	if errors.Is(err, ErrNotFound) {
+		return Webhook{}, apierror.NotFoundf("webhook %s does not exist", Name(user, id))
+	}
+	if err != nil {
+		return Webhook{}, err
+	}
+	w.Secret = NewSecret()
+	if err := s.vault.PutSecret(ctx, user, id, w.Secret); err != nil {
+		return Webhook{}, apierror.Unavailablef(err, "the secret of webhook %s could not be rotated now; retry (the old one still signs)", Name(user, id))
+	}
+	return w, nil
 }
 
 // Name returns users/{user}/webhooks/{id}.

@@ -83,6 +83,21 @@ type Repository interface {
 	RecordAttempt(ctx context.Context, user, id string, at time.Time, errText string) error
 	// Disable marks a webhook DISABLED with reason.
 	Disable(ctx context.Context, user, id, reason string) error
+	// UpdateWebhook changes the fields of one webhook that u sets, and no
+	// other (a delivery may record an attempt or disable it meanwhile), and
+	// returns the webhook as it is then; or ErrNotFound. A State of
+	// StateActive also clears the disable reason and the failure count; a
+	// StateDisabled sets the disable reason to u.DisableReason.
+	UpdateWebhook(ctx context.Context, user, id string, u Update) (Webhook, error)
+}
+
+// Update is a change of a webhook: each field that is not nil is set.
+type Update struct {
+	URL         *string
+	DisplayName *string
+	State       *State
+	// DisableReason goes with State = StateDisabled.
+	DisableReason string
 }
 
 // Errors of a Repository.

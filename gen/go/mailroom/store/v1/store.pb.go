@@ -90,7 +90,9 @@ const (
 	// WEBHOOK_STATE_ACTIVE webhooks receive deliveries.
 	WebhookState_WEBHOOK_STATE_ACTIVE WebhookState = 1
 	// WEBHOOK_STATE_DISABLED webhooks failed for longer than deliveries are
-	// retried, and receive nothing until they are created again.
+	// retried (or were paused by UpdateWebhook), and receive nothing until
+	// UpdateWebhook sets them ACTIVE again; what was classified meanwhile is
+	// not delivered.
 	WebhookState_WEBHOOK_STATE_DISABLED WebhookState = 2
 )
 
@@ -2159,6 +2161,201 @@ func (*DeleteWebhookResponse) Descriptor() ([]byte, []int) {
 	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{29}
 }
 
+// UpdateWebhookRequest is the request of UpdateWebhook.
+type UpdateWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Webhook carries the name, users/{user}/webhooks/{webhook}, and the new
+	// values of the fields that update_mask names.
+	Webhook *Webhook `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// UpdateMask names the fields to change: url, display_name, state. Empty,
+	// it is every one of them set in webhook; "*" is all three.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWebhookRequest) Reset() {
+	*x = UpdateWebhookRequest{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWebhookRequest) ProtoMessage() {}
+
+func (x *UpdateWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWebhookRequest.ProtoReflect.Descriptor instead.
+func (*UpdateWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *UpdateWebhookRequest) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+func (x *UpdateWebhookRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+// UpdateWebhookResponse is the response of UpdateWebhook.
+type UpdateWebhookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Webhook is the updated webhook, without its secret.
+	Webhook       *Webhook `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWebhookResponse) Reset() {
+	*x = UpdateWebhookResponse{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWebhookResponse) ProtoMessage() {}
+
+func (x *UpdateWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWebhookResponse.ProtoReflect.Descriptor instead.
+func (*UpdateWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *UpdateWebhookResponse) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
+// RotateWebhookSecretRequest is the request of RotateWebhookSecret.
+type RotateWebhookSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name is users/{user}/webhooks/{webhook}.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateWebhookSecretRequest) Reset() {
+	*x = RotateWebhookSecretRequest{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateWebhookSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateWebhookSecretRequest) ProtoMessage() {}
+
+func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateWebhookSecretRequest.ProtoReflect.Descriptor instead.
+func (*RotateWebhookSecretRequest) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RotateWebhookSecretRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// RotateWebhookSecretResponse is the response of RotateWebhookSecret.
+type RotateWebhookSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Webhook is the webhook with its new secret (the one time it is shown).
+	Webhook       *Webhook `protobuf:"bytes,1,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateWebhookSecretResponse) Reset() {
+	*x = RotateWebhookSecretResponse{}
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateWebhookSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateWebhookSecretResponse) ProtoMessage() {}
+
+func (x *RotateWebhookSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_store_v1_store_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateWebhookSecretResponse.ProtoReflect.Descriptor instead.
+func (*RotateWebhookSecretResponse) Descriptor() ([]byte, []int) {
+	return file_mailroom_store_v1_store_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RotateWebhookSecretResponse) GetWebhook() *Webhook {
+	if x != nil {
+		return x.Webhook
+	}
+	return nil
+}
+
 var File_mailroom_store_v1_store_proto protoreflect.FileDescriptor
 
 const file_mailroom_store_v1_store_proto_rawDesc = "" +
@@ -2319,7 +2516,17 @@ const file_mailroom_store_v1_store_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"*\n" +
 	"\x14DeleteWebhookRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
-	"\x15DeleteWebhookResponse*\x80\x01\n" +
+	"\x15DeleteWebhookResponse\"\x89\x01\n" +
+	"\x14UpdateWebhookRequest\x124\n" +
+	"\awebhook\x18\x01 \x01(\v2\x1a.mailroom.store.v1.WebhookR\awebhook\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"M\n" +
+	"\x15UpdateWebhookResponse\x124\n" +
+	"\awebhook\x18\x01 \x01(\v2\x1a.mailroom.store.v1.WebhookR\awebhook\"0\n" +
+	"\x1aRotateWebhookSecretRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"S\n" +
+	"\x1bRotateWebhookSecretResponse\x124\n" +
+	"\awebhook\x18\x01 \x01(\v2\x1a.mailroom.store.v1.WebhookR\awebhook*\x80\x01\n" +
 	"\fMessageState\x12\x1d\n" +
 	"\x19MESSAGE_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15MESSAGE_STATE_PENDING\x10\x01\x12\x1c\n" +
@@ -2328,7 +2535,8 @@ const file_mailroom_store_v1_store_proto_rawDesc = "" +
 	"\fWebhookState\x12\x1d\n" +
 	"\x19WEBHOOK_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14WEBHOOK_STATE_ACTIVE\x10\x01\x12\x1a\n" +
-	"\x16WEBHOOK_STATE_DISABLED\x10\x022\xa6\b\n" +
+	"\x16WEBHOOK_STATE_DISABLED\x10\x022\x80\n" +
+	"\n" +
 	"\fStoreService\x12_\n" +
 	"\fListMessages\x12&.mailroom.store.v1.ListMessagesRequest\x1a'.mailroom.store.v1.ListMessagesResponse\x12Y\n" +
 	"\n" +
@@ -2342,7 +2550,9 @@ const file_mailroom_store_v1_store_proto_rawDesc = "" +
 	"\n" +
 	"GetWebhook\x12$.mailroom.store.v1.GetWebhookRequest\x1a%.mailroom.store.v1.GetWebhookResponse\x12_\n" +
 	"\fListWebhooks\x12&.mailroom.store.v1.ListWebhooksRequest\x1a'.mailroom.store.v1.ListWebhooksResponse\x12b\n" +
-	"\rDeleteWebhook\x12'.mailroom.store.v1.DeleteWebhookRequest\x1a(.mailroom.store.v1.DeleteWebhookResponseB/Z-mailroom.dev/gen/go/mailroom/store/v1;storev1b\x06proto3"
+	"\rDeleteWebhook\x12'.mailroom.store.v1.DeleteWebhookRequest\x1a(.mailroom.store.v1.DeleteWebhookResponse\x12b\n" +
+	"\rUpdateWebhook\x12'.mailroom.store.v1.UpdateWebhookRequest\x1a(.mailroom.store.v1.UpdateWebhookResponse\x12t\n" +
+	"\x13RotateWebhookSecret\x12-.mailroom.store.v1.RotateWebhookSecretRequest\x1a..mailroom.store.v1.RotateWebhookSecretResponseB/Z-mailroom.dev/gen/go/mailroom/store/v1;storev1b\x06proto3"
 
 var (
 	file_mailroom_store_v1_store_proto_rawDescOnce sync.Once
@@ -2357,102 +2567,114 @@ func file_mailroom_store_v1_store_proto_rawDescGZIP() []byte {
 }
 
 var file_mailroom_store_v1_store_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_mailroom_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_mailroom_store_v1_store_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_mailroom_store_v1_store_proto_goTypes = []any{
-	(MessageState)(0),             // 0: mailroom.store.v1.MessageState
-	(WebhookState)(0),             // 1: mailroom.store.v1.WebhookState
-	(*Message)(nil),               // 2: mailroom.store.v1.Message
-	(*ListMessagesRequest)(nil),   // 3: mailroom.store.v1.ListMessagesRequest
-	(*ListMessagesResponse)(nil),  // 4: mailroom.store.v1.ListMessagesResponse
-	(*GetMessageRequest)(nil),     // 5: mailroom.store.v1.GetMessageRequest
-	(*GetMessageResponse)(nil),    // 6: mailroom.store.v1.GetMessageResponse
-	(*UpdateMessageRequest)(nil),  // 7: mailroom.store.v1.UpdateMessageRequest
-	(*UpdateMessageResponse)(nil), // 8: mailroom.store.v1.UpdateMessageResponse
-	(*CategoryCount)(nil),         // 9: mailroom.store.v1.CategoryCount
-	(*MailboxCount)(nil),          // 10: mailroom.store.v1.MailboxCount
-	(*Stats)(nil),                 // 11: mailroom.store.v1.Stats
-	(*GetStatsRequest)(nil),       // 12: mailroom.store.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),      // 13: mailroom.store.v1.GetStatsResponse
-	(*Usage)(nil),                 // 14: mailroom.store.v1.Usage
-	(*ModelUsage)(nil),            // 15: mailroom.store.v1.ModelUsage
-	(*GetUsageRequest)(nil),       // 16: mailroom.store.v1.GetUsageRequest
-	(*GetUsageResponse)(nil),      // 17: mailroom.store.v1.GetUsageResponse
-	(*PurgeUserDataRequest)(nil),  // 18: mailroom.store.v1.PurgeUserDataRequest
-	(*PurgeUserDataResponse)(nil), // 19: mailroom.store.v1.PurgeUserDataResponse
-	(*WatchMessagesRequest)(nil),  // 20: mailroom.store.v1.WatchMessagesRequest
-	(*WatchMessagesResponse)(nil), // 21: mailroom.store.v1.WatchMessagesResponse
-	(*Webhook)(nil),               // 22: mailroom.store.v1.Webhook
-	(*WebhookEvent)(nil),          // 23: mailroom.store.v1.WebhookEvent
-	(*CreateWebhookRequest)(nil),  // 24: mailroom.store.v1.CreateWebhookRequest
-	(*CreateWebhookResponse)(nil), // 25: mailroom.store.v1.CreateWebhookResponse
-	(*GetWebhookRequest)(nil),     // 26: mailroom.store.v1.GetWebhookRequest
-	(*GetWebhookResponse)(nil),    // 27: mailroom.store.v1.GetWebhookResponse
-	(*ListWebhooksRequest)(nil),   // 28: mailroom.store.v1.ListWebhooksRequest
-	(*ListWebhooksResponse)(nil),  // 29: mailroom.store.v1.ListWebhooksResponse
-	(*DeleteWebhookRequest)(nil),  // 30: mailroom.store.v1.DeleteWebhookRequest
-	(*DeleteWebhookResponse)(nil), // 31: mailroom.store.v1.DeleteWebhookResponse
-	nil,                           // 32: mailroom.store.v1.PurgeUserDataResponse.DeletedEntry
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
-	(*v1.Classification)(nil),     // 34: mailroom.mail.v1.Classification
-	(*fieldmaskpb.FieldMask)(nil), // 35: google.protobuf.FieldMask
+	(MessageState)(0),                   // 0: mailroom.store.v1.MessageState
+	(WebhookState)(0),                   // 1: mailroom.store.v1.WebhookState
+	(*Message)(nil),                     // 2: mailroom.store.v1.Message
+	(*ListMessagesRequest)(nil),         // 3: mailroom.store.v1.ListMessagesRequest
+	(*ListMessagesResponse)(nil),        // 4: mailroom.store.v1.ListMessagesResponse
+	(*GetMessageRequest)(nil),           // 5: mailroom.store.v1.GetMessageRequest
+	(*GetMessageResponse)(nil),          // 6: mailroom.store.v1.GetMessageResponse
+	(*UpdateMessageRequest)(nil),        // 7: mailroom.store.v1.UpdateMessageRequest
+	(*UpdateMessageResponse)(nil),       // 8: mailroom.store.v1.UpdateMessageResponse
+	(*CategoryCount)(nil),               // 9: mailroom.store.v1.CategoryCount
+	(*MailboxCount)(nil),                // 10: mailroom.store.v1.MailboxCount
+	(*Stats)(nil),                       // 11: mailroom.store.v1.Stats
+	(*GetStatsRequest)(nil),             // 12: mailroom.store.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),            // 13: mailroom.store.v1.GetStatsResponse
+	(*Usage)(nil),                       // 14: mailroom.store.v1.Usage
+	(*ModelUsage)(nil),                  // 15: mailroom.store.v1.ModelUsage
+	(*GetUsageRequest)(nil),             // 16: mailroom.store.v1.GetUsageRequest
+	(*GetUsageResponse)(nil),            // 17: mailroom.store.v1.GetUsageResponse
+	(*PurgeUserDataRequest)(nil),        // 18: mailroom.store.v1.PurgeUserDataRequest
+	(*PurgeUserDataResponse)(nil),       // 19: mailroom.store.v1.PurgeUserDataResponse
+	(*WatchMessagesRequest)(nil),        // 20: mailroom.store.v1.WatchMessagesRequest
+	(*WatchMessagesResponse)(nil),       // 21: mailroom.store.v1.WatchMessagesResponse
+	(*Webhook)(nil),                     // 22: mailroom.store.v1.Webhook
+	(*WebhookEvent)(nil),                // 23: mailroom.store.v1.WebhookEvent
+	(*CreateWebhookRequest)(nil),        // 24: mailroom.store.v1.CreateWebhookRequest
+	(*CreateWebhookResponse)(nil),       // 25: mailroom.store.v1.CreateWebhookResponse
+	(*GetWebhookRequest)(nil),           // 26: mailroom.store.v1.GetWebhookRequest
+	(*GetWebhookResponse)(nil),          // 27: mailroom.store.v1.GetWebhookResponse
+	(*ListWebhooksRequest)(nil),         // 28: mailroom.store.v1.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),        // 29: mailroom.store.v1.ListWebhooksResponse
+	(*DeleteWebhookRequest)(nil),        // 30: mailroom.store.v1.DeleteWebhookRequest
+	(*DeleteWebhookResponse)(nil),       // 31: mailroom.store.v1.DeleteWebhookResponse
+	(*UpdateWebhookRequest)(nil),        // 32: mailroom.store.v1.UpdateWebhookRequest
+	(*UpdateWebhookResponse)(nil),       // 33: mailroom.store.v1.UpdateWebhookResponse
+	(*RotateWebhookSecretRequest)(nil),  // 34: mailroom.store.v1.RotateWebhookSecretRequest
+	(*RotateWebhookSecretResponse)(nil), // 35: mailroom.store.v1.RotateWebhookSecretResponse
+	nil,                                 // 36: mailroom.store.v1.PurgeUserDataResponse.DeletedEntry
+	(*timestamppb.Timestamp)(nil),       // 37: google.protobuf.Timestamp
+	(*v1.Classification)(nil),           // 38: mailroom.mail.v1.Classification
+	(*fieldmaskpb.FieldMask)(nil),       // 39: google.protobuf.FieldMask
 }
 var file_mailroom_store_v1_store_proto_depIdxs = []int32{
-	33, // 0: mailroom.store.v1.Message.received_time:type_name -> google.protobuf.Timestamp
+	37, // 0: mailroom.store.v1.Message.received_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: mailroom.store.v1.Message.state:type_name -> mailroom.store.v1.MessageState
-	34, // 2: mailroom.store.v1.Message.classification:type_name -> mailroom.mail.v1.Classification
-	33, // 3: mailroom.store.v1.Message.create_time:type_name -> google.protobuf.Timestamp
-	33, // 4: mailroom.store.v1.Message.update_time:type_name -> google.protobuf.Timestamp
+	38, // 2: mailroom.store.v1.Message.classification:type_name -> mailroom.mail.v1.Classification
+	37, // 3: mailroom.store.v1.Message.create_time:type_name -> google.protobuf.Timestamp
+	37, // 4: mailroom.store.v1.Message.update_time:type_name -> google.protobuf.Timestamp
 	2,  // 5: mailroom.store.v1.ListMessagesResponse.messages:type_name -> mailroom.store.v1.Message
 	2,  // 6: mailroom.store.v1.GetMessageResponse.message:type_name -> mailroom.store.v1.Message
 	2,  // 7: mailroom.store.v1.UpdateMessageRequest.message:type_name -> mailroom.store.v1.Message
-	35, // 8: mailroom.store.v1.UpdateMessageRequest.update_mask:type_name -> google.protobuf.FieldMask
+	39, // 8: mailroom.store.v1.UpdateMessageRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 9: mailroom.store.v1.UpdateMessageResponse.message:type_name -> mailroom.store.v1.Message
 	9,  // 10: mailroom.store.v1.Stats.categories:type_name -> mailroom.store.v1.CategoryCount
 	10, // 11: mailroom.store.v1.Stats.mailboxes:type_name -> mailroom.store.v1.MailboxCount
 	11, // 12: mailroom.store.v1.GetStatsResponse.stats:type_name -> mailroom.store.v1.Stats
-	33, // 13: mailroom.store.v1.Usage.start_time:type_name -> google.protobuf.Timestamp
-	33, // 14: mailroom.store.v1.Usage.end_time:type_name -> google.protobuf.Timestamp
+	37, // 13: mailroom.store.v1.Usage.start_time:type_name -> google.protobuf.Timestamp
+	37, // 14: mailroom.store.v1.Usage.end_time:type_name -> google.protobuf.Timestamp
 	15, // 15: mailroom.store.v1.Usage.models:type_name -> mailroom.store.v1.ModelUsage
 	14, // 16: mailroom.store.v1.GetUsageResponse.usage:type_name -> mailroom.store.v1.Usage
-	32, // 17: mailroom.store.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.store.v1.PurgeUserDataResponse.DeletedEntry
+	36, // 17: mailroom.store.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.store.v1.PurgeUserDataResponse.DeletedEntry
 	2,  // 18: mailroom.store.v1.WatchMessagesResponse.message:type_name -> mailroom.store.v1.Message
 	1,  // 19: mailroom.store.v1.Webhook.state:type_name -> mailroom.store.v1.WebhookState
-	33, // 20: mailroom.store.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
-	33, // 21: mailroom.store.v1.Webhook.last_success_time:type_name -> google.protobuf.Timestamp
-	33, // 22: mailroom.store.v1.Webhook.last_failure_time:type_name -> google.protobuf.Timestamp
-	33, // 23: mailroom.store.v1.WebhookEvent.create_time:type_name -> google.protobuf.Timestamp
+	37, // 20: mailroom.store.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
+	37, // 21: mailroom.store.v1.Webhook.last_success_time:type_name -> google.protobuf.Timestamp
+	37, // 22: mailroom.store.v1.Webhook.last_failure_time:type_name -> google.protobuf.Timestamp
+	37, // 23: mailroom.store.v1.WebhookEvent.create_time:type_name -> google.protobuf.Timestamp
 	2,  // 24: mailroom.store.v1.WebhookEvent.message:type_name -> mailroom.store.v1.Message
 	22, // 25: mailroom.store.v1.CreateWebhookRequest.webhook:type_name -> mailroom.store.v1.Webhook
 	22, // 26: mailroom.store.v1.CreateWebhookResponse.webhook:type_name -> mailroom.store.v1.Webhook
 	22, // 27: mailroom.store.v1.GetWebhookResponse.webhook:type_name -> mailroom.store.v1.Webhook
 	22, // 28: mailroom.store.v1.ListWebhooksResponse.webhooks:type_name -> mailroom.store.v1.Webhook
-	3,  // 29: mailroom.store.v1.StoreService.ListMessages:input_type -> mailroom.store.v1.ListMessagesRequest
-	5,  // 30: mailroom.store.v1.StoreService.GetMessage:input_type -> mailroom.store.v1.GetMessageRequest
-	7,  // 31: mailroom.store.v1.StoreService.UpdateMessage:input_type -> mailroom.store.v1.UpdateMessageRequest
-	12, // 32: mailroom.store.v1.StoreService.GetStats:input_type -> mailroom.store.v1.GetStatsRequest
-	16, // 33: mailroom.store.v1.StoreService.GetUsage:input_type -> mailroom.store.v1.GetUsageRequest
-	18, // 34: mailroom.store.v1.StoreService.PurgeUserData:input_type -> mailroom.store.v1.PurgeUserDataRequest
-	20, // 35: mailroom.store.v1.StoreService.WatchMessages:input_type -> mailroom.store.v1.WatchMessagesRequest
-	24, // 36: mailroom.store.v1.StoreService.CreateWebhook:input_type -> mailroom.store.v1.CreateWebhookRequest
-	26, // 37: mailroom.store.v1.StoreService.GetWebhook:input_type -> mailroom.store.v1.GetWebhookRequest
-	28, // 38: mailroom.store.v1.StoreService.ListWebhooks:input_type -> mailroom.store.v1.ListWebhooksRequest
-	30, // 39: mailroom.store.v1.StoreService.DeleteWebhook:input_type -> mailroom.store.v1.DeleteWebhookRequest
-	4,  // 40: mailroom.store.v1.StoreService.ListMessages:output_type -> mailroom.store.v1.ListMessagesResponse
-	6,  // 41: mailroom.store.v1.StoreService.GetMessage:output_type -> mailroom.store.v1.GetMessageResponse
-	8,  // 42: mailroom.store.v1.StoreService.UpdateMessage:output_type -> mailroom.store.v1.UpdateMessageResponse
-	13, // 43: mailroom.store.v1.StoreService.GetStats:output_type -> mailroom.store.v1.GetStatsResponse
-	17, // 44: mailroom.store.v1.StoreService.GetUsage:output_type -> mailroom.store.v1.GetUsageResponse
-	19, // 45: mailroom.store.v1.StoreService.PurgeUserData:output_type -> mailroom.store.v1.PurgeUserDataResponse
-	21, // 46: mailroom.store.v1.StoreService.WatchMessages:output_type -> mailroom.store.v1.WatchMessagesResponse
-	25, // 47: mailroom.store.v1.StoreService.CreateWebhook:output_type -> mailroom.store.v1.CreateWebhookResponse
-	27, // 48: mailroom.store.v1.StoreService.GetWebhook:output_type -> mailroom.store.v1.GetWebhookResponse
-	29, // 49: mailroom.store.v1.StoreService.ListWebhooks:output_type -> mailroom.store.v1.ListWebhooksResponse
-	31, // 50: mailroom.store.v1.StoreService.DeleteWebhook:output_type -> mailroom.store.v1.DeleteWebhookResponse
-	40, // [40:51] is the sub-list for method output_type
-	29, // [29:40] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	22, // 29: mailroom.store.v1.UpdateWebhookRequest.webhook:type_name -> mailroom.store.v1.Webhook
+	39, // 30: mailroom.store.v1.UpdateWebhookRequest.update_mask:type_name -> google.protobuf.FieldMask
+	22, // 31: mailroom.store.v1.UpdateWebhookResponse.webhook:type_name -> mailroom.store.v1.Webhook
+	22, // 32: mailroom.store.v1.RotateWebhookSecretResponse.webhook:type_name -> mailroom.store.v1.Webhook
+	3,  // 33: mailroom.store.v1.StoreService.ListMessages:input_type -> mailroom.store.v1.ListMessagesRequest
+	5,  // 34: mailroom.store.v1.StoreService.GetMessage:input_type -> mailroom.store.v1.GetMessageRequest
+	7,  // 35: mailroom.store.v1.StoreService.UpdateMessage:input_type -> mailroom.store.v1.UpdateMessageRequest
+	12, // 36: mailroom.store.v1.StoreService.GetStats:input_type -> mailroom.store.v1.GetStatsRequest
+	16, // 37: mailroom.store.v1.StoreService.GetUsage:input_type -> mailroom.store.v1.GetUsageRequest
+	18, // 38: mailroom.store.v1.StoreService.PurgeUserData:input_type -> mailroom.store.v1.PurgeUserDataRequest
+	20, // 39: mailroom.store.v1.StoreService.WatchMessages:input_type -> mailroom.store.v1.WatchMessagesRequest
+	24, // 40: mailroom.store.v1.StoreService.CreateWebhook:input_type -> mailroom.store.v1.CreateWebhookRequest
+	26, // 41: mailroom.store.v1.StoreService.GetWebhook:input_type -> mailroom.store.v1.GetWebhookRequest
+	28, // 42: mailroom.store.v1.StoreService.ListWebhooks:input_type -> mailroom.store.v1.ListWebhooksRequest
+	30, // 43: mailroom.store.v1.StoreService.DeleteWebhook:input_type -> mailroom.store.v1.DeleteWebhookRequest
+	32, // 44: mailroom.store.v1.StoreService.UpdateWebhook:input_type -> mailroom.store.v1.UpdateWebhookRequest
+	34, // 45: mailroom.store.v1.StoreService.RotateWebhookSecret:input_type -> mailroom.store.v1.RotateWebhookSecretRequest
+	4,  // 46: mailroom.store.v1.StoreService.ListMessages:output_type -> mailroom.store.v1.ListMessagesResponse
+	6,  // 47: mailroom.store.v1.StoreService.GetMessage:output_type -> mailroom.store.v1.GetMessageResponse
+	8,  // 48: mailroom.store.v1.StoreService.UpdateMessage:output_type -> mailroom.store.v1.UpdateMessageResponse
+	13, // 49: mailroom.store.v1.StoreService.GetStats:output_type -> mailroom.store.v1.GetStatsResponse
+	17, // 50: mailroom.store.v1.StoreService.GetUsage:output_type -> mailroom.store.v1.GetUsageResponse
+	19, // 51: mailroom.store.v1.StoreService.PurgeUserData:output_type -> mailroom.store.v1.PurgeUserDataResponse
+	21, // 52: mailroom.store.v1.StoreService.WatchMessages:output_type -> mailroom.store.v1.WatchMessagesResponse
+	25, // 53: mailroom.store.v1.StoreService.CreateWebhook:output_type -> mailroom.store.v1.CreateWebhookResponse
+	27, // 54: mailroom.store.v1.StoreService.GetWebhook:output_type -> mailroom.store.v1.GetWebhookResponse
+	29, // 55: mailroom.store.v1.StoreService.ListWebhooks:output_type -> mailroom.store.v1.ListWebhooksResponse
+	31, // 56: mailroom.store.v1.StoreService.DeleteWebhook:output_type -> mailroom.store.v1.DeleteWebhookResponse
+	33, // 57: mailroom.store.v1.StoreService.UpdateWebhook:output_type -> mailroom.store.v1.UpdateWebhookResponse
+	35, // 58: mailroom.store.v1.StoreService.RotateWebhookSecret:output_type -> mailroom.store.v1.RotateWebhookSecretResponse
+	46, // [46:59] is the sub-list for method output_type
+	33, // [33:46] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_mailroom_store_v1_store_proto_init() }
@@ -2466,7 +2688,7 @@ func file_mailroom_store_v1_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailroom_store_v1_store_proto_rawDesc), len(file_mailroom_store_v1_store_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   31,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

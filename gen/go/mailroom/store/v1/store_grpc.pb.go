@@ -19,17 +19,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	StoreService_ListMessages_FullMethodName  = "/mailroom.store.v1.StoreService/ListMessages"
-	StoreService_GetMessage_FullMethodName    = "/mailroom.store.v1.StoreService/GetMessage"
-	StoreService_UpdateMessage_FullMethodName = "/mailroom.store.v1.StoreService/UpdateMessage"
-	StoreService_GetStats_FullMethodName      = "/mailroom.store.v1.StoreService/GetStats"
-	StoreService_GetUsage_FullMethodName      = "/mailroom.store.v1.StoreService/GetUsage"
-	StoreService_PurgeUserData_FullMethodName = "/mailroom.store.v1.StoreService/PurgeUserData"
-	StoreService_WatchMessages_FullMethodName = "/mailroom.store.v1.StoreService/WatchMessages"
-	StoreService_CreateWebhook_FullMethodName = "/mailroom.store.v1.StoreService/CreateWebhook"
-	StoreService_GetWebhook_FullMethodName    = "/mailroom.store.v1.StoreService/GetWebhook"
-	StoreService_ListWebhooks_FullMethodName  = "/mailroom.store.v1.StoreService/ListWebhooks"
-	StoreService_DeleteWebhook_FullMethodName = "/mailroom.store.v1.StoreService/DeleteWebhook"
+	StoreService_ListMessages_FullMethodName        = "/mailroom.store.v1.StoreService/ListMessages"
+	StoreService_GetMessage_FullMethodName          = "/mailroom.store.v1.StoreService/GetMessage"
+	StoreService_UpdateMessage_FullMethodName       = "/mailroom.store.v1.StoreService/UpdateMessage"
+	StoreService_GetStats_FullMethodName            = "/mailroom.store.v1.StoreService/GetStats"
+	StoreService_GetUsage_FullMethodName            = "/mailroom.store.v1.StoreService/GetUsage"
+	StoreService_PurgeUserData_FullMethodName       = "/mailroom.store.v1.StoreService/PurgeUserData"
+	StoreService_WatchMessages_FullMethodName       = "/mailroom.store.v1.StoreService/WatchMessages"
+	StoreService_CreateWebhook_FullMethodName       = "/mailroom.store.v1.StoreService/CreateWebhook"
+	StoreService_GetWebhook_FullMethodName          = "/mailroom.store.v1.StoreService/GetWebhook"
+	StoreService_ListWebhooks_FullMethodName        = "/mailroom.store.v1.StoreService/ListWebhooks"
+	StoreService_DeleteWebhook_FullMethodName       = "/mailroom.store.v1.StoreService/DeleteWebhook"
+	StoreService_UpdateWebhook_FullMethodName       = "/mailroom.store.v1.StoreService/UpdateWebhook"
+	StoreService_RotateWebhookSecret_FullMethodName = "/mailroom.store.v1.StoreService/RotateWebhookSecret"
 )
 
 // StoreServiceClient is the client API for StoreService service.
@@ -70,6 +72,16 @@ type StoreServiceClient interface {
 	ListWebhooks(ctx context.Context, in *ListWebhooksRequest, opts ...grpc.CallOption) (*ListWebhooksResponse, error)
 	// DeleteWebhook deletes a webhook; deliveries still queued for it are dropped.
 	DeleteWebhook(ctx context.Context, in *DeleteWebhookRequest, opts ...grpc.CallOption) (*DeleteWebhookResponse, error)
+	// UpdateWebhook changes a webhook's url, display_name or state, as the
+	// update mask names them. Setting state to ACTIVE re-enables a webhook
+	// that was disabled (clearing its disable reason and failure count);
+	// setting it to DISABLED pauses deliveries. The secret stays as it was.
+	UpdateWebhook(ctx context.Context, in *UpdateWebhookRequest, opts ...grpc.CallOption) (*UpdateWebhookResponse, error)
+	// RotateWebhookSecret gives a webhook a new signing secret, shown in this
+	// answer only. Deliveries are signed with it at once by the replica that
+	// answered, and by every replica within five minutes (they cache
+	// secrets): a receiver accepts either secret meanwhile.
+	RotateWebhookSecret(ctx context.Context, in *RotateWebhookSecretRequest, opts ...grpc.CallOption) (*RotateWebhookSecretResponse, error)
 }
 
 type storeServiceClient struct {
@@ -199,6 +211,26 @@ func (c *storeServiceClient) DeleteWebhook(ctx context.Context, in *DeleteWebhoo
 	return out, nil
 }
 
+func (c *storeServiceClient) UpdateWebhook(ctx context.Context, in *UpdateWebhookRequest, opts ...grpc.CallOption) (*UpdateWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateWebhookResponse)
+	err := c.cc.Invoke(ctx, StoreService_UpdateWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *storeServiceClient) RotateWebhookSecret(ctx context.Context, in *RotateWebhookSecretRequest, opts ...grpc.CallOption) (*RotateWebhookSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateWebhookSecretResponse)
+	err := c.cc.Invoke(ctx, StoreService_RotateWebhookSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // StoreServiceServer is the server API for StoreService service.
 // All implementations must embed UnimplementedStoreServiceServer
 // for forward compatibility.
@@ -237,6 +269,16 @@ type StoreServiceServer interface {
 	ListWebhooks(context.Context, *ListWebhooksRequest) (*ListWebhooksResponse, error)
 	// DeleteWebhook deletes a webhook; deliveries still queued for it are dropped.
 	DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error)
+	// UpdateWebhook changes a webhook's url, display_name or state, as the
+	// update mask names them. Setting state to ACTIVE re-enables a webhook
+	// that was disabled (clearing its disable reason and failure count);
+	// setting it to DISABLED pauses deliveries. The secret stays as it was.
+	UpdateWebhook(context.Context, *UpdateWebhookRequest) (*UpdateWebhookResponse, error)
+	// RotateWebhookSecret gives a webhook a new signing secret, shown in this
+	// answer only. Deliveries are signed with it at once by the replica that
+	// answered, and by every replica within five minutes (they cache
+	// secrets): a receiver accepts either secret meanwhile.
+	RotateWebhookSecret(context.Context, *RotateWebhookSecretRequest) (*RotateWebhookSecretResponse, error)
 	mustEmbedUnimplementedStoreServiceServer()
 }
 
@@ -279,6 +321,12 @@ func (UnimplementedStoreServiceServer) ListWebhooks(context.Context, *ListWebhoo
 }
 func (UnimplementedStoreServiceServer) DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteWebhook not implemented")
+}
+func (UnimplementedStoreServiceServer) UpdateWebhook(context.Context, *UpdateWebhookRequest) (*UpdateWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateWebhook not implemented")
+}
+func (UnimplementedStoreServiceServer) RotateWebhookSecret(context.Context, *RotateWebhookSecretRequest) (*RotateWebhookSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateWebhookSecret not implemented")
 }
 func (UnimplementedStoreServiceServer) mustEmbedUnimplementedStoreServiceServer() {}
 func (UnimplementedStoreServiceServer) testEmbeddedByValue()                      {}
@@ -492,6 +540,42 @@ func _StoreService_DeleteWebhook_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _StoreService_UpdateWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServiceServer).UpdateWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StoreService_UpdateWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServiceServer).UpdateWebhook(ctx, req.(*UpdateWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _StoreService_RotateWebhookSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateWebhookSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServiceServer).RotateWebhookSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: StoreService_RotateWebhookSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServiceServer).RotateWebhookSecret(ctx, req.(*RotateWebhookSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // StoreService_ServiceDesc is the grpc.ServiceDesc for StoreService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -538,6 +622,14 @@ var StoreService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteWebhook",
 			Handler:    _StoreService_DeleteWebhook_Handler,
+		},
+		{
+			MethodName: "UpdateWebhook",
+			Handler:    _StoreService_UpdateWebhook_Handler,
+		},
+		{
+			MethodName: "RotateWebhookSecret",
+			Handler:    _StoreService_RotateWebhookSecret_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

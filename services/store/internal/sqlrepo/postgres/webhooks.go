@@ -136,3 +136,28 @@ UPDATE store_webhooks SET state = 'disabled', disable_reason = $3 WHERE user_id 
 	}
 	return nil
 }
+
+// UpdateWebhook implements webhook.Repository. One statement, so that an
+// attempt recorded or a disable meanwhile is neither lost nor undone in
+// the fields that u leaves alone.
+func (r *Repository) UpdateWebhook(ctx context.Context, user, id string, u webhook.Update) (webhook.Webhook, error) {
+	var state *string
+	if u.State != nil {
+		s := string(*u.State)
+		state = &s
+	}
+	w, err := scanWebhook(r.pool.QueryRow(ctx, `
+UPDATE store_webhooks SET url = coalesce($3, url), display_name = coalesce($4, display_name),
+    state = coalesce($5, state),
+    disable_reason = CASE WHEN $5 = 'active' THEN '' WHEN $5 = 'disabled' AND state <> 'disabled' THEN $6 ELSE disable_reason END,
+    consecutive_failures = CASE WHEN $5 = 'active' THEN 0 ELSE consecutive_failures END
+WHERE user_id = $1 AND id = $2
+RETURNING `+webhookColumns, user, id, u.URL, u.DisplayName, state, u.DisableReason))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return webhook.Webhook{}, webhook.ErrNotFound
+	}
+	if err != nil {
+		return webhook.Webhook{}, fmt.Errorf("postgres: update webhook: %w", err)
+	}
+	return w, nil
+}

@@ -146,3 +146,27 @@ UPDATE store_webhooks SET state = 'disabled', disable_reason = $3 WHERE user_id 
 	}
 	return nil
 }
+
+// UpdateWebhook implements webhook.Repository. One statement, so that an
+// attempt recorded or a disable meanwhile is neither lost nor undone in
+// the fields that u leaves alone.
+func (r *Repository) UpdateWebhook(ctx context.Context, user, id string, u webhook.Update) (webhook.Webhook, error) {
+	var state any
+	if u.State != nil {
+		state = string(*u.State)
+	}
+	w, err := scanWebhook(r.db.QueryRowContext(ctx, `
+UPDATE store_webhooks SET url = coalesce($3, url), display_name = coalesce($4, display_name),
+    state = coalesce($5, state),
+    disable_reason = CASE WHEN $6 = 'active' THEN '' WHEN $7 = 'disabled' AND state <> 'disabled' THEN $8 ELSE disable_reason END,
+    consecutive_failures = CASE WHEN $9 = 'active' THEN 0 ELSE consecutive_failures END
+WHERE user_id = $1 AND id = $2
+RETURNING `+webhookColumns, user, id, u.URL, u.DisplayName, state, state, state, u.DisableReason, state))
+	if errors.Is(err, sql.ErrNoRows) {
+		return webhook.Webhook{}, webhook.ErrNotFound
+	}
+	if err != nil {
+		return webhook.Webhook{}, fmt.Errorf("sqlite: update webhook: %w", err)
+	}
+	return w, nil
+}

@@ -214,6 +214,18 @@ class PurgeUserDataResponse(_message.Message):
     deleted: _containers.ScalarMap[str, int]
     def __init__(self, deleted: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
+class RotateWebhookSecretRequest(_message.Message):
+    __slots__ = ["name"]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RotateWebhookSecretResponse(_message.Message):
+    __slots__ = ["webhook"]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    webhook: Webhook
+    def __init__(self, webhook: _Optional[_Union[Webhook, _Mapping]] = ...) -> None: ...
+
 class Stats(_message.Message):
     __slots__ = ["categories", "classified", "failed", "mailboxes", "name", "pending", "total"]
     CATEGORIES_FIELD_NUMBER: _ClassVar[int]
@@ -245,6 +257,20 @@ class UpdateMessageResponse(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     message: Message
     def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ...) -> None: ...
+
+class UpdateWebhookRequest(_message.Message):
+    __slots__ = ["update_mask", "webhook"]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    update_mask: _field_mask_pb2.FieldMask
+    webhook: Webhook
+    def __init__(self, webhook: _Optional[_Union[Webhook, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateWebhookResponse(_message.Message):
+    __slots__ = ["webhook"]
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    webhook: Webhook
+    def __init__(self, webhook: _Optional[_Union[Webhook, _Mapping]] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ["cache_classifications", "cached_prompt_tokens", "classifications", "completion_tokens", "cost_micros", "dead_letters", "end_time", "learned_classifications", "llm_classifications", "models", "name", "prompt_tokens", "requests", "rule_classifications", "start_time", "user_classifications"]

@@ -69,6 +69,16 @@ class StoreServiceStub(object):
         request_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.DeleteWebhookRequest.SerializeToString,
         response_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.DeleteWebhookResponse.FromString,
         )
+    self.UpdateWebhook = channel.unary_unary(
+        '/mailroom.store.v1.StoreService/UpdateWebhook',
+        request_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.UpdateWebhookRequest.SerializeToString,
+        response_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.UpdateWebhookResponse.FromString,
+        )
+    self.RotateWebhookSecret = channel.unary_unary(
+        '/mailroom.store.v1.StoreService/RotateWebhookSecret',
+        request_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.RotateWebhookSecretRequest.SerializeToString,
+        response_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.RotateWebhookSecretResponse.FromString,
+        )
 
 
 class StoreServiceServicer(object):
@@ -162,6 +172,26 @@ class StoreServiceServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def UpdateWebhook(self, request, context):
+    """UpdateWebhook changes a webhook's url, display_name or state, as the
+    update mask names them. Setting state to ACTIVE re-enables a webhook
+    that was disabled (clearing its disable reason and failure count);
+    setting it to DISABLED pauses deliveries. The secret stays as it was.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def RotateWebhookSecret(self, request, context):
+    """RotateWebhookSecret gives a webhook a new signing secret, shown in this
+    answer only. Deliveries are signed with it at once by the replica that
+    answered, and by every replica within five minutes (they cache
+    secrets): a receiver accepts either secret meanwhile.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_StoreServiceServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -219,6 +249,16 @@ def add_StoreServiceServicer_to_server(servicer, server):
           servicer.DeleteWebhook,
           request_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.DeleteWebhookRequest.FromString,
           response_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.DeleteWebhookResponse.SerializeToString,
+      ),
+      'UpdateWebhook': grpc.unary_unary_rpc_method_handler(
+          servicer.UpdateWebhook,
+          request_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.UpdateWebhookRequest.FromString,
+          response_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.UpdateWebhookResponse.SerializeToString,
+      ),
+      'RotateWebhookSecret': grpc.unary_unary_rpc_method_handler(
+          servicer.RotateWebhookSecret,
+          request_deserializer=mailroom_dot_store_dot_v1_dot_store__pb2.RotateWebhookSecretRequest.FromString,
+          response_serializer=mailroom_dot_store_dot_v1_dot_store__pb2.RotateWebhookSecretResponse.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(
