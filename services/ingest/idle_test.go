@@ -1,0 +1,258 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+	"github.com/nats-io/nats.go/jetstream"
+
+	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
+	"mailroom.dev/platform/testenv"
+	"mailroom.dev/services/ingest"
+	"mailroom.dev/services/ingest/internal/idlelease"
+)
+
+// idleServer is go-imap's in-memory server (plain IMAP on loopback) with
+// one user per mailbox, counting for each user the open connections that
+// have issued IDLE: what a mail server sees of ingest's IDLE.
+type idleServer struct {
+	addr  *net.TCPAddr
+	users map[string]*imapmemserver.User
+	mu    sync.Mutex
+	idle  map[string]int
+}
+
+type countingSession struct {
+	imapserver.SessionIMAP4rev2
+	s     *idleServer
+	user  string
+	idled bool
+}
+
+func (c *countingSession) Login(user, password string) error {
+	err := c.SessionIMAP4rev2.Login(user, password)
+	if err == nil {
+		c.user = user
+	}
+	return err
+}
+
+func (c *countingSession) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if !c.idled {
+		c.idled = true
+		c.s.mu.Lock()
+		c.s.idle[c.user]++
+		c.s.mu.Unlock()
+	}
+	return c.SessionIMAP4rev2.Idle(w, stop)
+}
+
+func (c *countingSession) Close() error {
+	if c.idled {
+		c.s.mu.Lock()
+		c.s.idle[c.user]--
+		c.s.mu.Unlock()
+	}
+	return c.SessionIMAP4rev2.Close()
+}
+
+func startIdleServer(t *testing.T, users []string) *idleServer {
+	t.Helper()
+	s := &idleServer{users: map[string]*imapmemserver.User{}, idle: map[string]int{}}
+	mem := imapmemserver.New()
+	for _, u := range users {
+		user := imapmemserver.NewUser(u, "pw-"+u)
+		if err := user.Create("INBOX", nil); err != nil {
+			t.Fatal(err)
+		}
+		mem.AddUser(user)
+		s.users[u] = user
+	}
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return &countingSession{SessionIMAP4rev2: mem.NewSession().(imapserver.SessionIMAP4rev2), s: s}, nil, nil
+		},
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
+		InsecureAuth: true,
+		Logger:       discardLogger{},
+	})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	s.addr = lis.Addr().(*net.TCPAddr)
+	return s
+}
+
+// idling returns each user's count of IDLE connections.
+func (s *idleServer) idling() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for u := range s.users {
+		out[u] = s.idle[u]
+	}
+	return out
+}
+
+func (s *idleServer) deliver(t *testing.T, user, subject string) {
+	t.Helper()
+	raw := fmt.Sprintf("From: News <news@idle.example>\r\nTo: %s@example.com\r\nSubject: %s\r\nDate: %s\r\n"+
+		"Message-ID: <%s@idle.example>\r\n\r\nHello.\r\n", user, subject, time.Now().Format(time.RFC1123Z), strings.ReplaceAll(subject, " ", "-"))
+	if _, err := s.users[user].Append("INBOX", literal{bytes.NewReader([]byte(raw))}, &imap.AppendOptions{Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// holders reads the lease bucket: each mailbox lease's holder.
+func holders(t *testing.T, h *harness) map[string]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := h.js.KeyValue(ctx, h.topo.BucketName(idlelease.Bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range keys.Keys() {
+		if !strings.HasPrefix(k, "lease.") {
+			continue
+		}
+		e, err := kv.Get(ctx, k)
+		if err == nil {
+			out[strings.TrimPrefix(k, "lease.")] = string(e.Value())
+		} else if err != jetstream.ErrKeyNotFound {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// TestIMAPIdleLeases runs two ingest replicas (one database, one NATS)
+// against an IMAP server with six mailboxes: each mailbox is idled on by
+// exactly one replica, three each; new mail on each is synced through
+// IDLE alone (no scheduler, no sync asked); when one replica stops, the
+// other takes its mailboxes over and their new mail is synced too.
+func TestIMAPIdleLeases(t *testing.T) {
+	const n = 6
+	var users []string
+	for i := range n {
+		users = append(users, fmt.Sprintf("u%d", i))
+	}
+	srv := startIdleServer(t, users)
+	w := newWorld(t)
+	db := testenv.PostgresURL(t)
+	const lease = 1500 * time.Millisecond
+	replica := func(id string) *harness {
+		return w.start(t, db, func(c *ingest.Config) {
+			c.IMAPAllowHosts = []string{"127.0.0.1"}
+			c.IMAPIdleMax, c.IMAPIdleLease, c.ReplicaID = 100, lease, id
+			c.IMAPIdleReissue = 200 * time.Millisecond // go-imap's server can miss a mail at an IDLE's start; the next NOOP tells it
+		})
+	}
+	a := replica("a")
+	ada := a.as(t, "ada", "user")
+	keys := map[string]string{} // lease key → IMAP user
+	for _, u := range users {
+		if _, err := a.client.CreateMailbox(ada, &ingestv1.CreateMailboxRequest{Parent: "users/ada", MailboxId: u, Mailbox: &ingestv1.Mailbox{
+			Provider: ingestv1.Provider_PROVIDER_IMAP, Address: u + "@example.com", Imap: &ingestv1.ImapSettings{
+				Host: "127.0.0.1", Port: int32(srv.addr.Port), Username: u, Password: "pw-" + u, Security: ingestv1.ImapSecurity_IMAP_SECURITY_NONE}}}); err != nil {
+			t.Fatalf("CreateMailbox %s: %v", u, err)
+		}
+		keys[idlelease.Key("ada", u)] = u
+	}
+	b := replica("b")
+
+	// settled waits until the leases are spread as want says (holder →
+	// count) and the server sees exactly one IDLE connection per mailbox,
+	// and then checks that it stays so for a while.
+	settled := func(want map[string]int) time.Duration {
+		t.Helper()
+		start := time.Now()
+		var last string
+		for time.Since(start) < time.Minute {
+			hs, idle := holders(t, b), srv.idling()
+			per := map[string]int{}
+			for k, h := range hs {
+				if _, ok := keys[k]; ok {
+					per[h]++
+				}
+			}
+			ok := fmt.Sprint(per) == fmt.Sprint(want)
+			for _, c := range idle {
+				ok = ok && c == 1
+			}
+			last = fmt.Sprintf("leases per replica %v, IDLE connections per mailbox %v", per, idle)
+			if ok {
+				took := time.Since(start)
+				for range 10 {
+					time.Sleep(100 * time.Millisecond)
+					for u, c := range srv.idling() {
+						if c != 1 {
+							t.Fatalf("mailbox %s has %d IDLE connections after the spread settled", u, c)
+						}
+					}
+				}
+				return took
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("the IDLE spread did not settle at %v within a minute: %s", want, last)
+		return 0
+	}
+	settled(map[string]int{"a": n / 2, "b": n / 2})
+
+	subjects := func() []string {
+		var out []string
+		for _, e := range a.events(t) {
+			out = append(out, e.e.GetContent().GetSubject())
+		}
+		sort.Strings(out)
+		return out
+	}
+	synced := func(want []string) {
+		t.Helper()
+		sort.Strings(want)
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			if got := subjects(); fmt.Sprint(got) == fmt.Sprint(want) {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("synced %q, want %q", subjects(), want)
+	}
+	var want []string
+	for _, u := range users {
+		srv.deliver(t, u, "first to "+u)
+		want = append(want, "first to "+u)
+	}
+	synced(want)
+
+	// a stops (and releases its leases as it drains): b idles on all six.
+	stopped := time.Now()
+	a.stop()
+	settled(map[string]int{"b": n})
+	t.Logf("after a replica began to stop, the other held IDLE on all %d mailboxes within %s (lease %s)", n, time.Since(stopped).Round(time.Millisecond), lease)
+	for _, u := range users {
+		srv.deliver(t, u, "second to "+u)
+		want = append(want, "second to "+u)
+	}
+	synced(want)
+}
