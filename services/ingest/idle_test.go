@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
+	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/testenv"
 	"mailroom.dev/services/ingest"
 	"mailroom.dev/services/ingest/internal/idlelease"
@@ -148,15 +149,25 @@ func holders(t *testing.T, h *harness) map[string]string {
 // against an IMAP server with six mailboxes: each mailbox is idled on by
 // exactly one replica, three each; new mail on each is synced through
 // IDLE alone (no scheduler, no sync asked); when one replica stops, the
-// other takes its mailboxes over and their new mail is synced too.
+// other takes its mailboxes over and their new mail is synced too. On an
+// embedded NATS server, and on the shared one on :4222 (NATS 2.9).
 func TestIMAPIdleLeases(t *testing.T) {
+	t.Run("embedded", func(t *testing.T) { testIMAPIdleLeases(t, newWorld(t)) })
+	t.Run("shared", func(t *testing.T) {
+		url, prefix := testenv.ExternalNATS(t)
+		w := newWorld(t)
+		w.natsURL, w.topo = url, eventbus.Topology{Prefix: prefix, Replicas: 1}
+		testIMAPIdleLeases(t, w)
+	})
+}
+
+func testIMAPIdleLeases(t *testing.T, w *world) {
 	const n = 6
 	var users []string
 	for i := range n {
 		users = append(users, fmt.Sprintf("u%d", i))
 	}
 	srv := startIdleServer(t, users)
-	w := newWorld(t)
 	db := testenv.PostgresURL(t)
 	const lease = 1500 * time.Millisecond
 	replica := func(id string) *harness {

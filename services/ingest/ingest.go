@@ -6,8 +6,8 @@ package ingest
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
