@@ -267,3 +267,81 @@ func testIMAPIdleLeases(t *testing.T, w *world) {
 	}
 	synced(want)
 }
+
+// TestIMAPIdleTakeover has a replica die holding half the leases: a ghost
+// that wrote its heartbeat and three leases into the bucket and never
+// renews them. The live replica leaves the ghost's mailboxes alone while
+// its leases last and idles on all six once they expire, within 4/3 of
+// the lease time after the ghost's last write.
+func TestIMAPIdleTakeover(t *testing.T) {
+	const n = 6
+	var users []string
+	for i := range n {
+		users = append(users, fmt.Sprintf("u%d", i))
+	}
+	srv := startIdleServer(t, users)
+	w := newWorld(t)
+	const lease = 3 * time.Second
+	h := w.start(t, testenv.SQLiteURL(t), func(c *ingest.Config) {
+		c.IMAPAllowHosts = []string{"127.0.0.1"}
+		c.IMAPIdleMax, c.IMAPIdleLease, c.ReplicaID = 100, lease, "live"
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kv, err := h.js.KeyValue(ctx, h.topo.BucketName(idlelease.Bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "replica.ghost", []byte("100")); err != nil {
+		t.Fatal(err)
+	}
+	ghost := map[string]bool{}
+	for _, u := range users[:n/2] {
+		if _, err := kv.Create(ctx, "lease."+idlelease.Key("ada", u), []byte("ghost")); err != nil {
+			t.Fatal(err)
+		}
+		ghost[u] = true
+	}
+	lastWrite := time.Now()
+	ada := h.as(t, "ada", "user")
+	for _, u := range users {
+		if _, err := h.client.CreateMailbox(ada, &ingestv1.CreateMailboxRequest{Parent: "users/ada", MailboxId: u, Mailbox: &ingestv1.Mailbox{
+			Provider: ingestv1.Provider_PROVIDER_IMAP, Address: u + "@example.com", Imap: &ingestv1.ImapSettings{
+				Host: "127.0.0.1", Port: int32(srv.addr.Port), Username: u, Password: "pw-" + u, Security: ingestv1.ImapSecurity_IMAP_SECURITY_NONE}}}); err != nil {
+			t.Fatalf("CreateMailbox %s: %v", u, err)
+		}
+	}
+	var took time.Duration
+	sawHalf := false
+	for took == 0 && time.Since(lastWrite) < time.Minute {
+		idle := srv.idling()
+		all, half := true, true
+		for u, c := range idle {
+			if c > 1 {
+				t.Fatalf("mailbox %s has %d IDLE connections", u, c)
+			}
+			all = all && c == 1
+			half = half && c == map[bool]int{true: 0, false: 1}[ghost[u]]
+		}
+		if half && time.Since(lastWrite) < lease {
+			sawHalf = true // the ghost's leases still hold
+		}
+		if all {
+			took = time.Since(lastWrite)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if took == 0 {
+		t.Fatalf("the ghost's mailboxes were not taken over within a minute: %v", srv.idling())
+	}
+	if !sawHalf {
+		t.Error("the live replica never held its half alone while the ghost's leases lasted")
+	}
+	if took < lease {
+		t.Errorf("the ghost's mailboxes were taken after %s, before its leases (%s) expired", took, lease)
+	}
+	t.Logf("a dead replica's mailboxes were idled on by the other %s after its last write (lease %s, bound 4/3 of it plus the connection)", took.Round(time.Millisecond), lease)
+	if took > 4*lease {
+		t.Errorf("takeover after %s: far over 4/3 of the lease %s", took, lease)
+	}
+}
