@@ -149,7 +149,9 @@ service imap-login {
 
 	cmd := exec.Command(DovecotBinary, "-F", "-c", confPath)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group (killed whole if it does not stop), and
+	// stopped should the test process die without its cleanup.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testenv: start dovecot: %v", err)
 	}
