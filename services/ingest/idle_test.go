@@ -345,3 +345,75 @@ func TestIMAPIdleTakeover(t *testing.T) {
 		t.Errorf("takeover after %s: far over 4/3 of the lease %s", took, lease)
 	}
 }
+
+// TestIMAPIdleWithoutNATS takes NATS away from a replica holding IDLE: it
+// cannot renew its leases, so it closes its IDLE connections before the
+// leases could expire and another replica take them. When NATS is back
+// (without the bucket, kept in memory) it makes the bucket again, takes
+// the leases, and idles again: new mail is synced by IDLE.
+func TestIMAPIdleWithoutNATS(t *testing.T) {
+	users := []string{"u0", "u1"}
+	srv := startIdleServer(t, users)
+	n := testenv.StartNATS(t)
+	w := newWorld(t)
+	w.natsURL = n.URL
+	const lease = 4 * time.Second
+	h := w.start(t, testenv.SQLiteURL(t), func(c *ingest.Config) {
+		c.IMAPAllowHosts = []string{"127.0.0.1"}
+		c.IMAPIdleMax, c.IMAPIdleLease = 100, lease
+		c.IMAPIdleReissue = 200 * time.Millisecond // go-imap's server can miss a mail at an IDLE's start; the next NOOP tells it
+	})
+	ada := h.as(t, "ada", "user")
+	for _, u := range users {
+		if _, err := h.client.CreateMailbox(ada, &ingestv1.CreateMailboxRequest{Parent: "users/ada", MailboxId: u, Mailbox: &ingestv1.Mailbox{
+			Provider: ingestv1.Provider_PROVIDER_IMAP, Address: u + "@example.com", Imap: &ingestv1.ImapSettings{
+				Host: "127.0.0.1", Port: int32(srv.addr.Port), Username: u, Password: "pw-" + u, Security: ingestv1.ImapSecurity_IMAP_SECURITY_NONE}}}); err != nil {
+			t.Fatalf("CreateMailbox %s: %v", u, err)
+		}
+	}
+	idleAll := func(want int) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for time.Since(start) < time.Minute {
+			ok := true
+			for _, c := range srv.idling() {
+				ok = ok && c == want
+			}
+			if ok {
+				return time.Since(start)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("IDLE connections per mailbox %v, want %d each", srv.idling(), want)
+		return 0
+	}
+	idleAll(1)
+
+	n.Stop()
+	closed := idleAll(0)
+	t.Logf("without NATS, the replica closed its IDLE connections after %s (lease %s)", closed.Round(time.Millisecond), lease)
+	if closed >= lease {
+		t.Errorf("IDLE closed %s after NATS went, not before its leases (%s) could expire", closed, lease)
+	}
+	n.Start()
+	idleAll(1)
+	for _, u := range users {
+		srv.deliver(t, u, "back to "+u)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got := 0
+		for _, e := range h.events(t) {
+			if strings.HasPrefix(e.e.GetContent().GetSubject(), "back to ") {
+				got++
+			}
+		}
+		if got == len(users) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d mails synced by IDLE after NATS came back", got, len(users))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -58,9 +58,10 @@ const noIdleRetry = time.Hour
 
 // RunIdle keeps IDLE connections to this replica's share of the ACTIVE
 // IMAP mailboxes until ctx ends, then releases their leases. Every TTL/3
-// it renews its leases, gives up those it lost (or could not renew for
-// half a TTL: the lease may expire and another replica take it), and
-// takes or releases leases to hold its fair share.
+// it renews its leases, gives up those it lost or could not renew (NATS
+// did not answer within TTL/6: closed within TTL/2 of the last renewal,
+// before the lease can expire and another replica take it), and takes or
+// releases leases to hold its fair share.
 func (s *Service) RunIdle(ctx context.Context) error {
 	f, ok := s.repo.(KindFinder)
 	if s.cfg.Idler == nil || s.cfg.MaxIdle <= 0 || s.cfg.Vault == nil || !ok {
@@ -106,22 +107,45 @@ func (s *Service) RunIdle(ctx context.Context) error {
 		})
 	}
 	ttl := leases.TTL()
+	// Each call to NATS waits a sixth of the lease at most: a round whose
+	// NATS does not answer still ends (and closes the IDLEs it could not
+	// renew) within half a lease of their last renewal.
+	op := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(ctx, max(ttl/6, 50*time.Millisecond))
+	}
 	round := func() {
-		if err := leases.Beat(ctx); err != nil && ctx.Err() == nil {
-			s.cfg.Logger.WarnContext(ctx, "imap idle: heartbeat failed", "error", err.Error())
+		octx, cancel := op()
+		unanswered := leases.Beat(octx)
+		cancel()
+		if unanswered != nil && ctx.Err() == nil {
+			s.cfg.Logger.WarnContext(ctx, "imap idle: heartbeat failed", "error", unanswered.Error())
 		}
 		for k, h := range running {
-			lost, err := leases.Renew(ctx, k)
-			switch {
-			case lost:
-				drop(k, "lost")
-			case err != nil && time.Since(h.renewed) >= ttl/2:
+			if unanswered == nil { // NATS answers: renew
+				octx, cancel := op()
+				lost, err := leases.Renew(octx, k)
+				cancel()
+				if lost {
+					drop(k, "lost")
+					continue
+				}
+				if err == nil {
+					h.renewed = time.Now()
+					continue
+				}
+				unanswered = err // and not asked again this round
+			}
+			// Not renewed at this round: the next would come too late.
+			if time.Since(h.renewed) >= ttl/3 {
 				drop(k, "not renewed")
-			case err == nil:
-				h.renewed = time.Now()
 			}
 		}
-		caps, holders, err := leases.View(ctx)
+		if unanswered != nil {
+			return
+		}
+		octx, cancel = op()
+		caps, holders, err := leases.View(octx)
+		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
 				s.cfg.Logger.WarnContext(ctx, "imap idle: reading the leases failed", "error", err.Error())
@@ -174,7 +198,9 @@ func (s *Service) RunIdle(ctx context.Context) error {
 			if len(running) >= target || ctx.Err() != nil {
 				break
 			}
-			ok, err := leases.Acquire(ctx, k)
+			octx, cancel := op()
+			ok, err := leases.Acquire(octx, k)
+			cancel()
 			if err != nil {
 				if ctx.Err() == nil {
 					s.cfg.Logger.WarnContext(ctx, "imap idle: taking a lease failed", "error", err.Error())
