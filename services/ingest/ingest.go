@@ -5,7 +5,9 @@ package ingest
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +23,7 @@ import (
 	"mailroom.dev/platform/sqldb"
 	"mailroom.dev/services/ingest/internal/gmailsync"
 	"mailroom.dev/services/ingest/internal/grpcapi"
+	"mailroom.dev/services/ingest/internal/idlelease"
 	"mailroom.dev/services/ingest/internal/imapsync"
 	"mailroom.dev/services/ingest/internal/jetstream/consumer"
 	"mailroom.dev/services/ingest/internal/jetstream/publisher"
@@ -91,6 +94,13 @@ type Config struct {
 	IMAPIdleMax int `env:"MAILROOM_IMAP_IDLE_MAX, default=100"`
 	// IMAPIdleReissue is how often an IDLE is ended and issued again.
 	IMAPIdleReissue time.Duration `env:"MAILROOM_IMAP_IDLE_REISSUE, default=29m"`
+	// IMAPIdleLease is how long a replica's lease on a mailbox's IDLE lasts
+	// unless renewed (every third of it): a replica that dies has its
+	// mailboxes idled on by another within about 4/3 of it.
+	IMAPIdleLease time.Duration `env:"MAILROOM_IMAP_IDLE_LEASE, default=15s"`
+	// ReplicaID names this replica among those sharing the IDLE leases
+	// (default: the host name, process id and a random suffix).
+	ReplicaID string `env:"MAILROOM_REPLICA_ID"`
 	// SyncLease is how long a replica's claim on a running job lasts
 	// unless renewed; SyncPoll how often replicas look for jobs.
 	SyncLease time.Duration `env:"MAILROOM_SYNC_LEASE, default=30s"`
@@ -126,6 +136,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Int("gmail_push_sync_factor", c.GmailPushSyncFactor),
 		slog.Int("imap_idle_max", c.IMAPIdleMax),
 		slog.String("imap_idle_reissue", c.IMAPIdleReissue.String()),
+		slog.String("imap_idle_lease", c.IMAPIdleLease.String()),
+		slog.String("replica_id", c.ReplicaID),
 		slog.String("sync_lease", c.SyncLease.String()),
 		slog.Int("max_sync_jobs", c.MaxSyncJobs),
 	)
@@ -182,6 +194,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 		identity = authn.NewServiceIdentity(authn.ServiceIngest, authn.KeyToken(cache, cfg.ServiceKey))
 	}
 	mc.Vault = vaultclient.New(authClient, identity)
+	if cfg.IMAPIdleMax > 0 {
+		leases, err := idlelease.Open(ctx, js, idlelease.Config{
+			Bucket:   topo.BucketName(idlelease.Bucket),
+			ID:       cfg.replicaID(),
+			Cap:      cfg.IMAPIdleMax,
+			TTL:      cfg.IMAPIdleLease,
+			Replicas: cfg.NATS.StreamReplicas,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ingest.New: IMAP IDLE leases: %w", err)
+		}
+		mc.IdleLeases = leases
+	}
 	mc.Deleted = s.Revocations().Deleted
 	domain := mailbox.NewService(sqlrepo.New(db.SQL), publisher.New(js, topo), mc)
 	classified, err := consumer.New(ctx, js, topo, domain, s.Logger, consumer.Options{})
@@ -211,6 +236,24 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	srv := s.Serve(guard, grpcserver.Options{MaxRecvMsgSize: max(minRecvMsgSize, cfg.MaxMessageBytes+(1<<20))})
 	ingestv1.RegisterIngestServiceServer(srv, grpcapi.New(domain))
 	return s, nil
+}
+
+// replicaID is ReplicaID, or the host name, process id and a random
+// suffix (two services in one process differ), as a key-value key allows.
+func (c Config) replicaID() string {
+	id := c.ReplicaID
+	if id == "" {
+		host, _ := os.Hostname()
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		id = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return r
+		}
+		return '-'
+	}, id)
 }
 
 // mailboxConfig is the mailbox service's configuration: the IMAP provider

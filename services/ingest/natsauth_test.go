@@ -13,17 +13,20 @@ import (
 	ingestv1 "mailroom.dev/gen/go/mailroom/ingest/v1"
 	"mailroom.dev/platform/eventbus"
 	"mailroom.dev/platform/testenv"
+	"mailroom.dev/services/ingest"
 )
 
 // TestNATSPermissionsOfTheDeployment runs ingest against a NATS server
 // with the users and subject permissions of deploy/k8s: ingest works as
-// its own user (streams, the revocation bucket, publishing mail.received),
+// its own user (streams, the revocation bucket, the IMAP IDLE lease
+// bucket, publishing mail.received),
 // and that user cannot publish mail.classified, which the classifier's can.
 func TestNATSPermissionsOfTheDeployment(t *testing.T) {
 	n := testenv.NATSWithDeployAuth(t, "../../deploy/k8s/components/nats/nats.yaml")
 	w := newWorld(t)
 	w.natsURL, w.topo = n.URL("ingest"), eventbus.Topology{Replicas: 1} // the deployment's subjects have no prefix
-	h := w.start(t, testenv.SQLiteURL(t), nil)
+	// With IMAP IDLE on, ingest opens and writes its lease bucket too.
+	h := w.start(t, testenv.SQLiteURL(t), func(c *ingest.Config) { c.IMAPIdleMax = 1 })
 	ada := h.as(t, "ada", "user")
 	if _, err := h.client.CreateMailbox(ada, &ingestv1.CreateMailboxRequest{Parent: "users/ada", MailboxId: "inbox",
 		Mailbox: &ingestv1.Mailbox{Provider: ingestv1.Provider_PROVIDER_IMPORT}}); err != nil {

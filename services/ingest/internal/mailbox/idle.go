@@ -3,17 +3,21 @@ package mailbox
 import (
 	"context"
 	"errors"
+	"hash/fnv"
+	"slices"
 	"sync"
 	"time"
 )
 
-// IMAP IDLE: for IMAP mailboxes whose server supports it, this process
-// holds an IDLE connection (at most Config.MaxIdle of them) and syncs the
-// mailbox, coalesced as pushes are, when the server announces new mail.
-// A connection that fails is re-established with back-off; a server
-// without IDLE is left to the scheduled polling and asked again an hour
-// later. Replicas share nothing here: each holds up to MaxIdle connections
-// (spreading them through leases is not done yet).
+// IMAP IDLE: for IMAP mailboxes whose server supports it, one replica
+// holds an IDLE connection and syncs the mailbox, coalesced as pushes are,
+// when the server announces new mail. Which replica is decided by leases
+// (IdleLeases, a NATS key-value bucket): each mailbox's lease is held by
+// one replica at a time, and each replica takes leases up to its fair
+// share of the mailboxes (and never more than Config.MaxIdle). A
+// connection that fails is re-established with back-off; a server without
+// IDLE is left to the scheduled polling and asked again an hour later (the
+// lease stays with the replica that asked).
 
 // ErrNoIdle is what an Idler returns for a server without IDLE.
 var ErrNoIdle = errors.New("mailbox: the server does not support IDLE")
@@ -21,6 +25,27 @@ var ErrNoIdle = errors.New("mailbox: the server does not support IDLE")
 // Idler holds IDLE on a mailbox (package imapsync).
 type Idler interface {
 	Idle(ctx context.Context, mb Mailbox, password string, reissue time.Duration, changed func()) error
+}
+
+// IdleLeases are the leases that spread IDLE across replicas (package
+// idlelease). Leases last TTL unless renewed.
+type IdleLeases interface {
+	// ID is this replica's id; TTL how long a lease lasts unrenewed.
+	ID() string
+	TTL() time.Duration
+	// Key is the lease key of a user's mailbox.
+	Key(user, mailbox string) string
+	// Beat says that this replica lives (and its cap); Leave that it stops.
+	Beat(ctx context.Context) error
+	Leave(ctx context.Context)
+	// View returns the live replicas' caps by id, and the leased keys'
+	// holders.
+	View(ctx context.Context) (caps map[string]int, holders map[string]string, err error)
+	// Acquire takes a lease (false: another replica holds it); Renew keeps
+	// it (lost: it is not this replica's any more); Release gives it up.
+	Acquire(ctx context.Context, key string) (bool, error)
+	Renew(ctx context.Context, key string) (lost bool, err error)
+	Release(ctx context.Context, key string)
 }
 
 // KindFinder lists the mailboxes of a kind; the SQL repository implements it.
@@ -31,75 +56,166 @@ type KindFinder interface {
 // noIdleRetry is how long a server that lacks IDLE is left to polling.
 const noIdleRetry = time.Hour
 
-// RunIdle keeps IDLE connections to the ACTIVE IMAP mailboxes, up to
-// Config.MaxIdle, until ctx ends.
+// RunIdle keeps IDLE connections to this replica's share of the ACTIVE
+// IMAP mailboxes until ctx ends, then releases their leases. Every TTL/3
+// it renews its leases, gives up those it lost or could not renew (NATS
+// did not answer within TTL/6: closed within TTL/2 of the last renewal,
+// before the lease can expire and another replica take it), and takes or
+// releases leases to hold its fair share.
 func (s *Service) RunIdle(ctx context.Context) error {
 	f, ok := s.repo.(KindFinder)
 	if s.cfg.Idler == nil || s.cfg.MaxIdle <= 0 || s.cfg.Vault == nil || !ok {
 		return nil
 	}
-	type held struct {
-		cancel context.CancelFunc
-		done   chan struct{}
+	leases := s.cfg.IdleLeases
+	if leases == nil {
+		leases = newLocalLeases(s.cfg.MaxIdle, 3*max(s.cfg.Poll*10, time.Second))
 	}
-	var mu sync.Mutex
-	running := map[string]held{}
-	noIdle := map[string]time.Time{}
+	self := leases.ID()
+	type held struct {
+		mb      Mailbox
+		cancel  context.CancelFunc
+		renewed time.Time
+	}
+	running := map[string]*held{} // by lease key; only this loop touches it
 	var wg sync.WaitGroup
 	defer func() {
-		mu.Lock()
 		for _, h := range running {
 			h.cancel()
 		}
-		mu.Unlock()
-		wg.Wait()
+		wg.Wait() // each hold releases its lease as it ends
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		leases.Leave(lctx)
+		cancel()
 	}()
-	refresh := func() {
-		mbs, err := f.MailboxesByKind(ctx, KindIMAP, StateActive, s.cfg.MaxIdle*2)
+	drop := func(k, why string) {
+		h := running[k]
+		h.cancel()
+		delete(running, k)
+		s.cfg.Logger.InfoContext(ctx, "imap idle: lease given up", "mailbox", h.mb.Name(), "why", why)
+	}
+	hold := func(k string, mb Mailbox) {
+		ictx, cancel := context.WithCancel(ctx)
+		running[k] = &held{mb: mb, cancel: cancel, renewed: time.Now()}
+		wg.Go(func() {
+			defer func() {
+				rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+				leases.Release(rctx, k)
+				rcancel()
+			}()
+			s.holdIdle(ictx, mb)
+		})
+	}
+	ttl := leases.TTL()
+	// Each call to NATS waits a sixth of the lease at most: a round whose
+	// NATS does not answer still ends (and closes the IDLEs it could not
+	// renew) within half a lease of their last renewal.
+	op := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(ctx, max(ttl/6, 50*time.Millisecond))
+	}
+	round := func() {
+		octx, cancel := op()
+		unanswered := leases.Beat(octx)
+		cancel()
+		if unanswered != nil && ctx.Err() == nil {
+			s.cfg.Logger.WarnContext(ctx, "imap idle: heartbeat failed", "error", unanswered.Error())
+		}
+		for k, h := range running {
+			if unanswered == nil { // NATS answers: renew
+				octx, cancel := op()
+				lost, err := leases.Renew(octx, k)
+				cancel()
+				if lost {
+					drop(k, "lost")
+					continue
+				}
+				if err == nil {
+					h.renewed = time.Now()
+					continue
+				}
+				unanswered = err // and not asked again this round
+			}
+			// Not renewed at this round: the next would come too late.
+			if time.Since(h.renewed) >= ttl/3 {
+				drop(k, "not renewed")
+			}
+		}
+		if unanswered != nil {
+			return
+		}
+		octx, cancel = op()
+		caps, holders, err := leases.View(octx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.cfg.Logger.WarnContext(ctx, "imap idle: reading the leases failed", "error", err.Error())
+			}
+			return
+		}
+		caps[self] = s.cfg.MaxIdle
+		capacity := 0
+		for _, c := range caps {
+			capacity += max(c, 0)
+		}
+		mbs, err := f.MailboxesByKind(ctx, KindIMAP, StateActive, min(capacity, 1_000_000))
 		if err != nil {
 			if ctx.Err() == nil {
 				s.cfg.Logger.WarnContext(ctx, "imap idle: listing mailboxes failed", "error", err.Error())
 			}
 			return
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		active := map[string]bool{}
+		active := map[string]Mailbox{}
 		for _, mb := range mbs {
-			active[runKey(mb.User, mb.ID)] = true
+			active[leases.Key(mb.User, mb.ID)] = mb
 		}
-		for k, h := range running { // deleted or no longer active
-			if !active[k] {
-				h.cancel()
-				delete(running, k)
+		for k := range running { // deleted or no longer active
+			if _, ok := active[k]; !ok {
+				drop(k, "mailbox not active")
 			}
 		}
-		for _, mb := range mbs {
-			k := runKey(mb.User, mb.ID)
-			if _, ok := running[k]; ok || time.Now().Before(noIdle[k]) || len(running) >= s.cfg.MaxIdle {
-				continue
+		target := fairShare(caps, self, len(mbs))
+		if n := len(running) - target; n > 0 { // others have room: hand over those this replica wants least
+			mine := make([]string, 0, len(running))
+			for k := range running {
+				mine = append(mine, k)
 			}
-			ictx, cancel := context.WithCancel(ctx)
-			h := held{cancel: cancel, done: make(chan struct{})}
-			running[k] = h
-			wg.Go(func() {
-				defer close(h.done)
-				err := s.holdIdle(ictx, mb)
-				mu.Lock()
-				defer mu.Unlock()
-				if errors.Is(err, ErrNoIdle) {
-					noIdle[k] = time.Now().Add(noIdleRetry)
+			slices.SortFunc(mine, func(a, b string) int { return cmpScore(self, a, b) })
+			for _, k := range mine[:n] {
+				drop(k, "over fair share")
+			}
+		}
+		if len(running) >= target {
+			return
+		}
+		var free []string
+		for k := range active {
+			if _, ok := running[k]; !ok && holders[k] == "" {
+				free = append(free, k)
+			}
+		}
+		slices.SortFunc(free, func(a, b string) int { return cmpScore(self, b, a) }) // most wanted first
+		for _, k := range free {
+			if len(running) >= target || ctx.Err() != nil {
+				break
+			}
+			octx, cancel := op()
+			ok, err := leases.Acquire(octx, k)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil {
+					s.cfg.Logger.WarnContext(ctx, "imap idle: taking a lease failed", "error", err.Error())
 				}
-				if cur, ok := running[k]; ok && cur.done == h.done {
-					delete(running, k)
-				}
-			})
+				return
+			}
+			if ok {
+				hold(k, active[k])
+			}
 		}
 	}
-	t := time.NewTicker(max(s.cfg.Poll*10, time.Second))
+	t := time.NewTicker(max(ttl/3, 10*time.Millisecond))
 	defer t.Stop()
 	for {
-		refresh()
+		round()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -108,9 +224,90 @@ func (s *Service) RunIdle(ctx context.Context) error {
 	}
 }
 
-// holdIdle idles on mb, reconnecting with back-off, until ctx ends or the
-// server turns out not to support IDLE.
-func (s *Service) holdIdle(ctx context.Context, mb Mailbox) error {
+// fairShare is how many of total mailboxes the replica self holds when
+// they are spread evenly across the live replicas, none above its cap:
+// the water level at which the capped shares hold them all (rounded up),
+// or self's cap when all the caps together hold fewer.
+func fairShare(caps map[string]int, self string, total int) int {
+	cs := make([]int, 0, len(caps))
+	for _, c := range caps {
+		cs = append(cs, max(c, 0))
+	}
+	slices.Sort(cs)
+	mine := max(caps[self], 0)
+	remaining := total
+	for i, c := range cs {
+		k := len(cs) - i
+		if c*k >= remaining {
+			level := (remaining + k - 1) / k
+			return min(mine, level)
+		}
+		remaining -= c
+	}
+	return mine
+}
+
+// score is how much replica self wants lease key (rendezvous hashing: the
+// replicas' preferences differ, so that they seldom race for one lease).
+func score(self, key string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(self))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	return h.Sum64()
+}
+
+func cmpScore(self, a, b string) int {
+	sa, sb := score(self, a), score(self, b)
+	switch {
+	case sa < sb:
+		return -1
+	case sa > sb:
+		return 1
+	}
+	return 0
+}
+
+// localLeases are the leases of a process alone: every lease is its own.
+type localLeases struct {
+	cap int
+	ttl time.Duration
+	mu  sync.Mutex
+	own map[string]bool
+}
+
+func newLocalLeases(cap int, ttl time.Duration) *localLeases {
+	return &localLeases{cap: cap, ttl: ttl, own: map[string]bool{}}
+}
+
+func (l *localLeases) ID() string                      { return "local" }
+func (l *localLeases) TTL() time.Duration              { return l.ttl }
+func (l *localLeases) Key(user, mailbox string) string { return runKey(user, mailbox) }
+func (l *localLeases) Beat(context.Context) error      { return nil }
+func (l *localLeases) Leave(context.Context)           {}
+func (l *localLeases) View(context.Context) (map[string]int, map[string]string, error) {
+	return map[string]int{"local": l.cap}, map[string]string{}, nil
+}
+func (l *localLeases) Acquire(_ context.Context, key string) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.own[key] = true
+	return true, nil
+}
+func (l *localLeases) Renew(_ context.Context, key string) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.own[key], nil
+}
+func (l *localLeases) Release(_ context.Context, key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.own, key)
+}
+
+// holdIdle idles on mb, reconnecting with back-off, until ctx ends; a
+// server without IDLE is asked again after noIdleRetry.
+func (s *Service) holdIdle(ctx context.Context, mb Mailbox) {
 	s.cfg.Logger.InfoContext(ctx, "imap idle: holding", "mailbox", mb.Name())
 	backoff := time.Second
 	for {
@@ -125,18 +322,22 @@ func (s *Service) holdIdle(ctx context.Context, mb Mailbox) error {
 				backoff = time.Second // it worked for a while
 			}
 		}
-		if ctx.Err() != nil || errors.Is(err, ErrNoIdle) {
-			s.cfg.Logger.InfoContext(ctx, "imap idle: released", "mailbox", mb.Name(), "no_idle", errors.Is(err, ErrNoIdle))
-			return err
+		if ctx.Err() != nil {
+			s.cfg.Logger.InfoContext(ctx, "imap idle: released", "mailbox", mb.Name())
+			return
 		}
-		if err != nil {
+		wait := backoff
+		if errors.Is(err, ErrNoIdle) {
+			s.cfg.Logger.InfoContext(ctx, "imap idle: the server does not support IDLE; polling", "mailbox", mb.Name(), "again_in", noIdleRetry.String())
+			wait = noIdleRetry
+		} else if err != nil {
 			s.cfg.Logger.InfoContext(ctx, "imap idle ended; reconnecting", "mailbox", mb.Name(), "error", err.Error(), "in", backoff.String())
+			backoff = min(2*backoff, 5*time.Minute)
 		}
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
+			return
+		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, 5*time.Minute)
 	}
 }

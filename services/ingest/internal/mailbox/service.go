@@ -114,6 +114,10 @@ type Config struct {
 	Idler       Idler
 	MaxIdle     int
 	IdleReissue time.Duration
+	// IdleLeases spreads the IDLE connections across replicas, each
+	// mailbox's held by one (package idlelease); nil: this process alone
+	// holds them (one replica, or tests).
+	IdleLeases IdleLeases
 	// WatchInterval is how often WatchSyncJob looks at its job (default 500ms).
 	WatchInterval time.Duration
 	// MeterProvider makes the sync metrics (mailroom_sync_*); nil means the
