@@ -26,6 +26,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"mailroom.dev/gateway/console"
 	"mailroom.dev/gateway/internal/reqdecode"
 	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
 	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
@@ -187,6 +188,8 @@ type Gateway struct {
 	draining atomic.Bool
 	// streams ends the watch streams at shutdown.
 	streams *streams
+	// console serves the web console under /console/.
+	console *console.Handler
 	// own is the gateway's service identity; pushKeys Google's keys.
 	own      *authn.ServiceIdentity
 	pushKeys *jwksCache
@@ -292,6 +295,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 	g.revoked.Logger = logger
 	g.keys.WatchRevocations(g.revoked)
 	g.verifier.Revocations = g.revoked
+	if g.console, err = console.New(); err != nil {
+		_ = g.Close()
+		return nil, fmt.Errorf("gateway.New: %w", err)
+	}
 	g.handler = g.buildHandler()
 	return g, nil
 }
