@@ -178,6 +178,8 @@ type Gateway struct {
 	conns    []*grpc.ClientConn
 	backends []backend
 	keys     *authn.KeyCache
+	// exchange asks auth for an API key's identity token, uncached.
+	exchange authn.ExchangeFunc
 	verifier *authn.Verifier
 	revoked  *authn.Revocations
 	limits   *limiter
@@ -289,7 +291,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 		own = authn.NewServiceIdentity(authn.ServiceGateway, authn.KeyToken(authn.NewKeyCache(authn.ClientExchange(authClient), 10*time.Minute), cfg.ServiceKey))
 	}
 	g.own = own
-	g.keys = authn.NewKeyCache(g.recordRefusals(authn.ClientExchangeAs(authClient, own)), cfg.KeyCacheTTL)
+	g.exchange = g.recordRefusals(authn.ClientExchangeAs(authClient, own))
+	g.keys = authn.NewKeyCache(g.exchange, cfg.KeyCacheTTL)
 	g.verifier = authn.NewVerifier(authn.ClientKeys(authClient))
 	g.revoked = authn.NewRevocations()
 	g.revoked.Logger = logger
