@@ -64,6 +64,9 @@ try {
   step(`"${name}" in ${from.group}: decided by ${source}; reason: ${reason}`);
   check(source.length > 0, 'no classification source shown');
   await shoot(page, 'message');
+  // The README's picture: the top of the page, a message open.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await shoot(page, 'console', { fullPage: false, clip: { x: 0, y: 0, width: 1280, height: 860 } });
   await details.getByRole('button', { name: to.group, exact: true }).click();
   const moved = page.locator(`section.group[data-group="${to.group}"] li.message[data-name="${name}"]`);
   await moved.waitFor();

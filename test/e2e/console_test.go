@@ -67,6 +67,9 @@ func TestConsoleUser(t *testing.T) {
 		"MAILROOM_GMAIL_ENDPOINT":         gmail.URL,
 		"MAILROOM_GMAIL_QUOTA_PER_MINUTE": "1000000",
 		"MAILROOM_SYNC_INTERVAL":          "0",
+		// Tokens short enough that the console renews its token, with the
+		// key it holds in memory, during the test.
+		"MAILROOM_TOKEN_TTL": "25s",
 		// The fake Gmail's mail is dated 2024: keep it all.
 		"MAILROOM_RETENTION_DAYS": "0",
 	}})
@@ -115,6 +118,13 @@ func TestConsoleUser(t *testing.T) {
 	}
 	if corrected != 1 {
 		t.Errorf("%d messages carry a user's correction, want the 1 the browser made", corrected)
+	}
+	// The console renewed its token (25 s) before it expired, more than once.
+	if n := strings.Count(e.logs.String(), `"route":"/v1/apiKeys:exchange","status":200`); n < 3 {
+		t.Errorf("the console exchanged its key %d times in the test, want a sign-in and renewals", n)
+	}
+	if strings.Contains(e.logs.String(), `"route":"/v1/apiKeys:exchange","status":401`) {
+		t.Error("an exchange was refused")
 	}
 	if found := secretsIn(e.logs.String(), key); len(found) > 0 {
 		t.Errorf("the API key is in the services' logs: %v", found)
