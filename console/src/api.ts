@@ -92,7 +92,7 @@ export class Api {
     return h;
   }
 
-  private async call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  private async call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal, attempt = 0): Promise<T> {
     let res: Response;
     try {
       res = await fetch(this.base + path, {
@@ -107,6 +107,14 @@ export class Api {
       if (e instanceof ApiError) throw e;
       if ((e as Error).name === 'AbortError') throw e;
       throw new ApiError('The gateway did not answer: ' + (e as Error).message, 0, 14);
+    }
+    // A read refused for the rate limit is tried again once, after the
+    // Retry-After the gateway sent (a page that loads in bursts).
+    const retryAfter = Number(res.headers.get('Retry-After'));
+    if (res.status === 429 && method === 'GET' && attempt === 0 && retryAfter > 0 && retryAfter <= 5) {
+      await res.body?.cancel();
+      await new Promise((r) => setTimeout(r, retryAfter * 1000));
+      return this.call<T>(method, path, body, signal, attempt + 1);
     }
     const text = await res.text();
     let data: unknown = undefined;

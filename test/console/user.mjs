@@ -17,6 +17,8 @@ const shoot = shooter(env('MAILROOM_SCREENSHOTS'));
 const api = rest(base, key);
 
 const { browser, context, page, errors } = await launch();
+/** loaded waits until the mail page has drawn what its filters select. */
+const loaded = () => page.locator('.groups[aria-busy="false"]').waitFor();
 try {
   step('sign in');
   const resp = await signIn(page, base, key);
@@ -143,6 +145,55 @@ try {
   check([...seen].some((t) => / of \d+ \/.* of \d+ \/ About .* left\./.test(t)), 'no estimate of the time left was shown');
   await shoot(page, 'mailboxes');
 
+  step('filters: mailbox, paging with page tokens, needs-reply, date');
+  await page.getByRole('link', { name: 'Mail', exact: true }).click();
+  await page.locator('section.group').first().waitFor();
+  await page.getByLabel('Mailbox').selectOption({ label: 'Personal Gmail' });
+  await loaded();
+  const gmailSubjects = await page.locator('li.message .subject').allTextContents();
+  check(gmailSubjects.length > 0 && !gmailSubjects.includes('Invoice 2291'), 'the mailbox filter lets through: ' + gmailSubjects.join(', '));
+  const gmailName = new URLSearchParams(page.url().split('?')[1]).get('mailbox');
+  // The largest category of the Gmail mail, two to a page.
+  const counts = await page.locator('section.group').evaluateAll((els) => els.map((s) => [s.dataset.group, s.querySelectorAll('li.message').length]));
+  const [bigCat, bigRows] = counts.sort((a, b) => b[1] - a[1])[0];
+  check(bigRows >= 3, 'no category with 3 Gmail messages: ' + JSON.stringify(counts));
+  await page.evaluate((hash) => {
+    location.hash = hash;
+  }, `#/mail?category=${encodeURIComponent(bigCat)}&mailbox=${encodeURIComponent(gmailName)}&pageSize=2`);
+  await page.getByText('Page 1').waitFor();
+  await loaded();
+  const page1 = await page.locator('li.message').evaluateAll((els) => els.map((e) => e.dataset.name));
+  check(page1.length === 2, 'page 1 has ' + page1.length + ' messages, want 2');
+  await page.getByRole('button', { name: 'Older' }).click();
+  await page.getByText('Page 2').waitFor();
+  await loaded();
+  const page2 = await page.locator('li.message').evaluateAll((els) => els.map((e) => e.dataset.name));
+  check(page2.length >= 1 && page2.every((n) => !page1.includes(n)), `page 2 ${page2} repeats page 1 ${page1}`);
+  const t1 = await page.locator('li.message time').first().getAttribute('datetime');
+  await page.getByRole('button', { name: 'Newer' }).click();
+  await page.getByText('Page 1').waitFor();
+  await loaded();
+  const again = await page.locator('li.message').evaluateAll((els) => els.map((e) => e.dataset.name));
+  check(JSON.stringify(again) === JSON.stringify(page1), 'back to page 1 shows ' + again);
+  check(Date.parse(await page.locator('li.message time').last().getAttribute('datetime')) >= Date.parse(t1), 'pages are not newest first');
+  await page.getByRole('button', { name: 'Clear filters' }).click();
+  await loaded();
+  await page.getByLabel('Needs a reply').check();
+  await loaded();
+  check(page.url().includes('needsReply=true'), 'the needs-reply filter is not in the URL');
+  const badges = await page.locator('li.message').evaluateAll((els) => els.map((e) => e.querySelector('.badge') !== null));
+  check(badges.length > 0 && badges.every(Boolean), 'needs-reply filter: ' + JSON.stringify(badges));
+  await page.getByRole('button', { name: 'Clear filters' }).click();
+  await loaded();
+  const tomorrow = new Date(Date.now() + 86_400_000);
+  const ymd = `${tomorrow.getFullYear()}-${String(tomorrow.getMonth() + 1).padStart(2, '0')}-${String(tomorrow.getDate()).padStart(2, '0')}`;
+  await page.getByLabel('From').fill(ymd);
+  await loaded();
+  await page.getByText('No messages match the filters.').waitFor();
+  await page.getByRole('button', { name: 'Clear filters' }).click();
+  await loaded();
+  check((await page.locator('section.group').count()) >= 3, 'clearing the filters does not bring the groups back');
+
   step('taxonomy: add a category');
   await page.getByRole('link', { name: 'Taxonomy' }).click();
   await page.locator('tbody tr').first().waitFor();
@@ -183,12 +234,21 @@ try {
   await page.keyboard.press('Enter');
   check((await msgButton.getAttribute('aria-expanded')) === 'true', 'Enter does not open a message');
 
-  step('sign out forgets the session');
+  step('sign out forgets the session; signing in again shows one page');
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByLabel('API key').waitFor();
+  await page.getByLabel('API key').fill(key);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('section.group').first().waitFor();
+  await page.waitForTimeout(500);
+  const shown = await page.locator('section.group').evaluateAll((els) => els.map((e) => e.dataset.group));
+  check(new Set(shown).size === shown.length && (await page.locator('h1').count()) === 1, 'after signing in again: ' + shown);
 
   check(errors.length === 0, 'console errors: ' + errors.join(' | '));
   step('ok');
+} catch (e) {
+  await shoot(page, 'failure').catch(() => {});
+  throw e;
 } finally {
   await browser.close();
 }
