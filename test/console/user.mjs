@@ -7,6 +7,7 @@
 //   MAILROOM_IMPORT_MAILBOX  an IMPORT mailbox of the user, for mail that arrives during the test
 //   MAILROOM_GMAIL_MESSAGES  how many messages the fake Gmail account holds
 //   MAILROOM_SCREENSHOTS     where the screenshots go
+//   MAILROOM_IMAP_HOST, _PORT, _USER, _PASSWORD  an IMAP server (plain text) with 2 mails
 import { check, checkAccessible, checkFits, env, launch, rest, shooter, signIn, step } from './lib.mjs';
 
 const base = env('MAILROOM_URL');
@@ -14,6 +15,7 @@ const key = env('MAILROOM_API_KEY');
 const importMailbox = env('MAILROOM_IMPORT_MAILBOX');
 const gmailMessages = Number(env('MAILROOM_GMAIL_MESSAGES'));
 const shoot = shooter(env('MAILROOM_SCREENSHOTS'));
+const imap = { host: env('MAILROOM_IMAP_HOST'), port: env('MAILROOM_IMAP_PORT'), user: env('MAILROOM_IMAP_USER'), password: env('MAILROOM_IMAP_PASSWORD') };
 const api = rest(base, key);
 
 const { browser, context, page, errors } = await launch();
@@ -144,6 +146,25 @@ try {
   check(seen.size >= 3, `the progress was seen in ${seen.size} states only`);
   check([...seen].some((t) => / of \d+ \/.* of \d+ \/ About .* left\./.test(t)), 'no estimate of the time left was shown');
   await shoot(page, 'mailboxes');
+
+  step('connect IMAP and sync it');
+  const imapForm = page.locator('form', { has: page.getByRole('heading', { name: 'Connect IMAP' }) });
+  await imapForm.getByLabel('Server').fill(imap.host);
+  await imapForm.getByLabel('Security').selectOption('IMAP_SECURITY_NONE');
+  await imapForm.getByLabel('Port').fill(imap.port);
+  await imapForm.getByLabel('User name').fill(imap.user);
+  await imapForm.getByLabel('Password').fill(imap.password);
+  await imapForm.getByLabel('Name (optional)').fill('Work IMAP');
+  await imapForm.getByRole('button', { name: 'Connect IMAP' }).click();
+  const imapBox = page.locator('li.mailbox', { hasText: 'Work IMAP' });
+  await imapBox.getByRole('button', { name: 'Sync now' }).click();
+  check((await imapForm.getByLabel('Password').inputValue()) === '', 'the IMAP password stays in the form');
+  const imapSync = page.locator('li.sync', { hasText: 'Work IMAP' });
+  await imapSync.and(page.locator('[data-state="done"]')).waitFor({ timeout: 60_000 });
+  const imapLabels = (await imapSync.locator('label').allTextContents()).join(' / ');
+  check(imapLabels === 'Fetched 2 of 2 / Classified 2 of 2', 'the IMAP sync says ' + imapLabels);
+  check(!(await page.content()).includes(imap.password), 'the IMAP password is in the DOM');
+  await shoot(page, 'mailboxes-imap');
 
   step('filters: mailbox, paging with page tokens, needs-reply, date');
   await page.getByRole('link', { name: 'Mail', exact: true }).click();
