@@ -32,6 +32,21 @@ check-generated: tools ## fail when gen/go or the clients differ from what proto
 		echo "gen/go is stale: run 'make generate' and commit the result" >&2; exit 1; \
 	fi; echo "gen/go is up to date"
 	BUF=$(BIN)/buf clients/generate.sh --check
+	$(MAKE) --no-print-directory check-console
+
+.PHONY: console
+console: ## build the web console (console/, Vite + TypeScript) into gateway/console/dist, which is committed and embedded in the gateway
+	cd console && npm ci --no-audit --no-fund && npm run build
+
+.PHONY: check-console
+check-console: ## fail when the committed gateway/console/dist differs from a fresh build of console/ (the build is deterministic)
+	cd console && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npx tsc --noEmit
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	(cd console && npx vite build --logLevel warn --outDir "$$tmp/dist" --emptyOutDir); \
+	if ! diff -r "$$tmp/dist" gateway/console/dist >/dev/null; then \
+		diff -ru "$$tmp/dist" gateway/console/dist | head -30; \
+		echo "gateway/console/dist is stale: run 'make console' and commit the result" >&2; exit 1; \
+	fi; echo "gateway/console/dist is up to date"
 
 .PHONY: clients
 clients: tools ## regenerate clients/python and clients/typescript from proto/ (Debian's protoc and python3-grpc-tools; npm ci)

@@ -26,6 +26,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"mailroom.dev/gateway/console"
 	"mailroom.dev/gateway/internal/reqdecode"
 	authv1 "mailroom.dev/gen/go/mailroom/auth/v1"
 	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
@@ -177,6 +178,8 @@ type Gateway struct {
 	conns    []*grpc.ClientConn
 	backends []backend
 	keys     *authn.KeyCache
+	// exchange asks auth for an API key's identity token, uncached.
+	exchange authn.ExchangeFunc
 	verifier *authn.Verifier
 	revoked  *authn.Revocations
 	limits   *limiter
@@ -187,6 +190,8 @@ type Gateway struct {
 	draining atomic.Bool
 	// streams ends the watch streams at shutdown.
 	streams *streams
+	// console serves the web console under /console/.
+	console *console.Handler
 	// own is the gateway's service identity; pushKeys Google's keys.
 	own      *authn.ServiceIdentity
 	pushKeys *jwksCache
@@ -286,12 +291,17 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Gateway, error)
 		own = authn.NewServiceIdentity(authn.ServiceGateway, authn.KeyToken(authn.NewKeyCache(authn.ClientExchange(authClient), 10*time.Minute), cfg.ServiceKey))
 	}
 	g.own = own
-	g.keys = authn.NewKeyCache(g.recordRefusals(authn.ClientExchangeAs(authClient, own)), cfg.KeyCacheTTL)
+	g.exchange = g.recordRefusals(authn.ClientExchangeAs(authClient, own))
+	g.keys = authn.NewKeyCache(g.exchange, cfg.KeyCacheTTL)
 	g.verifier = authn.NewVerifier(authn.ClientKeys(authClient))
 	g.revoked = authn.NewRevocations()
 	g.revoked.Logger = logger
 	g.keys.WatchRevocations(g.revoked)
 	g.verifier.Revocations = g.revoked
+	if g.console, err = console.New(); err != nil {
+		_ = g.Close()
+		return nil, fmt.Errorf("gateway.New: %w", err)
+	}
 	g.handler = g.buildHandler()
 	return g, nil
 }

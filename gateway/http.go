@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"mailroom.dev/gateway/console"
 	"mailroom.dev/gen/go/openapi"
 	"mailroom.dev/platform/apierror"
 	"mailroom.dev/platform/authn"
@@ -58,6 +59,11 @@ func (g *Gateway) buildHandler() http.Handler {
 		g.handleGmailPush(w, r)
 	}))
 	handle("/oauth/google/start", http.HandlerFunc(g.handleGoogleStart))
+	if g.console != nil {
+		// The web console: static files, calling the API below like any client.
+		handle(console.Prefix, g.console)
+		handle(strings.TrimSuffix(console.Prefix, "/"), g.console)
+	}
 	root.Handle("/", g.limitKeys(g.limitBody(g.streams.wrap(lastEventID(g.mux)))))
 
 	h := g.observe(root)
