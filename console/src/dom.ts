@@ -52,12 +52,16 @@ export function field(label: string, control: HTMLInputElement | HTMLSelectEleme
 }
 
 /** announce says msg in the page's live region (screen readers read it). */
+let announceTimer = 0;
 export function announce(msg: string, kind: 'info' | 'error' = 'info'): void {
   const s = document.getElementById('status');
   if (!s) return;
   s.textContent = msg;
   s.dataset.kind = kind;
   s.hidden = msg === '';
+  // Notes fade after a while; errors stay until the next message.
+  clearTimeout(announceTimer);
+  if (msg && kind === 'info') announceTimer = window.setTimeout(() => announce(''), 6000);
 }
 
 /** errorText is what to show of an error. */

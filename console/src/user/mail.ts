@@ -102,7 +102,19 @@ export const mailRoute: Route = {
       field('From', since),
       field('Until', until),
       h('div', { class: 'field check' }, needs, h('label', { for: (needs.id = 'needs-reply') }, 'Needs a reply')),
-      h('button', { type: 'reset', class: 'secondary' }, 'Clear filters'),
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'secondary',
+          onclick: () => {
+            catSel.value = boxSel.value = since.value = until.value = '';
+            needs.checked = false;
+            filterForm.dispatchEvent(new Event('change'));
+          },
+        },
+        'Clear filters',
+      ),
     );
     filterForm.addEventListener('change', () => {
       f = { category: catSel.value, mailbox: boxSel.value, needsReply: needs.checked, since: since.value, until: until.value };
@@ -111,9 +123,7 @@ export const mailRoute: Route = {
       pageIdx = 0;
       void load();
     });
-    filterForm.addEventListener('reset', () => {
-      setTimeout(() => filterForm.dispatchEvent(new Event('change')), 0);
-    });
+    filterForm.addEventListener('submit', (ev) => ev.preventDefault());
 
     root.append(
       h('h1', {}, 'Mail'),
@@ -265,8 +275,14 @@ export const mailRoute: Route = {
     function place(m: Message, open = false): void {
       const old = rows.get(m.name);
       const wasOpen = open || old?.querySelector('.msg')?.getAttribute('aria-expanded') === 'true';
+      const oldList = old?.parentElement;
       old?.remove();
       rows.delete(m.name);
+      // The unclassified group goes once its last message is classified.
+      if (oldList && !oldList.children.length && !f.category && lists.get(pendingGroup) === oldList) {
+        oldList.closest('section')?.remove();
+        lists.delete(pendingGroup);
+      }
       const group = m.classification?.category || pendingGroup;
       let ol = lists.get(group);
       if (!ol && !f.category) {

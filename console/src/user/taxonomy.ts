@@ -33,7 +33,7 @@ export const taxonomyRoute: Route = {
 
     function addRow(c: Category): void {
       const nameId = uid('cat');
-      const name = h('input', { id: nameId, name: 'name', value: c.name, required: true, pattern: '[a-z0-9][a-z0-9-]*', maxlength: 40, 'aria-label': 'Category name' });
+      const name = h('input', { id: nameId, name: 'name', value: c.name, required: true, pattern: '[a-z0-9][a-z0-9\\-]*', maxlength: 40, 'aria-label': 'Category name' });
       const desc = h('input', { name: 'description', value: c.description ?? '', maxlength: 200, 'aria-label': `Description of ${c.name || 'the new category'}` });
       const rm = h('button', { type: 'button', class: 'link', 'aria-label': `Remove ${c.name || 'this category'}` }, 'Remove');
       const tr = h('tr', {}, h('td', {}, name), h('td', {}, desc), h('td', {}, rm));
