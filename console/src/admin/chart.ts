@@ -110,6 +110,8 @@ export class TimeChart {
       this.plot.setData(this.data);
     }
     this.el.dataset.points = String(s.xs.length);
+    // The largest and the latest value of each line, for tests and tools.
+    this.el.dataset.max = JSON.stringify(s.ys.map((y) => y.reduce<number>((m, v) => (v != null && v > m ? v : m), 0)));
     const last = s.xs.length - 1;
     const parts = this.spec.lines.map((l, i) => {
       const v = last >= 0 ? s.ys[i][last] : null;
