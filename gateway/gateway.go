@@ -1,8 +1,8 @@
 // Package gateway is mailroom's REST front door: a grpc-gateway mux for
 // every public RPC of auth, ingest, classifier and store, behind an
 // authentication middleware that trades the caller's API key for an
-// identity token, plus /openapi.json, /healthz, /readyz, /metrics and the
-// Gmail OAuth callback. Errors are google.rpc.Status JSON with grpc-gateway's
+// identity token, plus /openapi.json, /healthz, /readyz, /metrics, the
+// Gmail OAuth callback and the web console (/console/, package console). Errors are google.rpc.Status JSON with grpc-gateway's
 // mapping of gRPC codes to HTTP statuses.
 package gateway
 

@@ -49,8 +49,11 @@ export function errorFrom(httpStatus: number, body: unknown): ApiError {
   return new ApiError(msg, httpStatus, typeof st.code === 'number' ? st.code : 0, reason, fields);
 }
 
-/** TokenSource returns a currently valid bearer token, or throws. */
-export type TokenSource = () => Promise<string>;
+/**
+ * TokenSource returns a currently valid bearer token, or throws; renew asks
+ * for a new one (the gateway refused the last as expired).
+ */
+export type TokenSource = (renew?: boolean) => Promise<string>;
 
 /** Stream is a running NDJSON stream. */
 export type Stream = {
@@ -85,19 +88,19 @@ export class Api {
     return this.call<T>('DELETE', path);
   }
 
-  private async headers(body: boolean): Promise<Headers> {
+  private async headers(body: boolean, renew = false): Promise<Headers> {
     const h = new Headers({ Accept: 'application/json' });
-    h.set('Authorization', 'Bearer ' + (await this.token()));
+    h.set('Authorization', 'Bearer ' + (await this.token(renew)));
     if (body) h.set('Content-Type', 'application/json');
     return h;
   }
 
-  private async call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  private async call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal, attempt = 0, renew = false): Promise<T> {
     let res: Response;
     try {
       res = await fetch(this.base + path, {
         method,
-        headers: await this.headers(body !== undefined),
+        headers: await this.headers(body !== undefined, renew),
         body: body === undefined ? undefined : JSON.stringify(body),
         credentials: 'omit',
         cache: 'no-store',
@@ -107,6 +110,20 @@ export class Api {
       if (e instanceof ApiError) throw e;
       if ((e as Error).name === 'AbortError') throw e;
       throw new ApiError('The gateway did not answer: ' + (e as Error).message, 0, 14);
+    }
+    // A read refused for the rate limit is tried again once, after the
+    // Retry-After the gateway sent (a page that loads in bursts).
+    // A token refused as expired (the clock of this machine is late, or the
+    // page slept) is renewed once before the user is signed out.
+    if (res.status === 401 && attempt === 0) {
+      await res.body?.cancel();
+      return this.call<T>(method, path, body, signal, attempt + 1, true);
+    }
+    const retryAfter = Number(res.headers.get('Retry-After'));
+    if (res.status === 429 && method === 'GET' && attempt === 0 && retryAfter > 0 && retryAfter <= 5) {
+      await res.body?.cancel();
+      await new Promise((r) => setTimeout(r, retryAfter * 1000));
+      return this.call<T>(method, path, body, signal, attempt + 1);
     }
     const text = await res.text();
     let data: unknown = undefined;
@@ -135,13 +152,19 @@ export class Api {
    */
   stream<T>(path: string, onLine: (item: T) => void, query?: Record<string, string | undefined>): Stream {
     const ctl = new AbortController();
-    const run = async (): Promise<void> => {
-      const res = await fetch(this.base + withQuery(path, query), {
-        headers: await this.headers(false),
+    const open = async (renew: boolean): Promise<Response> =>
+      fetch(this.base + withQuery(path, query), {
+        headers: await this.headers(false, renew),
         credentials: 'omit',
         cache: 'no-store',
         signal: ctl.signal,
       });
+    const run = async (): Promise<void> => {
+      let res = await open(false);
+      if (res.status === 401) {
+        await res.body?.cancel();
+        res = await open(true);
+      }
       if (!res.ok || !res.body) {
         let data: unknown = {};
         try {

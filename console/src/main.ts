@@ -52,7 +52,7 @@ function signedIn(): void {
 }
 
 function signedOut(why?: string): void {
-  router?.stop();
+  router?.close();
   router = null;
   nav.replaceChildren();
   who.replaceChildren();

@@ -43,7 +43,6 @@ export function setHashParams(p: URLSearchParams): void {
  */
 export class Router {
   private cleanup: (() => void) | null = null;
-  private shown = '';
 
   constructor(
     private readonly routes: Routes,
@@ -53,21 +52,30 @@ export class Router {
     private readonly onShow: (path: string, route: Route) => void,
   ) {}
 
+  private readonly onHash = () => this.show();
+
   start(): void {
-    window.addEventListener('hashchange', () => this.show());
+    window.addEventListener('hashchange', this.onHash);
     this.show();
   }
 
-  /** show renders the current route (again, when force). */
-  show(force = false): void {
+  /** close ends the current page and stops following the location. */
+  close(): void {
+    window.removeEventListener('hashchange', this.onHash);
+    this.stop();
+  }
+
+  /** show renders the current route. */
+  show(): void {
     let path = currentPath();
     if (!(path in this.routes)) {
       path = this.fallback;
       history.replaceState(null, '', '#' + path);
     }
-    if (path === this.shown && !force) return;
+    // Every hashchange renders (a link to the page it is on clears its
+    // filters; an edited URL applies its own); filters that a page writes
+    // into the URL use replaceState, which fires none.
     this.stop();
-    this.shown = path;
     const route = this.routes[path];
     this.root.replaceChildren();
     document.title = route.title + ' · mailroom';
@@ -85,6 +93,5 @@ export class Router {
       }
     }
     this.cleanup = null;
-    this.shown = '';
   }
 }

@@ -29,6 +29,8 @@ type ExchangeResponse = {
   expireTime: string;
   user: string;
   role: string;
+  /** serverNow is the gateway's time of the answer (its Date header). */
+  serverNow: number;
 };
 
 /** renewBefore is how long before its expiry a token is renewed. */
@@ -63,7 +65,7 @@ export class Session {
     if (!key) throw new ApiError('Enter your API key.', 400, 3);
     const r = await this.exchange(key);
     this.#key = key;
-    this.accept(r);
+    this.accept(r, r.serverNow);
     for (const f of this.#listeners) f(true);
     return this.#identity!;
   }
@@ -80,13 +82,13 @@ export class Session {
   }
 
   /** token returns a valid token, renewing it first when it is about to expire. */
-  token = async (): Promise<string> => {
+  token = async (renew = false): Promise<string> => {
     if (!this.#identity) throw new ApiError('Signed out: sign in with your API key.', 401, 16);
-    if (Date.now() < this.#expires - renewBefore) return this.#token;
+    if (!renew && Date.now() < this.#expires - renewBefore) return this.#token;
     if (!this.#renewing) {
       this.#renewing = this.exchange(this.#key)
         .then((r) => {
-          this.accept(r);
+          this.accept(r, r.serverNow);
           return this.#token;
         })
         .catch((e: unknown) => {
@@ -105,10 +107,12 @@ export class Session {
     this.logout(e.message);
   };
 
-  private accept(r: ExchangeResponse): void {
+  private accept(r: ExchangeResponse, serverNow: number): void {
     this.#token = r.token;
-    const exp = Date.parse(r.expireTime);
-    this.#expires = Number.isFinite(exp) ? exp : Date.now() + 60_000;
+    // The token's lifetime by the gateway's clock (its Date header), counted
+    // on this machine's: a skewed clock does not make a token look fresher.
+    const life = Date.parse(r.expireTime) - serverNow;
+    this.#expires = Date.now() + (Number.isFinite(life) && life > 0 ? Math.min(life, 3_600_000) : 30_000);
     this.#identity = { user: r.user, role: r.role };
   }
 
@@ -127,6 +131,7 @@ export class Session {
     }
     const data: unknown = await res.json().catch(() => ({}));
     if (!res.ok) throw errorFrom(res.status, data);
-    return data as ExchangeResponse;
+    const date = Date.parse(res.headers.get('Date') ?? '');
+    return { ...(data as ExchangeResponse), serverNow: Number.isFinite(date) ? date : Date.now() };
   }
 }

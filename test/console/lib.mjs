@@ -93,6 +93,46 @@ export async function checkAccessible(page, what) {
       .map((el) => el.outerHTML.slice(0, 120)),
   );
   check(unnamed.length === 0, `${what}: controls without a label: ${unnamed.join(' | ')}`);
+  const low = await lowContrast(page);
+  check(low.length === 0, `${what}: text under WCAG AA contrast (4.5:1, 3:1 when large): ${low.join(' | ')}`);
+}
+
+/**
+ * lowContrast lists visible text whose colour against its background (the
+ * first opaque background up the tree) is under WCAG 2 AA: 4.5:1, or 3:1 for
+ * large text (24 px, or 18.66 px bold). Disabled controls are exempt, as WCAG has them.
+ */
+export async function lowContrast(page) {
+  return page.evaluate(() => {
+    const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => {
+      const f = (v) => ((v /= 255) <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4);
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = rgb(getComputedStyle(e).backgroundColor);
+        if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+      }
+      return [255, 255, 255];
+    };
+    const out = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const el = n.parentElement;
+      if (!n.textContent.trim() || !el || el.closest('[hidden], :disabled, .visually-hidden, option')) continue;
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) continue;
+      const st = getComputedStyle(el);
+      if (st.visibility === 'hidden' || st.display === 'none') continue;
+      const [l1, l2] = [lum(rgb(st.color).slice(0, 3)), lum(background(el))].sort((a, b) => b - a);
+      const ratio = (l1 + 0.05) / (l2 + 0.05);
+      const size = parseFloat(st.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(st.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5)) out.push(`"${n.textContent.trim().slice(0, 30)}" ${ratio.toFixed(2)}:1`);
+    }
+    return [...new Set(out)].slice(0, 10);
+  });
 }
 
 /** checkFits checks that the page needs no horizontal scrolling at its current width. */

@@ -7,6 +7,7 @@
 //   MAILROOM_IMPORT_MAILBOX  an IMPORT mailbox of the user, for mail that arrives during the test
 //   MAILROOM_GMAIL_MESSAGES  how many messages the fake Gmail account holds
 //   MAILROOM_SCREENSHOTS     where the screenshots go
+//   MAILROOM_IMAP_HOST, _PORT, _USER, _PASSWORD  an IMAP server (plain text) with 2 mails
 import { check, checkAccessible, checkFits, env, launch, rest, shooter, signIn, step } from './lib.mjs';
 
 const base = env('MAILROOM_URL');
@@ -14,9 +15,12 @@ const key = env('MAILROOM_API_KEY');
 const importMailbox = env('MAILROOM_IMPORT_MAILBOX');
 const gmailMessages = Number(env('MAILROOM_GMAIL_MESSAGES'));
 const shoot = shooter(env('MAILROOM_SCREENSHOTS'));
+const imap = { host: env('MAILROOM_IMAP_HOST'), port: env('MAILROOM_IMAP_PORT'), user: env('MAILROOM_IMAP_USER'), password: env('MAILROOM_IMAP_PASSWORD') };
 const api = rest(base, key);
 
 const { browser, context, page, errors } = await launch();
+/** loaded waits until the mail page has drawn what its filters select. */
+const loaded = () => page.locator('.groups[aria-busy="false"]').waitFor();
 try {
   step('sign in');
   const resp = await signIn(page, base, key);
@@ -143,6 +147,74 @@ try {
   check([...seen].some((t) => / of \d+ \/.* of \d+ \/ About .* left\./.test(t)), 'no estimate of the time left was shown');
   await shoot(page, 'mailboxes');
 
+  step('connect IMAP and sync it');
+  const imapForm = page.locator('form', { has: page.getByRole('heading', { name: 'Connect IMAP' }) });
+  await imapForm.getByLabel('Server').fill(imap.host);
+  await imapForm.getByLabel('Security').selectOption('IMAP_SECURITY_NONE');
+  await imapForm.getByLabel('Port').fill(imap.port);
+  await imapForm.getByLabel('User name').fill(imap.user);
+  await imapForm.getByLabel('Password').fill(imap.password);
+  await imapForm.getByLabel('Name (optional)').fill('Work IMAP');
+  await imapForm.getByRole('button', { name: 'Connect IMAP' }).click();
+  const imapBox = page.locator('li.mailbox', { hasText: 'Work IMAP' });
+  await imapBox.getByRole('button', { name: 'Sync now' }).click();
+  check((await imapForm.getByLabel('Password').inputValue()) === '', 'the IMAP password stays in the form');
+  const imapSync = page.locator('li.sync', { hasText: 'Work IMAP' });
+  await imapSync.and(page.locator('[data-state="done"]')).waitFor({ timeout: 60_000 });
+  const imapLabels = (await imapSync.locator('label').allTextContents()).join(' / ');
+  check(imapLabels === 'Fetched 2 of 2 / Classified 2 of 2', 'the IMAP sync says ' + imapLabels);
+  check(!(await page.content()).includes(imap.password), 'the IMAP password is in the DOM');
+  await shoot(page, 'mailboxes-imap');
+
+  step('filters: mailbox, paging with page tokens, needs-reply, date');
+  await page.getByRole('link', { name: 'Mail', exact: true }).click();
+  await page.locator('section.group').first().waitFor();
+  await page.getByLabel('Mailbox').selectOption({ label: 'Personal Gmail' });
+  await loaded();
+  const gmailSubjects = await page.locator('li.message .subject').allTextContents();
+  check(gmailSubjects.length > 0 && !gmailSubjects.includes('Invoice 2291'), 'the mailbox filter lets through: ' + gmailSubjects.join(', '));
+  const gmailName = new URLSearchParams(page.url().split('?')[1]).get('mailbox');
+  // The largest category of the Gmail mail, two to a page.
+  const counts = await page.locator('section.group').evaluateAll((els) => els.map((s) => [s.dataset.group, s.querySelectorAll('li.message').length]));
+  const [bigCat, bigRows] = counts.sort((a, b) => b[1] - a[1])[0];
+  check(bigRows >= 3, 'no category with 3 Gmail messages: ' + JSON.stringify(counts));
+  await page.evaluate((hash) => {
+    location.hash = hash;
+  }, `#/mail?category=${encodeURIComponent(bigCat)}&mailbox=${encodeURIComponent(gmailName)}&pageSize=2`);
+  await page.getByText('Page 1').waitFor();
+  await loaded();
+  const page1 = await page.locator('li.message').evaluateAll((els) => els.map((e) => e.dataset.name));
+  check(page1.length === 2, 'page 1 has ' + page1.length + ' messages, want 2');
+  await page.getByRole('button', { name: 'Older' }).click();
+  await page.getByText('Page 2').waitFor();
+  await loaded();
+  const page2 = await page.locator('li.message').evaluateAll((els) => els.map((e) => e.dataset.name));
+  check(page2.length >= 1 && page2.every((n) => !page1.includes(n)), `page 2 ${page2} repeats page 1 ${page1}`);
+  const t1 = await page.locator('li.message time').first().getAttribute('datetime');
+  await page.getByRole('button', { name: 'Newer' }).click();
+  await page.getByText('Page 1').waitFor();
+  await loaded();
+  const again = await page.locator('li.message').evaluateAll((els) => els.map((e) => e.dataset.name));
+  check(JSON.stringify(again) === JSON.stringify(page1), 'back to page 1 shows ' + again);
+  check(Date.parse(await page.locator('li.message time').last().getAttribute('datetime')) >= Date.parse(t1), 'pages are not newest first');
+  await page.getByRole('button', { name: 'Clear filters' }).click();
+  await loaded();
+  await page.getByLabel('Needs a reply').check();
+  await loaded();
+  check(page.url().includes('needsReply=true'), 'the needs-reply filter is not in the URL');
+  const badges = await page.locator('li.message').evaluateAll((els) => els.map((e) => e.querySelector('.badge') !== null));
+  check(badges.length > 0 && badges.every(Boolean), 'needs-reply filter: ' + JSON.stringify(badges));
+  await page.getByRole('button', { name: 'Clear filters' }).click();
+  await loaded();
+  const tomorrow = new Date(Date.now() + 86_400_000);
+  const ymd = `${tomorrow.getFullYear()}-${String(tomorrow.getMonth() + 1).padStart(2, '0')}-${String(tomorrow.getDate()).padStart(2, '0')}`;
+  await page.getByLabel('From').fill(ymd);
+  await loaded();
+  await page.getByText('No messages match the filters.').waitFor();
+  await page.getByRole('button', { name: 'Clear filters' }).click();
+  await loaded();
+  check((await page.locator('section.group').count()) >= 3, 'clearing the filters does not bring the groups back');
+
   step('taxonomy: add a category');
   await page.getByRole('link', { name: 'Taxonomy' }).click();
   await page.locator('tbody tr').first().waitFor();
@@ -183,12 +255,21 @@ try {
   await page.keyboard.press('Enter');
   check((await msgButton.getAttribute('aria-expanded')) === 'true', 'Enter does not open a message');
 
-  step('sign out forgets the session');
+  step('sign out forgets the session; signing in again shows one page');
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByLabel('API key').waitFor();
+  await page.getByLabel('API key').fill(key);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('section.group').first().waitFor();
+  await page.waitForTimeout(500);
+  const shown = await page.locator('section.group').evaluateAll((els) => els.map((e) => e.dataset.group));
+  check(new Set(shown).size === shown.length && (await page.locator('h1').count()) === 1, 'after signing in again: ' + shown);
 
   check(errors.length === 0, 'console errors: ' + errors.join(' | '));
   step('ok');
+} catch (e) {
+  await shoot(page, 'failure').catch(() => {});
+  throw e;
 } finally {
   await browser.close();
 }

@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"encoding/base64"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"mailroom.dev/fakes/fakegmail"
 	"mailroom.dev/fakes/fakeopenai"
+	"mailroom.dev/platform/testenv"
 )
 
 // consoleMail is a mail from sender about subject, dated ago before now.
@@ -25,7 +27,8 @@ func consoleMail(sender, subject, text string, ago time.Duration, i int) string 
 // sign in with an API key, see imported mail grouped by category, open a
 // message and correct its category (it moves at once, and the API has the
 // correction), connect a Gmail mailbox through Google's (fake) consent in
-// a second tab, start its sync and watch it finish, see mail imported
+// a second tab, start its sync and watch it finish, connect an IMAP
+// mailbox and sync it, see mail imported
 // meanwhile appear without a reload, edit the taxonomy, and use the pages
 // at a phone's width. test/console/user.mjs holds the browser's side; it
 // saves a screenshot of each page.
@@ -47,6 +50,10 @@ func TestConsoleUser(t *testing.T) {
 	}
 	defer stop()
 
+	imapPassword := "imap-console-" + testenv.RandomID(12)
+	imapAddr := startIMAP(t, "ada", imapPassword, plantedMail(300), plantedMail(301))
+	imapHost, imapPort, _ := net.SplitHostPort(imapAddr)
+
 	// The consent sends the browser back to the gateway's public URL: it
 	// must be the address the gateway listens on.
 	addr := freeAddr(t)
@@ -67,6 +74,7 @@ func TestConsoleUser(t *testing.T) {
 		"MAILROOM_GMAIL_ENDPOINT":         gmail.URL,
 		"MAILROOM_GMAIL_QUOTA_PER_MINUTE": "1000000",
 		"MAILROOM_SYNC_INTERVAL":          "0",
+		"MAILROOM_IMAP_ALLOW_HOSTS":       "127.0.0.1",
 		// Tokens short enough that the console renews its token, with the
 		// key it holds in memory, during the test.
 		"MAILROOM_TOKEN_TTL": "25s",
@@ -96,15 +104,25 @@ func TestConsoleUser(t *testing.T) {
 		"MAILROOM_IMPORT_MAILBOX": mb,
 		"MAILROOM_GMAIL_MESSAGES": strconv.Itoa(gmailMessages),
 		"MAILROOM_SCREENSHOTS":    screenshotDir(t),
+		"MAILROOM_IMAP_HOST":      imapHost,
+		"MAILROOM_IMAP_PORT":      imapPort,
+		"MAILROOM_IMAP_USER":      "ada",
+		"MAILROOM_IMAP_PASSWORD":  imapPassword,
 	}, 4*time.Minute)
 
 	// What the browser did is in the API's answers too.
 	boxes := e.must(200, "GET", "/v1/users/ada/mailboxes", key, nil)
-	var gmailBox map[string]any
+	var gmailBox, imapBox map[string]any
 	for _, b := range boxes["mailboxes"].([]any) {
-		if m := b.(map[string]any); m["provider"] == "PROVIDER_GMAIL" {
+		switch m := b.(map[string]any); m["provider"] {
+		case "PROVIDER_GMAIL":
 			gmailBox = m
+		case "PROVIDER_IMAP":
+			imapBox = m
 		}
+	}
+	if imapBox == nil || imapBox["state"] != "MAILBOX_STATE_ACTIVE" || imapBox["messageCount"] != "2" {
+		t.Errorf("the IMAP mailbox the browser connected and synced = %v", imapBox)
 	}
 	if gmailBox == nil || gmailBox["state"] != "MAILBOX_STATE_ACTIVE" || gmailBox["address"] != "ada@gmail.example" || gmailBox["messageCount"] != strconv.Itoa(gmailMessages) {
 		t.Errorf("the Gmail mailbox the browser connected and synced = %v", gmailBox)
@@ -126,7 +144,7 @@ func TestConsoleUser(t *testing.T) {
 	if strings.Contains(e.logs.String(), `"route":"/v1/apiKeys:exchange","status":401`) {
 		t.Error("an exchange was refused")
 	}
-	if found := secretsIn(e.logs.String(), key); len(found) > 0 {
-		t.Errorf("the API key is in the services' logs: %v", found)
+	if found := secretsIn(e.logs.String(), key, imapPassword); len(found) > 0 {
+		t.Errorf("secrets the browser sent are in the services' logs: %v", found)
 	}
 }

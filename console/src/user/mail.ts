@@ -5,12 +5,19 @@ import { num, shortEnum, type ListMessagesResponse, type Mailbox, type Message, 
 
 /** groupSize is how many messages each category group shows before "Show all". */
 const groupSize = 5;
-/** pageSize is the page of the list of one category. */
-const pageSize = 25;
+/** sweepSize is the page of newest mail that the groups are filled from. */
+const sweepSize = 100;
+/** defaultPageSize is the page of the list of one category, unless the URL says (pageSize=, 1 to 100). */
+const defaultPageSize = 25;
+
+function pageSizeOf(p: URLSearchParams): number {
+  const n = Number(p.get('pageSize'));
+  return Number.isInteger(n) && n >= 1 && n <= 100 ? n : defaultPageSize;
+}
 /** pendingGroup is the group of messages not classified yet. */
 const pendingGroup = '(unclassified)';
 
-type Filters = { category: string; mailbox: string; needsReply: boolean; since: string; until: string };
+type Filters = { category: string; mailbox: string; needsReply: boolean; since: string; until: string; pageSize: number };
 
 function readFilters(): Filters {
   const p = hashParams();
@@ -20,6 +27,7 @@ function readFilters(): Filters {
     needsReply: p.get('needsReply') === 'true',
     since: p.get('since') ?? '',
     until: p.get('until') ?? '',
+    pageSize: pageSizeOf(p),
   };
 }
 
@@ -30,6 +38,7 @@ function writeFilters(f: Filters): void {
   if (f.needsReply) p.set('needsReply', 'true');
   if (f.since) p.set('since', f.since);
   if (f.until) p.set('until', f.until);
+  if (f.pageSize !== defaultPageSize) p.set('pageSize', String(f.pageSize));
   setHashParams(p);
 }
 
@@ -117,7 +126,7 @@ export const mailRoute: Route = {
       ),
     );
     filterForm.addEventListener('change', () => {
-      f = { category: catSel.value, mailbox: boxSel.value, needsReply: needs.checked, since: since.value, until: until.value };
+      f = { category: catSel.value, mailbox: boxSel.value, needsReply: needs.checked, since: since.value, until: until.value, pageSize: f.pageSize };
       writeFilters(f);
       tokens = [''];
       pageIdx = 0;
@@ -284,11 +293,11 @@ export const mailRoute: Route = {
         lists.delete(pendingGroup);
       }
       const group = m.classification?.category || pendingGroup;
+      if (!matches(m, f, group)) return;
       let ol = lists.get(group);
-      if (!ol && !f.category) {
-        ol = addGroup(group, true);
-      }
-      if (!ol || !matches(m, f, group === pendingGroup ? pendingGroup : group)) return;
+      if (!ol && !f.category) ol = addGroup(group, true);
+      // New mail shows on the first page of a category, not among older pages.
+      if (!ol || (f.category && pageIdx > 0 && !old)) return;
       const li = row(m);
       const t = m.receivedTime ? Date.parse(m.receivedTime) : 0;
       const before = [...ol.children].find((c) => {
@@ -328,21 +337,28 @@ export const mailRoute: Route = {
         ol,
         more,
       );
+      groupsEl.querySelector(':scope > p.empty')?.remove();
       if (prepend) groupsEl.prepend(sec);
       else groupsEl.append(sec);
       lists.set(group, ol);
       return ol;
     }
 
+    /** gen counts loads: a load that a newer one overtook draws nothing. */
+    let gen = 0;
+
     async function load(): Promise<void> {
+      const my = ++gen;
+      const stale = () => stopped || my !== gen;
       live.textContent = 'Loading…';
+      groupsEl.setAttribute('aria-busy', 'true');
       try {
         const [st, tx, mb] = await Promise.all([
           api.get<Stats>('/v1/users/me/stats'),
           api.get<Taxonomy>('/v1/users/me/taxonomy'),
           api.get<{ mailboxes?: Mailbox[] }>('/v1/users/me/mailboxes', { pageSize: 1000 }),
         ]);
-        if (stopped) return;
+        if (stale()) return;
         stats = st;
         categories = (tx.categories ?? []).map((c) => c.name);
         mailboxes = mb.mailboxes ?? [];
@@ -352,16 +368,29 @@ export const mailRoute: Route = {
         lists.clear();
         rows.clear();
         if (f.category) {
-          await loadPage();
+          await loadPage(stale);
         } else {
           const groups = (stats.categories ?? []).filter((c) => num(c.count) > 0).map((c) => c.category);
           if (countOf(pendingGroup) > 0) groups.push(pendingGroup);
-          const pages = await Promise.all(
-            groups.map((g) => api.get<ListMessagesResponse>('/v1/users/me/messages', { filter: filterOf(f, g), pageSize: groupSize })),
+          // One page of the newest mail fills most groups; only the groups
+          // it leaves short are asked for on their own (few requests, well
+          // under the per-credential rate limit).
+          const newest = await api.get<ListMessagesResponse>('/v1/users/me/messages', { filter: filterOf(f, ''), pageSize: sweepSize });
+          if (stale()) return;
+          const byGroup = new Map<string, Message[]>(groups.map((g) => [g, []]));
+          for (const m of newest.messages ?? []) {
+            const g = byGroup.get(m.classification?.category || pendingGroup);
+            if (g && g.length < groupSize) g.push(m);
+          }
+          const complete = !newest.nextPageToken;
+          const short = groups.filter((g) => !complete && byGroup.get(g)!.length < Math.min(groupSize, countOf(g)));
+          const more = await Promise.all(
+            short.map((g) => api.get<ListMessagesResponse>('/v1/users/me/messages', { filter: filterOf(f, g), pageSize: groupSize })),
           );
-          if (stopped) return;
-          groups.forEach((g, i) => {
-            const msgs = pages[i].messages ?? [];
+          if (stale()) return;
+          short.forEach((g, i) => byGroup.set(g, more[i].messages ?? []));
+          groups.forEach((g) => {
+            const msgs = byGroup.get(g) ?? [];
             if (!msgs.length && (f.mailbox || f.needsReply || f.since || f.until)) return;
             const ol = addGroup(g);
             for (const m of msgs) {
@@ -371,17 +400,21 @@ export const mailRoute: Route = {
             }
           });
           if (!groups.length) groupsEl.append(h('p', { class: 'empty' }, 'No mail yet. Connect a mailbox or import mail; it appears here as it is classified.'));
+          else if (!lists.size) groupsEl.append(h('p', { class: 'empty' }, 'No messages match the filters.'));
         }
         live.textContent = '';
+        groupsEl.setAttribute('aria-busy', 'false');
       } catch (e) {
+        if (stale()) return;
         live.textContent = '';
+        groupsEl.setAttribute('aria-busy', 'false');
         announce('Could not load mail: ' + errorText(e), 'error');
       }
     }
 
-    async function loadPage(): Promise<void> {
-      const res = await api.get<ListMessagesResponse>('/v1/users/me/messages', { filter: filterOf(f, f.category), pageSize, pageToken: tokens[pageIdx] });
-      if (stopped) return;
+    async function loadPage(stale = () => stopped): Promise<void> {
+      const res = await api.get<ListMessagesResponse>('/v1/users/me/messages', { filter: filterOf(f, f.category), pageSize: f.pageSize, pageToken: tokens[pageIdx] });
+      if (stale()) return;
       groupsEl.replaceChildren();
       lists.clear();
       rows.clear();
@@ -396,14 +429,15 @@ export const mailRoute: Route = {
       else tokens.length = pageIdx + 1;
       const prev = h('button', { type: 'button', class: 'secondary', disabled: pageIdx === 0 }, 'Newer');
       const next = h('button', { type: 'button', class: 'secondary', disabled: !res.nextPageToken }, 'Older');
-      prev.addEventListener('click', () => {
-        pageIdx--;
-        void loadPage();
-      });
-      next.addEventListener('click', () => {
-        pageIdx++;
-        void loadPage();
-      });
+      const turn = (by: number) => {
+        pageIdx += by;
+        groupsEl.setAttribute('aria-busy', 'true');
+        void loadPage()
+          .catch((e) => announce('Could not load mail: ' + errorText(e), 'error'))
+          .finally(() => groupsEl.setAttribute('aria-busy', 'false'));
+      };
+      prev.addEventListener('click', () => turn(-1));
+      next.addEventListener('click', () => turn(1));
       groupsEl.append(h('nav', { class: 'pager', 'aria-label': 'Pages' }, prev, h('span', {}, `Page ${pageIdx + 1}`), next));
     }
 

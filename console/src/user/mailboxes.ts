@@ -234,7 +234,8 @@ export const mailboxesRoute: Route = {
       const started = j.createTime ? Date.parse(j.createTime) : Date.now();
       const end = j.endTime ? Date.parse(j.endTime) : Date.now();
       const f = figures(j, (Math.max(end, Date.now()) - started) / 1000);
-      const state = f.done ? (j.state === 'SYNC_JOB_STATE_FAILED' ? 'failed' : 'finished') : shortEnum(j.state, 'SYNC_JOB_STATE_');
+      // A job ends when it has fetched everything; its mail is classified after.
+      const state = f.done ? (j.state === 'SYNC_JOB_STATE_FAILED' ? 'failed' : 'finished') : f.ended ? 'classifying' : shortEnum(j.state, 'SYNC_JOB_STATE_');
       li.dataset.state = f.done ? 'done' : (j.state ?? '');
       const pct = (n: number) => (f.total > 0 ? Math.round((100 * n) / f.total) : 0);
       li.replaceChildren(
