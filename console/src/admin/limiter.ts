@@ -175,6 +175,7 @@ export const limiterRoute: Route = {
     const meta = h('p', { class: 'muted', id: 'limiter-meta' }, 'Loading…');
     const lanesBody = h('tbody');
     const backlog = h('strong', { id: 'backlog', 'data-count': '0' }, '–');
+    const batches = h('p', { id: 'batches', hidden: true });
     const queueChart = new TimeChart({
       id: 'queues',
       title: 'Mail waiting',
@@ -204,7 +205,12 @@ export const limiterRoute: Route = {
             h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Lane'), h('th', { scope: 'col' }, 'Waiting'), h('th', { scope: 'col' }, 'Oldest wait'))),
             lanesBody,
           ),
-          h('p', {}, 'Backlog in the work stream: ', backlog, h('span', { class: 'hint' }, 'mail not yet classified (pending and being worked on)')),
+          h(
+            'div',
+            {},
+            h('p', {}, 'Backlog in the work stream: ', backlog, h('span', { class: 'hint' }, 'mail not yet classified (pending and being worked on)')),
+            batches,
+          ),
         ),
         queueChart.el,
       ),
@@ -223,6 +229,10 @@ export const limiterRoute: Route = {
       );
       backlog.textContent = fmtNum(num(l.backlog));
       backlog.dataset.count = String(num(l.backlog));
+      const b = l.batches ?? {};
+      // Backfill mail sent through OpenAI's Batch API passes the limiter by.
+      batches.hidden = !num(b.batches) && !num(b.waiting);
+      batches.textContent = `OpenAI batches (backfill at half price, outside the limiter): ${fmtNum(num(b.waiting))} mail waiting, ${fmtNum(num(b.batches))} batches made, ${fmtNum(num(b.answered))} mail answered.`;
       const xs = hist.snaps.map((s) => Date.parse(s.time) / 1000);
       const lane = (name: string) => hist.snaps.map((s) => num((s.lanes ?? []).find((q) => laneName(q.lane) === name)?.waiting));
       queueChart.set({ xs, ys: [lane('interactive'), lane('live'), lane('backfill'), hist.snaps.map((s) => num(s.backlog))] });
