@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"mailroom.dev/gateway"
 	"mailroom.dev/platform/authn"
 )
 
@@ -57,6 +58,14 @@ func TestExchangeRoute(t *testing.T) {
 		t.Errorf("a call with the exchanged token: %d %s", resp.StatusCode, body)
 	}
 
+	// A service key is no user's: it does not sign in to the console.
+	serviceKey := "mr_test_service_" + strings.Repeat("s", 20)
+	e.auth.AddKey(serviceKey, authn.Caller{Service: "ingest"})
+	resp, body = e.do(t, request{method: "POST", path: "/v1/apiKeys:exchange", body: strings.NewReader(fmt.Sprintf(`{"apiKey": %q}`, serviceKey))})
+	if st := wantStatus(t, resp, body, http.StatusForbidden, 7); !strings.Contains(st.Message, "service key") {
+		t.Errorf("a service key's exchange: %s", body)
+	}
+
 	for _, tc := range []struct {
 		name, body  string
 		http, code  int
@@ -99,5 +108,31 @@ func TestExchangeRouteFailureBudget(t *testing.T) {
 	}
 	if n := asked(); n > 21 {
 		t.Errorf("auth was asked %d times for 30 made-up keys, want at most the budget of 20 (+1)", n)
+	}
+}
+
+// The exchange route spends the key's bucket and the user's, as a call
+// with the key as bearer does.
+func TestExchangeRouteRateLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*gateway.Config)
+		want string
+	}{
+		{"per key", func(c *gateway.Config) { c.KeyRate, c.KeyBurst = 0.001, 1 }, "this API key is over its rate limit"},
+		{"per user", func(c *gateway.Config) { c.UserRate, c.UserBurst = 0.001, 1 }, "this user is over its rate limit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startWith(t, tc.edit)
+			body := fmt.Sprintf(`{"apiKey": %q}`, e.apiKey)
+			if resp, out := e.do(t, request{method: "POST", path: "/v1/apiKeys:exchange", body: strings.NewReader(body)}); resp.StatusCode != http.StatusOK {
+				t.Fatalf("first exchange: %d %s", resp.StatusCode, out)
+			}
+			resp, out := e.do(t, request{method: "POST", path: "/v1/apiKeys:exchange", body: strings.NewReader(body)})
+			st := wantStatus(t, resp, out, http.StatusTooManyRequests, 8)
+			if !strings.Contains(st.Message, tc.want) || resp.Header.Get("Retry-After") == "" {
+				t.Errorf("second exchange: %s (Retry-After %q), want %q", out, resp.Header.Get("Retry-After"), tc.want)
+			}
+		})
 	}
 }

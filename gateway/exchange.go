@@ -81,7 +81,7 @@ func (g *Gateway) serveExchange(w http.ResponseWriter, r *http.Request) {
 		g.writeError(w, r, g.exchangeError(r.Context(), err))
 		return
 	}
-	if resp.GetRole() == authv1.Role_ROLE_SERVICE {
+	if resp.GetRole() == authv1.Role_ROLE_SERVICE || resp.GetUser() == "" {
 		// A service key's token would pass through to the services as a
 		// service identity: services call auth over gRPC, never here.
 		g.writeError(w, r, status.Error(codes.PermissionDenied, "a service key cannot be exchanged through the REST API"))

@@ -258,6 +258,10 @@ try {
   step('sign out forgets the session; signing in again shows one page');
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByLabel('API key').waitFor();
+  check((await page.locator('#nav a').count()) === 0, 'the navigation stays after signing out');
+  await checkAccessible(page, 'sign-in');
+  await checkFits(page, 'sign-in at 375 px');
+  await shoot(page, 'sign-in-375');
   await page.getByLabel('API key').fill(key);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.locator('section.group').first().waitFor();

@@ -306,6 +306,13 @@ export const mailRoute: Route = {
       });
       ol.insertBefore(li, before ?? null);
       rows.set(m.name, li);
+      // A group shows its newest few; the rest are behind "Show all".
+      while (!f.category && ol.children.length > groupSize) {
+        const last = ol.lastElementChild as HTMLLIElement;
+        rows.delete(last.dataset.name ?? '');
+        last.remove();
+      }
+      if (!li.isConnected) return;
       ol.closest('section')?.querySelector('.empty')?.remove();
       if (wasOpen) li.querySelector<HTMLButtonElement>('.msg')?.click();
       if (open) li.querySelector<HTMLButtonElement>('.msg')?.focus();
