@@ -43,6 +43,7 @@ import (
 	"mailroom.dev/services/classifier/internal/pricing"
 	"mailroom.dev/services/classifier/internal/replicas"
 	"mailroom.dev/services/classifier/internal/rules"
+	"mailroom.dev/services/classifier/internal/sampler"
 	"mailroom.dev/services/classifier/internal/sqlrepo"
 )
 
@@ -165,6 +166,9 @@ type Config struct {
 	// ReplicaID names this replica among those sharing the keys (default:
 	// host name and process id).
 	ReplicaID string `env:"MAILROOM_REPLICA_ID"`
+	// LimitsHistoryInterval is how often the limiter's state is kept for
+	// GetLimits' history, which holds 360 of them (an hour at 10 s).
+	LimitsHistoryInterval time.Duration `env:"MAILROOM_LIMITS_HISTORY_INTERVAL, default=10s"`
 }
 
 // Prices returns the price table: the built-in defaults, extended by
@@ -288,6 +292,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("openai_prices", c.OpenAIPrices),
 		slog.String("openai_prices_file", c.OpenAIPricesFile),
 		slog.String("replica_id", c.replicaID()),
+		slog.String("limits_history_interval", c.LimitsHistoryInterval.String()),
 		slog.String("openai_batch", c.OpenAIBatch),
 		slog.Int("openai_batch_threshold", c.OpenAIBatchThreshold),
 		slog.Bool("rules_tier", c.RulesTier),
@@ -405,6 +410,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 			}
 		})
 	})
+	// The last hour of the limiter, the lanes and the backlog, every 10 s,
+	// for GetLimits' history (the console's charts).
+	workBacklog := backlogOf(js, lags)
+	samplerCfg := sampler.Config{Backlog: workBacklog, Interval: cfg.LimitsHistoryInterval}
+	if lr, ok := limits.(*limitsReporter); ok {
+		samplerCfg.Limiter = lr.l
+	}
+	history := sampler.New(samplerCfg)
+	s.Go("limits history", history.Run)
 	_, guard, err := s.DialAuth()
 	if err != nil {
 		return nil, fmt.Errorf("classifier.New: %w", err)
@@ -413,6 +427,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	classifierv1.RegisterClassifierServiceServer(s.Serve(guard, grpcserver.Options{}), grpcapi.New(grpcapi.Deps{
 		Classifier:  pipeline,
 		Limits:      limits,
+		History:     history,
+		Backlog:     workBacklog,
 		Taxonomies:  taxonomies,
 		Quotas:      quotas,
 		DeadLetters: dead,
@@ -579,6 +595,29 @@ func backlog(js jetstream.JetStream, stream, durable string) func(context.Contex
 	}
 }
 
+// backlogOf returns what reads the mail waiting in the work stream: the
+// lanes' consumers' pending (not yet delivered) and ack pending (delivered,
+// not yet acknowledged) messages, added up.
+func backlogOf(js jetstream.JetStream, lags []consumer.Lag) func(context.Context) (int64, error) {
+	return func(ctx context.Context) (int64, error) {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		var n int64
+		for _, l := range lags {
+			c, err := js.Consumer(ctx, l.Stream, l.Consumer)
+			if err != nil {
+				return 0, fmt.Errorf("consumer %s: %w", l.Consumer, err)
+			}
+			info, err := c.Info(ctx)
+			if err != nil {
+				return 0, fmt.Errorf("consumer %s: %w", l.Consumer, err)
+			}
+			n += int64(info.NumPending) + int64(info.NumAckPending)
+		}
+		return n, nil
+	}
+}
+
 // register keeps the observable gauges' callbacks registered until Close.
 func (s *Service) register(reg metric.Registration, err error) error {
 	if err != nil {
@@ -628,7 +667,8 @@ func (r *limitsReporter) Limits(ctx context.Context) classify.Limits {
 		})
 	}
 	for _, lane := range lanes {
-		out.Lanes = append(out.Lanes, classify.LaneQueue{Lane: lane, Waiting: int64(st.Waiting[llm.LimiterLane(lane)])})
+		ll := llm.LimiterLane(lane)
+		out.Lanes = append(out.Lanes, classify.LaneQueue{Lane: lane, Waiting: int64(st.Waiting[ll]), OldestWait: st.OldestWait[ll]})
 	}
 	if r.batches != nil {
 		st := r.batches.Stats()

@@ -1,6 +1,9 @@
 package classify
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Limits is the state of the limiter that keeps language-model calls inside
 // the account's limits, as GetLimits reports it.
@@ -66,6 +69,8 @@ type RateLimits struct {
 type LaneQueue struct {
 	Lane    Lane
 	Waiting int64
+	// OldestWait is how long the longest-waiting message has waited.
+	OldestWait time.Duration
 }
 
 // LimitsReporter reports the limiter's state.

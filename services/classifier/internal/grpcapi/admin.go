@@ -65,15 +65,23 @@ func taxonomyProto(user string, t classify.Taxonomy, updated time.Time) *classif
 	return out
 }
 
-// ListDeadLetters lists the user's dead letters, oldest first.
+// ListDeadLetters lists the user's dead letters, oldest first; with the
+// parent users/-, every user's (an admin only), each named under its user.
 func (s *Server) ListDeadLetters(ctx context.Context, req *classifierv1.ListDeadLettersRequest) (*classifierv1.ListDeadLettersResponse, error) {
-	ids, err := resname.Parse("parent", "users/*", req.GetParent())
-	if err != nil {
-		return nil, err
-	}
-	user, err := authn.Authorize(ctx, "parent", ids[0])
-	if err != nil {
-		return nil, err
+	var user string
+	if req.GetParent() == resname.User(deadletters.AllUsers) {
+		if err := authn.RequireAdmin(ctx); err != nil {
+			return nil, err
+		}
+		user = deadletters.AllUsers
+	} else {
+		ids, err := resname.Parse("parent", "users/*", req.GetParent())
+		if err != nil {
+			return nil, err
+		}
+		if user, err = authn.Authorize(ctx, "parent", ids[0]); err != nil {
+			return nil, err
+		}
 	}
 	size := int(req.GetPageSize())
 	switch {
@@ -91,7 +99,7 @@ func (s *Server) ListDeadLetters(ctx context.Context, req *classifierv1.ListDead
 	resp := &classifierv1.ListDeadLettersResponse{NextPageToken: next}
 	for _, d := range list {
 		resp.DeadLetters = append(resp.DeadLetters, &classifierv1.DeadLetter{
-			Name:     resname.User(user) + "/deadLetters/" + strconv.FormatUint(d.ID, 10),
+			Name:     resname.User(d.User) + "/deadLetters/" + strconv.FormatUint(d.ID, 10),
 			Message:  d.Event.GetReceived().GetMessage(),
 			Mailbox:  d.Event.GetReceived().GetMailbox(),
 			Reason:   d.Event.GetReason(),

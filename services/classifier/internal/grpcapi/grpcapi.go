@@ -10,12 +10,15 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
 	"mailroom.dev/platform/apierror"
 	"mailroom.dev/platform/authn"
 	"mailroom.dev/platform/resname"
 	"mailroom.dev/services/classifier/internal/classify"
 	"mailroom.dev/services/classifier/internal/protoconv"
+	"mailroom.dev/services/classifier/internal/sampler"
 )
 
 // MaxMessageBytes bounds the message Classify accepts: raw, or its parts
@@ -29,8 +32,12 @@ type Classifier interface {
 
 // Deps are what the server serves from.
 type Deps struct {
-	Classifier  Classifier
-	Limits      classify.LimitsReporter
+	Classifier Classifier
+	Limits     classify.LimitsReporter
+	// History is the last hour of the limiter; nil: none.
+	History History
+	// Backlog reads the mail waiting in the work stream; nil: 0.
+	Backlog     func(ctx context.Context) (int64, error)
 	Taxonomies  *classify.Taxonomies
 	Quotas      *classify.Quotas
 	DeadLetters DeadLetters
@@ -115,24 +122,52 @@ func message(req *classifierv1.ClassifyRequest) (classify.Message, error) {
 	}, nil
 }
 
-// GetLimits reports the limiter's state to any authenticated caller.
+// History is the last hour of the limiter's state.
+type History interface {
+	// Since returns the snapshots taken after t, oldest first.
+	Since(t time.Time) []sampler.Snapshot
+}
+
+// GetLimits reports the limiter's state to any authenticated caller, with
+// its history over the last hour (after history_since, when set).
 //
-// The keys (their suffixes, limits and headroom) and the budget's amounts
-// (the organization's spending and remaining credit) are for admins and
-// services; any other caller gets the lanes, the replicas, the model and
-// whether the budget is exhausted (why mail waits).
-func (s *Server) GetLimits(ctx context.Context, _ *classifierv1.GetLimitsRequest) (*classifierv1.GetLimitsResponse, error) {
+// The keys (their suffixes, limits and headroom), in the history too, and
+// the budget's amounts (the organization's spending and remaining credit)
+// are for admins and services; any other caller gets the lanes, the
+// backlog, the replicas, the model and whether the budget is exhausted
+// (why mail waits).
+func (s *Server) GetLimits(ctx context.Context, req *classifierv1.GetLimitsRequest) (*classifierv1.GetLimitsResponse, error) {
 	caller, ok := authn.FromContext(ctx)
 	if !ok {
 		return nil, apierror.Unauthenticatedf("no credential was presented")
 	}
+	var since time.Time
+	if req.HistorySince != nil {
+		if err := req.GetHistorySince().CheckValid(); err != nil {
+			return nil, apierror.Invalid("history_since", "is not a valid timestamp")
+		}
+		since = req.GetHistorySince().AsTime()
+	}
+	privileged := caller.Admin || caller.Service != ""
 	l := s.Limits.Limits(ctx)
 	resp := &classifierv1.GetLimitsResponse{Replicas: int32(l.Replicas), Model: l.Model,
 		Batches: &classifierv1.BatchQueue{Waiting: l.Batches.Waiting, Batches: l.Batches.Batches, Answered: l.Batches.Answered, Realtime: l.Batches.Realtime}}
 	for _, q := range l.Lanes {
-		resp.Lanes = append(resp.Lanes, &classifierv1.LaneQueue{Lane: protoconv.LaneProto(q.Lane), Waiting: q.Waiting})
+		resp.Lanes = append(resp.Lanes, &classifierv1.LaneQueue{Lane: protoconv.LaneProto(q.Lane), Waiting: q.Waiting, OldestWaitSeconds: q.OldestWait.Seconds()})
 	}
-	if !caller.Admin && caller.Service == "" {
+	if s.Backlog != nil {
+		// Unreadable (NATS away for a moment), the backlog shows as 0
+		// rather than failing the whole report.
+		if n, err := s.Backlog(ctx); err == nil {
+			resp.Backlog = n
+		}
+	}
+	if s.History != nil {
+		for _, snap := range s.History.Since(since) {
+			resp.History = append(resp.History, snapshotProto(snap, privileged))
+		}
+	}
+	if !privileged {
 		resp.Budget = &classifierv1.Budget{CreditRemainingMicros: -1, Exhausted: l.Budget.Exhausted}
 		return resp, nil
 	}
@@ -163,4 +198,33 @@ func (s *Server) GetLimits(ctx context.Context, _ *classifierv1.GetLimitsRequest
 		Exhausted:             l.Budget.Exhausted,
 	}
 	return resp, nil
+}
+
+// snapshotProto is snap as GetLimits reports it; keys only for an admin or
+// a service.
+func snapshotProto(snap sampler.Snapshot, keys bool) *classifierv1.LimitsSnapshot {
+	out := &classifierv1.LimitsSnapshot{Time: timestamppb.New(snap.Time), Backlog: snap.Backlog}
+	for _, q := range snap.Lanes {
+		out.Lanes = append(out.Lanes, &classifierv1.LaneQueue{Lane: protoconv.LaneProto(q.Lane), Waiting: q.Waiting, OldestWaitSeconds: q.OldestWait.Seconds()})
+	}
+	if !keys {
+		return out
+	}
+	for _, k := range snap.Keys {
+		out.Keys = append(out.Keys, &classifierv1.KeySample{
+			Key:                   k.Key,
+			Model:                 k.Model,
+			RequestsPerMinute:     k.RequestsPerMinute,
+			TokensPerMinute:       k.TokensPerMinute,
+			RequestsUsedPerMinute: k.RequestsUsedPerMinute,
+			TokensUsedPerMinute:   k.TokensUsedPerMinute,
+			RequestsAvailable:     k.RequestsAvailable,
+			TokensAvailable:       k.TokensAvailable,
+			InFlight:              k.InFlight,
+			Requests:              k.Requests,
+			RateLimited:           k.RateLimited,
+			FrozenSeconds:         k.Frozen.Seconds(),
+		})
+	}
+	return out
 }

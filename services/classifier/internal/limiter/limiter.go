@@ -238,6 +238,7 @@ func (l *Limiter) Acquire(ctx context.Context, req Request) (*Permit, error) {
 	}
 	w := &waiter{req: req, ready: make(chan *Permit, 1)}
 	l.mu.Lock()
+	w.since = l.clock.Now()
 	if l.tooLarge(req) {
 		l.mu.Unlock()
 		return nil, fmt.Errorf("%w: %d tokens", ErrTooLarge, req.Tokens)
@@ -465,6 +466,8 @@ type pool struct {
 	frozen   time.Time
 	limited  window // 429s
 	retries  window
+	// totals count since the pool was made, for the history (Totals).
+	totals Totals
 }
 
 // Fallback are the limits of a pool that has neither configured limits nor
@@ -554,6 +557,8 @@ func (p *pool) admit(l *Limiter, req Request, now time.Time) *Permit {
 	p.req.take(1)
 	p.tok.take(float64(req.Tokens))
 	p.inFlight++
+	p.totals.Sent++
+	p.totals.SentTokens += float64(req.Tokens)
 	if req.Retry {
 		p.retries.add(now, 1)
 	}

@@ -43,6 +43,8 @@ func (p *Permit) Cancel() {
 	p.done = true
 	now := p.l.clock.Now()
 	p.p.inFlight--
+	p.p.totals.Sent--
+	p.p.totals.SentTokens -= p.tokens
 	p.p.refill(now)
 	p.p.req.give(1)
 	p.p.tok.give(p.tokens)
@@ -70,6 +72,7 @@ func (p *Permit) Done(o Outcome) {
 	pl.inFlight--
 	pl.refill(now)
 	if o.Status != 0 {
+		pl.totals.Answers++
 		rtt := now.Sub(p.admitted)
 		if pl.rtt == 0 {
 			pl.rtt = rtt
@@ -107,6 +110,7 @@ func (p *Permit) Done(o Outcome) {
 		pl.tok.give(p.tokens)
 	case o.Status == http.StatusTooManyRequests:
 		pl.limited.add(now, 1)
+		pl.totals.RateLimited++
 		if until := now.Add(RetryAfter(o.Header, o.Body)); until.After(pl.frozen) {
 			pl.frozen = until
 		}

@@ -1,9 +1,13 @@
 package limiter
 
+import "time"
+
 // waiter is a request waiting in a lane.
 type waiter struct {
 	req   Request
 	ready chan *Permit
+	// since is when it started waiting.
+	since time.Time
 }
 
 // lane holds the waiting requests of one lane: a FIFO per user, and the
@@ -137,4 +141,19 @@ func (q *lane) drop(i int) {
 	if q.next >= len(q.ring) {
 		q.next = 0
 	}
+}
+
+// oldest returns when the longest-waiting request of the lane started
+// waiting; zero when none waits. A retry jumps its user's queue, so every
+// request is looked at, not only the heads.
+func (q *lane) oldest() time.Time {
+	var t time.Time
+	for _, u := range q.ring {
+		for _, w := range u.items {
+			if t.IsZero() || w.since.Before(t) {
+				t = w.since
+			}
+		}
+	}
+	return t
 }

@@ -41,6 +41,20 @@ type KeyStatus struct {
 	RetriesLastMinute                  int64
 	// Frozen is how long the pool stays frozen after a 429.
 	Frozen time.Duration
+	// Totals count what the pool did since it was made.
+	Totals Totals
+}
+
+// Totals count a pool's work since it was made; the difference of two
+// readings is what happened between them.
+type Totals struct {
+	// Sent counts the requests admitted and not cancelled (sent);
+	// SentTokens their admission tokens.
+	Sent       int64
+	SentTokens float64
+	// Answers counts the answers (any HTTP status), RateLimited the 429s
+	// among them (not counting "request too large").
+	Answers, RateLimited int64
 }
 
 // Status is the limiter's state.
@@ -48,7 +62,10 @@ type Status struct {
 	Keys []KeyStatus
 	// Waiting counts the requests waiting, indexed by lane.
 	Waiting [numLanes]int
-	Share   float64
+	// OldestWait is how long the longest-waiting request of each lane has
+	// waited (0: none waits), indexed by lane.
+	OldestWait [numLanes]time.Duration
+	Share      float64
 }
 
 // Status reports the limiter's state: one entry per key and model used so
@@ -67,6 +84,9 @@ func (l *Limiter) Status() Status {
 	for _, q := range l.queues {
 		for i := range q {
 			s.Waiting[i] += q[i].count
+			if t := q[i].oldest(); !t.IsZero() {
+				s.OldestWait[i] = max(s.OldestWait[i], now.Sub(t))
+			}
 		}
 	}
 	return s
@@ -88,6 +108,7 @@ func (p *pool) status(now time.Time) KeyStatus {
 		InFlight:              p.inFlight,
 		RateLimitedLastMinute: p.limited.sum(now),
 		RetriesLastMinute:     p.retries.sum(now),
+		Totals:                p.totals,
 	}
 	if now.Before(p.frozen) {
 		ks.Frozen = p.frozen.Sub(now)

@@ -175,11 +175,19 @@ func (s *Server) GetSyncJob(ctx context.Context, req *ingestv1.GetSyncJobRequest
 	return &ingestv1.GetSyncJobResponse{SyncJob: syncJobToProto(job)}, nil
 }
 
-// ListSyncJobs implements ingestv1.IngestServiceServer.
+// ListSyncJobs implements ingestv1.IngestServiceServer. The parent users/-
+// lists every user's jobs, for an admin only; each job's name says whose.
 func (s *Server) ListSyncJobs(ctx context.Context, req *ingestv1.ListSyncJobsRequest) (*ingestv1.ListSyncJobsResponse, error) {
-	user, _, err := authorize(ctx, "parent", userPattern, req.GetParent())
-	if err != nil {
-		return nil, err
+	user := mailbox.AllUsers
+	if req.GetParent() == resname.User(mailbox.AllUsers) {
+		if err := authn.RequireAdmin(ctx); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if user, _, err = authorize(ctx, "parent", userPattern, req.GetParent()); err != nil {
+			return nil, err
+		}
 	}
 	jobs, next, err := s.svc.ListSyncJobs(ctx, user, int(req.GetPageSize()), req.GetPageToken())
 	if err != nil {

@@ -219,11 +219,17 @@ type Record struct {
 	CreateTime time.Time
 }
 
-// JobPage is a position in a user's sync jobs, newest first.
+// JobPage is a position in a user's sync jobs, newest first; across
+// users (AllUsers), User breaks ties of create time before ID.
 type JobPage struct {
 	CreateTime time.Time
+	User       string
 	ID         string
 }
+
+// AllUsers, as the user of ListSyncJobs, lists every user's jobs (an
+// admin's view: users/-).
+const AllUsers = "-"
 
 // Purged counts what PurgeUser deleted.
 type Purged struct {
@@ -300,8 +306,9 @@ type Repository interface {
 	UpdateSyncJob(ctx context.Context, j SyncJob, asOwner string) error
 	// GetSyncJob returns a sync job; ErrNotFound when there is none.
 	GetSyncJob(ctx context.Context, user, id string) (SyncJob, error)
-	// ListSyncJobs returns up to limit of user's jobs, newest first,
-	// starting after the position after (from the newest when nil).
+	// ListSyncJobs returns up to limit of user's jobs (every user's for
+	// AllUsers), newest first, starting after the position after (from
+	// the newest when nil).
 	ListSyncJobs(ctx context.Context, user string, after *JobPage, limit int) ([]SyncJob, error)
 	// ActiveSyncJob returns the PENDING or RUNNING job of a mailbox; ErrNotFound when there is none.
 	ActiveSyncJob(ctx context.Context, user, mailboxID string) (SyncJob, error)

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -949,12 +950,23 @@ func (s *Service) ListSyncJobs(ctx context.Context, user string, pageSize int, p
 	}
 	var after *JobPage
 	if pos != "" {
-		var us int64
-		var id string
-		if _, err := fmt.Sscanf(pos, "%d/%s", &us, &id); err != nil || !resname.ValidID(id) {
-			return nil, "", apierror.Invalid("page_token", "is not a token returned by ListSyncJobs")
+		// A user's position is create time and id; across users (AllUsers)
+		// the job's user comes between them.
+		bad := apierror.Invalid("page_token", "is not a token returned by ListSyncJobs")
+		ts, rest, ok := strings.Cut(pos, "/")
+		us, err := strconv.ParseInt(ts, 10, 64)
+		if !ok || err != nil {
+			return nil, "", bad
 		}
-		after = &JobPage{CreateTime: time.UnixMicro(us).UTC(), ID: id}
+		after = &JobPage{CreateTime: time.UnixMicro(us).UTC(), ID: rest}
+		if user == AllUsers {
+			if after.User, after.ID, ok = strings.Cut(rest, "/"); !ok || !resname.ValidID(after.User) {
+				return nil, "", bad
+			}
+		}
+		if !resname.ValidID(after.ID) {
+			return nil, "", bad
+		}
 	}
 	jobs, err := s.repo.ListSyncJobs(ctx, user, after, pageSize+1)
 	if err != nil {
@@ -964,7 +976,11 @@ func (s *Service) ListSyncJobs(ctx context.Context, user string, pageSize int, p
 	if len(jobs) > pageSize {
 		jobs = jobs[:pageSize]
 		last := jobs[len(jobs)-1]
-		next = encodePageToken(jobTokenVersion, user, fmt.Sprintf("%d/%s", last.CreateTime.UnixMicro(), last.ID))
+		pos := fmt.Sprintf("%d/%s", last.CreateTime.UnixMicro(), last.ID)
+		if user == AllUsers {
+			pos = fmt.Sprintf("%d/%s/%s", last.CreateTime.UnixMicro(), last.User, last.ID)
+		}
+		next = encodePageToken(jobTokenVersion, user, pos)
 	}
 	return jobs, next, nil
 }

@@ -600,15 +600,33 @@ func (r *Repo) ActiveSyncJob(ctx context.Context, user, mailboxID string) (mailb
 	return j, nil
 }
 
-// ListSyncJobs implements mailbox.Repository.
+// ListSyncJobs implements mailbox.Repository. Across users the jobs are
+// ordered by create time, user and id.
 func (r *Repo) ListSyncJobs(ctx context.Context, user string, after *mailbox.JobPage, limit int) ([]mailbox.SyncJob, error) {
+	if user == mailbox.AllUsers {
+		return r.listAllSyncJobs(ctx, after, limit)
+	}
 	query := `SELECT ` + jobColumns + ` FROM sync_jobs WHERE user_id = $1`
 	args := []any{user, limit}
 	if after != nil {
 		query += ` AND (create_time < $3 OR (create_time = $3 AND id < $4))`
 		args = append(args, micros(after.CreateTime), after.ID)
 	}
-	rows, err := r.db.QueryContext(ctx, query+` ORDER BY create_time DESC, id DESC LIMIT $2`, args...)
+	return r.queryJobs(ctx, query+` ORDER BY create_time DESC, id DESC LIMIT $2`, args...)
+}
+
+func (r *Repo) listAllSyncJobs(ctx context.Context, after *mailbox.JobPage, limit int) ([]mailbox.SyncJob, error) {
+	query := `SELECT ` + jobColumns + ` FROM sync_jobs`
+	args := []any{limit}
+	if after != nil {
+		query += ` WHERE create_time < $2 OR (create_time = $2 AND (user_id < $3 OR (user_id = $3 AND id < $4)))`
+		args = append(args, micros(after.CreateTime), after.User, after.ID)
+	}
+	return r.queryJobs(ctx, query+` ORDER BY create_time DESC, user_id DESC, id DESC LIMIT $1`, args...)
+}
+
+func (r *Repo) queryJobs(ctx context.Context, query string, args ...any) ([]mailbox.SyncJob, error) {
+	rows, err := r.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlrepo: list sync jobs: %w", err)
 	}

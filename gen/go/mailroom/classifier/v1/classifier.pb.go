@@ -162,7 +162,10 @@ func (x *ClassifyResponse) GetClassification() *v1.Classification {
 
 // GetLimitsRequest is the request of GetLimits.
 type GetLimitsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// HistorySince asks only for the snapshots taken after it (a poller
+	// passes the time of the last one it has); unset, the whole last hour.
+	HistorySince  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=history_since,json=historySince,proto3" json:"history_since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -197,15 +200,25 @@ func (*GetLimitsRequest) Descriptor() ([]byte, []int) {
 	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{2}
 }
 
+func (x *GetLimitsRequest) GetHistorySince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.HistorySince
+	}
+	return nil
+}
+
 // LaneQueue is how many messages wait in one lane.
 type LaneQueue struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Lane is the lane.
 	Lane v1.Lane `protobuf:"varint,1,opt,name=lane,proto3,enum=mailroom.mail.v1.Lane" json:"lane,omitempty"`
 	// Waiting is how many messages wait for capacity.
-	Waiting       int64 `protobuf:"varint,2,opt,name=waiting,proto3" json:"waiting,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Waiting int64 `protobuf:"varint,2,opt,name=waiting,proto3" json:"waiting,omitempty"`
+	// OldestWaitSeconds is how long the oldest waiting message has waited;
+	// 0 when none waits.
+	OldestWaitSeconds float64 `protobuf:"fixed64,3,opt,name=oldest_wait_seconds,json=oldestWaitSeconds,proto3" json:"oldest_wait_seconds,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *LaneQueue) Reset() {
@@ -248,6 +261,13 @@ func (x *LaneQueue) GetLane() v1.Lane {
 func (x *LaneQueue) GetWaiting() int64 {
 	if x != nil {
 		return x.Waiting
+	}
+	return 0
+}
+
+func (x *LaneQueue) GetOldestWaitSeconds() float64 {
+	if x != nil {
+		return x.OldestWaitSeconds
 	}
 	return 0
 }
@@ -452,7 +472,14 @@ type GetLimitsResponse struct {
 	// Budget is the spending guard.
 	Budget *Budget `protobuf:"bytes,5,opt,name=budget,proto3" json:"budget,omitempty"`
 	// Batches is the backfill mail in OpenAI batches (this replica's).
-	Batches       *BatchQueue `protobuf:"bytes,6,opt,name=batches,proto3" json:"batches,omitempty"`
+	Batches *BatchQueue `protobuf:"bytes,6,opt,name=batches,proto3" json:"batches,omitempty"`
+	// History is this replica's state every 10 s over the last hour, oldest
+	// first (after history_since when it is set). Its keys are for admins
+	// and services, like keys.
+	History []*LimitsSnapshot `protobuf:"bytes,7,rep,name=history,proto3" json:"history,omitempty"`
+	// Backlog is the mail waiting in the classifier's work stream: its
+	// consumers' pending and ack pending, every lane.
+	Backlog       int64 `protobuf:"varint,8,opt,name=backlog,proto3" json:"backlog,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -529,6 +556,241 @@ func (x *GetLimitsResponse) GetBatches() *BatchQueue {
 	return nil
 }
 
+func (x *GetLimitsResponse) GetHistory() []*LimitsSnapshot {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+func (x *GetLimitsResponse) GetBacklog() int64 {
+	if x != nil {
+		return x.Backlog
+	}
+	return 0
+}
+
+// LimitsSnapshot is the limiter's state at one time, with what happened
+// since the snapshot before it.
+type LimitsSnapshot struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Time is when it was taken.
+	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// Keys are the API keys' limiters, per key and model.
+	Keys []*KeySample `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Lanes are the queues, per lane.
+	Lanes []*LaneQueue `protobuf:"bytes,3,rep,name=lanes,proto3" json:"lanes,omitempty"`
+	// Backlog is the mail waiting in the work stream (GetLimitsResponse.backlog).
+	Backlog       int64 `protobuf:"varint,4,opt,name=backlog,proto3" json:"backlog,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LimitsSnapshot) Reset() {
+	*x = LimitsSnapshot{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LimitsSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LimitsSnapshot) ProtoMessage() {}
+
+func (x *LimitsSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LimitsSnapshot.ProtoReflect.Descriptor instead.
+func (*LimitsSnapshot) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LimitsSnapshot) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *LimitsSnapshot) GetKeys() []*KeySample {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *LimitsSnapshot) GetLanes() []*LaneQueue {
+	if x != nil {
+		return x.Lanes
+	}
+	return nil
+}
+
+func (x *LimitsSnapshot) GetBacklog() int64 {
+	if x != nil {
+		return x.Backlog
+	}
+	return 0
+}
+
+// KeySample is one key's limiter for one model in a LimitsSnapshot.
+type KeySample struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Key identifies the key without revealing it, as KeyLimits.key.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// Model is the model.
+	Model string `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	// RequestsPerMinute is the request rate admitted then (KeyLimits).
+	RequestsPerMinute float64 `protobuf:"fixed64,3,opt,name=requests_per_minute,json=requestsPerMinute,proto3" json:"requests_per_minute,omitempty"`
+	// TokensPerMinute is the token rate admitted then.
+	TokensPerMinute float64 `protobuf:"fixed64,4,opt,name=tokens_per_minute,json=tokensPerMinute,proto3" json:"tokens_per_minute,omitempty"`
+	// RequestsUsedPerMinute is the requests sent since the snapshot before,
+	// as a per-minute rate.
+	RequestsUsedPerMinute float64 `protobuf:"fixed64,5,opt,name=requests_used_per_minute,json=requestsUsedPerMinute,proto3" json:"requests_used_per_minute,omitempty"`
+	// TokensUsedPerMinute is the admission tokens (prompt and maximum
+	// completion) of those requests, as a per-minute rate.
+	TokensUsedPerMinute float64 `protobuf:"fixed64,6,opt,name=tokens_used_per_minute,json=tokensUsedPerMinute,proto3" json:"tokens_used_per_minute,omitempty"`
+	// RequestsAvailable is the request bucket's level then.
+	RequestsAvailable float64 `protobuf:"fixed64,7,opt,name=requests_available,json=requestsAvailable,proto3" json:"requests_available,omitempty"`
+	// TokensAvailable is the token bucket's level then.
+	TokensAvailable float64 `protobuf:"fixed64,8,opt,name=tokens_available,json=tokensAvailable,proto3" json:"tokens_available,omitempty"`
+	// InFlight is how many requests were waiting for an answer then.
+	InFlight int64 `protobuf:"varint,9,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	// Requests counts the answers since the snapshot before.
+	Requests int64 `protobuf:"varint,10,opt,name=requests,proto3" json:"requests,omitempty"`
+	// RateLimited counts the 429 answers since the snapshot before.
+	RateLimited int64 `protobuf:"varint,11,opt,name=rate_limited,json=rateLimited,proto3" json:"rate_limited,omitempty"`
+	// FrozenSeconds is how long the key stayed frozen after a 429 then.
+	FrozenSeconds float64 `protobuf:"fixed64,12,opt,name=frozen_seconds,json=frozenSeconds,proto3" json:"frozen_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeySample) Reset() {
+	*x = KeySample{}
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeySample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeySample) ProtoMessage() {}
+
+func (x *KeySample) ProtoReflect() protoreflect.Message {
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeySample.ProtoReflect.Descriptor instead.
+func (*KeySample) Descriptor() ([]byte, []int) {
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *KeySample) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *KeySample) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *KeySample) GetRequestsPerMinute() float64 {
+	if x != nil {
+		return x.RequestsPerMinute
+	}
+	return 0
+}
+
+func (x *KeySample) GetTokensPerMinute() float64 {
+	if x != nil {
+		return x.TokensPerMinute
+	}
+	return 0
+}
+
+func (x *KeySample) GetRequestsUsedPerMinute() float64 {
+	if x != nil {
+		return x.RequestsUsedPerMinute
+	}
+	return 0
+}
+
+func (x *KeySample) GetTokensUsedPerMinute() float64 {
+	if x != nil {
+		return x.TokensUsedPerMinute
+	}
+	return 0
+}
+
+func (x *KeySample) GetRequestsAvailable() float64 {
+	if x != nil {
+		return x.RequestsAvailable
+	}
+	return 0
+}
+
+func (x *KeySample) GetTokensAvailable() float64 {
+	if x != nil {
+		return x.TokensAvailable
+	}
+	return 0
+}
+
+func (x *KeySample) GetInFlight() int64 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+func (x *KeySample) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *KeySample) GetRateLimited() int64 {
+	if x != nil {
+		return x.RateLimited
+	}
+	return 0
+}
+
+func (x *KeySample) GetFrozenSeconds() float64 {
+	if x != nil {
+		return x.FrozenSeconds
+	}
+	return 0
+}
+
 // BatchQueue is the backfill mail sent through the Batch API.
 type BatchQueue struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -547,7 +809,7 @@ type BatchQueue struct {
 
 func (x *BatchQueue) Reset() {
 	*x = BatchQueue{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[6]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +821,7 @@ func (x *BatchQueue) String() string {
 func (*BatchQueue) ProtoMessage() {}
 
 func (x *BatchQueue) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[6]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +834,7 @@ func (x *BatchQueue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchQueue.ProtoReflect.Descriptor instead.
 func (*BatchQueue) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{6}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BatchQueue) GetWaiting() int64 {
@@ -621,7 +883,7 @@ type Budget struct {
 
 func (x *Budget) Reset() {
 	*x = Budget{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[7]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -633,7 +895,7 @@ func (x *Budget) String() string {
 func (*Budget) ProtoMessage() {}
 
 func (x *Budget) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[7]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -646,7 +908,7 @@ func (x *Budget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Budget.ProtoReflect.Descriptor instead.
 func (*Budget) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{7}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Budget) GetDailyLimitMicros() int64 {
@@ -690,7 +952,7 @@ type Category struct {
 
 func (x *Category) Reset() {
 	*x = Category{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[8]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -702,7 +964,7 @@ func (x *Category) String() string {
 func (*Category) ProtoMessage() {}
 
 func (x *Category) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[8]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -715,7 +977,7 @@ func (x *Category) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Category.ProtoReflect.Descriptor instead.
 func (*Category) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{8}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Category) GetName() string {
@@ -747,7 +1009,7 @@ type Taxonomy struct {
 
 func (x *Taxonomy) Reset() {
 	*x = Taxonomy{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[9]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -759,7 +1021,7 @@ func (x *Taxonomy) String() string {
 func (*Taxonomy) ProtoMessage() {}
 
 func (x *Taxonomy) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[9]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -772,7 +1034,7 @@ func (x *Taxonomy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Taxonomy.ProtoReflect.Descriptor instead.
 func (*Taxonomy) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{9}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Taxonomy) GetName() string {
@@ -827,7 +1089,7 @@ type Quota struct {
 
 func (x *Quota) Reset() {
 	*x = Quota{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[10]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -839,7 +1101,7 @@ func (x *Quota) String() string {
 func (*Quota) ProtoMessage() {}
 
 func (x *Quota) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[10]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -852,7 +1114,7 @@ func (x *Quota) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Quota.ProtoReflect.Descriptor instead.
 func (*Quota) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{10}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Quota) GetName() string {
@@ -922,7 +1184,7 @@ type GetQuotaRequest struct {
 
 func (x *GetQuotaRequest) Reset() {
 	*x = GetQuotaRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[11]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1196,7 @@ func (x *GetQuotaRequest) String() string {
 func (*GetQuotaRequest) ProtoMessage() {}
 
 func (x *GetQuotaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[11]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1209,7 @@ func (x *GetQuotaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQuotaRequest.ProtoReflect.Descriptor instead.
 func (*GetQuotaRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{11}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetQuotaRequest) GetName() string {
@@ -968,7 +1230,7 @@ type GetQuotaResponse struct {
 
 func (x *GetQuotaResponse) Reset() {
 	*x = GetQuotaResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[12]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1242,7 @@ func (x *GetQuotaResponse) String() string {
 func (*GetQuotaResponse) ProtoMessage() {}
 
 func (x *GetQuotaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[12]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1255,7 @@ func (x *GetQuotaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQuotaResponse.ProtoReflect.Descriptor instead.
 func (*GetQuotaResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{12}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetQuotaResponse) GetQuota() *Quota {
@@ -1014,7 +1276,7 @@ type UpdateQuotaRequest struct {
 
 func (x *UpdateQuotaRequest) Reset() {
 	*x = UpdateQuotaRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[13]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1288,7 @@ func (x *UpdateQuotaRequest) String() string {
 func (*UpdateQuotaRequest) ProtoMessage() {}
 
 func (x *UpdateQuotaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[13]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1301,7 @@ func (x *UpdateQuotaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateQuotaRequest.ProtoReflect.Descriptor instead.
 func (*UpdateQuotaRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{13}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateQuotaRequest) GetQuota() *Quota {
@@ -1060,7 +1322,7 @@ type UpdateQuotaResponse struct {
 
 func (x *UpdateQuotaResponse) Reset() {
 	*x = UpdateQuotaResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[14]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1334,7 @@ func (x *UpdateQuotaResponse) String() string {
 func (*UpdateQuotaResponse) ProtoMessage() {}
 
 func (x *UpdateQuotaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[14]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1347,7 @@ func (x *UpdateQuotaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateQuotaResponse.ProtoReflect.Descriptor instead.
 func (*UpdateQuotaResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{14}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateQuotaResponse) GetQuota() *Quota {
@@ -1106,7 +1368,7 @@ type GetTaxonomyRequest struct {
 
 func (x *GetTaxonomyRequest) Reset() {
 	*x = GetTaxonomyRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[15]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1380,7 @@ func (x *GetTaxonomyRequest) String() string {
 func (*GetTaxonomyRequest) ProtoMessage() {}
 
 func (x *GetTaxonomyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[15]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1393,7 @@ func (x *GetTaxonomyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaxonomyRequest.ProtoReflect.Descriptor instead.
 func (*GetTaxonomyRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{15}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetTaxonomyRequest) GetName() string {
@@ -1152,7 +1414,7 @@ type GetTaxonomyResponse struct {
 
 func (x *GetTaxonomyResponse) Reset() {
 	*x = GetTaxonomyResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[16]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1164,7 +1426,7 @@ func (x *GetTaxonomyResponse) String() string {
 func (*GetTaxonomyResponse) ProtoMessage() {}
 
 func (x *GetTaxonomyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[16]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1177,7 +1439,7 @@ func (x *GetTaxonomyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaxonomyResponse.ProtoReflect.Descriptor instead.
 func (*GetTaxonomyResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{16}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetTaxonomyResponse) GetTaxonomy() *Taxonomy {
@@ -1198,7 +1460,7 @@ type UpdateTaxonomyRequest struct {
 
 func (x *UpdateTaxonomyRequest) Reset() {
 	*x = UpdateTaxonomyRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[17]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1472,7 @@ func (x *UpdateTaxonomyRequest) String() string {
 func (*UpdateTaxonomyRequest) ProtoMessage() {}
 
 func (x *UpdateTaxonomyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[17]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1485,7 @@ func (x *UpdateTaxonomyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTaxonomyRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTaxonomyRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{17}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpdateTaxonomyRequest) GetTaxonomy() *Taxonomy {
@@ -1244,7 +1506,7 @@ type UpdateTaxonomyResponse struct {
 
 func (x *UpdateTaxonomyResponse) Reset() {
 	*x = UpdateTaxonomyResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[18]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1518,7 @@ func (x *UpdateTaxonomyResponse) String() string {
 func (*UpdateTaxonomyResponse) ProtoMessage() {}
 
 func (x *UpdateTaxonomyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[18]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1531,7 @@ func (x *UpdateTaxonomyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTaxonomyResponse.ProtoReflect.Descriptor instead.
 func (*UpdateTaxonomyResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{18}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateTaxonomyResponse) GetTaxonomy() *Taxonomy {
@@ -1300,7 +1562,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[19]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1574,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[19]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1587,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{19}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeadLetter) GetName() string {
@@ -1373,7 +1635,7 @@ func (x *DeadLetter) GetDeadTime() *timestamppb.Timestamp {
 // ListDeadLettersRequest is the request of ListDeadLetters.
 type ListDeadLettersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Parent is users/{user}.
+	// Parent is users/{user}, or users/- for every user's (admins only).
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// PageSize is the maximum number to return (default 50, max 1000).
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -1385,7 +1647,7 @@ type ListDeadLettersRequest struct {
 
 func (x *ListDeadLettersRequest) Reset() {
 	*x = ListDeadLettersRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[20]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1397,7 +1659,7 @@ func (x *ListDeadLettersRequest) String() string {
 func (*ListDeadLettersRequest) ProtoMessage() {}
 
 func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[20]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1410,7 +1672,7 @@ func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{20}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListDeadLettersRequest) GetParent() string {
@@ -1447,7 +1709,7 @@ type ListDeadLettersResponse struct {
 
 func (x *ListDeadLettersResponse) Reset() {
 	*x = ListDeadLettersResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[21]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1459,7 +1721,7 @@ func (x *ListDeadLettersResponse) String() string {
 func (*ListDeadLettersResponse) ProtoMessage() {}
 
 func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[21]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1472,7 +1734,7 @@ func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{21}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListDeadLettersResponse) GetDeadLetters() []*DeadLetter {
@@ -1500,7 +1762,7 @@ type ReplayDeadLetterRequest struct {
 
 func (x *ReplayDeadLetterRequest) Reset() {
 	*x = ReplayDeadLetterRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[22]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1512,7 +1774,7 @@ func (x *ReplayDeadLetterRequest) String() string {
 func (*ReplayDeadLetterRequest) ProtoMessage() {}
 
 func (x *ReplayDeadLetterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[22]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1525,7 +1787,7 @@ func (x *ReplayDeadLetterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDeadLetterRequest.ProtoReflect.Descriptor instead.
 func (*ReplayDeadLetterRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{22}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ReplayDeadLetterRequest) GetName() string {
@@ -1546,7 +1808,7 @@ type ReplayDeadLetterResponse struct {
 
 func (x *ReplayDeadLetterResponse) Reset() {
 	*x = ReplayDeadLetterResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[23]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1820,7 @@ func (x *ReplayDeadLetterResponse) String() string {
 func (*ReplayDeadLetterResponse) ProtoMessage() {}
 
 func (x *ReplayDeadLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[23]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1833,7 @@ func (x *ReplayDeadLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayDeadLetterResponse.ProtoReflect.Descriptor instead.
 func (*ReplayDeadLetterResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{23}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReplayDeadLetterResponse) GetMessage() string {
@@ -1592,7 +1854,7 @@ type PurgeUserDataRequest struct {
 
 func (x *PurgeUserDataRequest) Reset() {
 	*x = PurgeUserDataRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[24]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +1866,7 @@ func (x *PurgeUserDataRequest) String() string {
 func (*PurgeUserDataRequest) ProtoMessage() {}
 
 func (x *PurgeUserDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[24]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +1879,7 @@ func (x *PurgeUserDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeUserDataRequest.ProtoReflect.Descriptor instead.
 func (*PurgeUserDataRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{24}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PurgeUserDataRequest) GetUser() string {
@@ -1638,7 +1900,7 @@ type PurgeUserDataResponse struct {
 
 func (x *PurgeUserDataResponse) Reset() {
 	*x = PurgeUserDataResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[25]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1650,7 +1912,7 @@ func (x *PurgeUserDataResponse) String() string {
 func (*PurgeUserDataResponse) ProtoMessage() {}
 
 func (x *PurgeUserDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[25]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1663,7 +1925,7 @@ func (x *PurgeUserDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PurgeUserDataResponse.ProtoReflect.Descriptor instead.
 func (*PurgeUserDataResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{25}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PurgeUserDataResponse) GetDeleted() map[string]int64 {
@@ -1695,7 +1957,7 @@ type Correction struct {
 
 func (x *Correction) Reset() {
 	*x = Correction{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[26]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1969,7 @@ func (x *Correction) String() string {
 func (*Correction) ProtoMessage() {}
 
 func (x *Correction) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[26]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1982,7 @@ func (x *Correction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Correction.ProtoReflect.Descriptor instead.
 func (*Correction) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{26}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Correction) GetMessage() string {
@@ -1778,7 +2040,7 @@ type CreateCorrectionRequest struct {
 
 func (x *CreateCorrectionRequest) Reset() {
 	*x = CreateCorrectionRequest{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[27]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1790,7 +2052,7 @@ func (x *CreateCorrectionRequest) String() string {
 func (*CreateCorrectionRequest) ProtoMessage() {}
 
 func (x *CreateCorrectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[27]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1803,7 +2065,7 @@ func (x *CreateCorrectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCorrectionRequest.ProtoReflect.Descriptor instead.
 func (*CreateCorrectionRequest) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{27}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreateCorrectionRequest) GetParent() string {
@@ -1831,7 +2093,7 @@ type CreateCorrectionResponse struct {
 
 func (x *CreateCorrectionResponse) Reset() {
 	*x = CreateCorrectionResponse{}
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[28]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1843,7 +2105,7 @@ func (x *CreateCorrectionResponse) String() string {
 func (*CreateCorrectionResponse) ProtoMessage() {}
 
 func (x *CreateCorrectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[28]
+	mi := &file_mailroom_classifier_v1_classifier_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1856,7 +2118,7 @@ func (x *CreateCorrectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateCorrectionResponse.ProtoReflect.Descriptor instead.
 func (*CreateCorrectionResponse) Descriptor() ([]byte, []int) {
-	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{28}
+	return file_mailroom_classifier_v1_classifier_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CreateCorrectionResponse) GetCorrection() *Correction {
@@ -1879,11 +2141,13 @@ const file_mailroom_classifier_v1_classifier_proto_rawDesc = "" +
 	"\x04body\x18\x05 \x01(\tR\x04body\x122\n" +
 	"\aheaders\x18\x06 \x03(\v2\x18.mailroom.mail.v1.HeaderR\aheaders\"\\\n" +
 	"\x10ClassifyResponse\x12H\n" +
-	"\x0eclassification\x18\x01 \x01(\v2 .mailroom.mail.v1.ClassificationR\x0eclassification\"\x12\n" +
-	"\x10GetLimitsRequest\"Q\n" +
+	"\x0eclassification\x18\x01 \x01(\v2 .mailroom.mail.v1.ClassificationR\x0eclassification\"S\n" +
+	"\x10GetLimitsRequest\x12?\n" +
+	"\rhistory_since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\fhistorySince\"\x81\x01\n" +
 	"\tLaneQueue\x12*\n" +
 	"\x04lane\x18\x01 \x01(\x0e2\x16.mailroom.mail.v1.LaneR\x04lane\x12\x18\n" +
-	"\awaiting\x18\x02 \x01(\x03R\awaiting\"\xdf\x05\n" +
+	"\awaiting\x18\x02 \x01(\x03R\awaiting\x12.\n" +
+	"\x13oldest_wait_seconds\x18\x03 \x01(\x01R\x11oldestWaitSeconds\"\xdf\x05\n" +
 	"\tKeyLimits\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05model\x18\n" +
@@ -1901,14 +2165,35 @@ const file_mailroom_classifier_v1_classifier_proto_rawDesc = "" +
 	"\tin_flight\x18\x06 \x01(\x03R\binFlight\x127\n" +
 	"\x18rate_limited_last_minute\x18\a \x01(\x03R\x15rateLimitedLastMinute\x12.\n" +
 	"\x13retries_last_minute\x18\b \x01(\x03R\x11retriesLastMinute\x12%\n" +
-	"\x0efrozen_seconds\x18\t \x01(\x01R\rfrozenSeconds\"\xab\x02\n" +
+	"\x0efrozen_seconds\x18\t \x01(\x01R\rfrozenSeconds\"\x87\x03\n" +
 	"\x11GetLimitsResponse\x125\n" +
 	"\x04keys\x18\x01 \x03(\v2!.mailroom.classifier.v1.KeyLimitsR\x04keys\x127\n" +
 	"\x05lanes\x18\x02 \x03(\v2!.mailroom.classifier.v1.LaneQueueR\x05lanes\x12\x1a\n" +
 	"\breplicas\x18\x03 \x01(\x05R\breplicas\x12\x14\n" +
 	"\x05model\x18\x04 \x01(\tR\x05model\x126\n" +
 	"\x06budget\x18\x05 \x01(\v2\x1e.mailroom.classifier.v1.BudgetR\x06budget\x12<\n" +
-	"\abatches\x18\x06 \x01(\v2\".mailroom.classifier.v1.BatchQueueR\abatches\"x\n" +
+	"\abatches\x18\x06 \x01(\v2\".mailroom.classifier.v1.BatchQueueR\abatches\x12@\n" +
+	"\ahistory\x18\a \x03(\v2&.mailroom.classifier.v1.LimitsSnapshotR\ahistory\x12\x18\n" +
+	"\abacklog\x18\b \x01(\x03R\abacklog\"\xca\x01\n" +
+	"\x0eLimitsSnapshot\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x125\n" +
+	"\x04keys\x18\x02 \x03(\v2!.mailroom.classifier.v1.KeySampleR\x04keys\x127\n" +
+	"\x05lanes\x18\x03 \x03(\v2!.mailroom.classifier.v1.LaneQueueR\x05lanes\x12\x18\n" +
+	"\abacklog\x18\x04 \x01(\x03R\abacklog\"\xda\x03\n" +
+	"\tKeySample\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05model\x18\x02 \x01(\tR\x05model\x12.\n" +
+	"\x13requests_per_minute\x18\x03 \x01(\x01R\x11requestsPerMinute\x12*\n" +
+	"\x11tokens_per_minute\x18\x04 \x01(\x01R\x0ftokensPerMinute\x127\n" +
+	"\x18requests_used_per_minute\x18\x05 \x01(\x01R\x15requestsUsedPerMinute\x123\n" +
+	"\x16tokens_used_per_minute\x18\x06 \x01(\x01R\x13tokensUsedPerMinute\x12-\n" +
+	"\x12requests_available\x18\a \x01(\x01R\x11requestsAvailable\x12)\n" +
+	"\x10tokens_available\x18\b \x01(\x01R\x0ftokensAvailable\x12\x1b\n" +
+	"\tin_flight\x18\t \x01(\x03R\binFlight\x12\x1a\n" +
+	"\brequests\x18\n" +
+	" \x01(\x03R\brequests\x12!\n" +
+	"\frate_limited\x18\v \x01(\x03R\vrateLimited\x12%\n" +
+	"\x0efrozen_seconds\x18\f \x01(\x01R\rfrozenSeconds\"x\n" +
 	"\n" +
 	"BatchQueue\x12\x18\n" +
 	"\awaiting\x18\x01 \x01(\x03R\awaiting\x12\x18\n" +
@@ -2025,7 +2310,7 @@ func file_mailroom_classifier_v1_classifier_proto_rawDescGZIP() []byte {
 	return file_mailroom_classifier_v1_classifier_proto_rawDescData
 }
 
-var file_mailroom_classifier_v1_classifier_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_mailroom_classifier_v1_classifier_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_mailroom_classifier_v1_classifier_proto_goTypes = []any{
 	(*ClassifyRequest)(nil),          // 0: mailroom.classifier.v1.ClassifyRequest
 	(*ClassifyResponse)(nil),         // 1: mailroom.classifier.v1.ClassifyResponse
@@ -2033,82 +2318,89 @@ var file_mailroom_classifier_v1_classifier_proto_goTypes = []any{
 	(*LaneQueue)(nil),                // 3: mailroom.classifier.v1.LaneQueue
 	(*KeyLimits)(nil),                // 4: mailroom.classifier.v1.KeyLimits
 	(*GetLimitsResponse)(nil),        // 5: mailroom.classifier.v1.GetLimitsResponse
-	(*BatchQueue)(nil),               // 6: mailroom.classifier.v1.BatchQueue
-	(*Budget)(nil),                   // 7: mailroom.classifier.v1.Budget
-	(*Category)(nil),                 // 8: mailroom.classifier.v1.Category
-	(*Taxonomy)(nil),                 // 9: mailroom.classifier.v1.Taxonomy
-	(*Quota)(nil),                    // 10: mailroom.classifier.v1.Quota
-	(*GetQuotaRequest)(nil),          // 11: mailroom.classifier.v1.GetQuotaRequest
-	(*GetQuotaResponse)(nil),         // 12: mailroom.classifier.v1.GetQuotaResponse
-	(*UpdateQuotaRequest)(nil),       // 13: mailroom.classifier.v1.UpdateQuotaRequest
-	(*UpdateQuotaResponse)(nil),      // 14: mailroom.classifier.v1.UpdateQuotaResponse
-	(*GetTaxonomyRequest)(nil),       // 15: mailroom.classifier.v1.GetTaxonomyRequest
-	(*GetTaxonomyResponse)(nil),      // 16: mailroom.classifier.v1.GetTaxonomyResponse
-	(*UpdateTaxonomyRequest)(nil),    // 17: mailroom.classifier.v1.UpdateTaxonomyRequest
-	(*UpdateTaxonomyResponse)(nil),   // 18: mailroom.classifier.v1.UpdateTaxonomyResponse
-	(*DeadLetter)(nil),               // 19: mailroom.classifier.v1.DeadLetter
-	(*ListDeadLettersRequest)(nil),   // 20: mailroom.classifier.v1.ListDeadLettersRequest
-	(*ListDeadLettersResponse)(nil),  // 21: mailroom.classifier.v1.ListDeadLettersResponse
-	(*ReplayDeadLetterRequest)(nil),  // 22: mailroom.classifier.v1.ReplayDeadLetterRequest
-	(*ReplayDeadLetterResponse)(nil), // 23: mailroom.classifier.v1.ReplayDeadLetterResponse
-	(*PurgeUserDataRequest)(nil),     // 24: mailroom.classifier.v1.PurgeUserDataRequest
-	(*PurgeUserDataResponse)(nil),    // 25: mailroom.classifier.v1.PurgeUserDataResponse
-	(*Correction)(nil),               // 26: mailroom.classifier.v1.Correction
-	(*CreateCorrectionRequest)(nil),  // 27: mailroom.classifier.v1.CreateCorrectionRequest
-	(*CreateCorrectionResponse)(nil), // 28: mailroom.classifier.v1.CreateCorrectionResponse
-	nil,                              // 29: mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
-	(*v1.Header)(nil),                // 30: mailroom.mail.v1.Header
-	(*v1.Classification)(nil),        // 31: mailroom.mail.v1.Classification
-	(v1.Lane)(0),                     // 32: mailroom.mail.v1.Lane
-	(*timestamppb.Timestamp)(nil),    // 33: google.protobuf.Timestamp
+	(*LimitsSnapshot)(nil),           // 6: mailroom.classifier.v1.LimitsSnapshot
+	(*KeySample)(nil),                // 7: mailroom.classifier.v1.KeySample
+	(*BatchQueue)(nil),               // 8: mailroom.classifier.v1.BatchQueue
+	(*Budget)(nil),                   // 9: mailroom.classifier.v1.Budget
+	(*Category)(nil),                 // 10: mailroom.classifier.v1.Category
+	(*Taxonomy)(nil),                 // 11: mailroom.classifier.v1.Taxonomy
+	(*Quota)(nil),                    // 12: mailroom.classifier.v1.Quota
+	(*GetQuotaRequest)(nil),          // 13: mailroom.classifier.v1.GetQuotaRequest
+	(*GetQuotaResponse)(nil),         // 14: mailroom.classifier.v1.GetQuotaResponse
+	(*UpdateQuotaRequest)(nil),       // 15: mailroom.classifier.v1.UpdateQuotaRequest
+	(*UpdateQuotaResponse)(nil),      // 16: mailroom.classifier.v1.UpdateQuotaResponse
+	(*GetTaxonomyRequest)(nil),       // 17: mailroom.classifier.v1.GetTaxonomyRequest
+	(*GetTaxonomyResponse)(nil),      // 18: mailroom.classifier.v1.GetTaxonomyResponse
+	(*UpdateTaxonomyRequest)(nil),    // 19: mailroom.classifier.v1.UpdateTaxonomyRequest
+	(*UpdateTaxonomyResponse)(nil),   // 20: mailroom.classifier.v1.UpdateTaxonomyResponse
+	(*DeadLetter)(nil),               // 21: mailroom.classifier.v1.DeadLetter
+	(*ListDeadLettersRequest)(nil),   // 22: mailroom.classifier.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),  // 23: mailroom.classifier.v1.ListDeadLettersResponse
+	(*ReplayDeadLetterRequest)(nil),  // 24: mailroom.classifier.v1.ReplayDeadLetterRequest
+	(*ReplayDeadLetterResponse)(nil), // 25: mailroom.classifier.v1.ReplayDeadLetterResponse
+	(*PurgeUserDataRequest)(nil),     // 26: mailroom.classifier.v1.PurgeUserDataRequest
+	(*PurgeUserDataResponse)(nil),    // 27: mailroom.classifier.v1.PurgeUserDataResponse
+	(*Correction)(nil),               // 28: mailroom.classifier.v1.Correction
+	(*CreateCorrectionRequest)(nil),  // 29: mailroom.classifier.v1.CreateCorrectionRequest
+	(*CreateCorrectionResponse)(nil), // 30: mailroom.classifier.v1.CreateCorrectionResponse
+	nil,                              // 31: mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
+	(*v1.Header)(nil),                // 32: mailroom.mail.v1.Header
+	(*v1.Classification)(nil),        // 33: mailroom.mail.v1.Classification
+	(*timestamppb.Timestamp)(nil),    // 34: google.protobuf.Timestamp
+	(v1.Lane)(0),                     // 35: mailroom.mail.v1.Lane
 }
 var file_mailroom_classifier_v1_classifier_proto_depIdxs = []int32{
-	30, // 0: mailroom.classifier.v1.ClassifyRequest.headers:type_name -> mailroom.mail.v1.Header
-	31, // 1: mailroom.classifier.v1.ClassifyResponse.classification:type_name -> mailroom.mail.v1.Classification
-	32, // 2: mailroom.classifier.v1.LaneQueue.lane:type_name -> mailroom.mail.v1.Lane
-	4,  // 3: mailroom.classifier.v1.GetLimitsResponse.keys:type_name -> mailroom.classifier.v1.KeyLimits
-	3,  // 4: mailroom.classifier.v1.GetLimitsResponse.lanes:type_name -> mailroom.classifier.v1.LaneQueue
-	7,  // 5: mailroom.classifier.v1.GetLimitsResponse.budget:type_name -> mailroom.classifier.v1.Budget
-	6,  // 6: mailroom.classifier.v1.GetLimitsResponse.batches:type_name -> mailroom.classifier.v1.BatchQueue
-	8,  // 7: mailroom.classifier.v1.Taxonomy.categories:type_name -> mailroom.classifier.v1.Category
-	33, // 8: mailroom.classifier.v1.Taxonomy.update_time:type_name -> google.protobuf.Timestamp
-	33, // 9: mailroom.classifier.v1.Quota.reset_time:type_name -> google.protobuf.Timestamp
-	10, // 10: mailroom.classifier.v1.GetQuotaResponse.quota:type_name -> mailroom.classifier.v1.Quota
-	10, // 11: mailroom.classifier.v1.UpdateQuotaRequest.quota:type_name -> mailroom.classifier.v1.Quota
-	10, // 12: mailroom.classifier.v1.UpdateQuotaResponse.quota:type_name -> mailroom.classifier.v1.Quota
-	9,  // 13: mailroom.classifier.v1.GetTaxonomyResponse.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
-	9,  // 14: mailroom.classifier.v1.UpdateTaxonomyRequest.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
-	9,  // 15: mailroom.classifier.v1.UpdateTaxonomyResponse.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
-	33, // 16: mailroom.classifier.v1.DeadLetter.dead_time:type_name -> google.protobuf.Timestamp
-	19, // 17: mailroom.classifier.v1.ListDeadLettersResponse.dead_letters:type_name -> mailroom.classifier.v1.DeadLetter
-	29, // 18: mailroom.classifier.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
-	26, // 19: mailroom.classifier.v1.CreateCorrectionRequest.correction:type_name -> mailroom.classifier.v1.Correction
-	26, // 20: mailroom.classifier.v1.CreateCorrectionResponse.correction:type_name -> mailroom.classifier.v1.Correction
-	0,  // 21: mailroom.classifier.v1.ClassifierService.Classify:input_type -> mailroom.classifier.v1.ClassifyRequest
-	2,  // 22: mailroom.classifier.v1.ClassifierService.GetLimits:input_type -> mailroom.classifier.v1.GetLimitsRequest
-	15, // 23: mailroom.classifier.v1.ClassifierService.GetTaxonomy:input_type -> mailroom.classifier.v1.GetTaxonomyRequest
-	17, // 24: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:input_type -> mailroom.classifier.v1.UpdateTaxonomyRequest
-	20, // 25: mailroom.classifier.v1.ClassifierService.ListDeadLetters:input_type -> mailroom.classifier.v1.ListDeadLettersRequest
-	22, // 26: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:input_type -> mailroom.classifier.v1.ReplayDeadLetterRequest
-	27, // 27: mailroom.classifier.v1.ClassifierService.CreateCorrection:input_type -> mailroom.classifier.v1.CreateCorrectionRequest
-	11, // 28: mailroom.classifier.v1.ClassifierService.GetQuota:input_type -> mailroom.classifier.v1.GetQuotaRequest
-	13, // 29: mailroom.classifier.v1.ClassifierService.UpdateQuota:input_type -> mailroom.classifier.v1.UpdateQuotaRequest
-	24, // 30: mailroom.classifier.v1.ClassifierService.PurgeUserData:input_type -> mailroom.classifier.v1.PurgeUserDataRequest
-	1,  // 31: mailroom.classifier.v1.ClassifierService.Classify:output_type -> mailroom.classifier.v1.ClassifyResponse
-	5,  // 32: mailroom.classifier.v1.ClassifierService.GetLimits:output_type -> mailroom.classifier.v1.GetLimitsResponse
-	16, // 33: mailroom.classifier.v1.ClassifierService.GetTaxonomy:output_type -> mailroom.classifier.v1.GetTaxonomyResponse
-	18, // 34: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:output_type -> mailroom.classifier.v1.UpdateTaxonomyResponse
-	21, // 35: mailroom.classifier.v1.ClassifierService.ListDeadLetters:output_type -> mailroom.classifier.v1.ListDeadLettersResponse
-	23, // 36: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:output_type -> mailroom.classifier.v1.ReplayDeadLetterResponse
-	28, // 37: mailroom.classifier.v1.ClassifierService.CreateCorrection:output_type -> mailroom.classifier.v1.CreateCorrectionResponse
-	12, // 38: mailroom.classifier.v1.ClassifierService.GetQuota:output_type -> mailroom.classifier.v1.GetQuotaResponse
-	14, // 39: mailroom.classifier.v1.ClassifierService.UpdateQuota:output_type -> mailroom.classifier.v1.UpdateQuotaResponse
-	25, // 40: mailroom.classifier.v1.ClassifierService.PurgeUserData:output_type -> mailroom.classifier.v1.PurgeUserDataResponse
-	31, // [31:41] is the sub-list for method output_type
-	21, // [21:31] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	32, // 0: mailroom.classifier.v1.ClassifyRequest.headers:type_name -> mailroom.mail.v1.Header
+	33, // 1: mailroom.classifier.v1.ClassifyResponse.classification:type_name -> mailroom.mail.v1.Classification
+	34, // 2: mailroom.classifier.v1.GetLimitsRequest.history_since:type_name -> google.protobuf.Timestamp
+	35, // 3: mailroom.classifier.v1.LaneQueue.lane:type_name -> mailroom.mail.v1.Lane
+	4,  // 4: mailroom.classifier.v1.GetLimitsResponse.keys:type_name -> mailroom.classifier.v1.KeyLimits
+	3,  // 5: mailroom.classifier.v1.GetLimitsResponse.lanes:type_name -> mailroom.classifier.v1.LaneQueue
+	9,  // 6: mailroom.classifier.v1.GetLimitsResponse.budget:type_name -> mailroom.classifier.v1.Budget
+	8,  // 7: mailroom.classifier.v1.GetLimitsResponse.batches:type_name -> mailroom.classifier.v1.BatchQueue
+	6,  // 8: mailroom.classifier.v1.GetLimitsResponse.history:type_name -> mailroom.classifier.v1.LimitsSnapshot
+	34, // 9: mailroom.classifier.v1.LimitsSnapshot.time:type_name -> google.protobuf.Timestamp
+	7,  // 10: mailroom.classifier.v1.LimitsSnapshot.keys:type_name -> mailroom.classifier.v1.KeySample
+	3,  // 11: mailroom.classifier.v1.LimitsSnapshot.lanes:type_name -> mailroom.classifier.v1.LaneQueue
+	10, // 12: mailroom.classifier.v1.Taxonomy.categories:type_name -> mailroom.classifier.v1.Category
+	34, // 13: mailroom.classifier.v1.Taxonomy.update_time:type_name -> google.protobuf.Timestamp
+	34, // 14: mailroom.classifier.v1.Quota.reset_time:type_name -> google.protobuf.Timestamp
+	12, // 15: mailroom.classifier.v1.GetQuotaResponse.quota:type_name -> mailroom.classifier.v1.Quota
+	12, // 16: mailroom.classifier.v1.UpdateQuotaRequest.quota:type_name -> mailroom.classifier.v1.Quota
+	12, // 17: mailroom.classifier.v1.UpdateQuotaResponse.quota:type_name -> mailroom.classifier.v1.Quota
+	11, // 18: mailroom.classifier.v1.GetTaxonomyResponse.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
+	11, // 19: mailroom.classifier.v1.UpdateTaxonomyRequest.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
+	11, // 20: mailroom.classifier.v1.UpdateTaxonomyResponse.taxonomy:type_name -> mailroom.classifier.v1.Taxonomy
+	34, // 21: mailroom.classifier.v1.DeadLetter.dead_time:type_name -> google.protobuf.Timestamp
+	21, // 22: mailroom.classifier.v1.ListDeadLettersResponse.dead_letters:type_name -> mailroom.classifier.v1.DeadLetter
+	31, // 23: mailroom.classifier.v1.PurgeUserDataResponse.deleted:type_name -> mailroom.classifier.v1.PurgeUserDataResponse.DeletedEntry
+	28, // 24: mailroom.classifier.v1.CreateCorrectionRequest.correction:type_name -> mailroom.classifier.v1.Correction
+	28, // 25: mailroom.classifier.v1.CreateCorrectionResponse.correction:type_name -> mailroom.classifier.v1.Correction
+	0,  // 26: mailroom.classifier.v1.ClassifierService.Classify:input_type -> mailroom.classifier.v1.ClassifyRequest
+	2,  // 27: mailroom.classifier.v1.ClassifierService.GetLimits:input_type -> mailroom.classifier.v1.GetLimitsRequest
+	17, // 28: mailroom.classifier.v1.ClassifierService.GetTaxonomy:input_type -> mailroom.classifier.v1.GetTaxonomyRequest
+	19, // 29: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:input_type -> mailroom.classifier.v1.UpdateTaxonomyRequest
+	22, // 30: mailroom.classifier.v1.ClassifierService.ListDeadLetters:input_type -> mailroom.classifier.v1.ListDeadLettersRequest
+	24, // 31: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:input_type -> mailroom.classifier.v1.ReplayDeadLetterRequest
+	29, // 32: mailroom.classifier.v1.ClassifierService.CreateCorrection:input_type -> mailroom.classifier.v1.CreateCorrectionRequest
+	13, // 33: mailroom.classifier.v1.ClassifierService.GetQuota:input_type -> mailroom.classifier.v1.GetQuotaRequest
+	15, // 34: mailroom.classifier.v1.ClassifierService.UpdateQuota:input_type -> mailroom.classifier.v1.UpdateQuotaRequest
+	26, // 35: mailroom.classifier.v1.ClassifierService.PurgeUserData:input_type -> mailroom.classifier.v1.PurgeUserDataRequest
+	1,  // 36: mailroom.classifier.v1.ClassifierService.Classify:output_type -> mailroom.classifier.v1.ClassifyResponse
+	5,  // 37: mailroom.classifier.v1.ClassifierService.GetLimits:output_type -> mailroom.classifier.v1.GetLimitsResponse
+	18, // 38: mailroom.classifier.v1.ClassifierService.GetTaxonomy:output_type -> mailroom.classifier.v1.GetTaxonomyResponse
+	20, // 39: mailroom.classifier.v1.ClassifierService.UpdateTaxonomy:output_type -> mailroom.classifier.v1.UpdateTaxonomyResponse
+	23, // 40: mailroom.classifier.v1.ClassifierService.ListDeadLetters:output_type -> mailroom.classifier.v1.ListDeadLettersResponse
+	25, // 41: mailroom.classifier.v1.ClassifierService.ReplayDeadLetter:output_type -> mailroom.classifier.v1.ReplayDeadLetterResponse
+	30, // 42: mailroom.classifier.v1.ClassifierService.CreateCorrection:output_type -> mailroom.classifier.v1.CreateCorrectionResponse
+	14, // 43: mailroom.classifier.v1.ClassifierService.GetQuota:output_type -> mailroom.classifier.v1.GetQuotaResponse
+	16, // 44: mailroom.classifier.v1.ClassifierService.UpdateQuota:output_type -> mailroom.classifier.v1.UpdateQuotaResponse
+	27, // 45: mailroom.classifier.v1.ClassifierService.PurgeUserData:output_type -> mailroom.classifier.v1.PurgeUserDataResponse
+	36, // [36:46] is the sub-list for method output_type
+	26, // [26:36] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_mailroom_classifier_v1_classifier_proto_init() }
@@ -2122,7 +2414,7 @@ func file_mailroom_classifier_v1_classifier_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailroom_classifier_v1_classifier_proto_rawDesc), len(file_mailroom_classifier_v1_classifier_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

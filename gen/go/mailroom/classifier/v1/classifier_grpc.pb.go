@@ -40,7 +40,8 @@ const (
 type ClassifierServiceClient interface {
 	// Classify classifies one message now, in the interactive lane.
 	Classify(ctx context.Context, in *ClassifyRequest, opts ...grpc.CallOption) (*ClassifyResponse, error)
-	// GetLimits reports each API key's limits and current use.
+	// GetLimits reports each API key's limits and current use, and the last
+	// hour of them.
 	GetLimits(ctx context.Context, in *GetLimitsRequest, opts ...grpc.CallOption) (*GetLimitsResponse, error)
 	// GetTaxonomy returns a user's taxonomy (the default one until changed).
 	GetTaxonomy(ctx context.Context, in *GetTaxonomyRequest, opts ...grpc.CallOption) (*GetTaxonomyResponse, error)
@@ -181,7 +182,8 @@ func (c *classifierServiceClient) PurgeUserData(ctx context.Context, in *PurgeUs
 type ClassifierServiceServer interface {
 	// Classify classifies one message now, in the interactive lane.
 	Classify(context.Context, *ClassifyRequest) (*ClassifyResponse, error)
-	// GetLimits reports each API key's limits and current use.
+	// GetLimits reports each API key's limits and current use, and the last
+	// hour of them.
 	GetLimits(context.Context, *GetLimitsRequest) (*GetLimitsResponse, error)
 	// GetTaxonomy returns a user's taxonomy (the default one until changed).
 	GetTaxonomy(context.Context, *GetTaxonomyRequest) (*GetTaxonomyResponse, error)

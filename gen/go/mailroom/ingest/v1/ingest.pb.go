@@ -1502,7 +1502,7 @@ func (x *GetSyncJobResponse) GetSyncJob() *SyncJob {
 // ListSyncJobsRequest is the request of ListSyncJobs.
 type ListSyncJobsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Parent is users/{user}.
+	// Parent is users/{user}, or users/- for every user's (admins only).
 	Parent string `protobuf:"bytes,1,opt,name=parent,proto3" json:"parent,omitempty"`
 	// PageSize is the maximum number of jobs to return (default 50, max 1000).
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,7 +24,9 @@ import (
 // DeadLetter is one message the classifier gave up on.
 type DeadLetter struct {
 	// ID is the stream sequence.
-	ID       uint64
+	ID uint64
+	// User is whose mail it is.
+	User     string
 	Event    *eventsv1.MailDeadLettered
 	DeadTime time.Time
 }
@@ -39,9 +42,18 @@ func New(js jetstream.JetStream, topo eventbus.Topology) *Store {
 	return &Store{js: js, topo: topo}
 }
 
-// List returns up to pageSize of user's dead letters, oldest first, from
-// the page token on, and the token of the next page ("" on the last).
+// AllUsers, as List's user, lists every user's dead letters (an admin's
+// view: users/-).
+const AllUsers = "-"
+
+// List returns up to pageSize of user's dead letters (every user's for
+// AllUsers), oldest first, from the page token on, and the token of the
+// next page ("" on the last).
 func (s *Store) List(ctx context.Context, user string, pageSize int, pageToken string) ([]DeadLetter, string, error) {
+	filter := s.topo.DeadLetterSubject(user)
+	if user == AllUsers {
+		filter = s.topo.DeadLetterAll()
+	}
 	start := uint64(1)
 	if pageToken != "" {
 		b, err := base64.RawURLEncoding.DecodeString(pageToken)
@@ -58,7 +70,7 @@ func (s *Store) List(ctx context.Context, user string, pageSize int, pageToken s
 	// it reads the user's dead letters alone, from the start sequence, and
 	// goes away by itself.
 	cons, err := s.js.CreateConsumer(ctx, s.topo.DeadLetterStreamName(), jetstream.ConsumerConfig{
-		FilterSubject:     s.topo.DeadLetterSubject(user),
+		FilterSubject:     filter,
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       start,
 		AckPolicy:         jetstream.AckNonePolicy,
@@ -95,7 +107,7 @@ func (s *Store) List(ctx context.Context, user string, pageSize int, pageToken s
 		if err := proto.Unmarshal(m.Data(), &ev); err != nil {
 			continue
 		}
-		out = append(out, DeadLetter{ID: md.Sequence.Stream, Event: &ev, DeadTime: md.Timestamp})
+		out = append(out, DeadLetter{ID: md.Sequence.Stream, User: strings.TrimPrefix(m.Subject(), s.topo.DeadLetterSubject("")), Event: &ev, DeadTime: md.Timestamp})
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !eventbus.IsTimeout(err) {
 		return nil, "", fmt.Errorf("deadletters: fetch: %w", err)
@@ -124,7 +136,7 @@ func (s *Store) Get(ctx context.Context, user string, id uint64) (DeadLetter, er
 	if err := proto.Unmarshal(raw.Data, &ev); err != nil {
 		return DeadLetter{}, fmt.Errorf("deadletters: decode %d: %w", id, err)
 	}
-	return DeadLetter{ID: id, Event: &ev, DeadTime: raw.Time}, nil
+	return DeadLetter{ID: id, User: user, Event: &ev, DeadTime: raw.Time}, nil
 }
 
 // Replay publishes the dead letter's original event again, to be

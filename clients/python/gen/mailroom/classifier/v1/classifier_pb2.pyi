@@ -106,24 +106,30 @@ class DeadLetter(_message.Message):
     def __init__(self, name: _Optional[str] = ..., message: _Optional[str] = ..., mailbox: _Optional[str] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ..., dead_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetLimitsRequest(_message.Message):
-    __slots__ = []
-    def __init__(self) -> None: ...
+    __slots__ = ["history_since"]
+    HISTORY_SINCE_FIELD_NUMBER: _ClassVar[int]
+    history_since: _timestamp_pb2.Timestamp
+    def __init__(self, history_since: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetLimitsResponse(_message.Message):
-    __slots__ = ["batches", "budget", "keys", "lanes", "model", "replicas"]
+    __slots__ = ["backlog", "batches", "budget", "history", "keys", "lanes", "model", "replicas"]
+    BACKLOG_FIELD_NUMBER: _ClassVar[int]
     BATCHES_FIELD_NUMBER: _ClassVar[int]
     BUDGET_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     LANES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    backlog: int
     batches: BatchQueue
     budget: Budget
+    history: _containers.RepeatedCompositeFieldContainer[LimitsSnapshot]
     keys: _containers.RepeatedCompositeFieldContainer[KeyLimits]
     lanes: _containers.RepeatedCompositeFieldContainer[LaneQueue]
     model: str
     replicas: int
-    def __init__(self, keys: _Optional[_Iterable[_Union[KeyLimits, _Mapping]]] = ..., lanes: _Optional[_Iterable[_Union[LaneQueue, _Mapping]]] = ..., replicas: _Optional[int] = ..., model: _Optional[str] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., batches: _Optional[_Union[BatchQueue, _Mapping]] = ...) -> None: ...
+    def __init__(self, keys: _Optional[_Iterable[_Union[KeyLimits, _Mapping]]] = ..., lanes: _Optional[_Iterable[_Union[LaneQueue, _Mapping]]] = ..., replicas: _Optional[int] = ..., model: _Optional[str] = ..., budget: _Optional[_Union[Budget, _Mapping]] = ..., batches: _Optional[_Union[BatchQueue, _Mapping]] = ..., history: _Optional[_Iterable[_Union[LimitsSnapshot, _Mapping]]] = ..., backlog: _Optional[int] = ...) -> None: ...
 
 class GetQuotaRequest(_message.Message):
     __slots__ = ["name"]
@@ -185,13 +191,55 @@ class KeyLimits(_message.Message):
     tokens_per_minute: float
     def __init__(self, key: _Optional[str] = ..., model: _Optional[str] = ..., requests_per_minute: _Optional[float] = ..., tokens_per_minute: _Optional[float] = ..., configured_requests_per_minute: _Optional[float] = ..., configured_tokens_per_minute: _Optional[float] = ..., advertised_requests_per_minute: _Optional[float] = ..., advertised_tokens_per_minute: _Optional[float] = ..., limit_source: _Optional[str] = ..., ceiling: _Optional[float] = ..., requests_available: _Optional[float] = ..., tokens_available: _Optional[float] = ..., in_flight: _Optional[int] = ..., rate_limited_last_minute: _Optional[int] = ..., retries_last_minute: _Optional[int] = ..., frozen_seconds: _Optional[float] = ...) -> None: ...
 
+class KeySample(_message.Message):
+    __slots__ = ["frozen_seconds", "in_flight", "key", "model", "rate_limited", "requests", "requests_available", "requests_per_minute", "requests_used_per_minute", "tokens_available", "tokens_per_minute", "tokens_used_per_minute"]
+    FROZEN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMITED_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_USED_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_USED_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    frozen_seconds: float
+    in_flight: int
+    key: str
+    model: str
+    rate_limited: int
+    requests: int
+    requests_available: float
+    requests_per_minute: float
+    requests_used_per_minute: float
+    tokens_available: float
+    tokens_per_minute: float
+    tokens_used_per_minute: float
+    def __init__(self, key: _Optional[str] = ..., model: _Optional[str] = ..., requests_per_minute: _Optional[float] = ..., tokens_per_minute: _Optional[float] = ..., requests_used_per_minute: _Optional[float] = ..., tokens_used_per_minute: _Optional[float] = ..., requests_available: _Optional[float] = ..., tokens_available: _Optional[float] = ..., in_flight: _Optional[int] = ..., requests: _Optional[int] = ..., rate_limited: _Optional[int] = ..., frozen_seconds: _Optional[float] = ...) -> None: ...
+
 class LaneQueue(_message.Message):
-    __slots__ = ["lane", "waiting"]
+    __slots__ = ["lane", "oldest_wait_seconds", "waiting"]
     LANE_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
     lane: _mail_pb2.Lane
+    oldest_wait_seconds: float
     waiting: int
-    def __init__(self, lane: _Optional[_Union[_mail_pb2.Lane, str]] = ..., waiting: _Optional[int] = ...) -> None: ...
+    def __init__(self, lane: _Optional[_Union[_mail_pb2.Lane, str]] = ..., waiting: _Optional[int] = ..., oldest_wait_seconds: _Optional[float] = ...) -> None: ...
+
+class LimitsSnapshot(_message.Message):
+    __slots__ = ["backlog", "keys", "lanes", "time"]
+    BACKLOG_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    LANES_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    backlog: int
+    keys: _containers.RepeatedCompositeFieldContainer[KeySample]
+    lanes: _containers.RepeatedCompositeFieldContainer[LaneQueue]
+    time: _timestamp_pb2.Timestamp
+    def __init__(self, time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., keys: _Optional[_Iterable[_Union[KeySample, _Mapping]]] = ..., lanes: _Optional[_Iterable[_Union[LaneQueue, _Mapping]]] = ..., backlog: _Optional[int] = ...) -> None: ...
 
 class ListDeadLettersRequest(_message.Message):
     __slots__ = ["page_size", "page_token", "parent"]

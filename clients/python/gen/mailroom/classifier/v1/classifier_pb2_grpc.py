@@ -80,7 +80,8 @@ class ClassifierServiceServicer(object):
     raise NotImplementedError('Method not implemented!')
 
   def GetLimits(self, request, context):
-    """GetLimits reports each API key's limits and current use.
+    """GetLimits reports each API key's limits and current use, and the last
+    hour of them.
     """
     context.set_code(grpc.StatusCode.UNIMPLEMENTED)
     context.set_details('Method not implemented!')

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mailroom/classifier/v1/classifier.proto.
  */
 export const file_mailroom_classifier_v1_classifier: GenFile = /*@__PURE__*/
-  fileDesc("CidtYWlscm9vbS9jbGFzc2lmaWVyL3YxL2NsYXNzaWZpZXIucHJvdG8SFm1haWxyb29tLmNsYXNzaWZpZXIudjEihgEKD0NsYXNzaWZ5UmVxdWVzdBIOCgZwYXJlbnQYASABKAkSCwoDcmF3GAIgASgMEg8KB3N1YmplY3QYAyABKAkSDAoEZnJvbRgEIAEoCRIMCgRib2R5GAUgASgJEikKB2hlYWRlcnMYBiADKAsyGC5tYWlscm9vbS5tYWlsLnYxLkhlYWRlciJMChBDbGFzc2lmeVJlc3BvbnNlEjgKDmNsYXNzaWZpY2F0aW9uGAEgASgLMiAubWFpbHJvb20ubWFpbC52MS5DbGFzc2lmaWNhdGlvbiISChBHZXRMaW1pdHNSZXF1ZXN0IkIKCUxhbmVRdWV1ZRIkCgRsYW5lGAEgASgOMhYubWFpbHJvb20ubWFpbC52MS5MYW5lEg8KB3dhaXRpbmcYAiABKAMiwgMKCUtleUxpbWl0cxILCgNrZXkYASABKAkSDQoFbW9kZWwYCiABKAkSGwoTcmVxdWVzdHNfcGVyX21pbnV0ZRgCIAEoARIZChF0b2tlbnNfcGVyX21pbnV0ZRgDIAEoARImCh5jb25maWd1cmVkX3JlcXVlc3RzX3Blcl9taW51dGUYCyABKAESJAocY29uZmlndXJlZF90b2tlbnNfcGVyX21pbnV0ZRgMIAEoARImCh5hZHZlcnRpc2VkX3JlcXVlc3RzX3Blcl9taW51dGUYDSABKAESJAocYWR2ZXJ0aXNlZF90b2tlbnNfcGVyX21pbnV0ZRgOIAEoARIUCgxsaW1pdF9zb3VyY2UYDyABKAkSDwoHY2VpbGluZxgQIAEoARIaChJyZXF1ZXN0c19hdmFpbGFibGUYBCABKAESGAoQdG9rZW5zX2F2YWlsYWJsZRgFIAEoARIRCglpbl9mbGlnaHQYBiABKAMSIAoYcmF0ZV9saW1pdGVkX2xhc3RfbWludXRlGAcgASgDEhsKE3JldHJpZXNfbGFzdF9taW51dGUYCCABKAMSFgoOZnJvemVuX3NlY29uZHMYCSABKAEi/AEKEUdldExpbWl0c1Jlc3BvbnNlEi8KBGtleXMYASADKAsyIS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLktleUxpbWl0cxIwCgVsYW5lcxgCIAMoCzIhLm1haWxyb29tLmNsYXNzaWZpZXIudjEuTGFuZVF1ZXVlEhAKCHJlcGxpY2FzGAMgASgFEg0KBW1vZGVsGAQgASgJEi4KBmJ1ZGdldBgFIAEoCzIeLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQnVkZ2V0EjMKB2JhdGNoZXMYBiABKAsyIi5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkJhdGNoUXVldWUiUgoKQmF0Y2hRdWV1ZRIPCgd3YWl0aW5nGAEgASgDEg8KB2JhdGNoZXMYAiABKAMSEAoIYW5zd2VyZWQYAyABKAMSEAoIcmVhbHRpbWUYBCABKAMidAoGQnVkZ2V0EhoKEmRhaWx5X2xpbWl0X21pY3JvcxgBIAEoAxIaChJzcGVudF90b2RheV9taWNyb3MYAiABKAMSHwoXY3JlZGl0X3JlbWFpbmluZ19taWNyb3MYAyABKAMSEQoJZXhoYXVzdGVkGAQgASgIIi0KCENhdGVnb3J5EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkifwoIVGF4b25vbXkSDAoEbmFtZRgBIAEoCRI0CgpjYXRlZ29yaWVzGAIgAygLMiAubWFpbHJvb20uY2xhc3NpZmllci52MS5DYXRlZ29yeRIvCgt1cGRhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi8gEKBVF1b3RhEgwKBG5hbWUYASABKAkSHAoUbW9kZWxfdG9rZW5zX3Blcl9kYXkYAiABKAMSFQoNbWFpbHNfcGVyX2RheRgDIAEoAxImCh5lZmZlY3RpdmVfbW9kZWxfdG9rZW5zX3Blcl9kYXkYBCABKAMSHwoXZWZmZWN0aXZlX21haWxzX3Blcl9kYXkYBSABKAMSGQoRbW9kZWxfdG9rZW5zX3VzZWQYBiABKAMSEgoKbWFpbHNfdXNlZBgHIAEoAxIuCgpyZXNldF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIfCg9HZXRRdW90YVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJAChBHZXRRdW90YVJlc3BvbnNlEiwKBXF1b3RhGAEgASgLMh0ubWFpbHJvb20uY2xhc3NpZmllci52MS5RdW90YSJCChJVcGRhdGVRdW90YVJlcXVlc3QSLAoFcXVvdGEYASABKAsyHS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlF1b3RhIkMKE1VwZGF0ZVF1b3RhUmVzcG9uc2USLAoFcXVvdGEYASABKAsyHS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlF1b3RhIiIKEkdldFRheG9ub215UmVxdWVzdBIMCgRuYW1lGAEgASgJIkkKE0dldFRheG9ub215UmVzcG9uc2USMgoIdGF4b25vbXkYASABKAsyIC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlRheG9ub215IksKFVVwZGF0ZVRheG9ub215UmVxdWVzdBIyCgh0YXhvbm9teRgBIAEoCzIgLm1haWxyb29tLmNsYXNzaWZpZXIudjEuVGF4b25vbXkiTAoWVXBkYXRlVGF4b25vbXlSZXNwb25zZRIyCgh0YXhvbm9teRgBIAEoCzIgLm1haWxyb29tLmNsYXNzaWZpZXIudjEuVGF4b25vbXkijQEKCkRlYWRMZXR0ZXISDAoEbmFtZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEg8KB21haWxib3gYAyABKAkSDgoGcmVhc29uGAQgASgJEhAKCGF0dGVtcHRzGAUgASgFEi0KCWRlYWRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTwoWTGlzdERlYWRMZXR0ZXJzUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkibAoXTGlzdERlYWRMZXR0ZXJzUmVzcG9uc2USOAoMZGVhZF9sZXR0ZXJzGAEgAygLMiIubWFpbHJvb20uY2xhc3NpZmllci52MS5EZWFkTGV0dGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSInChdSZXBsYXlEZWFkTGV0dGVyUmVxdWVzdBIMCgRuYW1lGAEgASgJIisKGFJlcGxheURlYWRMZXR0ZXJSZXNwb25zZRIPCgdtZXNzYWdlGAEgASgJIiQKFFB1cmdlVXNlckRhdGFSZXF1ZXN0EgwKBHVzZXIYASABKAkilAEKFVB1cmdlVXNlckRhdGFSZXNwb25zZRJLCgdkZWxldGVkGAEgAygLMjoubWFpbHJvb20uY2xhc3NpZmllci52MS5QdXJnZVVzZXJEYXRhUmVzcG9uc2UuRGVsZXRlZEVudHJ5Gi4KDERlbGV0ZWRFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAM6AjgBIncKCkNvcnJlY3Rpb24SDwoHbWVzc2FnZRgBIAEoCRIWCg5zZW5kZXJfYWRkcmVzcxgCIAEoCRIMCgRmcm9tGAMgASgJEg8KB3N1YmplY3QYBCABKAkSEAoIY2F0ZWdvcnkYBSABKAkSDwoHbGlzdF9pZBgGIAEoCSJhChdDcmVhdGVDb3JyZWN0aW9uUmVxdWVzdBIOCgZwYXJlbnQYASABKAkSNgoKY29ycmVjdGlvbhgCIAEoCzIiLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ29ycmVjdGlvbiJSChhDcmVhdGVDb3JyZWN0aW9uUmVzcG9uc2USNgoKY29ycmVjdGlvbhgBIAEoCzIiLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ29ycmVjdGlvbjLECAoRQ2xhc3NpZmllclNlcnZpY2USXQoIQ2xhc3NpZnkSJy5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkNsYXNzaWZ5UmVxdWVzdBooLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ2xhc3NpZnlSZXNwb25zZRJgCglHZXRMaW1pdHMSKC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkdldExpbWl0c1JlcXVlc3QaKS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkdldExpbWl0c1Jlc3BvbnNlEmYKC0dldFRheG9ub215EioubWFpbHJvb20uY2xhc3NpZmllci52MS5HZXRUYXhvbm9teVJlcXVlc3QaKy5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkdldFRheG9ub215UmVzcG9uc2USbwoOVXBkYXRlVGF4b25vbXkSLS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlVwZGF0ZVRheG9ub215UmVxdWVzdBouLm1haWxyb29tLmNsYXNzaWZpZXIudjEuVXBkYXRlVGF4b25vbXlSZXNwb25zZRJyCg9MaXN0RGVhZExldHRlcnMSLi5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkxpc3REZWFkTGV0dGVyc1JlcXVlc3QaLy5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkxpc3REZWFkTGV0dGVyc1Jlc3BvbnNlEnUKEFJlcGxheURlYWRMZXR0ZXISLy5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlJlcGxheURlYWRMZXR0ZXJSZXF1ZXN0GjAubWFpbHJvb20uY2xhc3NpZmllci52MS5SZXBsYXlEZWFkTGV0dGVyUmVzcG9uc2USdQoQQ3JlYXRlQ29ycmVjdGlvbhIvLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ3JlYXRlQ29ycmVjdGlvblJlcXVlc3QaMC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkNyZWF0ZUNvcnJlY3Rpb25SZXNwb25zZRJdCghHZXRRdW90YRInLm1haWxyb29tLmNsYXNzaWZpZXIudjEuR2V0UXVvdGFSZXF1ZXN0GigubWFpbHJvb20uY2xhc3NpZmllci52MS5HZXRRdW90YVJlc3BvbnNlEmYKC1VwZGF0ZVF1b3RhEioubWFpbHJvb20uY2xhc3NpZmllci52MS5VcGRhdGVRdW90YVJlcXVlc3QaKy5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlVwZGF0ZVF1b3RhUmVzcG9uc2USbAoNUHVyZ2VVc2VyRGF0YRIsLm1haWxyb29tLmNsYXNzaWZpZXIudjEuUHVyZ2VVc2VyRGF0YVJlcXVlc3QaLS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlB1cmdlVXNlckRhdGFSZXNwb25zZUI5WjdtYWlscm9vbS5kZXYvZ2VuL2dvL21haWxyb29tL2NsYXNzaWZpZXIvdjE7Y2xhc3NpZmllcnYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_mailroom_mail_v1_mail]);
+  fileDesc("CidtYWlscm9vbS9jbGFzc2lmaWVyL3YxL2NsYXNzaWZpZXIucHJvdG8SFm1haWxyb29tLmNsYXNzaWZpZXIudjEihgEKD0NsYXNzaWZ5UmVxdWVzdBIOCgZwYXJlbnQYASABKAkSCwoDcmF3GAIgASgMEg8KB3N1YmplY3QYAyABKAkSDAoEZnJvbRgEIAEoCRIMCgRib2R5GAUgASgJEikKB2hlYWRlcnMYBiADKAsyGC5tYWlscm9vbS5tYWlsLnYxLkhlYWRlciJMChBDbGFzc2lmeVJlc3BvbnNlEjgKDmNsYXNzaWZpY2F0aW9uGAEgASgLMiAubWFpbHJvb20ubWFpbC52MS5DbGFzc2lmaWNhdGlvbiJFChBHZXRMaW1pdHNSZXF1ZXN0EjEKDWhpc3Rvcnlfc2luY2UYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl8KCUxhbmVRdWV1ZRIkCgRsYW5lGAEgASgOMhYubWFpbHJvb20ubWFpbC52MS5MYW5lEg8KB3dhaXRpbmcYAiABKAMSGwoTb2xkZXN0X3dhaXRfc2Vjb25kcxgDIAEoASLCAwoJS2V5TGltaXRzEgsKA2tleRgBIAEoCRINCgVtb2RlbBgKIAEoCRIbChNyZXF1ZXN0c19wZXJfbWludXRlGAIgASgBEhkKEXRva2Vuc19wZXJfbWludXRlGAMgASgBEiYKHmNvbmZpZ3VyZWRfcmVxdWVzdHNfcGVyX21pbnV0ZRgLIAEoARIkChxjb25maWd1cmVkX3Rva2Vuc19wZXJfbWludXRlGAwgASgBEiYKHmFkdmVydGlzZWRfcmVxdWVzdHNfcGVyX21pbnV0ZRgNIAEoARIkChxhZHZlcnRpc2VkX3Rva2Vuc19wZXJfbWludXRlGA4gASgBEhQKDGxpbWl0X3NvdXJjZRgPIAEoCRIPCgdjZWlsaW5nGBAgASgBEhoKEnJlcXVlc3RzX2F2YWlsYWJsZRgEIAEoARIYChB0b2tlbnNfYXZhaWxhYmxlGAUgASgBEhEKCWluX2ZsaWdodBgGIAEoAxIgChhyYXRlX2xpbWl0ZWRfbGFzdF9taW51dGUYByABKAMSGwoTcmV0cmllc19sYXN0X21pbnV0ZRgIIAEoAxIWCg5mcm96ZW5fc2Vjb25kcxgJIAEoASLGAgoRR2V0TGltaXRzUmVzcG9uc2USLwoEa2V5cxgBIAMoCzIhLm1haWxyb29tLmNsYXNzaWZpZXIudjEuS2V5TGltaXRzEjAKBWxhbmVzGAIgAygLMiEubWFpbHJvb20uY2xhc3NpZmllci52MS5MYW5lUXVldWUSEAoIcmVwbGljYXMYAyABKAUSDQoFbW9kZWwYBCABKAkSLgoGYnVkZ2V0GAUgASgLMh4ubWFpbHJvb20uY2xhc3NpZmllci52MS5CdWRnZXQSMwoHYmF0Y2hlcxgGIAEoCzIiLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQmF0Y2hRdWV1ZRI3CgdoaXN0b3J5GAcgAygLMiYubWFpbHJvb20uY2xhc3NpZmllci52MS5MaW1pdHNTbmFwc2hvdBIPCgdiYWNrbG9nGAggASgDIq4BCg5MaW1pdHNTbmFwc2hvdBIoCgR0aW1lGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgRrZXlzGAIgAygLMiEubWFpbHJvb20uY2xhc3NpZmllci52MS5LZXlTYW1wbGUSMAoFbGFuZXMYAyADKAsyIS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkxhbmVRdWV1ZRIPCgdiYWNrbG9nGAQgASgDIqoCCglLZXlTYW1wbGUSCwoDa2V5GAEgASgJEg0KBW1vZGVsGAIgASgJEhsKE3JlcXVlc3RzX3Blcl9taW51dGUYAyABKAESGQoRdG9rZW5zX3Blcl9taW51dGUYBCABKAESIAoYcmVxdWVzdHNfdXNlZF9wZXJfbWludXRlGAUgASgBEh4KFnRva2Vuc191c2VkX3Blcl9taW51dGUYBiABKAESGgoScmVxdWVzdHNfYXZhaWxhYmxlGAcgASgBEhgKEHRva2Vuc19hdmFpbGFibGUYCCABKAESEQoJaW5fZmxpZ2h0GAkgASgDEhAKCHJlcXVlc3RzGAogASgDEhQKDHJhdGVfbGltaXRlZBgLIAEoAxIWCg5mcm96ZW5fc2Vjb25kcxgMIAEoASJSCgpCYXRjaFF1ZXVlEg8KB3dhaXRpbmcYASABKAMSDwoHYmF0Y2hlcxgCIAEoAxIQCghhbnN3ZXJlZBgDIAEoAxIQCghyZWFsdGltZRgEIAEoAyJ0CgZCdWRnZXQSGgoSZGFpbHlfbGltaXRfbWljcm9zGAEgASgDEhoKEnNwZW50X3RvZGF5X21pY3JvcxgCIAEoAxIfChdjcmVkaXRfcmVtYWluaW5nX21pY3JvcxgDIAEoAxIRCglleGhhdXN0ZWQYBCABKAgiLQoIQ2F0ZWdvcnkSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSJ/CghUYXhvbm9teRIMCgRuYW1lGAEgASgJEjQKCmNhdGVnb3JpZXMYAiADKAsyIC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkNhdGVnb3J5Ei8KC3VwZGF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLyAQoFUXVvdGESDAoEbmFtZRgBIAEoCRIcChRtb2RlbF90b2tlbnNfcGVyX2RheRgCIAEoAxIVCg1tYWlsc19wZXJfZGF5GAMgASgDEiYKHmVmZmVjdGl2ZV9tb2RlbF90b2tlbnNfcGVyX2RheRgEIAEoAxIfChdlZmZlY3RpdmVfbWFpbHNfcGVyX2RheRgFIAEoAxIZChFtb2RlbF90b2tlbnNfdXNlZBgGIAEoAxISCgptYWlsc191c2VkGAcgASgDEi4KCnJlc2V0X3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIh8KD0dldFF1b3RhUmVxdWVzdBIMCgRuYW1lGAEgASgJIkAKEEdldFF1b3RhUmVzcG9uc2USLAoFcXVvdGEYASABKAsyHS5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlF1b3RhIkIKElVwZGF0ZVF1b3RhUmVxdWVzdBIsCgVxdW90YRgBIAEoCzIdLm1haWxyb29tLmNsYXNzaWZpZXIudjEuUXVvdGEiQwoTVXBkYXRlUXVvdGFSZXNwb25zZRIsCgVxdW90YRgBIAEoCzIdLm1haWxyb29tLmNsYXNzaWZpZXIudjEuUXVvdGEiIgoSR2V0VGF4b25vbXlSZXF1ZXN0EgwKBG5hbWUYASABKAkiSQoTR2V0VGF4b25vbXlSZXNwb25zZRIyCgh0YXhvbm9teRgBIAEoCzIgLm1haWxyb29tLmNsYXNzaWZpZXIudjEuVGF4b25vbXkiSwoVVXBkYXRlVGF4b25vbXlSZXF1ZXN0EjIKCHRheG9ub215GAEgASgLMiAubWFpbHJvb20uY2xhc3NpZmllci52MS5UYXhvbm9teSJMChZVcGRhdGVUYXhvbm9teVJlc3BvbnNlEjIKCHRheG9ub215GAEgASgLMiAubWFpbHJvb20uY2xhc3NpZmllci52MS5UYXhvbm9teSKNAQoKRGVhZExldHRlchIMCgRuYW1lGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSDwoHbWFpbGJveBgDIAEoCRIOCgZyZWFzb24YBCABKAkSEAoIYXR0ZW1wdHMYBSABKAUSLQoJZGVhZF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJPChZMaXN0RGVhZExldHRlcnNSZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJsChdMaXN0RGVhZExldHRlcnNSZXNwb25zZRI4CgxkZWFkX2xldHRlcnMYASADKAsyIi5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkRlYWRMZXR0ZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIicKF1JlcGxheURlYWRMZXR0ZXJSZXF1ZXN0EgwKBG5hbWUYASABKAkiKwoYUmVwbGF5RGVhZExldHRlclJlc3BvbnNlEg8KB21lc3NhZ2UYASABKAkiJAoUUHVyZ2VVc2VyRGF0YVJlcXVlc3QSDAoEdXNlchgBIAEoCSKUAQoVUHVyZ2VVc2VyRGF0YVJlc3BvbnNlEksKB2RlbGV0ZWQYASADKAsyOi5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlB1cmdlVXNlckRhdGFSZXNwb25zZS5EZWxldGVkRW50cnkaLgoMRGVsZXRlZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEidwoKQ29ycmVjdGlvbhIPCgdtZXNzYWdlGAEgASgJEhYKDnNlbmRlcl9hZGRyZXNzGAIgASgJEgwKBGZyb20YAyABKAkSDwoHc3ViamVjdBgEIAEoCRIQCghjYXRlZ29yeRgFIAEoCRIPCgdsaXN0X2lkGAYgASgJImEKF0NyZWF0ZUNvcnJlY3Rpb25SZXF1ZXN0Eg4KBnBhcmVudBgBIAEoCRI2Cgpjb3JyZWN0aW9uGAIgASgLMiIubWFpbHJvb20uY2xhc3NpZmllci52MS5Db3JyZWN0aW9uIlIKGENyZWF0ZUNvcnJlY3Rpb25SZXNwb25zZRI2Cgpjb3JyZWN0aW9uGAEgASgLMiIubWFpbHJvb20uY2xhc3NpZmllci52MS5Db3JyZWN0aW9uMsQIChFDbGFzc2lmaWVyU2VydmljZRJdCghDbGFzc2lmeRInLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ2xhc3NpZnlSZXF1ZXN0GigubWFpbHJvb20uY2xhc3NpZmllci52MS5DbGFzc2lmeVJlc3BvbnNlEmAKCUdldExpbWl0cxIoLm1haWxyb29tLmNsYXNzaWZpZXIudjEuR2V0TGltaXRzUmVxdWVzdBopLm1haWxyb29tLmNsYXNzaWZpZXIudjEuR2V0TGltaXRzUmVzcG9uc2USZgoLR2V0VGF4b25vbXkSKi5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkdldFRheG9ub215UmVxdWVzdBorLm1haWxyb29tLmNsYXNzaWZpZXIudjEuR2V0VGF4b25vbXlSZXNwb25zZRJvCg5VcGRhdGVUYXhvbm9teRItLm1haWxyb29tLmNsYXNzaWZpZXIudjEuVXBkYXRlVGF4b25vbXlSZXF1ZXN0Gi4ubWFpbHJvb20uY2xhc3NpZmllci52MS5VcGRhdGVUYXhvbm9teVJlc3BvbnNlEnIKD0xpc3REZWFkTGV0dGVycxIuLm1haWxyb29tLmNsYXNzaWZpZXIudjEuTGlzdERlYWRMZXR0ZXJzUmVxdWVzdBovLm1haWxyb29tLmNsYXNzaWZpZXIudjEuTGlzdERlYWRMZXR0ZXJzUmVzcG9uc2USdQoQUmVwbGF5RGVhZExldHRlchIvLm1haWxyb29tLmNsYXNzaWZpZXIudjEuUmVwbGF5RGVhZExldHRlclJlcXVlc3QaMC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlJlcGxheURlYWRMZXR0ZXJSZXNwb25zZRJ1ChBDcmVhdGVDb3JyZWN0aW9uEi8ubWFpbHJvb20uY2xhc3NpZmllci52MS5DcmVhdGVDb3JyZWN0aW9uUmVxdWVzdBowLm1haWxyb29tLmNsYXNzaWZpZXIudjEuQ3JlYXRlQ29ycmVjdGlvblJlc3BvbnNlEl0KCEdldFF1b3RhEicubWFpbHJvb20uY2xhc3NpZmllci52MS5HZXRRdW90YVJlcXVlc3QaKC5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLkdldFF1b3RhUmVzcG9uc2USZgoLVXBkYXRlUXVvdGESKi5tYWlscm9vbS5jbGFzc2lmaWVyLnYxLlVwZGF0ZVF1b3RhUmVxdWVzdBorLm1haWxyb29tLmNsYXNzaWZpZXIudjEuVXBkYXRlUXVvdGFSZXNwb25zZRJsCg1QdXJnZVVzZXJEYXRhEiwubWFpbHJvb20uY2xhc3NpZmllci52MS5QdXJnZVVzZXJEYXRhUmVxdWVzdBotLm1haWxyb29tLmNsYXNzaWZpZXIudjEuUHVyZ2VVc2VyRGF0YVJlc3BvbnNlQjlaN21haWxyb29tLmRldi9nZW4vZ28vbWFpbHJvb20vY2xhc3NpZmllci92MTtjbGFzc2lmaWVydjFiBnByb3RvMw", [file_google_protobuf_timestamp, file_mailroom_mail_v1_mail]);
 
 /**
  * ClassifyRequest is the request of Classify. Give either raw or the parts.
@@ -99,6 +99,13 @@ export const ClassifyResponseSchema: GenMessage<ClassifyResponse> = /*@__PURE__*
  * @generated from message mailroom.classifier.v1.GetLimitsRequest
  */
 export type GetLimitsRequest = Message<"mailroom.classifier.v1.GetLimitsRequest"> & {
+  /**
+   * HistorySince asks only for the snapshots taken after it (a poller
+   * passes the time of the last one it has); unset, the whole last hour.
+   *
+   * @generated from field: google.protobuf.Timestamp history_since = 1;
+   */
+  historySince?: Timestamp | undefined;
 };
 
 /**
@@ -127,6 +134,14 @@ export type LaneQueue = Message<"mailroom.classifier.v1.LaneQueue"> & {
    * @generated from field: int64 waiting = 2;
    */
   waiting: bigint;
+
+  /**
+   * OldestWaitSeconds is how long the oldest waiting message has waited;
+   * 0 when none waits.
+   *
+   * @generated from field: double oldest_wait_seconds = 3;
+   */
+  oldestWaitSeconds: number;
 };
 
 /**
@@ -314,6 +329,23 @@ export type GetLimitsResponse = Message<"mailroom.classifier.v1.GetLimitsRespons
    * @generated from field: mailroom.classifier.v1.BatchQueue batches = 6;
    */
   batches?: BatchQueue | undefined;
+
+  /**
+   * History is this replica's state every 10 s over the last hour, oldest
+   * first (after history_since when it is set). Its keys are for admins
+   * and services, like keys.
+   *
+   * @generated from field: repeated mailroom.classifier.v1.LimitsSnapshot history = 7;
+   */
+  history: LimitsSnapshot[];
+
+  /**
+   * Backlog is the mail waiting in the classifier's work stream: its
+   * consumers' pending and ack pending, every lane.
+   *
+   * @generated from field: int64 backlog = 8;
+   */
+  backlog: bigint;
 };
 
 /**
@@ -322,6 +354,149 @@ export type GetLimitsResponse = Message<"mailroom.classifier.v1.GetLimitsRespons
  */
 export const GetLimitsResponseSchema: GenMessage<GetLimitsResponse> = /*@__PURE__*/
   messageDesc(file_mailroom_classifier_v1_classifier, 5);
+
+/**
+ * LimitsSnapshot is the limiter's state at one time, with what happened
+ * since the snapshot before it.
+ *
+ * @generated from message mailroom.classifier.v1.LimitsSnapshot
+ */
+export type LimitsSnapshot = Message<"mailroom.classifier.v1.LimitsSnapshot"> & {
+  /**
+   * Time is when it was taken.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 1;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * Keys are the API keys' limiters, per key and model.
+   *
+   * @generated from field: repeated mailroom.classifier.v1.KeySample keys = 2;
+   */
+  keys: KeySample[];
+
+  /**
+   * Lanes are the queues, per lane.
+   *
+   * @generated from field: repeated mailroom.classifier.v1.LaneQueue lanes = 3;
+   */
+  lanes: LaneQueue[];
+
+  /**
+   * Backlog is the mail waiting in the work stream (GetLimitsResponse.backlog).
+   *
+   * @generated from field: int64 backlog = 4;
+   */
+  backlog: bigint;
+};
+
+/**
+ * Describes the message mailroom.classifier.v1.LimitsSnapshot.
+ * Use `create(LimitsSnapshotSchema)` to create a new message.
+ */
+export const LimitsSnapshotSchema: GenMessage<LimitsSnapshot> = /*@__PURE__*/
+  messageDesc(file_mailroom_classifier_v1_classifier, 6);
+
+/**
+ * KeySample is one key's limiter for one model in a LimitsSnapshot.
+ *
+ * @generated from message mailroom.classifier.v1.KeySample
+ */
+export type KeySample = Message<"mailroom.classifier.v1.KeySample"> & {
+  /**
+   * Key identifies the key without revealing it, as KeyLimits.key.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * Model is the model.
+   *
+   * @generated from field: string model = 2;
+   */
+  model: string;
+
+  /**
+   * RequestsPerMinute is the request rate admitted then (KeyLimits).
+   *
+   * @generated from field: double requests_per_minute = 3;
+   */
+  requestsPerMinute: number;
+
+  /**
+   * TokensPerMinute is the token rate admitted then.
+   *
+   * @generated from field: double tokens_per_minute = 4;
+   */
+  tokensPerMinute: number;
+
+  /**
+   * RequestsUsedPerMinute is the requests sent since the snapshot before,
+   * as a per-minute rate.
+   *
+   * @generated from field: double requests_used_per_minute = 5;
+   */
+  requestsUsedPerMinute: number;
+
+  /**
+   * TokensUsedPerMinute is the admission tokens (prompt and maximum
+   * completion) of those requests, as a per-minute rate.
+   *
+   * @generated from field: double tokens_used_per_minute = 6;
+   */
+  tokensUsedPerMinute: number;
+
+  /**
+   * RequestsAvailable is the request bucket's level then.
+   *
+   * @generated from field: double requests_available = 7;
+   */
+  requestsAvailable: number;
+
+  /**
+   * TokensAvailable is the token bucket's level then.
+   *
+   * @generated from field: double tokens_available = 8;
+   */
+  tokensAvailable: number;
+
+  /**
+   * InFlight is how many requests were waiting for an answer then.
+   *
+   * @generated from field: int64 in_flight = 9;
+   */
+  inFlight: bigint;
+
+  /**
+   * Requests counts the answers since the snapshot before.
+   *
+   * @generated from field: int64 requests = 10;
+   */
+  requests: bigint;
+
+  /**
+   * RateLimited counts the 429 answers since the snapshot before.
+   *
+   * @generated from field: int64 rate_limited = 11;
+   */
+  rateLimited: bigint;
+
+  /**
+   * FrozenSeconds is how long the key stayed frozen after a 429 then.
+   *
+   * @generated from field: double frozen_seconds = 12;
+   */
+  frozenSeconds: number;
+};
+
+/**
+ * Describes the message mailroom.classifier.v1.KeySample.
+ * Use `create(KeySampleSchema)` to create a new message.
+ */
+export const KeySampleSchema: GenMessage<KeySample> = /*@__PURE__*/
+  messageDesc(file_mailroom_classifier_v1_classifier, 7);
 
 /**
  * BatchQueue is the backfill mail sent through the Batch API.
@@ -364,7 +539,7 @@ export type BatchQueue = Message<"mailroom.classifier.v1.BatchQueue"> & {
  * Use `create(BatchQueueSchema)` to create a new message.
  */
 export const BatchQueueSchema: GenMessage<BatchQueue> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 6);
+  messageDesc(file_mailroom_classifier_v1_classifier, 8);
 
 /**
  * Budget is the classifier's spending guard: past it, messages wait (none
@@ -407,7 +582,7 @@ export type Budget = Message<"mailroom.classifier.v1.Budget"> & {
  * Use `create(BudgetSchema)` to create a new message.
  */
 export const BudgetSchema: GenMessage<Budget> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 7);
+  messageDesc(file_mailroom_classifier_v1_classifier, 9);
 
 /**
  * Category is one class of the taxonomy.
@@ -435,7 +610,7 @@ export type Category = Message<"mailroom.classifier.v1.Category"> & {
  * Use `create(CategorySchema)` to create a new message.
  */
 export const CategorySchema: GenMessage<Category> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 8);
+  messageDesc(file_mailroom_classifier_v1_classifier, 10);
 
 /**
  * Taxonomy is the set of categories a user's mail is sorted into.
@@ -470,7 +645,7 @@ export type Taxonomy = Message<"mailroom.classifier.v1.Taxonomy"> & {
  * Use `create(TaxonomySchema)` to create a new message.
  */
 export const TaxonomySchema: GenMessage<Taxonomy> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 9);
+  messageDesc(file_mailroom_classifier_v1_classifier, 11);
 
 /**
  * Quota is what a user may have classified in one day (UTC): mails, and
@@ -546,7 +721,7 @@ export type Quota = Message<"mailroom.classifier.v1.Quota"> & {
  * Use `create(QuotaSchema)` to create a new message.
  */
 export const QuotaSchema: GenMessage<Quota> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 10);
+  messageDesc(file_mailroom_classifier_v1_classifier, 12);
 
 /**
  * GetQuotaRequest is the request of GetQuota.
@@ -567,7 +742,7 @@ export type GetQuotaRequest = Message<"mailroom.classifier.v1.GetQuotaRequest"> 
  * Use `create(GetQuotaRequestSchema)` to create a new message.
  */
 export const GetQuotaRequestSchema: GenMessage<GetQuotaRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 11);
+  messageDesc(file_mailroom_classifier_v1_classifier, 13);
 
 /**
  * GetQuotaResponse is the response of GetQuota.
@@ -588,7 +763,7 @@ export type GetQuotaResponse = Message<"mailroom.classifier.v1.GetQuotaResponse"
  * Use `create(GetQuotaResponseSchema)` to create a new message.
  */
 export const GetQuotaResponseSchema: GenMessage<GetQuotaResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 12);
+  messageDesc(file_mailroom_classifier_v1_classifier, 14);
 
 /**
  * UpdateQuotaRequest is the request of UpdateQuota.
@@ -609,7 +784,7 @@ export type UpdateQuotaRequest = Message<"mailroom.classifier.v1.UpdateQuotaRequ
  * Use `create(UpdateQuotaRequestSchema)` to create a new message.
  */
 export const UpdateQuotaRequestSchema: GenMessage<UpdateQuotaRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 13);
+  messageDesc(file_mailroom_classifier_v1_classifier, 15);
 
 /**
  * UpdateQuotaResponse is the response of UpdateQuota.
@@ -630,7 +805,7 @@ export type UpdateQuotaResponse = Message<"mailroom.classifier.v1.UpdateQuotaRes
  * Use `create(UpdateQuotaResponseSchema)` to create a new message.
  */
 export const UpdateQuotaResponseSchema: GenMessage<UpdateQuotaResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 14);
+  messageDesc(file_mailroom_classifier_v1_classifier, 16);
 
 /**
  * GetTaxonomyRequest is the request of GetTaxonomy.
@@ -651,7 +826,7 @@ export type GetTaxonomyRequest = Message<"mailroom.classifier.v1.GetTaxonomyRequ
  * Use `create(GetTaxonomyRequestSchema)` to create a new message.
  */
 export const GetTaxonomyRequestSchema: GenMessage<GetTaxonomyRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 15);
+  messageDesc(file_mailroom_classifier_v1_classifier, 17);
 
 /**
  * GetTaxonomyResponse is the response of GetTaxonomy.
@@ -672,7 +847,7 @@ export type GetTaxonomyResponse = Message<"mailroom.classifier.v1.GetTaxonomyRes
  * Use `create(GetTaxonomyResponseSchema)` to create a new message.
  */
 export const GetTaxonomyResponseSchema: GenMessage<GetTaxonomyResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 16);
+  messageDesc(file_mailroom_classifier_v1_classifier, 18);
 
 /**
  * UpdateTaxonomyRequest is the request of UpdateTaxonomy.
@@ -693,7 +868,7 @@ export type UpdateTaxonomyRequest = Message<"mailroom.classifier.v1.UpdateTaxono
  * Use `create(UpdateTaxonomyRequestSchema)` to create a new message.
  */
 export const UpdateTaxonomyRequestSchema: GenMessage<UpdateTaxonomyRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 17);
+  messageDesc(file_mailroom_classifier_v1_classifier, 19);
 
 /**
  * UpdateTaxonomyResponse is the response of UpdateTaxonomy.
@@ -714,7 +889,7 @@ export type UpdateTaxonomyResponse = Message<"mailroom.classifier.v1.UpdateTaxon
  * Use `create(UpdateTaxonomyResponseSchema)` to create a new message.
  */
 export const UpdateTaxonomyResponseSchema: GenMessage<UpdateTaxonomyResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 18);
+  messageDesc(file_mailroom_classifier_v1_classifier, 20);
 
 /**
  * DeadLetter is a message the classifier gave up on.
@@ -770,7 +945,7 @@ export type DeadLetter = Message<"mailroom.classifier.v1.DeadLetter"> & {
  * Use `create(DeadLetterSchema)` to create a new message.
  */
 export const DeadLetterSchema: GenMessage<DeadLetter> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 19);
+  messageDesc(file_mailroom_classifier_v1_classifier, 21);
 
 /**
  * ListDeadLettersRequest is the request of ListDeadLetters.
@@ -779,7 +954,7 @@ export const DeadLetterSchema: GenMessage<DeadLetter> = /*@__PURE__*/
  */
 export type ListDeadLettersRequest = Message<"mailroom.classifier.v1.ListDeadLettersRequest"> & {
   /**
-   * Parent is users/{user}.
+   * Parent is users/{user}, or users/- for every user's (admins only).
    *
    * @generated from field: string parent = 1;
    */
@@ -805,7 +980,7 @@ export type ListDeadLettersRequest = Message<"mailroom.classifier.v1.ListDeadLet
  * Use `create(ListDeadLettersRequestSchema)` to create a new message.
  */
 export const ListDeadLettersRequestSchema: GenMessage<ListDeadLettersRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 20);
+  messageDesc(file_mailroom_classifier_v1_classifier, 22);
 
 /**
  * ListDeadLettersResponse is the response of ListDeadLetters.
@@ -833,7 +1008,7 @@ export type ListDeadLettersResponse = Message<"mailroom.classifier.v1.ListDeadLe
  * Use `create(ListDeadLettersResponseSchema)` to create a new message.
  */
 export const ListDeadLettersResponseSchema: GenMessage<ListDeadLettersResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 21);
+  messageDesc(file_mailroom_classifier_v1_classifier, 23);
 
 /**
  * ReplayDeadLetterRequest is the request of ReplayDeadLetter.
@@ -854,7 +1029,7 @@ export type ReplayDeadLetterRequest = Message<"mailroom.classifier.v1.ReplayDead
  * Use `create(ReplayDeadLetterRequestSchema)` to create a new message.
  */
 export const ReplayDeadLetterRequestSchema: GenMessage<ReplayDeadLetterRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 22);
+  messageDesc(file_mailroom_classifier_v1_classifier, 24);
 
 /**
  * ReplayDeadLetterResponse is the response of ReplayDeadLetter.
@@ -875,7 +1050,7 @@ export type ReplayDeadLetterResponse = Message<"mailroom.classifier.v1.ReplayDea
  * Use `create(ReplayDeadLetterResponseSchema)` to create a new message.
  */
 export const ReplayDeadLetterResponseSchema: GenMessage<ReplayDeadLetterResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 23);
+  messageDesc(file_mailroom_classifier_v1_classifier, 25);
 
 /**
  * PurgeUserDataRequest is the request of PurgeUserData.
@@ -896,7 +1071,7 @@ export type PurgeUserDataRequest = Message<"mailroom.classifier.v1.PurgeUserData
  * Use `create(PurgeUserDataRequestSchema)` to create a new message.
  */
 export const PurgeUserDataRequestSchema: GenMessage<PurgeUserDataRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 24);
+  messageDesc(file_mailroom_classifier_v1_classifier, 26);
 
 /**
  * PurgeUserDataResponse is the response of PurgeUserData.
@@ -917,7 +1092,7 @@ export type PurgeUserDataResponse = Message<"mailroom.classifier.v1.PurgeUserDat
  * Use `create(PurgeUserDataResponseSchema)` to create a new message.
  */
 export const PurgeUserDataResponseSchema: GenMessage<PurgeUserDataResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 25);
+  messageDesc(file_mailroom_classifier_v1_classifier, 27);
 
 /**
  * Correction is a user's correction of one message's category.
@@ -974,7 +1149,7 @@ export type Correction = Message<"mailroom.classifier.v1.Correction"> & {
  * Use `create(CorrectionSchema)` to create a new message.
  */
 export const CorrectionSchema: GenMessage<Correction> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 26);
+  messageDesc(file_mailroom_classifier_v1_classifier, 28);
 
 /**
  * CreateCorrectionRequest is the request of CreateCorrection.
@@ -1002,7 +1177,7 @@ export type CreateCorrectionRequest = Message<"mailroom.classifier.v1.CreateCorr
  * Use `create(CreateCorrectionRequestSchema)` to create a new message.
  */
 export const CreateCorrectionRequestSchema: GenMessage<CreateCorrectionRequest> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 27);
+  messageDesc(file_mailroom_classifier_v1_classifier, 29);
 
 /**
  * CreateCorrectionResponse is the response of CreateCorrection.
@@ -1023,7 +1198,7 @@ export type CreateCorrectionResponse = Message<"mailroom.classifier.v1.CreateCor
  * Use `create(CreateCorrectionResponseSchema)` to create a new message.
  */
 export const CreateCorrectionResponseSchema: GenMessage<CreateCorrectionResponse> = /*@__PURE__*/
-  messageDesc(file_mailroom_classifier_v1_classifier, 28);
+  messageDesc(file_mailroom_classifier_v1_classifier, 30);
 
 /**
  * ClassifierService classifies mail and reports on the limiter that keeps
@@ -1043,7 +1218,8 @@ export const ClassifierService: GenService<{
     output: typeof ClassifyResponseSchema;
   },
   /**
-   * GetLimits reports each API key's limits and current use.
+   * GetLimits reports each API key's limits and current use, and the last
+   * hour of them.
    *
    * @generated from rpc mailroom.classifier.v1.ClassifierService.GetLimits
    */

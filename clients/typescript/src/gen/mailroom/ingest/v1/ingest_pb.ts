@@ -684,7 +684,7 @@ export const GetSyncJobResponseSchema: GenMessage<GetSyncJobResponse> = /*@__PUR
  */
 export type ListSyncJobsRequest = Message<"mailroom.ingest.v1.ListSyncJobsRequest"> & {
   /**
-   * Parent is users/{user}.
+   * Parent is users/{user}, or users/- for every user's (admins only).
    *
    * @generated from field: string parent = 1;
    */
