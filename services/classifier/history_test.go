@@ -43,7 +43,7 @@ func TestGetLimitsHistory(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var err error
-		resp, err = c.GetLimits(as(t, admin), &classifierv1.GetLimitsRequest{})
+		resp, err = c.GetLimits(as(t, admin), &classifierv1.GetLimitsRequest{HistorySince: timestamppb.New(time.Unix(0, 0))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,6 +96,9 @@ func TestGetLimitsHistory(t *testing.T) {
 			t.Errorf("history since %v holds a snapshot of %v", since.AsTime(), s.GetTime().AsTime())
 		}
 	}
+	if plain, err := c.GetLimits(as(t, admin), &classifierv1.GetLimitsRequest{}); err != nil || len(plain.GetHistory()) != 0 {
+		t.Errorf("GetLimits without history_since = %d snapshots, %v; want none", len(plain.GetHistory()), err)
+	}
 	future := timestamppb.New(time.Now().Add(time.Hour))
 	if none, err := c.GetLimits(as(t, admin), &classifierv1.GetLimitsRequest{HistorySince: future}); err != nil || len(none.GetHistory()) != 0 {
 		t.Errorf("history since an hour ahead = %v, %v; want none", len(none.GetHistory()), err)
@@ -106,7 +109,7 @@ func TestGetLimitsHistory(t *testing.T) {
 	}
 
 	// A user sees the lanes and the backlog over time, not the keys.
-	mine, err := c.GetLimits(as(t, e.auth.Token("ada", false)), &classifierv1.GetLimitsRequest{})
+	mine, err := c.GetLimits(as(t, e.auth.Token("ada", false)), &classifierv1.GetLimitsRequest{HistorySince: timestamppb.New(time.Unix(0, 0))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +141,7 @@ func TestGetLimitsBacklog(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var err error
-		resp, err = c.GetLimits(as(t, e.auth.Token("ada", false)), &classifierv1.GetLimitsRequest{})
+		resp, err = c.GetLimits(as(t, e.auth.Token("ada", false)), &classifierv1.GetLimitsRequest{HistorySince: timestamppb.New(time.Unix(0, 0))})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -42,8 +42,10 @@ export class History {
   }
 
   /** since is the time of the last snapshot held, for history_since. */
-  since(): string | undefined {
-    return this.snaps.length ? this.snaps[this.snaps.length - 1].time : undefined;
+  since(): string {
+    // The epoch asks for the whole last hour; without historySince the
+    // answer holds no history.
+    return this.snaps.length ? this.snaps[this.snaps.length - 1].time : '1970-01-01T00:00:00Z';
   }
 
   /** keys lists the key-and-model pairs of the history, in order of appearance. */

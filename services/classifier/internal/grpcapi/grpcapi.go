@@ -129,7 +129,8 @@ type History interface {
 }
 
 // GetLimits reports the limiter's state to any authenticated caller, with
-// its history over the last hour (after history_since, when set).
+// its history over the last hour after history_since (none when unset:
+// a plain call stays small).
 //
 // The keys (their suffixes, limits and headroom), in the history too, and
 // the budget's amounts (the organization's spending and remaining credit)
@@ -142,7 +143,8 @@ func (s *Server) GetLimits(ctx context.Context, req *classifierv1.GetLimitsReque
 		return nil, apierror.Unauthenticatedf("no credential was presented")
 	}
 	var since time.Time
-	if req.HistorySince != nil {
+	wantHistory := req.HistorySince != nil
+	if wantHistory {
 		if err := req.GetHistorySince().CheckValid(); err != nil {
 			return nil, apierror.Invalid("history_since", "is not a valid timestamp")
 		}
@@ -162,7 +164,7 @@ func (s *Server) GetLimits(ctx context.Context, req *classifierv1.GetLimitsReque
 			resp.Backlog = n
 		}
 	}
-	if s.History != nil {
+	if s.History != nil && wantHistory {
 		for _, snap := range s.History.Since(since) {
 			resp.History = append(resp.History, snapshotProto(snap, privileged))
 		}

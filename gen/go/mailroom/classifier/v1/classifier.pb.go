@@ -163,8 +163,9 @@ func (x *ClassifyResponse) GetClassification() *v1.Classification {
 // GetLimitsRequest is the request of GetLimits.
 type GetLimitsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// HistorySince asks only for the snapshots taken after it (a poller
-	// passes the time of the last one it has); unset, the whole last hour.
+	// HistorySince asks for the snapshots taken after it (a poller passes
+	// the time of the last one it has; the Unix epoch asks for the whole last
+	// hour). Unset, the answer holds no history: a plain GetLimits stays small.
 	HistorySince  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=history_since,json=historySince,proto3" json:"history_since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -474,7 +475,7 @@ type GetLimitsResponse struct {
 	// Batches is the backfill mail in OpenAI batches (this replica's).
 	Batches *BatchQueue `protobuf:"bytes,6,opt,name=batches,proto3" json:"batches,omitempty"`
 	// History is this replica's state every 10 s over the last hour, oldest
-	// first (after history_since when it is set). Its keys are for admins
+	// first, after history_since; empty when it is unset. Its keys are for admins
 	// and services, like keys.
 	History []*LimitsSnapshot `protobuf:"bytes,7,rep,name=history,proto3" json:"history,omitempty"`
 	// Backlog is the mail waiting in the classifier's work stream: its

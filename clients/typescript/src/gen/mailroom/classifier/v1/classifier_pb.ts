@@ -100,8 +100,9 @@ export const ClassifyResponseSchema: GenMessage<ClassifyResponse> = /*@__PURE__*
  */
 export type GetLimitsRequest = Message<"mailroom.classifier.v1.GetLimitsRequest"> & {
   /**
-   * HistorySince asks only for the snapshots taken after it (a poller
-   * passes the time of the last one it has); unset, the whole last hour.
+   * HistorySince asks for the snapshots taken after it (a poller passes
+   * the time of the last one it has; the Unix epoch asks for the whole last
+   * hour). Unset, the answer holds no history: a plain GetLimits stays small.
    *
    * @generated from field: google.protobuf.Timestamp history_since = 1;
    */
@@ -332,7 +333,7 @@ export type GetLimitsResponse = Message<"mailroom.classifier.v1.GetLimitsRespons
 
   /**
    * History is this replica's state every 10 s over the last hour, oldest
-   * first (after history_since when it is set). Its keys are for admins
+   * first, after history_since; empty when it is unset. Its keys are for admins
    * and services, like keys.
    *
    * @generated from field: repeated mailroom.classifier.v1.LimitsSnapshot history = 7;
