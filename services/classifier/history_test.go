@@ -9,9 +9,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"mailroom.dev/fakes/fakeopenai"
 	classifierv1 "mailroom.dev/gen/go/mailroom/classifier/v1"
 	mailv1 "mailroom.dev/gen/go/mailroom/mail/v1"
-	"mailroom.dev/fakes/fakeopenai"
 	"mailroom.dev/platform/testenv"
 	"mailroom.dev/services/classifier"
 )
