@@ -327,3 +327,33 @@ func TestRecheckAfterTheWaitSendsNothing(t *testing.T) {
 		t.Fatalf("verdict %+v, %v: want the model's, one request", v, err)
 	}
 }
+
+// TestNotOwnedAfterTheWaitSendsNothing: when the request's delivery is no
+// longer this process's after the wait for capacity (Request.StillOwned:
+// it outlived AckWait and went to another replica), the tier gives the
+// capacity back, sends nothing and says so (classify.ErrNotOwned).
+func TestNotOwnedAfterTheWaitSendsNothing(t *testing.T) {
+	f := setup(t, fakeopenai.Config{}, nil)
+	req := request("Lunch on Thursday?", "Shall we meet at noon?")
+	asked, rechecked := 0, 0
+	req.StillOwned = func() bool { asked++; return false }
+	req.Recheck = func(context.Context) (classify.Verdict, bool) { rechecked++; return classify.Verdict{}, false }
+	_, err := f.tier.Classify(context.Background(), req)
+	if !errors.Is(err, classify.ErrNotOwned) {
+		t.Fatalf("err = %v, want classify.ErrNotOwned", err)
+	}
+	if asked != 1 || rechecked != 0 {
+		t.Errorf("asked %d times, rechecked %d; want 1, 0", asked, rechecked)
+	}
+	if n := f.fake.Stats().Keys["sk-test-key-0001"].Requests; n != 0 {
+		t.Errorf("%d requests reached the server, want none", n)
+	}
+	if s := f.lim.Status().Keys[0]; s.InFlight != 0 {
+		t.Errorf("%d permits in flight, want 0 (capacity given back)", s.InFlight)
+	}
+	// Still ours: the model is asked as usual.
+	req.StillOwned = func() bool { return true }
+	if v, err := f.tier.Classify(context.Background(), req); err != nil || v.Source != classify.SourceLLM || v.Usage.Requests != 1 {
+		t.Fatalf("verdict %+v, %v: want the model's, one request", v, err)
+	}
+}
