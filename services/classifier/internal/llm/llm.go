@@ -63,7 +63,8 @@ var Prices = pricing.Defaults()
 
 // Budget keeps spending within limits. Reserve blocks until a request of
 // the estimated cost may be sent (or ctx ends) and returns a function that
-// settles the reservation with the actual cost.
+// settles the reservation with the actual cost (the tier may call it after
+// Classify returned, from another goroutine).
 type Budget interface {
 	Reserve(ctx context.Context, estimateMicros int64) (settle func(actualMicros int64), err error)
 }
@@ -305,7 +306,11 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 		took := time.Since(sent)
 		permit.Done(res.outcome)
 		cost := t.cost(model, res.prompt, res.cached, res.completion)
-		settle(cost)
+		// The spend goes to the database off the verdict's way: a verdict
+		// the process holds and has not recorded yet (in the verdict
+		// cache) when it is stopped is paid for again by the replica the
+		// mail is redelivered to.
+		go settle(cost)
 		usage.Add(model, false, res.prompt, res.cached, res.completion, cost)
 		var (
 			v       classify.Verdict

@@ -160,7 +160,7 @@ func TestFailuresRetryThenGiveUp(t *testing.T) {
 }
 
 func TestWaitsForTheBudget(t *testing.T) {
-	b := &fakeBudget{allow: make(chan struct{})}
+	b := &fakeBudget{allow: make(chan struct{}), settled: make(chan int64, 1)}
 	f := setup(t, fakeopenai.Config{}, func(c *llm.Config) { c.Budget = b })
 	done := make(chan error, 1)
 	go func() {
@@ -179,14 +179,21 @@ func TestWaitsForTheBudget(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if b.settled <= 0 || b.settled > b.reserved {
-		t.Errorf("settled %d of a reservation of %d, want the actual cost, no more than reserved", b.settled, b.reserved)
+	// Settled off the verdict's way, soon after.
+	select {
+	case settled := <-b.settled:
+		if settled <= 0 || settled > b.reserved {
+			t.Errorf("settled %d of a reservation of %d, want the actual cost, no more than reserved", settled, b.reserved)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the reservation was never settled")
 	}
 }
 
 type fakeBudget struct {
-	allow             chan struct{}
-	reserved, settled int64
+	allow    chan struct{}
+	reserved int64
+	settled  chan int64
 }
 
 func (b *fakeBudget) Reserve(ctx context.Context, estimate int64) (func(int64), error) {
@@ -196,7 +203,7 @@ func (b *fakeBudget) Reserve(ctx context.Context, estimate int64) (func(int64), 
 		return nil, ctx.Err()
 	}
 	b.reserved = estimate
-	return func(actual int64) { b.settled = actual }, nil
+	return func(actual int64) { b.settled <- actual }, nil
 }
 
 func TestSecretsAndMailStayOutOfLogs(t *testing.T) {
