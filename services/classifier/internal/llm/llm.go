@@ -450,7 +450,7 @@ type result struct {
 }
 
 func (t *Tier) call(ctx context.Context, keyID string, params openai.ChatCompletionNewParams) result {
-	ctx, cancel := context.WithTimeout(ctx, t.cfg.RequestTimeout)
+	ctx, cancel := requestContext(ctx, t.cfg.RequestTimeout)
 	defer cancel()
 	var httpResp *http.Response
 	client := t.clients[keyID]
@@ -601,9 +601,39 @@ func safeCode(code string) string {
 	return code
 }
 
+// lateTimer and lateGrace: a request timer that fires more than lateTimer
+// after its time (the process was stopped or starved meanwhile) waits
+// lateGrace more before it cuts the request.
+const (
+	lateTimer = time.Second
+	lateGrace = time.Second
+)
+
+// requestContext bounds one request by timeout, like context.WithTimeout,
+// except after a pause: a process stopped (SIGSTOP) past the deadline of a
+// request in flight wakes to the expired timer and to the answer, which
+// arrived meanwhile and is paid for, at the same time; the answer gets a
+// moment to be read rather than being thrown away (and paid for again by
+// the replica the mail is redelivered to).
+func requestContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	deadline := time.Now().Add(timeout)
+	timer := time.AfterFunc(timeout, func() {
+		if time.Since(deadline) > lateTimer {
+			time.AfterFunc(lateGrace, func() { cancel(context.DeadlineExceeded) })
+			return
+		}
+		cancel(context.DeadlineExceeded)
+	})
+	return ctx, func() {
+		timer.Stop()
+		cancel(context.Canceled)
+	}
+}
+
 func transportReason(ctx context.Context, err error) string {
 	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(context.Cause(ctx), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		return "timed out"
 	case strings.Contains(err.Error(), "connection reset"), strings.Contains(err.Error(), "EOF"):
 		return "connection reset"
