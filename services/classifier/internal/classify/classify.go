@@ -203,7 +203,9 @@ type Request struct {
 	// work of the request: the consumer's delivery of the mail has not
 	// outlived its AckWait (a process stopped or starved past it has lost
 	// the mail to a redelivery elsewhere). A tier asks it just before it
-	// pays for a model call and returns ErrNotOwned when it says no.
+	// pays for a model call and returns ErrNotOwned when it says no. When
+	// it says yes it has also told the server that the work goes on, so
+	// the delivery stays this process's for a whole AckWait from then.
 	StillOwned func() bool
 }
 

@@ -382,14 +382,19 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg, l *lease
 
 	// A later tier may wait for rate-limit capacity for longer than
 	// AckWait; keep the event ours meanwhile, without spending a delivery.
-	stopKeepAlive := keepAlive(l, func() error {
+	send := func() error {
 		if !c.js.Conn().IsConnected() {
 			// Buffered for a reconnect, it may come too late.
 			return errNotConnected
 		}
 		return c.inProgress(msg)
-	}, c.cfg.AckWait/3)
+	}
+	stopKeepAlive := keepAlive(l, send, c.cfg.AckWait/3)
 	defer stopKeepAlive()
+	// Asked just before a paid call: still ours? Then keep it ours for a
+	// whole AckWait from now, so that the answer, once paid for, has the
+	// most time to be recorded before anyone else may take the mail.
+	stillOwned := func() bool { return l.renew(send) }
 
 	var (
 		v      classify.Verdict
@@ -411,7 +416,7 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg, l *lease
 			Lane:       protoconv.Lane(ev.GetLane()),
 			Message:    protoconv.Message(ev.GetContent()),
 			Received:   received(&ev),
-			StillOwned: l.held,
+			StillOwned: stillOwned,
 		})
 		unhook()
 		cancel()
