@@ -275,16 +275,6 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 			ticket.Release()
 			return classify.Verdict{}, err
 		}
-		if req.StillOwned != nil && !req.StillOwned() {
-			// The delivery outlived AckWait while the request waited
-			// (this process was stopped or starved): another replica has
-			// the mail now. Give the capacity back and pay nothing.
-			permit.Cancel()
-			settle(0)
-			ticket.Release()
-			t.logger.DebugContext(ctx, "the mail's delivery outlived AckWait while it waited; abandoned before the model call")
-			return classify.Verdict{}, classify.ErrNotOwned
-		}
 		if req.Recheck != nil {
 			// The wait may have been long (a backlog, or this process
 			// paused): another replica may have answered for this mail.
@@ -295,6 +285,17 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 				v.Usage = usage
 				return v, nil
 			}
+		}
+		if req.StillOwned != nil && !req.StillOwned() {
+			// The delivery outlived AckWait while the request waited
+			// (this process was stopped or starved): another replica has
+			// the mail now. Give the capacity back and pay nothing. Asked
+			// last, nothing slow between it and the request.
+			permit.Cancel()
+			settle(0)
+			ticket.Release()
+			t.logger.DebugContext(ctx, "the mail's delivery outlived AckWait while it waited; abandoned before the model call")
+			return classify.Verdict{}, classify.ErrNotOwned
 		}
 		if usage.Requests == 0 {
 			t.metrics.sent(ctx, req)
