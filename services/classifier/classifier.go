@@ -396,6 +396,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Service, err 
 	// named by the server's max-deliveries advisory: it goes to the dead
 	// letters too.
 	advisories := deadletters.NewAdvisories(js, topo, s.Logger)
+	advisories.Counted = consumer.DeadLettered(nil, consumer.ReasonUnacknowledged)
 	if _, err := js.CreateOrUpdateConsumer(ctx, topo.AdvisoryStreamName(), advisories.ConsumerConfig()); err != nil {
 		return nil, fmt.Errorf("classifier.New: advisory consumer: %w", err)
 	}

@@ -249,6 +249,9 @@ func runScenario(t *testing.T, h *harness, sc scenario, users, mails int) result
 	r.failedOthers = c.failedNotPoison
 	r.pending = c.pending
 	r.extra, _ = h.model.extraCalls("chaosmail-" + sc.name + "-")
+	if r.extra > 0 {
+		t.Logf("mails answered more than once, seconds from the fault's start to each answer: %s", h.model.repeats("chaosmail-"+sc.name+"-", start))
+	}
 	r.importFailures = total + 1 - int(bf.imported.Load())
 	return r
 }

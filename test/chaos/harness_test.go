@@ -59,6 +59,15 @@ type harness struct {
 func buildBinaries(t testing.TB, dir string) string {
 	t.Helper()
 	if b := os.Getenv("MAILROOM_BIN"); b != "" {
+		if !filepath.IsAbs(b) {
+			// Relative to the repository's root, where make runs
+			// (go test runs in this package's directory).
+			abs, err := filepath.Abs(filepath.Join("../..", b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = abs
+		}
 		return b
 	}
 	for _, b := range []struct{ name, pkg string }{

@@ -3,10 +3,13 @@ package chaos_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,7 +44,9 @@ type model struct {
 
 	mu       sync.Mutex
 	answered map[string]int // marker → requests answered 200
-	faulted  int
+	// answeredAt is when each answer was given, by marker.
+	answeredAt map[string][]time.Time
+	faulted    int
 }
 
 // newModel serves the fake OpenAI with limits of each minute (key
@@ -54,7 +59,8 @@ func newModel(limits fakeopenai.Limits, latency time.Duration) *model {
 			Latency: latency,
 			Jitter:  latency * 2 / 3,
 		}),
-		answered: map[string]int{},
+		answered:   map[string]int{},
+		answeredAt: map[string][]time.Time{},
 	}
 }
 
@@ -107,6 +113,7 @@ func (m *model) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rec.status == http.StatusOK && marker != "" {
 		m.mu.Lock()
 		m.answered[marker]++
+		m.answeredAt[marker] = append(m.answeredAt[marker], time.Now())
 		m.mu.Unlock()
 	}
 }
@@ -115,6 +122,33 @@ func (m *model) fault() {
 	m.mu.Lock()
 	m.faulted++
 	m.mu.Unlock()
+}
+
+// repeats describes when the mails whose marker starts with prefix were
+// answered more than once, relative to the fault's start: "first→second"
+// in seconds, sorted by the first answer, so that a scenario's repeats can
+// be told apart (in flight at the fault, or asked again after it).
+func (m *model) repeats(prefix string, start time.Time) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var rows [][]time.Time
+	for k, at := range m.answeredAt {
+		if strings.HasPrefix(k, prefix) && len(at) > 1 {
+			rows = append(rows, at)
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i][0].Before(rows[j][0]) })
+	var b strings.Builder
+	for _, at := range rows {
+		for i, t := range at {
+			if i > 0 {
+				b.WriteString("→")
+			}
+			fmt.Fprintf(&b, "%.1f", t.Sub(start).Seconds())
+		}
+		b.WriteString(" ")
+	}
+	return b.String()
 }
 
 // extraCalls counts, over the mails whose marker starts with prefix, the

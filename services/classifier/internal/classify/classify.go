@@ -6,6 +6,7 @@ package classify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/mail"
 	"strings"
@@ -198,7 +199,21 @@ type Request struct {
 	// that mail redelivered to another replica while this one waited (a
 	// replica paused past AckWait) is not paid for twice.
 	Recheck func(ctx context.Context) (Verdict, bool)
+	// StillOwned, when set, reports whether this process still holds the
+	// work of the request: the consumer's delivery of the mail has not
+	// outlived its AckWait (a process stopped or starved past it has lost
+	// the mail to a redelivery elsewhere). A tier asks it just before it
+	// pays for a model call and returns ErrNotOwned when it says no. When
+	// it says yes it has also told the server that the work goes on, so
+	// the delivery stays this process's for a whole AckWait from then.
+	StillOwned func() bool
 }
+
+// ErrNotOwned says the request was abandoned before a paid call because
+// its work is no longer this process's (Request.StillOwned): the mail was
+// handed to another replica, which classifies it. The caller neither
+// acknowledges nor retries it.
+var ErrNotOwned = errors.New("classify: the mail was handed to another replica meanwhile")
 
 // Example is a user's correction, shown to the model as a few-shot example.
 type Example struct {

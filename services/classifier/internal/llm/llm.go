@@ -63,7 +63,8 @@ var Prices = pricing.Defaults()
 
 // Budget keeps spending within limits. Reserve blocks until a request of
 // the estimated cost may be sent (or ctx ends) and returns a function that
-// settles the reservation with the actual cost.
+// settles the reservation with the actual cost (the tier may call it after
+// Classify returned, from another goroutine).
 type Budget interface {
 	Reserve(ctx context.Context, estimateMicros int64) (settle func(actualMicros int64), err error)
 }
@@ -285,6 +286,17 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 				return v, nil
 			}
 		}
+		if req.StillOwned != nil && !req.StillOwned() {
+			// The delivery outlived AckWait while the request waited
+			// (this process was stopped or starved): another replica has
+			// the mail now. Give the capacity back and pay nothing. Asked
+			// last, nothing slow between it and the request.
+			permit.Cancel()
+			settle(0)
+			ticket.Release()
+			t.logger.DebugContext(ctx, "the mail's delivery outlived AckWait while it waited; abandoned before the model call")
+			return classify.Verdict{}, classify.ErrNotOwned
+		}
 		if usage.Requests == 0 {
 			t.metrics.sent(ctx, req)
 		}
@@ -295,7 +307,11 @@ func (t *Tier) ask(ctx context.Context, req classify.Request, tax classify.Taxon
 		took := time.Since(sent)
 		permit.Done(res.outcome)
 		cost := t.cost(model, res.prompt, res.cached, res.completion)
-		settle(cost)
+		// The spend goes to the database off the verdict's way: a verdict
+		// the process holds and has not recorded yet (in the verdict
+		// cache) when it is stopped is paid for again by the replica the
+		// mail is redelivered to.
+		go settle(cost)
 		usage.Add(model, false, res.prompt, res.cached, res.completion, cost)
 		var (
 			v       classify.Verdict
@@ -435,7 +451,7 @@ type result struct {
 }
 
 func (t *Tier) call(ctx context.Context, keyID string, params openai.ChatCompletionNewParams) result {
-	ctx, cancel := context.WithTimeout(ctx, t.cfg.RequestTimeout)
+	ctx, cancel := requestContext(ctx, t.cfg.RequestTimeout)
 	defer cancel()
 	var httpResp *http.Response
 	client := t.clients[keyID]
@@ -586,9 +602,39 @@ func safeCode(code string) string {
 	return code
 }
 
+// lateTimer and lateGrace: a request timer that fires more than lateTimer
+// after its time (the process was stopped or starved meanwhile) waits
+// lateGrace more before it cuts the request.
+const (
+	lateTimer = time.Second
+	lateGrace = time.Second
+)
+
+// requestContext bounds one request by timeout, like context.WithTimeout,
+// except after a pause: a process stopped (SIGSTOP) past the deadline of a
+// request in flight wakes to the expired timer and to the answer, which
+// arrived meanwhile and is paid for, at the same time; the answer gets a
+// moment to be read rather than being thrown away (and paid for again by
+// the replica the mail is redelivered to).
+func requestContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	deadline := time.Now().Add(timeout)
+	timer := time.AfterFunc(timeout, func() {
+		if time.Since(deadline) > lateTimer {
+			time.AfterFunc(lateGrace, func() { cancel(context.DeadlineExceeded) })
+			return
+		}
+		cancel(context.DeadlineExceeded)
+	})
+	return ctx, func() {
+		timer.Stop()
+		cancel(context.Canceled)
+	}
+}
+
 func transportReason(ctx context.Context, err error) string {
 	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(context.Cause(ctx), context.DeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		return "timed out"
 	case strings.Contains(err.Error(), "connection reset"), strings.Contains(err.Error(), "EOF"):
 		return "connection reset"

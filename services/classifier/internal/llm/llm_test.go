@@ -160,7 +160,7 @@ func TestFailuresRetryThenGiveUp(t *testing.T) {
 }
 
 func TestWaitsForTheBudget(t *testing.T) {
-	b := &fakeBudget{allow: make(chan struct{})}
+	b := &fakeBudget{allow: make(chan struct{}), settled: make(chan int64, 1)}
 	f := setup(t, fakeopenai.Config{}, func(c *llm.Config) { c.Budget = b })
 	done := make(chan error, 1)
 	go func() {
@@ -179,14 +179,21 @@ func TestWaitsForTheBudget(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if b.settled <= 0 || b.settled > b.reserved {
-		t.Errorf("settled %d of a reservation of %d, want the actual cost, no more than reserved", b.settled, b.reserved)
+	// Settled off the verdict's way, soon after.
+	select {
+	case settled := <-b.settled:
+		if settled <= 0 || settled > b.reserved {
+			t.Errorf("settled %d of a reservation of %d, want the actual cost, no more than reserved", settled, b.reserved)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the reservation was never settled")
 	}
 }
 
 type fakeBudget struct {
-	allow             chan struct{}
-	reserved, settled int64
+	allow    chan struct{}
+	reserved int64
+	settled  chan int64
 }
 
 func (b *fakeBudget) Reserve(ctx context.Context, estimate int64) (func(int64), error) {
@@ -196,7 +203,7 @@ func (b *fakeBudget) Reserve(ctx context.Context, estimate int64) (func(int64), 
 		return nil, ctx.Err()
 	}
 	b.reserved = estimate
-	return func(actual int64) { b.settled = actual }, nil
+	return func(actual int64) { b.settled <- actual }, nil
 }
 
 func TestSecretsAndMailStayOutOfLogs(t *testing.T) {
@@ -323,6 +330,36 @@ func TestRecheckAfterTheWaitSendsNothing(t *testing.T) {
 	}
 	// Nothing found: the model is asked as usual.
 	req.Recheck = func(context.Context) (classify.Verdict, bool) { return classify.Verdict{}, false }
+	if v, err := f.tier.Classify(context.Background(), req); err != nil || v.Source != classify.SourceLLM || v.Usage.Requests != 1 {
+		t.Fatalf("verdict %+v, %v: want the model's, one request", v, err)
+	}
+}
+
+// TestNotOwnedAfterTheWaitSendsNothing: when the request's delivery is no
+// longer this process's after the wait for capacity (Request.StillOwned:
+// it outlived AckWait and went to another replica), the tier gives the
+// capacity back, sends nothing and says so (classify.ErrNotOwned).
+func TestNotOwnedAfterTheWaitSendsNothing(t *testing.T) {
+	f := setup(t, fakeopenai.Config{}, nil)
+	req := request("Lunch on Thursday?", "Shall we meet at noon?")
+	asked, rechecked := 0, 0
+	req.StillOwned = func() bool { asked++; return false }
+	req.Recheck = func(context.Context) (classify.Verdict, bool) { rechecked++; return classify.Verdict{}, false }
+	_, err := f.tier.Classify(context.Background(), req)
+	if !errors.Is(err, classify.ErrNotOwned) {
+		t.Fatalf("err = %v, want classify.ErrNotOwned", err)
+	}
+	if asked != 1 || rechecked != 1 {
+		t.Errorf("asked %d times, rechecked %d; want 1, 1 (the ownership last, right before the request)", asked, rechecked)
+	}
+	if n := f.fake.Stats().Keys["sk-test-key-0001"].Requests; n != 0 {
+		t.Errorf("%d requests reached the server, want none", n)
+	}
+	if s := f.lim.Status().Keys[0]; s.InFlight != 0 {
+		t.Errorf("%d permits in flight, want 0 (capacity given back)", s.InFlight)
+	}
+	// Still ours: the model is asked as usual.
+	req.StillOwned = func() bool { return true }
 	if v, err := f.tier.Classify(context.Background(), req); err != nil || v.Source != classify.SourceLLM || v.Usage.Requests != 1 {
 		t.Fatalf("verdict %+v, %v: want the model's, one request", v, err)
 	}

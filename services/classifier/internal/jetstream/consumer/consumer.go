@@ -113,6 +113,12 @@ type Consumer struct {
 	logger     *slog.Logger
 	tracer     trace.Tracer
 	metrics    *metrics
+	// now is the clock of the leases (monotonic: a process stopped with
+	// SIGSTOP sees the time it was stopped for).
+	now    func() time.Time
+	pauses *pauses
+	// inProgress sends a keep-alive (msg.InProgress; tests stand in).
+	inProgress func(jetstream.Msg) error
 }
 
 // New returns a consumer reading through js and classifying with classifier.
@@ -125,6 +131,11 @@ func New(js jetstream.JetStream, cfg Config, classifier Classifier, logger *slog
 		logger:     logger.With("component", "consumer", "durable", cfg.Durable),
 		tracer:     otel.Tracer(scope),
 		metrics:    newMetrics(cfg.MeterProvider),
+		now:        time.Now,
+		// A pause of a third of AckWait or more, with the keep-alive
+		// interval on top, may outlast the AckWait of what was buffered.
+		pauses:     newPauses(cfg.AckWait/3, time.Now),
+		inProgress: func(m jetstream.Msg) error { return m.InProgress() },
 	}
 }
 
@@ -170,6 +181,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, c.cfg.Workers)
 
+	beat := make(chan struct{})
+	defer close(beat)
+	go c.pauses.run(min(time.Second, c.pauses.gap/10), beat)
+
 	err := c.consume(ctx, work, sem, &wg)
 
 	done := make(chan struct{})
@@ -191,6 +206,7 @@ func (c *Consumer) consume(ctx, work context.Context, sem chan struct{}, wg *syn
 	backoff := 100 * time.Millisecond
 	for {
 		cons, err := c.Ensure(ctx)
+		opened := c.pauses.opened()
 		if err == nil {
 			var it jetstream.MessagesContext
 			// Fetching no more than the workers can take keeps events
@@ -203,12 +219,15 @@ func (c *Consumer) consume(ctx, work context.Context, sem chan struct{}, wg *syn
 				jetstream.PullExpiry(10*time.Second), jetstream.PullHeartbeat(2*time.Second))
 			if err == nil {
 				stop := context.AfterFunc(ctx, it.Drain)
-				err = c.loop(ctx, work, it, sem, wg)
+				err = c.loop(ctx, work, it, opened, sem, wg)
 				stop()
 			}
 		}
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, errPaused) {
+			continue
 		}
 		if errors.Is(err, jetstream.ErrConnectionClosed) || c.js.Conn().IsClosed() {
 			return fmt.Errorf("consumer %s: %w", c.cfg.Durable, err)
@@ -223,10 +242,15 @@ func (c *Consumer) consume(ctx, work context.Context, sem chan struct{}, wg *syn
 	}
 }
 
-// loop takes events from it and hands each to a worker, taking one only when
-// a worker is free. When ctx is done (it is being drained) it hands the
-// events left in the buffer back to the server.
-func (c *Consumer) loop(ctx, work context.Context, it jetstream.MessagesContext, sem chan struct{}, wg *sync.WaitGroup) error {
+// errPaused ends an iterator that was open while the process paused.
+var errPaused = errors.New("the process paused; the iterator's deliveries may belong to another consumer")
+
+// loop takes events from it (opened at opened) and hands each to a worker,
+// taking one only when a worker is free. When ctx is done (it is being
+// drained) it hands the events left in the buffer back to the server. When
+// the process paused since the iterator was opened it ends the iterator
+// (errPaused; see dropStale).
+func (c *Consumer) loop(ctx, work context.Context, it jetstream.MessagesContext, opened time.Time, sem chan struct{}, wg *sync.WaitGroup) error {
 	for {
 		select {
 		case sem <- struct{}{}:
@@ -246,13 +270,47 @@ func (c *Consumer) loop(ctx, work context.Context, it jetstream.MessagesContext,
 			c.logger.Debug("next event", "error", err.Error())
 			continue
 		}
+		start, paused := c.pauses.start(opened)
+		l := newLease(start, c.cfg.AckWait, c.now)
+		if paused {
+			<-sem
+			c.dropStale(it, msg, l)
+			return errPaused
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			c.handle(ctx, work, msg)
+			c.handle(ctx, work, msg, l)
 		}()
 	}
+}
+
+// dropStale ends an iterator that was open while the process paused
+// (stopped, or starved of CPU): the deliveries it buffered, msg first, may
+// have outlived their AckWait meanwhile, and the server has given them, or
+// will give them, to another consumer. When the pause was short enough for
+// them to be still ours (l, the lease of msg, holds) they are handed back
+// for a prompt redelivery; otherwise they are left alone, neither acked
+// nor naked: a Nak would deliver them yet again, to a third consumer.
+func (c *Consumer) dropStale(it jetstream.MessagesContext, msg jetstream.Msg, l *lease) {
+	it.Drain()
+	msgs := []jetstream.Msg{msg}
+	for {
+		m, err := it.Next(jetstream.NextMaxWait(time.Second))
+		if err != nil {
+			break
+		}
+		msgs = append(msgs, m)
+	}
+	ours := l.held()
+	if ours {
+		for _, m := range msgs {
+			_ = m.Nak()
+		}
+	}
+	c.logger.Warn("this process paused while it held deliveries; taking events afresh",
+		"deliveries", len(msgs), "handed_back", ours)
 }
 
 // handBack Naks every event left in a draining iterator so that it is
@@ -282,7 +340,13 @@ func (c *Consumer) handBack(it jetstream.MessagesContext) {
 // wait ends as soon as the consumer is asked to stop (stop), and the event
 // goes back to the server. Publishing and acknowledging run on ctx, which
 // outlives the stop by the shutdown timeout, so that finished work is kept.
-func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
+//
+// The delivery is this process's while its lease l holds: once it lapsed
+// (the process was stopped or starved past AckWait) the event is another
+// consumer's, and this one neither pays the model for it nor hands it
+// back (Nak); publishing a verdict it already has stays harmless.
+func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg, l *lease) {
+	msg = leased{Msg: msg, lease: l}
 	var seq, delivered uint64
 	if md, err := msg.Metadata(); err == nil {
 		seq, delivered = md.Sequence.Stream, md.NumDelivered
@@ -318,8 +382,19 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 
 	// A later tier may wait for rate-limit capacity for longer than
 	// AckWait; keep the event ours meanwhile, without spending a delivery.
-	stopKeepAlive := keepAlive(msg, c.cfg.AckWait/3)
+	send := func() error {
+		if !c.js.Conn().IsConnected() {
+			// Buffered for a reconnect, it may come too late.
+			return errNotConnected
+		}
+		return c.inProgress(msg)
+	}
+	stopKeepAlive := keepAlive(l, send, c.cfg.AckWait/3)
 	defer stopKeepAlive()
+	// Asked just before a paid call: still ours? Then keep it ours for a
+	// whole AckWait from now, so that the answer, once paid for, has the
+	// most time to be recorded before anyone else may take the mail.
+	stillOwned := func() bool { return l.renew(send) }
 
 	var (
 		v      classify.Verdict
@@ -336,14 +411,23 @@ func (c *Consumer) handle(stop, ctx context.Context, msg jetstream.Msg) {
 		cctx, cancel := context.WithCancel(ctx)
 		unhook := context.AfterFunc(stop, cancel)
 		v, err = c.classifier.Classify(cctx, classify.Request{
-			User:     ev.GetUser(),
-			ID:       ev.GetMessage(),
-			Lane:     protoconv.Lane(ev.GetLane()),
-			Message:  protoconv.Message(ev.GetContent()),
-			Received: received(&ev),
+			User:       ev.GetUser(),
+			ID:         ev.GetMessage(),
+			Lane:       protoconv.Lane(ev.GetLane()),
+			Message:    protoconv.Message(ev.GetContent()),
+			Received:   received(&ev),
+			StillOwned: stillOwned,
 		})
 		unhook()
 		cancel()
+		if errors.Is(err, classify.ErrNotOwned) {
+			// Redelivered to another consumer while this one waited:
+			// left to that delivery, unacknowledged.
+			ticket.Release()
+			span.AddEvent("abandoned: the delivery outlived AckWait")
+			log.InfoContext(ctx, "the delivery outlived AckWait (this process was stopped or starved); left to its redelivery")
+			return
+		}
 		if err != nil && stop.Err() != nil {
 			// Stopping: hand the event back now, for another replica.
 			ticket.Release()
@@ -483,13 +567,17 @@ func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, log *slog.Lo
 	// The failed attempts were paid for: their usage goes into the ledger.
 	dead := &eventsv1.MailDeadLettered{Received: ev, Reason: reason, Attempts: int32(attempts), DeadTime: timestamppb.Now(), Usage: protoconv.Usage(usage)}
 	pctx, cancel := context.WithTimeout(ctx, c.cfg.PublishTimeout)
-	_, err := eventbus.Publish(pctx, c.js, c.cfg.Topology.DeadLetterSubject(ev.GetUser()), fmt.Sprintf("dead/%s/%d", ev.GetMessage(), seq), dead)
+	ack, err := eventbus.Publish(pctx, c.js, c.cfg.Topology.DeadLetterSubject(ev.GetUser()), fmt.Sprintf("dead/%s/%d", ev.GetMessage(), seq), dead)
 	cancel()
 	if err != nil {
 		c.retry(ctx, span, log, msg, delivered, "dead-letter publish", err)
 		return
 	}
-	c.metrics.deadLettered(ctx, kind)
+	// A duplicate was written and counted before (a lost ack, then a
+	// redelivery; or the max-deliveries advisory came first).
+	if !ack.Duplicate {
+		c.metrics.deadLettered(ctx, kind)
+	}
 	log.WarnContext(ctx, "message dead-lettered", "reason", reason, "attempts", attempts)
 	if err := msg.DoubleAck(ctx); err != nil {
 		log.WarnContext(ctx, "ack failed; the event will be redelivered", "error", err.Error())
@@ -564,9 +652,35 @@ func RetryDelay(delivered uint64) time.Duration {
 	return min(time.Second<<(delivered-1), time.Minute)
 }
 
-// keepAlive tells the server every interval that msg is in progress, until
-// the returned function is called (it may be called more than once).
-func keepAlive(msg jetstream.Msg, every time.Duration) func() {
+// errNotConnected: a keep-alive is not sent while NATS is unreachable.
+var errNotConnected = errors.New("not connected to NATS")
+
+// leased is a delivery that is not handed back (Nak) once its lease
+// lapsed: another consumer has it then, and a Nak would only deliver it a
+// third time.
+type leased struct {
+	jetstream.Msg
+	lease *lease
+}
+
+func (m leased) Nak() error {
+	if !m.lease.held() {
+		return nil
+	}
+	return m.Msg.Nak()
+}
+
+func (m leased) NakWithDelay(d time.Duration) error {
+	if !m.lease.held() {
+		return nil
+	}
+	return m.Msg.NakWithDelay(d)
+}
+
+// keepAlive renews l every interval with send (an InProgress), until the
+// lease lapses or the returned function is called (it may be called more
+// than once).
+func keepAlive(l *lease, send func() error, every time.Duration) func() {
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
@@ -576,7 +690,9 @@ func keepAlive(msg jetstream.Msg, every time.Duration) func() {
 		for {
 			select {
 			case <-t.C:
-				_ = msg.InProgress()
+				if !l.renew(send) {
+					return
+				}
 			case <-done:
 				return
 			}

@@ -22,6 +22,10 @@ const (
 	ReasonGaveUp = "gave_up"
 	// ReasonMaxDeliver: the last delivery the server makes failed.
 	ReasonMaxDeliver = "max_deliver"
+	// ReasonUnacknowledged: the last delivery was never acknowledged (the
+	// process crashed, was stopped, or ran out of AckWait), and the
+	// server's max-deliveries advisory named the mail.
+	ReasonUnacknowledged = "unacknowledged"
 )
 
 // metrics are the consumer's instruments.
@@ -38,7 +42,7 @@ func newMetrics(mp metric.MeterProvider) *metrics {
 	classifications, _ := m.Int64Counter("mailroom_classifications_total",
 		metric.WithDescription("Mail classified and handed on, by the tier that decided (rules, cache, llm) and category (custom categories count as custom)."))
 	deadLetters, _ := m.Int64Counter("mailroom_dead_letters_total",
-		metric.WithDescription("Mail written to the dead letters, by reason: gave_up, max_deliver."))
+		metric.WithDescription(deadLettersDescription))
 	return &metrics{classifications: classifications, deadLetters: deadLetters}
 }
 
@@ -49,6 +53,16 @@ func (m *metrics) classified(ctx context.Context, v classify.Verdict) {
 
 func (m *metrics) deadLettered(ctx context.Context, reason string) {
 	m.deadLetters.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
+}
+
+const deadLettersDescription = "Mail written to the dead letters, by reason: gave_up, max_deliver, unacknowledged."
+
+// DeadLettered returns a function that counts one dead letter of reason in
+// mailroom_dead_letters_total of mp (nil: the global provider), for those
+// written outside a consumer (the max-deliveries advisories).
+func DeadLettered(mp metric.MeterProvider, reason string) func(context.Context) {
+	m := newMetrics(mp)
+	return func(ctx context.Context) { m.deadLettered(ctx, reason) }
 }
 
 // ClassificationLabels are the source and category labels of a verdict.

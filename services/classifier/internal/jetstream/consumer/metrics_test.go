@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
@@ -65,18 +66,28 @@ func TestRegisterMetricsReadsConsumerInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Unregister()
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(ctx, &rm); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			for _, p := range m.Data.(metricdata.Gauge[int64]).DataPoints {
-				c, _ := p.Attributes.Value(attribute.Key("consumer"))
-				got[m.Name+"/"+c.AsString()] = p.Value
+	collect := func() map[string]int64 {
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(ctx, &rm); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int64{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				for _, p := range m.Data.(metricdata.Gauge[int64]).DataPoints {
+					c, _ := p.Attributes.Value(attribute.Key("consumer"))
+					got[m.Name+"/"+c.AsString()] = p.Value
+				}
 			}
 		}
+		return got
+	}
+	// The server may count the published messages as pending a moment
+	// after their PubAcks, on a loaded machine.
+	got := collect()
+	for deadline := time.Now().Add(5 * time.Second); got["mailroom_consumer_pending/classifier-live"] != 3 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		got = collect()
 	}
 	want := map[string]int64{
 		"mailroom_consumer_pending/classifier-live":     3,

@@ -28,6 +28,9 @@ type Advisories struct {
 	js     jetstream.JetStream
 	topo   eventbus.Topology
 	logger *slog.Logger
+	// Counted, when set, is called for each dead letter written (not for
+	// one the consumer had written already): the dead-letter metric.
+	Counted func(ctx context.Context)
 }
 
 // NewAdvisories returns the worker.
@@ -118,12 +121,22 @@ func (a *Advisories) handle(ctx context.Context, m jetstream.Msg) {
 	}
 	// The id the consumer gives the dead letter of a last delivery, so
 	// that both never make two.
-	if _, err := eventbus.Publish(ctx, a.js, a.topo.DeadLetterSubject(ev.GetUser()), MsgID(ev.GetMessage(), adv.StreamSeq), dead); err != nil {
+	ack, err := eventbus.Publish(ctx, a.js, a.topo.DeadLetterSubject(ev.GetUser()), MsgID(ev.GetMessage(), adv.StreamSeq), dead)
+	if err != nil {
 		log.WarnContext(ctx, "dead-letter publish failed; retrying later", "error", err.Error())
 		_ = m.NakWithDelay(5 * time.Second)
 		return
 	}
-	log.WarnContext(ctx, "message dead-lettered after its last delivery failed", "message", ev.GetMessage())
+	if ack.Duplicate {
+		// The consumer wrote (and counted) it, then its ack was lost;
+		// or this advisory came back after its own ack was lost.
+		log.InfoContext(ctx, "the mail of a max-deliveries advisory is in the dead letters already", "message", ev.GetMessage())
+	} else {
+		log.WarnContext(ctx, "message dead-lettered after its last delivery failed", "message", ev.GetMessage())
+		if a.Counted != nil {
+			a.Counted(ctx)
+		}
+	}
 	a.ack(ctx, log, m)
 }
 
