@@ -32,7 +32,9 @@ type Snapshot struct {
 }
 
 // KeySample is one key's pool for one model in a snapshot. The rates and
-// counts are of the interval since the snapshot before (zero in the first).
+// counts are of the interval since the snapshot before (since the sampler
+// was made, in the first: a first tick that comes late, on a loaded
+// machine, still counts what was sent before it).
 type KeySample struct {
 	Key, Model string
 	// RequestsPerMinute and TokensPerMinute are the rates admitted then.
@@ -99,7 +101,9 @@ func New(cfg Config) *Sampler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Sampler{cfg: cfg, last: map[poolID]limiter.Totals{}}
+	// The limiter's totals start at zero with the process, before the
+	// sampler is made: the first snapshot counts from zero since then.
+	return &Sampler{cfg: cfg, last: map[poolID]limiter.Totals{}, lastAt: cfg.Now()}
 }
 
 // Run takes a snapshot now and then every Interval until ctx ends.
@@ -152,12 +156,10 @@ func (s *Sampler) Sample(ctx context.Context) Snapshot {
 			RequestsAvailable: k.RequestsAvailable, TokensAvailable: k.TokensAvailable,
 			InFlight: int64(k.InFlight), Frozen: k.Frozen,
 		}
-		// A pool new since the snapshot before counts from zero.
-		prev, known := s.last[id]
-		if !known && !s.lastAt.IsZero() {
-			known = true
-		}
-		if known && minutes > 0 {
+		// A pool new since the snapshot before (or in the first) counts
+		// from zero.
+		prev := s.last[id]
+		if minutes > 0 {
 			// A request admitted before the snapshot before and cancelled
 			// after it takes one off; the interval shows none rather than
 			// fewer than none.

@@ -41,7 +41,14 @@ func TestSnapshotsRatesOfTheInterval(t *testing.T) {
 	s := sampler.New(sampler.Config{Limiter: l, Now: c.Now, Size: 3,
 		Backlog: func(context.Context) (int64, error) { return backlog, nil }})
 
+	// Sent before the first tick (which comes late on a loaded machine):
+	// the first snapshot counts it, from the sampler's making.
+	send(t, l, 50, http.StatusOK)
+	c.now = c.now.Add(5 * time.Second)
 	first := s.Sample(t.Context())
+	if k := first.Keys[0]; k.Requests != 1 || k.RequestsUsedPerMinute != 12 || k.TokensUsedPerMinute != 600 {
+		t.Errorf("first snapshot: %d answers, %v req/min, %v tok/min; want 1, 12, 600 (one request of 50 tokens in 5 s)", k.Requests, k.RequestsUsedPerMinute, k.TokensUsedPerMinute)
+	}
 	if len(first.Keys) != 1 || first.Keys[0].Key != "key-1 (…abcd)" || first.Keys[0].Model != "m" {
 		t.Fatalf("first snapshot's keys = %+v, want the one pool", first.Keys)
 	}
