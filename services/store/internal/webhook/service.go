@@ -133,6 +133,7 @@ func (s *Service) Update(ctx context.Context, user, id string, u Update) (Webhoo
 		}
 	}
 	if u.State != nil && *u.State == StateActive {
+		u.EnableTime = s.now().UTC().Truncate(time.Microsecond)
 		// A webhook made before the secrets moved to the vault has none:
 		// active again, every delivery would fail until it is disabled again.
 		if _, err := s.repo.GetWebhook(ctx, user, id); errors.Is(err, ErrNotFound) {

@@ -61,6 +61,10 @@ type Webhook struct {
 	LastError           string
 	ConsecutiveFailures int64
 	DisableReason       string
+	// EnableTime is when it was last set ACTIVE after being DISABLED, or
+	// its CreateTime if never. A failing delivery's retry period runs from
+	// the later of its queueing and this.
+	EnableTime time.Time
 }
 
 // Repository keeps webhooks; the postgres and sqlite adapters implement it.
@@ -81,12 +85,15 @@ type Repository interface {
 	// RecordAttempt records the outcome of a delivery attempt at at: a
 	// success (errText empty) clears the failure count, a failure adds one.
 	RecordAttempt(ctx context.Context, user, id string, at time.Time, errText string) error
-	// Disable marks a webhook DISABLED with reason.
-	Disable(ctx context.Context, user, id, reason string) error
+	// Disable marks a webhook DISABLED with reason, unless its EnableTime
+	// is after enabledBy (its user set it ACTIVE again since), and reports
+	// whether it did.
+	Disable(ctx context.Context, user, id, reason string, enabledBy time.Time) (bool, error)
 	// UpdateWebhook changes the fields of one webhook that u sets, and no
 	// other (a delivery may record an attempt or disable it meanwhile), and
 	// returns the webhook as it is then; or ErrNotFound. A State of
-	// StateActive also clears the disable reason and the failure count; a
+	// StateActive also clears the disable reason and the failure count and,
+	// if the webhook was DISABLED, sets its EnableTime to u.EnableTime; a
 	// StateDisabled sets the disable reason to u.DisableReason.
 	UpdateWebhook(ctx context.Context, user, id string, u Update) (Webhook, error)
 }
@@ -98,6 +105,9 @@ type Update struct {
 	State       *State
 	// DisableReason goes with State = StateDisabled.
 	DisableReason string
+	// EnableTime goes with State = StateActive: the webhook's EnableTime if
+	// it was DISABLED.
+	EnableTime time.Time
 }
 
 // Errors of a Repository.

@@ -7,7 +7,8 @@
 // the verdict. A second durable consumer (store-webhook-deliveries) POSTs
 // each delivery; a failure is Nak'd with an exponential back-off, and a
 // delivery that still fails once Policy.RetryFor has passed since it was
-// queued disables its webhook. A delivery for a webhook that is gone or
+// queued, or since its webhook was re-enabled if later, disables its
+// webhook. A delivery for a webhook that is gone or
 // disabled is dropped.
 package webhookqueue
 
@@ -284,11 +285,23 @@ func (q *Queue) attempt(ctx context.Context, m jetstream.Msg) {
 		_ = m.NakWithDelay(q.opts.Policy.Backoff(1))
 		return
 	}
-	if now.Sub(meta.Timestamp) >= q.opts.Policy.RetryFor {
+	// The retry period runs from the delivery's queueing, or from the
+	// webhook's re-enabling if later: a delivery queued before its user set
+	// it ACTIVE again gets a whole period before it disables it again. w
+	// was read before the attempt, so Disable checks the re-enabling again.
+	cutoff := now.Add(-q.opts.Policy.RetryFor)
+	if !latest(meta.Timestamp, w.EnableTime).After(cutoff) {
 		reason := fmt.Sprintf("deliveries failed for %s (last error: %s)", q.opts.Policy.RetryFor, errText)
-		if err := q.repo.Disable(ctx, w.User, w.ID, reason); err != nil {
+		disabled, err := q.repo.Disable(ctx, w.User, w.ID, reason, cutoff)
+		if err != nil {
 			q.logger.ErrorContext(ctx, "webhook delivery: disable", "webhook", ev.GetWebhook(), "error", err.Error())
 			_ = m.NakWithDelay(5 * time.Second)
+			return
+		}
+		if !disabled { // re-enabled (or deleted) during the attempt
+			q.logger.InfoContext(ctx, "webhook delivery failed; will retry (the webhook was re-enabled meanwhile)",
+				"webhook", ev.GetWebhook(), "event", ev.GetId(), "attempt", meta.NumDelivered, "error", errText)
+			_ = m.NakWithDelay(q.opts.Policy.Backoff(int(meta.NumDelivered)))
 			return
 		}
 		q.logger.WarnContext(ctx, "webhook disabled after failing for the whole retry period",
@@ -299,6 +312,13 @@ func (q *Queue) attempt(ctx context.Context, m jetstream.Msg) {
 	q.logger.InfoContext(ctx, "webhook delivery failed; will retry", "webhook", ev.GetWebhook(), "event", ev.GetId(),
 		"attempt", meta.NumDelivered, "error", errText)
 	_ = m.NakWithDelay(q.opts.Policy.Backoff(int(meta.NumDelivered)))
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func truncate(s string, n int) string {

@@ -13,7 +13,7 @@ import (
 )
 
 const webhookColumns = `user_id, id, url, display_name, state, create_time, last_success_time,
-    last_failure_time, last_error, consecutive_failures, disable_reason`
+    last_failure_time, last_error, consecutive_failures, disable_reason, coalesce(enable_time, create_time)`
 
 func scanWebhook(row pgx.Row) (webhook.Webhook, error) {
 	var (
@@ -22,12 +22,12 @@ func scanWebhook(row pgx.Row) (webhook.Webhook, error) {
 		success, failed *time.Time
 	)
 	err := row.Scan(&w.User, &w.ID, &w.URL, &w.DisplayName, &state, &w.CreateTime, &success,
-		&failed, &w.LastError, &w.ConsecutiveFailures, &w.DisableReason)
+		&failed, &w.LastError, &w.ConsecutiveFailures, &w.DisableReason, &w.EnableTime)
 	if err != nil {
 		return webhook.Webhook{}, err
 	}
 	w.State = webhook.State(state)
-	w.CreateTime = w.CreateTime.UTC()
+	w.CreateTime, w.EnableTime = w.CreateTime.UTC(), w.EnableTime.UTC()
 	if success != nil {
 		w.LastSuccessTime = success.UTC()
 	}
@@ -128,13 +128,14 @@ WHERE user_id = $1 AND id = $2`, user, id, at, errText)
 }
 
 // Disable implements webhook.Repository.
-func (r *Repository) Disable(ctx context.Context, user, id, reason string) error {
-	_, err := r.pool.Exec(ctx, `
-UPDATE store_webhooks SET state = 'disabled', disable_reason = $3 WHERE user_id = $1 AND id = $2`, user, id, reason)
+func (r *Repository) Disable(ctx context.Context, user, id, reason string, enabledBy time.Time) (bool, error) {
+	tag, err := r.pool.Exec(ctx, `
+UPDATE store_webhooks SET state = 'disabled', disable_reason = $3
+WHERE user_id = $1 AND id = $2 AND coalesce(enable_time, create_time) <= $4`, user, id, reason, enabledBy)
 	if err != nil {
-		return fmt.Errorf("postgres: disable webhook: %w", err)
+		return false, fmt.Errorf("postgres: disable webhook: %w", err)
 	}
-	return nil
+	return tag.RowsAffected() > 0, nil
 }
 
 // UpdateWebhook implements webhook.Repository. One statement, so that an
@@ -150,9 +151,10 @@ func (r *Repository) UpdateWebhook(ctx context.Context, user, id string, u webho
 UPDATE store_webhooks SET url = coalesce($3, url), display_name = coalesce($4, display_name),
     state = coalesce($5, state),
     disable_reason = CASE WHEN $5 = 'active' THEN '' WHEN $5 = 'disabled' AND state <> 'disabled' THEN $6 ELSE disable_reason END,
-    consecutive_failures = CASE WHEN $5 = 'active' THEN 0 ELSE consecutive_failures END
+    consecutive_failures = CASE WHEN $5 = 'active' THEN 0 ELSE consecutive_failures END,
+    enable_time = CASE WHEN $5 = 'active' AND state = 'disabled' THEN $7 ELSE enable_time END
 WHERE user_id = $1 AND id = $2
-RETURNING `+webhookColumns, user, id, u.URL, u.DisplayName, state, u.DisableReason))
+RETURNING `+webhookColumns, user, id, u.URL, u.DisplayName, state, u.DisableReason, u.EnableTime))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return webhook.Webhook{}, webhook.ErrNotFound
 	}

@@ -12,7 +12,7 @@ import (
 )
 
 const webhookColumns = `user_id, id, url, display_name, state, create_time, last_success_time,
-    last_failure_time, last_error, consecutive_failures, disable_reason`
+    last_failure_time, last_error, consecutive_failures, disable_reason, coalesce(enable_time, create_time)`
 
 func micro(t sql.NullInt64) time.Time {
 	if !t.Valid {
@@ -25,16 +25,16 @@ func scanWebhook(row scanner) (webhook.Webhook, error) {
 	var (
 		w               webhook.Webhook
 		state           string
-		created         int64
+		created, enable int64
 		success, failed sql.NullInt64
 	)
 	err := row.Scan(&w.User, &w.ID, &w.URL, &w.DisplayName, &state, &created, &success,
-		&failed, &w.LastError, &w.ConsecutiveFailures, &w.DisableReason)
+		&failed, &w.LastError, &w.ConsecutiveFailures, &w.DisableReason, &enable)
 	if err != nil {
 		return webhook.Webhook{}, err
 	}
 	w.State = webhook.State(state)
-	w.CreateTime = time.UnixMicro(created).UTC()
+	w.CreateTime, w.EnableTime = time.UnixMicro(created).UTC(), time.UnixMicro(enable).UTC()
 	w.LastSuccessTime, w.LastFailureTime = micro(success), micro(failed)
 	return w, nil
 }
@@ -138,13 +138,18 @@ WHERE user_id = $1 AND id = $2`, user, id, at.UnixMicro(), errText)
 }
 
 // Disable implements webhook.Repository.
-func (r *Repository) Disable(ctx context.Context, user, id, reason string) error {
-	_, err := r.db.ExecContext(ctx, `
-UPDATE store_webhooks SET state = 'disabled', disable_reason = $3 WHERE user_id = $1 AND id = $2`, user, id, reason)
+func (r *Repository) Disable(ctx context.Context, user, id, reason string, enabledBy time.Time) (bool, error) {
+	res, err := r.db.ExecContext(ctx, `
+UPDATE store_webhooks SET state = 'disabled', disable_reason = $3
+WHERE user_id = $1 AND id = $2 AND coalesce(enable_time, create_time) <= $4`, user, id, reason, enabledBy.UnixMicro())
 	if err != nil {
-		return fmt.Errorf("sqlite: disable webhook: %w", err)
+		return false, fmt.Errorf("sqlite: disable webhook: %w", err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("sqlite: disable webhook: %w", err)
+	}
+	return n > 0, nil
 }
 
 // UpdateWebhook implements webhook.Repository. One statement, so that an
@@ -159,9 +164,10 @@ func (r *Repository) UpdateWebhook(ctx context.Context, user, id string, u webho
 UPDATE store_webhooks SET url = coalesce($3, url), display_name = coalesce($4, display_name),
     state = coalesce($5, state),
     disable_reason = CASE WHEN $6 = 'active' THEN '' WHEN $7 = 'disabled' AND state <> 'disabled' THEN $8 ELSE disable_reason END,
-    consecutive_failures = CASE WHEN $9 = 'active' THEN 0 ELSE consecutive_failures END
+    consecutive_failures = CASE WHEN $9 = 'active' THEN 0 ELSE consecutive_failures END,
+    enable_time = CASE WHEN $10 = 'active' AND state = 'disabled' THEN $11 ELSE enable_time END
 WHERE user_id = $1 AND id = $2
-RETURNING `+webhookColumns, user, id, u.URL, u.DisplayName, state, state, state, u.DisableReason, state))
+RETURNING `+webhookColumns, user, id, u.URL, u.DisplayName, state, state, state, u.DisableReason, state, state, u.EnableTime.UnixMicro()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return webhook.Webhook{}, webhook.ErrNotFound
 	}
