@@ -127,7 +127,7 @@ var scenarios = []scenario{
 type result struct {
 	label                                 string
 	mails, lost, duplicated, deadLetters  int
-	extra                                 int
+	extra, inFlight                       int
 	recovery                              time.Duration
 	recovered                             bool
 	failedOthers, pending, importFailures int
@@ -160,8 +160,14 @@ func TestChaos(t *testing.T) {
 			if r.pending != 0 {
 				t.Errorf("%s: %d mails left PENDING", sc.label, r.pending)
 			}
-			if 100*r.extra > r.mails {
-				t.Errorf("%s: %d model requests repeated for the same mail, over 1%% of %d", sc.label, r.extra, r.mails)
+			// A request in flight to the model when its process is killed
+			// or stopped is paid and its answer lost with the process; the
+			// mail's redelivery asks again, and no replica can tell such a
+			// call from one that never reached the model. Those repeats are
+			// counted and shown apart; the 1% bound is on the others, the
+			// ones mailroom could have avoided.
+			if avoidable := r.extra - r.inFlight; 100*avoidable > r.mails {
+				t.Errorf("%s: %d model requests repeated for the same mail (%d of them in flight at the fault), %d over 1%% of %d", sc.label, r.extra, r.inFlight, avoidable, r.mails)
 			}
 			if !r.recovered {
 				t.Errorf("%s: the backlog did not move within %s of the fault's end", sc.label, recoveryBound)
@@ -249,6 +255,7 @@ func runScenario(t *testing.T, h *harness, sc scenario, users, mails int) result
 	r.failedOthers = c.failedNotPoison
 	r.pending = c.pending
 	r.extra, _ = h.model.extraCalls("chaosmail-" + sc.name + "-")
+	r.inFlight = h.model.inFlightAt("chaosmail-"+sc.name+"-", start, inFlightWindow)
 	if r.extra > 0 {
 		t.Logf("mails answered more than once, seconds from the fault's start to each answer: %s", h.model.repeats("chaosmail-"+sc.name+"-", start))
 	}
@@ -260,15 +267,15 @@ func printTable(t *testing.T, results []result, users, mails int) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nchaos suite: %d users × %d mails needing the model per scenario, plus one poison mail; recovery bound %s\n\n", users, mails, recoveryBound)
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "| scenario\t| mails\t| lost\t| duplicated\t| dead letters\t| extra model calls\t| recovery s\t|")
-	fmt.Fprintln(w, "|---\t|---\t|---\t|---\t|---\t|---\t|---\t|")
+	fmt.Fprintln(w, "| scenario\t| mails\t| lost\t| duplicated\t| dead letters\t| extra model calls\t| of them in flight at the fault\t| recovery s\t|")
+	fmt.Fprintln(w, "|---\t|---\t|---\t|---\t|---\t|---\t|---\t|---\t|")
 	for _, r := range results {
 		rec := fmt.Sprintf("%.1f", r.recovery.Seconds())
 		if !r.recovered {
 			rec = fmt.Sprintf("> %.0f", recoveryBound.Seconds())
 		}
-		fmt.Fprintf(w, "| %s\t| %d\t| %d\t| %d\t| %d\t| %d (%.2f%%)\t| %s\t|\n", r.label, r.mails, r.lost, r.duplicated, r.deadLetters,
-			r.extra, 100*float64(r.extra)/float64(max(r.mails, 1)), rec)
+		fmt.Fprintf(w, "| %s\t| %d\t| %d\t| %d\t| %d\t| %d (%.2f%%)\t| %d\t| %s\t|\n", r.label, r.mails, r.lost, r.duplicated, r.deadLetters,
+			r.extra, 100*float64(r.extra)/float64(max(r.mails, 1)), r.inFlight, rec)
 	}
 	w.Flush()
 	fmt.Fprint(os.Stdout, b.String())

@@ -151,6 +151,31 @@ func (m *model) repeats(prefix string, start time.Time) string {
 	return b.String()
 }
 
+// inFlightWindow is how near the fault's start a mail's first answer
+// must be for its repeats to count as in flight at the fault: the fake's
+// latency is 300 ms ± 200 ms, and an answer read just before a kill may
+// not be recorded yet.
+const inFlightWindow = time.Second
+
+// inFlightAt counts, over the mails whose marker starts with prefix, the
+// repeated answers of mails first answered within window of start: the
+// requests in flight (or answered and not yet recorded) when the fault
+// struck, whose answers a killed or stopped process could not keep.
+func (m *model) inFlightAt(prefix string, start time.Time, window time.Duration) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for k, at := range m.answeredAt {
+		if !strings.HasPrefix(k, prefix) || len(at) < 2 {
+			continue
+		}
+		if d := at[0].Sub(start); d >= -window && d <= window {
+			n += len(at) - 1
+		}
+	}
+	return n
+}
+
 // extraCalls counts, over the mails whose marker starts with prefix, the
 // answered requests beyond the first for each mail.
 func (m *model) extraCalls(prefix string) (extra, mails int) {
